@@ -1,0 +1,58 @@
+// Error types shared by every module. A user error (bad config, data, file or flag) carries a
+// message that says what, where and how to fix it; `main` prints it as one line and exits.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace modtrain {
+
+// Process exit codes (documented in the README).
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitRuntime = 1,  // a runtime failure: I/O, numerical, a collective that timed out
+  kExitUsage = 2,    // a usage error: flags, config files, config values
+};
+
+// Base of all modtrain errors. `exit_code` is what the process should return.
+class Error : public std::runtime_error {
+ public:
+  Error(const std::string& message, int exit_code) : std::runtime_error(message), exit_code_(exit_code) {}
+  int exit_code() const { return exit_code_; }
+
+ private:
+  int exit_code_;
+};
+
+// A mistake the user can fix: input files, config, flags. Exit code 2 unless told otherwise.
+class UserError : public Error {
+ public:
+  explicit UserError(const std::string& message, int exit_code = kExitUsage) : Error(message, exit_code) {}
+};
+
+// A configuration error (syntax, unknown key, type, range, extends). Always exit code 2.
+class ConfigError : public UserError {
+ public:
+  explicit ConfigError(const std::string& message) : UserError(message, kExitUsage) {}
+};
+
+// A failure that is not the user's input: a broken invariant, a failed library call.
+class InternalError : public Error {
+ public:
+  explicit InternalError(const std::string& message) : Error(message, kExitRuntime) {}
+};
+
+// An error that every rank raised at the same synchronisation point (for instance all ranks
+// agreed that the config is invalid). The ranks can exit together without MPI_Abort.
+// `already_reported` is true when the message was printed by the ranks that needed to print it.
+class CollectiveError : public Error {
+ public:
+  CollectiveError(const std::string& message, int exit_code, bool already_reported)
+      : Error(message, exit_code), already_reported_(already_reported) {}
+  bool already_reported() const { return already_reported_; }
+
+ private:
+  bool already_reported_;
+};
+
+}  // namespace modtrain

@@ -1,0 +1,448 @@
+// The schema table: every config key, its type, range, default and meaning, with the yaml-cpp
+// glue that parses and emits it. Adding a key = one line in fields() plus the struct member.
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <sstream>
+#include <type_traits>
+#include <utility>
+
+#include "modtrain/core/error.h"
+#include "modtrain/core/text.h"
+#include "schema_impl.h"
+
+namespace modtrain::config_impl {
+namespace {
+
+// ---- enum tables ---------------------------------------------------------------------------
+template <class E>
+struct EnumTable;
+#define MT_ENUM_TABLE(E, ...)                                                  \
+  template <>                                                                  \
+  struct EnumTable<E> {                                                        \
+    static const std::vector<std::pair<E, const char*>>& entries() {           \
+      static const std::vector<std::pair<E, const char*>> table = {__VA_ARGS__}; \
+      return table;                                                            \
+    }                                                                          \
+  };
+MT_ENUM_TABLE(Problem, {Problem::kMultiLabel, "multi_label"}, {Problem::kMultiClass, "multi_class"})
+MT_ENUM_TABLE(BadRecordPolicy, {BadRecordPolicy::kFail, "fail"}, {BadRecordPolicy::kSkip, "skip"})
+MT_ENUM_TABLE(ModelArch, {ModelArch::kBert, "bert"})
+MT_ENUM_TABLE(Schedule, {Schedule::kConstant, "constant"}, {Schedule::kLinear, "linear"}, {Schedule::kCosine, "cosine"})
+MT_ENUM_TABLE(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kFp16, "fp16"})
+MT_ENUM_TABLE(Backend, {Backend::kAuto, "auto"}, {Backend::kMpi, "mpi"}, {Backend::kNccl, "nccl"})
+MT_ENUM_TABLE(DeviceKind, {DeviceKind::kAuto, "auto"}, {DeviceKind::kCpu, "cpu"}, {DeviceKind::kCuda, "cuda"})
+MT_ENUM_TABLE(LogLevel, {LogLevel::kDebug, "debug"}, {LogLevel::kInfo, "info"}, {LogLevel::kWarn, "warn"}, {LogLevel::kError, "error"})
+#undef MT_ENUM_TABLE
+
+template <class E>
+const char* enum_name(E value) {
+  for (const auto& [v, name] : EnumTable<E>::entries())
+    if (v == value) return name;
+  return "?";
+}
+
+// ---- scalar parsing ------------------------------------------------------------------------
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null: return "nothing (null)";
+    case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    default: return "an undefined value";
+  }
+}
+
+[[noreturn]] void type_error(const Location& where, const std::string& key, const std::string& expected,
+                             const YAML::Node& value) {
+  throw ConfigError(at(where) + key + ": expected " + expected + ", got " + describe(value));
+}
+
+bool parse_int(const std::string& s, int64_t& out) {
+  const char* first = s.data();
+  const char* last = s.data() + s.size();
+  if (first != last && *first == '+') ++first;
+  auto [ptr, ec] = std::from_chars(first, last, out);
+  return ec == std::errc() && ptr == last && first != last;
+}
+
+bool parse_float(const std::string& s, double& out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  out = std::strtod(s.c_str(), &end);
+  return end == s.c_str() + s.size() && std::isfinite(out);
+}
+
+// ---- codecs: parse a YAML node into T, emit T, describe T --------------------------------
+template <class T, class Enable = void>
+struct Codec;
+
+template <class T>
+struct Codec<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>> {
+  static std::string type() { return "integer"; }
+  static T parse(const YAML::Node& v, const Location& where, const std::string& key) {
+    if (!v.IsScalar()) type_error(where, key, "an integer", v);
+    const std::string& s = v.Scalar();
+    const char* first = s.data();
+    const char* last = s.data() + s.size();
+    if (first != last && *first == '+') ++first;
+    T x{};
+    auto [ptr, ec] = std::from_chars(first, last, x);
+    if (ec == std::errc() && ptr == last && first != last) return x;
+    int64_t wide = 0;
+    bool integer_syntax = parse_int(s, wide) || (ec == std::errc::result_out_of_range && ptr == last);
+    if (!integer_syntax) type_error(where, key, "an integer", v);
+    throw ConfigError(at(where) + key + " = " + s + " does not fit the field's integer type (allowed: " +
+                      std::to_string(std::numeric_limits<T>::min()) + " to " + std::to_string(std::numeric_limits<T>::max()) + ")");
+  }
+  static std::string show(T x) { return std::to_string(x); }
+  static void emit(YAML::Emitter& out, T x) { out << std::to_string(x); }
+};
+
+template <>
+struct Codec<double> {
+  static std::string type() { return "float"; }
+  static double parse(const YAML::Node& v, const Location& where, const std::string& key) {
+    double x = 0;
+    if (!v.IsScalar() || !parse_float(v.Scalar(), x)) type_error(where, key, "a finite number", v);
+    return x;
+  }
+  static std::string show(double x) { return text::format_double(x); }
+  static void emit(YAML::Emitter& out, double x) { out << text::format_double(x); }
+};
+
+template <>
+struct Codec<bool> {
+  static std::string type() { return "bool"; }
+  static bool parse(const YAML::Node& v, const Location& where, const std::string& key) {
+    if (v.IsScalar()) {
+      const std::string& s = v.Scalar();
+      if (s == "true" || s == "True" || s == "TRUE" || s == "yes" || s == "on") return true;
+      if (s == "false" || s == "False" || s == "FALSE" || s == "no" || s == "off") return false;
+    }
+    type_error(where, key, "true or false", v);
+  }
+  static std::string show(bool x) { return x ? "true" : "false"; }
+  static void emit(YAML::Emitter& out, bool x) { out << (x ? "true" : "false"); }
+};
+
+template <>
+struct Codec<std::string> {
+  static std::string type() { return "string"; }
+  static std::string parse(const YAML::Node& v, const Location& where, const std::string& key) {
+    if (!v.IsScalar()) type_error(where, key, "a string", v);
+    return v.Scalar();
+  }
+  static std::string show(const std::string& x) { return "'" + x + "'"; }
+  static void emit(YAML::Emitter& out, const std::string& x) {
+    out << YAML::DoubleQuoted << x;
+  }
+};
+
+template <>
+struct Codec<std::vector<std::string>> {
+  static std::string type() { return "list of strings"; }
+  static std::vector<std::string> parse(const YAML::Node& v, const Location& where, const std::string& key) {
+    std::vector<std::string> items;
+    if (v.IsNull()) return items;
+    if (v.IsScalar()) return {v.Scalar()};  // a single item may be written without brackets
+    if (!v.IsSequence()) type_error(where, key, "a list of strings like [a, b]", v);
+    for (const auto& item : v) {
+      if (!item.IsScalar()) type_error(location_of(item, where.source), key + " item", "a string", item);
+      items.push_back(item.Scalar());
+    }
+    return items;
+  }
+  static std::string show(const std::vector<std::string>& x) { return "[" + text::join(x, ", ") + "]"; }
+  static void emit(YAML::Emitter& out, const std::vector<std::string>& x) {
+    out << YAML::Flow << YAML::BeginSeq;
+    for (const auto& s : x) out << YAML::DoubleQuoted << s;
+    out << YAML::EndSeq;
+  }
+};
+
+template <class E>
+struct Codec<E, std::enable_if_t<std::is_enum_v<E>>> {
+  static std::vector<std::string> names() {
+    std::vector<std::string> out;
+    for (const auto& entry : EnumTable<E>::entries()) out.push_back(entry.second);
+    return out;
+  }
+  static std::string type() { return "one of: " + text::join(names(), " | "); }
+  static E parse(const YAML::Node& v, const Location& where, const std::string& key) {
+    if (!v.IsScalar()) type_error(where, key, type(), v);
+    for (const auto& [value, name] : EnumTable<E>::entries())
+      if (v.Scalar() == name) return value;
+    std::string msg = at(where) + key + ": '" + v.Scalar() + "' is not one of: " + text::join(names(), ", ");
+    std::string guess = text::nearest(v.Scalar(), names());
+    if (!guess.empty()) msg += " (did you mean '" + guess + "'?)";
+    throw ConfigError(msg);
+  }
+  static std::string show(E x) { return enum_name(x); }
+  static void emit(YAML::Emitter& out, E x) { out << enum_name(x); }
+};
+
+template <>
+struct Codec<ThresholdPolicy> {
+  static std::string type() { return "max_f1 | precision_at:P | fixed:T"; }
+  static ThresholdPolicy parse(const YAML::Node& v, const Location& where, const std::string& key) {
+    // Accept the scalar form `precision_at:0.9` and the mapping form `{precision_at: 0.9}`.
+    std::string kind, number;
+    if (v.IsScalar()) {
+      const std::string& s = v.Scalar();
+      size_t colon = s.find(':');
+      kind = s.substr(0, colon);
+      if (colon != std::string::npos) number = s.substr(colon + 1);
+    } else if (v.IsMap() && v.size() == 1) {
+      auto it = v.begin();
+      kind = it->first.Scalar();
+      if (!it->second.IsScalar()) type_error(where, key, type(), v);
+      number = it->second.Scalar();
+    } else {
+      type_error(where, key, type(), v);
+    }
+    while (!number.empty() && number.front() == ' ') number.erase(number.begin());
+    ThresholdPolicy policy;
+    if (kind == "max_f1" && number.empty()) {
+      policy.kind = ThresholdPolicy::Kind::kMaxF1;
+      return policy;
+    }
+    double x = 0;
+    if ((kind == "precision_at" || kind == "fixed") && parse_float(number, x)) {
+      policy.kind = kind == "fixed" ? ThresholdPolicy::Kind::kFixed : ThresholdPolicy::Kind::kPrecisionAt;
+      policy.value = x;
+      bool ok = kind == "fixed" ? (x >= 0 && x <= 1) : (x > 0 && x <= 1);
+      if (!ok)
+        throw ConfigError(at(where) + key + ": " + kind + " " + number + " is out of range (allowed: " +
+                          (kind == "fixed" ? "[0, 1]" : "(0, 1]") + ")");
+      return policy;
+    }
+    throw ConfigError(at(where) + key + ": '" + (v.IsScalar() ? v.Scalar() : kind) +
+                      "' is not a threshold policy; use max_f1, precision_at:0.9 or fixed:0.5");
+  }
+  static std::string show(const ThresholdPolicy& x) { return to_string(x); }
+  static void emit(YAML::Emitter& out, const ThresholdPolicy& x) { out << to_string(x); }
+};
+
+// ---- range rules ---------------------------------------------------------------------------
+template <class T>
+struct Rule {
+  std::string text;                      // shown in docs and errors; "" = no constraint
+  std::function<bool(const T&)> ok;      // null = always ok
+};
+template <class T>
+Rule<T> any() { return {"", nullptr}; }
+template <class T>
+Rule<T> between(T lo, T hi) {  // [lo, hi]
+  return {"[" + Codec<T>::show(lo) + ", " + Codec<T>::show(hi) + "]", [=](const T& x) { return x >= lo && x <= hi; }};
+}
+Rule<double> open_closed(double lo, double hi) {  // (lo, hi]
+  return {"(" + text::format_double(lo) + ", " + text::format_double(hi) + "]", [=](double x) { return x > lo && x <= hi; }};
+}
+Rule<double> closed_open(double lo, double hi) {  // [lo, hi)
+  return {"[" + text::format_double(lo) + ", " + text::format_double(hi) + ")", [=](double x) { return x >= lo && x < hi; }};
+}
+Rule<std::string> non_empty() { return {"non-empty", [](const std::string& s) { return !s.empty(); }}; }
+Rule<std::vector<std::string>> non_empty_list() {
+  return {"at least one item, none empty", [](const std::vector<std::string>& v) {
+            if (v.empty()) return false;
+            for (const auto& s : v)
+              if (s.empty()) return false;
+            return true;
+          }};
+}
+Rule<std::vector<std::string>> no_empty_items() {
+  return {"no empty items", [](const std::vector<std::string>& v) {
+            for (const auto& s : v)
+              if (s.empty()) return false;
+            return true;
+          }};
+}
+
+// ---- the field builder ---------------------------------------------------------------------
+template <class Sec, class T>
+Field make(const char* section, Sec Config::*sec, const char* key, T Sec::*member, Rule<T> rule, const char* doc) {
+  Field f;
+  std::string dotted = std::string(section) + "." + key;
+  f.info.section = section;
+  f.info.key = key;
+  f.info.type = Codec<T>::type();
+  f.info.range = rule.text;
+  f.info.doc = doc;
+  f.assign = [=](Config& config, const YAML::Node& value, const Location& where) {
+    T parsed = Codec<T>::parse(value, where, dotted);
+    if (rule.ok && !rule.ok(parsed))
+      throw ConfigError(at(where) + dotted + " = " + Codec<T>::show(parsed) + " is out of range (allowed: " + rule.text + ")");
+    (config.*sec).*member = std::move(parsed);
+  };
+  f.emit = [=](const Config& config, YAML::Emitter& out) { Codec<T>::emit(out, (config.*sec).*member); };
+  YAML::Emitter out;
+  const Config defaults;  // (a `Config{}` temporary here crashes GCC 12 with an ICE)
+  f.emit(defaults, out);
+  f.info.default_value = out.c_str();
+  return f;
+}
+
+constexpr int64_t kMaxSteps = int64_t{1} << 40;
+
+std::vector<Field> build_fields() {
+  using C = Config;
+  return {
+      make("run", &C::run, "dir", &RunConfig::dir, non_empty(),
+           "Run directory: resolved config, metrics.jsonl, checkpoints, timelines."),
+      make("run", &C::run, "seed", &RunConfig::seed, any<uint64_t>(),
+           "Seed for initialisation, data order and dropout (same seed + config + world size = same run)."),
+
+      make("data", &C::data, "train", &DataConfig::train, no_empty_items(),
+           "Training shards: glob patterns of JSONL/CSV/TSV files."),
+      make("data", &C::data, "valid", &DataConfig::valid, no_empty_items(),
+           "Validation shards: glob patterns; empty disables evaluation."),
+      make("data", &C::data, "labels", &DataConfig::labels, non_empty_list(),
+           "The label set, in output order (names as they appear in the data)."),
+      make("data", &C::data, "problem", &DataConfig::problem, any<Problem>(),
+           "multi_label: independent sigmoid per label; multi_class: exactly one label per record (softmax)."),
+      make("data", &C::data, "max_len", &DataConfig::max_len, between(8, 8192),
+           "Maximum tokens per record including [CLS] and [SEP]; longer texts are truncated (and counted)."),
+      make("data", &C::data, "prepared_dir", &DataConfig::prepared_dir, non_empty(),
+           "Where `modtrain data prepare` writes the binary shards and manifest.json."),
+      make("data", &C::data, "on_bad_record", &DataConfig::on_bad_record, any<BadRecordPolicy>(),
+           "fail: stop at the first bad record with file:line; skip: write it to rejected.jsonl and go on."),
+
+      make("tokenizer", &C::tokenizer, "vocab", &TokenizerConfig::vocab, non_empty(),
+           "WordPiece vocab.txt (one token per line, [PAD] [UNK] [CLS] [SEP] [MASK] included)."),
+      make("tokenizer", &C::tokenizer, "lowercase", &TokenizerConfig::lowercase, any<bool>(),
+           "Uncased BERT: lowercase and strip accents. false for cased vocabularies."),
+      make("tokenizer", &C::tokenizer, "normalize_tweets", &TokenizerConfig::normalize_tweets, any<bool>(),
+           "@mentions -> @user, URLs -> http, HTML entities unescaped, whitespace collapsed."),
+
+      make("model", &C::model, "arch", &ModelConfig::arch, any<ModelArch>(), "Model architecture."),
+      make("model", &C::model, "layers", &ModelConfig::layers, between(1, 128), "Transformer layers."),
+      make("model", &C::model, "hidden", &ModelConfig::hidden, between(8, 16384),
+           "Hidden size; must be divisible by model.heads."),
+      make("model", &C::model, "heads", &ModelConfig::heads, between(1, 256), "Attention heads per layer."),
+      make("model", &C::model, "intermediate", &ModelConfig::intermediate, between(8, 65536),
+           "Feed-forward inner size (4 x hidden in BERT)."),
+      make("model", &C::model, "dropout", &ModelConfig::dropout, closed_open(0.0, 1.0),
+           "Dropout probability (hidden and attention), as in BERT."),
+      make("model", &C::model, "max_positions", &ModelConfig::max_positions, between(8, 65536),
+           "Size of the position embedding table; data.max_len must not exceed it."),
+
+      make("train", &C::train, "micro_batch", &TrainConfig::micro_batch, between(1, 1 << 20),
+           "Records per rank per forward/backward pass."),
+      make("train", &C::train, "accum_steps", &TrainConfig::accum_steps, between(1, 1 << 16),
+           "Micro-batches accumulated per optimiser step (global batch = micro_batch x accum_steps x ranks)."),
+      make("train", &C::train, "max_steps", &TrainConfig::max_steps, between<int64_t>(1, kMaxSteps),
+           "Optimiser steps to train."),
+      make("train", &C::train, "lr", &TrainConfig::lr, open_closed(0.0, 10.0), "Peak learning rate (AdamW)."),
+      make("train", &C::train, "weight_decay", &TrainConfig::weight_decay, between(0.0, 1.0),
+           "AdamW decoupled weight decay (not applied to biases and LayerNorm weights)."),
+      make("train", &C::train, "warmup_steps", &TrainConfig::warmup_steps, between<int64_t>(0, kMaxSteps),
+           "Linear warmup steps from 0 to train.lr."),
+      make("train", &C::train, "schedule", &TrainConfig::schedule, any<Schedule>(),
+           "Learning-rate decay after warmup."),
+      make("train", &C::train, "clip_grad_norm", &TrainConfig::clip_grad_norm, between(0.0, 1.0e6),
+           "Clip gradients to this global L2 norm; 0 disables clipping."),
+      make("train", &C::train, "precision", &TrainConfig::precision, any<Precision>(),
+           "fp32 everywhere; bf16 autocast or fp16 with loss scaling need CUDA."),
+
+      make("dist", &C::dist, "backend", &DistConfig::backend, any<Backend>(),
+           "Gradient all-reduce backend: auto = nccl on CUDA, mpi on CPU."),
+      make("dist", &C::dist, "bucket_mb", &DistConfig::bucket_mb, open_closed(0.0, 4096.0),
+           "Gradient bucket size in MiB (the first bucket is smaller so communication starts early)."),
+      make("dist", &C::dist, "timeout_s", &DistConfig::timeout_s, open_closed(0.0, 86400.0),
+           "A collective that takes longer than this ends the job with an error naming the rank."),
+      make("dist", &C::dist, "device", &DistConfig::device, any<DeviceKind>(),
+           "auto: cuda:<local rank> when CUDA is available, else CPU."),
+      make("dist", &C::dist, "threads", &DistConfig::threads, between(0, 1024),
+           "CPU threads per rank; 0 = cores on the node / ranks on the node."),
+
+      make("checkpoint", &C::checkpoint, "every", &CheckpointConfig::every, between<int64_t>(0, kMaxSteps),
+           "Save a checkpoint every N steps; 0 = only at the end."),
+      make("checkpoint", &C::checkpoint, "keep_last", &CheckpointConfig::keep_last, between(1, 1000000),
+           "Checkpoints kept (the newest K, plus the best one)."),
+
+      make("eval", &C::eval, "every", &EvalConfig::every, between<int64_t>(0, kMaxSteps),
+           "Evaluate on data.valid every N steps; 0 = only at the end."),
+      make("eval", &C::eval, "thresholds", &EvalConfig::thresholds, any<ThresholdPolicy>(),
+           "Per-label decision thresholds tuned on the validation set: max_f1, precision_at:P or fixed:T."),
+
+      make("log", &C::log, "every", &LogConfig::every, between<int64_t>(1, kMaxSteps),
+           "Log training metrics every N steps."),
+      make("log", &C::log, "level", &LogConfig::level, any<LogLevel>(), "Least severe messages printed."),
+      make("log", &C::log, "all_ranks", &LogConfig::all_ranks, any<bool>(),
+           "Print info lines from every rank (prefixed with the rank), not only rank 0."),
+  };
+}
+
+}  // namespace
+
+const std::vector<Field>& fields() {
+  static const std::vector<Field> table = build_fields();
+  return table;
+}
+
+const Field* find_field(const std::string& section, const std::string& key) {
+  for (const auto& f : fields())
+    if (f.info.section == section && f.info.key == key) return &f;
+  return nullptr;
+}
+
+}  // namespace modtrain::config_impl
+
+namespace modtrain {
+
+const char* to_string(Problem v) { return config_impl::enum_name(v); }
+const char* to_string(BadRecordPolicy v) { return config_impl::enum_name(v); }
+const char* to_string(ModelArch v) { return config_impl::enum_name(v); }
+const char* to_string(Schedule v) { return config_impl::enum_name(v); }
+const char* to_string(Precision v) { return config_impl::enum_name(v); }
+const char* to_string(Backend v) { return config_impl::enum_name(v); }
+const char* to_string(DeviceKind v) { return config_impl::enum_name(v); }
+const char* to_string(LogLevel v) { return config_impl::enum_name(v); }
+
+std::string to_string(const ThresholdPolicy& v) {
+  switch (v.kind) {
+    case ThresholdPolicy::Kind::kMaxF1: return "max_f1";
+    case ThresholdPolicy::Kind::kPrecisionAt: return "precision_at:" + text::format_double(v.value);
+    case ThresholdPolicy::Kind::kFixed: return "fixed:" + text::format_double(v.value);
+  }
+  return "?";
+}
+
+std::vector<FieldInfo> config_fields() {
+  std::vector<FieldInfo> out;
+  for (const auto& f : config_impl::fields()) out.push_back(f.info);
+  return out;
+}
+
+std::vector<std::string> config_sections() {
+  std::vector<std::string> out;
+  for (const auto& f : config_impl::fields())
+    if (out.empty() || out.back() != f.info.section) out.push_back(f.info.section);
+  return out;
+}
+
+std::string config_markdown() {
+  std::ostringstream os;
+  os << "# Configuration reference\n\n"
+     << "Generated by `modtrain config doc` from the schema in `src/config/schema.cpp`; do not edit by hand.\n\n"
+     << "Priority, lowest to highest: built-in defaults < the `extends:` chain (paths relative to the\n"
+     << "including file) < the file given with `--config` < `--set section.key=value` (repeatable; the\n"
+     << "value is YAML: `--set data.labels=[hate,spam]`). Unknown keys, wrong types and out-of-range\n"
+     << "values are errors naming file:line:column. Lists replace, they do not merge.\n";
+  std::string section;
+  for (const auto& f : config_fields()) {
+    if (f.section != section) {
+      section = f.section;
+      os << "\n## `" << section << "`\n\n| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n";
+    }
+    std::string type = f.type;
+    for (size_t p = 0; (p = type.find('|', p)) != std::string::npos; p += 2) type.replace(p, 1, "\\|");
+    os << "| `" << f.dotted() << "` | " << type << " | `" << f.default_value << "` | " << f.range << " | " << f.doc
+       << " |\n";
+  }
+  return os.str();
+}
+
+}  // namespace modtrain

@@ -1,0 +1,55 @@
+#include "modtrain/core/log.h"
+
+#include <cstdio>
+#include <mutex>
+
+namespace modtrain::log {
+namespace {
+struct State {
+  int rank = 0;
+  int world_size = 1;
+  Level level = Level::kInfo;
+  bool all_ranks = false;
+  std::mutex mutex;
+};
+State& state() {
+  static State s;
+  return s;
+}
+void emit(FILE* stream, const std::string& line) {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  std::fwrite(line.data(), 1, line.size(), stream);
+  std::fputc('\n', stream);
+  std::fflush(stream);
+}
+bool speaks(Level level) {
+  const State& s = state();
+  return level >= s.level && (s.rank == 0 || s.all_ranks);
+}
+}  // namespace
+
+void set_rank(int rank, int world_size) {
+  state().rank = rank;
+  state().world_size = world_size;
+}
+void set_level(Level level) { state().level = level; }
+void set_all_ranks(bool all_ranks) { state().all_ranks = all_ranks; }
+
+std::string rank_prefix() {
+  const State& s = state();
+  return s.world_size > 1 ? "[rank " + std::to_string(s.rank) + "] " : "";
+}
+
+void debug(const std::string& message) {
+  if (speaks(Level::kDebug)) emit(stdout, rank_prefix() + "debug: " + message);
+}
+void info(const std::string& message) {
+  if (!speaks(Level::kInfo)) return;
+  emit(stdout, state().all_ranks ? rank_prefix() + message : message);
+}
+void warn(const std::string& message) {
+  if (state().level <= Level::kWarn) emit(stderr, rank_prefix() + "warning: " + message);
+}
+void error(const std::string& message) { emit(stderr, rank_prefix() + "error: " + message); }
+
+}  // namespace modtrain::log

@@ -1,0 +1,76 @@
+#include "modtrain/dist/world.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "modtrain/core/check.h"
+#include "modtrain/core/log.h"
+
+namespace modtrain {
+
+World::World() {
+  int initialized = 0;
+  MPI_CHECK(MPI_Initialized(&initialized));
+  if (!initialized) {
+    MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &thread_level_));
+    owns_mpi_ = true;
+  } else {
+    MPI_CHECK(MPI_Query_thread(&thread_level_));
+  }
+  // Errors come back as return codes (turned into exceptions by MPI_CHECK), not as aborts
+  // deep inside the library, so that the failing rank can say what it was doing.
+  MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+  MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  MPI_CHECK(MPI_Comm_size(comm_, &size_));
+  MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node_comm_));
+  MPI_CHECK(MPI_Comm_rank(node_comm_, &local_rank_));
+  MPI_CHECK(MPI_Comm_size(node_comm_, &local_size_));
+  char name[MPI_MAX_PROCESSOR_NAME] = {0};
+  int length = 0;
+  MPI_CHECK(MPI_Get_processor_name(name, &length));
+  hostname_.assign(name, static_cast<size_t>(length));
+  log::set_rank(rank_, size_);
+}
+
+World::~World() {
+  if (node_comm_ != MPI_COMM_NULL) MPI_Comm_free(&node_comm_);
+  if (owns_mpi_) {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+  }
+}
+
+void World::barrier() const { MPI_CHECK(MPI_Barrier(comm_)); }
+
+std::vector<uint64_t> World::all_gather(uint64_t value) const {
+  std::vector<uint64_t> out(static_cast<size_t>(size_));
+  MPI_CHECK(MPI_Allgather(&value, 1, MPI_UINT64_T, out.data(), 1, MPI_UINT64_T, comm_));
+  return out;
+}
+
+std::vector<std::string> World::all_gather(const std::string& value) const {
+  std::vector<uint64_t> lengths = all_gather(static_cast<uint64_t>(value.size()));
+  std::vector<int> counts(lengths.size()), displs(lengths.size());
+  int total = 0;
+  for (size_t r = 0; r < lengths.size(); ++r) {
+    counts[r] = static_cast<int>(lengths[r]);
+    displs[r] = total;
+    total += counts[r];
+  }
+  std::vector<char> buffer(static_cast<size_t>(total) + 1);
+  MPI_CHECK(MPI_Allgatherv(value.data(), static_cast<int>(value.size()), MPI_CHAR, buffer.data(), counts.data(),
+                           displs.data(), MPI_CHAR, comm_));
+  std::vector<std::string> out;
+  for (size_t r = 0; r < lengths.size(); ++r) out.emplace_back(buffer.data() + displs[r], lengths[r]);
+  return out;
+}
+
+void World::abort(int exit_code) const {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);  // MPI_Abort does not return; this keeps [[noreturn]] honest
+}
+
+}  // namespace modtrain

@@ -1,0 +1,27 @@
+// The subcommands of the `modtrain` executable. Each add_*_commands registers its CLI11
+// subcommands; the one the user picked stores its body in `action`, which main runs after parsing.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace modtrain::tools {
+
+using Action = std::function<int()>;
+
+// Flags shared by every command that reads a config: --config FILE and repeatable --set k=v.
+struct ConfigFlags {
+  std::string path;
+  std::vector<std::string> overrides;
+};
+void add_config_flags(CLI::App& command, ConfigFlags& flags);
+
+void add_config_commands(CLI::App& app, Action& action);  // config show | check | doc
+
+// Parses argv and runs the chosen action. Usage errors exit 2 with CLI11's message.
+int parse_and_run(CLI::App& app, Action& action, int argc, char** argv);
+
+}  // namespace modtrain::tools

@@ -1,0 +1,14 @@
+// modtrain: data-parallel training of content-moderation classifiers.
+// This file is the table of contents: one line per group of subcommands.
+#include "commands.h"
+#include "modtrain/core/build_info.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"modtrain: train content-moderation classifiers (BERT) data-parallel over MPI/NCCL ranks"};
+  app.set_version_flag("--version", [] { return modtrain::version_text(); });
+
+  modtrain::tools::Action action;
+  modtrain::tools::add_config_commands(app, action);  // config show | check | doc
+
+  return modtrain::tools::parse_and_run(app, action, argc, argv);
+}

@@ -1,0 +1,101 @@
+// The MPI world under mpiexec: ranks, local ranks, host collectives against closed forms, the
+// collective config agreement (errors and hash mismatches end every rank, no hang), placement.
+#include <catch2/catch.hpp>
+
+#include <torch/torch.h>
+
+#include <numeric>
+#include <thread>
+
+#include "modtrain/core/error.h"
+#include "modtrain/dist/device.h"
+#include "modtrain/dist/startup.h"
+#include "mpi_fixture.h"
+
+using namespace modtrain;
+using modtrain::test::world;
+
+TEST_CASE("rank, size and local rank", "[mpi]") {
+  World& w = world();
+  REQUIRE(w.size() >= 2);
+  std::vector<uint64_t> ranks = w.all_gather(static_cast<uint64_t>(w.rank()));
+  std::vector<uint64_t> local = w.all_gather(static_cast<uint64_t>(w.local_rank()));
+  std::vector<uint64_t> local_sizes = w.all_gather(static_cast<uint64_t>(w.local_size()));
+  std::vector<std::string> hosts = w.all_gather(w.hostname());
+  uint64_t n = static_cast<uint64_t>(w.size());
+  for (uint64_t r = 0; r < n; ++r) CHECK(ranks[r] == r);
+  CHECK(std::accumulate(ranks.begin(), ranks.end(), uint64_t{0}) == n * (n - 1) / 2);
+  // one node: local rank = rank, local size = size (a test launched on one host)
+  for (uint64_t r = 0; r < n; ++r) {
+    CHECK(hosts[r] == hosts[0]);
+    CHECK(local[r] == r);
+    CHECK(local_sizes[r] == n);
+  }
+  CHECK(w.is_root() == (w.rank() == 0));
+  CHECK(w.thread_level() >= MPI_THREAD_SERIALIZED);
+}
+
+TEST_CASE("all_gather of strings of different lengths", "[mpi]") {
+  World& w = world();
+  std::string mine(static_cast<size_t>(w.rank()) * 3, static_cast<char>('a' + w.rank()));  // rank 0 sends ""
+  std::vector<std::string> all = w.all_gather(mine);
+  REQUIRE(all.size() == static_cast<size_t>(w.size()));
+  for (int r = 0; r < w.size(); ++r) CHECK(all[static_cast<size_t>(r)] == std::string(static_cast<size_t>(r) * 3, static_cast<char>('a' + r)));
+}
+
+TEST_CASE("identical configs resolve on every rank", "[mpi][config]") {
+  World& w = world();
+  ResolvedConfig r = resolve_config_on_all_ranks(w, MODTRAIN_SOURCE_DIR "/configs/tiny.yaml", {"train.lr=0.001"});
+  std::vector<uint64_t> hashes = w.all_gather(r.hash());
+  for (uint64_t h : hashes) CHECK(h == hashes[0]);
+  CHECK(r.config.train.lr == 0.001);
+}
+
+TEST_CASE("different overrides per rank: every rank gets the mismatch error", "[mpi][config]") {
+  World& w = world();
+  std::string lr = "train.lr=0.00" + std::to_string(w.rank() + 1);
+  bool threw = false;
+  try {
+    resolve_config_on_all_ranks(w, "", {lr});
+  } catch (const CollectiveError& e) {
+    threw = true;
+    CHECK(e.exit_code() == kExitUsage);
+    CHECK(e.already_reported());
+  }
+  CHECK(threw);
+}
+
+TEST_CASE("a config error on one rank only stops every rank", "[mpi][config]") {
+  World& w = world();
+  std::vector<std::string> sets = {w.rank() == 1 ? "train.lrr=1" : "train.lr=1"};
+  bool threw = false;
+  try {
+    resolve_config_on_all_ranks(w, "", sets);
+  } catch (const CollectiveError& e) {
+    threw = true;
+    CHECK(e.exit_code() == kExitUsage);
+    CHECK_THAT(e.what(), Catch::Matchers::Contains("unknown key 'train.lrr'"));
+  }
+  CHECK(threw);
+}
+
+TEST_CASE("placement: CPU threads = cores / local ranks unless configured", "[mpi][device]") {
+  World& w = world();
+  DistConfig dist;
+  dist.device = DeviceKind::kCpu;
+  Placement p = place_rank(w, dist);
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  CHECK_FALSE(p.cuda);
+  CHECK(p.cpu_threads == std::max(1, cores / w.local_size()));
+  CHECK(torch::get_num_threads() == p.cpu_threads);
+  dist.threads = 3;
+  CHECK(place_rank(w, dist).cpu_threads == 3);
+  CHECK(torch::get_num_threads() == 3);
+  CHECK(place_rank(w, dist).describe() == "cpu (3 threads)");
+  if (!torch::cuda::is_available()) {
+    dist.device = DeviceKind::kCuda;
+    CHECK_THROWS_AS(place_rank(w, dist), UserError);
+    dist.device = DeviceKind::kAuto;
+    CHECK_FALSE(place_rank(w, dist).cuda);
+  }
+}
