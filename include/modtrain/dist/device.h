@@ -16,7 +16,8 @@ struct Placement {
   std::string describe() const;  // "cuda:1" or "cpu (4 threads)"
 };
 
-// Chooses and applies (torch::set_num_threads, current CUDA device) this rank's placement.
+// Chooses this rank's placement and applies the CPU part (torch::set_num_threads). Binding the
+// CUDA device is left to the CUDA code that uses it (the NCCL communicator and the trainer).
 // Throws UserError when dist.device = cuda and no GPU is usable.
 Placement place_rank(const World& world, const DistConfig& dist);
 
