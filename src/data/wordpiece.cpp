@@ -1,0 +1,183 @@
+#include "modtrain/data/wordpiece.h"
+
+#include <fstream>
+
+#include "bert_words.h"
+#include "modtrain/core/error.h"
+#include "modtrain/core/text.h"
+
+namespace modtrain {
+
+// ---- Vocab -------------------------------------------------------------------------------------
+namespace {
+inline uint64_t hash_bytes(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
+  return h ^ (h >> 29);
+}
+constexpr std::string_view kContinuation = "##";
+}  // namespace
+
+void Vocab::Table::build(const std::vector<std::pair<std::string_view, int32_t>>& entries) {
+  size_t capacity = 16;
+  while (capacity < entries.size() * 2 + 1) capacity <<= 1;
+  slots.assign(capacity, {std::string_view(), -1});
+  mask = capacity - 1;
+  for (const auto& [key, id] : entries) {
+    size_t slot = hash_bytes(key) & mask;
+    while (slots[slot].second >= 0 && slots[slot].first != key) slot = (slot + 1) & mask;
+    slots[slot] = {key, id};  // a duplicate token keeps the last id, as Hugging Face does
+  }
+}
+
+int32_t Vocab::Table::find(std::string_view key) const {
+  if (slots.empty()) return -1;
+  size_t slot = hash_bytes(key) & mask;
+  while (slots[slot].second >= 0) {
+    if (slots[slot].first == key) return slots[slot].second;
+    slot = (slot + 1) & mask;
+  }
+  return -1;
+}
+
+Vocab Vocab::load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UserError("cannot read vocab " + path + " (train one with `modtrain tokenizer train` or check tokenizer.vocab)");
+  Vocab vocab;
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    vocab.tokens_.push_back(line);
+  }
+  vocab.index(path);
+  return vocab;
+}
+
+Vocab Vocab::from_tokens(const std::vector<std::string>& tokens) {
+  Vocab vocab;
+  vocab.tokens_ = tokens;
+  vocab.index("<memory>");
+  return vocab;
+}
+
+void Vocab::index(const std::string& source) {
+  std::vector<std::pair<std::string_view, int32_t>> initial, continuation;
+  for (size_t id = 0; id < tokens_.size(); ++id) {
+    std::string_view t = tokens_[id];
+    if (t.size() > kContinuation.size() && t.substr(0, 2) == kContinuation) {
+      continuation.emplace_back(t.substr(2), static_cast<int32_t>(id));
+      max_piece_bytes_ = std::max(max_piece_bytes_, t.size() - 2);
+    } else {
+      initial.emplace_back(t, static_cast<int32_t>(id));
+      max_piece_bytes_ = std::max(max_piece_bytes_, t.size());
+    }
+  }
+  initial_.build(initial);
+  continuation_.build(continuation);
+  pad_ = id_of("[PAD]");
+  unk_ = id_of("[UNK]");
+  cls_ = id_of("[CLS]");
+  sep_ = id_of("[SEP]");
+  mask_ = id_of("[MASK]");
+  if (unk_ < 0 || cls_ < 0 || sep_ < 0 || pad_ < 0) {
+    throw UserError(source + ": not a BERT vocab: [PAD], [UNK], [CLS] and [SEP] must each be on a line of their own (" +
+                    std::to_string(tokens_.size()) + " lines read)");
+  }
+}
+
+int32_t Vocab::find(std::string_view piece, bool continuation) const {
+  return continuation ? continuation_.find(piece) : initial_.find(piece);
+}
+
+int32_t Vocab::id_of(std::string_view token) const {
+  if (token.size() > 2 && token.substr(0, 2) == kContinuation) return continuation_.find(token.substr(2));
+  return initial_.find(token);
+}
+
+// ---- WordPieceTokenizer ---------------------------------------------------------------------
+WordPieceTokenizer::WordPieceTokenizer(std::shared_ptr<const Vocab> vocab, WordPieceOptions options)
+    : vocab_(std::move(vocab)), options_(options) {}
+
+namespace {
+// Greedy longest-match-first over one word; appends its pieces or a single [UNK].
+void word_pieces(const Vocab& vocab, std::string_view word, size_t max_chars, std::vector<int32_t>& out) {
+  size_t chars = 0;
+  for (unsigned char c : word) chars += (c & 0xC0) != 0x80;
+  if (chars > max_chars) {
+    out.push_back(vocab.unk_id());
+    return;
+  }
+  const size_t rollback = out.size();
+  const size_t max_piece = vocab.max_piece_bytes();
+  size_t start = 0;
+  while (start < word.size()) {
+    size_t end = std::min(word.size(), start + max_piece);
+    while (end < word.size() && end > start && (static_cast<unsigned char>(word[end]) & 0xC0) == 0x80) --end;
+    int32_t id = -1;
+    while (end > start) {
+      id = vocab.find(word.substr(start, end - start), start > 0);
+      if (id >= 0) break;
+      do --end;
+      while (end > start && (static_cast<unsigned char>(word[end]) & 0xC0) == 0x80);
+    }
+    if (id < 0) {  // some part matches nothing: the whole word is unknown
+      out.resize(rollback);
+      out.push_back(vocab.unk_id());
+      return;
+    }
+    out.push_back(id);
+    start = end;
+  }
+}
+}  // namespace
+
+bool WordPieceTokenizer::encode(std::string_view text, std::vector<int32_t>& out, size_t max_len) const {
+  thread_local std::string scratch;
+  const Vocab& vocab = *vocab_;
+  out.clear();
+  out.push_back(vocab.cls_id());
+  const size_t limit = max_len >= 2 ? max_len - 1 : SIZE_MAX;  // room left for [SEP]
+  bool truncated = false;
+  auto room = [&] {
+    if (out.size() < limit) return true;
+    truncated = true;
+    return false;
+  };
+  bert::for_each_word(
+      text, options_.lowercase, &vocab, scratch,
+      [&](std::string_view word) {
+        if (!room()) return false;
+        word_pieces(vocab, word, options_.max_input_chars_per_word, out);
+        if (out.size() > limit) {
+          out.resize(limit);
+          truncated = true;
+          return false;
+        }
+        return true;
+      },
+      [&](int32_t special) {
+        if (!room()) return false;
+        out.push_back(special);
+        return true;
+      });
+  out.push_back(vocab.sep_id());
+  return truncated;
+}
+
+std::vector<std::string> WordPieceTokenizer::words(std::string_view text) const {
+  std::vector<std::string> result;
+  std::string scratch;
+  bert::for_each_word(
+      text, options_.lowercase, vocab_.get(), scratch,
+      [&](std::string_view w) {
+        result.emplace_back(w);
+        return true;
+      },
+      [&](int32_t id) {
+        result.push_back(vocab_->token(id));
+        return true;
+      });
+  return result;
+}
+
+}  // namespace modtrain
