@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build git bc ccache
   libtorch-dev libopenblas0-pthread          # LibTorch; OpenBLAS (pthread) instead of reference BLAS: ~13x faster
   libopenmpi-dev openmpi-bin                 # MPI ranks and the CPU all-reduce backend
-  libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libutf8proc-dev
+  libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libutf8proc-dev libcsv-dev libssl-dev
   catch2
 )
 missing=()

@@ -10,26 +10,13 @@
 #include "modtrain/config/loader.h"
 #include "modtrain/config/schema.h"
 #include "modtrain/core/error.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace modtrain;
 
 namespace {
-// A scratch directory with real files, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "modtrain-test-XXXXXX").string();
-    path = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string write(const std::string& name, const std::string& text) const {
-    fs::path file = path / name;
-    fs::create_directories(file.parent_path());
-    std::ofstream(file) << text;
-    return file.string();
-  }
-};
+using test::TempDir;
 
 // The message of the ConfigError that `fn` throws ("" if none).
 std::string config_error(const std::function<void()>& fn) {

@@ -1,0 +1,79 @@
+// Raw tweet shards: JSONL ({"id", "text", "labels"}) and CSV/TSV with a header (a `text` column
+// and one 0/1 column per label). A reader yields raw units (a line, or a CSV row) cheaply on one
+// thread; decode() turns a unit into a record or a reason it is bad, on any thread.
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "modtrain/config/config.h"
+
+namespace modtrain {
+
+// Per-label annotation values in records and prepared shards.
+inline constexpr uint8_t kLabelNegative = 0;
+inline constexpr uint8_t kLabelPositive = 1;
+inline constexpr uint8_t kLabelUnannotated = 0xFF;  // masked out of the loss
+
+struct LabelSpec {
+  std::vector<std::string> names;
+  Problem problem = Problem::kMultiLabel;
+};
+
+struct RawRecord {
+  std::string id;               // from the data, or "<file>:<line>" when absent
+  std::string text;             // UTF-8 (invalid sequences replaced by U+FFFD)
+  std::vector<uint8_t> labels;  // [num labels]: kLabelNegative / kLabelPositive / kLabelUnannotated
+  size_t utf8_repairs = 0;      // invalid UTF-8 sequences replaced in this record
+};
+
+struct RawUnit {
+  uint64_t line = 0;                // 1-based line where the record starts
+  std::string source;               // the record as written (for rejected.jsonl)
+  std::vector<std::string> fields;  // CSV/TSV: the row's cells
+  bool blank = false;               // an empty or whitespace-only line (counted, not a record)
+};
+
+enum class RawFormat { kJsonl, kCsv, kTsv };
+
+class RawShardReader {
+ public:
+  // Picks the format from the extension (.jsonl/.ndjson/.json, .csv, .tsv/.tab). Throws UserError
+  // for an unreadable file, an unknown extension, or a CSV header without a `text` column.
+  RawShardReader(const std::string& path, LabelSpec spec, bool labels_required = true);
+
+  const std::string& path() const { return path_; }
+  RawFormat format() const { return format_; }
+
+  bool next(RawUnit& unit);  // false at the end of the file
+  // Decodes a unit; on failure returns false with a one-line reason ("invalid JSON: ...").
+  bool decode(const RawUnit& unit, RawRecord& record, std::string& reason) const;
+  std::vector<std::string> warnings() const { return warnings_; }
+
+ private:
+  bool decode_json(const RawUnit& unit, RawRecord& record, std::string& reason) const;
+  bool decode_csv(const RawUnit& unit, RawRecord& record, std::string& reason) const;
+  bool check_multi_class(const RawRecord& record, std::string& reason) const;
+  bool read_csv_row(RawUnit& unit);
+
+  std::string path_;
+  LabelSpec spec_;
+  bool labels_required_;
+  RawFormat format_;
+  std::ifstream in_;
+  uint64_t line_ = 0;
+  // CSV/TSV
+  int text_column_ = -1, id_column_ = -1;
+  std::vector<int> label_columns_;  // per label: column index or -1 (not in the file: not annotated)
+  size_t columns_ = 0;
+  std::vector<std::string> warnings_;
+};
+
+// Expands glob patterns (sorted, duplicates removed). Throws UserError naming `what` for a
+// pattern that matches nothing.
+std::vector<std::string> expand_globs(const std::vector<std::string>& patterns, const std::string& what);
+
+}  // namespace modtrain

@@ -1,0 +1,289 @@
+#include "modtrain/data/raw_reader.h"
+
+#include <csv.h>
+#include <glob.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "modtrain/core/error.h"
+#include "unicode.h"
+
+namespace modtrain {
+namespace {
+
+using nlohmann::json;
+
+std::string lower_extension(const std::string& path) {
+  size_t dot = path.find_last_of('.');
+  size_t slash = path.find_last_of('/');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
+  std::string ext = path.substr(dot + 1);
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext;
+}
+
+bool is_blank(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+}
+
+int label_index(const LabelSpec& spec, const std::string& name) {
+  for (size_t i = 0; i < spec.names.size(); ++i)
+    if (spec.names[i] == name) return static_cast<int>(i);
+  return -1;
+}
+
+std::string known_labels(const LabelSpec& spec) {
+  std::string s;
+  for (const auto& n : spec.names) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+// libcsv callbacks: collect the cells of one row.
+struct CsvRow {
+  std::vector<std::string> fields;
+  bool done = false;
+};
+void csv_field(void* data, size_t length, void* row) {
+  static_cast<CsvRow*>(row)->fields.emplace_back(static_cast<const char*>(data), length);
+}
+void csv_row_end(int, void* row) { static_cast<CsvRow*>(row)->done = true; }
+int csv_no_space(unsigned char) { return 0; }  // keep cells exactly as written
+
+}  // namespace
+
+RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool labels_required)
+    : path_(path), spec_(std::move(spec)), labels_required_(labels_required) {
+  std::string ext = lower_extension(path);
+  if (ext == "jsonl" || ext == "ndjson" || ext == "json") format_ = RawFormat::kJsonl;
+  else if (ext == "csv") format_ = RawFormat::kCsv;
+  else if (ext == "tsv" || ext == "tab") format_ = RawFormat::kTsv;
+  else
+    throw UserError(path + ": unknown data format '." + ext + "'; use .jsonl (one JSON object per line), .csv or .tsv");
+  in_.open(path, std::ios::binary);
+  if (!in_) throw UserError(path + ": cannot open data file (check the path and permissions)");
+  if (format_ == RawFormat::kJsonl) return;
+
+  RawUnit header;
+  if (!read_csv_row(header)) throw UserError(path + ":1: empty file; a CSV/TSV shard needs a header row with a `text` column");
+  columns_ = header.fields.size();
+  label_columns_.assign(spec_.names.size(), -1);
+  for (size_t c = 0; c < header.fields.size(); ++c) {
+    std::string name = header.fields[c];
+    if (c == 0 && name.rfind("\xEF\xBB\xBF", 0) == 0) name = name.substr(3);  // UTF-8 byte order mark
+    if (name == "text") text_column_ = static_cast<int>(c);
+    else if (name == "id") id_column_ = static_cast<int>(c);
+    else if (int l = label_index(spec_, name); l >= 0) label_columns_[static_cast<size_t>(l)] = static_cast<int>(c);
+  }
+  if (text_column_ < 0) throw UserError(path + ":1: the header has no `text` column (columns: " + header.source + ")");
+  std::vector<std::string> missing;
+  for (size_t l = 0; l < spec_.names.size(); ++l)
+    if (label_columns_[l] < 0) missing.push_back(spec_.names[l]);
+  if (!missing.empty() && labels_required_) {
+    std::string names;
+    for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
+    if (spec_.problem == Problem::kMultiClass)
+      throw UserError(path + ":1: no column for label(s) " + names + "; multi_class data needs a 0/1 column per label");
+    warnings_.push_back(path + ":1: no column for label(s) " + names + ": they count as not annotated in this file");
+  }
+}
+
+bool RawShardReader::read_csv_row(RawUnit& unit) {
+  csv_parser parser;
+  csv_init(&parser, CSV_APPEND_NULL);
+  csv_set_space_func(&parser, csv_no_space);
+  if (format_ == RawFormat::kTsv) csv_set_delim(&parser, '\t');
+  CsvRow row;
+  std::string line;
+  unit = RawUnit{};
+  bool any = false;
+  while (!row.done && std::getline(in_, line)) {
+    ++line_;
+    if (!any) {
+      unit.line = line_;
+      if (is_blank(line)) {  // a blank line between rows
+        unit.blank = true;
+        unit.source = line;
+        csv_free(&parser);
+        return true;
+      }
+    }
+    any = true;
+    if (!unit.source.empty()) unit.source += '\n';
+    unit.source += line;
+    line += '\n';
+    csv_parse(&parser, line.data(), line.size(), csv_field, csv_row_end, &row);
+  }
+  if (any && !row.done) csv_fini(&parser, csv_field, csv_row_end, &row);  // last row without newline / open quote
+  csv_free(&parser);
+  if (!any) return false;
+  unit.fields = std::move(row.fields);
+  return true;
+}
+
+bool RawShardReader::next(RawUnit& unit) {
+  if (format_ != RawFormat::kJsonl) return read_csv_row(unit);
+  unit = RawUnit{};
+  if (!std::getline(in_, unit.source)) return false;
+  ++line_;
+  unit.line = line_;
+  if (!unit.source.empty() && unit.source.back() == '\r') unit.source.pop_back();
+  unit.blank = is_blank(unit.source);
+  return true;
+}
+
+bool RawShardReader::decode(const RawUnit& unit, RawRecord& record, std::string& reason) const {
+  record = RawRecord{};
+  bool ok = format_ == RawFormat::kJsonl ? decode_json(unit, record, reason) : decode_csv(unit, record, reason);
+  if (!ok) return false;
+  if (record.id.empty()) record.id = path_ + ":" + std::to_string(unit.line);
+  if (is_blank(record.text)) {
+    reason = "empty text";
+    return false;
+  }
+  return spec_.problem != Problem::kMultiClass || !labels_required_ || check_multi_class(record, reason);
+}
+
+bool RawShardReader::decode_json(const RawUnit& unit, RawRecord& record, std::string& reason) const {
+  std::string line = unit.source;
+  record.utf8_repairs = unicode::repair_utf8(line);
+  json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    try {  // parse again only to get the parser's message
+      json reparsed = json::parse(line);
+      (void)reparsed;
+    } catch (const json::parse_error& e) {
+      std::string what = e.what();
+      size_t colon = what.find("parse error");
+      reason = "invalid JSON: " + (colon == std::string::npos ? what : what.substr(colon));
+      return false;
+    }
+  }
+  if (!j.is_object()) {
+    reason = "expected a JSON object {\"text\": ..., \"labels\": ...}";
+    return false;
+  }
+  auto text = j.find("text");
+  if (text == j.end() || text->is_null()) {
+    reason = "missing \"text\"";
+    return false;
+  }
+  if (!text->is_string()) {
+    reason = "\"text\" must be a string";
+    return false;
+  }
+  record.text = text->get<std::string>();
+  if (auto id = j.find("id"); id != j.end()) {
+    if (id->is_string()) record.id = id->get<std::string>();
+    else if (id->is_number_integer()) record.id = std::to_string(id->get<int64_t>());
+    else if (!id->is_null()) {
+      reason = "\"id\" must be a string or an integer";
+      return false;
+    }
+  }
+  const size_t n = spec_.names.size();
+  auto labels = j.find("labels");
+  if (labels == j.end() || labels->is_null()) {
+    if (labels_required_) {
+      reason = "missing \"labels\" (a list of label names, or an object {label: 1/0/null})";
+      return false;
+    }
+    record.labels.assign(n, kLabelUnannotated);
+    return true;
+  }
+  if (labels->is_array()) {  // the labels listed are positive, every other label negative
+    record.labels.assign(n, kLabelNegative);
+    for (const auto& name : *labels) {
+      if (!name.is_string()) {
+        reason = "\"labels\" list items must be label names (strings)";
+        return false;
+      }
+      int l = label_index(spec_, name.get<std::string>());
+      if (l < 0) {
+        reason = "unknown label '" + name.get<std::string>() + "' (data.labels: " + known_labels(spec_) + ")";
+        return false;
+      }
+      record.labels[static_cast<size_t>(l)] = kLabelPositive;
+    }
+    return true;
+  }
+  if (labels->is_object()) {  // {label: 1 | 0 | true | false | null | -1}; labels not named: not annotated
+    record.labels.assign(n, kLabelUnannotated);
+    for (const auto& [name, value] : labels->items()) {
+      int l = label_index(spec_, name);
+      if (l < 0) {
+        reason = "unknown label '" + name + "' (data.labels: " + known_labels(spec_) + ")";
+        return false;
+      }
+      uint8_t v;
+      if (value.is_null() || (value.is_number_integer() && value.get<int64_t>() == -1)) v = kLabelUnannotated;
+      else if (value.is_boolean()) v = value.get<bool>() ? kLabelPositive : kLabelNegative;
+      else if (value.is_number() && (value.get<double>() == 0.0 || value.get<double>() == 1.0))
+        v = value.get<double>() == 1.0 ? kLabelPositive : kLabelNegative;
+      else {
+        reason = "label '" + name + "' has value " + value.dump() + "; use 1, 0, or null/-1 for not annotated";
+        return false;
+      }
+      record.labels[static_cast<size_t>(l)] = v;
+    }
+    return true;
+  }
+  reason = "\"labels\" must be a list of names or an object {label: 1/0/null}";
+  return false;
+}
+
+bool RawShardReader::decode_csv(const RawUnit& unit, RawRecord& record, std::string& reason) const {
+  if (unit.fields.size() != columns_) {
+    reason = "expected " + std::to_string(columns_) + " columns as in the header, got " + std::to_string(unit.fields.size()) +
+             " (an unquoted delimiter or an unclosed quote?)";
+    return false;
+  }
+  record.text = unit.fields[static_cast<size_t>(text_column_)];
+  record.utf8_repairs = unicode::repair_utf8(record.text);
+  if (id_column_ >= 0) record.id = unit.fields[static_cast<size_t>(id_column_)];
+  record.labels.assign(spec_.names.size(), kLabelUnannotated);
+  for (size_t l = 0; l < spec_.names.size(); ++l) {
+    int column = label_columns_[l];
+    if (column < 0) continue;
+    std::string cell = unit.fields[static_cast<size_t>(column)];
+    while (!cell.empty() && (cell.back() == ' ' || cell.back() == '\r')) cell.pop_back();
+    while (!cell.empty() && cell.front() == ' ') cell.erase(cell.begin());
+    if (cell.empty() || cell == "-1") continue;
+    if (cell == "1" || cell == "1.0" || cell == "true") record.labels[l] = kLabelPositive;
+    else if (cell == "0" || cell == "0.0" || cell == "false") record.labels[l] = kLabelNegative;
+    else {
+      reason = "label '" + spec_.names[l] + "' has value '" + cell + "'; use 1, 0, or empty for not annotated";
+      return false;
+    }
+  }
+  return true;
+}
+
+bool RawShardReader::check_multi_class(const RawRecord& record, std::string& reason) const {
+  auto positives = std::count(record.labels.begin(), record.labels.end(), kLabelPositive);
+  if (positives == 1) return true;
+  reason = "multi_class record has " + std::to_string(positives) + " labels; exactly one is required";
+  return false;
+}
+
+std::vector<std::string> expand_globs(const std::vector<std::string>& patterns, const std::string& what) {
+  std::set<std::string> unique;
+  for (const auto& pattern : patterns) {
+    glob_t g{};
+    int rc = ::glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g);
+    if (rc == GLOB_NOMATCH || g.gl_pathc == 0) {
+      globfree(&g);
+      throw UserError(what + ": '" + pattern + "' matches no file (relative paths start from the current directory)");
+    }
+    if (rc != 0) {
+      globfree(&g);
+      throw UserError(what + ": cannot expand '" + pattern + "'");
+    }
+    for (size_t i = 0; i < g.gl_pathc; ++i) unique.insert(g.gl_pathv[i]);
+    globfree(&g);
+  }
+  return {unique.begin(), unique.end()};
+}
+
+}  // namespace modtrain

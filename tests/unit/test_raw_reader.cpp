@@ -1,0 +1,155 @@
+// Raw shards: JSONL label forms, CSV/TSV, every bad-record class with its reason, UTF-8 repair.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "modtrain/core/error.h"
+#include "modtrain/data/raw_reader.h"
+#include "test_util.h"
+
+using namespace modtrain;
+using Catch::Matchers::Contains;
+
+namespace {
+LabelSpec spec(Problem problem = Problem::kMultiLabel) { return {{"hate", "spam", "threat"}, problem}; }
+
+struct Decoded {
+  bool ok;
+  RawRecord record;
+  std::string reason;
+  uint64_t line;
+};
+
+std::vector<Decoded> read_all(const std::string& path, LabelSpec s = spec()) {
+  RawShardReader reader(path, s);
+  std::vector<Decoded> out;
+  RawUnit unit;
+  while (reader.next(unit)) {
+    if (unit.blank) continue;
+    Decoded d;
+    d.line = unit.line;
+    d.ok = reader.decode(unit, d.record, d.reason);
+    out.push_back(d);
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("JSONL: list and object label forms", "[data][raw]") {
+  test::TempDir dir;
+  auto path = dir.write("a.jsonl",
+                        "{\"id\": \"t1\", \"text\": \"hi\", \"labels\": [\"hate\", \"threat\"]}\n"
+                        "{\"text\": \"x\", \"labels\": {\"hate\": 1, \"spam\": null, \"threat\": -1}}\n"
+                        "\n"
+                        "{\"id\": 7, \"text\": \"y\", \"labels\": {\"spam\": true, \"hate\": 0.0}}\n"
+                        "{\"text\": \"z\", \"labels\": []}\r\n");
+  auto rows = read_all(path);
+  REQUIRE(rows.size() == 4);
+  for (const auto& r : rows) CHECK(r.ok);
+  CHECK(rows[0].record.id == "t1");
+  CHECK(rows[0].record.labels == std::vector<uint8_t>{1, 0, 1});
+  CHECK(rows[1].record.labels == std::vector<uint8_t>{1, kLabelUnannotated, kLabelUnannotated});
+  CHECK(rows[1].record.id == path + ":2");
+  CHECK(rows[2].line == 4);
+  CHECK(rows[2].record.id == "7");
+  CHECK(rows[2].record.labels == std::vector<uint8_t>{0, 1, kLabelUnannotated});  // unnamed: not annotated
+  CHECK(rows[3].record.labels == std::vector<uint8_t>{0, 0, 0});
+}
+
+TEST_CASE("JSONL: every bad-record class has a reason", "[data][raw]") {
+  test::TempDir dir;
+  auto path = dir.write("bad.jsonl",
+                        "{not json}\n"
+                        "[1, 2]\n"
+                        "{\"labels\": []}\n"
+                        "{\"text\": 5, \"labels\": []}\n"
+                        "{\"text\": \"   \", \"labels\": []}\n"
+                        "{\"text\": \"a\", \"labels\": [\"hat\"]}\n"
+                        "{\"text\": \"a\", \"labels\": {\"hate\": 2}}\n"
+                        "{\"text\": \"a\", \"labels\": {\"hate\": \"yes\"}}\n"
+                        "{\"text\": \"a\"}\n"
+                        "{\"text\": \"a\", \"labels\": \"hate\"}\n"
+                        "{\"text\": \"a\", \"labels\": [1]}\n"
+                        "{\"text\": \"a\", \"id\": [1], \"labels\": []}\n");
+  auto rows = read_all(path);
+  REQUIRE(rows.size() == 12);
+  for (const auto& r : rows) CHECK_FALSE(r.ok);
+  CHECK_THAT(rows[0].reason, Contains("invalid JSON"));
+  CHECK_THAT(rows[1].reason, Contains("expected a JSON object"));
+  CHECK(rows[2].reason == "missing \"text\"");
+  CHECK(rows[3].reason == "\"text\" must be a string");
+  CHECK(rows[4].reason == "empty text");
+  CHECK(rows[5].reason == "unknown label 'hat' (data.labels: hate, spam, threat)");
+  CHECK(rows[6].reason == "label 'hate' has value 2; use 1, 0, or null/-1 for not annotated");
+  CHECK_THAT(rows[7].reason, Contains("label 'hate' has value \"yes\""));
+  CHECK_THAT(rows[8].reason, Contains("missing \"labels\""));
+  CHECK_THAT(rows[9].reason, Contains("\"labels\" must be a list"));
+  CHECK_THAT(rows[10].reason, Contains("must be label names"));
+  CHECK_THAT(rows[11].reason, Contains("\"id\" must be"));
+}
+
+TEST_CASE("multi_class needs exactly one label", "[data][raw]") {
+  test::TempDir dir;
+  auto path = dir.write("mc.jsonl",
+                        "{\"text\": \"a\", \"labels\": [\"spam\"]}\n"
+                        "{\"text\": \"a\", \"labels\": [\"spam\", \"hate\"]}\n"
+                        "{\"text\": \"a\", \"labels\": []}\n");
+  auto rows = read_all(path, spec(Problem::kMultiClass));
+  CHECK(rows[0].ok);
+  CHECK(rows[1].reason == "multi_class record has 2 labels; exactly one is required");
+  CHECK(rows[2].reason == "multi_class record has 0 labels; exactly one is required");
+}
+
+TEST_CASE("invalid UTF-8 is repaired and counted", "[data][raw]") {
+  test::TempDir dir;
+  auto path = dir.write("u.jsonl", "{\"text\": \"bad \xff\xfe bytes \xc3\", \"labels\": []}\n");
+  auto rows = read_all(path);
+  REQUIRE(rows[0].ok);
+  CHECK(rows[0].record.utf8_repairs == 3);
+  CHECK(rows[0].record.text == "bad \xEF\xBF\xBD\xEF\xBF\xBD bytes \xEF\xBF\xBD");
+}
+
+TEST_CASE("CSV and TSV with headers, quotes, empty cells", "[data][raw]") {
+  test::TempDir dir;
+  auto csv = dir.write("a.csv",
+                       "id,text,hate,spam,extra\n"
+                       "1,\"hello, world\",1,0,x\n"
+                       "2,\"multi\nline \"\"quoted\"\"\",,1,y\n"
+                       "3,short,0\n"
+                       "4,text,maybe,0,z\n");
+  auto rows = read_all(csv);
+  REQUIRE(rows.size() == 4);
+  CHECK(rows[0].ok);
+  CHECK(rows[0].record.text == "hello, world");
+  CHECK(rows[0].record.labels == std::vector<uint8_t>{1, 0, kLabelUnannotated});  // no threat column
+  CHECK(rows[1].ok);
+  CHECK(rows[1].line == 3);
+  CHECK(rows[1].record.text == "multi\nline \"quoted\"");
+  CHECK(rows[1].record.labels == std::vector<uint8_t>{kLabelUnannotated, 1, kLabelUnannotated});
+  CHECK_FALSE(rows[2].ok);
+  CHECK_THAT(rows[2].reason, Contains("expected 5 columns"));
+  CHECK(rows[2].line == 5);
+  CHECK(rows[3].reason == "label 'hate' has value 'maybe'; use 1, 0, or empty for not annotated");
+  RawShardReader reader(csv, spec());
+  REQUIRE(reader.warnings().size() == 1);
+  CHECK_THAT(reader.warnings()[0], Contains("no column for label(s) threat"));
+
+  auto tsv = dir.write("b.tsv", "text\thate\tspam\tthreat\nsome text\t0\t1\t0\n");
+  auto trows = read_all(tsv);
+  REQUIRE(trows.size() == 1);
+  CHECK(trows[0].record.labels == std::vector<uint8_t>{0, 1, 0});
+  CHECK_THROWS_WITH(RawShardReader(dir.write("c.csv", "id,body\n1,x\n"), spec()), Contains("no `text` column"));
+  CHECK_THROWS_WITH(RawShardReader(dir.write("d.txt", "x"), spec()), Contains("unknown data format"));
+}
+
+TEST_CASE("globs expand sorted; a pattern with no match is an error", "[data][raw]") {
+  test::TempDir dir;
+  dir.write("train-2.jsonl", "");
+  dir.write("train-1.jsonl", "");
+  auto files = expand_globs({(dir.path / "train-*.jsonl").string()}, "data.train");
+  REQUIRE(files.size() == 2);
+  CHECK_THAT(files[0], Contains("train-1.jsonl"));
+  CHECK_THROWS_WITH(expand_globs({(dir.path / "valid-*.jsonl").string()}, "data.valid"),
+                    Contains("data.valid: '") && Contains("matches no file"));
+}
