@@ -18,6 +18,7 @@ State& state() {
 }
 void emit(FILE* stream, const std::string& line) {
   std::lock_guard<std::mutex> lock(state().mutex);
+  if (stream == stderr) std::fflush(stdout);  // keep stdout and stderr lines in order
   std::fwrite(line.data(), 1, line.size(), stream);
   std::fputc('\n', stream);
   std::fflush(stream);

@@ -183,6 +183,7 @@ bool RawShardReader::decode_json(const RawUnit& unit, RawRecord& record, std::st
     }
   }
   const size_t n = spec_.names.size();
+  if (!labels_required_ && n == 0) return true;  // text only (vocabulary training)
   auto labels = j.find("labels");
   if (labels == j.end() || labels->is_null()) {
     if (labels_required_) {

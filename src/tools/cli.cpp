@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "modtrain/core/error.h"
+#include "modtrain/core/log.h"
 
 namespace modtrain::tools {
 
@@ -12,6 +13,19 @@ void add_config_flags(CLI::App& command, ConfigFlags& flags) {
                      "Override one key, highest priority: --set train.lr=1e-4 (repeatable; lists as [a,b])")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->type_name("SECTION.KEY=VALUE");
+}
+
+int run_local(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    log::error(e.what());
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    log::error(what.substr(0, what.find('\n')));
+    return kExitRuntime;
+  }
 }
 
 int parse_and_run(CLI::App& app, Action& action, int argc, char** argv) {

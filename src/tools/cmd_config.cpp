@@ -62,7 +62,7 @@ void add_config_commands(CLI::App& app, Action& action) {
   auto doc_out = std::make_shared<std::string>();
   CLI::App* doc = config->add_subcommand("doc", "Print the reference of every config key as Markdown");
   doc->add_option("-o,--out", *doc_out, "Write to this file instead of stdout");
-  doc->callback([&action, doc_out] { action = [doc_out] { return config_doc(*doc_out); }; });
+  doc->callback([&action, doc_out] { action = [doc_out] { return run_local([&] { return config_doc(*doc_out); }); }; });
 }
 
 }  // namespace modtrain::tools

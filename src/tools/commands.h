@@ -19,7 +19,12 @@ struct ConfigFlags {
 };
 void add_config_flags(CLI::App& command, ConfigFlags& flags);
 
-void add_config_commands(CLI::App& app, Action& action);  // config show | check | doc
+// Runs a command that needs no MPI world, turning errors into one line and an exit code.
+int run_local(const std::function<int()>& body);
+
+void add_config_commands(CLI::App& app, Action& action);     // config show | check | doc
+void add_data_commands(CLI::App& app, Action& action);       // data synth | prepare | stats
+void add_tokenizer_commands(CLI::App& app, Action& action);  // tokenizer train, tokenize
 
 // Parses argv and runs the chosen action. Usage errors exit 2 with CLI11's message.
 int parse_and_run(CLI::App& app, Action& action, int argc, char** argv);

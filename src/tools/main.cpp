@@ -8,7 +8,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", [] { return modtrain::version_text(); });
 
   modtrain::tools::Action action;
-  modtrain::tools::add_config_commands(app, action);  // config show | check | doc
+  modtrain::tools::add_config_commands(app, action);     // config show | check | doc
+  modtrain::tools::add_data_commands(app, action);       // data synth | prepare | stats
+  modtrain::tools::add_tokenizer_commands(app, action);  // tokenizer train, tokenize
 
   return modtrain::tools::parse_and_run(app, action, argc, argv);
 }

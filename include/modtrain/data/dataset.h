@@ -1,0 +1,91 @@
+// A prepared dataset: manifest.json (what was prepared, from what, with which vocab and labels)
+// plus the validated shards of one split, seen as one indexed collection of records.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "modtrain/config/config.h"
+#include "modtrain/data/shard.h"
+
+namespace modtrain {
+
+inline constexpr int kManifestVersion = 1;
+
+struct ShardEntry {
+  std::string file;             // relative to the prepared dir: "train-00000.bin"
+  std::string source;           // the raw shard it came from
+  uint64_t source_bytes = 0;
+  uint64_t records = 0;         // kept records
+  uint64_t tokens = 0;
+  uint64_t input_records = 0;   // records read (lines for JSONL, rows for CSV/TSV), blank lines excluded
+  uint64_t rejected = 0;
+  uint64_t blank = 0;           // blank lines (not records)
+  uint64_t truncated = 0;       // records cut to max_len
+  uint64_t utf8_repaired = 0;   // records whose invalid UTF-8 was replaced
+};
+
+struct SplitEntry {
+  std::vector<ShardEntry> shards;
+  uint64_t records() const;
+  uint64_t input_records() const;
+  uint64_t rejected() const;
+};
+
+struct Manifest {
+  int version = kManifestVersion;
+  std::string vocab_path, vocab_sha256;
+  uint64_t vocab_size = 0;
+  std::vector<std::string> labels;
+  std::string problem;
+  uint32_t max_len = 0;
+  bool lowercase = true, normalize_tweets = true;
+  uint32_t token_bytes = 2;
+  std::string created_by;  // modtrain version and commit
+  std::map<std::string, SplitEntry> splits;  // "train", "valid"
+
+  std::string to_json() const;
+  static Manifest load(const std::string& dir);  // throws UserError
+  ShardSchema schema() const;
+};
+
+// What the config expects of prepared data; a mismatch is an error naming both sides.
+struct DataExpectations {
+  std::vector<std::string> labels;
+  Problem problem = Problem::kMultiLabel;
+  uint32_t max_len = 0;
+  bool lowercase = true, normalize_tweets = true;
+  std::string vocab_sha256;  // "" = do not check
+  static DataExpectations from_config(const Config& config);  // hashes tokenizer.vocab
+};
+
+class PreparedDataset {
+ public:
+  // Opens and validates every shard of `split` in the prepared dir.
+  static PreparedDataset open(const std::string& dir, const std::string& split, const DataExpectations& expect);
+
+  uint64_t size() const { return total_; }
+  size_t num_shards() const { return shards_.size(); }
+  size_t num_labels() const { return num_labels_; }
+  const PreparedShard& shard(size_t i) const { return *shards_[i]; }
+  const Manifest& manifest() const { return manifest_; }
+
+  struct Ref {
+    uint32_t shard;
+    uint64_t record;
+  };
+  Ref locate(uint64_t index) const;  // global record index -> shard and record
+  uint32_t length(uint64_t index) const;
+
+ private:
+  Manifest manifest_;
+  std::vector<std::shared_ptr<PreparedShard>> shards_;
+  std::vector<uint64_t> starts_;  // first global index of each shard
+  uint64_t total_ = 0;
+  size_t num_labels_ = 0;
+};
+
+}  // namespace modtrain

@@ -1,0 +1,77 @@
+// Prepared shards: tokenized records in a versioned, little-endian, memory-mappable binary file
+// (layout in docs/data-format.md). The writer is atomic (temp file + rename); the reader
+// validates everything before use, so a truncated, corrupted or mismatched shard is a clear
+// error, never a crash or silent garbage.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "modtrain/io/files.h"
+
+namespace modtrain {
+
+inline constexpr char kShardMagic[8] = {'M', 'T', 'S', 'H', 'A', 'R', 'D', '\0'};
+inline constexpr uint32_t kShardVersion = 1;
+inline constexpr size_t kShardHeaderBytes = 64;
+
+// What a shard must agree with: written into the header, checked by the reader.
+struct ShardSchema {
+  uint32_t token_bytes = 2;        // 2 when the vocab has at most 65,536 tokens, else 4
+  uint32_t num_labels = 0;
+  uint32_t max_len = 0;            // no record is longer (tokens, [CLS] and [SEP] included)
+  uint64_t vocab_fingerprint = 0;  // first 8 bytes of the vocab's SHA-256
+  uint64_t labels_fingerprint = 0; // hash of the problem type and label names
+  uint64_t vocab_size = 0;         // reader only: every token id must be below it
+};
+
+uint64_t labels_fingerprint(const std::vector<std::string>& labels, const std::string& problem);
+uint64_t vocab_fingerprint(const std::string& vocab_sha256_hex);
+
+class ShardWriter {
+ public:
+  ShardWriter(std::string path, ShardSchema schema);
+  void add(const std::vector<int32_t>& ids, const uint8_t* labels, uint64_t source_line);
+  uint64_t records() const { return lines_.size(); }
+  uint64_t tokens() const { return tokens_.size() / schema_.token_bytes; }
+  void finish();  // writes and renames into place
+
+ private:
+  std::string path_;
+  ShardSchema schema_;
+  std::vector<uint64_t> offsets_{0};
+  std::vector<uint64_t> lines_;
+  std::vector<uint8_t> tokens_;  // token_bytes each, little-endian
+  std::vector<uint8_t> labels_;
+};
+
+// A validated, memory-mapped shard.
+class PreparedShard {
+ public:
+  // Throws UserError ("<path>: ...") when the file is not a valid shard for `expected`.
+  PreparedShard(const std::string& path, const ShardSchema& expected);
+
+  uint64_t size() const { return records_; }
+  uint64_t tokens() const { return tokens_; }
+  uint32_t length(uint64_t record) const { return static_cast<uint32_t>(offsets_[record + 1] - offsets_[record]); }
+  int32_t token(uint64_t record, uint32_t position) const;
+  // Copies the record's ids into dst (length(record) values).
+  void copy_tokens(uint64_t record, int64_t* dst) const;
+  std::vector<int32_t> ids(uint64_t record) const;
+  const uint8_t* labels(uint64_t record) const { return labels_ + record * num_labels_; }
+  uint64_t source_line(uint64_t record) const { return lines_[record]; }
+  const std::string& path() const { return file_->path(); }
+
+ private:
+  std::shared_ptr<io::MappedFile> file_;
+  uint64_t records_ = 0, tokens_ = 0;
+  uint32_t token_bytes_ = 2, num_labels_ = 0;
+  const uint64_t* offsets_ = nullptr;
+  const uint64_t* lines_ = nullptr;
+  const uint8_t* token_data_ = nullptr;
+  const uint8_t* labels_ = nullptr;
+};
+
+}  // namespace modtrain

@@ -1,0 +1,42 @@
+// `modtrain data synth`: deterministic synthetic tweets, the embedded default dataset for the
+// quickstart, the tests and the nightly runs. Mentions, hashtags, URLs, emoji, HTML entities and
+// typos; the labels hate, harassment, threat, sexual, self_harm, spam, misinformation with a
+// realistic imbalance (most tweets clean), overlapping labels, cue-less positives and decoys
+// (so a good model is well above chance but not perfect), label noise, and some labels not
+// annotated. Group names are invented ("the Quendari"): no real slurs, no real groups.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace modtrain {
+
+inline const std::vector<std::string>& synth_labels() {
+  static const std::vector<std::string> labels = {"hate", "harassment", "threat", "sexual", "self_harm", "spam", "misinformation"};
+  return labels;
+}
+
+struct SynthOptions {
+  std::string out_dir = "data";
+  uint64_t train = 20000;
+  uint64_t valid = 2000;
+  int train_shards = 4;
+  int valid_shards = 1;
+  uint64_t seed = 1234;
+  double label_noise = 0.02;   // probability that an annotated label is flipped
+  double unannotated = 0.08;   // share of records with some labels not annotated
+};
+
+struct SynthReport {
+  std::vector<std::string> files;
+  uint64_t records = 0;
+  std::vector<uint64_t> positives;  // per label, over both splits
+};
+
+// One synthetic record as a JSONL line (no newline); deterministic in (seed, split, index).
+std::string synth_record(uint64_t seed, const std::string& split, uint64_t index, const SynthOptions& options);
+
+SynthReport synthesize_tweets(const SynthOptions& options);
+
+}  // namespace modtrain

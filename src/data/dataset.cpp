@@ -1,0 +1,175 @@
+#include "modtrain/data/dataset.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "modtrain/core/error.h"
+#include "modtrain/core/text.h"
+#include "modtrain/io/files.h"
+
+namespace modtrain {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+uint64_t SplitEntry::records() const {
+  uint64_t n = 0;
+  for (const auto& s : shards) n += s.records;
+  return n;
+}
+uint64_t SplitEntry::input_records() const {
+  uint64_t n = 0;
+  for (const auto& s : shards) n += s.input_records;
+  return n;
+}
+uint64_t SplitEntry::rejected() const {
+  uint64_t n = 0;
+  for (const auto& s : shards) n += s.rejected;
+  return n;
+}
+
+std::string Manifest::to_json() const {
+  json j;
+  j["format"] = "modtrain-prepared";
+  j["version"] = version;
+  j["created_by"] = created_by;
+  j["vocab"] = {{"path", vocab_path}, {"sha256", vocab_sha256}, {"size", vocab_size}};
+  j["labels"] = labels;
+  j["problem"] = problem;
+  j["max_len"] = max_len;
+  j["normalization"] = {{"lowercase", lowercase}, {"normalize_tweets", normalize_tweets}};
+  j["token_bytes"] = token_bytes;
+  json splits_json = json::object();
+  for (const auto& [name, split] : splits) {
+    json shards = json::array();
+    for (const auto& s : split.shards) {
+      shards.push_back({{"file", s.file}, {"source", s.source}, {"source_bytes", s.source_bytes}, {"records", s.records},
+                        {"tokens", s.tokens}, {"input_records", s.input_records}, {"rejected", s.rejected},
+                        {"blank_lines", s.blank}, {"truncated", s.truncated}, {"utf8_repaired", s.utf8_repaired}});
+    }
+    splits_json[name] = {{"records", split.records()}, {"shards", shards}};
+  }
+  j["splits"] = splits_json;
+  return j.dump(2) + "\n";
+}
+
+Manifest Manifest::load(const std::string& dir) {
+  std::string path = (fs::path(dir) / "manifest.json").string();
+  if (!fs::exists(path))
+    throw UserError(path + " not found: prepare the data first with `modtrain data prepare --config ...` (data.prepared_dir)");
+  Manifest m;
+  try {
+    json j = json::parse(io::read_file(path));
+    if (j.value("format", "") != "modtrain-prepared") throw UserError(path + ": not a modtrain manifest");
+    m.version = j.at("version").get<int>();
+    if (m.version != kManifestVersion)
+      throw UserError(path + ": manifest version " + std::to_string(m.version) + ", this modtrain reads " +
+                      std::to_string(kManifestVersion) + "; run `modtrain data prepare` again");
+    m.created_by = j.value("created_by", "");
+    m.vocab_path = j.at("vocab").at("path").get<std::string>();
+    m.vocab_sha256 = j.at("vocab").at("sha256").get<std::string>();
+    m.vocab_size = j.at("vocab").at("size").get<uint64_t>();
+    m.labels = j.at("labels").get<std::vector<std::string>>();
+    m.problem = j.at("problem").get<std::string>();
+    m.max_len = j.at("max_len").get<uint32_t>();
+    m.lowercase = j.at("normalization").at("lowercase").get<bool>();
+    m.normalize_tweets = j.at("normalization").at("normalize_tweets").get<bool>();
+    m.token_bytes = j.at("token_bytes").get<uint32_t>();
+    for (const auto& [name, split] : j.at("splits").items()) {
+      SplitEntry entry;
+      for (const auto& s : split.at("shards")) {
+        ShardEntry e;
+        e.file = s.at("file").get<std::string>();
+        e.source = s.value("source", "");
+        e.source_bytes = s.value("source_bytes", uint64_t{0});
+        e.records = s.at("records").get<uint64_t>();
+        e.tokens = s.value("tokens", uint64_t{0});
+        e.input_records = s.value("input_records", uint64_t{0});
+        e.rejected = s.value("rejected", uint64_t{0});
+        e.blank = s.value("blank_lines", uint64_t{0});
+        e.truncated = s.value("truncated", uint64_t{0});
+        e.utf8_repaired = s.value("utf8_repaired", uint64_t{0});
+        if (e.file.find('/') != std::string::npos || e.file.find("..") != std::string::npos)
+          throw UserError(path + ": shard file name '" + e.file + "' must be a plain name inside the prepared dir");
+        entry.shards.push_back(e);
+      }
+      m.splits[name] = entry;
+    }
+  } catch (const json::exception& e) {
+    throw UserError(path + ": malformed manifest (" + std::string(e.what()) + "); run `modtrain data prepare` again");
+  }
+  return m;
+}
+
+ShardSchema Manifest::schema() const {
+  ShardSchema s;
+  s.token_bytes = token_bytes;
+  s.num_labels = static_cast<uint32_t>(labels.size());
+  s.max_len = max_len;
+  s.vocab_fingerprint = vocab_fingerprint(vocab_sha256);
+  s.labels_fingerprint = labels_fingerprint(labels, problem);
+  s.vocab_size = vocab_size;
+  return s;
+}
+
+DataExpectations DataExpectations::from_config(const Config& config) {
+  DataExpectations e;
+  e.labels = config.data.labels;
+  e.problem = config.data.problem;
+  e.max_len = static_cast<uint32_t>(config.data.max_len);
+  e.lowercase = config.tokenizer.lowercase;
+  e.normalize_tweets = config.tokenizer.normalize_tweets;
+  if (!fs::exists(config.tokenizer.vocab))
+    throw UserError("tokenizer.vocab: " + config.tokenizer.vocab + " not found (train one with `modtrain tokenizer train`)");
+  e.vocab_sha256 = io::sha256_file(config.tokenizer.vocab);
+  return e;
+}
+
+PreparedDataset PreparedDataset::open(const std::string& dir, const std::string& split, const DataExpectations& expect) {
+  PreparedDataset d;
+  d.manifest_ = Manifest::load(dir);
+  const Manifest& m = d.manifest_;
+  const std::string where = (fs::path(dir) / "manifest.json").string() + ": ";
+  const std::string fix = "; run `modtrain data prepare` again with this config";
+  if (m.labels != expect.labels)
+    throw UserError(where + "prepared for labels [" + text::join(m.labels, ", ") + "] but data.labels is [" +
+                    text::join(expect.labels, ", ") + "]" + fix);
+  if (m.problem != to_string(expect.problem))
+    throw UserError(where + "prepared as " + m.problem + " but data.problem is " + to_string(expect.problem) + fix);
+  if (m.max_len > expect.max_len)
+    throw UserError(where + "prepared with max_len " + std::to_string(m.max_len) + " but data.max_len is " +
+                    std::to_string(expect.max_len) + fix);
+  if (m.lowercase != expect.lowercase || m.normalize_tweets != expect.normalize_tweets)
+    throw UserError(where + "prepared with other tokenizer settings (lowercase, normalize_tweets)" + fix);
+  if (!expect.vocab_sha256.empty() && m.vocab_sha256 != expect.vocab_sha256)
+    throw UserError(where + "prepared with another vocabulary (sha256 " + m.vocab_sha256.substr(0, 12) +
+                    ") than tokenizer.vocab (sha256 " + expect.vocab_sha256.substr(0, 12) + ")" + fix);
+  auto it = m.splits.find(split);
+  if (it == m.splits.end()) throw UserError(where + "has no '" + split + "' split (is data." + split + " set?)" + fix);
+  ShardSchema schema = m.schema();
+  d.num_labels_ = m.labels.size();
+  for (const auto& entry : it->second.shards) {
+    auto shard = std::make_shared<PreparedShard>((fs::path(dir) / entry.file).string(), schema);
+    if (shard->size() != entry.records)
+      throw UserError((fs::path(dir) / entry.file).string() + ": has " + std::to_string(shard->size()) +
+                      " records, the manifest says " + std::to_string(entry.records) + fix);
+    d.starts_.push_back(d.total_);
+    d.total_ += shard->size();
+    d.shards_.push_back(std::move(shard));
+  }
+  return d;
+}
+
+PreparedDataset::Ref PreparedDataset::locate(uint64_t index) const {
+  auto it = std::upper_bound(starts_.begin(), starts_.end(), index);
+  size_t s = static_cast<size_t>(it - starts_.begin()) - 1;  // the last shard starting at or before index
+  return {static_cast<uint32_t>(s), index - starts_[s]};
+}
+
+uint32_t PreparedDataset::length(uint64_t index) const {
+  Ref r = locate(index);
+  return shards_[r.shard]->length(r.record);
+}
+
+}  // namespace modtrain

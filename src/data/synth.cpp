@@ -1,0 +1,196 @@
+#include "modtrain/data/synth.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "modtrain/core/error.h"
+#include "modtrain/core/text.h"
+#include "modtrain/data/sampler.h"
+
+namespace modtrain {
+namespace {
+
+using nlohmann::json;
+using Words = std::vector<const char*>;
+
+struct Rng {
+  SplitMix64 gen;
+  explicit Rng(uint64_t seed) : gen(seed) {}
+  double uniform() { return static_cast<double>(gen.next() >> 11) * (1.0 / 9007199254740992.0); }
+  bool chance(double p) { return uniform() < p; }
+  size_t below(size_t n) { return static_cast<size_t>(gen.below(n)); }
+  const char* pick(const Words& w) { return w[below(w.size())]; }
+};
+
+// ---- vocabulary of the generator ------------------------------------------------------------
+const Words kSubjects = {"i", "we", "my friends", "my mom", "the team", "everyone", "this city", "my boss", "our class", "the neighbours"};
+const Words kClean = {
+    "just watched the game and it was amazing", "can't wait for the weekend", "coffee first then everything else",
+    "the new album is on repeat all day", "traffic on the bridge is terrible again", "finally finished my thesis",
+    "who else is watching the finale tonight", "made pasta from scratch for the first time", "rainy days are for reading",
+    "our dog learned a new trick", "the concert last night was unreal", "so proud of my little sister",
+    "need recommendations for a good podcast", "happy birthday to my best friend", "this weather is perfect for a run",
+    "the bus was late again this morning", "trying a new recipe tonight", "what a goal in the last minute",
+    "studying for exams all week", "the sunset from the beach today", "new phone who dis", "monday mood activated",
+    "love this song so much", "anyone else tired of meetings", "the museum has a new exhibit", "killing it at the gym today",
+    "this movie is so bad it's good", "my plants are finally growing", "gonna sleep for twelve hours", "that test destroyed me lol"};
+const Words kGroups = {"the Quendari", "Zorblaxians", "the Morvish", "Tellurans", "the Ostrani", "Vexlings"};
+const Words kHate = {"%G are subhuman and should be banned", "%G are vermin", "%G ruin everything they touch",
+                     "i can't stand %G, they are filth", "%G don't deserve rights", "get %G out of our country",
+                     "%G are a disease on this society"};
+const Words kHarass = {"you are pathetic", "nobody likes you", "log off forever loser", "you're so ugly it hurts",
+                       "shut up idiot", "everyone is laughing at you", "go cry about it clown", "you're worthless"};
+const Words kThreat = {"i will find you", "watch your back", "you'll regret this when i see you",
+                       "i know where you live", "someone should hurt you", "you won't be safe tomorrow"};
+const Words kSexual = {"send nudes", "dm me for spicy pics", "18+ content in my bio", "wanna hook up tonight",
+                       "hot singles near you", "nsfw link below"};
+const Words kSelfHarm = {"i want to disappear", "i can't go on anymore", "thinking about ending it all",
+                         "nobody would miss me", "i hurt myself again", "everything feels hopeless tonight"};
+const Words kSpam = {"buy now limited offer", "click the link for free followers", "free crypto giveaway",
+                     "follow for follow", "earn $500 a day from home", "best deals only today", "claim your prize now"};
+const Words kMisinfo = {"vaccines contain microchips", "the election was rigged by machines", "5g towers cause illness",
+                        "doctors don't want you to know this cure", "the moon landing was staged",
+                        "drinking bleach cures viruses", "the flood was created by the government"};
+const Words kDecoys = {"this song kills me", "i'm dead 😂", "that exam was brutal", "the spam in my inbox is wild",
+                       "fake news is a real problem", "i hate mondays", "you're killing me with these jokes",
+                       "free coffee at work today", "what a hot day"};
+const Words kHashtags = {"#mood", "#news", "#blessed", "#gameday", "#tbt", "#fail", "#wow", "#truth", "#deal", "#help"};
+const Words kEmoji = {"😂", "🔥", "😭", "🙏", "💯", "❤️", "😡", "🤡", "👀", "😍", "💀", "🥰"};
+const Words kNames = {"jess_22", "MikeTheBike", "news_now", "dr_amy", "xx_gamer_xx", "Paula", "crypto_king", "teamblue"};
+const Words kForeign = {"que asco", "привет всем", "c'est la vie", "das ist gut", "jajaja", "mdr"};
+
+struct LabelModel {
+  const char* name;
+  double rate;
+  const Words* cues;
+};
+// Base rates: most tweets are clean; positives overlap (hate often comes with harassment).
+const LabelModel kLabels[] = {{"hate", 0.07, &kHate},        {"harassment", 0.09, &kHarass}, {"threat", 0.04, &kThreat},
+                              {"sexual", 0.05, &kSexual},    {"self_harm", 0.03, &kSelfHarm}, {"spam", 0.08, &kSpam},
+                              {"misinformation", 0.06, &kMisinfo}};
+constexpr size_t kNumLabels = sizeof(kLabels) / sizeof(kLabels[0]);
+
+std::string typo(Rng& rng, const std::string& word) {
+  bool ascii = std::all_of(word.begin(), word.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  if (word.size() < 4 || !ascii || !rng.chance(0.04)) return word;
+  std::string w = word;
+  size_t i = 1 + rng.below(w.size() - 2);
+  switch (rng.below(3)) {
+    case 0: std::swap(w[i], w[i + 1]); break;  // swap
+    case 1: w.erase(i, 1); break;              // drop
+    default: w.insert(i, 1, w[i]); break;      // double
+  }
+  return w;
+}
+
+std::string fill(Rng& rng, const char* pattern) {
+  std::string s = pattern;
+  size_t at = s.find("%G");
+  if (at != std::string::npos) s.replace(at, 2, rng.pick(kGroups));
+  return s;
+}
+
+}  // namespace
+
+std::string synth_record(uint64_t seed, const std::string& split, uint64_t index, const SynthOptions& options) {
+  Rng rng(seed * 0x9E3779B97F4A7C15ULL ^ text::fnv1a64(split) ^ (index * 0xD6E8FEB86659FD93ULL));
+  // 1. Latent labels with correlations.
+  bool truth[kNumLabels];
+  for (size_t l = 0; l < kNumLabels; ++l) truth[l] = rng.chance(kLabels[l].rate);
+  if (truth[0] && rng.chance(0.4)) truth[1] = true;  // hate -> harassment
+  if (truth[2] && rng.chance(0.5)) truth[1] = true;  // threat -> harassment
+  if (truth[5] && rng.chance(0.2)) truth[3] = true;  // spam -> sexual (adult spam)
+
+  // 2. Text: a clean sentence, cue phrases for (most) positive labels, decoys, tweet noise.
+  std::vector<std::string> parts;
+  if (rng.chance(0.5)) parts.push_back(rng.pick(kClean));
+  for (size_t l = 0; l < kNumLabels; ++l) {
+    if (truth[l] && rng.chance(0.85)) parts.push_back(fill(rng, rng.pick(*kLabels[l].cues)));  // 15% carry no cue
+  }
+  if (rng.chance(0.12)) parts.push_back(rng.pick(kDecoys));
+  if (parts.empty()) parts.push_back(rng.pick(kClean));
+  for (size_t i = parts.size(); i > 1; --i) std::swap(parts[i - 1], parts[rng.below(i)]);
+  std::string text;
+  if (rng.chance(0.15)) text += std::string("RT @") + rng.pick(kNames) + ": ";
+  if (rng.chance(0.25)) text += std::string("@") + rng.pick(kNames) + " ";
+  if (rng.chance(0.3)) text += std::string(rng.pick(kSubjects)) + ": ";
+  for (size_t p = 0; p < parts.size(); ++p) {
+    std::string sentence;
+    size_t start = 0;
+    const std::string& s = parts[p];
+    while (start <= s.size()) {
+      size_t end = s.find(' ', start);
+      if (end == std::string::npos) end = s.size();
+      if (!sentence.empty()) sentence += ' ';
+      sentence += typo(rng, s.substr(start, end - start));
+      start = end + 1;
+    }
+    if (rng.chance(0.08)) {
+      for (auto& c : sentence) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    text += sentence;
+    text += p + 1 < parts.size() ? (rng.chance(0.5) ? ". " : " &amp; ") : "";
+  }
+  if (rng.chance(0.3)) text += std::string(" ") + rng.pick(kEmoji);
+  if (rng.chance(0.15)) text += std::string(" ") + rng.pick(kEmoji) + rng.pick(kEmoji);
+  if (rng.chance(0.25) || truth[5]) text += std::string(" ") + (rng.chance(0.5) ? "https://t.co/" : "http://bit.ly/") +
+                                           text::hex64(rng.gen.next()).substr(0, 8);
+  if (rng.chance(0.3)) text += std::string(" ") + rng.pick(kHashtags);
+  if (rng.chance(0.03)) text += std::string(" ") + rng.pick(kForeign);
+
+  // 3. Annotations: label noise, and some labels not annotated (multi-source data).
+  json labels;
+  bool partial = rng.chance(options.unannotated);
+  if (partial) {
+    labels = json::object();
+    for (size_t l = 0; l < kNumLabels; ++l) {
+      bool value = truth[l] != rng.chance(options.label_noise);
+      labels[kLabels[l].name] = rng.chance(0.35) ? json(nullptr) : json(value ? 1 : 0);
+    }
+  } else {
+    labels = json::array();
+    for (size_t l = 0; l < kNumLabels; ++l)
+      if (truth[l] != rng.chance(options.label_noise)) labels.push_back(kLabels[l].name);
+  }
+  json record = {{"id", split + "-" + std::to_string(index)}, {"text", text}, {"labels", labels}};
+  return record.dump();
+}
+
+SynthReport synthesize_tweets(const SynthOptions& options) {
+  namespace fs = std::filesystem;
+  if (options.train_shards < 1 || options.valid_shards < 1) throw UserError("data synth: shard counts must be at least 1");
+  fs::create_directories(options.out_dir);
+  SynthReport report;
+  report.positives.assign(kNumLabels, 0);
+  for (const auto& [split, count, shards] : {std::tuple<std::string, uint64_t, int>{"train", options.train, options.train_shards},
+                                             std::tuple<std::string, uint64_t, int>{"valid", options.valid, options.valid_shards}}) {
+    for (int s = 0; s < shards; ++s) {
+      uint64_t begin = count * static_cast<uint64_t>(s) / static_cast<uint64_t>(shards);
+      uint64_t end = count * static_cast<uint64_t>(s + 1) / static_cast<uint64_t>(shards);
+      char name[64];
+      std::snprintf(name, sizeof name, "%s-%05d.jsonl", split.c_str(), s);
+      std::string path = (fs::path(options.out_dir) / name).string();
+      std::ofstream out(path, std::ios::binary);
+      if (!out) throw UserError("data synth: cannot write " + path);
+      for (uint64_t i = begin; i < end; ++i) {
+        std::string line = synth_record(options.seed, split, i, options);
+        json j = json::parse(line);
+        const json& labels = j["labels"];
+        for (size_t l = 0; l < kNumLabels; ++l) {
+          bool positive = labels.is_array() ? std::find(labels.begin(), labels.end(), kLabels[l].name) != labels.end()
+                                            : labels.value(kLabels[l].name, json(nullptr)) == json(1);
+          report.positives[l] += positive;
+        }
+        out << line << '\n';
+      }
+      if (!out) throw UserError("data synth: cannot write " + path + " (disk full?)", kExitRuntime);
+      report.files.push_back(path);
+      report.records += end - begin;
+    }
+  }
+  return report;
+}
+
+}  // namespace modtrain

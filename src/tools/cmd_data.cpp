@@ -1,0 +1,141 @@
+// `modtrain data synth | prepare | stats`: the embedded synthetic dataset, raw shards -> prepared
+// binary shards, and what a prepared dataset holds.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "modtrain/core/error.h"
+#include "modtrain/core/log.h"
+#include "modtrain/core/text.h"
+#include "modtrain/data/dataset.h"
+#include "modtrain/data/prepare.h"
+#include "modtrain/data/raw_reader.h"
+#include "modtrain/data/synth.h"
+#include "modtrain/dist/guard.h"
+#include "modtrain/dist/startup.h"
+
+namespace modtrain::tools {
+namespace {
+
+int data_synth(const SynthOptions& options) {
+  World world;
+  return run_guarded(world, [&] {
+    if (!world.is_root()) return kExitOk;  // one writer
+    SynthReport report = synthesize_tweets(options);
+    std::printf("wrote %llu synthetic tweets to %zu files in %s\n", static_cast<unsigned long long>(report.records),
+                report.files.size(), options.out_dir.c_str());
+    for (size_t l = 0; l < synth_labels().size(); ++l)
+      std::printf("  %-15s %6.2f%% positive\n", synth_labels()[l].c_str(), 100.0 * report.positives[l] / std::max<uint64_t>(1, report.records));
+    return kExitOk;
+  });
+}
+
+int data_prepare(const ConfigFlags& flags, int threads) {
+  World world;
+  return run_guarded(world, [&] {
+    ResolvedConfig resolved = resolve_config_on_all_ranks(world, flags.path, flags.overrides);
+    if (world.size() > 1) {
+      const char* why = "data prepare runs as one process (it uses every core itself); run it without mpirun";
+      if (world.is_root()) log::error(why);
+      throw CollectiveError(why, kExitUsage, /*already_reported=*/true);
+    }
+    PrepareOptions options;
+    options.threads = threads;
+    options.progress = true;
+    PrepareReport report = prepare_data(resolved.config, options);
+    std::printf("%s", report.summary().c_str());
+    std::printf("prepared data in %s (manifest.json) in %.1f s\n", resolved.config.data.prepared_dir.c_str(), report.seconds);
+    return kExitOk;
+  });
+}
+
+struct StatsFlags {
+  std::string dir;
+  bool json = false;
+};
+
+int data_stats(const StatsFlags& flags) {
+  Manifest m = Manifest::load(flags.dir);
+  DataExpectations expect;
+  expect.labels = m.labels;
+  expect.problem = m.problem == "multi_class" ? Problem::kMultiClass : Problem::kMultiLabel;
+  expect.max_len = m.max_len;
+  expect.lowercase = m.lowercase;
+  expect.normalize_tweets = m.normalize_tweets;
+  nlohmann::json out;
+  for (const auto& [split, entry] : m.splits) {
+    PreparedDataset data = PreparedDataset::open(flags.dir, split, expect);
+    std::vector<uint64_t> positives(m.labels.size()), annotated(m.labels.size());
+    std::vector<uint64_t> histogram((m.max_len + 7) / 8 + 1);
+    uint64_t tokens = 0;
+    for (size_t s = 0; s < data.num_shards(); ++s) {
+      const PreparedShard& shard = data.shard(s);
+      for (uint64_t r = 0; r < shard.size(); ++r) {
+        const uint8_t* l = shard.labels(r);
+        for (size_t k = 0; k < m.labels.size(); ++k) {
+          positives[k] += l[k] == kLabelPositive;
+          annotated[k] += l[k] != kLabelUnannotated;
+        }
+        tokens += shard.length(r);
+        ++histogram[shard.length(r) / 8];
+      }
+    }
+    nlohmann::json labels = nlohmann::json::object();
+    for (size_t k = 0; k < m.labels.size(); ++k) labels[m.labels[k]] = {{"positives", positives[k]}, {"annotated", annotated[k]}};
+    out[split] = {{"records", data.size()}, {"tokens", tokens}, {"shards", data.num_shards()}, {"labels", labels},
+                  {"length_histogram_by_8", histogram}, {"rejected", entry.rejected()}};
+    if (flags.json) continue;
+    std::printf("%s: %llu records in %zu shards, %llu tokens (%.1f per record), %llu rejected at prepare\n", split.c_str(),
+                static_cast<unsigned long long>(data.size()), data.num_shards(), static_cast<unsigned long long>(tokens),
+                data.size() ? static_cast<double>(tokens) / static_cast<double>(data.size()) : 0.0,
+                static_cast<unsigned long long>(entry.rejected()));
+    std::printf("  %-16s %10s %10s %8s\n", "label", "positives", "annotated", "rate");
+    for (size_t k = 0; k < m.labels.size(); ++k)
+      std::printf("  %-16s %10llu %10llu %7.2f%%\n", m.labels[k].c_str(), static_cast<unsigned long long>(positives[k]),
+                  static_cast<unsigned long long>(annotated[k]), annotated[k] ? 100.0 * positives[k] / annotated[k] : 0.0);
+    std::printf("  length (tokens)  records\n");
+    uint64_t most = *std::max_element(histogram.begin(), histogram.end());
+    for (size_t b = 0; b < histogram.size(); ++b) {
+      if (!histogram[b]) continue;
+      int bar = most ? static_cast<int>(40.0 * histogram[b] / most) : 0;
+      std::printf("  %4zu-%-4zu %10llu %s\n", b * 8, b * 8 + 7, static_cast<unsigned long long>(histogram[b]), std::string(bar, '#').c_str());
+    }
+  }
+  if (flags.json) std::cout << out.dump(2) << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_data_commands(CLI::App& app, Action& action) {
+  CLI::App* data = app.add_subcommand("data", "Synthesize, prepare and inspect datasets");
+
+  auto synth = std::make_shared<SynthOptions>();
+  CLI::App* s = data->add_subcommand("synth", "Write the deterministic synthetic tweet dataset (JSONL shards)");
+  s->add_option("-o,--out", synth->out_dir, "Output directory")->capture_default_str();
+  s->add_option("--train", synth->train, "Training records")->capture_default_str()->check(CLI::Range(1, 100000000));
+  s->add_option("--valid", synth->valid, "Validation records")->capture_default_str()->check(CLI::Range(1, 100000000));
+  s->add_option("--train-shards", synth->train_shards, "Training shard files")->capture_default_str()->check(CLI::Range(1, 10000));
+  s->add_option("--valid-shards", synth->valid_shards, "Validation shard files")->capture_default_str()->check(CLI::Range(1, 10000));
+  s->add_option("--seed", synth->seed, "Seed (same seed, same files)")->capture_default_str();
+  s->callback([&action, synth] { action = [synth] { return data_synth(*synth); }; });
+
+  auto prepare_flags = std::make_shared<ConfigFlags>();
+  auto threads = std::make_shared<int>(0);
+  CLI::App* p = data->add_subcommand("prepare", "Tokenize data.train / data.valid into prepared shards (data.prepared_dir)");
+  add_config_flags(*p, *prepare_flags);
+  p->add_option("--threads", *threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  p->callback([&action, prepare_flags, threads] { action = [prepare_flags, threads] { return data_prepare(*prepare_flags, *threads); }; });
+
+  auto stats = std::make_shared<StatsFlags>();
+  CLI::App* st = data->add_subcommand("stats", "Records, label frequencies and lengths of a prepared dataset");
+  st->add_option("dir", stats->dir, "Prepared directory (with manifest.json)")->required();
+  st->add_flag("--json", stats->json, "Machine-readable output");
+  st->callback([&action, stats] { action = [stats] { return run_local([&] { return data_stats(*stats); }); }; });
+}
+
+}  // namespace modtrain::tools

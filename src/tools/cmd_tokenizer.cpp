@@ -1,0 +1,165 @@
+// `modtrain tokenizer train` (a WordPiece vocab from raw shards) and `modtrain tokenize`
+// (text lines on stdin -> JSON id arrays on stdout, for parity checks and debugging).
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include "commands.h"
+#include "modtrain/core/error.h"
+#include "modtrain/core/log.h"
+#include "modtrain/data/raw_reader.h"
+#include "modtrain/data/tweet_normalizer.h"
+#include "modtrain/data/vocab_trainer.h"
+#include "modtrain/data/wordpiece.h"
+#include "modtrain/io/files.h"
+
+namespace modtrain::tools {
+namespace {
+
+struct TrainFlags {
+  std::vector<std::string> inputs;
+  std::string out;
+  VocabTrainerOptions options;
+  bool cased = false, no_tweets = false;
+};
+
+constexpr size_t kTextsPerChunk = 200000;  // texts counted at a time (bounds memory)
+
+int tokenizer_train(TrainFlags flags) {
+  flags.options.lowercase = !flags.cased;
+  flags.options.normalize_tweets = !flags.no_tweets;
+  VocabTrainer trainer(flags.options);
+  uint64_t skipped = 0;
+  std::vector<std::string> texts;
+  auto flush = [&] {
+    trainer.add_texts(texts);
+    texts.clear();
+  };
+  for (const auto& file : expand_globs(flags.inputs, "--input")) {
+    bool plain = file.size() > 4 && file.compare(file.size() - 4, 4, ".txt") == 0;
+    if (plain) {  // one text per line
+      std::ifstream in(file, std::ios::binary);
+      if (!in) throw UserError("cannot read " + file);
+      std::string line;
+      while (std::getline(in, line)) {
+        if (!line.empty()) texts.push_back(line);
+        if (texts.size() >= kTextsPerChunk) flush();
+      }
+      continue;
+    }
+    RawShardReader reader(file, LabelSpec{}, /*labels_required=*/false);
+    RawUnit unit;
+    RawRecord record;
+    std::string reason;
+    while (reader.next(unit)) {
+      if (unit.blank) continue;
+      if (!reader.decode(unit, record, reason)) {
+        ++skipped;
+        continue;
+      }
+      texts.push_back(std::move(record.text));
+      if (texts.size() >= kTextsPerChunk) flush();
+    }
+  }
+  flush();
+  VocabTrainerReport report;
+  std::vector<std::string> tokens = trainer.train(&report);
+  std::string content;
+  for (const auto& t : tokens) content += t + "\n";
+  io::write_file_atomic(flags.out, content);
+  std::printf("vocab: %zu tokens -> %s (%llu texts, %llu words, %llu distinct, alphabet %llu, %llu merges)\n", tokens.size(),
+              flags.out.c_str(), static_cast<unsigned long long>(report.texts), static_cast<unsigned long long>(report.words),
+              static_cast<unsigned long long>(report.unique_words), static_cast<unsigned long long>(report.alphabet),
+              static_cast<unsigned long long>(report.merges));
+  if (tokens.size() < flags.options.vocab_size)
+    log::warn("the corpus supports only " + std::to_string(tokens.size()) + " tokens (asked for " +
+              std::to_string(flags.options.vocab_size) + "); lower --min-frequency or add text");
+  if (skipped) log::warn(std::to_string(skipped) + " records could not be read and were not used (`modtrain data prepare` names them)");
+  return kExitOk;
+}
+
+struct TokenizeFlags {
+  std::string vocab;
+  bool cased = false, tweets = false;
+  size_t max_len = 0;
+  int threads = 1;
+};
+
+int tokenize(const TokenizeFlags& flags) {
+  auto vocab = std::make_shared<Vocab>(Vocab::load(flags.vocab));
+  WordPieceTokenizer tokenizer(vocab, {!flags.cased, 100});
+  const size_t threads = static_cast<size_t>(std::max(1, flags.threads));
+  std::vector<std::string> lines;
+  std::vector<std::string> outputs;
+  auto encode_range = [&](size_t begin, size_t end) {
+    std::vector<int32_t> ids;
+    std::string normalized;
+    for (size_t i = begin; i < end; ++i) {
+      std::string_view text = lines[i];
+      if (flags.tweets) {
+        normalize_tweet(text, normalized);
+        text = normalized;
+      }
+      tokenizer.encode(text, ids, flags.max_len);
+      std::string& out = outputs[i];
+      out = "[";
+      for (size_t k = 0; k < ids.size(); ++k) {
+        if (k) out += ',';
+        out += std::to_string(ids[k]);
+      }
+      out += "]\n";
+    }
+  };
+  std::string line;
+  bool more = true;
+  while (more) {
+    lines.clear();
+    while (lines.size() < 65536 && (more = static_cast<bool>(std::getline(std::cin, line)))) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      lines.push_back(line);
+    }
+    outputs.assign(lines.size(), {});
+    size_t per = (lines.size() + threads - 1) / threads;
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < threads; ++t) {
+      size_t b = std::min(lines.size(), t * per), e = std::min(lines.size(), b + per);
+      if (b < e) pool.emplace_back(encode_range, b, e);
+    }
+    encode_range(0, std::min(lines.size(), per));
+    for (auto& th : pool) th.join();
+    for (const auto& o : outputs) std::fwrite(o.data(), 1, o.size(), stdout);
+  }
+  std::fflush(stdout);
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_tokenizer_commands(CLI::App& app, Action& action) {
+  CLI::App* tokenizer = app.add_subcommand("tokenizer", "Train WordPiece vocabularies");
+  auto train = std::make_shared<TrainFlags>();
+  CLI::App* t = tokenizer->add_subcommand("train", "Train a WordPiece vocab.txt on raw shards (JSONL/CSV/TSV or .txt lines)");
+  t->add_option("-i,--input", train->inputs, "Input files or glob patterns")->required();
+  t->add_option("--vocab-size", train->options.vocab_size, "Tokens in the vocabulary, specials included")
+      ->capture_default_str()->check(CLI::Range(100, 1000000));
+  t->add_option("-o,--out", train->out, "Output vocab.txt")->required();
+  t->add_option("--min-frequency", train->options.min_frequency, "Never merge pairs seen fewer times")->capture_default_str();
+  t->add_option("--limit-alphabet", train->options.limit_alphabet, "Most frequent characters kept")->capture_default_str();
+  t->add_flag("--cased", train->cased, "Keep case and accents (default: uncased, like bert-base-uncased)");
+  t->add_flag("--no-tweets", train->no_tweets, "Skip tweet normalisation (@user, http, entities)");
+  t->add_option("--threads", train->options.threads, "Counting threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  t->callback([&action, train] { action = [train] { return run_local([&] { return tokenizer_train(*train); }); }; });
+
+  auto tok = std::make_shared<TokenizeFlags>();
+  CLI::App* k = app.add_subcommand("tokenize", "Text lines on stdin -> one JSON array of ids per line on stdout");
+  k->add_option("--vocab", tok->vocab, "vocab.txt")->required();
+  k->add_flag("--cased", tok->cased, "Cased vocabulary: no lowercasing or accent stripping");
+  k->add_flag("--tweets", tok->tweets, "Normalise tweets first (@user, http, entities, whitespace)");
+  k->add_option("--max-len", tok->max_len, "Truncate to this many ids, [CLS] and [SEP] included (0 = none)");
+  k->add_option("--threads", tok->threads, "Threads (default 1)")->check(CLI::Range(1, 1024));
+  k->callback([&action, tok] { action = [tok] { return run_local([&] { return tokenize(*tok); }); }; });
+}
+
+}  // namespace modtrain::tools
