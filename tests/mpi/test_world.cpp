@@ -1,8 +1,7 @@
 // The MPI world under mpiexec: ranks, local ranks, host collectives against closed forms, the
 // collective config agreement (errors and hash mismatches end every rank, no hang), placement.
-#include <catch2/catch.hpp>
+#include "catch_torch.h"
 
-#include <torch/torch.h>
 
 #include <numeric>
 #include <thread>

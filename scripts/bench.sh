@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs the benchmarks; each writes JSON to bench/results/. Builds first (scripts/setup.sh).
+# The tokenizer benchmark reads English words from /usr/share/dict/words (Debian: wamerican)
+# when present, for a realistic 30k vocabulary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+if [[ ! -f /usr/share/dict/words ]] && [[ $(id -u) -eq 0 ]]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wamerican >/dev/null || true
+fi
+mkdir -p bench/results
+build/bench/modtrain_bench_tokenizer --out bench/results/tokenizer.json
+build/bench/modtrain_bench_data --out bench/results/data.json
+echo "results in bench/results/"
