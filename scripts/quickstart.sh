@@ -8,16 +8,26 @@ scripts/setup.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 
 step() { printf '\n== %s\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
-step "what this binary is" build/modtrain --version
+mt=$PWD/build/modtrain
+work=runs/quickstart
+mkdir -p "$work"
+cfg=(--config "$PWD/configs/tiny.yaml" --set run.dir=$work --set tokenizer.vocab=$work/vocab.txt
+     --set data.prepared_dir=$work/prepared --set "data.train=[$work/data/train-*.jsonl]"
+     --set "data.valid=[$work/data/valid-*.jsonl]")
+
+step "what this binary is" "$mt" --version
 step "validate configs/tiny.yaml on 2 MPI ranks (all ranks must resolve the same config)" \
-  mpirun -np 2 build/modtrain config check --config configs/tiny.yaml
-step "the fully resolved config, with a command-line override" \
-  build/modtrain config show --config configs/tiny.yaml --set train.lr=3e-4
+  mpirun -np 2 "$mt" config check "${cfg[@]}"
+step "synthetic tweets (the embedded default dataset)" \
+  "$mt" data synth --out $work/data --train 20000 --valid 2000 --train-shards 4
+step "train a WordPiece vocabulary on them" \
+  "$mt" tokenizer train --input "$work/data/train-*.jsonl" --vocab-size 4000 --out $work/vocab.txt
+step "tokenize into prepared binary shards" "$mt" data prepare "${cfg[@]}"
+step "what the prepared data holds" "$mt" data stats $work/prepared
 
 cat <<'TXT'
 
 == not done by this quickstart yet
-Synthetic data, tokenizer training, data preparation, training on 2 ranks and evaluation are
-still being built (issues #3 data, #4 model/training, #5 distributed). Until they land, this
-quickstart stops after validating and printing the config; it trains nothing.
+Training on 2 ranks and evaluation are still being built (issues #4 model/training and #5
+distributed). Until they land, this quickstart stops after preparing the data; it trains nothing.
 TXT
