@@ -221,7 +221,11 @@ void validate(const ResolvedConfig& r) {
     throw ConfigError(at(where("data.problem")) +
                       "data.problem = multi_class needs at least 2 labels in data.labels; use multi_label for one label");
   }
-  if (c.train.warmup_steps > c.train.max_steps) {
+  if (c.train.pos_weight.kind == PosWeight::Kind::kExplicit && c.train.pos_weight.values.size() != c.data.labels.size()) {
+    throw ConfigError(at(where("train.pos_weight")) + "train.pos_weight has " + std::to_string(c.train.pos_weight.values.size()) +
+                      " values for " + std::to_string(c.data.labels.size()) + " labels in data.labels; give one per label");
+  }
+  if (c.train.epochs == 0 && c.train.warmup_steps > c.train.max_steps) {
     throw ConfigError(at(where("train.warmup_steps")) + "train.warmup_steps = " + std::to_string(c.train.warmup_steps) +
                       " is more than train.max_steps = " + std::to_string(c.train.max_steps) +
                       "; the learning rate would never reach train.lr");

@@ -33,6 +33,7 @@ MT_ENUM_TABLE(Schedule, {Schedule::kConstant, "constant"}, {Schedule::kLinear, "
 MT_ENUM_TABLE(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kFp16, "fp16"})
 MT_ENUM_TABLE(Backend, {Backend::kAuto, "auto"}, {Backend::kMpi, "mpi"}, {Backend::kNccl, "nccl"})
 MT_ENUM_TABLE(DeviceKind, {DeviceKind::kAuto, "auto"}, {DeviceKind::kCpu, "cpu"}, {DeviceKind::kCuda, "cuda"})
+MT_ENUM_TABLE(NonFinitePolicy, {NonFinitePolicy::kSkip, "skip"}, {NonFinitePolicy::kStop, "stop"})
 MT_ENUM_TABLE(LogLevel, {LogLevel::kDebug, "debug"}, {LogLevel::kInfo, "info"}, {LogLevel::kWarn, "warn"}, {LogLevel::kError, "error"})
 #undef MT_ENUM_TABLE
 
@@ -225,6 +226,37 @@ struct Codec<ThresholdPolicy> {
   static void emit(YAML::Emitter& out, const ThresholdPolicy& x) { out << to_string(x); }
 };
 
+template <>
+struct Codec<PosWeight> {
+  static std::string type() { return "none | auto | list of floats"; }
+  static PosWeight parse(const YAML::Node& v, const Location& where, const std::string& key) {
+    PosWeight w;
+    if (v.IsScalar() && (v.Scalar() == "none" || v.Scalar() == "auto")) {
+      w.kind = v.Scalar() == "auto" ? PosWeight::Kind::kAuto : PosWeight::Kind::kNone;
+      return w;
+    }
+    if (!v.IsSequence()) type_error(where, key, "none, auto or a list of floats (one per label)", v);
+    w.kind = PosWeight::Kind::kExplicit;
+    for (const auto& item : v) {
+      double x = 0;
+      if (!item.IsScalar() || !parse_float(item.Scalar(), x) || x <= 0)
+        throw ConfigError(at(location_of(item, where.source)) + key + ": each weight must be a number > 0, got " + describe(item));
+      w.values.push_back(x);
+    }
+    return w;
+  }
+  static std::string show(const PosWeight& x) { return to_string(x); }
+  static void emit(YAML::Emitter& out, const PosWeight& x) {
+    if (x.kind != PosWeight::Kind::kExplicit) {
+      out << to_string(x);
+      return;
+    }
+    out << YAML::Flow << YAML::BeginSeq;
+    for (double d : x.values) out << text::format_double(d);
+    out << YAML::EndSeq;
+  }
+};
+
 // ---- range rules ---------------------------------------------------------------------------
 template <class T>
 struct Rule {
@@ -308,6 +340,8 @@ std::vector<Field> build_fields() {
            "Where `modtrain data prepare` writes the binary shards and manifest.json."),
       make("data", &C::data, "on_bad_record", &DataConfig::on_bad_record, any<BadRecordPolicy>(),
            "fail: stop at the first bad record with file:line; skip: write it to rejected.jsonl and go on."),
+      make("data", &C::data, "group_by_length", &DataConfig::group_by_length, any<bool>(),
+           "Batch records of similar length together (less padding); batch order stays shuffled."),
 
       make("tokenizer", &C::tokenizer, "vocab", &TokenizerConfig::vocab, non_empty(),
            "WordPiece vocab.txt (one token per line, [PAD] [UNK] [CLS] [SEP] [MASK] included)."),
@@ -324,16 +358,21 @@ std::vector<Field> build_fields() {
       make("model", &C::model, "intermediate", &ModelConfig::intermediate, between(8, 65536),
            "Feed-forward inner size (4 x hidden in BERT)."),
       make("model", &C::model, "dropout", &ModelConfig::dropout, closed_open(0.0, 1.0),
-           "Dropout probability (hidden and attention), as in BERT."),
+           "Hidden dropout (embeddings, residual branches, before the classifier), as in BERT."),
+      make("model", &C::model, "attention_dropout", &ModelConfig::attention_dropout, closed_open(0.0, 1.0),
+           "Dropout on attention probabilities."),
       make("model", &C::model, "max_positions", &ModelConfig::max_positions, between(8, 65536),
            "Size of the position embedding table; data.max_len must not exceed it."),
+      make("model", &C::model, "layer_norm_eps", &ModelConfig::layer_norm_eps, open_closed(0.0, 0.1), "LayerNorm epsilon (BERT: 1e-12)."),
 
       make("train", &C::train, "micro_batch", &TrainConfig::micro_batch, between(1, 1 << 20),
            "Records per rank per forward/backward pass."),
       make("train", &C::train, "accum_steps", &TrainConfig::accum_steps, between(1, 1 << 16),
            "Micro-batches accumulated per optimiser step (global batch = micro_batch x accum_steps x ranks)."),
       make("train", &C::train, "max_steps", &TrainConfig::max_steps, between<int64_t>(1, kMaxSteps),
-           "Optimiser steps to train."),
+           "Optimiser steps to train (unless train.epochs is set)."),
+      make("train", &C::train, "epochs", &TrainConfig::epochs, between(0.0, 1.0e6),
+           "> 0: train this many passes over the training data instead of train.max_steps."),
       make("train", &C::train, "lr", &TrainConfig::lr, open_closed(0.0, 10.0), "Peak learning rate (AdamW)."),
       make("train", &C::train, "weight_decay", &TrainConfig::weight_decay, between(0.0, 1.0),
            "AdamW decoupled weight decay (not applied to biases and LayerNorm weights)."),
@@ -345,6 +384,17 @@ std::vector<Field> build_fields() {
            "Clip gradients to this global L2 norm; 0 disables clipping."),
       make("train", &C::train, "precision", &TrainConfig::precision, any<Precision>(),
            "fp32 everywhere; bf16 autocast or fp16 with loss scaling need CUDA."),
+      make("train", &C::train, "adam_beta1", &TrainConfig::adam_beta1, closed_open(0.0, 1.0), "AdamW beta1."),
+      make("train", &C::train, "adam_beta2", &TrainConfig::adam_beta2, closed_open(0.0, 1.0), "AdamW beta2."),
+      make("train", &C::train, "adam_eps", &TrainConfig::adam_eps, open_closed(0.0, 1.0), "AdamW epsilon."),
+      make("train", &C::train, "pos_weight", &TrainConfig::pos_weight, any<PosWeight>(),
+           "multi_label positive-class weights: none, auto (negatives/positives, capped) or one value per label."),
+      make("train", &C::train, "pos_weight_cap", &TrainConfig::pos_weight_cap, between(1.0, 1.0e4),
+           "Largest weight pos_weight: auto gives a label."),
+      make("train", &C::train, "label_smoothing", &TrainConfig::label_smoothing, closed_open(0.0, 1.0),
+           "multi_class cross-entropy label smoothing."),
+      make("train", &C::train, "on_nonfinite", &TrainConfig::on_nonfinite, any<NonFinitePolicy>(),
+           "A non-finite loss or gradient: skip the step (reported; 20 in a row stop the run) or stop at once."),
 
       make("dist", &C::dist, "backend", &DistConfig::backend, any<Backend>(),
            "Gradient all-reduce backend: auto = nccl on CUDA, mpi on CPU."),
@@ -356,6 +406,8 @@ std::vector<Field> build_fields() {
            "auto: cuda:<local rank> when CUDA is available, else CPU."),
       make("dist", &C::dist, "threads", &DistConfig::threads, between(0, 1024),
            "CPU threads per rank; 0 = cores on the node / ranks on the node."),
+      make("dist", &C::dist, "blas_threads", &DistConfig::blas_threads, between(0, 1024),
+           "OpenBLAS threads per rank; 0 = auto: 1 for small models (hidden <= 256), else dist.threads."),
 
       make("checkpoint", &C::checkpoint, "every", &CheckpointConfig::every, between<int64_t>(0, kMaxSteps),
            "Save a checkpoint every N steps; 0 = only at the end."),
@@ -366,6 +418,8 @@ std::vector<Field> build_fields() {
            "Evaluate on data.valid every N steps; 0 = only at the end."),
       make("eval", &C::eval, "thresholds", &EvalConfig::thresholds, any<ThresholdPolicy>(),
            "Per-label decision thresholds tuned on the validation set: max_f1, precision_at:P or fixed:T."),
+      make("eval", &C::eval, "micro_batch", &EvalConfig::micro_batch, between(0, 1 << 20),
+           "Records per rank per evaluation batch; 0 = 2 x train.micro_batch."),
 
       make("log", &C::log, "every", &LogConfig::every, between<int64_t>(1, kMaxSteps),
            "Log training metrics every N steps."),
@@ -400,6 +454,20 @@ const char* to_string(Precision v) { return config_impl::enum_name(v); }
 const char* to_string(Backend v) { return config_impl::enum_name(v); }
 const char* to_string(DeviceKind v) { return config_impl::enum_name(v); }
 const char* to_string(LogLevel v) { return config_impl::enum_name(v); }
+const char* to_string(NonFinitePolicy v) { return config_impl::enum_name(v); }
+
+std::string to_string(const PosWeight& v) {
+  switch (v.kind) {
+    case PosWeight::Kind::kNone: return "none";
+    case PosWeight::Kind::kAuto: return "auto";
+    case PosWeight::Kind::kExplicit: {
+      std::vector<std::string> parts;
+      for (double d : v.values) parts.push_back(text::format_double(d));
+      return "[" + text::join(parts, ", ") + "]";
+    }
+  }
+  return "?";
+}
 
 std::string to_string(const ThresholdPolicy& v) {
   switch (v.kind) {

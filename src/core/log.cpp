@@ -29,6 +29,8 @@ bool speaks(Level level) {
 }
 }  // namespace
 
+bool enabled(Level level) { return speaks(level); }
+
 void set_rank(int rank, int world_size) {
   state().rank = rank;
   state().world_size = world_size;

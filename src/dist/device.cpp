@@ -1,5 +1,6 @@
 #include "modtrain/dist/device.h"
 
+#include <dlfcn.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -34,6 +35,15 @@ Placement place_rank(const World& world, const DistConfig& dist) {
   }
   torch::set_num_threads(p.cpu_threads);
   return p;
+}
+
+int set_blas_threads(int requested, int hidden, int cpu_threads) {
+  using SetThreads = void (*)(int);
+  auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (!set) return 0;
+  int n = requested > 0 ? requested : (hidden <= 256 ? 1 : std::max(1, cpu_threads));
+  set(n);
+  return n;
 }
 
 }  // namespace modtrain

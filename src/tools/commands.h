@@ -25,6 +25,7 @@ int run_local(const std::function<int()>& body);
 void add_config_commands(CLI::App& app, Action& action);     // config show | check | doc
 void add_data_commands(CLI::App& app, Action& action);       // data synth | prepare | stats
 void add_tokenizer_commands(CLI::App& app, Action& action);  // tokenizer train, tokenize
+void add_train_commands(CLI::App& app, Action& action);      // train, eval
 
 // Parses argv and runs the chosen action. Usage errors exit 2 with CLI11's message.
 int parse_and_run(CLI::App& app, Action& action, int argc, char** argv);

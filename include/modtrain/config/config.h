@@ -29,6 +29,18 @@ struct ThresholdPolicy {
   bool operator==(const ThresholdPolicy& o) const { return kind == o.kind && value == o.value; }
 };
 
+// Per-label weight of positive examples in the multi_label loss: none, auto (negatives /
+// positives over the annotated training records, capped by train.pos_weight_cap) or explicit
+// values, one per label.
+struct PosWeight {
+  enum class Kind { kNone, kAuto, kExplicit };
+  Kind kind = Kind::kNone;
+  std::vector<double> values;
+  bool operator==(const PosWeight& o) const { return kind == o.kind && values == o.values; }
+};
+
+enum class NonFinitePolicy { kSkip, kStop };
+
 struct RunConfig {
   std::string dir = "runs/default";
   uint64_t seed = 1234;
@@ -42,6 +54,7 @@ struct DataConfig {
   int max_len = 128;
   std::string prepared_dir = "runs/default/prepared";
   BadRecordPolicy on_bad_record = BadRecordPolicy::kFail;
+  bool group_by_length = false;
 };
 
 struct TokenizerConfig {
@@ -56,20 +69,30 @@ struct ModelConfig {
   int hidden = 128;
   int heads = 2;
   int intermediate = 512;
-  double dropout = 0.1;
+  double dropout = 0.1;            // hidden dropout (embeddings, residual branches, classifier)
+  double attention_dropout = 0.1;  // dropout on attention probabilities
   int max_positions = 512;
+  double layer_norm_eps = 1e-12;
 };
 
 struct TrainConfig {
   int micro_batch = 32;
   int accum_steps = 1;
   int64_t max_steps = 300;
+  double epochs = 0;  // > 0: train this many passes over the data instead of max_steps
   double lr = 5.0e-4;
   double weight_decay = 0.01;
   int64_t warmup_steps = 30;
   Schedule schedule = Schedule::kLinear;
   double clip_grad_norm = 1.0;  // 0 disables clipping
   Precision precision = Precision::kFp32;
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  double adam_eps = 1e-8;
+  PosWeight pos_weight;
+  double pos_weight_cap = 10.0;
+  double label_smoothing = 0.0;  // multi_class only
+  NonFinitePolicy on_nonfinite = NonFinitePolicy::kSkip;
 };
 
 struct DistConfig {
@@ -77,7 +100,8 @@ struct DistConfig {
   double bucket_mb = 25.0;
   double timeout_s = 300.0;
   DeviceKind device = DeviceKind::kAuto;
-  int threads = 0;  // CPU threads per rank; 0 = cores on this node / ranks on this node
+  int threads = 0;       // CPU threads per rank; 0 = cores on this node / ranks on this node
+  int blas_threads = 0;  // OpenBLAS threads; 0 = auto (see dist/device.h)
 };
 
 struct CheckpointConfig {
@@ -88,6 +112,7 @@ struct CheckpointConfig {
 struct EvalConfig {
   int64_t every = 100;  // 0 = only at the end
   ThresholdPolicy thresholds;
+  int micro_batch = 0;  // 0 = 2 x train.micro_batch (no gradients to keep)
 };
 
 struct LogConfig {
@@ -117,6 +142,8 @@ const char* to_string(Precision v);
 const char* to_string(Backend v);
 const char* to_string(DeviceKind v);
 const char* to_string(LogLevel v);
+const char* to_string(NonFinitePolicy v);
+std::string to_string(const PosWeight& v);
 std::string to_string(const ThresholdPolicy& v);
 
 }  // namespace modtrain

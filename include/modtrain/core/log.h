@@ -13,6 +13,9 @@ void set_rank(int rank, int world_size);
 void set_level(Level level);
 void set_all_ranks(bool all_ranks);  // let info/debug lines through on every rank
 
+// True when a message of `level` would be printed on this rank.
+bool enabled(Level level);
+
 // "[rank R] " when the world has more than one rank, else "".
 std::string rank_prefix();
 

@@ -21,4 +21,12 @@ struct Placement {
 // Throws UserError when dist.device = cuda and no GPU is usable.
 Placement place_rank(const World& world, const DistConfig& dist);
 
+// Sets OpenBLAS's own thread pool (Debian's LibTorch calls BLAS through libblas.so.3 and never
+// sizes it). OpenBLAS's pthreads and LibTorch's OpenMP threads then compete for the same cores:
+// on 2 cores the tiny model trains 2x slower with both at 2 threads than with BLAS at 1, while
+// BERT-base, whose matrices are large, is fastest with both at 2 (measured; docs/performance.md).
+// Auto: 1 thread for hidden <= 256, else `cpu_threads`. Returns the count set, or 0 when the
+// loaded BLAS is not OpenBLAS.
+int set_blas_threads(int requested, int hidden, int cpu_threads);
+
 }  // namespace modtrain

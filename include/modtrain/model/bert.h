@@ -1,0 +1,140 @@
+// BERT encoder + sequence-classification head with Hugging Face BertForSequenceClassification
+// semantics and parameter names (bert.embeddings.word_embeddings.weight, ...,
+// bert.encoder.layer.N.attention.self.query.weight, ..., bert.pooler.dense.weight,
+// classifier.weight), so export/import is a plain name map. Post-LayerNorm, exact (erf) GELU,
+// additive padding mask, pooler = tanh(dense(h[CLS])), dropout where BERT has it, init N(0, 0.02).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+#include "modtrain/config/config.h"
+
+namespace modtrain {
+
+struct BertConfig {
+  int64_t vocab_size = 30522;
+  int64_t hidden = 768;
+  int64_t layers = 12;
+  int64_t heads = 12;
+  int64_t intermediate = 3072;
+  int64_t max_positions = 512;
+  int64_t type_vocab_size = 2;
+  double hidden_dropout = 0.1;
+  double attention_dropout = 0.1;
+  double layer_norm_eps = 1e-12;
+  double initializer_range = 0.02;
+  int64_t pad_token_id = 0;
+  int64_t num_labels = 2;
+  bool use_sdpa = true;  // fused scaled_dot_product_attention where LibTorch >= 2.0; else the plain path
+
+  // From the experiment config; throws ConfigError-style UserError for inconsistent shapes.
+  static BertConfig from(const ModelConfig& model, int64_t vocab_size, int64_t num_labels, int64_t max_len, int64_t pad_id);
+  void validate() const;
+};
+
+// True when this LibTorch has the fused attention (2.0 and later).
+bool sdpa_available();
+
+struct BertSelfAttentionImpl : torch::nn::Module {
+  explicit BertSelfAttentionImpl(const BertConfig& c);
+  // x [B, T, H], mask [B, 1, 1, T] additive (0 or a large negative) -> [B, T, H]
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  int64_t heads, head_dim;
+  double dropout;
+  bool use_sdpa;
+};
+TORCH_MODULE(BertSelfAttention);
+
+// dense -> dropout -> LayerNorm(x + residual); BERT's SelfOutput and Output
+struct BertResidualImpl : torch::nn::Module {
+  BertResidualImpl(int64_t in, int64_t out, const BertConfig& c);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual);
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(BertResidual);
+
+struct BertAttentionImpl : torch::nn::Module {
+  explicit BertAttentionImpl(const BertConfig& c);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+  BertSelfAttention self{nullptr};
+  BertResidual output{nullptr};
+};
+TORCH_MODULE(BertAttention);
+
+struct BertIntermediateImpl : torch::nn::Module {
+  explicit BertIntermediateImpl(const BertConfig& c);
+  torch::Tensor forward(const torch::Tensor& x) { return torch::gelu(dense(x)); }  // exact (erf) GELU
+  torch::nn::Linear dense{nullptr};
+};
+TORCH_MODULE(BertIntermediate);
+
+struct BertLayerImpl : torch::nn::Module {
+  explicit BertLayerImpl(const BertConfig& c);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+  BertAttention attention{nullptr};
+  BertIntermediate intermediate{nullptr};
+  BertResidual output{nullptr};
+};
+TORCH_MODULE(BertLayer);
+
+struct BertEmbeddingsImpl : torch::nn::Module {
+  explicit BertEmbeddingsImpl(const BertConfig& c);
+  torch::Tensor forward(const torch::Tensor& input_ids);  // [B, T] -> [B, T, H]
+  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(BertEmbeddings);
+
+struct BertEncoderImpl : torch::nn::Module {
+  explicit BertEncoderImpl(const BertConfig& c);
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask);
+  torch::nn::ModuleList layer;
+};
+TORCH_MODULE(BertEncoder);
+
+struct BertPoolerImpl : torch::nn::Module {
+  explicit BertPoolerImpl(const BertConfig& c);
+  // h [B, T, H] -> tanh(dense(h[:, 0])) [B, H]
+  torch::Tensor forward(const torch::Tensor& h) { return torch::tanh(dense(h.select(1, 0))); }
+  torch::nn::Linear dense{nullptr};
+};
+TORCH_MODULE(BertPooler);
+
+struct BertModelImpl : torch::nn::Module {
+  explicit BertModelImpl(const BertConfig& c);
+  // input_ids, attention_mask [B, T] -> pooled [B, H]; `sequence` receives [B, T, H] if given
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, torch::Tensor* sequence = nullptr);
+  BertEmbeddings embeddings{nullptr};
+  BertEncoder encoder{nullptr};
+  BertPooler pooler{nullptr};
+};
+TORCH_MODULE(BertModel);
+
+struct BertForClassificationImpl : torch::nn::Module {
+  explicit BertForClassificationImpl(const BertConfig& c);
+  // -> logits [B, num_labels]
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+  const BertConfig& config() const { return config_; }
+  BertModel bert{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+  torch::nn::Linear classifier{nullptr};
+
+ private:
+  BertConfig config_;
+};
+TORCH_MODULE(BertForClassification);
+
+// HF's _init_weights: Linear and Embedding weights ~ N(0, initializer_range), biases 0, the
+// padding embedding row 0, LayerNorm weight 1 and bias 0. Uses torch's global generator.
+void init_bert_weights(torch::nn::Module& module, const BertConfig& c);
+
+// Matrix-multiply FLOPs of one forward pass of `batch` sequences of length `seq` (for MFU).
+double bert_forward_flops(const BertConfig& c, int64_t batch, int64_t seq);
+
+}  // namespace modtrain

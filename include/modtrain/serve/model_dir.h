@@ -1,0 +1,46 @@
+// A trained model on disk: model.safetensors (Hugging Face parameter names), config.json (HF
+// BertConfig fields, id2label/label2id, problem_type), vocab.txt and modtrain.json (labels,
+// problem, thresholds, tokenizer settings, max_len). What `train` writes at the end, and what
+// `eval` (and later `predict` and `export`) read.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "modtrain/config/config.h"
+#include "modtrain/data/wordpiece.h"
+#include "modtrain/io/safetensors.h"
+#include "modtrain/model/bert.h"
+
+namespace modtrain {
+
+struct ModelMeta {
+  BertConfig bert;
+  std::vector<std::string> labels;
+  Problem problem = Problem::kMultiLabel;
+  std::vector<double> thresholds;  // one per label
+  bool lowercase = true, normalize_tweets = true;
+  int64_t max_len = 128;
+};
+
+// The model's tensors as safetensors entries (float32 on the CPU; `keep` holds the copies).
+std::vector<io::TensorBytes> state_tensors(torch::nn::Module& model, std::vector<torch::Tensor>& keep);
+
+// Copies tensors into the model's parameters by name. Every parameter must be present with its
+// shape (a mismatch names the tensor); tensors listed in `skip` are left as initialised.
+void load_state(torch::nn::Module& model, const io::SafetensorsView& view, const std::string& source,
+                const std::vector<std::string>& skip = {});
+
+void save_model_dir(const std::string& dir, torch::nn::Module& model, const ModelMeta& meta, const std::string& vocab_path);
+
+struct LoadedModel {
+  ModelMeta meta;
+  std::shared_ptr<Vocab> vocab;
+  BertForClassification model{nullptr};
+};
+LoadedModel load_model_dir(const std::string& dir, const torch::Device& device);
+
+}  // namespace modtrain

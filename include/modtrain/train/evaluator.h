@@ -1,0 +1,44 @@
+// Evaluation on a prepared split: every rank scores its part (in order, no shuffling; records
+// repeated to even out the ranks are dropped), the parts are gathered, and the exact metrics and
+// tuned thresholds are computed from all scores.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <vector>
+
+#include "modtrain/data/dataset.h"
+#include "modtrain/model/bert.h"
+#include "modtrain/train/loss.h"
+#include "modtrain/train/metrics.h"
+
+namespace modtrain {
+
+struct EvalOptions {
+  std::vector<std::string> labels;
+  Problem problem = Problem::kMultiLabel;
+  LossOptions loss;
+  int64_t batch = 64;
+  int64_t pad_id = 0;
+  torch::Device device = torch::kCPU;
+  bool bf16 = false;                     // autocast the forward pass (CUDA)
+  ThresholdPolicy policy;                // how thresholds are tuned on these scores
+  std::vector<double> fixed_thresholds;  // if set: use these (e.g. the model's) instead of tuning
+  int rank = 0, world = 1;
+  // Concatenates a float vector over ranks (rank order); identity on one rank.
+  std::function<std::vector<float>(const std::vector<float>&)> all_gather;
+};
+
+struct EvalResult {
+  EvalReport report;
+  std::vector<double> thresholds;
+  std::vector<float> probs, targets, mask;  // all ranks' records, [N x L]
+};
+
+EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDataset& data, const EvalOptions& options);
+
+// Probabilities from logits: sigmoid (multi_label) or softmax (multi_class).
+torch::Tensor probabilities(const torch::Tensor& logits, Problem problem);
+
+}  // namespace modtrain

@@ -1,0 +1,61 @@
+// Exact classification metrics for moderation labels: per-label precision, recall and F1 at the
+// label's threshold, ROC-AUC and average precision (PR-AUC) from sorted scores with ties handled
+// as scikit-learn does, support; macro and micro averages; accuracy and macro-F1 for multi_class.
+// Not-annotated entries are left out of their label's metrics. Plain C++ (no torch).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "modtrain/config/config.h"
+
+namespace modtrain {
+
+// Scores and targets of one label over the evaluated records (annotated records only).
+struct LabelScores {
+  std::vector<float> scores;   // probabilities
+  std::vector<uint8_t> truth;  // 0/1
+};
+
+double roc_auc(const LabelScores& s);            // NaN when only one class is present
+double average_precision(const LabelScores& s);  // NaN when there are no positives
+
+struct BinaryCounts {
+  uint64_t tp = 0, fp = 0, fn = 0, tn = 0;
+  double precision() const { return tp + fp ? static_cast<double>(tp) / static_cast<double>(tp + fp) : 0.0; }
+  double recall() const { return tp + fn ? static_cast<double>(tp) / static_cast<double>(tp + fn) : 0.0; }
+  double f1() const { return tp ? 2.0 * static_cast<double>(tp) / static_cast<double>(2 * tp + fp + fn) : 0.0; }
+};
+BinaryCounts count_at(const LabelScores& s, double threshold);  // positive when score >= threshold
+
+// Chooses a label's threshold on validation scores: max_f1, precision_at:P (the lowest threshold
+// reaching precision P, so the most recall at that precision; 1.0 when none does) or fixed:T.
+double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy);
+
+struct LabelReport {
+  std::string name;
+  double threshold = 0.5;
+  double precision = 0, recall = 0, f1 = 0, roc_auc = 0, pr_auc = 0;
+  uint64_t support = 0;    // positives among annotated records
+  uint64_t annotated = 0;
+};
+
+struct EvalReport {
+  double loss = 0;
+  uint64_t records = 0;
+  std::vector<LabelReport> labels;
+  double macro_precision = 0, macro_recall = 0, macro_f1 = 0, macro_roc_auc = 0, macro_pr_auc = 0;  // over labels with support
+  double micro_precision = 0, micro_recall = 0, micro_f1 = 0;
+  double accuracy = 0;  // multi_class only (argmax)
+  std::string to_json() const;
+  std::string to_table() const;
+};
+
+// Builds the report from per-record probabilities [N x L], labels and masks. multi_class uses
+// the argmax for accuracy and macro-F1 and one-vs-rest scores for the AUCs.
+EvalReport evaluate_scores(const std::vector<std::string>& label_names, Problem problem, const std::vector<float>& probs,
+                           const std::vector<float>& targets, const std::vector<float>& mask, const std::vector<double>& thresholds,
+                           double loss);
+
+}  // namespace modtrain

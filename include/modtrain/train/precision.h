@@ -1,0 +1,44 @@
+// Mixed precision: an autocast scope for the forward pass (bf16 or fp16 on CUDA; version
+// differences between LibTorch 1.13 and 2.x guarded here and nowhere else) and a dynamic loss
+// scaler for fp16 that skips steps with inf/nan gradients and backs off, like GradScaler.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "modtrain/config/config.h"
+
+namespace modtrain {
+
+// Throws UserError for a precision the device cannot do (bf16/fp16 need CUDA here).
+void check_precision(Precision precision, const torch::Device& device);
+
+class AutocastScope {
+ public:
+  AutocastScope(Precision precision, const torch::Device& device);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool active_ = false;
+  bool previous_ = false;
+};
+
+class LossScaler {
+ public:
+  explicit LossScaler(bool enabled, double initial = 65536.0, int growth_interval = 2000)
+      : enabled_(enabled), scale_(enabled ? initial : 1.0), growth_interval_(growth_interval) {}
+  bool enabled() const { return enabled_; }
+  double scale() const { return scale_; }
+  // After a step's gradients are known: finite -> maybe grow; not finite -> halve (the caller skips).
+  void update(bool finite);
+  void set_scale(double scale) { scale_ = scale; }
+
+ private:
+  bool enabled_;
+  double scale_;
+  int growth_interval_;
+  int good_steps_ = 0;
+};
+
+}  // namespace modtrain

@@ -1,0 +1,149 @@
+#include "modtrain/serve/model_dir.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "modtrain/core/error.h"
+#include "modtrain/io/files.h"
+
+namespace modtrain {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::vector<io::TensorBytes> state_tensors(torch::nn::Module& model, std::vector<torch::Tensor>& keep) {
+  std::vector<io::TensorBytes> out;
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+    torch::Tensor t = item.value().detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    keep.push_back(t);
+    io::TensorBytes b;
+    b.name = item.key();
+    b.dtype = "F32";
+    b.shape = t.sizes().vec();
+    b.data = t.data_ptr();
+    b.bytes = static_cast<size_t>(t.numel()) * sizeof(float);
+    out.push_back(b);
+  }
+  return out;
+}
+
+namespace {
+torch::ScalarType scalar_type(const std::string& dtype) {
+  if (dtype == "F32") return torch::kFloat32;
+  if (dtype == "F16") return torch::kFloat16;
+  if (dtype == "BF16") return torch::kBFloat16;
+  if (dtype == "F64") return torch::kFloat64;
+  throw UserError("tensor dtype " + dtype + " cannot hold model weights (F32, F16, BF16 or F64)");
+}
+}  // namespace
+
+void load_state(torch::nn::Module& model, const io::SafetensorsView& view, const std::string& source, const std::vector<std::string>& skip) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : model.named_parameters(/*recurse=*/true)) {
+    const std::string& name = item.key();
+    if (std::find(skip.begin(), skip.end(), name) != skip.end()) continue;
+    const io::TensorBytes* t = view.find(name);
+    if (!t) throw UserError(source + ": missing tensor '" + name + "' (is this a checkpoint of the same architecture?)");
+    torch::Tensor& param = item.value();
+    if (t->shape != param.sizes().vec()) {
+      std::string have, want;
+      for (auto d : t->shape) have += (have.empty() ? "" : "x") + std::to_string(d);
+      for (auto d : param.sizes()) want += (want.empty() ? "" : "x") + std::to_string(d);
+      throw UserError(source + ": tensor '" + name + "' has shape [" + have + "], the model needs [" + want +
+                      "] (model.hidden/layers/heads/intermediate, vocab or labels differ)");
+    }
+    torch::Tensor src = torch::from_blob(const_cast<void*>(t->data), t->shape, torch::TensorOptions().dtype(scalar_type(t->dtype)));
+    param.copy_(src.to(param.dtype()));  // copy_ also moves host -> device
+  }
+}
+
+void save_model_dir(const std::string& dir, torch::nn::Module& model, const ModelMeta& m, const std::string& vocab_path) {
+  fs::create_directories(dir);
+  std::vector<torch::Tensor> keep;
+  io::write_safetensors((fs::path(dir) / "model.safetensors").string(), state_tensors(model, keep), {{"format", "pt"}});
+  json id2label = json::object(), label2id = json::object();
+  for (size_t i = 0; i < m.labels.size(); ++i) {
+    id2label[std::to_string(i)] = m.labels[i];
+    label2id[m.labels[i]] = i;
+  }
+  const BertConfig& c = m.bert;
+  json config = {{"architectures", {"BertForSequenceClassification"}},
+                 {"model_type", "bert"},
+                 {"vocab_size", c.vocab_size},
+                 {"hidden_size", c.hidden},
+                 {"num_hidden_layers", c.layers},
+                 {"num_attention_heads", c.heads},
+                 {"intermediate_size", c.intermediate},
+                 {"hidden_act", "gelu"},
+                 {"hidden_dropout_prob", c.hidden_dropout},
+                 {"attention_probs_dropout_prob", c.attention_dropout},
+                 {"max_position_embeddings", c.max_positions},
+                 {"type_vocab_size", c.type_vocab_size},
+                 {"initializer_range", c.initializer_range},
+                 {"layer_norm_eps", c.layer_norm_eps},
+                 {"pad_token_id", c.pad_token_id},
+                 {"position_embedding_type", "absolute"},
+                 {"classifier_dropout", nullptr},
+                 {"use_cache", true},
+                 {"torch_dtype", "float32"},
+                 {"id2label", id2label},
+                 {"label2id", label2id},
+                 {"problem_type", m.problem == Problem::kMultiLabel ? "multi_label_classification" : "single_label_classification"}};
+  io::write_file_atomic((fs::path(dir) / "config.json").string(), config.dump(2) + "\n");
+  json mt = {{"labels", m.labels},
+             {"problem", to_string(m.problem)},
+             {"thresholds", m.thresholds},
+             {"lowercase", m.lowercase},
+             {"normalize_tweets", m.normalize_tweets},
+             {"max_len", m.max_len}};
+  io::write_file_atomic((fs::path(dir) / "modtrain.json").string(), mt.dump(2) + "\n");
+  io::write_file_atomic((fs::path(dir) / "vocab.txt").string(), io::read_file(vocab_path));
+}
+
+LoadedModel load_model_dir(const std::string& dir, const torch::Device& device) {
+  auto path = [&](const char* name) { return (fs::path(dir) / name).string(); };
+  for (const char* required : {"config.json", "modtrain.json", "model.safetensors", "vocab.txt"})
+    if (!fs::exists(path(required)))
+      throw UserError(dir + ": not a modtrain model directory (" + required + " is missing); pass a run's model/ directory");
+  LoadedModel out;
+  try {
+    json config = json::parse(io::read_file(path("config.json")));
+    json mt = json::parse(io::read_file(path("modtrain.json")));
+    ModelMeta& m = out.meta;
+    m.labels = mt.at("labels").get<std::vector<std::string>>();
+    m.problem = mt.at("problem").get<std::string>() == "multi_class" ? Problem::kMultiClass : Problem::kMultiLabel;
+    m.thresholds = mt.at("thresholds").get<std::vector<double>>();
+    m.lowercase = mt.at("lowercase").get<bool>();
+    m.normalize_tweets = mt.at("normalize_tweets").get<bool>();
+    m.max_len = mt.at("max_len").get<int64_t>();
+    BertConfig& c = m.bert;
+    c.vocab_size = config.at("vocab_size").get<int64_t>();
+    c.hidden = config.at("hidden_size").get<int64_t>();
+    c.layers = config.at("num_hidden_layers").get<int64_t>();
+    c.heads = config.at("num_attention_heads").get<int64_t>();
+    c.intermediate = config.at("intermediate_size").get<int64_t>();
+    c.max_positions = config.at("max_position_embeddings").get<int64_t>();
+    c.type_vocab_size = config.value("type_vocab_size", int64_t{2});
+    c.layer_norm_eps = config.value("layer_norm_eps", 1e-12);
+    c.pad_token_id = config.value("pad_token_id", int64_t{0});
+    c.hidden_dropout = config.value("hidden_dropout_prob", 0.1);
+    c.attention_dropout = config.value("attention_probs_dropout_prob", 0.1);
+    c.num_labels = static_cast<int64_t>(m.labels.size());
+    c.validate();
+    if (m.thresholds.size() != m.labels.size()) throw UserError(path("modtrain.json") + ": one threshold per label is needed");
+  } catch (const json::exception& e) {
+    throw UserError(dir + ": malformed config.json or modtrain.json (" + std::string(e.what()) + ")");
+  }
+  out.vocab = std::make_shared<Vocab>(Vocab::load(path("vocab.txt")));
+  if (static_cast<int64_t>(out.vocab->size()) != out.meta.bert.vocab_size)
+    throw UserError(dir + ": vocab.txt has " + std::to_string(out.vocab->size()) + " tokens, config.json says " +
+                    std::to_string(out.meta.bert.vocab_size));
+  out.model = BertForClassification(out.meta.bert);
+  io::SafetensorsFile weights(path("model.safetensors"));
+  load_state(*out.model, weights.view(), path("model.safetensors"));
+  out.model->to(device);
+  out.model->eval();
+  return out;
+}
+
+}  // namespace modtrain

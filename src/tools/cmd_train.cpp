@@ -1,0 +1,103 @@
+// `modtrain train` (the main job) and `modtrain eval` (a trained model on labelled data).
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "commands.h"
+#include "modtrain/core/error.h"
+#include "modtrain/core/log.h"
+#include "modtrain/data/prepare.h"
+#include "modtrain/dist/device.h"
+#include "modtrain/dist/guard.h"
+#include "modtrain/dist/startup.h"
+#include "modtrain/serve/model_dir.h"
+#include "modtrain/train/trainer.h"
+
+namespace modtrain::tools {
+namespace {
+
+int train(const ConfigFlags& flags) {
+  World world;
+  return run_guarded(world, [&] {
+    ResolvedConfig resolved = resolve_config_on_all_ranks(world, flags.path, flags.overrides);
+    Placement placement = place_rank(world, resolved.config.dist);
+    if (world.size() > 1) {
+      const char* why = "training on several ranks needs the distributed gradient reducer, which is not built yet (issue #5); "
+                        "run `modtrain train` as one process for now";
+      if (world.is_root()) log::error(why);
+      throw CollectiveError(why, kExitUsage, /*already_reported=*/true);
+    }
+    Trainer trainer(resolved, placement, TrainComms{world.rank(), world.size(), nullptr});
+    TrainOutcome out = trainer.run();
+    if (world.is_root() && out.final_eval.records > 0) std::printf("\n%s", out.final_eval.to_table().c_str());
+    return kExitOk;
+  });
+}
+
+struct EvalFlags {
+  std::string model;
+  std::vector<std::string> data;
+  bool json = false;
+  int batch = 64;
+  std::string on_bad_record = "fail";
+};
+
+int eval(const EvalFlags& flags) {
+  namespace fs = std::filesystem;
+  LoadedModel loaded = load_model_dir(flags.model, torch::kCPU);
+  const ModelMeta& m = loaded.meta;
+  // Tokenize the raw shards exactly as training did, through `data prepare` into a scratch dir.
+  std::string pattern = (fs::temp_directory_path() / "modtrain-eval-XXXXXX").string();
+  const std::string scratch = mkdtemp(pattern.data());
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { fs::remove_all(dir); }
+  } cleanup{scratch};
+  Config c;
+  c.data.train = flags.data;
+  c.data.valid = {};
+  c.data.labels = m.labels;
+  c.data.problem = m.problem;
+  c.data.max_len = static_cast<int>(m.max_len);
+  c.data.prepared_dir = scratch + "/prepared";
+  c.data.on_bad_record = flags.on_bad_record == "skip" ? BadRecordPolicy::kSkip : BadRecordPolicy::kFail;
+  c.tokenizer.vocab = (fs::path(flags.model) / "vocab.txt").string();
+  c.tokenizer.lowercase = m.lowercase;
+  c.tokenizer.normalize_tweets = m.normalize_tweets;
+  PrepareReport prepared = prepare_data(c, {});
+  if (!flags.json) std::fprintf(stderr, "%s", prepared.summary().c_str());
+  PreparedDataset data = PreparedDataset::open(c.data.prepared_dir, "train", DataExpectations::from_config(c));
+  EvalOptions o;
+  o.labels = m.labels;
+  o.problem = m.problem;
+  o.loss.problem = m.problem;
+  o.batch = flags.batch;
+  o.pad_id = loaded.vocab->pad_id();
+  o.fixed_thresholds = m.thresholds;  // the model's own thresholds
+  EvalResult r = evaluate_model(*loaded.model, data, o);
+  std::cout << (flags.json ? r.report.to_json() + "\n" : r.report.to_table());
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_train_commands(CLI::App& app, Action& action) {
+  auto train_flags = std::make_shared<ConfigFlags>();
+  CLI::App* t = app.add_subcommand("train", "Train a classifier (launch with mpirun for several ranks)");
+  add_config_flags(*t, *train_flags);
+  t->callback([&action, train_flags] { action = [train_flags] { return train(*train_flags); }; });
+
+  auto eval_flags = std::make_shared<EvalFlags>();
+  CLI::App* e = app.add_subcommand("eval", "Evaluate a trained model on labelled raw shards");
+  e->add_option("--model", eval_flags->model, "Model directory (RUN/model)")->required();
+  e->add_option("--data", eval_flags->data, "Raw shards: files or glob patterns (JSONL/CSV/TSV)")->required();
+  e->add_flag("--json", eval_flags->json, "One JSON object instead of the table");
+  e->add_option("--batch", eval_flags->batch, "Records per forward pass")->check(CLI::Range(1, 65536));
+  e->add_option("--on-bad-record", eval_flags->on_bad_record, "fail or skip (as data.on_bad_record)")->check(CLI::IsMember({"fail", "skip"}));
+  e->callback([&action, eval_flags] { action = [eval_flags] { return run_local([&] { return eval(*eval_flags); }); }; });
+}
+
+}  // namespace modtrain::tools

@@ -1,0 +1,72 @@
+#include "modtrain/train/evaluator.h"
+
+#include "modtrain/data/loader.h"
+#include "modtrain/data/sampler.h"
+#include "modtrain/train/precision.h"
+
+namespace modtrain {
+
+torch::Tensor probabilities(const torch::Tensor& logits, Problem problem) {
+  torch::Tensor x = logits.to(torch::kFloat32);
+  return problem == Problem::kMultiLabel ? torch::sigmoid(x) : torch::softmax(x, 1);
+}
+
+EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDataset& data, const EvalOptions& o) {
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::NoGradGuard no_grad;
+  DistributedSampler sampler(data.size(), {0, o.rank, o.world, static_cast<uint32_t>(o.batch), /*shuffle=*/false, false, 64});
+  LoaderOptions loader_options;
+  loader_options.pad_id = o.pad_id;
+  std::vector<float> probs, targets, mask;
+  double loss_sum = 0, loss_count = 0;
+  for (uint64_t b = 0; b < sampler.batches_per_epoch(); ++b) {
+    Batch batch = collate(data, sampler.batch(0, b), loader_options);
+    torch::Tensor keep = batch.padding.logical_not();  // drop records repeated to even out ranks
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(o.bf16 ? Precision::kBf16 : Precision::kFp32, o.device);
+      logits = model.forward(batch.input_ids.to(o.device), batch.attention_mask.to(o.device));
+    }
+    logits = logits.to(torch::kCPU, torch::kFloat32).index({keep});
+    torch::Tensor labels = batch.labels.index({keep}), label_mask = batch.label_mask.index({keep});
+    auto [sum, count] = classification_loss_sum(logits, labels, label_mask, o.loss);
+    loss_sum += sum;
+    loss_count += count;
+    torch::Tensor p = probabilities(logits, o.problem).contiguous();
+    probs.insert(probs.end(), p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+    targets.insert(targets.end(), labels.data_ptr<float>(), labels.data_ptr<float>() + labels.numel());
+    mask.insert(mask.end(), label_mask.data_ptr<float>(), label_mask.data_ptr<float>() + label_mask.numel());
+  }
+  if (was_training) model.train();
+
+  EvalResult r;
+  if (o.all_gather) {
+    probs = o.all_gather(probs);
+    targets = o.all_gather(targets);
+    mask = o.all_gather(mask);
+    std::vector<float> loss_parts = o.all_gather({static_cast<float>(loss_sum), static_cast<float>(loss_count)});
+    loss_sum = loss_count = 0;
+    for (size_t i = 0; i + 1 < loss_parts.size(); i += 2) loss_sum += loss_parts[i], loss_count += loss_parts[i + 1];
+  }
+  const size_t L = o.labels.size();
+  r.thresholds = o.fixed_thresholds;
+  if (r.thresholds.empty()) {
+    for (size_t l = 0; l < L; ++l) {
+      LabelScores s;
+      for (size_t i = 0; i * L < probs.size(); ++i) {
+        if (mask[i * L + l] == 0) continue;
+        s.scores.push_back(probs[i * L + l]);
+        s.truth.push_back(targets[i * L + l] > 0.5f);
+      }
+      r.thresholds.push_back(o.problem == Problem::kMultiLabel ? tune_threshold(s, o.policy) : 0.5);
+    }
+  }
+  r.report = evaluate_scores(o.labels, o.problem, probs, targets, mask, r.thresholds, loss_count > 0 ? loss_sum / loss_count : 0.0);
+  r.probs = std::move(probs);
+  r.targets = std::move(targets);
+  r.mask = std::move(mask);
+  return r;
+}
+
+}  // namespace modtrain

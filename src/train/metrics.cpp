@@ -1,0 +1,232 @@
+#include "modtrain/train/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <numeric>
+#include <nlohmann/json.hpp>
+
+namespace modtrain {
+namespace {
+
+// Distinct-threshold curve points in descending score order: cumulative TP and FP at each
+// distinct score (ties form one point, as sklearn's _binary_clf_curve).
+struct Curve {
+  std::vector<double> tps, fps, thresholds;
+};
+
+Curve curve(const LabelScores& s) {
+  std::vector<size_t> order(s.scores.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return s.scores[a] > s.scores[b]; });
+  Curve c;
+  double tp = 0, fp = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (s.truth[order[i]]) tp += 1;
+    else fp += 1;
+    if (i + 1 == order.size() || s.scores[order[i + 1]] != s.scores[order[i]]) {
+      c.tps.push_back(tp);
+      c.fps.push_back(fp);
+      c.thresholds.push_back(s.scores[order[i]]);
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+double roc_auc(const LabelScores& s) {
+  Curve c = curve(s);
+  if (c.tps.empty()) return std::numeric_limits<double>::quiet_NaN();
+  const double p = c.tps.back(), n = c.fps.back();
+  if (p == 0 || n == 0) return std::numeric_limits<double>::quiet_NaN();
+  double area = 0, prev_tpr = 0, prev_fpr = 0;  // trapezoids through (0,0) and every distinct threshold
+  for (size_t i = 0; i < c.tps.size(); ++i) {
+    double tpr = c.tps[i] / p, fpr = c.fps[i] / n;
+    area += (fpr - prev_fpr) * (tpr + prev_tpr) / 2;
+    prev_tpr = tpr;
+    prev_fpr = fpr;
+  }
+  return area;
+}
+
+double average_precision(const LabelScores& s) {
+  Curve c = curve(s);
+  if (c.tps.empty() || c.tps.back() == 0) return std::numeric_limits<double>::quiet_NaN();
+  const double p = c.tps.back();
+  double ap = 0, prev_recall = 0;  // sum over thresholds of (R_n - R_{n-1}) * P_n, as sklearn
+  for (size_t i = 0; i < c.tps.size(); ++i) {
+    double recall = c.tps[i] / p, precision = c.tps[i] / (c.tps[i] + c.fps[i]);
+    ap += (recall - prev_recall) * precision;
+    prev_recall = recall;
+  }
+  return ap;
+}
+
+BinaryCounts count_at(const LabelScores& s, double threshold) {
+  BinaryCounts c;
+  for (size_t i = 0; i < s.scores.size(); ++i) {
+    bool predicted = s.scores[i] >= threshold;
+    if (s.truth[i]) predicted ? ++c.tp : ++c.fn;
+    else predicted ? ++c.fp : ++c.tn;
+  }
+  return c;
+}
+
+double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy) {
+  if (policy.kind == ThresholdPolicy::Kind::kFixed) return policy.value;
+  Curve c = curve(s);
+  if (c.tps.empty() || c.tps.back() == 0) return 0.5;  // no positives: keep the neutral threshold
+  const double p = c.tps.back();
+  if (policy.kind == ThresholdPolicy::Kind::kMaxF1) {
+    double best_f1 = -1, best = 0.5;
+    for (size_t i = 0; i < c.tps.size(); ++i) {
+      double f1 = 2 * c.tps[i] / (c.tps[i] + c.fps[i] + p);
+      if (f1 > best_f1) {  // strict: ties keep the higher threshold (fewer flags)
+        best_f1 = f1;
+        best = c.thresholds[i];
+      }
+    }
+    return best;
+  }
+  // precision_at: the lowest threshold (most recall) whose precision reaches the target
+  double best = 1.0;
+  bool found = false;
+  for (size_t i = 0; i < c.tps.size(); ++i) {
+    if (c.tps[i] / (c.tps[i] + c.fps[i]) >= policy.value) {
+      best = c.thresholds[i];
+      found = true;
+    }
+  }
+  return found ? best : std::nextafter(1.0, 2.0);  // nothing reaches it: flag nothing
+}
+
+EvalReport evaluate_scores(const std::vector<std::string>& names, Problem problem, const std::vector<float>& probs,
+                           const std::vector<float>& targets, const std::vector<float>& mask, const std::vector<double>& thresholds,
+                           double loss) {
+  const size_t L = names.size(), N = L ? probs.size() / L : 0;
+  EvalReport r;
+  r.loss = loss;
+  r.records = N;
+  BinaryCounts micro;
+  size_t with_support = 0, with_auc = 0, with_ap = 0;
+  for (size_t l = 0; l < L; ++l) {
+    LabelScores s;
+    for (size_t i = 0; i < N; ++i) {
+      if (mask[i * L + l] == 0) continue;
+      s.scores.push_back(probs[i * L + l]);
+      s.truth.push_back(targets[i * L + l] > 0.5f);
+    }
+    LabelReport lr;
+    lr.name = names[l];
+    lr.threshold = thresholds.empty() ? 0.5 : thresholds[l];
+    lr.annotated = s.scores.size();
+    BinaryCounts c = count_at(s, lr.threshold);
+    lr.support = c.tp + c.fn;
+    lr.precision = c.precision();
+    lr.recall = c.recall();
+    lr.f1 = c.f1();
+    lr.roc_auc = roc_auc(s);
+    lr.pr_auc = average_precision(s);
+    if (problem == Problem::kMultiLabel) {
+      micro.tp += c.tp;
+      micro.fp += c.fp;
+      micro.fn += c.fn;
+    }
+    if (lr.support > 0) {
+      ++with_support;
+      r.macro_precision += lr.precision;
+      r.macro_recall += lr.recall;
+      r.macro_f1 += lr.f1;
+    }
+    if (!std::isnan(lr.roc_auc)) ++with_auc, r.macro_roc_auc += lr.roc_auc;
+    if (!std::isnan(lr.pr_auc)) ++with_ap, r.macro_pr_auc += lr.pr_auc;
+    r.labels.push_back(lr);
+  }
+  auto mean = [](double sum, size_t n) { return n ? sum / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN(); };
+  r.macro_precision = mean(r.macro_precision, with_support);
+  r.macro_recall = mean(r.macro_recall, with_support);
+  r.macro_f1 = mean(r.macro_f1, with_support);
+  r.macro_roc_auc = mean(r.macro_roc_auc, with_auc);
+  r.macro_pr_auc = mean(r.macro_pr_auc, with_ap);
+  if (problem == Problem::kMultiClass) {
+    // argmax predictions: accuracy, and per-class precision/recall/F1 from the confusion counts
+    std::vector<BinaryCounts> per(L);
+    uint64_t correct = 0;
+    for (size_t i = 0; i < N; ++i) {
+      size_t predicted = static_cast<size_t>(std::max_element(probs.begin() + static_cast<std::ptrdiff_t>(i * L),
+                                                              probs.begin() + static_cast<std::ptrdiff_t>((i + 1) * L)) -
+                                             (probs.begin() + static_cast<std::ptrdiff_t>(i * L)));
+      size_t truth = static_cast<size_t>(std::max_element(targets.begin() + static_cast<std::ptrdiff_t>(i * L),
+                                                          targets.begin() + static_cast<std::ptrdiff_t>((i + 1) * L)) -
+                                         (targets.begin() + static_cast<std::ptrdiff_t>(i * L)));
+      correct += predicted == truth;
+      for (size_t l = 0; l < L; ++l) {
+        bool p = l == predicted, t = l == truth;
+        if (p && t) ++per[l].tp;
+        else if (p) ++per[l].fp;
+        else if (t) ++per[l].fn;
+        else ++per[l].tn;
+      }
+    }
+    r.accuracy = N ? static_cast<double>(correct) / static_cast<double>(N) : 0.0;
+    double f1 = 0, precision = 0, recall = 0;
+    for (size_t l = 0; l < L; ++l) {
+      r.labels[l].precision = per[l].precision();
+      r.labels[l].recall = per[l].recall();
+      r.labels[l].f1 = per[l].f1();
+      f1 += per[l].f1();
+      precision += per[l].precision();
+      recall += per[l].recall();
+      micro.tp += per[l].tp;
+      micro.fp += per[l].fp;
+      micro.fn += per[l].fn;
+    }
+    r.macro_f1 = mean(f1, L);
+    r.macro_precision = mean(precision, L);
+    r.macro_recall = mean(recall, L);
+  }
+  r.micro_precision = micro.precision();
+  r.micro_recall = micro.recall();
+  r.micro_f1 = micro.f1();
+  return r;
+}
+
+std::string EvalReport::to_json() const {
+  auto num = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
+  nlohmann::json labels_json = nlohmann::json::object();
+  for (const auto& l : labels)
+    labels_json[l.name] = {{"threshold", l.threshold}, {"precision", num(l.precision)}, {"recall", num(l.recall)}, {"f1", num(l.f1)},
+                           {"roc_auc", num(l.roc_auc)}, {"pr_auc", num(l.pr_auc)}, {"support", l.support}, {"annotated", l.annotated}};
+  nlohmann::json j = {{"loss", num(loss)},
+                      {"records", records},
+                      {"labels", labels_json},
+                      {"macro", {{"precision", num(macro_precision)}, {"recall", num(macro_recall)}, {"f1", num(macro_f1)},
+                                 {"roc_auc", num(macro_roc_auc)}, {"pr_auc", num(macro_pr_auc)}}},
+                      {"micro", {{"precision", num(micro_precision)}, {"recall", num(micro_recall)}, {"f1", num(micro_f1)}}},
+                      {"accuracy", num(accuracy)}};
+  return j.dump();
+}
+
+std::string EvalReport::to_table() const {
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-16s %9s %9s %9s %9s %9s %9s %8s\n", "label", "threshold", "precision", "recall", "f1",
+                "roc_auc", "pr_auc", "support");
+  out += line;
+  auto row = [&](const char* name, double t, double p, double r, double f, double a, double ap, uint64_t s, bool show_support) {
+    std::snprintf(line, sizeof line, "%-16s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %8s\n", name, t, p, r, f, a, ap,
+                  show_support ? std::to_string(s).c_str() : "");
+    out += line;
+  };
+  for (const auto& l : labels) row(l.name.c_str(), l.threshold, l.precision, l.recall, l.f1, l.roc_auc, l.pr_auc, l.support, true);
+  row("macro", std::nan(""), macro_precision, macro_recall, macro_f1, macro_roc_auc, macro_pr_auc, 0, false);
+  row("micro", std::nan(""), micro_precision, micro_recall, micro_f1, std::nan(""), std::nan(""), 0, false);
+  std::snprintf(line, sizeof line, "loss %.4f over %llu records%s\n", loss, static_cast<unsigned long long>(records),
+                accuracy > 0 ? (", accuracy " + std::to_string(accuracy)).c_str() : "");
+  out += line;
+  return out;
+}
+
+}  // namespace modtrain

@@ -1,0 +1,49 @@
+#include "modtrain/train/run_dir.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "modtrain/core/error.h"
+#include "modtrain/io/files.h"
+
+namespace modtrain {
+
+RunDir::RunDir(std::string dir, bool writer) : dir_(std::move(dir)), writer_(writer) {
+  if (!writer_) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  if (ec) throw UserError("run.dir: cannot create " + dir_ + ": " + ec.message(), kExitRuntime);
+  metrics_.open(path("metrics.jsonl"), std::ios::app);
+  if (!metrics_) throw UserError("run.dir: cannot write " + path("metrics.jsonl"), kExitRuntime);
+}
+
+std::string RunDir::path(const std::string& name) const { return (std::filesystem::path(dir_) / name).string(); }
+
+void RunDir::write_config(const std::string& yaml) {
+  if (writer_) io::write_file_atomic(path("config.yaml"), yaml);
+}
+
+void RunDir::append_metrics(const std::string& json_line) {
+  if (!writer_) return;
+  metrics_ << json_line << '\n';
+  metrics_.flush();
+  if (!metrics_) throw UserError("cannot write " + path("metrics.jsonl") + " (disk full?)", kExitRuntime);
+}
+
+ProgressLine::ProgressLine(bool enabled) : enabled_(enabled), live_(enabled && ::isatty(STDOUT_FILENO)) {}
+
+void ProgressLine::update(int64_t step, int64_t total, double loss, double lr, double tokens_per_s, double eta_s) {
+  if (!enabled_) return;
+  int eta = static_cast<int>(eta_s);
+  std::printf("%sstep %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  eta %d:%02d:%02d%s", live_ ? "\r" : "", static_cast<long long>(step),
+              static_cast<long long>(total), loss, lr, tokens_per_s, eta / 3600, eta / 60 % 60, eta % 60, live_ ? "   " : "\n");
+  std::fflush(stdout);
+}
+
+void ProgressLine::finish() {
+  if (live_) std::printf("\n");
+}
+
+}  // namespace modtrain

@@ -1,0 +1,151 @@
+// The BERT classifier: Hugging Face parameter names and shapes, initialisation, padding that
+// must not change the [CLS] output, the attention path against a direct computation (and the
+// fused SDPA path against the plain one where LibTorch >= 2.0), safetensors round trip.
+#include "catch_torch.h"
+
+#include <set>
+
+#include "modtrain/io/safetensors.h"
+#include "modtrain/model/bert.h"
+#include "modtrain/serve/model_dir.h"
+#include "test_util.h"
+
+using namespace modtrain;
+
+namespace {
+BertConfig small() {
+  BertConfig c;
+  c.vocab_size = 50;
+  c.hidden = 32;
+  c.layers = 2;
+  c.heads = 4;
+  c.intermediate = 64;
+  c.max_positions = 40;
+  c.num_labels = 3;
+  c.hidden_dropout = c.attention_dropout = 0.0;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("parameter names and shapes are Hugging Face's BertForSequenceClassification", "[model]") {
+  BertForClassification m(small());
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& p : m->named_parameters()) shapes[p.key()] = p.value().sizes().vec();
+  CHECK(shapes.at("bert.embeddings.word_embeddings.weight") == std::vector<int64_t>{50, 32});
+  CHECK(shapes.at("bert.embeddings.position_embeddings.weight") == std::vector<int64_t>{40, 32});
+  CHECK(shapes.at("bert.embeddings.token_type_embeddings.weight") == std::vector<int64_t>{2, 32});
+  CHECK(shapes.at("bert.embeddings.LayerNorm.weight") == std::vector<int64_t>{32});
+  for (int l = 0; l < 2; ++l) {
+    std::string p = "bert.encoder.layer." + std::to_string(l) + ".";
+    for (const char* n : {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"})
+      CHECK(shapes.at(p + n + ".weight") == std::vector<int64_t>{32, 32});
+    CHECK(shapes.count(p + "attention.output.LayerNorm.bias"));
+    CHECK(shapes.at(p + "intermediate.dense.weight") == std::vector<int64_t>{64, 32});
+    CHECK(shapes.at(p + "output.dense.weight") == std::vector<int64_t>{32, 64});
+    CHECK(shapes.count(p + "output.LayerNorm.weight"));
+  }
+  CHECK(shapes.at("bert.pooler.dense.weight") == std::vector<int64_t>{32, 32});
+  CHECK(shapes.at("classifier.weight") == std::vector<int64_t>{3, 32});
+  CHECK(shapes.at("classifier.bias") == std::vector<int64_t>{3});
+  CHECK(shapes.size() == 5 + 2 * 16 + 2 + 2);
+}
+
+TEST_CASE("initialisation as Hugging Face: N(0, 0.02), zero biases, unit LayerNorm, zero padding row", "[model]") {
+  torch::manual_seed(0);
+  BertConfig c = small();
+  c.vocab_size = 2000;
+  c.hidden = 64;
+  BertForClassification m(c);
+  torch::Tensor w = m->bert->embeddings->word_embeddings->weight;
+  CHECK(w[0].abs().sum().item<float>() == 0.0f);  // [PAD] row
+  CHECK(w.slice(0, 1).std().item<double>() == Approx(0.02).epsilon(0.03));
+  CHECK(w.slice(0, 1).mean().item<double>() == Approx(0.0).margin(1e-3));
+  CHECK(m->classifier->bias.abs().sum().item<float>() == 0.0f);
+  CHECK(m->bert->embeddings->LayerNorm->weight.eq(1).all().item<bool>());
+}
+
+TEST_CASE("padding does not change the [CLS] output or the logits", "[model]") {
+  torch::manual_seed(1);
+  BertForClassification m(small());
+  m->eval();
+  torch::Tensor ids = torch::tensor({{2, 7, 9, 11, 3}}, torch::kInt64);
+  torch::Tensor mask = torch::ones({1, 5}, torch::kInt64);
+  torch::Tensor padded = torch::cat({ids, torch::zeros({1, 11}, torch::kInt64)}, 1);
+  torch::Tensor padded_mask = torch::cat({mask, torch::zeros({1, 11}, torch::kInt64)}, 1);
+  torch::NoGradGuard no_grad;
+  torch::Tensor a = m->forward(ids, mask), b = m->forward(padded, padded_mask);
+  CHECK(a.sizes() == torch::IntArrayRef{1, 3});
+  CHECK(torch::allclose(a, b, 1e-5, 1e-6));
+  // and in a batch with a longer neighbour
+  torch::Tensor batch = torch::cat({padded, torch::randint(5, 50, {1, 16}, torch::kInt64)}, 0);
+  torch::Tensor batch_mask = torch::cat({padded_mask, torch::ones({1, 16}, torch::kInt64)}, 0);
+  CHECK(torch::allclose(m->forward(batch, batch_mask)[0], a[0], 1e-5, 1e-6));
+}
+
+TEST_CASE("self-attention equals a direct computation of softmax(QK^T/sqrt(d) + mask) V", "[model]") {
+  torch::manual_seed(2);
+  BertConfig c = small();
+  c.use_sdpa = false;
+  BertSelfAttention att(c);
+  att->eval();
+  torch::Tensor x = torch::randn({2, 6, 32});
+  torch::Tensor keep = torch::tensor({{1, 1, 1, 1, 1, 1}, {1, 1, 1, 0, 0, 0}}, torch::kFloat32);
+  torch::Tensor mask = ((1 - keep) * -1e30).view({2, 1, 1, 6});
+  torch::NoGradGuard no_grad;
+  torch::Tensor out = att->forward(x, mask);
+  // reference, one head at a time, in float64
+  torch::Tensor q = att->query(x).to(torch::kFloat64), k = att->key(x).to(torch::kFloat64), v = att->value(x).to(torch::kFloat64);
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t h = 0; h < 4; ++h) {
+      auto cols = torch::indexing::Slice(h * 8, (h + 1) * 8);
+      torch::Tensor qh = q[b].index({torch::indexing::Slice(), cols}), kh = k[b].index({torch::indexing::Slice(), cols});
+      torch::Tensor vh = v[b].index({torch::indexing::Slice(), cols});
+      torch::Tensor s = qh.matmul(kh.t()) / std::sqrt(8.0) + mask[b][0][0].to(torch::kFloat64);
+      torch::Tensor ref = torch::softmax(s, -1).matmul(vh);
+      CHECK(torch::allclose(out[b].index({torch::indexing::Slice(), cols}).to(torch::kFloat64), ref, 1e-5, 1e-6));
+    }
+}
+
+TEST_CASE("fused SDPA attention equals the plain path", "[model][sdpa]") {
+  if (!sdpa_available()) {
+    WARN("LibTorch " << TORCH_VERSION << " has no scaled_dot_product_attention; the plain path is used (checked on the GPU machine)");
+    return;
+  }
+  torch::manual_seed(3);
+  BertConfig fused = small(), plain = small();
+  plain.use_sdpa = false;
+  BertForClassification a(fused), b(plain);
+  {
+    torch::NoGradGuard g;
+    auto pa = a->parameters(), pb = b->parameters();
+    for (size_t i = 0; i < pa.size(); ++i) pb[i].copy_(pa[i]);
+  }
+  a->eval();
+  b->eval();
+  torch::Tensor ids = torch::randint(5, 50, {3, 12}, torch::kInt64);
+  torch::Tensor mask = torch::ones({3, 12}, torch::kInt64);
+  mask.index_put_({1, torch::indexing::Slice(7)}, 0);
+  torch::NoGradGuard g;
+  CHECK(torch::allclose(a->forward(ids, mask), b->forward(ids, mask), 1e-4, 1e-5));
+}
+
+TEST_CASE("model weights round-trip through safetensors with HF names", "[model][safetensors]") {
+  test::TempDir dir;
+  torch::manual_seed(4);
+  BertForClassification a(small());
+  std::vector<torch::Tensor> keep;
+  io::write_safetensors(dir.file("m.safetensors"), state_tensors(*a, keep));
+  io::SafetensorsFile file(dir.file("m.safetensors"));
+  CHECK(file.view().metadata().at("format") == "pt");
+  CHECK(file.view().find("bert.encoder.layer.1.attention.self.query.weight") != nullptr);
+  torch::manual_seed(5);
+  BertForClassification b(small());
+  load_state(*b, file.view(), "m.safetensors");
+  auto pa = a->named_parameters(), pb = b->named_parameters();
+  for (const auto& p : pa) CHECK(torch::equal(p.value(), pb[p.key()]));
+  BertConfig bigger = small();
+  bigger.num_labels = 4;
+  BertForClassification c(bigger);
+  CHECK_THROWS_WITH(load_state(*c, file.view(), "m.safetensors"),
+                    Catch::Matchers::Contains("tensor 'classifier.weight' has shape [3x32], the model needs [4x32]"));
+}
