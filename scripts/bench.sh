@@ -11,4 +11,6 @@ fi
 mkdir -p bench/results
 build/bench/modtrain_bench_tokenizer --out bench/results/tokenizer.json
 build/bench/modtrain_bench_data --out bench/results/data.json
+build/bench/modtrain_bench_train --preset tiny --batch 32 --seq 64 --steps 30
+build/bench/modtrain_bench_train --preset base --batch 8 --seq 128 --steps 3
 echo "results in bench/results/"

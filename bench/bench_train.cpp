@@ -1,0 +1,104 @@
+// Training-step benchmark: time split forward / backward / optimiser (data is measured by
+// bench_data), samples/s and tokens/s, for the tiny and the BERT-base-sized model; on CUDA also
+// model FLOPs utilisation (MFU = 3 x forward matmul FLOPs per step / step time / peak).
+// Usage: modtrain_bench_train [--preset tiny|base] [--batch B] [--seq T] [--steps N]
+//        [--device cpu|cuda] [--precision fp32|bf16] [--peak-tflops P] [--threads N] [--out FILE]
+#include <cstdio>
+#include <cstring>
+#include <torch/torch.h>
+
+#include "bench_common.h"
+#include "modtrain/dist/device.h"
+#include "modtrain/model/bert.h"
+#include "modtrain/train/loss.h"
+#include "modtrain/train/precision.h"
+
+using namespace modtrain;
+
+int main(int argc, char** argv) {
+  std::string preset = "tiny", device_name = "cpu", precision_name = "fp32", out;
+  int64_t batch = 32, seq = 64, steps = 20;
+  int threads = 0;
+  double peak_tflops = 0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--preset") preset = v;
+    else if (k == "--batch") batch = std::stoll(v);
+    else if (k == "--seq") seq = std::stoll(v);
+    else if (k == "--steps") steps = std::stoll(v);
+    else if (k == "--device") device_name = v;
+    else if (k == "--precision") precision_name = v;
+    else if (k == "--peak-tflops") peak_tflops = std::stod(v);
+    else if (k == "--threads") threads = std::stoi(v);
+    else if (k == "--out") out = v;
+  }
+  if (out.empty()) out = "bench/results/train-" + preset + "-" + device_name + ".json";
+  BertConfig c;
+  c.vocab_size = 30522;
+  c.num_labels = 7;
+  if (preset == "tiny") c.hidden = 128, c.layers = 2, c.heads = 2, c.intermediate = 512;
+  const bool cuda = device_name == "cuda";
+  const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  const Precision precision = precision_name == "bf16" ? Precision::kBf16 : Precision::kFp32;
+  if (threads > 0) torch::set_num_threads(threads);
+  int blas = set_blas_threads(0, static_cast<int>(c.hidden), torch::get_num_threads());
+  torch::manual_seed(0);
+  BertForClassification model(c);
+  model->to(device);
+  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(1e-4).weight_decay(0.01));
+  torch::Tensor ids = torch::randint(5, c.vocab_size, {batch, seq}, torch::kInt64).to(device);
+  torch::Tensor mask = torch::ones({batch, seq}, torch::kInt64).to(device);
+  torch::Tensor labels = (torch::rand({batch, c.num_labels}) < 0.1).to(torch::kFloat32).to(device);
+  torch::Tensor label_mask = torch::ones({batch, c.num_labels}).to(device);
+  auto sync = [&] {
+    if (cuda) torch::cuda::synchronize();
+  };
+  double forward_s = 0, backward_s = 0, optimizer_s = 0;
+  for (int64_t step = -3; step < steps; ++step) {  // 3 warm-up steps
+    sync();
+    double t0 = bench::now_seconds();
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(precision, device);
+      logits = model->forward(ids, mask);
+    }
+    torch::Tensor loss = classification_loss(logits, labels, label_mask, {});
+    sync();
+    double t1 = bench::now_seconds();
+    optimizer.zero_grad();
+    loss.backward();
+    sync();
+    double t2 = bench::now_seconds();
+    optimizer.step();
+    sync();
+    double t3 = bench::now_seconds();
+    if (step >= 0) forward_s += t1 - t0, backward_s += t2 - t1, optimizer_s += t3 - t2;
+  }
+  const double step_s = (forward_s + backward_s + optimizer_s) / static_cast<double>(steps);
+  const double flops = 3.0 * bert_forward_flops(c, batch, seq);
+  nlohmann::json result = {{"benchmark", "train_step"},
+                           {"machine", bench::machine()},
+                           {"preset", preset},
+                           {"device", device_name},
+                           {"precision", precision_name},
+                           {"threads", torch::get_num_threads()},
+                           {"blas_threads", blas},
+                           {"batch", batch},
+                           {"seq", seq},
+                           {"params_millions", [&] { int64_t n = 0; for (auto& p : model->parameters()) n += p.numel(); return n / 1e6; }()},
+                           {"step_ms", step_s * 1e3},
+                           {"forward_ms", forward_s / steps * 1e3},
+                           {"backward_ms", backward_s / steps * 1e3},
+                           {"optimizer_ms", optimizer_s / steps * 1e3},
+                           {"samples_per_s", batch / step_s},
+                           {"tokens_per_s", batch * seq / step_s},
+                           {"model_tflops_per_s", flops / step_s / 1e12}};
+  if (peak_tflops > 0) result["mfu"] = flops / step_s / (peak_tflops * 1e12);
+  bench::write_result(out, result);
+  std::printf("%s %s %s B=%lld T=%lld: step %.1f ms (fwd %.1f, bwd %.1f, opt %.1f), %.0f samples/s, %.0f tokens/s, %.2f TFLOP/s%s\n",
+              preset.c_str(), device_name.c_str(), precision_name.c_str(), static_cast<long long>(batch), static_cast<long long>(seq),
+              step_s * 1e3, forward_s / steps * 1e3, backward_s / steps * 1e3, optimizer_s / steps * 1e3, batch / step_s,
+              batch * seq / step_s, flops / step_s / 1e12,
+              peak_tflops > 0 ? (", MFU " + std::to_string(flops / step_s / (peak_tflops * 1e12) * 100).substr(0, 5) + "%").c_str() : "");
+  return 0;
+}
