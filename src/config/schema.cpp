@@ -408,6 +408,11 @@ std::vector<Field> build_fields() {
            "CPU threads per rank; 0 = cores on the node / ranks on the node."),
       make("dist", &C::dist, "blas_threads", &DistConfig::blas_threads, between(0, 1024),
            "OpenBLAS threads per rank; 0 = auto: 1 for small models (hidden <= 256), else dist.threads."),
+      make("dist", &C::dist, "check_replicas_every", &DistConfig::check_replicas_every, between<int64_t>(0, kMaxSteps),
+           "Every N steps compare parameter checksums across ranks (divergence is an error naming the parameter); 0 = never."),
+      make("dist", &C::dist, "timeline", &DistConfig::timeline, any<std::string>(),
+           "Chrome-trace timeline of forward, backward, each bucket's all-reduce, waits and optimiser: "
+           "FILE.json -> FILE-rank<R>.json per rank; empty = off."),
 
       make("checkpoint", &C::checkpoint, "every", &CheckpointConfig::every, between<int64_t>(0, kMaxSteps),
            "Save a checkpoint every N steps; 0 = only at the end."),

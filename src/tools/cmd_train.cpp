@@ -14,6 +14,7 @@
 #include "modtrain/dist/guard.h"
 #include "modtrain/dist/startup.h"
 #include "modtrain/serve/model_dir.h"
+#include "modtrain/train/distributed.h"
 #include "modtrain/train/trainer.h"
 
 namespace modtrain::tools {
@@ -24,14 +25,11 @@ int train(const ConfigFlags& flags) {
   return run_guarded(world, [&] {
     ResolvedConfig resolved = resolve_config_on_all_ranks(world, flags.path, flags.overrides);
     Placement placement = place_rank(world, resolved.config.dist);
-    if (world.size() > 1) {
-      const char* why = "training on several ranks needs the distributed gradient reducer, which is not built yet (issue #5); "
-                        "run `modtrain train` as one process for now";
-      if (world.is_root()) log::error(why);
-      throw CollectiveError(why, kExitUsage, /*already_reported=*/true);
-    }
-    Trainer trainer(resolved, placement, TrainComms{world.rank(), world.size(), nullptr});
+    DistributedTraining distributed(world, placement, resolved.config);
+    Trainer trainer(resolved, placement, distributed.comms(), distributed.sync_factory());
     TrainOutcome out = trainer.run();
+    std::string timeline = distributed.write_timeline();
+    if (!timeline.empty() && world.is_root()) log::info("timeline: " + timeline + " (one file per rank; open in chrome://tracing)");
     if (world.is_root() && out.final_eval.records > 0) std::printf("\n%s", out.final_eval.to_table().c_str());
     return kExitOk;
   });

@@ -136,23 +136,32 @@ void Trainer::log_start() const {
   }
 }
 
+void Trainer::zero_grad() {
+  if (sync_->owns_gradients()) sync_->zero_grad();  // gradients are bucket views: zero them in place
+  else optimizer_->zero_grad();
+}
+
 Trainer::StepStats Trainer::train_step(int64_t step) {
   StepStats s;
   const int accum = config_.train.accum_steps;
   set_lr(*optimizer_, lr_at(config_.train, step));
-  optimizer_->zero_grad();
+  zero_grad();
   torch::Tensor loss_total = torch::zeros({}, torch::TensorOptions().device(device_));
   for (int micro = 0; micro < accum; ++micro) {
     Batch batch = loader_->next();
-    torch::Tensor logits;
+    torch::Tensor logits, loss;
     {
+      Timeline::Scope span(comms_.timeline, "forward");
       AutocastScope autocast(config_.train.precision, device_);
       logits = model_->forward(batch.input_ids.to(device_, true), batch.attention_mask.to(device_, true));  // [B, L]
     }
-    torch::Tensor loss = classification_loss(logits, batch.labels.to(device_, true), batch.label_mask.to(device_, true), loss_options_);
+    loss = classification_loss(logits, batch.labels.to(device_, true), batch.label_mask.to(device_, true), loss_options_);
     loss_total += loss.detach() / accum;
     sync_->prepare_backward(micro + 1 == accum);  // accumulation micro-steps do not communicate
-    (loss * (scaler_.scale() / accum)).backward();
+    {
+      Timeline::Scope span(comms_.timeline, "backward");
+      (loss * (scaler_.scale() / accum)).backward();
+    }
     s.samples += batch.input_ids.size(0);
     s.tokens += batch.tokens;
   }
@@ -167,9 +176,10 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
   scaler_.update(finite);
   if (!finite) {
     s.skipped = true;
-    optimizer_->zero_grad();
+    zero_grad();
     return s;
   }
+  Timeline::Scope span(comms_.timeline, "optimizer");
   optimizer_->step();
   return s;
 }
@@ -230,6 +240,7 @@ TrainOutcome Trainer::run() {
       continue;
     }
     consecutive_skips = 0;
+    if (c.dist.check_replicas_every > 0 && (step + 1) % c.dist.check_replicas_every == 0) sync_->check_replicas(step + 1);
     window_loss += s.loss;
     ++window_steps;
     window_samples += s.samples;

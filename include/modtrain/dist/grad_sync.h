@@ -18,6 +18,12 @@ class GradientSync {
   // Sums small host values over ranks in place (losses, counts, flags for logging and decisions).
   virtual void sum(std::vector<double>& values) { (void)values; }
   virtual int world_size() const { return 1; }
+  // True when gradients are views into this sync's buffers: then zero_grad() here replaces the
+  // optimiser's (which would detach or drop the views).
+  virtual bool owns_gradients() const { return false; }
+  virtual void zero_grad() {}
+  // Compares the replicas across ranks; throws naming the first parameter that differs.
+  virtual void check_replicas(long step) { (void)step; }
 };
 
 }  // namespace modtrain

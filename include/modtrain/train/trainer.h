@@ -14,6 +14,7 @@
 #include "modtrain/data/wordpiece.h"
 #include "modtrain/dist/device.h"
 #include "modtrain/dist/grad_sync.h"
+#include "modtrain/dist/timeline.h"
 #include "modtrain/model/bert.h"
 #include "modtrain/train/evaluator.h"
 #include "modtrain/train/precision.h"
@@ -34,6 +35,7 @@ struct TrainOutcome {
 struct TrainComms {
   int rank = 0, world = 1;
   std::function<std::vector<float>(const std::vector<float>&)> all_gather;  // evaluation scores
+  Timeline* timeline = nullptr;  // forward / backward / optimiser spans (dist.timeline)
 };
 
 class Trainer {
@@ -52,6 +54,7 @@ class Trainer {
     bool skipped = false;
   };
   StepStats train_step(int64_t step);
+  void zero_grad();
   EvalResult evaluate();
   void log_start() const;
 

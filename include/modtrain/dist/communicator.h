@@ -1,0 +1,65 @@
+// The narrow interface the trainer's data parallelism talks to: all-reduce (sum/avg, async),
+// broadcast, all-gather and barrier, with two backends: `mpi` (CPU tensors, non-blocking MPI
+// collectives on a communication thread) and `nccl` (CUDA tensors on a dedicated stream ordered
+// against the compute stream with CUDA events). Every wait is bounded by dist.timeout_s: a
+// collective that does not complete raises an error naming the rank and the operation.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "modtrain/config/config.h"
+#include "modtrain/dist/device.h"
+#include "modtrain/dist/timeline.h"
+#include "modtrain/dist/world.h"
+
+namespace modtrain {
+
+enum class ReduceOp { kSum, kAvg };
+
+// An operation in flight. wait() blocks until it completed (throwing the watchdog's error).
+class Work {
+ public:
+  virtual ~Work() = default;
+  virtual void wait() = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual std::string backend() const = 0;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+
+  // In place on a contiguous tensor. `what` names the operation in timelines and errors.
+  virtual std::unique_ptr<Work> all_reduce_async(torch::Tensor tensor, ReduceOp op, const std::string& what) = 0;
+  virtual void broadcast(torch::Tensor tensor, int root, const std::string& what) = 0;
+  // Every rank's tensor of the same shape, concatenated along a new leading dim: [size, ...].
+  virtual torch::Tensor all_gather(const torch::Tensor& tensor, const std::string& what) = 0;
+  virtual void barrier(const std::string& what) = 0;
+
+  void all_reduce(torch::Tensor tensor, ReduceOp op, const std::string& what) { all_reduce_async(std::move(tensor), op, what)->wait(); }
+  // Float vectors of different lengths per rank, concatenated in rank order.
+  std::vector<float> all_gather_varlen(const std::vector<float>& values, const std::string& what);
+  // Host doubles summed over ranks in place.
+  void sum_host(std::vector<double>& values, const std::string& what);
+};
+
+struct CommOptions {
+  double timeout_s = 300;
+  Timeline* timeline = nullptr;
+};
+
+// dist.backend: auto = nccl when this rank computes on CUDA, else mpi. Throws UserError for nccl
+// without a GPU or without NCCL compiled in.
+std::unique_ptr<Communicator> make_communicator(Backend backend, const World& world, const Placement& placement, CommOptions options);
+
+std::unique_ptr<Communicator> make_mpi_communicator(const World& world, CommOptions options);
+#ifdef MODTRAIN_HAVE_NCCL
+std::unique_ptr<Communicator> make_nccl_communicator(const World& world, const Placement& placement, CommOptions options);
+#endif
+
+}  // namespace modtrain

@@ -1,0 +1,215 @@
+// The MPI backend: CPU tensors, non-blocking MPI collectives issued in order on one communication
+// thread (so they progress while backward computes), each polled against dist.timeout_s.
+#include <mpi.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "modtrain/core/check.h"
+#include "modtrain/core/error.h"
+#include "modtrain/dist/communicator.h"
+
+namespace modtrain {
+namespace {
+
+MPI_Datatype mpi_type(const torch::Tensor& t) {
+  switch (t.scalar_type()) {
+    case torch::kFloat32: return MPI_FLOAT;
+    case torch::kFloat64: return MPI_DOUBLE;
+    case torch::kInt64: return MPI_INT64_T;
+    case torch::kInt32: return MPI_INT32_T;
+    case torch::kUInt8: case torch::kBool: return MPI_UINT8_T;
+    default: throw InternalError(std::string("mpi backend: unsupported dtype ") + c10::toString(t.scalar_type()));
+  }
+}
+
+std::string megabytes(size_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f MB", bytes / 1e6);
+  return buf;
+}
+
+struct Task {
+  std::string what;
+  size_t bytes = 0;
+  std::function<void(MPI_Request*)> start;  // issues the non-blocking collective
+  std::function<void()> finish;             // runs after completion (e.g. /= size for avg)
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;
+  std::string error;
+};
+
+class MpiWork : public Work {
+ public:
+  explicit MpiWork(std::shared_ptr<Task> task) : task_(std::move(task)) {}
+  void wait() override {
+    std::unique_lock<std::mutex> lock(task_->mutex);
+    task_->cv.wait(lock, [&] { return task_->done; });
+    if (!task_->error.empty()) throw Error(task_->error, kExitRuntime);
+  }
+
+ private:
+  std::shared_ptr<Task> task_;
+};
+
+class MpiCommunicator : public Communicator {
+ public:
+  MpiCommunicator(const World& world, CommOptions options) : options_(options), rank_(world.rank()), size_(world.size()) {
+    MPI_CHECK(MPI_Comm_dup(world.comm(), &comm_));
+    MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+    threaded_ = world.thread_level() >= MPI_THREAD_MULTIPLE;
+    if (threaded_) worker_ = std::thread([this] { run(); });
+  }
+
+  ~MpiCommunicator() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (worker_.joinable()) worker_.join();
+    if (!failed_) MPI_Comm_free(&comm_);
+  }
+
+  std::string backend() const override { return "mpi"; }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  std::unique_ptr<Work> all_reduce_async(torch::Tensor t, ReduceOp op, const std::string& what) override {
+    MT_CHECK(t.device().is_cpu() && t.is_contiguous(), "mpi all_reduce needs a contiguous CPU tensor");
+    auto task = std::make_shared<Task>();
+    task->what = "all_reduce of " + what;
+    task->bytes = static_cast<size_t>(t.numel()) * t.element_size();
+    task->start = [this, t](MPI_Request* request) {
+      MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), MPI_SUM, comm_, request));
+    };
+    if (op == ReduceOp::kAvg) task->finish = [this, t]() mutable { t.div_(size_); };
+    return submit(task);
+  }
+
+  void broadcast(torch::Tensor t, int root, const std::string& what) override {
+    MT_CHECK(t.device().is_cpu() && t.is_contiguous(), "mpi broadcast needs a contiguous CPU tensor");
+    auto task = std::make_shared<Task>();
+    task->what = "broadcast of " + what;
+    task->bytes = static_cast<size_t>(t.numel()) * t.element_size();
+    task->start = [this, t, root](MPI_Request* request) {
+      MPI_CHECK(MPI_Ibcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), root, comm_, request));
+    };
+    submit(task)->wait();
+  }
+
+  torch::Tensor all_gather(const torch::Tensor& input, const std::string& what) override {
+    torch::Tensor t = input.to(torch::kCPU).contiguous();
+    std::vector<int64_t> shape = t.sizes().vec();
+    shape.insert(shape.begin(), size_);
+    torch::Tensor out = torch::empty(shape, t.options());
+    auto task = std::make_shared<Task>();
+    task->what = "all_gather of " + what;
+    task->bytes = static_cast<size_t>(out.numel()) * out.element_size();
+    task->start = [this, t, out](MPI_Request* request) {
+      MPI_CHECK(MPI_Iallgather(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), out.data_ptr(), static_cast<int>(t.numel()),
+                               mpi_type(t), comm_, request));
+    };
+    submit(task)->wait();
+    return out;
+  }
+
+  void barrier(const std::string& what) override {
+    auto task = std::make_shared<Task>();
+    task->what = "barrier (" + what + ")";
+    task->start = [this](MPI_Request* request) { MPI_CHECK(MPI_Ibarrier(comm_, request)); };
+    submit(task)->wait();
+  }
+
+ private:
+  std::unique_ptr<Work> submit(std::shared_ptr<Task> task) {
+    if (!threaded_) {
+      execute(*task);  // MPI without thread support: run on the caller's thread
+    } else {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        queue_.push_back(task);
+      }
+      cv_.notify_all();
+    }
+    return std::make_unique<MpiWork>(task);
+  }
+
+  void run() {
+    for (;;) {
+      std::shared_ptr<Task> task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        task = queue_.front();
+        queue_.pop_front();
+      }
+      execute(*task);
+    }
+  }
+
+  // Issues the collective and polls it to completion or to the deadline (the watchdog).
+  void execute(Task& task) {
+    std::string error;
+    if (failed_) {
+      error = task.what + " not started: an earlier collective failed";
+    } else {
+      const double start = Timeline::now_us();
+      try {
+        MPI_Request request = MPI_REQUEST_NULL;
+        task.start(&request);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
+        int flag = 0;
+        for (int polls = 0;; ++polls) {
+          MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
+          if (flag) break;
+          if (std::chrono::steady_clock::now() > deadline) {
+            failed_ = true;
+            error = "watchdog: " + task.what + " (" + megabytes(task.bytes) +
+                    ") did not complete within dist.timeout_s = " + std::to_string(static_cast<int>(options_.timeout_s)) +
+                    " s; another rank is stalled, has died or is at a different step (see its log)";
+            break;
+          }
+          if (polls < 1000) std::this_thread::yield();
+          else std::this_thread::sleep_for(std::chrono::microseconds(50));
+        }
+        if (error.empty() && task.finish) task.finish();
+      } catch (const std::exception& e) {
+        failed_ = true;
+        error = task.what + " failed: " + e.what();
+      }
+      if (options_.timeline)
+        options_.timeline->span(task.what, start, Timeline::now_us(), 1, "{\"bytes\": " + std::to_string(task.bytes) + "}");
+    }
+    {
+      std::lock_guard<std::mutex> lock(task.mutex);
+      task.done = true;
+      task.error = error;
+    }
+    task.cv.notify_all();
+  }
+
+  CommOptions options_;
+  int rank_, size_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  bool threaded_ = false;
+  std::atomic<bool> failed_{false};
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Task>> queue_;
+  bool stopping_ = false;
+  std::thread worker_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_mpi_communicator(const World& world, CommOptions options) {
+  return std::make_unique<MpiCommunicator>(world, options);
+}
+
+}  // namespace modtrain

@@ -1,0 +1,230 @@
+// The NCCL backend: CUDA tensors, one GPU per rank (cuda:<local rank>), rank 0's ncclUniqueId
+// broadcast over MPI, collectives on a dedicated communication stream ordered after the compute
+// stream with CUDA events; every wait polls against dist.timeout_s and aborts the communicator
+// (ncclCommAbort) on a timeout or an asynchronous NCCL error. Needs only cudart and NCCL, not a
+// CUDA-enabled LibTorch, so it is compiled wherever nccl.h is (CI included).
+#ifdef MODTRAIN_HAVE_NCCL
+
+#include <cuda_runtime.h>
+#include <mpi.h>
+#include <nccl.h>
+
+#include <chrono>
+#include <thread>
+
+#include "modtrain/core/check.h"
+#include "modtrain/core/error.h"
+#include "modtrain/dist/communicator.h"
+
+#define CUDA_CHECK(call)                                                                                              \
+  do {                                                                                                                \
+    cudaError_t mt_cuda_rc_ = (call);                                                                                 \
+    if (mt_cuda_rc_ != cudaSuccess)                                                                                   \
+      throw ::modtrain::Error(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": CUDA call failed: " #call ": " + \
+                                  cudaGetErrorString(mt_cuda_rc_),                                                    \
+                              ::modtrain::kExitRuntime);                                                              \
+  } while (0)
+
+#define NCCL_CHECK(call)                                                                                              \
+  do {                                                                                                                \
+    ncclResult_t mt_nccl_rc_ = (call);                                                                                \
+    if (mt_nccl_rc_ != ncclSuccess && mt_nccl_rc_ != ncclInProgress)                                                  \
+      throw ::modtrain::Error(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": NCCL call failed: " #call ": " + \
+                                  ncclGetErrorString(mt_nccl_rc_) + " (set NCCL_DEBUG=INFO for details)",           \
+                              ::modtrain::kExitRuntime);                                                              \
+  } while (0)
+
+namespace modtrain {
+namespace {
+
+ncclDataType_t nccl_type(const torch::Tensor& t) {
+  switch (t.scalar_type()) {
+    case torch::kFloat32: return ncclFloat32;
+    case torch::kFloat64: return ncclFloat64;
+    case torch::kFloat16: return ncclFloat16;
+    case torch::kBFloat16: return ncclBfloat16;
+    case torch::kInt64: return ncclInt64;
+    case torch::kInt32: return ncclInt32;
+    case torch::kUInt8: case torch::kBool: return ncclUint8;
+    default: throw InternalError(std::string("nccl backend: unsupported dtype ") + c10::toString(t.scalar_type()));
+  }
+}
+
+class NcclCommunicator;
+
+class NcclWork : public Work {
+ public:
+  NcclWork(NcclCommunicator* owner, cudaEvent_t done, std::string what, double start_us)
+      : owner_(owner), done_(done), what_(std::move(what)), start_us_(start_us) {}
+  ~NcclWork() override;
+  void wait() override;
+
+ private:
+  NcclCommunicator* owner_;
+  cudaEvent_t done_;
+  std::string what_;
+  double start_us_;
+  bool waited_ = false;
+};
+
+class NcclCommunicator : public Communicator {
+ public:
+  NcclCommunicator(const World& world, const Placement& placement, CommOptions options)
+      : options_(options), rank_(world.rank()), size_(world.size()), device_(placement.cuda_index) {
+    CUDA_CHECK(cudaSetDevice(device_));
+    ncclUniqueId id;
+    if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+    // Bounded broadcast of the id over MPI (a rank that never arrives must not hang start-up).
+    MPI_Request request;
+    MPI_CHECK(MPI_Ibcast(&id, sizeof id, MPI_BYTE, 0, world.comm(), &request));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
+    for (int flag = 0; !flag;) {
+      MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
+      if (!flag && std::chrono::steady_clock::now() > deadline)
+        throw Error("watchdog: NCCL start-up (broadcast of rank 0's ncclUniqueId) did not complete within dist.timeout_s", kExitRuntime);
+      if (!flag) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    // Non-blocking initialisation, polled, so that a missing rank is a timeout and not a hang.
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    NCCL_CHECK(ncclCommInitRankConfig(&comm_, size_, id, rank_, &config));
+    settle("NCCL communicator initialisation");
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+  }
+
+  ~NcclCommunicator() override {
+    if (comm_) {
+      if (aborted_) ncclCommAbort(comm_);
+      else ncclCommDestroy(comm_);
+    }
+    if (ready_) cudaEventDestroy(ready_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  std::string backend() const override { return "nccl"; }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  std::unique_ptr<Work> all_reduce_async(torch::Tensor t, ReduceOp op, const std::string& what) override {
+    MT_CHECK(t.is_cuda() && t.is_contiguous(), "nccl all_reduce needs a contiguous CUDA tensor");
+    return launch("all_reduce of " + what, [&] {
+      NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t),
+                               op == ReduceOp::kAvg ? ncclAvg : ncclSum, comm_, stream_));
+    });
+  }
+
+  void broadcast(torch::Tensor t, int root, const std::string& what) override {
+    MT_CHECK(t.is_cuda() && t.is_contiguous(), "nccl broadcast needs a contiguous CUDA tensor");
+    launch("broadcast of " + what, [&] {
+      NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), root, comm_, stream_));
+    })->wait();
+  }
+
+  torch::Tensor all_gather(const torch::Tensor& input, const std::string& what) override {
+    torch::Tensor t = input.to(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device_))).contiguous();
+    std::vector<int64_t> shape = t.sizes().vec();
+    shape.insert(shape.begin(), size_);
+    torch::Tensor out = torch::empty(shape, t.options());
+    launch("all_gather of " + what, [&] {
+      NCCL_CHECK(ncclAllGather(t.data_ptr(), out.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), comm_, stream_));
+    })->wait();
+    return out;
+  }
+
+  void barrier(const std::string& what) override {
+    torch::Tensor one = torch::ones({1}, torch::TensorOptions().device(torch::kCUDA, static_cast<c10::DeviceIndex>(device_)));
+    all_reduce(one, ReduceOp::kSum, "barrier (" + what + ")");
+  }
+
+  // Polls `done` against the deadline; on a timeout or an asynchronous NCCL error, aborts.
+  void wait_event(cudaEvent_t done, const std::string& what) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
+    for (int polls = 0;; ++polls) {
+      cudaError_t state = cudaEventQuery(done);
+      if (state == cudaSuccess) break;
+      if (state != cudaErrorNotReady) CUDA_CHECK(state);
+      ncclResult_t async = ncclSuccess;
+      ncclCommGetAsyncError(comm_, &async);
+      if (async != ncclSuccess && async != ncclInProgress) {
+        aborted_ = true;
+        throw Error(what + " failed: NCCL reports " + std::string(ncclGetErrorString(async)) + " (set NCCL_DEBUG=WARN for details)",
+                    kExitRuntime);
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        aborted_ = true;
+        throw Error("watchdog: " + what + " did not complete within dist.timeout_s = " + std::to_string(static_cast<int>(options_.timeout_s)) +
+                        " s; another rank is stalled, has died or is at a different step (see its log)",
+                    kExitRuntime);
+      }
+      if (polls > 1000) std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+    // The compute stream (the legacy default stream LibTorch uses) continues after the collective.
+    CUDA_CHECK(cudaStreamWaitEvent(nullptr, done, 0));
+  }
+
+  Timeline* timeline() const { return options_.timeline; }
+
+ private:
+  template <class Fn>
+  std::unique_ptr<Work> launch(const std::string& what, Fn&& enqueue) {
+    if (aborted_) throw Error(what + " not started: the NCCL communicator was aborted after an earlier failure", kExitRuntime);
+    const double start = Timeline::now_us();
+    CUDA_CHECK(cudaEventRecord(ready_, nullptr));          // everything the compute stream has queued so far ...
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_, 0));   // ... happens before the collective
+    enqueue();
+    settle(what);
+    cudaEvent_t done;
+    CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventRecord(done, stream_));
+    return std::make_unique<NcclWork>(this, done, what, start);
+  }
+
+  // Non-blocking communicators may answer ncclInProgress; wait (bounded) until the call settled.
+  void settle(const std::string& what) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
+    for (;;) {
+      ncclResult_t state = ncclSuccess;
+      NCCL_CHECK(ncclCommGetAsyncError(comm_, &state));
+      if (state == ncclSuccess) return;
+      if (state != ncclInProgress) {
+        aborted_ = true;
+        throw Error(what + " failed: NCCL reports " + std::string(ncclGetErrorString(state)), kExitRuntime);
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        aborted_ = true;
+        throw Error("watchdog: " + what + " did not settle within dist.timeout_s (is every rank running?)", kExitRuntime);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+
+  CommOptions options_;
+  int rank_, size_, device_;
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t ready_ = nullptr;
+  bool aborted_ = false;
+};
+
+NcclWork::~NcclWork() {
+  if (!waited_) cudaStreamWaitEvent(nullptr, done_, 0);
+  cudaEventDestroy(done_);
+}
+
+void NcclWork::wait() {
+  if (waited_) return;
+  waited_ = true;
+  owner_->wait_event(done_, what_);
+  if (owner_->timeline()) owner_->timeline()->span(what_, start_us_, Timeline::now_us(), 1);
+}
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator(const World& world, const Placement& placement, CommOptions options) {
+  return std::make_unique<NcclCommunicator>(world, placement, options);
+}
+
+}  // namespace modtrain
+
+#endif  // MODTRAIN_HAVE_NCCL
