@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The main job end to end with the real executable on a small synthetic set: synth -> vocab ->
 # prepare -> train (metrics.jsonl, model dir) -> eval (table and --json, the model's thresholds).
-# Usage: train_eval.sh MODTRAIN REPO_DIR
+# With RANKS > 1, training runs under mpiexec (MPI backend) and the rest is the same.
+# Usage: train_eval.sh MODTRAIN REPO_DIR [RANKS]
 set -euo pipefail
-mt=$1 repo=$2
+mt=$1 repo=$2 ranks=${3:-1}
+train=("$mt")
+[[ $ranks -gt 1 ]] && train=(mpiexec --oversubscribe -np "$ranks" "$mt")
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 cd "$dir"
 fail() { echo "FAIL: $*"; exit 1; }
@@ -12,8 +15,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 cfg=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=vocab.txt --set data.prepared_dir=prep --set run.dir=run
      --set train.max_steps=40 --set train.warmup_steps=4 --set log.every=10 --set eval.every=20 --set dist.threads=1)
 "$mt" data prepare "${cfg[@]}" > /dev/null
-"$mt" train "${cfg[@]}" | tee train.txt
-grep -q "global batch = 32 micro x 1 accum x 1 ranks = 32" train.txt || fail "global batch line"
+"${train[@]}" train "${cfg[@]}" | tee train.txt
+grep -q "global batch = 32 micro x 1 accum x $ranks ranks = $((32 * ranks))" train.txt || fail "global batch line"
 grep -q "^eval @ step 20:" train.txt || fail "periodic evaluation"
 [[ $(grep -c '"event":"train"' run/metrics.jsonl) -eq 4 ]] || fail "4 train events in metrics.jsonl"
 [[ $(grep -c '"event":"eval"' run/metrics.jsonl) -eq 2 ]] || fail "2 eval events in metrics.jsonl"
@@ -34,7 +37,7 @@ assert [r["labels"][l]["threshold"] for l in json.load(open("run/model/modtrain.
 PY
 # a precision the CPU cannot do is one clear error
 set +e
-"$mt" train "${cfg[@]}" --set train.precision=bf16 > bf16.txt 2>&1; rc=$?
+"${train[@]}" train "${cfg[@]}" --set train.precision=bf16 > bf16.txt 2>&1; rc=$?
 set -e
 [[ $rc -ne 0 ]] && grep -q "train.precision = bf16 needs a CUDA device" bf16.txt || fail "bf16 on CPU error"
 echo "train/eval ok"

@@ -1,0 +1,239 @@
+// Data parallelism under mpiexec: collectives against closed forms; EQUIVALENCE of W ranks x B
+// with 1 rank x W*B (also with accumulation, and for awkward bucket layouts); replicas bitwise
+// identical; overlap of bucket all-reduces with backward, read off the timeline; distributed
+// evaluation equal to single-process evaluation.
+#include "catch_torch.h"
+
+#include <filesystem>
+
+#include "modtrain/config/loader.h"
+#include "modtrain/data/prepare.h"
+#include "modtrain/data/synth.h"
+#include "modtrain/data/vocab_trainer.h"
+#include "modtrain/train/distributed.h"
+#include "modtrain/train/trainer.h"
+#include "mpi_fixture.h"
+
+using namespace modtrain;
+using modtrain::test::world;
+namespace fs = std::filesystem;
+
+namespace {
+std::unique_ptr<Communicator> mpi_comm(Timeline* timeline = nullptr) { return make_mpi_communicator(world(), {30.0, timeline}); }
+
+// Prepared synthetic data in a directory shared by the ranks (rank 0 makes it once).
+struct SharedData {
+  std::string dir;
+  std::vector<std::string> overrides;
+  SharedData() {
+    World& w = world();
+    if (w.is_root()) {
+      std::string pattern = (fs::temp_directory_path() / "modtrain-ddp-XXXXXX").string();
+      dir = mkdtemp(pattern.data());
+    }
+    dir = w.all_gather(dir)[0];
+    overrides = {"data.train=[" + dir + "/raw/train-*.jsonl]", "data.valid=[" + dir + "/raw/valid-*.jsonl]",
+                 "tokenizer.vocab=" + dir + "/vocab.txt", "data.prepared_dir=" + dir + "/prep", "data.max_len=32",
+                 "model.hidden=32", "model.heads=2", "model.intermediate=64", "model.dropout=0", "model.attention_dropout=0",
+                 "log.level=warn", "dist.threads=1", "data.labels=[hate, harassment, threat, sexual, self_harm, spam, misinformation]"};
+    if (w.is_root()) {
+      SynthOptions synth;
+      synth.out_dir = dir + "/raw";
+      synth.train = 1200;
+      synth.valid = 203;  // odd: the ranks' evaluation parts differ in size
+      synth.train_shards = 3;
+      synthesize_tweets(synth);
+      VocabTrainer trainer({});
+      std::vector<std::string> texts;
+      for (uint64_t i = 0; i < 1200; ++i) texts.push_back(synth_record(synth.seed, "train", i, synth));
+      trainer.add_texts(texts);
+      std::ofstream vocab(dir + "/vocab.txt");
+      for (const auto& t : trainer.train()) vocab << t << "\n";
+      vocab.close();
+      prepare_data(load_config("", overrides).config, {1, false});
+    }
+    w.barrier();
+  }
+  // Runs after main() returned (MPI finalized): every rank has passed mpi_main's final
+  // collective by then, so rank 0 can remove the files without another synchronisation.
+  ~SharedData() {
+    if (root) fs::remove_all(dir);
+  }
+  bool root = world().is_root();
+  ResolvedConfig config(const std::string& run, std::vector<std::string> extra) const {
+    std::vector<std::string> all = overrides;
+    all.push_back("run.dir=" + dir + "/" + run + "-rank" + std::to_string(world().rank()));
+    all.insert(all.end(), extra.begin(), extra.end());
+    return load_config("", all);
+  }
+};
+const SharedData& data() {
+  static SharedData d;
+  return d;
+}
+
+Placement cpu_placement() {
+  Placement p;
+  p.cpu_threads = 1;
+  torch::set_num_threads(1);
+  return p;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> params_of(Trainer& t) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : t.model()->named_parameters()) out.emplace_back(p.key(), p.value().detach().clone());
+  return out;
+}
+
+// Largest relative difference between two parameter sets (attention key biases excluded: their
+// true gradient is exactly 0, see tests/unit/test_train.cpp).
+double max_relative_difference(const std::vector<std::pair<std::string, torch::Tensor>>& a,
+                               const std::vector<std::pair<std::string, torch::Tensor>>& b, std::string& where) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].first.find("attention.self.key.bias") != std::string::npos) continue;
+    double d = ((a[i].second - b[i].second).abs().max() / (a[i].second.abs().max() + 1e-12)).item<double>();
+    if (d > worst) worst = d, where = a[i].first;
+  }
+  return worst;
+}
+
+// Trains `ranks x micro_batch x accum` on all ranks and `1 x (ranks*micro_batch) x accum` locally;
+// returns the largest relative difference of the final weights.
+double equivalence(const std::string& name, int micro_batch, int accum, double bucket_mb, int steps = 5) {
+  World& w = world();
+  std::vector<std::string> common = {"train.max_steps=" + std::to_string(steps), "train.warmup_steps=1", "data.valid=[]",
+                                     "train.accum_steps=" + std::to_string(accum), "dist.bucket_mb=" + std::to_string(bucket_mb)};
+  auto with = [&](std::vector<std::string> more) {
+    more.insert(more.begin(), common.begin(), common.end());
+    return more;
+  };
+  ResolvedConfig dp = data().config(name + "-dp", with({"train.micro_batch=" + std::to_string(micro_batch)}));
+  DistributedTraining distributed(w, cpu_placement(), dp.config);
+  Trainer parallel(dp, cpu_placement(), distributed.comms(), distributed.sync_factory());
+  parallel.run();
+  ResolvedConfig one = data().config(name + "-one", with({"train.micro_batch=" + std::to_string(micro_batch * w.size())}));
+  Trainer single(one, cpu_placement(), TrainComms{});
+  single.run();
+  std::string where;
+  double worst = max_relative_difference(params_of(parallel), params_of(single), where);
+  UNSCOPED_INFO(name << ": largest relative difference " << worst << " in " << where);
+  return worst;
+}
+}  // namespace
+
+TEST_CASE("collectives against closed forms, sizes and dtypes", "[mpi][comm]") {
+  World& w = world();
+  auto comm = mpi_comm();
+  const int64_t n = w.size(), r = w.rank();
+  for (int64_t size : {1, 7, 1000, 65537}) {
+    for (auto dtype : {torch::kFloat32, torch::kFloat64, torch::kInt64, torch::kInt32}) {
+      torch::Tensor t = torch::full({size}, static_cast<double>(r + 1), torch::TensorOptions().dtype(dtype));
+      comm->all_reduce(t, ReduceOp::kSum, "test");
+      CHECK(t.eq(static_cast<double>(n * (n + 1) / 2)).all().item<bool>());  // sum over ranks of (r+1)
+    }
+    torch::Tensor avg = torch::arange(size, torch::kFloat64) * static_cast<double>(r);
+    comm->all_reduce(avg, ReduceOp::kAvg, "test");
+    CHECK(torch::allclose(avg, torch::arange(size, torch::kFloat64) * (n - 1) / 2.0));
+    torch::Tensor b = torch::full({size}, static_cast<double>(r == 1 ? 42 : -1), torch::kFloat32);
+    comm->broadcast(b, 1, "test");
+    CHECK(b.eq(42).all().item<bool>());
+    torch::Tensor g = comm->all_gather(torch::full({2, size}, static_cast<double>(r), torch::kInt64), "test");
+    REQUIRE(g.sizes() == torch::IntArrayRef{n, 2, size});
+    for (int64_t k = 0; k < n; ++k) CHECK(g[k].eq(k).all().item<bool>());
+  }
+  std::vector<float> mine(static_cast<size_t>(r) * 3 + 1, static_cast<float>(r));  // lengths 1, 4, 7 ...
+  std::vector<float> all = comm->all_gather_varlen(mine, "test");
+  CHECK(all.size() == static_cast<size_t>(n * (3 * (n - 1)) / 2 + n));
+  std::vector<double> sums = {1.0, static_cast<double>(r)};
+  comm->sum_host(sums, "test");
+  CHECK(sums == std::vector<double>{static_cast<double>(n), static_cast<double>(n * (n - 1) / 2)});
+  comm->barrier("test");
+}
+
+TEST_CASE("bucket layouts: reverse order, a small first bucket, big parameters alone", "[mpi][reducer]") {
+  auto comm = mpi_comm();
+  std::vector<std::pair<std::string, torch::Tensor>> params = {
+      {"a", torch::randn({1000}).requires_grad_()},      // 4 KB
+      {"b", torch::randn({300000}).requires_grad_()},    // 1.2 MB: larger than a 1 MB bucket
+      {"c", torch::randn({10}).requires_grad_()},
+      {"d", torch::randn({20}).requires_grad_()}};
+  ReducerOptions options;
+  options.bucket_cap_bytes = options.first_bucket_cap_bytes = 1u << 20;
+  GradReducer reducer(params, *comm, options);
+  auto buckets = reducer.buckets();
+  REQUIRE(buckets.size() == 3);  // [d, c] then [b] alone then [a]
+  CHECK(buckets[0].params == 2);
+  CHECK(buckets[1].params == 1);
+  CHECK(buckets[1].bytes == 1200000);
+  CHECK(buckets[2].params == 1);
+  // parameters are rank 0's after construction
+  torch::Tensor first = comm->all_gather(params[0].second.detach(), "check");
+  CHECK(torch::equal(first[0], first[world().size() - 1]));
+  // gradients are views into the buckets
+  CHECK(params[1].second.grad().defined());
+}
+
+TEST_CASE("W ranks x B equals 1 rank x W*B (and with accumulation)", "[mpi][equivalence]") {
+  CHECK(equivalence("plain", 8, 1, 25) < 1e-5);
+  CHECK(equivalence("accum", 4, 2, 25) < 1e-5);
+}
+
+TEST_CASE("bucket edge cases train identically: many tiny buckets, one bucket per huge cap", "[mpi][equivalence]") {
+  CHECK(equivalence("tiny-buckets", 8, 1, 0.001, 3) < 1e-5);  // ~1 KB buckets: a parameter larger than a bucket, many buckets
+  CHECK(equivalence("one-bucket", 8, 1, 4000, 3) < 1e-5);     // everything in one bucket (after the 1 MB first one)
+}
+
+TEST_CASE("replicas stay bitwise identical; the overlap shows in the timeline", "[mpi][overlap]") {
+  World& w = world();
+  ResolvedConfig rc = data().config("overlap", {"train.max_steps=4", "train.warmup_steps=1", "data.valid=[]", "dist.bucket_mb=0.01",
+                                                "dist.timeline=" + data().dir + "/timeline.json", "dist.check_replicas_every=2"});
+  DistributedTraining distributed(w, cpu_placement(), rc.config);
+  Trainer trainer(rc, cpu_placement(), distributed.comms(), distributed.sync_factory());
+  trainer.run();
+  auto params = params_of(trainer);
+  auto comm = mpi_comm();
+  for (const auto& [name, p] : params) {
+    torch::Tensor all = comm->all_gather(p, name);
+    CHECK(torch::equal(all[0], all[w.size() - 1]));
+  }
+  // Some bucket's all-reduce started before its backward pass ended.
+  auto events = distributed.timeline().events();
+  int overlapped = 0, reductions = 0, backwards = 0;
+  for (const auto& b : events) {
+    if (b.name != "backward") continue;
+    ++backwards;
+    for (const auto& e : events)
+      if (e.lane == 1 && e.name.find("gradient bucket") != std::string::npos && e.start_us >= b.start_us && e.start_us < b.end_us) ++overlapped;
+  }
+  for (const auto& e : events) reductions += e.lane == 1 && e.name.find("gradient bucket") != std::string::npos;
+  INFO(reductions << " bucket all-reduces, " << overlapped << " started during a backward pass, " << backwards << " backward passes");
+  CHECK(backwards == 4);
+  CHECK(reductions >= 8);
+  CHECK(overlapped > 0);
+  CHECK(fs::exists(distributed.write_timeline()));
+}
+
+TEST_CASE("distributed evaluation equals single-process evaluation", "[mpi][eval]") {
+  World& w = world();
+  ResolvedConfig rc = data().config("eval", {"train.max_steps=3", "train.warmup_steps=1", "eval.every=0"});
+  DistributedTraining distributed(w, cpu_placement(), rc.config);
+  Trainer trainer(rc, cpu_placement(), distributed.comms(), distributed.sync_factory());
+  TrainOutcome dist_out = trainer.run();
+  // the same weights scored by one process: every rank evaluates the whole split alone
+  auto vocab = Vocab::load(rc.config.tokenizer.vocab);
+  PreparedDataset valid = PreparedDataset::open(rc.config.data.prepared_dir, "valid", DataExpectations::from_config(rc.config));
+  EvalOptions o;
+  o.labels = rc.config.data.labels;
+  o.pad_id = vocab.pad_id();
+  o.batch = 64;
+  o.policy = rc.config.eval.thresholds;
+  EvalResult single = evaluate_model(*trainer.model(), valid, o);
+  CHECK(dist_out.final_eval.records == 203);
+  CHECK(single.report.records == 203);
+  CHECK(dist_out.final_eval.macro_roc_auc == Approx(single.report.macro_roc_auc).epsilon(1e-6));
+  CHECK(dist_out.final_eval.macro_pr_auc == Approx(single.report.macro_pr_auc).epsilon(1e-6));
+  CHECK(dist_out.final_eval.loss == Approx(single.report.loss).epsilon(1e-5));
+  REQUIRE(dist_out.thresholds.size() == single.thresholds.size());
+  for (size_t l = 0; l < single.thresholds.size(); ++l) CHECK(dist_out.thresholds[l] == Approx(single.thresholds[l]));
+}
