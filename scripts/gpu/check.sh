@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# GPU check, for a CUDA machine without Debian's packages (the device machine: CUDA, PyTorch,
+# no apt, no network). Carries its dependencies in .deps/ (../shared/device/collect-debs.sh plus
+# libcsv3 libcsv-dev libssl-dev libssl3), builds modtrain against the LibTorch inside PyTorch and
+# NCCL from the nvidia-nccl package, runs the CUDA-tagged tests (NCCL at one rank, SDPA on the
+# GPU, bf16/fp16 training steps) and measures a BERT-base-sized training step at sequence 128
+# (tokens/s, MFU). Writes logs and summary.md to $OUT (or ./gpu-out). Usage: scripts/gpu/check.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${OUT:-$PWD/gpu-out}
+mkdir -p "$out"
+summary=$out/summary.md
+log() { echo "$*" | tee -a "$summary"; }
+t0=$(date +%s)
+log "# modtrain GPU check ($(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown))"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | sed 's/^/GPU: /' | tee -a "$summary"
+
+# 1. Dependencies from the carried .deb files, unpacked into a prefix.
+deps=/opt/deps
+mkdir -p $deps
+for f in .deps/*.deb; do dpkg -x "$f" $deps; done
+export LD_LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu:$deps/usr/lib/x86_64-linux-gnu/openmpi/lib:${LD_LIBRARY_PATH:-}
+export OPAL_PREFIX=$deps/usr PATH=$deps/usr/bin:$PATH
+export OMPI_MCA_mca_base_component_path=$deps/usr/lib/x86_64-linux-gnu/openmpi/lib/openmpi3
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+nccl_home=$(python3 -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))' 2>/dev/null || true)
+[[ -n $nccl_home && ! -e $nccl_home/lib/libnccl.so && -e $nccl_home/lib/libnccl.so.2 ]] && ln -sf libnccl.so.2 "$nccl_home/lib/libnccl.so"
+export LD_LIBRARY_PATH=$nccl_home/lib:$LD_LIBRARY_PATH
+log "torch $(python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda)'), NCCL from $nccl_home"
+mpi=$deps/usr/lib/x86_64-linux-gnu/openmpi
+
+# 2. Build (Release, NCCL on, all cores): the CLI, the unit tests and the training benchmark.
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DMODTRAIN_WITH_NCCL=ON \
+  -DCMAKE_PREFIX_PATH="$deps/usr;$torch_prefix" -DNCCL_HOME="$nccl_home" -DCUDA_HOME=/usr/local/cuda \
+  -DOPENSSL_ROOT_DIR=$deps/usr -DMPI_CXX_SKIP_MPICXX=ON -DMPI_CXX_LIB_NAMES=mpi \
+  -DMPI_mpi_LIBRARY=$deps/usr/lib/x86_64-linux-gnu/libmpi.so.40 -DMPI_CXX_HEADER_DIR=$mpi/include \
+  -DMPI_CXX_ADDITIONAL_INCLUDE_DIRS=$mpi/include/openmpi -DMPIEXEC_EXECUTABLE=$deps/usr/bin/mpiexec \
+  > "$out/configure.log" 2>&1 || { tail -40 "$out/configure.log"; log "configure FAILED (configure.log)"; exit 1; }
+cmake --build build-gpu -j "$(nproc)" --target modtrain_cli modtrain_unit_tests modtrain_bench_train > "$out/build.log" 2>&1 ||
+  { grep -m 20 -B2 -A6 'error' "$out/build.log"; log "build FAILED (build.log)"; exit 1; }
+log "build: ok in $(( $(date +%s) - t0 )) s"
+build-gpu/modtrain --version | tee -a "$summary"
+
+# 3. The CUDA-tagged tests, plus the model tests (SDPA vs plain on LibTorch 2.x).
+build-gpu/tests/modtrain_unit_tests "[cuda],[model]" -r compact > "$out/tests.log" 2>&1
+rc=$?
+tail -3 "$out/tests.log" | tee -a "$summary"
+log "CUDA tests: $([[ $rc -eq 0 ]] && echo PASS || echo FAIL) (tests.log)"
+
+# 4. BERT-base-sized training step at sequence length 128 (bf16 autocast; peak = H200 dense bf16 989 TFLOP/s).
+for b in 32 64; do
+  build-gpu/bench/modtrain_bench_train --preset base --device cuda --precision bf16 --batch $b --seq 128 --steps 20 \
+    --peak-tflops 989 --out "$out/train-base-cuda-bf16-b$b.json" 2>&1 | tee -a "$summary"
+done
+build-gpu/bench/modtrain_bench_train --preset base --device cuda --precision fp32 --batch 32 --seq 128 --steps 10 \
+  --peak-tflops 494 --out "$out/train-base-cuda-fp32-b32.json" 2>&1 | tee -a "$summary"
+log "total: $(( $(date +%s) - t0 )) s"
+exit $rc

@@ -1,0 +1,131 @@
+// CUDA checks, run by scripts/gpu/check.sh on a GPU machine (skipped with a warning elsewhere):
+// the NCCL communicator at one rank, the fused attention on the GPU against the plain path, and
+// bf16 / fp16 training steps through the real trainer.
+#include "catch_torch.h"
+
+#include <filesystem>
+
+#include "modtrain/config/loader.h"
+#include "modtrain/data/prepare.h"
+#include "modtrain/data/synth.h"
+#include "modtrain/data/vocab_trainer.h"
+#include "modtrain/dist/communicator.h"
+#include "modtrain/model/bert.h"
+#include "modtrain/train/trainer.h"
+#include "test_util.h"
+
+using namespace modtrain;
+
+namespace {
+bool have_cuda() {
+  if (torch::cuda::is_available()) return true;
+  WARN("no CUDA device: skipped (scripts/gpu/check.sh runs this on a GPU machine)");
+  return false;
+}
+World& world() {
+  static World w;  // MPI singleton init: NCCL's unique id travels over MPI
+  return w;
+}
+}  // namespace
+
+TEST_CASE("NCCL communicator at one rank: all-reduce, broadcast, all-gather on CUDA", "[cuda][nccl]") {
+  if (!have_cuda()) return;
+#ifndef MODTRAIN_HAVE_NCCL
+  FAIL("built without NCCL");
+#else
+  Placement p;
+  p.cuda = true;
+  p.cuda_index = 0;
+  auto comm = make_communicator(Backend::kAuto, world(), p, {30.0, nullptr});
+  CHECK(comm->backend() == "nccl");
+  auto cuda = torch::TensorOptions().device(torch::kCUDA, 0);
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16, torch::kFloat16, torch::kInt64}) {
+    torch::Tensor t = torch::arange(1000, cuda.dtype(dtype));
+    torch::Tensor expected = t.clone();
+    comm->all_reduce(t, ReduceOp::kSum, "test");
+    CHECK(torch::equal(t, expected));
+    comm->all_reduce(t, ReduceOp::kAvg, "test");
+    CHECK(torch::equal(t, expected));
+  }
+  torch::Tensor b = torch::full({64}, 7.0, cuda);
+  comm->broadcast(b, 0, "test");
+  CHECK(b.eq(7).all().item<bool>());
+  torch::Tensor g = comm->all_gather(torch::ones({3}, cuda), "test");
+  CHECK(g.sizes() == torch::IntArrayRef{1, 3});
+  CHECK(comm->all_gather_varlen({1.f, 2.f, 3.f}, "test") == std::vector<float>{1.f, 2.f, 3.f});
+  comm->barrier("test");
+#endif
+}
+
+TEST_CASE("fused SDPA on the GPU equals the plain path (fp32 and bf16)", "[cuda][sdpa]") {
+  if (!have_cuda()) return;
+  REQUIRE(sdpa_available());
+  BertConfig c;
+  c.vocab_size = 500;
+  c.hidden = 256;
+  c.layers = 2;
+  c.heads = 4;
+  c.intermediate = 1024;
+  c.num_labels = 7;
+  c.hidden_dropout = c.attention_dropout = 0;
+  BertConfig plain = c;
+  plain.use_sdpa = false;
+  torch::manual_seed(0);
+  BertForClassification a(c), b(plain);
+  {
+    torch::NoGradGuard g;
+    auto pa = a->parameters(), pb = b->parameters();
+    for (size_t i = 0; i < pa.size(); ++i) pb[i].copy_(pa[i]);
+  }
+  a->to(torch::kCUDA);
+  b->to(torch::kCUDA);
+  a->eval();
+  b->eval();
+  torch::Tensor ids = torch::randint(5, 500, {8, 128}, torch::kInt64).to(torch::kCUDA);
+  torch::Tensor mask = torch::ones({8, 128}, torch::kInt64);
+  mask.index_put_({torch::indexing::Slice(0, 4), torch::indexing::Slice(60)}, 0);
+  mask = mask.to(torch::kCUDA);
+  torch::NoGradGuard g;
+  torch::Tensor fa = a->forward(ids, mask), fb = b->forward(ids, mask);
+  CHECK(((fa - fb).norm() / fb.norm()).item<double>() < 1e-3);  // TF32 matmuls may be on
+  a->to(torch::kBFloat16);
+  b->to(torch::kBFloat16);
+  torch::Tensor ha = a->forward(ids, mask).to(torch::kFloat32), hb = b->forward(ids, mask).to(torch::kFloat32);
+  CHECK(((ha - hb).norm() / hb.norm()).item<double>() < 3e-2);
+}
+
+TEST_CASE("bf16 and fp16 training steps on CUDA through the trainer", "[cuda][train]") {
+  if (!have_cuda()) return;
+  test::TempDir dir;
+  SynthOptions synth;
+  synth.out_dir = (dir.path / "raw").string();
+  synth.train = 2000;
+  synth.valid = 200;
+  synthesize_tweets(synth);
+  VocabTrainer trainer({});
+  std::vector<std::string> texts;
+  for (uint64_t i = 0; i < 2000; ++i) texts.push_back(synth_record(synth.seed, "train", i, synth));
+  trainer.add_texts(texts);
+  {
+    std::ofstream vocab(dir.path / "vocab.txt");
+    for (const auto& t : trainer.train()) vocab << t << "\n";
+  }
+  std::vector<std::string> base = {"data.train=[" + synth.out_dir + "/train-*.jsonl]", "data.valid=[" + synth.out_dir + "/valid-*.jsonl]",
+                                   "tokenizer.vocab=" + (dir.path / "vocab.txt").string(), "data.prepared_dir=" + (dir.path / "prep").string(),
+                                   "train.max_steps=60", "train.warmup_steps=5", "log.every=20", "eval.every=0", "train.lr=1e-3"};
+  prepare_data(load_config("", base).config, {4, false});
+  Placement p;
+  p.cuda = true;
+  p.cuda_index = 0;
+  for (const char* precision : {"bf16", "fp16"}) {
+    INFO(precision);
+    std::vector<std::string> o = base;
+    o.push_back(std::string("train.precision=") + precision);
+    o.push_back("run.dir=" + (dir.path / (std::string("run-") + precision)).string());
+    Trainer t(load_config("", o), p, {});
+    TrainOutcome out = t.run();
+    CHECK(std::isfinite(out.last_loss));
+    CHECK(out.skipped_steps <= 3);  // fp16 may skip a few while the loss scale settles
+    CHECK(out.final_eval.macro_roc_auc > 0.55);
+  }
+}
