@@ -36,9 +36,9 @@ cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DMODTRAIN_WITH_NCCL
   -DOPENSSL_ROOT_DIR=$deps/usr -DMPI_CXX_SKIP_MPICXX=ON -DMPI_CXX_LIB_NAMES=mpi \
   -DMPI_mpi_LIBRARY=$deps/usr/lib/x86_64-linux-gnu/libmpi.so.40 -DMPI_CXX_HEADER_DIR=$mpi/include \
   -DMPI_CXX_ADDITIONAL_INCLUDE_DIRS=$mpi/include/openmpi -DMPIEXEC_EXECUTABLE=$deps/usr/bin/mpiexec \
-  > "$out/configure.log" 2>&1 || { tail -40 "$out/configure.log"; log "configure FAILED (configure.log)"; exit 1; }
-cmake --build build-gpu -j "$(nproc)" --target modtrain_cli modtrain_unit_tests modtrain_bench_train > "$out/build.log" 2>&1 ||
-  { grep -m 20 -B2 -A6 'error' "$out/build.log"; log "build FAILED (build.log)"; exit 1; }
+  > build-gpu.configure.log 2>&1 || { cp build-gpu.configure.log "$out/"; tail -40 "$out/build-gpu.configure.log"; log "configure FAILED"; exit 1; }
+cmake --build build-gpu -j "$(nproc)" --target modtrain_cli modtrain_unit_tests modtrain_bench_train > build-gpu.build.log 2>&1 ||
+  { cp build-gpu.build.log "$out/"; grep -m 20 -B2 -A6 'error' build-gpu.build.log; log "build FAILED"; exit 1; }
 log "build: ok in $(( $(date +%s) - t0 )) s"
 build-gpu/modtrain --version | tee -a "$summary"
 
@@ -46,17 +46,19 @@ build-gpu/modtrain --version | tee -a "$summary"
 #    its own so that one crash does not hide the others.
 rc=0
 run_tests() {  # name, Catch2 filter
-  build-gpu/tests/modtrain_unit_tests "$2" -r compact > "$out/tests-$1.log" 2>&1
+  build-gpu/tests/modtrain_unit_tests "$2" -r compact > "$out/tests-$1.tmp" 2>&1
   local r=$?
-  log "tests $1 ($2): $([[ $r -eq 0 ]] && echo PASS || echo "FAIL rc=$r") - $(tail -1 "$out/tests-$1.log")"
+  log "tests $1 ($2): $([[ $r -eq 0 ]] && echo PASS || echo "FAIL rc=$r") - $(tail -1 "$out/tests-$1.tmp")"
+  { echo "== $1 ($2)"; cat "$out/tests-$1.tmp"; } >> "$out/tests.log"
+  rm -f "$out/tests-$1.tmp"
   [[ $r -eq 0 ]] || rc=1
   return $r
 }
 run_tests cuda "[cuda]"
 run_tests model "[model]~[safetensors]"
 if ! run_tests safetensors "[safetensors]" && command -v cuda-gdb >/dev/null; then
-  timeout 120 cuda-gdb -batch -ex run -ex bt --args build-gpu/tests/modtrain_unit_tests "[safetensors]" > "$out/gdb-safetensors.log" 2>&1
-  grep -A25 "SIGSEGV" "$out/gdb-safetensors.log" | head -40 | tee -a "$summary"
+  timeout 120 cuda-gdb -batch -ex run -ex bt --args build-gpu/tests/modtrain_unit_tests "[safetensors]" > "$out/gdb.log" 2>&1
+  grep -A25 "SIGSEGV" "$out/gdb.log" | head -40 | tee -a "$summary"
 fi
 
 # 4. BERT-base-sized training step at sequence length 128 (bf16 autocast; peak = H200 dense bf16 989 TFLOP/s).
