@@ -62,7 +62,7 @@ if ! run_tests safetensors "[safetensors]" && command -v cuda-gdb >/dev/null; th
 fi
 
 # 4. BERT-base-sized training step at sequence length 128 (bf16 autocast; peak = H200 dense bf16 989 TFLOP/s).
-for b in 32 64; do
+for b in 64; do
   build-gpu/bench/modtrain_bench_train --preset base --device cuda --precision bf16 --batch $b --seq 128 --steps 20 \
     --peak-tflops 989 --out "$out/train-base-cuda-bf16-b$b.json" 2>&1 | tee -a "$summary"
 done
