@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+
+#include "modtrain/io/files.h"
 #include <fstream>
 
 #include "bench_common.h"
@@ -72,7 +74,7 @@ int main(int argc, char** argv) {
   double loader_rate = batch / loader_s;
   std::printf("loader: collate %.0f samples/s on one core; prefetching Loader %.0f samples/s (batch %u)\n", collate_rate,
               loader_rate, batch);
-  fs::remove_all(dir);
+  io::remove_tree(dir);
 
   nlohmann::json result = {{"benchmark", "data"},
                            {"machine", bench::machine()},

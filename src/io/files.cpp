@@ -1,6 +1,7 @@
 #include "modtrain/io/files.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <openssl/evp.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -55,6 +56,11 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   }
   fs::path dir = fs::path(path).parent_path();
   fsync_path(dir.empty() ? "." : dir.string());
+}
+
+void remove_tree(const std::string& path) {
+  auto remove_entry = [](const char* entry, const struct stat*, int, struct FTW*) { return ::remove(entry); };
+  ::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 std::string read_file(const std::string& path) {

@@ -3,6 +3,8 @@
 
 #include <cstdio>
 #include <filesystem>
+
+#include "modtrain/io/files.h"
 #include <iostream>
 #include <memory>
 
@@ -52,7 +54,7 @@ int eval(const EvalFlags& flags) {
   const std::string scratch = mkdtemp(pattern.data());
   struct Cleanup {
     std::string dir;
-    ~Cleanup() { fs::remove_all(dir); }
+    ~Cleanup() { io::remove_tree(dir); }
   } cleanup{scratch};
   Config c;
   c.data.train = flags.data;

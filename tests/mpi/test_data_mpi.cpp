@@ -3,6 +3,8 @@
 #include "catch_torch.h"
 
 #include <filesystem>
+
+#include "modtrain/io/files.h"
 #include <set>
 
 #include "modtrain/data/loader.h"
@@ -54,7 +56,7 @@ TEST_CASE("ranks see disjoint, complete data with equal batch counts", "[mpi][da
   std::vector<std::string> everyone = w.all_gather(mine);
   std::vector<uint64_t> batch_counts = w.all_gather(batches), sample_counts = w.all_gather(samples);
   w.barrier();
-  if (w.is_root()) fs::remove_all(dir);
+  if (w.is_root()) io::remove_tree(dir);
 
   std::multiset<uint64_t> seen;
   for (const auto& text : everyone) {

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 
+#include "modtrain/io/files.h"
+
 #include "modtrain/config/loader.h"
 #include "modtrain/data/prepare.h"
 #include "modtrain/data/synth.h"
@@ -57,7 +59,7 @@ struct SharedData {
   // Runs after main() returned (MPI finalized): every rank has passed mpi_main's final
   // collective by then, so rank 0 can remove the files without another synchronisation.
   ~SharedData() {
-    if (root) fs::remove_all(dir);
+    if (root) io::remove_tree(dir);
   }
   bool root = world().is_root();
   ResolvedConfig config(const std::string& run, std::vector<std::string> extra) const {

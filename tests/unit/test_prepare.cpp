@@ -225,3 +225,14 @@ TEST_CASE("shards use 4-byte token ids when the vocab is large", "[data][prepare
   schema.vocab_size = 80000;
   CHECK_THROWS_WITH(PreparedShard(dir.file("s.bin"), schema), Contains("token id 99999 outside the vocabulary"));
 }
+
+TEST_CASE("remove_tree removes nested directories and tolerates a missing path", "[io]") {
+  std::string pattern = (fs::temp_directory_path() / "modtrain-rm-XXXXXX").string();
+  std::string root = mkdtemp(pattern.data());
+  fs::create_directories(root + "/a/b/c");
+  std::ofstream(root + "/a/b/c/file.txt") << "x";
+  std::ofstream(root + "/top.txt") << "y";
+  io::remove_tree(root);
+  CHECK_FALSE(fs::exists(root));
+  io::remove_tree(root);  // already gone: no error
+}

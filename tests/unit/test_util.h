@@ -4,6 +4,8 @@
 #include <stdlib.h>
 
 #include <filesystem>
+
+#include "modtrain/io/files.h"
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -16,7 +18,7 @@ struct TempDir {
     std::string pattern = (std::filesystem::temp_directory_path() / "modtrain-test-XXXXXX").string();
     path = mkdtemp(pattern.data());
   }
-  ~TempDir() { std::filesystem::remove_all(path); }
+  ~TempDir() { io::remove_tree(path.string()); }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   std::string write(const std::string& name, const std::string& text) const {

@@ -15,6 +15,11 @@ void fsync_path(const std::string& path);
 
 std::string read_file(const std::string& path);  // throws UserError naming the path
 
+// Removes a directory tree (like `rm -rf`; no error when it does not exist). Used instead of
+// std::filesystem::remove_all, which PyTorch's LibTorch wheels export in a broken copy that
+// crashes when an executable binds to it (seen on the GPU machine with torch 2.11).
+void remove_tree(const std::string& path);
+
 // SHA-256 of a file's bytes, lowercase hex (OpenSSL).
 std::string sha256_file(const std::string& path);
 
