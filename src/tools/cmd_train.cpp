@@ -68,7 +68,11 @@ int eval(const EvalFlags& flags) {
   c.tokenizer.lowercase = m.lowercase;
   c.tokenizer.normalize_tweets = m.normalize_tweets;
   PrepareReport prepared = prepare_data(c, {});
-  if (!flags.json) std::fprintf(stderr, "%s", prepared.summary().c_str());
+  if (!flags.json) {
+    std::string summary = prepared.summary();
+    if (summary.rfind("train:", 0) == 0) summary.replace(0, 6, "eval data:");  // the scratch split is named train
+    std::fprintf(stderr, "%s", summary.c_str());
+  }
   PreparedDataset data = PreparedDataset::open(c.data.prepared_dir, "train", DataExpectations::from_config(c));
   EvalOptions o;
   o.labels = m.labels;
