@@ -15,6 +15,7 @@
 #include "modtrain/train/distributed.h"
 #include "modtrain/train/trainer.h"
 #include "mpi_fixture.h"
+#include "synth_fixture.h"
 
 using namespace modtrain;
 using modtrain::test::world;
@@ -34,25 +35,17 @@ struct SharedData {
       dir = mkdtemp(pattern.data());
     }
     dir = w.all_gather(dir)[0];
-    overrides = {"data.train=[" + dir + "/raw/train-*.jsonl]", "data.valid=[" + dir + "/raw/valid-*.jsonl]",
-                 "tokenizer.vocab=" + dir + "/vocab.txt", "data.prepared_dir=" + dir + "/prep", "data.max_len=32",
-                 "model.hidden=32", "model.heads=2", "model.intermediate=64", "model.dropout=0", "model.attention_dropout=0",
-                 "log.level=warn", "dist.threads=1", "data.labels=[hate, harassment, threat, sexual, self_harm, spam, misinformation]"};
+    for (const char* o : {"data.max_len=32", "model.hidden=32", "model.heads=2", "model.intermediate=64", "model.dropout=0",
+                          "model.attention_dropout=0", "log.level=warn", "dist.threads=1"})
+      overrides.push_back(o);
     if (w.is_root()) {
-      SynthOptions synth;
-      synth.out_dir = dir + "/raw";
-      synth.train = 1200;
-      synth.valid = 203;  // odd: the ranks' evaluation parts differ in size
-      synth.train_shards = 3;
-      synthesize_tweets(synth);
-      VocabTrainer trainer({});
-      std::vector<std::string> texts;
-      for (uint64_t i = 0; i < 1200; ++i) texts.push_back(synth_record(synth.seed, "train", i, synth));
-      trainer.add_texts(texts);
-      std::ofstream vocab(dir + "/vocab.txt");
-      for (const auto& t : trainer.train()) vocab << t << "\n";
-      vocab.close();
+      // the rank-0 files, and the same overrides on every rank (they only name paths)
+      auto paths = test::synth_with_vocab(dir + "/raw", dir + "/vocab.txt", dir + "/prep", 1200, 203, 3);  // 203: odd per rank
+      overrides.insert(overrides.begin(), paths.begin(), paths.end());
       prepare_data(load_config("", overrides).config, {1, false});
+    } else {
+      overrides.insert(overrides.begin(), {"data.train=[" + dir + "/raw/train-*.jsonl]", "data.valid=[" + dir + "/raw/valid-*.jsonl]",
+                                           "tokenizer.vocab=" + dir + "/vocab.txt", "data.prepared_dir=" + dir + "/prep"});
     }
     w.barrier();
   }

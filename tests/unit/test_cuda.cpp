@@ -12,6 +12,7 @@
 #include "modtrain/dist/communicator.h"
 #include "modtrain/model/bert.h"
 #include "modtrain/train/trainer.h"
+#include "synth_fixture.h"
 #include "test_util.h"
 
 using namespace modtrain;
@@ -97,22 +98,9 @@ TEST_CASE("fused SDPA on the GPU equals the plain path (fp32 and bf16)", "[cuda]
 TEST_CASE("bf16 and fp16 training steps on CUDA through the trainer", "[cuda][train]") {
   if (!have_cuda()) return;
   test::TempDir dir;
-  SynthOptions synth;
-  synth.out_dir = (dir.path / "raw").string();
-  synth.train = 2000;
-  synth.valid = 200;
-  synthesize_tweets(synth);
-  VocabTrainer trainer({});
-  std::vector<std::string> texts;
-  for (uint64_t i = 0; i < 2000; ++i) texts.push_back(synth_record(synth.seed, "train", i, synth));
-  trainer.add_texts(texts);
-  {
-    std::ofstream vocab(dir.path / "vocab.txt");
-    for (const auto& t : trainer.train()) vocab << t << "\n";
-  }
-  std::vector<std::string> base = {"data.train=[" + synth.out_dir + "/train-*.jsonl]", "data.valid=[" + synth.out_dir + "/valid-*.jsonl]",
-                                   "tokenizer.vocab=" + (dir.path / "vocab.txt").string(), "data.prepared_dir=" + (dir.path / "prep").string(),
-                                   "train.max_steps=60", "train.warmup_steps=5", "log.every=20", "eval.every=0", "train.lr=1e-3"};
+  std::vector<std::string> base = test::synth_with_vocab((dir.path / "raw").string(), (dir.path / "vocab.txt").string(),
+                                                       (dir.path / "prep").string(), 2000, 200);
+  for (const char* o : {"train.max_steps=60", "train.warmup_steps=5", "log.every=20", "eval.every=0", "train.lr=1e-3"}) base.push_back(o);
   prepare_data(load_config("", base).config, {4, false});
   Placement p;
   p.cuda = true;

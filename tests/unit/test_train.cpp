@@ -15,6 +15,7 @@
 #include "modtrain/train/loss.h"
 #include "modtrain/train/schedule.h"
 #include "modtrain/train/trainer.h"
+#include "synth_fixture.h"
 #include "test_util.h"
 
 using namespace modtrain;
@@ -79,24 +80,10 @@ struct TrainData {
   test::TempDir dir;
   std::vector<std::string> overrides;
   TrainData() {
-    SynthOptions synth;
-    synth.out_dir = (dir.path / "raw").string();
-    synth.train = 6000;
-    synth.valid = 1000;
-    synthesize_tweets(synth);
-    VocabTrainerOptions vo;
-    vo.vocab_size = 2000;
-    VocabTrainer trainer(vo);
-    std::vector<std::string> texts;
-    for (uint64_t i = 0; i < 6000; ++i) texts.push_back(synth_record(synth.seed, "train", i, synth));
-    trainer.add_texts(texts);
-    std::ofstream vocab(dir.path / "vocab.txt");
-    for (const auto& t : trainer.train()) vocab << t << "\n";
-    vocab.close();
-    overrides = {"data.train=[" + synth.out_dir + "/train-*.jsonl]", "data.valid=[" + synth.out_dir + "/valid-*.jsonl]",
-                 "tokenizer.vocab=" + (dir.path / "vocab.txt").string(), "data.prepared_dir=" + (dir.path / "prep").string(),
-                 "data.max_len=48", "model.hidden=64", "model.heads=2", "model.intermediate=128", "log.level=warn",
-                 "dist.threads=1"};
+    overrides = test::synth_with_vocab((dir.path / "raw").string(), (dir.path / "vocab.txt").string(), (dir.path / "prep").string(),
+                                       6000, 1000);
+    for (const char* o : {"data.max_len=48", "model.hidden=64", "model.heads=2", "model.intermediate=128", "log.level=warn", "dist.threads=1"})
+      overrides.push_back(o);
     ResolvedConfig rc = load_config("", overrides);
     prepare_data(rc.config, {1, false});
   }
