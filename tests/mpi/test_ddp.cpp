@@ -232,3 +232,42 @@ TEST_CASE("distributed evaluation equals single-process evaluation", "[mpi][eval
   REQUIRE(dist_out.thresholds.size() == single.thresholds.size());
   for (size_t l = 0; l < single.thresholds.size(); ++l) CHECK(dist_out.thresholds[l] == Approx(single.thresholds[l]));
 }
+
+TEST_CASE("a parameter without a gradient: no hang, zero contribution", "[mpi][reducer]") {
+  World& w = world();
+  auto comm = mpi_comm();
+  torch::Tensor used = torch::ones({4}).requires_grad_(), unused = torch::ones({3}).requires_grad_();
+  GradReducer reducer({{"used", used}, {"unused", unused}}, *comm, {});
+  for (int step = 0; step < 2; ++step) {
+    reducer.zero_grad();
+    reducer.prepare_backward(true);
+    // only rank 0 touches `unused`; every rank touches `used`, scaled by (rank + 1)
+    torch::Tensor loss = (used * static_cast<double>(w.rank() + 1)).sum();
+    if (w.rank() == 0) loss = loss + unused.sum();
+    loss.backward();
+    reducer.finalize();  // must not wait for `unused` on the other ranks
+    const double n = w.size();
+    CHECK(torch::allclose(used.grad(), torch::full({4}, (n + 1) / 2)));  // mean of 1..n
+    CHECK(torch::allclose(unused.grad(), torch::full({3}, 1.0 / n)));    // 1 on rank 0, 0 elsewhere
+  }
+}
+
+TEST_CASE("different models on different ranks: a clear error, not a hang", "[mpi][reducer]") {
+  World& w = world();
+  auto comm = mpi_comm();
+  torch::Tensor p = torch::ones({w.rank() == 0 ? 4 : 5}).requires_grad_();
+  CHECK_THROWS_WITH(GradReducer({{"classifier.weight", p}}, *comm, {}), Catch::Matchers::Contains("the ranks built different models"));
+}
+
+TEST_CASE("replica divergence names the first differing parameter", "[mpi][reducer]") {
+  World& w = world();
+  auto comm = mpi_comm();
+  torch::Tensor a = torch::ones({4}).requires_grad_(), b = torch::ones({6}).requires_grad_();
+  GradReducer reducer({{"bert.pooler.dense.weight", a}, {"classifier.bias", b}}, *comm, {});
+  reducer.check_replicas(1);  // identical after the start-up broadcast
+  if (w.rank() == w.size() - 1) {
+    torch::NoGradGuard g;
+    b[2] = 1.5;
+  }
+  CHECK_THROWS_WITH(reducer.check_replicas(7), Catch::Matchers::Contains("replicas diverged at step 7: parameter classifier.bias differs"));
+}

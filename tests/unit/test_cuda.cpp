@@ -29,6 +29,13 @@ World& world() {
 }
 }  // namespace
 
+TEST_CASE("asking for NCCL without a GPU is one clear error", "[nccl]") {
+  Placement cpu;  // no CUDA device on this rank
+  CHECK_THROWS_WITH(make_communicator(Backend::kNccl, world(), cpu, {5.0, nullptr}),
+                    Catch::Matchers::Contains("dist.backend = nccl needs a GPU per rank"));
+  CHECK(make_communicator(Backend::kAuto, world(), cpu, {5.0, nullptr})->backend() == "mpi");
+}
+
 TEST_CASE("NCCL communicator at one rank: all-reduce, broadcast, all-gather on CUDA", "[cuda][nccl]") {
   if (!have_cuda()) return;
 #ifndef MODTRAIN_HAVE_NCCL

@@ -179,3 +179,19 @@ TEST_CASE("a short CPU run learns the synthetic labels", "[train][slow]") {
   CHECK(std::filesystem::exists(run.path / "model" / "model.safetensors"));
   CHECK(out.thresholds.size() == 7);
 }
+
+TEST_CASE("non-finite gradients: reported and skipped, or the run stops", "[train][nonfinite]") {
+  auto poisoned = [](Trainer& t) {
+    torch::NoGradGuard g;
+    t.model()->classifier->weight[0][0] = std::numeric_limits<float>::quiet_NaN();
+  };
+  test::TempDir r1, r2;
+  Trainer stop(train_data().config(r1, {"train.max_steps=5", "train.warmup_steps=1", "data.valid=[]", "train.on_nonfinite=stop"}), cpu(), {});
+  poisoned(stop);
+  CHECK_THROWS_WITH(stop.run(), Catch::Matchers::Contains("step 1: non-finite loss or gradients") &&
+                                    Catch::Matchers::Contains("train.on_nonfinite=stop"));
+  // skip: every step is skipped (the NaN weight never heals), and 20 in a row end the run
+  Trainer skip(train_data().config(r2, {"train.max_steps=30", "train.warmup_steps=1", "data.valid=[]"}), cpu(), {});
+  poisoned(skip);
+  CHECK_THROWS_WITH(skip.run(), Catch::Matchers::Contains("step 20: non-finite") && Catch::Matchers::Contains("20 steps in a row"));
+}
