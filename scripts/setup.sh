@@ -28,6 +28,7 @@ fi
 launcher=()
 if command -v ccache >/dev/null; then
   export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+  export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=true  # hits across clones in other folders (CI)
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
 jobs=$(nproc)
