@@ -35,6 +35,27 @@ assert 0.5 < r["macro"]["roc_auc"] <= 1.0, r["macro"]
 thresholds = json.load(open("run/model/modtrain.json"))["thresholds"]
 assert [r["labels"][l]["threshold"] for l in json.load(open("run/model/modtrain.json"))["labels"]] == thresholds
 PY
+# predict: JSONL in, one JSON line out per record, ids carried, flags by the model's thresholds
+"$mt" predict --model run/model --input data/valid-00000.jsonl --output pred.jsonl
+[[ $(wc -l < pred.jsonl) -eq 300 ]] || fail "predict: one line per record"
+python3 - <<'PY' || fail "predict output"
+import json
+rows = [json.loads(l) for l in open("pred.jsonl")]
+meta = json.load(open("run/model/modtrain.json"))
+assert rows[0]["id"] == "valid-0" and rows[0]["line"] == 1, rows[0]
+for r in rows:
+    assert set(r["scores"]) == set(meta["labels"])
+    assert r["flagged"] == [l for l, t in zip(meta["labels"], meta["thresholds"]) if r["scores"][l] >= t], r
+PY
+printf 'you are pathetic @bob\n\nbuy now http://x.co\n' | "$mt" predict --model run/model --input - --on-bad-record skip > stdin.jsonl 2> stdin.err
+[[ $(wc -l < stdin.jsonl) -eq 2 ]] || fail "predict from stdin"
+grep -q "<stdin>:2: empty text; skipped" stdin.err || fail "predict reports the bad line"
+grep -q "predicted 2 records (1 rejected)" stdin.err || fail "predict throughput line"
+set +e
+printf 'ok\n\n' | "$mt" predict --model run/model --input - > /dev/null 2> fail.err; rc=$?
+set -e
+[[ $rc -eq 2 ]] && grep -q "error: <stdin>:2: empty text (use --on-bad-record skip" fail.err || fail "predict fail policy"
+
 # a precision the CPU cannot do is one clear error
 set +e
 "${train[@]}" train "${cfg[@]}" --set train.precision=bf16 > bf16.txt 2>&1; rc=$?

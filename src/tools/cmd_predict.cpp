@@ -1,0 +1,165 @@
+// `modtrain predict`: batched inference with a trained model on JSONL/CSV/TSV shards or plain
+// text lines (a .txt file or `-` for stdin): per record the per-label probabilities and the labels
+// flagged by the model's thresholds, ids carried through, the same normalisation and tokenizer as
+// training. Bad input lines follow the data.on_bad_record policies (fail / skip, with line numbers).
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "modtrain/core/error.h"
+#include "modtrain/core/log.h"
+#include "modtrain/data/raw_reader.h"
+#include "modtrain/data/tweet_normalizer.h"
+#include "modtrain/serve/model_dir.h"
+#include "modtrain/train/evaluator.h"
+
+namespace modtrain::tools {
+namespace {
+
+struct PredictFlags {
+  std::string model, input, output = "-", on_bad_record = "fail";
+  int batch = 64;
+};
+
+struct Pending {
+  std::string id;
+  uint64_t line;
+  std::vector<int32_t> ids;
+};
+
+class Predictor {
+ public:
+  Predictor(LoadedModel& loaded, std::ostream& out, int batch) : m_(loaded), out_(out), batch_(batch), tokenizer_(loaded.vocab, {loaded.meta.lowercase, 100}) {}
+
+  void add(std::string id, uint64_t line, const std::string& raw_text) {
+    std::string_view text = raw_text;
+    if (m_.meta.normalize_tweets) {
+      normalize_tweet(text, normalized_);
+      text = normalized_;
+    }
+    Pending p{std::move(id), line, {}};
+    tokenizer_.encode(text, p.ids, static_cast<size_t>(m_.meta.max_len));
+    pending_.push_back(std::move(p));
+    if (static_cast<int>(pending_.size()) >= batch_) flush();
+  }
+
+  void flush() {
+    if (pending_.empty()) return;
+    const int64_t b = static_cast<int64_t>(pending_.size());
+    int64_t t = 8;
+    for (const auto& p : pending_) t = std::max<int64_t>(t, (static_cast<int64_t>(p.ids.size()) + 7) / 8 * 8);
+    torch::Tensor ids = torch::full({b, t}, static_cast<int64_t>(m_.vocab->pad_id()), torch::kInt64);
+    torch::Tensor mask = torch::zeros({b, t}, torch::kInt64);
+    for (int64_t i = 0; i < b; ++i) {
+      const auto& v = pending_[static_cast<size_t>(i)].ids;
+      for (size_t k = 0; k < v.size(); ++k) ids[i][static_cast<int64_t>(k)] = v[k];
+      mask[i].slice(0, 0, static_cast<int64_t>(v.size())).fill_(1);
+    }
+    torch::NoGradGuard no_grad;
+    torch::Tensor probs = probabilities(m_.model->forward(ids, mask), m_.meta.problem).contiguous();
+    const float* p = probs.data_ptr<float>();
+    const size_t L = m_.meta.labels.size();
+    for (int64_t i = 0; i < b; ++i) {
+      nlohmann::json scores = nlohmann::json::object(), flagged = nlohmann::json::array();
+      size_t best = 0;
+      for (size_t l = 0; l < L; ++l) {
+        float v = p[static_cast<size_t>(i) * L + l];
+        scores[m_.meta.labels[l]] = v;
+        if (v > p[static_cast<size_t>(i) * L + best]) best = l;
+        if (m_.meta.problem == Problem::kMultiLabel && v >= m_.meta.thresholds[l]) flagged.push_back(m_.meta.labels[l]);
+      }
+      if (m_.meta.problem == Problem::kMultiClass) flagged.push_back(m_.meta.labels[best]);
+      const Pending& r = pending_[static_cast<size_t>(i)];
+      out_ << nlohmann::json{{"id", r.id}, {"line", r.line}, {"scores", scores}, {"flagged", flagged}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+           << '\n';
+    }
+    records_ += static_cast<uint64_t>(b);
+    pending_.clear();
+  }
+  uint64_t records() const { return records_; }
+
+ private:
+  LoadedModel& m_;
+  std::ostream& out_;
+  int batch_;
+  WordPieceTokenizer tokenizer_;
+  std::string normalized_;
+  std::vector<Pending> pending_;
+  uint64_t records_ = 0;
+};
+
+int predict(const PredictFlags& flags) {
+  const auto start = std::chrono::steady_clock::now();
+  LoadedModel loaded = load_model_dir(flags.model, torch::kCPU);
+  std::ofstream file;
+  if (flags.output != "-") {
+    file.open(flags.output);
+    if (!file) throw UserError("--output: cannot write " + flags.output);
+  }
+  std::ostream& out = flags.output == "-" ? std::cout : file;
+  Predictor predictor(loaded, out, flags.batch);
+  uint64_t rejected = 0;
+  auto bad = [&](const std::string& where, const std::string& reason) {
+    if (flags.on_bad_record == "fail") throw UserError(where + ": " + reason + " (use --on-bad-record skip to go on)");
+    log::warn(where + ": " + reason + "; skipped");
+    ++rejected;
+  };
+  const bool plain = flags.input == "-" || (flags.input.size() > 4 && flags.input.compare(flags.input.size() - 4, 4, ".txt") == 0);
+  if (plain) {  // one text per line; the id is the line number
+    std::ifstream in;
+    if (flags.input != "-") {
+      in.open(flags.input, std::ios::binary);
+      if (!in) throw UserError("--input: cannot read " + flags.input);
+    }
+    std::istream& src = flags.input == "-" ? std::cin : in;
+    const std::string name = flags.input == "-" ? "<stdin>" : flags.input;
+    std::string line;
+    for (uint64_t n = 1; std::getline(src, line); ++n) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.find_first_not_of(" \t") == std::string::npos) {
+        bad(name + ":" + std::to_string(n), "empty text");
+        continue;
+      }
+      predictor.add(std::to_string(n), n, line);
+    }
+  } else {
+    RawShardReader reader(flags.input, LabelSpec{}, /*labels_required=*/false);
+    RawUnit unit;
+    RawRecord record;
+    std::string reason;
+    while (reader.next(unit)) {
+      if (unit.blank) continue;
+      if (!reader.decode(unit, record, reason)) {
+        bad(flags.input + ":" + std::to_string(unit.line), reason);
+        continue;
+      }
+      predictor.add(record.id, unit.line, record.text);
+    }
+  }
+  predictor.flush();
+  out.flush();
+  if (!out) throw UserError("--output: cannot write " + flags.output + " (disk full?)", kExitRuntime);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "predicted %llu records (%llu rejected) in %.2f s: %.0f records/s\n", static_cast<unsigned long long>(predictor.records()),
+               static_cast<unsigned long long>(rejected), seconds, predictor.records() / std::max(seconds, 1e-9));
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_predict_commands(CLI::App& app, Action& action) {
+  auto flags = std::make_shared<PredictFlags>();
+  CLI::App* p = app.add_subcommand("predict", "Score texts with a trained model (JSONL output: scores and flagged labels)");
+  p->add_option("--model", flags->model, "Model directory (RUN/model)")->required();
+  p->add_option("--input", flags->input, "JSONL/CSV/TSV shard, a .txt file of lines, or - for lines on stdin")->required();
+  p->add_option("--output", flags->output, "Output JSONL file, or - for stdout")->capture_default_str();
+  p->add_option("--batch", flags->batch, "Records per forward pass")->check(CLI::Range(1, 65536))->capture_default_str();
+  p->add_option("--on-bad-record", flags->on_bad_record, "fail or skip")->check(CLI::IsMember({"fail", "skip"}))->capture_default_str();
+  p->callback([&action, flags] { action = [flags] { return run_local([&] { return predict(*flags); }); }; });
+}
+
+}  // namespace modtrain::tools
