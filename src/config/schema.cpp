@@ -415,9 +415,9 @@ std::vector<Field> build_fields() {
            "FILE.json -> FILE-rank<R>.json per rank; empty = off."),
 
       make("checkpoint", &C::checkpoint, "every", &CheckpointConfig::every, between<int64_t>(0, kMaxSteps),
-           "Save a checkpoint every N steps; 0 = only at the end."),
+           "Save a checkpoint every N steps; 0 = only at the end. Not read yet: mid-run checkpoints arrive with issue #6 (train writes RUN/model at the end)."),
       make("checkpoint", &C::checkpoint, "keep_last", &CheckpointConfig::keep_last, between(1, 1000000),
-           "Checkpoints kept (the newest K, plus the best one)."),
+           "Checkpoints kept (the newest K, plus the best one). Not read yet (issue #6)."),
 
       make("eval", &C::eval, "every", &EvalConfig::every, between<int64_t>(0, kMaxSteps),
            "Evaluate on data.valid every N steps; 0 = only at the end."),
