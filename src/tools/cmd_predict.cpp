@@ -14,6 +14,7 @@
 #include "modtrain/core/log.h"
 #include "modtrain/data/raw_reader.h"
 #include "modtrain/data/tweet_normalizer.h"
+#include "modtrain/serve/hf_export.h"
 #include "modtrain/serve/model_dir.h"
 #include "modtrain/train/evaluator.h"
 
@@ -152,6 +153,20 @@ int predict(const PredictFlags& flags) {
 }  // namespace
 
 void add_predict_commands(CLI::App& app, Action& action) {
+  auto export_flags = std::make_shared<std::pair<std::string, std::string>>();
+  CLI::App* e = app.add_subcommand("export", "Write a Hugging Face model directory (transformers / text-embeddings-inference)");
+  e->add_option("--checkpoint", export_flags->first, "Model directory (RUN/model)")->required();
+  e->add_option("--out", export_flags->second, "Output directory")->required();
+  e->callback([&action, export_flags] {
+    action = [export_flags] {
+      return run_local([&] {
+        export_huggingface(export_flags->first, export_flags->second);
+        std::printf("exported %s -> %s\n", export_flags->first.c_str(), export_flags->second.c_str());
+        return kExitOk;
+      });
+    };
+  });
+
   auto flags = std::make_shared<PredictFlags>();
   CLI::App* p = app.add_subcommand("predict", "Score texts with a trained model (JSONL output: scores and flagged labels)");
   p->add_option("--model", flags->model, "Model directory (RUN/model)")->required();

@@ -56,6 +56,26 @@ printf 'ok\n\n' | "$mt" predict --model run/model --input - > /dev/null 2> fail.
 set -e
 [[ $rc -eq 2 ]] && grep -q "error: <stdin>:2: empty text (use --on-bad-record skip" fail.err || fail "predict fail policy"
 
+# export: the Hugging Face layout, tokenizer.json consistent with the vocab and settings
+"$mt" export --checkpoint run/model --out hf > /dev/null
+for f in config.json model.safetensors vocab.txt tokenizer.json tokenizer_config.json special_tokens_map.json thresholds.json README.md; do
+  [[ -s hf/$f ]] || fail "export: hf/$f"
+done
+cmp -s hf/model.safetensors run/model/model.safetensors || fail "export: weights"
+python3 - <<'PY' || fail "export: tokenizer.json"
+import json
+t = json.load(open("hf/tokenizer.json"))
+vocab = open("hf/vocab.txt", encoding="utf-8").read().split("\n")[:-1]
+assert t["normalizer"] == {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True, "strip_accents": None, "lowercase": True}
+assert t["pre_tokenizer"]["type"] == "BertPreTokenizer" and t["model"]["type"] == "WordPiece"
+assert t["model"]["vocab"] == {tok: i for i, tok in enumerate(vocab)}
+assert t["post_processor"]["special_tokens"]["[CLS]"]["ids"] == [vocab.index("[CLS]")]
+assert t["truncation"]["max_length"] == 64
+th = json.load(open("hf/thresholds.json")); meta = json.load(open("run/model/modtrain.json"))
+assert list(th) == meta["labels"] and list(th.values()) == meta["thresholds"]
+assert json.load(open("hf/config.json"))["architectures"] == ["BertForSequenceClassification"]
+PY
+
 # a precision the CPU cannot do is one clear error
 set +e
 "${train[@]}" train "${cfg[@]}" --set train.precision=bf16 > bf16.txt 2>&1; rc=$?

@@ -1,0 +1,90 @@
+#include "modtrain/serve/hf_export.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "modtrain/core/build_info.h"
+#include "modtrain/core/error.h"
+#include "modtrain/data/wordpiece.h"
+#include "modtrain/io/files.h"
+
+namespace modtrain {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using ordered = nlohmann::ordered_json;
+
+std::string tokenizer_json(const std::string& vocab_path, bool lowercase, int max_len) {
+  Vocab vocab = Vocab::load(vocab_path);
+  ordered vocab_map = ordered::object();
+  for (size_t i = 0; i < vocab.size(); ++i) vocab_map[vocab.token(static_cast<int32_t>(i))] = i;
+  ordered added = ordered::array();
+  for (const char* special : kSpecialTokens) {
+    int32_t id = vocab.id_of(special);
+    if (id < 0) continue;
+    added.push_back({{"id", id}, {"content", special}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                     {"normalized", false}, {"special", true}});
+  }
+  auto special = [&](const char* t) { return ordered{{"id", t}, {"ids", {vocab.id_of(t)}}, {"tokens", {t}}}; };
+  ordered spec = {
+      {"version", "1.0"},
+      {"truncation", {{"direction", "Right"}, {"max_length", max_len}, {"strategy", "LongestFirst"}, {"stride", 0}}},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer", {{"type", "BertNormalizer"}, {"clean_text", true}, {"handle_chinese_chars", true}, {"strip_accents", nullptr},
+                      {"lowercase", lowercase}}},
+      {"pre_tokenizer", {{"type", "BertPreTokenizer"}}},
+      {"post_processor",
+       {{"type", "TemplateProcessing"},
+        {"single", {{{"SpecialToken", {{"id", "[CLS]"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                    {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 0}}}}}},
+        {"pair", {{{"SpecialToken", {{"id", "[CLS]"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                  {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}},
+                  {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 1}}}}}},
+        {"special_tokens", {{"[CLS]", special("[CLS]")}, {"[SEP]", special("[SEP]")}}}}},
+      {"decoder", {{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", true}}},
+      {"model", {{"type", "WordPiece"}, {"unk_token", "[UNK]"}, {"continuing_subword_prefix", "##"},
+                 {"max_input_chars_per_word", 100}, {"vocab", vocab_map}}}};
+  return spec.dump(2) + "\n";
+}
+
+void export_huggingface(const std::string& model_dir, const std::string& out_dir) {
+  auto in = [&](const char* name) { return (fs::path(model_dir) / name).string(); };
+  auto out = [&](const char* name) { return (fs::path(out_dir) / name).string(); };
+  for (const char* required : {"config.json", "modtrain.json", "model.safetensors", "vocab.txt"})
+    if (!fs::exists(in(required)))
+      throw UserError(model_dir + ": not a modtrain model directory (" + required + " is missing); pass a run's model/ directory");
+  json meta;
+  try {
+    meta = json::parse(io::read_file(in("modtrain.json")));
+  } catch (const json::exception& e) {
+    throw UserError(in("modtrain.json") + ": malformed (" + std::string(e.what()) + ")");
+  }
+  const bool lowercase = meta.at("lowercase").get<bool>();
+  const int max_len = meta.at("max_len").get<int>();
+  fs::create_directories(out_dir);
+  for (const char* name : {"config.json", "model.safetensors", "vocab.txt"}) io::write_file_atomic(out(name), io::read_file(in(name)));
+  io::write_file_atomic(out("tokenizer.json"), tokenizer_json(in("vocab.txt"), lowercase, max_len));
+  json tokenizer_config = {{"tokenizer_class", "BertTokenizer"}, {"do_lower_case", lowercase}, {"strip_accents", nullptr},
+                           {"tokenize_chinese_chars", true}, {"model_max_length", max_len}, {"unk_token", "[UNK]"},
+                           {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"}, {"cls_token", "[CLS]"}, {"mask_token", "[MASK]"}};
+  io::write_file_atomic(out("tokenizer_config.json"), tokenizer_config.dump(2) + "\n");
+  json special_map = {{"unk_token", "[UNK]"}, {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"}, {"cls_token", "[CLS]"}, {"mask_token", "[MASK]"}};
+  io::write_file_atomic(out("special_tokens_map.json"), special_map.dump(2) + "\n");
+  ordered thresholds = ordered::object();  // in label order
+  const auto labels = meta.at("labels").get<std::vector<std::string>>();
+  const auto values = meta.at("thresholds").get<std::vector<double>>();
+  for (size_t i = 0; i < labels.size(); ++i) thresholds[labels[i]] = values.at(i);
+  io::write_file_atomic(out("thresholds.json"), thresholds.dump(2) + "\n");
+  std::string card = "# Content-moderation classifier (BERT)\n\nTrained with modtrain " + std::string(build_version()) + " (" +
+                     build_commit() + ").\n\n- problem: " + meta.at("problem").get<std::string>() +
+                     "\n- tweet normalisation before tokenization: " + (meta.at("normalize_tweets").get<bool>() ? "yes (@user, http, entities)" : "no") +
+                     "\n- max length: " + std::to_string(max_len) + " tokens\n\n| label | decision threshold |\n|---|---|\n";
+  for (size_t i = 0; i < labels.size(); ++i) card += "| " + labels[i] + " | " + std::to_string(values[i]) + " |\n";
+  card += "\nLoad with `AutoModelForSequenceClassification.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`; "
+          "apply a sigmoid (multi_label) or softmax (multi_class) to the logits and flag a label when its probability "
+          "reaches the threshold in thresholds.json.\n";
+  io::write_file_atomic(out("README.md"), card);
+}
+
+}  // namespace modtrain
