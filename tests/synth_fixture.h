@@ -12,6 +12,13 @@
 
 namespace modtrain::test {
 
+// The overrides that point a config at synthetic data laid out as synth_with_vocab writes it.
+inline std::vector<std::string> synth_overrides(const std::string& raw_dir, const std::string& vocab_path,
+                                                const std::string& prepared_dir) {
+  return {"data.train=[" + raw_dir + "/train-*.jsonl]", "data.valid=[" + raw_dir + "/valid-*.jsonl]",
+          "tokenizer.vocab=" + vocab_path, "data.prepared_dir=" + prepared_dir};
+}
+
 inline std::vector<std::string> synth_with_vocab(const std::string& raw_dir, const std::string& vocab_path,
                                                  const std::string& prepared_dir, uint64_t train, uint64_t valid,
                                                  int train_shards = 4) {
@@ -29,8 +36,7 @@ inline std::vector<std::string> synth_with_vocab(const std::string& raw_dir, con
   trainer.add_texts(texts);
   std::ofstream vocab(vocab_path);
   for (const auto& t : trainer.train()) vocab << t << "\n";
-  return {"data.train=[" + raw_dir + "/train-*.jsonl]", "data.valid=[" + raw_dir + "/valid-*.jsonl]",
-          "tokenizer.vocab=" + vocab_path, "data.prepared_dir=" + prepared_dir};
+  return synth_overrides(raw_dir, vocab_path, prepared_dir);
 }
 
 }  // namespace modtrain::test

@@ -52,15 +52,8 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
   const size_t L = o.labels.size();
   r.thresholds = o.fixed_thresholds;
   if (r.thresholds.empty()) {
-    for (size_t l = 0; l < L; ++l) {
-      LabelScores s;
-      for (size_t i = 0; i * L < probs.size(); ++i) {
-        if (mask[i * L + l] == 0) continue;
-        s.scores.push_back(probs[i * L + l]);
-        s.truth.push_back(targets[i * L + l] > 0.5f);
-      }
-      r.thresholds.push_back(o.problem == Problem::kMultiLabel ? tune_threshold(s, o.policy) : 0.5);
-    }
+    for (size_t l = 0; l < L; ++l)
+      r.thresholds.push_back(o.problem == Problem::kMultiLabel ? tune_threshold(label_scores(probs, targets, mask, L, l), o.policy) : 0.5);
   }
   r.report = evaluate_scores(o.labels, o.problem, probs, targets, mask, r.thresholds, loss_count > 0 ? loss_sum / loss_count : 0.0);
   r.probs = std::move(probs);

@@ -36,6 +36,17 @@ Curve curve(const LabelScores& s) {
 
 }  // namespace
 
+LabelScores label_scores(const std::vector<float>& probs, const std::vector<float>& targets, const std::vector<float>& mask,
+                         size_t num_labels, size_t label) {
+  LabelScores s;
+  for (size_t i = label; i < probs.size(); i += num_labels) {
+    if (mask[i] == 0) continue;
+    s.scores.push_back(probs[i]);
+    s.truth.push_back(targets[i] > 0.5f);
+  }
+  return s;
+}
+
 double roc_auc(const LabelScores& s) {
   Curve c = curve(s);
   if (c.tps.empty()) return std::numeric_limits<double>::quiet_NaN();
@@ -112,12 +123,7 @@ EvalReport evaluate_scores(const std::vector<std::string>& names, Problem proble
   BinaryCounts micro;
   size_t with_support = 0, with_auc = 0, with_ap = 0;
   for (size_t l = 0; l < L; ++l) {
-    LabelScores s;
-    for (size_t i = 0; i < N; ++i) {
-      if (mask[i * L + l] == 0) continue;
-      s.scores.push_back(probs[i * L + l]);
-      s.truth.push_back(targets[i * L + l] > 0.5f);
-    }
+    LabelScores s = label_scores(probs, targets, mask, L, l);
     LabelReport lr;
     lr.name = names[l];
     lr.threshold = thresholds.empty() ? 0.5 : thresholds[l];

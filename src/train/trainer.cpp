@@ -45,15 +45,17 @@ void set_lr(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 }
 
-std::vector<double> label_counts(const PreparedDataset& data, bool positives) {
-  std::vector<double> counts(data.num_labels(), 0);
+// Per label: positives and annotated records over the whole split, in one pass.
+void label_counts(const PreparedDataset& data, std::vector<uint64_t>& positives, std::vector<uint64_t>& annotated) {
+  positives.assign(data.num_labels(), 0);
+  annotated.assign(data.num_labels(), 0);
   for (size_t s = 0; s < data.num_shards(); ++s)
     for (uint64_t r = 0; r < data.shard(s).size(); ++r)
-      for (size_t l = 0; l < counts.size(); ++l) {
+      for (size_t l = 0; l < positives.size(); ++l) {
         uint8_t v = data.shard(s).labels(r)[l];
-        counts[l] += positives ? v == kLabelPositive : v != kLabelUnannotated;
+        positives[l] += v == kLabelPositive;
+        annotated[l] += v != kLabelUnannotated;
       }
-  return counts;
 }
 
 }  // namespace
@@ -105,9 +107,9 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   if (c.data.problem == Problem::kMultiLabel && c.train.pos_weight.kind != PosWeight::Kind::kNone) {
     std::vector<double> weights = c.train.pos_weight.values;
     if (c.train.pos_weight.kind == PosWeight::Kind::kAuto) {
-      std::vector<double> pos = label_counts(*train_data_, true), ann = label_counts(*train_data_, false);
-      weights = auto_pos_weight(std::vector<uint64_t>(pos.begin(), pos.end()), std::vector<uint64_t>(ann.begin(), ann.end()),
-                                c.train.pos_weight_cap);
+      std::vector<uint64_t> positives, annotated;
+      label_counts(*train_data_, positives, annotated);
+      weights = auto_pos_weight(positives, annotated, c.train.pos_weight_cap);
     }
     loss_options_.pos_weight = torch::tensor(weights, torch::kFloat32).to(device_);
   }

@@ -38,14 +38,11 @@ struct SharedData {
     for (const char* o : {"data.max_len=32", "model.hidden=32", "model.heads=2", "model.intermediate=64", "model.dropout=0",
                           "model.attention_dropout=0", "log.level=warn", "dist.threads=1"})
       overrides.push_back(o);
-    if (w.is_root()) {
-      // the rank-0 files, and the same overrides on every rank (they only name paths)
-      auto paths = test::synth_with_vocab(dir + "/raw", dir + "/vocab.txt", dir + "/prep", 1200, 203, 3);  // 203: odd per rank
-      overrides.insert(overrides.begin(), paths.begin(), paths.end());
+    const auto paths = test::synth_overrides(dir + "/raw", dir + "/vocab.txt", dir + "/prep");
+    overrides.insert(overrides.begin(), paths.begin(), paths.end());
+    if (w.is_root()) {  // the files, once, on a filesystem every rank reads
+      test::synth_with_vocab(dir + "/raw", dir + "/vocab.txt", dir + "/prep", 1200, 203, 3);  // 203: odd per rank
       prepare_data(load_config("", overrides).config, {1, false});
-    } else {
-      overrides.insert(overrides.begin(), {"data.train=[" + dir + "/raw/train-*.jsonl]", "data.valid=[" + dir + "/raw/valid-*.jsonl]",
-                                           "tokenizer.vocab=" + dir + "/vocab.txt", "data.prepared_dir=" + dir + "/prep"});
     }
     w.barrier();
   }

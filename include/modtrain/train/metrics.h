@@ -18,6 +18,10 @@ struct LabelScores {
   std::vector<uint8_t> truth;  // 0/1
 };
 
+// Label `label`'s scores and targets from row-major [N x num_labels] arrays, entries not annotated left out.
+LabelScores label_scores(const std::vector<float>& probs, const std::vector<float>& targets, const std::vector<float>& mask,
+                         size_t num_labels, size_t label);
+
 double roc_auc(const LabelScores& s);            // NaN when only one class is present
 double average_precision(const LabelScores& s);  // NaN when there are no positives
 
