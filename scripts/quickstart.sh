@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The README's first command: installs what is missing, builds, then runs what modtrain can do
-# today end to end on the embedded default (configs/tiny.yaml, 2 CPU ranks). It prints each step
-# and says plainly what is not built yet.
+# The README's first command: installs what is missing, builds, then runs the main job end to end
+# on the embedded default (configs/tiny.yaml, synthetic tweets, 2 CPU ranks): data, tokenizer,
+# training with checkpoints, evaluation, export for Hugging Face and batch prediction. It prints
+# each step as it runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -24,13 +25,18 @@ step "train a WordPiece vocabulary on them" \
   "$mt" tokenizer train --input "$work/data/train-*.jsonl" --vocab-size 4000 --out $work/vocab.txt
 step "tokenize into prepared binary shards" "$mt" data prepare "${cfg[@]}"
 step "what the prepared data holds" "$mt" data stats $work/prepared
-step "train on 2 MPI ranks (data parallel, MPI all-reduce)" mpirun -np 2 "$mt" train "${cfg[@]}"
+rm -rf "$work/checkpoints" "$work/model" "$work/metrics.jsonl"  # a fresh run each time quickstart runs
+step "train on 2 MPI ranks (data parallel, MPI all-reduce; checkpoints every 100 steps)" mpirun -np 2 "$mt" train "${cfg[@]}"
 step "evaluate the trained model on the validation shards" "$mt" eval --model $work/model --data "$work/data/valid-*.jsonl"
+step "export for Hugging Face transformers / text-embeddings-inference" "$mt" export --checkpoint $work/model --out $work/hf
+printf 'you people are all idiots\nlovely weather in the park today\nclick here to win a free phone http://spam.example\n' > $work/posts.txt
+step "score three posts (probabilities, labels flagged by the tuned thresholds)" "$mt" predict --model $work/model --input $work/posts.txt --output -
 
 cat <<TXT
 
 == done
-Run directory: $work (config.yaml, metrics.jsonl, model/ with model.safetensors, config.json,
-vocab.txt, modtrain.json). Train your own: edit a copy of configs/tiny.yaml and run
+Run directory: $work (config.yaml, metrics.jsonl, checkpoints/ (latest, best, step-NNNNNNN),
+model/ with model.safetensors, config.json, vocab.txt, modtrain.json, eval.json), hf/ (the export).
+Train your own: edit a copy of configs/tiny.yaml and run
   mpirun -np 2 build/modtrain train --config my.yaml
 TXT

@@ -34,6 +34,8 @@ MT_ENUM_TABLE(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"},
 MT_ENUM_TABLE(Backend, {Backend::kAuto, "auto"}, {Backend::kMpi, "mpi"}, {Backend::kNccl, "nccl"})
 MT_ENUM_TABLE(DeviceKind, {DeviceKind::kAuto, "auto"}, {DeviceKind::kCpu, "cpu"}, {DeviceKind::kCuda, "cuda"})
 MT_ENUM_TABLE(NonFinitePolicy, {NonFinitePolicy::kSkip, "skip"}, {NonFinitePolicy::kStop, "stop"})
+MT_ENUM_TABLE(BestMetric, {BestMetric::kNone, "none"}, {BestMetric::kLoss, "loss"}, {BestMetric::kMacroF1, "macro_f1"},
+              {BestMetric::kMicroF1, "micro_f1"}, {BestMetric::kMacroRocAuc, "macro_roc_auc"}, {BestMetric::kMacroPrAuc, "macro_pr_auc"})
 MT_ENUM_TABLE(LogLevel, {LogLevel::kDebug, "debug"}, {LogLevel::kInfo, "info"}, {LogLevel::kWarn, "warn"}, {LogLevel::kError, "error"})
 #undef MT_ENUM_TABLE
 
@@ -364,6 +366,11 @@ std::vector<Field> build_fields() {
       make("model", &C::model, "max_positions", &ModelConfig::max_positions, between(8, 65536),
            "Size of the position embedding table; data.max_len must not exceed it."),
       make("model", &C::model, "layer_norm_eps", &ModelConfig::layer_norm_eps, open_closed(0.0, 0.1), "LayerNorm epsilon (BERT: 1e-12)."),
+      make("model", &C::model, "init_from", &ModelConfig::init_from, any<std::string>(),
+           "Fine-tune a pretrained Hugging Face BERT: a directory with config.json, model.safetensors and vocab.txt "
+           "(BertModel, BertForPreTraining or BertForSequenceClassification weights). model.* must match its "
+           "config.json and tokenizer.vocab its vocab.txt; the classifier head is fresh unless its labels match. "
+           "Empty = random initialisation."),
 
       make("train", &C::train, "micro_batch", &TrainConfig::micro_batch, between(1, 1 << 20),
            "Records per rank per forward/backward pass."),
@@ -415,9 +422,13 @@ std::vector<Field> build_fields() {
            "FILE.json -> FILE-rank<R>.json per rank; empty = off."),
 
       make("checkpoint", &C::checkpoint, "every", &CheckpointConfig::every, between<int64_t>(0, kMaxSteps),
-           "Save a checkpoint every N steps; 0 = only at the end. Not read yet: mid-run checkpoints arrive with issue #6 (train writes RUN/model at the end)."),
+           "Save RUN/checkpoints/step-NNNNNNN every N steps (atomically; `latest` points to the newest); 0 = only at the end "
+           "and on preemption (SIGTERM/SIGUSR1)."),
       make("checkpoint", &C::checkpoint, "keep_last", &CheckpointConfig::keep_last, between(1, 1000000),
-           "Checkpoints kept (the newest K, plus the best one). Not read yet (issue #6)."),
+           "Checkpoints kept: the newest K, plus the best one by checkpoint.best_metric."),
+      make("checkpoint", &C::checkpoint, "best_metric", &CheckpointConfig::best_metric, any<BestMetric>(),
+           "Evaluation metric that marks the best checkpoint (saved when it improves; `best` points to it): "
+           "loss (lower is better), macro_f1, micro_f1, macro_roc_auc, macro_pr_auc, or none."),
 
       make("eval", &C::eval, "every", &EvalConfig::every, between<int64_t>(0, kMaxSteps),
            "Evaluate on data.valid every N steps; 0 = only at the end."),
@@ -460,6 +471,7 @@ const char* to_string(Backend v) { return config_impl::enum_name(v); }
 const char* to_string(DeviceKind v) { return config_impl::enum_name(v); }
 const char* to_string(LogLevel v) { return config_impl::enum_name(v); }
 const char* to_string(NonFinitePolicy v) { return config_impl::enum_name(v); }
+const char* to_string(BestMetric v) { return config_impl::enum_name(v); }
 
 std::string to_string(const PosWeight& v) {
   switch (v.kind) {

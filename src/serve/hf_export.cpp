@@ -48,6 +48,39 @@ std::string tokenizer_json(const std::string& vocab_path, bool lowercase, int ma
   return spec.dump(2) + "\n";
 }
 
+namespace {
+
+// The model card's evaluation section from eval.json (written by `train` with the final model).
+std::string evaluation_card(const std::string& path) {
+  try {
+    json e = json::parse(io::read_file(path));
+    const json& m = e.at("metrics");
+    auto num = [](const json& x) {
+      if (x.is_null()) return std::string("n/a");
+      char b[32];
+      std::snprintf(b, sizeof b, "%.3f", x.get<double>());
+      return std::string(b);
+    };
+    std::string card = "\n## Evaluation\n\nOn " + std::to_string(m.at("records").get<uint64_t>()) + " validation records (" +
+                       e.at("data").at("valid").dump() + ") after step " + std::to_string(e.at("step").get<int64_t>()) +
+                       " of training on " + std::to_string(e.at("train_records").get<uint64_t>()) + " records (" +
+                       e.at("data").at("train").dump() + "); the thresholds were tuned on the same validation set.\n\n"
+                       "| label | threshold | precision | recall | F1 | ROC-AUC | PR-AUC | support |\n|---|---|---|---|---|---|---|---|\n";
+    for (const auto& [label, r] : m.at("labels").items())
+      card += "| " + label + " | " + num(r.at("threshold")) + " | " + num(r.at("precision")) + " | " + num(r.at("recall")) + " | " +
+              num(r.at("f1")) + " | " + num(r.at("roc_auc")) + " | " + num(r.at("pr_auc")) + " | " + std::to_string(r.at("support").get<uint64_t>()) + " |\n";
+    const json& macro = m.at("macro");
+    card += "| **macro** | | " + num(macro.at("precision")) + " | " + num(macro.at("recall")) + " | " + num(macro.at("f1")) + " | " +
+            num(macro.at("roc_auc")) + " | " + num(macro.at("pr_auc")) + " | |\n";
+    card += "| **micro** | | " + num(m.at("micro").at("precision")) + " | " + num(m.at("micro").at("recall")) + " | " + num(m.at("micro").at("f1")) + " | | | |\n";
+    return card;
+  } catch (const json::exception& ex) {
+    throw UserError(path + ": malformed evaluation record (" + std::string(ex.what()) + ")");
+  }
+}
+
+}  // namespace
+
 void export_huggingface(const std::string& model_dir, const std::string& out_dir) {
   auto in = [&](const char* name) { return (fs::path(model_dir) / name).string(); };
   auto out = [&](const char* name) { return (fs::path(out_dir) / name).string(); };
@@ -81,10 +114,12 @@ void export_huggingface(const std::string& model_dir, const std::string& out_dir
                      "\n- tweet normalisation before tokenization: " + (meta.at("normalize_tweets").get<bool>() ? "yes (@user, http, entities)" : "no") +
                      "\n- max length: " + std::to_string(max_len) + " tokens\n\n| label | decision threshold |\n|---|---|\n";
   for (size_t i = 0; i < labels.size(); ++i) card += "| " + labels[i] + " | " + std::to_string(values[i]) + " |\n";
+  if (fs::exists(in("eval.json"))) card += evaluation_card(in("eval.json"));
   card += "\nLoad with `AutoModelForSequenceClassification.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`; "
           "apply a sigmoid (multi_label) or softmax (multi_class) to the logits and flag a label when its probability "
           "reaches the threshold in thresholds.json.\n";
   io::write_file_atomic(out("README.md"), card);
+  if (fs::exists(in("eval.json"))) io::write_file_atomic(out("eval_results.json"), io::read_file(in("eval.json")));
 }
 
 }  // namespace modtrain

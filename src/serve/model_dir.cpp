@@ -37,23 +37,26 @@ torch::ScalarType scalar_type(const std::string& dtype) {
 }
 }  // namespace
 
-void load_state(torch::nn::Module& model, const io::SafetensorsView& view, const std::string& source, const std::vector<std::string>& skip) {
+void copy_tensor(torch::Tensor& param, const io::TensorBytes& t, const std::string& name, const std::string& source) {
   torch::NoGradGuard no_grad;
+  if (t.shape != param.sizes().vec()) {
+    std::string have, want;
+    for (auto d : t.shape) have += (have.empty() ? "" : "x") + std::to_string(d);
+    for (auto d : param.sizes()) want += (want.empty() ? "" : "x") + std::to_string(d);
+    throw UserError(source + ": tensor '" + name + "' has shape [" + have + "], the model needs [" + want +
+                    "] (model.hidden/layers/heads/intermediate/max_positions, vocab or labels differ)");
+  }
+  torch::Tensor src = torch::from_blob(const_cast<void*>(t.data), t.shape, torch::TensorOptions().dtype(scalar_type(t.dtype)));
+  param.copy_(src.to(param.dtype()));  // copy_ also moves host -> device
+}
+
+void load_state(torch::nn::Module& model, const io::SafetensorsView& view, const std::string& source, const std::vector<std::string>& skip) {
   for (auto& item : model.named_parameters(/*recurse=*/true)) {
     const std::string& name = item.key();
     if (std::find(skip.begin(), skip.end(), name) != skip.end()) continue;
     const io::TensorBytes* t = view.find(name);
     if (!t) throw UserError(source + ": missing tensor '" + name + "' (is this a checkpoint of the same architecture?)");
-    torch::Tensor& param = item.value();
-    if (t->shape != param.sizes().vec()) {
-      std::string have, want;
-      for (auto d : t->shape) have += (have.empty() ? "" : "x") + std::to_string(d);
-      for (auto d : param.sizes()) want += (want.empty() ? "" : "x") + std::to_string(d);
-      throw UserError(source + ": tensor '" + name + "' has shape [" + have + "], the model needs [" + want +
-                      "] (model.hidden/layers/heads/intermediate, vocab or labels differ)");
-    }
-    torch::Tensor src = torch::from_blob(const_cast<void*>(t->data), t->shape, torch::TensorOptions().dtype(scalar_type(t->dtype)));
-    param.copy_(src.to(param.dtype()));  // copy_ also moves host -> device
+    copy_tensor(item.value(), *t, name, source);
   }
 }
 
@@ -98,6 +101,7 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
              {"max_len", m.max_len}};
   io::write_file_atomic((fs::path(dir) / "modtrain.json").string(), mt.dump(2) + "\n");
   io::write_file_atomic((fs::path(dir) / "vocab.txt").string(), io::read_file(vocab_path));
+  if (!m.evaluation.empty()) io::write_file_atomic((fs::path(dir) / "eval.json").string(), m.evaluation + "\n");
 }
 
 LoadedModel load_model_dir(const std::string& dir, const torch::Device& device) {

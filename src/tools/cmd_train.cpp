@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "modtrain/core/error.h"
 #include "modtrain/core/log.h"
+#include "modtrain/core/signals.h"
 #include "modtrain/data/prepare.h"
 #include "modtrain/dist/device.h"
 #include "modtrain/dist/guard.h"
@@ -22,16 +23,28 @@
 namespace modtrain::tools {
 namespace {
 
-int train(const ConfigFlags& flags) {
+struct TrainFlags {
+  ConfigFlags config;
+  RunControl control;
+};
+
+int train(const TrainFlags& flags) {
   World world;
+  signals::install_stop_handlers();  // SIGTERM / SIGUSR1: finish the step, checkpoint, exit 0
   return run_guarded(world, [&] {
-    ResolvedConfig resolved = resolve_config_on_all_ranks(world, flags.path, flags.overrides);
+    ResolvedConfig resolved = resolve_config_on_all_ranks(world, flags.config.path, flags.config.overrides);
     Placement placement = place_rank(world, resolved.config.dist);
     DistributedTraining distributed(world, placement, resolved.config);
     Trainer trainer(resolved, placement, distributed.comms(), distributed.sync_factory());
-    TrainOutcome out = trainer.run();
+    TrainOutcome out = trainer.run(flags.control);
     std::string timeline = distributed.write_timeline();
     if (!timeline.empty() && world.is_root()) log::info("timeline: " + timeline + " (one file per rank; open in chrome://tracing)");
+    if (out.stopped_early) {
+      if (world.is_root())
+        log::info("stopped after step " + std::to_string(out.steps) + " of " + std::to_string(trainer.total_steps()) + "; checkpoint " +
+                  out.checkpoint + ". Continue with the same command and --resume auto");
+      return kExitOk;
+    }
     if (world.is_root() && out.final_eval.records > 0) std::printf("\n%s", out.final_eval.to_table().c_str());
     return kExitOk;
   });
@@ -89,9 +102,16 @@ int eval(const EvalFlags& flags) {
 }  // namespace
 
 void add_train_commands(CLI::App& app, Action& action) {
-  auto train_flags = std::make_shared<ConfigFlags>();
+  auto train_flags = std::make_shared<TrainFlags>();
   CLI::App* t = app.add_subcommand("train", "Train a classifier (launch with mpirun for several ranks)");
-  add_config_flags(*t, *train_flags);
+  add_config_flags(*t, train_flags->config);
+  t->add_option("--resume", train_flags->control.resume,
+                "Continue from a checkpoint: auto (the newest in run.dir, or start fresh if none) or a checkpoint / run directory")
+      ->type_name("auto|PATH");
+  t->add_option("--stop-after", train_flags->control.stop_after,
+                "Save a checkpoint and exit 0 after this step (the schedule still spans the whole run); resume later with --resume")
+      ->check(CLI::PositiveNumber)
+      ->type_name("STEP");
   t->callback([&action, train_flags] { action = [train_flags] { return train(*train_flags); }; });
 
   auto eval_flags = std::make_shared<EvalFlags>();

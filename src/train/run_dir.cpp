@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "modtrain/core/error.h"
@@ -32,7 +33,17 @@ void RunDir::append_metrics(const std::string& json_line) {
   if (!metrics_) throw UserError("cannot write " + path("metrics.jsonl") + " (disk full?)", kExitRuntime);
 }
 
-ProgressLine::ProgressLine(bool enabled) : enabled_(enabled), live_(enabled && ::isatty(STDOUT_FILENO)) {}
+namespace {
+// mpirun gives its ranks a pseudo-terminal even when its own output goes to a file (a Slurm log),
+// so under a launcher a live (carriage-return) line would garble the log: plain lines instead.
+bool under_launcher() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_PROCID"})
+    if (std::getenv(var)) return true;
+  return false;
+}
+}  // namespace
+
+ProgressLine::ProgressLine(bool enabled) : enabled_(enabled), live_(enabled && ::isatty(STDOUT_FILENO) && !under_launcher()) {}
 
 void ProgressLine::update(int64_t step, int64_t total, double loss, double lr, double tokens_per_s, double eta_s) {
   if (!enabled_) return;

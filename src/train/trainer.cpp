@@ -3,12 +3,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "modtrain/core/error.h"
 #include "modtrain/core/log.h"
+#include "modtrain/core/signals.h"
 #include "modtrain/data/raw_reader.h"
+#include "modtrain/serve/hf_import.h"
 #include "modtrain/serve/model_dir.h"
 #include "modtrain/train/schedule.h"
 
@@ -68,7 +71,8 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
       comms_(std::move(comms)),
       device_(placement.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(placement.cuda_index)) : torch::Device(torch::kCPU)),
       scaler_(config_.train.precision == Precision::kFp16),
-      run_dir_(config_.run.dir, comms_.rank == 0) {
+      run_dir_(config_.run.dir, comms_.rank == 0),
+      checkpoints_(config_.run.dir, config_.checkpoint, comms_.rank == 0) {
   const Config& c = config_;
   check_precision(c.train.precision, device_);
 
@@ -89,7 +93,7 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
                      ? static_cast<int64_t>(std::ceil(c.train.epochs * static_cast<double>(sampler_->batches_per_epoch()) / c.train.accum_steps))
                      : c.train.max_steps;
 
-  // ---- model: identical initialisation on every rank, then per-rank dropout streams ----
+  // ---- model: identical initialisation on every rank (dropout: per-rank, per-step seeds) ----
   bert_config_ = BertConfig::from(c.model, static_cast<int64_t>(vocab_->size()), static_cast<int64_t>(c.data.labels.size()),
                                   c.data.max_len, vocab_->pad_id());
   bert_config_.attention_dropout = c.model.attention_dropout;
@@ -97,9 +101,12 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   set_blas_threads(c.dist.blas_threads, c.model.hidden, placement_.cpu_threads);
   torch::manual_seed(c.run.seed);
   model_ = BertForClassification(bert_config_);
+  if (!c.model.init_from.empty()) {
+    ImportReport imported = import_huggingface_bert(c.model.init_from, *model_, c, *vocab_);
+    log::info("model.init_from " + c.model.init_from + ": " + imported.summary());
+  }
   model_->to(device_);
   model_->train();
-  torch::manual_seed(c.run.seed ^ (0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(comms_.rank + 1)));
 
   // ---- loss, optimiser, gradient sync ----
   loss_options_.problem = c.data.problem;
@@ -115,6 +122,101 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   }
   optimizer_ = make_adamw(*model_, c.train);
   sync_ = make_sync ? make_sync(*model_) : std::make_unique<GradientSync>();
+
+  // ---- what checkpoints record ----
+  state_.total_steps = total_steps_;
+  state_.batches_per_epoch = sampler_->batches_per_epoch();
+  state_.world = comms_.world;
+  state_.micro_batch = c.train.micro_batch;
+  state_.accum_steps = c.train.accum_steps;
+  state_.seed = c.run.seed;
+  state_.best_metric = to_string(c.checkpoint.best_metric);
+  state_.labels = c.data.labels;
+  state_.problem = to_string(c.data.problem);
+  thresholds_.assign(c.data.labels.size(), 0.5);
+}
+
+int64_t Trainer::resume(const std::string& resume) {
+  const std::string dir = resume.empty() ? "" : Checkpoints::resolve(resume, config_.run.dir);
+  if (dir.empty()) {
+    if (resume.empty() && std::filesystem::exists(std::filesystem::path(checkpoints_.dir()) / "latest") && comms_.rank == 0)
+      log::warn("run.dir " + config_.run.dir + " already holds checkpoints; starting fresh (they are replaced as this run saves). "
+                "Pass --resume auto to continue that run instead");
+    if (!resume.empty()) log::info("--resume " + resume + ": no checkpoint in " + config_.run.dir + " yet; starting fresh");
+    run_dir_.append_metrics(json({{"event", "start"}, {"step", 0}}).dump());
+    return 0;
+  }
+  TrainerState loaded = load_checkpoint(dir, *model_, *optimizer_, config_, *vocab_, comms_.world, sampler_->batches_per_epoch());
+  loader_->restore(loaded.sampler);
+  scaler_.restore(loaded.loss_scale, static_cast<int>(loaded.loss_scale_good_steps));
+  state_.skipped_steps = loaded.skipped_steps;
+  if (loaded.best_metric == state_.best_metric) {
+    state_.best_value = loaded.best_value;
+    state_.best_step = loaded.best_step;
+  }
+  if (loaded.step > total_steps_)
+    throw UserError(dir + " is at step " + std::to_string(loaded.step) + ", beyond this run's " + std::to_string(total_steps_) +
+                    " steps (train.max_steps / train.epochs): raise them to continue training");
+  if (loaded.total_steps != total_steps_)
+    log::warn(dir + ": written by a run of " + std::to_string(loaded.total_steps) + " steps, continuing to " + std::to_string(total_steps_) +
+              " (the learning-rate schedule follows the new length)");
+  log::info("resumed from " + dir + " at step " + std::to_string(loaded.step) + " of " + std::to_string(total_steps_));
+  run_dir_.append_metrics(json({{"event", "resume"}, {"step", loaded.step}, {"checkpoint", dir}}).dump());
+  return loaded.step;
+}
+
+bool Trainer::stop_agreed(int64_t step, int64_t stop_after) {
+  std::vector<double> flag = {signals::stop_requested() ? 1.0 : 0.0};
+  sync_->sum(flag);  // one signalled rank stops them all, after the same step
+  if (flag[0] > 0) {
+    stop_reason_ = "stop requested (" + std::string(signals::stop_signal() ? strsignal(signals::stop_signal()) : "a signal on another rank") +
+                   "): saving a checkpoint after step " + std::to_string(step);
+    return true;
+  }
+  stop_reason_ = "--stop-after " + std::to_string(stop_after) + ": saving a checkpoint";
+  return stop_after > 0 && step >= stop_after;
+}
+
+bool Trainer::track_best(int64_t step, const EvalReport& r) {
+  const BestMetric metric = config_.checkpoint.best_metric;
+  if (metric == BestMetric::kNone) return false;
+  double value = 0;
+  switch (metric) {
+    case BestMetric::kLoss: value = r.loss; break;
+    case BestMetric::kMacroF1: value = r.macro_f1; break;
+    case BestMetric::kMicroF1: value = r.micro_f1; break;
+    case BestMetric::kMacroRocAuc: value = r.macro_roc_auc; break;
+    case BestMetric::kMacroPrAuc: value = r.macro_pr_auc; break;
+    case BestMetric::kNone: break;
+  }
+  if (!std::isfinite(value)) return false;
+  const bool lower_is_better = metric == BestMetric::kLoss;
+  const bool better = std::isnan(state_.best_value) || (lower_is_better ? value < state_.best_value : value > state_.best_value);
+  if (!better) return false;
+  state_.best_value = value;
+  state_.best_step = step;
+  return true;
+}
+
+std::string Trainer::save_checkpoint(int64_t step, bool best) {
+  const Config& c = config_;
+  state_.step = step;
+  state_.sampler = loader_->state();
+  state_.loss_scale = scaler_.scale();
+  state_.loss_scale_good_steps = scaler_.good_steps();
+  ModelMeta meta{bert_config_, c.data.labels, c.data.problem, thresholds_, c.tokenizer.lowercase, c.tokenizer.normalize_tweets, c.data.max_len,
+                 evaluation_};
+  const auto start = std::chrono::steady_clock::now();
+  std::string dir = checkpoints_.save({*model_, *optimizer_, meta, c.tokenizer.vocab, resolved_.to_yaml(), state_}, best);
+  std::vector<double> done = {1.0};
+  sync_->sum(done);  // every rank waits until rank 0 has written (an error there aborts the job)
+  if (comms_.rank == 0) {
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.2f", seconds_since(start));
+    log::info("checkpoint " + dir + (best ? " (best " + state_.best_metric + ")" : "") + " written in " + seconds + " s");
+    run_dir_.append_metrics(json({{"event", "checkpoint"}, {"step", step}, {"dir", dir}, {"best", best}}).dump());
+  }
+  return dir;
 }
 
 void Trainer::log_start() const {
@@ -146,6 +248,7 @@ void Trainer::zero_grad() {
 Trainer::StepStats Trainer::train_step(int64_t step) {
   StepStats s;
   const int accum = config_.train.accum_steps;
+  torch::manual_seed(step_seed(config_.run.seed, comms_.rank, step));  // dropout: a function of (seed, rank, step)
   set_lr(*optimizer_, lr_at(config_.train, step));
   zero_grad();
   torch::Tensor loss_total = torch::zeros({}, torch::TensorOptions().device(device_));
@@ -202,17 +305,25 @@ EvalResult Trainer::evaluate() {
   return evaluate_model(*model_, *valid_data_, o);
 }
 
-TrainOutcome Trainer::run() {
+TrainOutcome Trainer::run(const RunControl& control) {
   const Config& c = config_;
   log_start();
   run_dir_.write_config(resolved_.to_yaml());
-  ProgressLine progress(comms_.rank == 0 && log::enabled(log::Level::kInfo));
   TrainOutcome out;
+  out.start_step = resume(control.resume);
+  out.skipped_steps = state_.skipped_steps;
+  ProgressLine progress(comms_.rank == 0 && log::enabled(log::Level::kInfo));
   const auto start = std::chrono::steady_clock::now();
   auto window_start = start;
   double window_loss = 0;
   int64_t window_steps = 0, window_samples = 0, window_tokens = 0, consecutive_skips = 0;
   auto eval_event = [&](int64_t step, const EvalResult& r) {
+    thresholds_ = r.thresholds;
+    evaluation_ = json({{"step", step},
+                        {"train_records", train_data_->size()},
+                        {"data", {{"train", c.data.train}, {"valid", c.data.valid}}},
+                        {"metrics", json::parse(r.report.to_json())}})
+                      .dump();
     json event = {{"event", "eval"}, {"step", step}, {"metrics", json::parse(r.report.to_json())}};
     run_dir_.append_metrics(event.dump());
     char line[256];
@@ -223,12 +334,14 @@ TrainOutcome Trainer::run() {
     log::info(line);
   };
 
-  for (int64_t step = 0; step < total_steps_; ++step) {
+  int64_t step = out.start_step;
+  for (; step < total_steps_; ++step) {
     StepStats s = train_step(step);
 
     // ---- non-finite loss or gradients: skip (reported) or stop, the same decision on every rank ----
     if (s.skipped) {
       ++out.skipped_steps;
+      state_.skipped_steps = out.skipped_steps;
       std::string what = "step " + std::to_string(step + 1) + ": non-finite loss or gradients (loss " + std::to_string(s.loss) +
                          ", grad norm " + std::to_string(s.grad_norm) + ")";
       if (c.train.on_nonfinite == NonFinitePolicy::kStop || ++consecutive_skips >= kMaxConsecutiveSkips) {
@@ -258,7 +371,7 @@ TrainOutcome Trainer::run() {
       const double lr = lr_at(c.train, step);
       const SamplerState pos = loader_->state();
       const double epoch = static_cast<double>(pos.epoch) + static_cast<double>(pos.batch) / static_cast<double>(sampler_->batches_per_epoch());
-      const double eta = seconds_since(start) / static_cast<double>(step + 1) * static_cast<double>(total_steps_ - step - 1);
+      const double eta = seconds_since(start) / static_cast<double>(step + 1 - out.start_step) * static_cast<double>(total_steps_ - step - 1);
       json event = {{"event", "train"},        {"step", step + 1},           {"epoch", epoch},
                     {"loss", mean_loss},       {"lr", lr},                   {"grad_norm", s.grad_norm},
                     {"samples_per_s", totals[2] / seconds}, {"tokens_per_s", totals[3] / seconds},
@@ -272,26 +385,49 @@ TrainOutcome Trainer::run() {
     }
 
     // ---- evaluation: every eval.every steps (the final one follows the loop) ----
+    bool best = false;
     if (valid_data_ && c.eval.every > 0 && (step + 1) % c.eval.every == 0 && step + 1 < total_steps_) {
-      eval_event(step + 1, evaluate());
+      EvalResult r = evaluate();
+      eval_event(step + 1, r);
+      best = track_best(step + 1, r.report);
       window_start = std::chrono::steady_clock::now();  // throughput counts training time only
+    }
+
+    // ---- checkpoints: every checkpoint.every steps, a new best, or a stop all ranks agree on ----
+    const bool stop = stop_agreed(step + 1, control.stop_after) && step + 1 < total_steps_;
+    const bool periodic = c.checkpoint.every > 0 && (step + 1) % c.checkpoint.every == 0 && step + 1 < total_steps_;
+    if (stop) {
+      if (progress.live()) std::printf("\n");
+      log::info(stop_reason_);
+    }
+    if (periodic || best || stop) {
+      out.checkpoint = save_checkpoint(step + 1, best);
+      window_start = std::chrono::steady_clock::now();
+    }
+    if (stop) {
+      ++step;
+      out.stopped_early = true;
+      break;
     }
   }
   progress.finish();
-  out.steps = total_steps_;
+  out.steps = step;
+  if (out.stopped_early) return out;
 
-  // ---- the end: final evaluation, tuned thresholds, the model directory ----
-  out.thresholds.assign(c.data.labels.size(), 0.5);
+  // ---- the end: final evaluation, tuned thresholds, the final checkpoint and model directory ----
+  bool best = false;
   if (valid_data_) {
     EvalResult r = evaluate();
     eval_event(total_steps_, r);
     out.final_eval = r.report;
-    out.thresholds = r.thresholds;
+    best = track_best(total_steps_, r.report);
   }
+  out.thresholds = thresholds_;
+  out.checkpoint = save_checkpoint(total_steps_, best);
   out.model_dir = run_dir_.path("model");
   if (comms_.rank == 0) {
     ModelMeta meta{bert_config_, c.data.labels, c.data.problem, out.thresholds, c.tokenizer.lowercase, c.tokenizer.normalize_tweets,
-                   c.data.max_len};
+                   c.data.max_len, evaluation_};
     save_model_dir(out.model_dir, *model_, meta, c.tokenizer.vocab);
     log::info("model written to " + out.model_dir + " (" + std::to_string(out.skipped_steps) + " steps skipped)");
   }

@@ -40,6 +40,8 @@ struct PosWeight {
 };
 
 enum class NonFinitePolicy { kSkip, kStop };
+// The evaluation metric that picks the best checkpoint (kept besides the newest ones).
+enum class BestMetric { kNone, kLoss, kMacroF1, kMicroF1, kMacroRocAuc, kMacroPrAuc };
 
 struct RunConfig {
   std::string dir = "runs/default";
@@ -73,6 +75,7 @@ struct ModelConfig {
   double attention_dropout = 0.1;  // dropout on attention probabilities
   int max_positions = 512;
   double layer_norm_eps = 1e-12;
+  std::string init_from;  // "" = random init; else a Hugging Face BERT directory to fine-tune
 };
 
 struct TrainConfig {
@@ -109,6 +112,7 @@ struct DistConfig {
 struct CheckpointConfig {
   int64_t every = 100;  // 0 = only at the end
   int keep_last = 3;
+  BestMetric best_metric = BestMetric::kMacroPrAuc;  // kNone: keep only the newest
 };
 
 struct EvalConfig {
@@ -145,6 +149,7 @@ const char* to_string(Backend v);
 const char* to_string(DeviceKind v);
 const char* to_string(LogLevel v);
 const char* to_string(NonFinitePolicy v);
+const char* to_string(BestMetric v);
 std::string to_string(const PosWeight& v);
 std::string to_string(const ThresholdPolicy& v);
 

@@ -24,10 +24,17 @@ struct ModelMeta {
   std::vector<double> thresholds;  // one per label
   bool lowercase = true, normalize_tweets = true;
   int64_t max_len = 128;
+  // The evaluation behind the thresholds, as JSON ({"step", "train_records", "data", "metrics"}):
+  // written to eval.json and shown in the exported model card. "" = none.
+  std::string evaluation;
 };
 
 // The model's tensors as safetensors entries (float32 on the CPU; `keep` holds the copies).
 std::vector<io::TensorBytes> state_tensors(torch::nn::Module& model, std::vector<torch::Tensor>& keep);
+
+// Copies one stored tensor (F32/F16/BF16/F64) into a parameter; a shape mismatch is a UserError
+// naming the tensor and `source`.
+void copy_tensor(torch::Tensor& param, const io::TensorBytes& t, const std::string& name, const std::string& source);
 
 // Copies tensors into the model's parameters by name. Every parameter must be present with its
 // shape (a mismatch names the tensor); tensors listed in `skip` are left as initialised.

@@ -33,6 +33,11 @@ class LossScaler {
   // After a step's gradients are known: finite -> maybe grow; not finite -> halve (the caller skips).
   void update(bool finite);
   void set_scale(double scale) { scale_ = scale; }
+  int good_steps() const { return good_steps_; }
+  void restore(double scale, int good_steps) {  // from a checkpoint
+    scale_ = scale;
+    good_steps_ = good_steps;
+  }
 
  private:
   bool enabled_;

@@ -16,6 +16,7 @@
 #include "modtrain/dist/grad_sync.h"
 #include "modtrain/dist/timeline.h"
 #include "modtrain/model/bert.h"
+#include "modtrain/train/checkpoint.h"
 #include "modtrain/train/evaluator.h"
 #include "modtrain/train/precision.h"
 #include "modtrain/train/run_dir.h"
@@ -23,12 +24,21 @@
 namespace modtrain {
 
 struct TrainOutcome {
-  int64_t steps = 0;
+  int64_t steps = 0;          // the step the run ended at
+  int64_t start_step = 0;     // > 0 when resumed
+  bool stopped_early = false; // preempted (SIGTERM/SIGUSR1) or --stop-after: a checkpoint, no final model
+  std::string checkpoint;     // the last checkpoint written
   int64_t skipped_steps = 0;  // non-finite gradients
   double last_loss = 0;
   EvalReport final_eval;      // empty when there is no validation data
   std::vector<double> thresholds;
   std::string model_dir;
+};
+
+// How a run starts and ends besides the config.
+struct RunControl {
+  std::string resume;      // "" = fresh; "auto" = the run dir's latest checkpoint if any; else a path
+  int64_t stop_after = 0;  // > 0: save a checkpoint and stop after this step (the schedule still spans the run)
 };
 
 // Hooks for collectives beyond the gradient seam (world size 1: all null).
@@ -42,7 +52,7 @@ class Trainer {
  public:
   Trainer(const ResolvedConfig& resolved, const Placement& placement, TrainComms comms,
           std::function<std::unique_ptr<GradientSync>(BertForClassificationImpl&)> make_sync = nullptr);
-  TrainOutcome run();
+  TrainOutcome run(const RunControl& control = {});
 
   BertForClassification& model() { return model_; }
   int64_t total_steps() const { return total_steps_; }
@@ -57,6 +67,10 @@ class Trainer {
   void zero_grad();
   EvalResult evaluate();
   void log_start() const;
+  int64_t resume(const std::string& resume);     // the step to start at
+  bool stop_agreed(int64_t step, int64_t stop_after);  // every rank returns the same
+  bool track_best(int64_t step, const EvalReport& report);  // true when `report` is a new best
+  std::string save_checkpoint(int64_t step, bool best);
 
   ResolvedConfig resolved_;
   const Config& config_;
@@ -74,6 +88,11 @@ class Trainer {
   LossOptions loss_options_;
   LossScaler scaler_;
   RunDir run_dir_;
+  Checkpoints checkpoints_;
+  TrainerState state_;              // what checkpoints record (best metric, skipped steps, ...)
+  std::vector<double> thresholds_;  // from the latest evaluation (0.5 before any)
+  std::string stop_reason_;         // why stop_agreed() returned true
+  std::string evaluation_;          // the latest evaluation for the model card (ModelMeta::evaluation)
   int64_t total_steps_ = 0;
 };
 

@@ -1,0 +1,297 @@
+#include "modtrain/train/checkpoint.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <cstring>
+#include <sstream>
+#include <type_traits>
+
+#include "modtrain/core/error.h"
+#include "modtrain/core/fault.h"
+#include "modtrain/core/log.h"
+#include "modtrain/io/files.h"
+#include "modtrain/io/safetensors.h"
+
+namespace modtrain {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// ---- trainer state ---------------------------------------------------------------------------
+
+std::string TrainerState::to_json() const {
+  json j = {{"format", "modtrain-trainer-state"},
+            {"version", 1},
+            {"step", step},
+            {"total_steps", total_steps},
+            {"sampler", {{"epoch", sampler.epoch}, {"batch", sampler.batch}, {"batches_per_epoch", batches_per_epoch}}},
+            {"world", world},
+            {"micro_batch", micro_batch},
+            {"accum_steps", accum_steps},
+            {"rng", {{"seed", seed}, {"scheme", "manual_seed(step_seed(seed, rank, step)) before every step"}}},
+            {"loss_scale", {{"scale", loss_scale}, {"good_steps", loss_scale_good_steps}}},
+            {"skipped_steps", skipped_steps},
+            {"best", {{"metric", best_metric}, {"value", std::isnan(best_value) ? json(nullptr) : json(best_value)}, {"step", best_step}}},
+            {"labels", labels},
+            {"problem", problem}};
+  return j.dump(2) + "\n";
+}
+
+TrainerState TrainerState::from_json(const std::string& text, const std::string& source) {
+  TrainerState s;
+  try {
+    json j = json::parse(text);
+    if (j.value("format", "") != "modtrain-trainer-state")
+      throw UserError(source + ": not a modtrain trainer state (format field missing)");
+    if (j.at("version").get<int>() != 1)
+      throw UserError(source + ": trainer state version " + j.at("version").dump() + " is not supported by this modtrain (1)");
+    s.step = j.at("step").get<int64_t>();
+    s.total_steps = j.at("total_steps").get<int64_t>();
+    s.sampler.epoch = j.at("sampler").at("epoch").get<uint64_t>();
+    s.sampler.batch = j.at("sampler").at("batch").get<uint64_t>();
+    s.batches_per_epoch = j.at("sampler").at("batches_per_epoch").get<uint64_t>();
+    s.world = j.at("world").get<int>();
+    s.micro_batch = j.at("micro_batch").get<int>();
+    s.accum_steps = j.at("accum_steps").get<int>();
+    s.seed = j.at("rng").at("seed").get<uint64_t>();
+    s.loss_scale = j.at("loss_scale").at("scale").get<double>();
+    s.loss_scale_good_steps = j.at("loss_scale").at("good_steps").get<int64_t>();
+    s.skipped_steps = j.at("skipped_steps").get<int64_t>();
+    const json& best = j.at("best");
+    s.best_metric = best.at("metric").get<std::string>();
+    s.best_value = best.at("value").is_null() ? std::numeric_limits<double>::quiet_NaN() : best.at("value").get<double>();
+    s.best_step = best.at("step").get<int64_t>();
+    s.labels = j.at("labels").get<std::vector<std::string>>();
+    s.problem = j.at("problem").get<std::string>();
+  } catch (const json::exception& e) {
+    throw UserError(source + ": malformed trainer state (" + std::string(e.what()) + "); the checkpoint is damaged, resume from another one");
+  }
+  if (s.step < 0 || s.world < 1 || s.micro_batch < 1 || s.batches_per_epoch == 0 || s.sampler.batch > s.batches_per_epoch)
+    throw UserError(source + ": inconsistent trainer state (step, world, micro_batch or sampler position out of range)");
+  return s;
+}
+
+uint64_t step_seed(uint64_t seed, int rank, int64_t step) {
+  // SplitMix64 of (seed, rank, step): distinct, well-mixed streams per rank and step.
+  SplitMix64 mix(seed ^ (0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(rank + 1)));
+  mix.state ^= 0xD1B54A32D192ED03ULL * static_cast<uint64_t>(step + 1);
+  return mix.next() >> 1;  // manual_seed takes any uint64; keep it positive for readability in logs
+}
+
+// ---- optimiser state -------------------------------------------------------------------------
+namespace {
+
+// LibTorch keys Optimizer::state() by the parameter's TensorImpl: as a string of the pointer up
+// to 1.13 (c10::guts::to_string) and as the pointer itself (void*) in 2.x.
+template <class Map>
+typename Map::key_type state_key(const Map&, const torch::Tensor& p) {
+  using Key = typename Map::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream os;
+    os << static_cast<const void*>(p.unsafeGetTensorImpl());
+    return os.str();
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
+}
+
+io::TensorBytes f32_entry(const std::string& name, const torch::Tensor& t) {
+  return {name, "F32", t.sizes().vec(), t.data_ptr(), static_cast<size_t>(t.numel()) * sizeof(float)};
+}
+
+}  // namespace
+
+void save_optimizer_state(const std::string& path, torch::optim::AdamW& optimizer, torch::nn::Module& model) {
+  auto& state = optimizer.state();
+  std::vector<torch::Tensor> keep;
+  std::vector<int64_t> steps;
+  std::vector<io::TensorBytes> entries;
+  auto params = model.named_parameters(/*recurse=*/true);
+  steps.reserve(params.size());  // entries point into it: no reallocation
+  for (const auto& item : params) {
+    auto it = state.find(state_key(state, item.value()));
+    if (it == state.end()) continue;  // never stepped (e.g. only skipped steps so far)
+    auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    if (s.max_exp_avg_sq().defined()) throw InternalError("AMSGrad state is not checkpointed (modtrain does not enable it)");
+    keep.push_back(s.exp_avg().detach().to(torch::kCPU, torch::kFloat32).contiguous());
+    entries.push_back(f32_entry("exp_avg." + item.key(), keep.back()));
+    keep.push_back(s.exp_avg_sq().detach().to(torch::kCPU, torch::kFloat32).contiguous());
+    entries.push_back(f32_entry("exp_avg_sq." + item.key(), keep.back()));
+    steps.push_back(s.step());
+    entries.push_back({"step." + item.key(), "I64", {1}, &steps.back(), sizeof(int64_t)});
+  }
+  io::write_safetensors(path, entries, {{"format", "modtrain-adamw"}});
+}
+
+void load_optimizer_state(const std::string& path, torch::optim::AdamW& optimizer, torch::nn::Module& model) {
+  io::SafetensorsFile file(path);
+  const io::SafetensorsView& view = file.view();
+  auto& state = optimizer.state();
+  size_t restored = 0;
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+    const torch::Tensor& p = item.value();
+    const io::TensorBytes* m = view.find("exp_avg." + item.key());
+    const io::TensorBytes* v = view.find("exp_avg_sq." + item.key());
+    const io::TensorBytes* step = view.find("step." + item.key());
+    if (!m && !v && !step) continue;
+    auto bad = [&](const std::string& why) { return UserError(path + ": optimiser state of '" + item.key() + "' " + why); };
+    if (!m || !v || !step) throw bad("is incomplete (exp_avg, exp_avg_sq and step are all needed)");
+    if (m->dtype != "F32" || v->dtype != "F32" || step->dtype != "I64" || step->bytes != sizeof(int64_t)) throw bad("has unexpected dtypes");
+    if (m->shape != p.sizes().vec() || v->shape != p.sizes().vec()) throw bad("does not match the parameter's shape");
+    auto options = torch::TensorOptions().dtype(torch::kFloat32);
+    auto s = std::make_unique<torch::optim::AdamWParamState>();
+    s->exp_avg(torch::from_blob(const_cast<void*>(m->data), m->shape, options).to(p.device(), p.scalar_type(), false, true));
+    s->exp_avg_sq(torch::from_blob(const_cast<void*>(v->data), v->shape, options).to(p.device(), p.scalar_type(), false, true));
+    int64_t steps = 0;
+    std::memcpy(&steps, step->data, sizeof steps);
+    s->step(steps);
+    state[state_key(state, p)] = std::move(s);
+    ++restored;
+  }
+  if (restored * 3 != view.tensors().size())
+    throw UserError(path + ": holds optimiser state for parameters this model does not have (a different architecture?)");
+}
+
+// ---- the checkpoint directory ----------------------------------------------------------------
+
+Checkpoints::Checkpoints(const std::string& run_dir, const CheckpointConfig& config, bool writer)
+    : dir_((fs::path(run_dir) / "checkpoints").string()), config_(config), writer_(writer) {}
+
+std::string Checkpoints::name(int64_t step) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "step-%07lld", static_cast<long long>(step));
+  return buffer;
+}
+
+namespace {
+
+bool complete(const fs::path& dir) { return fs::exists(dir / "trainer_state.json") && fs::exists(dir / "model.safetensors"); }
+
+// step-NNNNNNN directories, oldest first.
+std::vector<std::pair<int64_t, fs::path>> list_steps(const fs::path& dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("step-", 0) != 0 || !entry.is_directory()) continue;
+    try {
+      out.emplace_back(std::stoll(name.substr(5)), entry.path());
+    } catch (const std::exception&) {
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string read_pointer(const fs::path& file) {
+  if (!fs::exists(file)) return "";
+  std::string s = io::read_file(file.string());
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+std::string Checkpoints::save(const CheckpointContent& c, bool best) {
+  const fs::path final_dir = fs::path(dir_) / name(c.state.step);
+  if (!writer_) return final_dir.string();
+  fs::create_directories(dir_);
+  const fs::path tmp = fs::path(dir_) / (".tmp-" + name(c.state.step));
+  io::remove_tree(tmp.string());  // a save that was killed earlier
+  fs::create_directories(tmp);
+  save_model_dir(tmp.string(), c.model, c.meta, c.vocab_path);
+  save_optimizer_state((tmp / "optimizer.safetensors").string(), c.optimizer, c.model);
+  io::write_file_atomic((tmp / "config.yaml").string(), c.config_yaml);
+  fault::point("checkpoint-mid-save");
+  io::write_file_atomic((tmp / "trainer_state.json").string(), c.state.to_json());  // last: marks it complete
+  io::fsync_path(tmp.string());
+  if (fs::exists(final_dir)) {  // the same step saved again (e.g. preempted right after a resume)
+    const fs::path old = fs::path(dir_) / (".old-" + name(c.state.step));
+    io::remove_tree(old.string());
+    fs::rename(final_dir, old);
+    fs::rename(tmp, final_dir);
+    io::remove_tree(old.string());
+  } else {
+    fs::rename(tmp, final_dir);
+  }
+  io::fsync_path(dir_);
+  fault::point("checkpoint-before-latest");
+  io::write_file_atomic((fs::path(dir_) / "latest").string(), name(c.state.step) + "\n");
+  if (best) io::write_file_atomic((fs::path(dir_) / "best").string(), name(c.state.step) + "\n");
+  prune();
+  return final_dir.string();
+}
+
+void Checkpoints::prune() const {
+  const std::string keep_best = read_pointer(fs::path(dir_) / "best");
+  const std::string keep_latest = read_pointer(fs::path(dir_) / "latest");
+  auto steps = list_steps(dir_);
+  const size_t keep = static_cast<size_t>(config_.keep_last);
+  for (size_t i = 0; i + keep < steps.size(); ++i) {
+    const std::string name = steps[i].second.filename().string();
+    if (name == keep_best || name == keep_latest) continue;
+    io::remove_tree(steps[i].second.string());
+  }
+}
+
+std::string Checkpoints::resolve(const std::string& resume, const std::string& run_dir) {
+  fs::path where = resume == "auto" ? fs::path(run_dir) / "checkpoints" : fs::path(resume);
+  if (resume != "auto" && !fs::exists(where))
+    throw UserError("--resume " + resume + ": no such checkpoint or run directory");
+  if (complete(where)) return where.string();
+  if (fs::exists(where / "checkpoints")) where /= "checkpoints";
+  const std::string latest = read_pointer(where / "latest");
+  if (!latest.empty() && complete(where / latest)) return (where / latest).string();
+  auto steps = list_steps(where);
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it)
+    if (complete(it->second)) {
+      log::warn((where / "latest").string() + (latest.empty() ? " is missing" : " names " + latest + ", which is incomplete or gone") +
+                "; resuming from " + it->second.string() + ", the newest complete checkpoint");
+      return it->second.string();
+    }
+  if (resume == "auto") return "";
+  throw UserError("--resume " + resume + ": no complete checkpoint there (a checkpoint directory holds trainer_state.json)");
+}
+
+// ---- loading ---------------------------------------------------------------------------------
+
+TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::AdamW& optimizer, const Config& config,
+                             const Vocab& vocab, int world, uint64_t batches_per_epoch) {
+  const fs::path d(dir);
+  TrainerState s = TrainerState::from_json(io::read_file((d / "trainer_state.json").string()), (d / "trainer_state.json").string());
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+    return out;
+  };
+  if (s.labels != config.data.labels)
+    throw UserError(dir + ": checkpoint labels [" + join(s.labels) + "] differ from data.labels [" + join(config.data.labels) +
+                    "]; resume with the same label set, or start a new run (model.init_from for a new head)");
+  if (s.problem != to_string(config.data.problem))
+    throw UserError(dir + ": checkpoint problem " + s.problem + " differs from data.problem " + to_string(config.data.problem));
+  if (Vocab::load((d / "vocab.txt").string()).tokens() != vocab.tokens())
+    throw UserError(dir + ": the checkpoint's vocab.txt differs from tokenizer.vocab (" + config.tokenizer.vocab +
+                    "); token ids would change meaning. Resume with the vocab the run was trained with");
+  io::SafetensorsFile weights((d / "model.safetensors").string());
+  load_state(model, weights.view(), (d / "model.safetensors").string());  // shape mismatches name the tensor
+  load_optimizer_state((d / "optimizer.safetensors").string(), optimizer, model);
+
+  if (s.world != world || s.micro_batch != config.train.micro_batch || s.batches_per_epoch != batches_per_epoch) {
+    // Same fraction of the epoch: the permutation is per epoch, so the records of this epoch
+    // before that point are (nearly) those already seen; the order from here differs.
+    const uint64_t batch = static_cast<uint64_t>(std::llround(static_cast<double>(s.sampler.batch) / static_cast<double>(s.batches_per_epoch) *
+                                                              static_cast<double>(batches_per_epoch)));
+    log::warn(dir + ": written by " + std::to_string(s.world) + " rank(s) x micro_batch " + std::to_string(s.micro_batch) + ", resuming on " +
+              std::to_string(world) + " x " + std::to_string(config.train.micro_batch) + ": the data order from here differs from an "
+              "uninterrupted run (resuming at epoch " + std::to_string(s.sampler.epoch) + ", batch " + std::to_string(batch) + " of " +
+              std::to_string(batches_per_epoch) + ", the same fraction of the epoch)");
+    s.sampler.batch = std::min(batch, batches_per_epoch);
+    s.batches_per_epoch = batches_per_epoch;
+  }
+  if (s.sampler.batch == s.batches_per_epoch) s.sampler = {s.sampler.epoch + 1, 0};
+  return s;
+}
+
+}  // namespace modtrain

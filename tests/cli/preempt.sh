@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Preemption with real signals on a 2-rank mpirun job: SIGTERM to one rank (what Slurm sends to
+# every task) and SIGUSR1 to mpirun (which forwards it to every rank). Either way all ranks
+# finish the step, save a checkpoint and exit 0; the run then resumes from it.
+# Usage: preempt.sh MODTRAIN REPO_DIR
+set -euo pipefail
+mt=$1 repo=$2
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+cd "$dir"
+fail() { echo "FAIL: $*"; exit 1; }
+"$mt" data synth --out data --train 1000 --valid 100 > /dev/null
+"$mt" tokenizer train --input 'data/train-*.jsonl' --vocab-size 1000 --out vocab.txt > /dev/null 2>&1
+cfg=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=vocab.txt --set data.prepared_dir=prep
+     --set train.max_steps=100000 --set log.every=1 --set eval.every=0 --set checkpoint.every=0 --set dist.threads=1)
+"$mt" data prepare "${cfg[@]}" > /dev/null
+
+# Waits until RUN has logged step 3, so the signal arrives mid-training.
+wait_for_steps() {
+  for _ in $(seq 300); do
+    grep -q '"step":3,' "$1/metrics.jsonl" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "$1 did not reach step 3"
+}
+check_stopped() {  # RUN LOG RC
+  [[ $3 -eq 0 ]] || { cat "$2"; fail "$1: exit code $3 after the signal, expected 0"; }
+  grep -q "stop requested" "$2" || fail "$1: no 'stop requested' line"
+  latest=$(cat "$1/checkpoints/latest")
+  step=$((10#${latest#step-}))
+  [[ $step -ge 3 && $step -lt 100000 ]] || fail "$1: checkpoint at step $step"
+  grep -q "stopped after step $step of 100000" "$2" || fail "$1: stop message"
+}
+
+# SIGTERM to rank 1 only: the flag is summed over ranks, so rank 0 stops after the same step.
+mpiexec --oversubscribe -np 2 "$mt" train "${cfg[@]}" --set run.dir=T > t.txt 2>&1 &
+launcher=$!
+wait_for_steps T
+ranks=($(pgrep -P $launcher -f "modtrain train" || true))
+[[ ${#ranks[@]} -eq 2 ]] || fail "expected 2 rank processes under mpiexec, found ${#ranks[@]}"
+kill -TERM "${ranks[1]}"
+set +e; timeout 60 tail --pid=$launcher -f /dev/null; wait $launcher; rc=$?; set -e
+check_stopped T t.txt $rc
+
+# SIGUSR1 to mpiexec, forwarded to every rank.
+mpiexec --oversubscribe -np 2 "$mt" train "${cfg[@]}" --set run.dir=U > u.txt 2>&1 &
+launcher=$!
+wait_for_steps U
+kill -USR1 $launcher
+set +e; timeout 60 tail --pid=$launcher -f /dev/null; wait $launcher; rc=$?; set -e
+check_stopped U u.txt $rc
+
+# The preempted run continues from its checkpoint.
+mpiexec --oversubscribe -np 2 "$mt" train "${cfg[@]}" --set run.dir=U --resume auto --stop-after $((step + 2)) > r.txt 2>&1 ||
+  { cat r.txt; fail "resume after preemption"; }
+grep -q "resumed from U/checkpoints/step-$(printf %07d $step) at step $step" r.txt || fail "resume line"
+grep -q "stopped after step $((step + 2))" r.txt || fail "resumed run did not continue"
+echo "preemption ok"

@@ -1,0 +1,381 @@
+// Checkpoints (trainer state, AdamW state, the atomic directory, pointers, pruning, resolve,
+// compatibility checks) and model.init_from (Hugging Face BERT import). Exact resume across
+// ranks, kill-mid-save and preemption run the real executable: tests/cli/checkpoint_resume.sh
+// and tests/cli/preempt.sh.
+#include "catch_torch.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "modtrain/core/error.h"
+#include "modtrain/io/safetensors.h"
+#include "modtrain/serve/hf_import.h"
+#include "modtrain/train/checkpoint.h"
+#include "test_util.h"
+
+using namespace modtrain;
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+BertConfig small(int64_t labels = 3) {
+  BertConfig c;
+  c.vocab_size = 12;
+  c.hidden = 16;
+  c.layers = 2;
+  c.heads = 2;
+  c.intermediate = 32;
+  c.max_positions = 24;
+  c.num_labels = labels;
+  c.hidden_dropout = c.attention_dropout = 0.0;
+  return c;
+}
+
+// The config that matches small(): model.* and three labels.
+Config small_config(const std::string& vocab) {
+  Config c;
+  c.model.hidden = 16;
+  c.model.layers = 2;
+  c.model.heads = 2;
+  c.model.intermediate = 32;
+  c.model.max_positions = 24;
+  c.data.labels = {"a", "b", "c"};
+  c.tokenizer.vocab = vocab;
+  c.train.micro_batch = 8;
+  return c;
+}
+
+const char* kVocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\non\nmat\n##s\nhate\n";
+
+torch::optim::AdamW adamw(BertForClassification& m) { return torch::optim::AdamW(m->parameters(), torch::optim::AdamWOptions(1e-2)); }
+
+// One optimiser step on a fixed batch.
+void step(BertForClassification& m, torch::optim::AdamW& opt) {
+  opt.zero_grad();
+  torch::Tensor ids = torch::tensor({{2, 5, 6, 7, 3}, {2, 8, 9, 10, 3}}, torch::kLong);
+  torch::Tensor logits = m->forward(ids, torch::ones_like(ids));
+  logits.pow(2).sum().backward();
+  opt.step();
+}
+
+bool same_parameters(BertForClassification& a, BertForClassification& b) {
+  auto pa = a->named_parameters(), pb = b->named_parameters();
+  for (const auto& item : pa)
+    if (!torch::equal(item.value(), pb[item.key()])) return false;
+  return true;
+}
+
+TrainerState some_state(int64_t at) {
+  TrainerState s;
+  s.step = at;
+  s.total_steps = 100;
+  s.sampler = {1, 7};
+  s.batches_per_epoch = 20;
+  s.world = 2;
+  s.micro_batch = 8;
+  s.labels = {"a", "b", "c"};
+  s.problem = "multi_label";
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("trainer state round-trips through JSON; damage is a clear error", "[checkpoint]") {
+  TrainerState s = some_state(40);
+  s.loss_scale = 1024;
+  s.loss_scale_good_steps = 17;
+  s.best_metric = "macro_pr_auc";
+  s.best_value = 0.625;
+  s.best_step = 30;
+  TrainerState r = TrainerState::from_json(s.to_json(), "x.json");
+  CHECK(r.step == 40);
+  CHECK(r.sampler == s.sampler);
+  CHECK(r.batches_per_epoch == 20);
+  CHECK(r.world == 2);
+  CHECK(r.loss_scale == 1024);
+  CHECK(r.loss_scale_good_steps == 17);
+  CHECK(r.best_value == 0.625);
+  CHECK(r.best_step == 30);
+  CHECK(r.labels == s.labels);
+  CHECK(std::isnan(TrainerState::from_json(some_state(1).to_json(), "x").best_value));
+  CHECK_THROWS_WITH(TrainerState::from_json("{\"format\": \"modtrain-trainer-state\", \"version\": 1}", "dir/trainer_state.json"),
+                    Contains("dir/trainer_state.json: malformed trainer state"));
+  CHECK_THROWS_WITH(TrainerState::from_json("[1,2", "t.json"), Contains("t.json: malformed"));
+  CHECK_THROWS_WITH(TrainerState::from_json("{}", "t.json"), Contains("not a modtrain trainer state"));
+}
+
+TEST_CASE("dropout seeds differ per rank and per step and repeat exactly", "[checkpoint]") {
+  std::set<uint64_t> seen;
+  for (int rank = 0; rank < 4; ++rank)
+    for (int64_t s = 0; s < 100; ++s) seen.insert(step_seed(1234, rank, s));
+  CHECK(seen.size() == 400);
+  CHECK(step_seed(1234, 1, 7) == step_seed(1234, 1, 7));
+  CHECK(step_seed(1234, 1, 7) != step_seed(1235, 1, 7));
+}
+
+TEST_CASE("AdamW state saved and restored continues bit for bit", "[checkpoint]") {
+  test::TempDir dir;
+  torch::manual_seed(1);
+  BertForClassification a(small());
+  auto opt_a = adamw(a);
+  step(a, opt_a);
+  step(a, opt_a);
+  save_optimizer_state(dir.file("opt.safetensors"), opt_a, *a);
+
+  torch::manual_seed(2);  // different weights: all of it must come from the files
+  BertForClassification b(small());
+  {
+    std::vector<torch::Tensor> keep;
+    io::write_safetensors(dir.file("model.safetensors"), state_tensors(*a, keep));
+    io::SafetensorsFile f(dir.file("model.safetensors"));
+    load_state(*b, f.view(), "model.safetensors");
+  }
+  auto opt_b = adamw(b);
+  load_optimizer_state(dir.file("opt.safetensors"), opt_b, *b);
+  REQUIRE(same_parameters(a, b));
+  step(a, opt_a);
+  step(b, opt_b);
+  CHECK(same_parameters(a, b));  // moments and step count restored: identical update
+
+  // Without the optimiser state the next update differs (the test can fail).
+  BertForClassification c(small());
+  {
+    io::SafetensorsFile f(dir.file("model.safetensors"));
+    load_state(*c, f.view(), "model.safetensors");
+  }
+  auto opt_c = adamw(c);
+  step(c, opt_c);
+  CHECK_FALSE(same_parameters(a, c));
+
+  // A state file for another architecture is an error, not silently ignored.
+  BertForClassification wide(small(5));
+  auto opt_w = adamw(wide);
+  CHECK_THROWS_WITH(load_optimizer_state(dir.file("opt.safetensors"), opt_w, *wide), Contains("does not match the parameter's shape"));
+}
+
+TEST_CASE("checkpoints are written whole, pointed to by latest, pruned to keep_last plus best", "[checkpoint]") {
+  test::TempDir run;
+  const std::string vocab = run.write("vocab.txt", kVocab);
+  BertForClassification m(small());
+  auto opt = adamw(m);
+  step(m, opt);
+  CheckpointConfig cc;
+  cc.keep_last = 2;
+  Checkpoints ckpts(run.path.string(), cc, /*writer=*/true);
+  ModelMeta meta{small(), {"a", "b", "c"}, Problem::kMultiLabel, {0.5, 0.5, 0.5}, true, true, 16, ""};
+  for (int64_t at : {10, 20, 30, 40}) ckpts.save({*m, opt, meta, vocab, "run:\n  seed: 1\n", some_state(at)}, /*best=*/at == 20);
+  const fs::path dir = run.path / "checkpoints";
+  CHECK(test::read(dir / "latest") == "step-0000040\n");
+  CHECK(test::read(dir / "best") == "step-0000020\n");
+  CHECK_FALSE(fs::exists(dir / "step-0000010"));  // pruned
+  CHECK(fs::exists(dir / "step-0000020"));        // the best survives pruning
+  CHECK(fs::exists(dir / "step-0000030"));
+  for (const char* f : {"model.safetensors", "optimizer.safetensors", "trainer_state.json", "config.yaml", "config.json", "modtrain.json",
+                        "vocab.txt"})
+    CHECK(fs::exists(dir / "step-0000040" / f));
+  for (const auto& entry : fs::directory_iterator(dir)) CHECK(entry.path().filename().string().rfind(".tmp", 0) != 0);
+
+  CHECK(Checkpoints::resolve("auto", run.path.string()) == (dir / "step-0000040").string());
+  CHECK(Checkpoints::resolve(run.path.string(), "elsewhere") == (dir / "step-0000040").string());
+  CHECK(Checkpoints::resolve((dir / "step-0000030").string(), "x") == (dir / "step-0000030").string());
+  // `latest` naming a directory that is gone: the newest complete one instead.
+  io::remove_tree((dir / "step-0000040").string());
+  CHECK(Checkpoints::resolve("auto", run.path.string()) == (dir / "step-0000030").string());
+  test::TempDir empty;
+  CHECK(Checkpoints::resolve("auto", empty.path.string()).empty());
+  CHECK_THROWS_WITH(Checkpoints::resolve(empty.path.string(), "x"), Contains("no complete checkpoint there"));
+  CHECK_THROWS_WITH(Checkpoints::resolve("/nonexistent/ckpt", "x"), Contains("no such checkpoint"));
+
+  // Non-writer ranks touch nothing.
+  test::TempDir other;
+  Checkpoints(other.path.string(), cc, false).save({*m, opt, meta, vocab, "", some_state(5)}, false);
+  CHECK_FALSE(fs::exists(other.path / "checkpoints"));
+}
+
+TEST_CASE("a checkpoint that does not fit the run is a clear error", "[checkpoint]") {
+  test::TempDir run;
+  const std::string vocab_path = run.write("vocab.txt", kVocab);
+  BertForClassification m(small());
+  auto opt = adamw(m);
+  step(m, opt);
+  ModelMeta meta{small(), {"a", "b", "c"}, Problem::kMultiLabel, {0.5, 0.5, 0.5}, true, true, 16, ""};
+  const std::string dir = Checkpoints(run.path.string(), {}, true).save({*m, opt, meta, vocab_path, "", some_state(40)}, false);
+  Vocab vocab = Vocab::load(vocab_path);
+  Config config = small_config(vocab_path);
+
+  BertForClassification fresh(small());
+  auto opt_fresh = adamw(fresh);
+  TrainerState s = load_checkpoint(dir, *fresh, opt_fresh, config, vocab, /*world=*/2, /*batches_per_epoch=*/20);
+  CHECK(s.step == 40);
+  CHECK(s.sampler == SamplerState{1, 7});
+  CHECK(same_parameters(m, fresh));
+
+  Config other_labels = config;
+  other_labels.data.labels = {"a", "b", "x"};
+  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, other_labels, vocab, 2, 20), Contains("checkpoint labels [a, b, c] differ"));
+  Config other_problem = config;
+  other_problem.data.problem = Problem::kMultiClass;
+  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, other_problem, vocab, 2, 20), Contains("differs from data.problem multi_class"));
+  Vocab other_vocab = Vocab::load(run.write("vocab2.txt", std::string(kVocab) + "extra\n"));
+  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, config, other_vocab, 2, 20), Contains("vocab.txt differs from tokenizer.vocab"));
+  BertForClassification wide(small(4));
+  auto opt_wide = adamw(wide);
+  CHECK_THROWS_WITH(load_checkpoint(dir, *wide, opt_wide, config, vocab, 2, 20), Contains("tensor 'classifier.weight' has shape [3x16]"));
+
+  // Another world size: same fraction of the epoch (7 of 20 batches -> 4 of 10 with twice the ranks).
+  s = load_checkpoint(dir, *fresh, opt_fresh, config, vocab, /*world=*/4, /*batches_per_epoch=*/10);
+  CHECK(s.sampler == SamplerState{1, 4});
+}
+
+// ---- model.init_from -----------------------------------------------------------------------
+namespace {
+
+// Writes a Hugging Face-style BERT directory from `m`'s weights: `prefix` "" (BertModel) or
+// "bert." (BertForPreTraining / ForSequenceClassification); old gamma/beta LayerNorm names when
+// `gamma_beta`; pre-training heads (cls.*) and position_ids as real checkpoints have them.
+void write_hf(const test::TempDir& dir, BertForClassification& m, const std::string& prefix, bool gamma_beta, bool head,
+              const nlohmann::json& config_json) {
+  std::vector<torch::Tensor> keep;
+  std::vector<io::TensorBytes> tensors;
+  for (io::TensorBytes t : state_tensors(*m, keep)) {
+    if (t.name.rfind("classifier.", 0) == 0) {
+      if (!head) continue;
+    } else {
+      t.name = prefix + t.name.substr(5);  // strip our "bert."
+      if (gamma_beta && t.name.find("LayerNorm.weight") != std::string::npos) t.name.replace(t.name.size() - 6, 6, "gamma");
+      if (gamma_beta && t.name.find("LayerNorm.bias") != std::string::npos) t.name.replace(t.name.size() - 4, 4, "beta");
+    }
+    tensors.push_back(t);
+  }
+  static const float mlm_bias[12] = {};
+  tensors.push_back({"cls.predictions.bias", "F32", {12}, mlm_bias, sizeof mlm_bias});
+  static const int64_t position_ids[24] = {};
+  tensors.push_back({prefix + "embeddings.position_ids", "I64", {1, 24}, position_ids, sizeof position_ids});
+  io::write_safetensors(dir.file("model.safetensors"), tensors);
+  dir.write("config.json", config_json.dump());
+  dir.write("vocab.txt", kVocab);
+}
+
+nlohmann::json hf_config() {
+  return {{"model_type", "bert"}, {"hidden_size", 16}, {"num_hidden_layers", 2}, {"num_attention_heads", 2}, {"intermediate_size", 32},
+          {"max_position_embeddings", 24}, {"vocab_size", 12}, {"hidden_act", "gelu"}, {"type_vocab_size", 2}};
+}
+
+bool same_encoder(BertForClassification& a, BertForClassification& b) {
+  auto pb = b->named_parameters();
+  for (const auto& item : a->named_parameters())
+    if (item.key().rfind("classifier.", 0) != 0 && !torch::equal(item.value(), pb[item.key()])) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("model.init_from loads BertModel and BertForPreTraining weights with a fresh head", "[checkpoint][import]") {
+  torch::manual_seed(3);
+  BertForClassification pretrained(small());
+  test::TempDir stage;
+  const std::string vocab_path = stage.write("our-vocab.txt", kVocab);
+  Vocab vocab = Vocab::load(vocab_path);
+  Config config = small_config(vocab_path);
+
+  for (const std::string prefix : {"", "bert."})
+    for (bool gamma_beta : {false, true}) {
+      CAPTURE(prefix, gamma_beta);
+      test::TempDir hf;
+      write_hf(hf, pretrained, prefix, gamma_beta, /*head=*/false, hf_config());
+      torch::manual_seed(4);
+      BertForClassification model(small());
+      const torch::Tensor head_before = model->classifier->weight.clone();
+      ImportReport r = import_huggingface_bert(hf.path.string(), *model, config, vocab);
+      CHECK(same_encoder(model, pretrained));
+      CHECK(torch::equal(model->classifier->weight, head_before));  // fresh head
+      CHECK_FALSE(r.head);
+      CHECK(r.pooler);
+      CHECK(r.ignored.empty());  // cls.* and position_ids are expected extras
+    }
+}
+
+TEST_CASE("model.init_from keeps the classifier head only when the labels are ours", "[checkpoint][import]") {
+  torch::manual_seed(5);
+  BertForClassification pretrained(small());
+  test::TempDir stage;
+  Vocab vocab = Vocab::load(stage.write("v.txt", kVocab));
+  Config config = small_config(stage.file("v.txt"));
+  nlohmann::json same = hf_config(), other = hf_config();
+  same["id2label"] = {{"0", "a"}, {"1", "b"}, {"2", "c"}};
+  other["id2label"] = {{"0", "a"}, {"1", "c"}, {"2", "b"}};  // same names, another order
+  for (bool ours : {true, false}) {
+    test::TempDir hf;
+    write_hf(hf, pretrained, "bert.", false, /*head=*/true, ours ? same : other);
+    BertForClassification model(small());
+    ImportReport r = import_huggingface_bert(hf.path.string(), *model, config, vocab);
+    CHECK(r.head == ours);
+    CHECK(torch::equal(model->classifier->weight, pretrained->classifier->weight) == ours);
+  }
+}
+
+TEST_CASE("model.init_from mismatches are errors naming the field or tensor", "[checkpoint][import]") {
+  torch::manual_seed(6);
+  BertForClassification pretrained(small());
+  test::TempDir stage;
+  Vocab vocab = Vocab::load(stage.write("v.txt", kVocab));
+  Config config = small_config(stage.file("v.txt"));
+  BertForClassification model(small());
+
+  SECTION("config.json shape fields") {
+    test::TempDir hf;
+    nlohmann::json c = hf_config();
+    c["hidden_size"] = 768;
+    c["num_hidden_layers"] = 12;
+    write_hf(hf, pretrained, "bert.", false, false, c);
+    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
+                      Contains("shape differs from this config; set model.hidden: 768 (is 16), model.layers: 12 (is 2)"));
+  }
+  SECTION("a tensor's shape") {
+    torch::manual_seed(7);
+    BertConfig bigger = small();
+    bigger.vocab_size = 13;
+    BertForClassification other(bigger);
+    test::TempDir hf;
+    write_hf(hf, other, "bert.", false, false, hf_config());
+    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
+                      Contains("tensor 'bert.embeddings.word_embeddings.weight' has shape [13x16], the model needs [12x16]"));
+  }
+  SECTION("a missing tensor") {
+    test::TempDir hf;
+    write_hf(hf, pretrained, "bert.", false, false, hf_config());
+    std::vector<io::TensorBytes> kept;
+    io::SafetensorsFile f(hf.file("model.safetensors"));
+    for (const auto& [name, t] : f.view().tensors())
+      if (name != "bert.encoder.layer.1.output.dense.weight") kept.push_back(t);
+    io::write_safetensors(hf.file("model2.safetensors"), kept);
+    fs::rename(hf.file("model2.safetensors"), hf.file("model.safetensors"));
+    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
+                      Contains("missing tensor 'bert.encoder.layer.1.output.dense.weight'"));
+  }
+  SECTION("another vocab") {
+    test::TempDir hf;
+    write_hf(hf, pretrained, "", false, false, hf_config());
+    std::string changed = kVocab;
+    changed.replace(changed.find("hate"), 4, "love");
+    hf.write("vocab.txt", changed);
+    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab), Contains("its vocab.txt differs from tokenizer.vocab"));
+  }
+  SECTION("not a BERT") {
+    test::TempDir hf;
+    nlohmann::json c = hf_config();
+    c["model_type"] = "roberta";
+    write_hf(hf, pretrained, "", false, false, c);
+    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab), Contains("model_type is \"roberta\""));
+  }
+  SECTION("missing files") {
+    test::TempDir hf;
+    hf.write("config.json", hf_config().dump());
+    hf.write("vocab.txt", kVocab);
+    hf.write("pytorch_model.bin", "x");
+    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab), Contains("only pytorch_model.bin is there"));
+    CHECK_THROWS_WITH(import_huggingface_bert("/nonexistent/bert", *model, config, vocab), Contains("is not a directory"));
+  }
+}
