@@ -96,7 +96,8 @@ void export_huggingface(const std::string& model_dir, const std::string& out_dir
   const bool lowercase = meta.at("lowercase").get<bool>();
   const int max_len = meta.at("max_len").get<int>();
   fs::create_directories(out_dir);
-  for (const char* name : {"config.json", "model.safetensors", "vocab.txt"}) io::write_file_atomic(out(name), io::read_file(in(name)));
+  // modtrain.json too: the export is then also a modtrain model directory (`predict --model EXPORT`).
+  for (const char* name : {"config.json", "model.safetensors", "vocab.txt", "modtrain.json"}) io::write_file_atomic(out(name), io::read_file(in(name)));
   io::write_file_atomic(out("tokenizer.json"), tokenizer_json(in("vocab.txt"), lowercase, max_len));
   json tokenizer_config = {{"tokenizer_class", "BertTokenizer"}, {"do_lower_case", lowercase}, {"strip_accents", nullptr},
                            {"tokenize_chinese_chars", true}, {"model_max_length", max_len}, {"unk_token", "[UNK]"},

@@ -1,0 +1,153 @@
+#!/usr/bin/python3
+"""The nightly verdict and report (called by scripts/nightly.sh): checks the bars in the
+baseline file against the run's figures, renders the plots, writes OUT/report.json and
+OUT/REPORT.md, and exits 0 when every bar holds, 1 otherwise."""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import plot_run  # noqa: E402
+
+
+def read_jsonl(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--baseline", required=True)
+    ap.add_argument("--commit", default="unknown")
+    ap.add_argument("--update-baseline", action="store_true")
+    a = ap.parse_args()
+
+    checks = read_jsonl(os.path.join(a.out, "checks.jsonl"))
+    stages = read_jsonl(os.path.join(a.out, "stages.jsonl"))
+    with open(a.baseline) as f:
+        baseline = json.load(f)
+    figures = {}
+
+    def check(name, ok, value, bar, detail=""):
+        checks.append({"name": name, "ok": bool(ok), "value": value, "bar": bar, "detail": detail})
+
+    # ---- quality: the final evaluation (`modtrain eval --json` on the trained model) ----
+    eval_path = os.path.join(a.out, "eval.json")
+    if os.path.exists(eval_path):
+        with open(eval_path) as f:
+            ev = json.load(f)
+        figures["eval"] = {"records": ev["records"], "loss": ev["loss"], "macro": ev["macro"], "micro": ev["micro"]}
+        for metric, floor in sorted(baseline["quality_floor"].items()):
+            value = ev["macro"][metric]
+            check("quality_macro_" + metric, value is not None and value >= floor, "%.4f" % (value or float("nan")),
+                  ">= %.4f" % floor, "final evaluation on %d validation records" % ev["records"])
+
+    # ---- throughput: median of the logged windows (the first one includes start-up) ----
+    run_dir = os.path.join(a.work, "run")
+    metrics = os.path.join(run_dir, "metrics.jsonl")
+    if os.path.exists(metrics):
+        train, _ = plot_run.load_events(metrics)
+        windows = [e["samples_per_s"] for e in train[1:]] or [e["samples_per_s"] for e in train]
+        if windows:
+            sps = statistics.median(windows)
+            tps = statistics.median([e["tokens_per_s"] for e in train[1:]] or [e["tokens_per_s"] for e in train])
+            figures["train"] = {"samples_per_s_median": sps, "tokens_per_s_median": tps, "windows": len(windows),
+                                "final_loss": train[-1]["loss"], "steps": train[-1]["step"], "elapsed_s": train[-1]["elapsed_s"]}
+            ratio = sps / baseline["train_samples_per_s"]
+            check("throughput", ratio >= baseline["throughput_min_ratio"], "%.0f samples/s (%.0f%% of baseline)" % (sps, 100 * ratio),
+                  ">= %.0f%% of %.0f samples/s" % (100 * baseline["throughput_min_ratio"], baseline["train_samples_per_s"]),
+                  "2 MPI ranks, configs/tiny.yaml; median of %d logging windows" % len(windows))
+        try:
+            figures["plots"] = [os.path.relpath(p, a.out) for p in plot_run.plot(run_dir, os.path.join(a.out, "plots"))]
+        except SystemExit as e:
+            check("plots", False, "not rendered", "rendered", str(e))
+
+    # ---- export: scores equal to the checkpoint's, logits equal to the reference's ----
+    pred_export = read_jsonl(os.path.join(a.work, "pred_export.jsonl"))
+    pred_ckpt = read_jsonl(os.path.join(a.work, "pred_ckpt.jsonl"))
+    if pred_export and pred_ckpt:
+        worst = max(abs(p["scores"][k] - q["scores"][k]) for p, q in zip(pred_export, pred_ckpt) for k in p["scores"])
+        same_flags = all(p["flagged"] == q["flagged"] for p, q in zip(pred_export, pred_ckpt))
+        check("export_equals_checkpoint", len(pred_export) == len(pred_ckpt) and worst == 0 and same_flags,
+              "max abs(dp) = %.1e over %d records" % (worst, len(pred_export)), "identical scores and flags",
+              "`predict` on the export vs on the run's model directory")
+        figures["predict_records"] = len(pred_export)
+    ref = read_jsonl(os.path.join(a.work, "ref_logits.jsonl"))
+    if ref and pred_export:
+        with open(os.path.join(a.work, "hf", "config.json")) as f:
+            id2label = json.load(f)["id2label"]
+        labels = [id2label[str(i)] for i in range(len(id2label))]
+        worst = max(abs(1 / (1 + math.exp(-logit)) - p["scores"][label]) for r, p in zip(ref, pred_export) for label, logit in zip(labels, r))
+        check("reference_logits", len(ref) == len(pred_export) and worst < 2e-5, "max abs(dp) = %.1e over %d records" % (worst, len(ref)),
+              "< 2e-05", "float64 NumPy BERT (tests/reference/bert_numpy.py) on the export's files")
+    for required in ("resume_exact", "export_equals_checkpoint", "reference_logits", "throughput"):
+        if not any(c["name"] == required for c in checks):
+            check(required, False, "not measured", "measured", "an earlier stage failed")
+
+    passed = all(c["ok"] for c in checks)
+    report = {"verdict": "PASS" if passed else "FAIL", "commit": a.commit,
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
+              "checks": checks, "stages": stages, "figures": figures, "baseline": baseline}
+    with open(os.path.join(a.out, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+
+    md = ["# Nightly report: %s" % report["verdict"], "",
+          "commit `%s`, %s, %s (%d cores)" % (a.commit, report["date"], report["machine"]["cpu"], report["machine"]["cores"]), "",
+          "| check | result | value | bar | detail |", "|---|---|---|---|---|"]
+    for c in checks:
+        md.append("| %s | %s | %s | %s | %s |" % (c["name"], "pass" if c["ok"] else "**FAIL**", c["value"], c["bar"], c["detail"]))
+    md += ["", "## Stages", "", "| stage | seconds | exit |", "|---|---|---|"]
+    md += ["| %s | %.1f | %d |" % (s["stage"], s["seconds"], s["exit"]) for s in stages]
+    md += ["", "Total: %.0f s. Logs: `logs/`." % sum(s["seconds"] for s in stages)]
+    if "eval" in figures:
+        e = figures["eval"]
+        md += ["", "## Final evaluation", "",
+               "%d records, loss %.4f; macro ROC-AUC %.4f, macro PR-AUC %.4f, macro F1 %.4f; micro F1 %.4f" %
+               (e["records"], e["loss"], e["macro"]["roc_auc"], e["macro"]["pr_auc"], e["macro"]["f1"], e["micro"]["f1"])]
+    if "train" in figures:
+        t = figures["train"]
+        md += ["", "## Training", "", "%d steps in %.1f s; final loss %.4f; median %.0f samples/s, %.0f tokens/s over 2 ranks" %
+               (t["steps"], t["elapsed_s"], t["final_loss"], t["samples_per_s_median"], t["tokens_per_s_median"])]
+    for p in figures.get("plots", []):
+        md += ["", "![%s](%s)" % (os.path.splitext(os.path.basename(p))[0], p)]
+    with open(os.path.join(a.out, "REPORT.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+
+    if a.update_baseline and "train" in figures:
+        baseline["train_samples_per_s"] = round(figures["train"]["samples_per_s_median"], 1)
+        baseline["measured"] = {"commit": a.commit, "date": report["date"], "cpu": report["machine"]["cpu"], "cores": report["machine"]["cores"]}
+        with open(a.baseline, "w") as f:
+            json.dump(baseline, f, indent=2)
+            f.write("\n")
+        print("baseline updated: %s" % a.baseline)
+
+    for c in checks:
+        print("%-26s %-5s %s (bar: %s)" % (c["name"], "pass" if c["ok"] else "FAIL", c["value"], c["bar"]))
+    print("nightly: %s; report: %s" % (report["verdict"], os.path.join(a.out, "REPORT.md")))
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The nightly run end to end (scripts/nightly.sh with the built binary): it must pass on a
+# healthy build and write REPORT.md, report.json and the four plots; the same figures against
+# impossible bars must give a FAIL verdict and exit 1.
+# Usage: nightly.sh MODTRAIN REPO_DIR
+set -uo pipefail
+mt=$1 repo=$2
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+"$repo/scripts/nightly.sh" --binary "$mt" --out "$dir/n" || { cat "$dir"/n/logs/*.log | tail -50; fail "nightly verdict on a healthy build"; }
+for f in REPORT.md report.json plots/loss.png plots/lr.png plots/eval.png plots/throughput.png; do
+  [[ -s $dir/n/$f ]] || fail "$f missing"
+done
+grep -q "^# Nightly report: PASS" "$dir/n/REPORT.md" || fail "REPORT.md verdict"
+/usr/bin/python3 - "$dir/n/report.json" <<'PY' || fail "report.json content"
+import json, sys
+r = json.load(open(sys.argv[1]))
+names = {c["name"] for c in r["checks"]}
+assert r["verdict"] == "PASS", r["verdict"]
+assert {"resume_exact", "throughput", "export_equals_checkpoint", "reference_logits", "quality_macro_roc_auc"} <= names, names
+PY
+# Impossible bars: the verdict must turn.
+/usr/bin/python3 -c '
+import json, sys
+b = json.load(open(sys.argv[1])); b["quality_floor"]["roc_auc"] = 0.999; b["train_samples_per_s"] = 1e9
+json.dump(b, open(sys.argv[2], "w"))' "$repo/bench/baseline/nightly.json" "$dir/impossible.json"
+/usr/bin/python3 "$repo/scripts/nightly_report.py" --out "$dir/n" --work "$dir/n/work" --baseline "$dir/impossible.json" > "$dir/fail.txt"
+rc=$?
+[[ $rc -eq 1 ]] || fail "impossible bars should exit 1, got $rc"
+grep -q "quality_macro_roc_auc *FAIL" "$dir/fail.txt" || fail "quality bar not enforced"
+grep -q "throughput *FAIL" "$dir/fail.txt" || fail "throughput bar not enforced"
+grep -q "^# Nightly report: FAIL" "$dir/n/REPORT.md" || fail "REPORT.md should say FAIL"
+echo "nightly ok"
