@@ -13,6 +13,8 @@ build/bench/modtrain_bench_tokenizer --out bench/results/tokenizer.json
 build/bench/modtrain_bench_data --out bench/results/data.json
 build/bench/modtrain_bench_train --preset tiny --batch 32 --seq 64 --steps 30
 build/bench/modtrain_bench_train --preset base --batch 8 --seq 128 --steps 3
+build/bench/modtrain_bench_checkpoint --preset tiny
+build/bench/modtrain_bench_checkpoint --preset base
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 mpiexec -np 2 build/bench/modtrain_bench_allreduce --out bench/results/allreduce.json
 scripts/bench_train_ranks.sh

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -29,22 +30,25 @@ void fsync_path(const std::string& path) {
   if (rc != 0) throw UserError("fsync failed for " + path + ": " + errno_text(), kExitRuntime);
 }
 
-void write_file_atomic(const std::string& path, const std::string& content) {
+void write_file_atomic(const std::string& path, const std::vector<std::string_view>& parts) {
   namespace fs = std::filesystem;
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw UserError("cannot write " + tmp + ": " + errno_text() + " (is the directory writable?)", kExitRuntime);
-  size_t written = 0;
-  while (written < content.size()) {
-    ssize_t n = ::write(fd, content.data() + written, content.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      std::string why = errno_text();
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw UserError("cannot write " + tmp + ": " + why + " (disk full?)", kExitRuntime);
+  for (std::string_view part : parts) {
+    size_t written = 0;
+    while (written < part.size()) {
+      // At most 1 GiB per call: Linux writes at most ~2 GiB per write(2) anyway.
+      ssize_t n = ::write(fd, part.data() + written, std::min<size_t>(part.size() - written, size_t{1} << 30));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        std::string why = errno_text();
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw UserError("cannot write " + tmp + ": " + why + " (disk full?)", kExitRuntime);
+      }
+      written += static_cast<size_t>(n);
     }
-    written += static_cast<size_t>(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     ::unlink(tmp.c_str());
@@ -57,6 +61,8 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   fs::path dir = fs::path(path).parent_path();
   fsync_path(dir.empty() ? "." : dir.string());
 }
+
+void write_file_atomic(const std::string& path, const std::string& content) { write_file_atomic(path, std::vector<std::string_view>{content}); }
 
 void remove_tree(const std::string& path) {
   auto remove_entry = [](const char* entry, const struct stat*, int, struct FTW*) { return ::remove(entry); };

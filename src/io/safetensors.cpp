@@ -40,13 +40,13 @@ void write_safetensors(const std::string& path, const std::vector<TensorBytes>& 
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // align the data to 8 bytes, as the reference writer does
-  std::string file(8, '\0');
+  std::string head(8, '\0');
   uint64_t n = text.size();
-  for (int i = 0; i < 8; ++i) file[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xFF);
-  file += text;
-  file.reserve(file.size() + offset);
-  for (const TensorBytes* t : order) file.append(static_cast<const char*>(t->data), t->bytes);
-  write_file_atomic(path, file);
+  for (int i = 0; i < 8; ++i) head[static_cast<size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xFF);
+  head += text;
+  std::vector<std::string_view> parts = {head};  // the tensors are written from where they are, not copied
+  for (const TensorBytes* t : order) parts.emplace_back(static_cast<const char*>(t->data), t->bytes);
+  write_file_atomic(path, parts);
 }
 
 SafetensorsView::SafetensorsView(const uint8_t* data, size_t size, const std::string& source) {

@@ -4,11 +4,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace modtrain::io {
 
 // Writes `content` to `path` atomically: a crash leaves either the old file or the new one.
 void write_file_atomic(const std::string& path, const std::string& content);
+// The same for content in pieces (written in order without first joining them: large tensors).
+void write_file_atomic(const std::string& path, const std::vector<std::string_view>& parts);
 
 // fsync a file or directory by path (a directory after a rename makes the rename durable).
 void fsync_path(const std::string& path);
