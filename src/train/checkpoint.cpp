@@ -236,7 +236,7 @@ void Checkpoints::prune() const {
   }
 }
 
-std::string Checkpoints::resolve(const std::string& resume, const std::string& run_dir) {
+std::string Checkpoints::resolve(const std::string& resume, const std::string& run_dir, bool report) {
   fs::path where = resume == "auto" ? fs::path(run_dir) / "checkpoints" : fs::path(resume);
   if (resume != "auto" && !fs::exists(where))
     throw UserError("--resume " + resume + ": no such checkpoint or run directory");
@@ -247,7 +247,8 @@ std::string Checkpoints::resolve(const std::string& resume, const std::string& r
   auto steps = list_steps(where);
   for (auto it = steps.rbegin(); it != steps.rend(); ++it)
     if (complete(it->second)) {
-      log::warn((where / "latest").string() + (latest.empty() ? " is missing" : " names " + latest + ", which is incomplete or gone") +
+      if (report)
+        log::warn((where / "latest").string() + (latest.empty() ? " is missing" : " names " + latest + ", which is incomplete or gone") +
                 "; resuming from " + it->second.string() + ", the newest complete checkpoint");
       return it->second.string();
     }
@@ -258,7 +259,7 @@ std::string Checkpoints::resolve(const std::string& resume, const std::string& r
 // ---- loading ---------------------------------------------------------------------------------
 
 TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::AdamW& optimizer, const Config& config,
-                             const Vocab& vocab, int world, uint64_t batches_per_epoch) {
+                             const Vocab& vocab, int world, uint64_t batches_per_epoch, bool report) {
   const fs::path d(dir);
   TrainerState s = TrainerState::from_json(io::read_file((d / "trainer_state.json").string()), (d / "trainer_state.json").string());
   auto join = [](const std::vector<std::string>& v) {
@@ -283,7 +284,8 @@ TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, t
     // before that point are (nearly) those already seen; the order from here differs.
     const uint64_t batch = static_cast<uint64_t>(std::llround(static_cast<double>(s.sampler.batch) / static_cast<double>(s.batches_per_epoch) *
                                                               static_cast<double>(batches_per_epoch)));
-    log::warn(dir + ": written by " + std::to_string(s.world) + " rank(s) x micro_batch " + std::to_string(s.micro_batch) + ", resuming on " +
+    if (report)
+      log::warn(dir + ": written by " + std::to_string(s.world) + " rank(s) x micro_batch " + std::to_string(s.micro_batch) + ", resuming on " +
               std::to_string(world) + " x " + std::to_string(config.train.micro_batch) + ": the data order from here differs from an "
               "uninterrupted run (resuming at epoch " + std::to_string(s.sampler.epoch) + ", batch " + std::to_string(batch) + " of " +
               std::to_string(batches_per_epoch) + ", the same fraction of the epoch)");

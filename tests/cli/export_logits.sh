@@ -40,4 +40,23 @@ for r, p in zip(ref, pred):
 print("max |p_modtrain - p_reference| = %.2e over %d texts x %d labels" % (worst, len(ref), len(labels)))
 assert worst < 2e-5
 PY
+# The export is a Hugging Face BERT: fine-tune from it (model.init_from). Same labels: the head
+# is loaded too, so the first step's loss is the trained model's, not a fresh head's.
+"$mt" train "${cfg[@]}" --set run.dir=ft --set model.init_from=hf --set train.max_steps=1 --set train.warmup_steps=0 --set log.every=1 > ft.txt 2>&1 ||
+  { cat ft.txt; fail "fine-tune from the export"; }
+grep -q "model.init_from hf: .* tensors loaded; classifier head from the checkpoint" ft.txt || { cat ft.txt; fail "init_from summary"; }
+/usr/bin/python3 - <<'PY' || fail "init_from did not start from the exported weights"
+import json
+first = lambda path: next(json.loads(l) for l in open(path) if '"event":"train"' in l)
+fresh, tuned = first("run/metrics.jsonl")["loss"], first("ft/metrics.jsonl")["loss"]
+print("first-step loss: fresh model %.4f, fine-tuned from the export %.4f" % (fresh, tuned))
+assert tuned < fresh - 0.05
+PY
+set +e
+"$mt" train "${cfg[@]}" --set run.dir=ft2 --set model.init_from=hf --set model.hidden=64 --set model.intermediate=256 > bad.txt 2>&1
+rc=$?
+set -e
+[[ $rc -eq 2 ]] || { cat bad.txt; fail "init_from shape mismatch should exit 2, got $rc"; }
+grep -q "error: hf/config.json: the pretrained model's shape differs from this config; set model.hidden: 128 (is 64), model.intermediate: 512 (is 256)" bad.txt ||
+  { cat bad.txt; fail "init_from mismatch message"; }
 echo "export logits ok"

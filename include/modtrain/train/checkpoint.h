@@ -81,7 +81,7 @@ class Checkpoints {
   // has none yet. A path may be a checkpoint, a run directory or its checkpoints/ directory.
   // When `latest` names a directory that is gone or incomplete, the newest complete one is used
   // (with a warning).
-  static std::string resolve(const std::string& resume, const std::string& run_dir);
+  static std::string resolve(const std::string& resume, const std::string& run_dir, bool report = true);
 
  private:
   void prune() const;
@@ -94,7 +94,8 @@ class Checkpoints {
 // shape, label set, problem and vocab are errors when they differ; a different world size or
 // micro batch resumes at the same fraction of the epoch with a warning about data order.
 // Returns the state with `sampler` already translated to this run's sampler.
+// Warnings are printed only when `report` (rank 0), not once per rank.
 TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::AdamW& optimizer, const Config& config,
-                             const Vocab& vocab, int world, uint64_t batches_per_epoch);
+                             const Vocab& vocab, int world, uint64_t batches_per_epoch, bool report = true);
 
 }  // namespace modtrain
