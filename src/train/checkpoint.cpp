@@ -197,6 +197,18 @@ std::string read_pointer(const fs::path& file) {
 std::string Checkpoints::save(const CheckpointContent& c, bool best) {
   const fs::path final_dir = fs::path(dir_) / name(c.state.step);
   if (!writer_) return final_dir.string();
+  try {
+    write(c, best);
+  } catch (const fs::filesystem_error& e) {
+    throw UserError("cannot write checkpoint " + final_dir.string() + ": " + e.code().message() + " (" + e.path1().string() +
+                        "); is run.dir writable, with room for the model and optimiser state?",
+                    kExitRuntime);
+  }
+  return final_dir.string();
+}
+
+void Checkpoints::write(const CheckpointContent& c, bool best) {
+  const fs::path final_dir = fs::path(dir_) / name(c.state.step);
   fs::create_directories(dir_);
   const fs::path tmp = fs::path(dir_) / (".tmp-" + name(c.state.step));
   io::remove_tree(tmp.string());  // a save that was killed earlier
@@ -221,7 +233,6 @@ std::string Checkpoints::save(const CheckpointContent& c, bool best) {
   io::write_file_atomic((fs::path(dir_) / "latest").string(), name(c.state.step) + "\n");
   if (best) io::write_file_atomic((fs::path(dir_) / "best").string(), name(c.state.step) + "\n");
   prune();
-  return final_dir.string();
 }
 
 void Checkpoints::prune() const {

@@ -84,6 +84,7 @@ class Checkpoints {
   static std::string resolve(const std::string& resume, const std::string& run_dir, bool report = true);
 
  private:
+  void write(const CheckpointContent& content, bool best);
   void prune() const;
   std::string dir_;
   CheckpointConfig config_;
