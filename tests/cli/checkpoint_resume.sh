@@ -10,13 +10,10 @@
 # Usage: checkpoint_resume.sh MODTRAIN REPO_DIR
 set -euo pipefail
 mt=$1 repo=$2
-dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-cd "$dir"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/common.sh"
 np2=(mpiexec --oversubscribe -np 2 -x MODTRAIN_FAULT "$mt")
 export MODTRAIN_FAULT=""
-"$mt" data synth --out data --train 2000 --valid 300 > /dev/null
-"$mt" tokenizer train --input 'data/train-*.jsonl' --vocab-size 1500 --out vocab.txt > /dev/null 2>&1
+synth_data "$mt" 2000 300 1500
 cfg=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=vocab.txt --set data.prepared_dir=prep
      --set train.max_steps=40 --set train.warmup_steps=4 --set log.every=10 --set eval.every=20
      --set checkpoint.every=10 --set checkpoint.keep_last=2 --set dist.threads=1)

@@ -5,10 +5,8 @@
 # Usage: checkpoint_unwritable.sh MODTRAIN REPO_DIR
 set -eu
 mt=$1 repo=$2
-dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-cd "$dir"
-"$mt" data synth --out data --train 300 --valid 10 > /dev/null
-"$mt" tokenizer train --input 'data/train-*.jsonl' --vocab-size 500 --out vocab.txt > /dev/null 2>&1
+source "$(dirname "$0")/common.sh"
+synth_data "$mt" 300 10 500
 cfg=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=vocab.txt --set data.prepared_dir=prep --set "data.valid=[]"
      --set run.dir=run --set train.max_steps=4 --set train.warmup_steps=0 --set checkpoint.every=2 --set dist.threads=1)
 "$mt" data prepare "${cfg[@]}" > /dev/null

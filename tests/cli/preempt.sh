@@ -5,11 +5,8 @@
 # Usage: preempt.sh MODTRAIN REPO_DIR
 set -euo pipefail
 mt=$1 repo=$2
-dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-cd "$dir"
-fail() { echo "FAIL: $*"; exit 1; }
-"$mt" data synth --out data --train 1000 --valid 100 > /dev/null
-"$mt" tokenizer train --input 'data/train-*.jsonl' --vocab-size 1000 --out vocab.txt > /dev/null 2>&1
+source "$(dirname "$0")/common.sh"
+synth_data "$mt" 1000 100 1000
 cfg=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=vocab.txt --set data.prepared_dir=prep
      --set train.max_steps=100000 --set log.every=1 --set eval.every=0 --set checkpoint.every=0 --set dist.threads=1)
 "$mt" data prepare "${cfg[@]}" > /dev/null

@@ -7,11 +7,8 @@ set -euo pipefail
 mt=$1 repo=$2 ranks=${3:-1}
 train=("$mt")
 [[ $ranks -gt 1 ]] && train=(mpiexec --oversubscribe -np "$ranks" "$mt")
-dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-cd "$dir"
-fail() { echo "FAIL: $*"; exit 1; }
-"$mt" data synth --out data --train 2000 --valid 300 > /dev/null
-"$mt" tokenizer train --input 'data/train-*.jsonl' --vocab-size 1500 --out vocab.txt > /dev/null
+source "$(dirname "$0")/common.sh"
+synth_data "$mt" 2000 300 1500
 cfg=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=vocab.txt --set data.prepared_dir=prep --set run.dir=run
      --set train.max_steps=40 --set train.warmup_steps=4 --set log.every=10 --set eval.every=20 --set dist.threads=1)
 "$mt" data prepare "${cfg[@]}" > /dev/null

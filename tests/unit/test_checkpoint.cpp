@@ -80,6 +80,17 @@ TrainerState some_state(int64_t at) {
   return s;
 }
 
+// A model after one AdamW step with its vocab file and metadata: what a checkpoint holds.
+struct Trained {
+  test::TempDir run;
+  std::string vocab = run.write("vocab.txt", kVocab);
+  BertForClassification model{small()};
+  torch::optim::AdamW opt = adamw(model);
+  ModelMeta meta{small(), {"a", "b", "c"}, Problem::kMultiLabel, {0.5, 0.5, 0.5}, true, true, 16, ""};
+  Trained() { step(model, opt); }
+  CheckpointContent at(int64_t step) { return {*model, opt, meta, vocab, "run:\n  seed: 1\n", some_state(step)}; }
+};
+
 }  // namespace
 
 TEST_CASE("trainer state round-trips through JSON; damage is a clear error", "[checkpoint]") {
@@ -156,17 +167,12 @@ TEST_CASE("AdamW state saved and restored continues bit for bit", "[checkpoint]"
 }
 
 TEST_CASE("checkpoints are written whole, pointed to by latest, pruned to keep_last plus best", "[checkpoint]") {
-  test::TempDir run;
-  const std::string vocab = run.write("vocab.txt", kVocab);
-  BertForClassification m(small());
-  auto opt = adamw(m);
-  step(m, opt);
+  Trained t;
   CheckpointConfig cc;
   cc.keep_last = 2;
-  Checkpoints ckpts(run.path.string(), cc, /*writer=*/true);
-  ModelMeta meta{small(), {"a", "b", "c"}, Problem::kMultiLabel, {0.5, 0.5, 0.5}, true, true, 16, ""};
-  for (int64_t at : {10, 20, 30, 40}) ckpts.save({*m, opt, meta, vocab, "run:\n  seed: 1\n", some_state(at)}, /*best=*/at == 20);
-  const fs::path dir = run.path / "checkpoints";
+  Checkpoints ckpts(t.run.path.string(), cc, /*writer=*/true);
+  for (int64_t at : {10, 20, 30, 40}) ckpts.save(t.at(at), /*best=*/at == 20);
+  const fs::path dir = t.run.path / "checkpoints";
   CHECK(test::read(dir / "latest") == "step-0000040\n");
   CHECK(test::read(dir / "best") == "step-0000020\n");
   CHECK_FALSE(fs::exists(dir / "step-0000010"));  // pruned
@@ -177,12 +183,12 @@ TEST_CASE("checkpoints are written whole, pointed to by latest, pruned to keep_l
     CHECK(fs::exists(dir / "step-0000040" / f));
   for (const auto& entry : fs::directory_iterator(dir)) CHECK(entry.path().filename().string().rfind(".tmp", 0) != 0);
 
-  CHECK(Checkpoints::resolve("auto", run.path.string()) == (dir / "step-0000040").string());
-  CHECK(Checkpoints::resolve(run.path.string(), "elsewhere") == (dir / "step-0000040").string());
+  CHECK(Checkpoints::resolve("auto", t.run.path.string()) == (dir / "step-0000040").string());
+  CHECK(Checkpoints::resolve(t.run.path.string(), "elsewhere") == (dir / "step-0000040").string());
   CHECK(Checkpoints::resolve((dir / "step-0000030").string(), "x") == (dir / "step-0000030").string());
   // `latest` naming a directory that is gone: the newest complete one instead.
   io::remove_tree((dir / "step-0000040").string());
-  CHECK(Checkpoints::resolve("auto", run.path.string()) == (dir / "step-0000030").string());
+  CHECK(Checkpoints::resolve("auto", t.run.path.string()) == (dir / "step-0000030").string());
   test::TempDir empty;
   CHECK(Checkpoints::resolve("auto", empty.path.string()).empty());
   CHECK_THROWS_WITH(Checkpoints::resolve(empty.path.string(), "x"), Contains("no complete checkpoint there"));
@@ -190,27 +196,22 @@ TEST_CASE("checkpoints are written whole, pointed to by latest, pruned to keep_l
 
   // Non-writer ranks touch nothing.
   test::TempDir other;
-  Checkpoints(other.path.string(), cc, false).save({*m, opt, meta, vocab, "", some_state(5)}, false);
+  Checkpoints(other.path.string(), cc, false).save(t.at(5), false);
   CHECK_FALSE(fs::exists(other.path / "checkpoints"));
 }
 
 TEST_CASE("a checkpoint that does not fit the run is a clear error", "[checkpoint]") {
-  test::TempDir run;
-  const std::string vocab_path = run.write("vocab.txt", kVocab);
-  BertForClassification m(small());
-  auto opt = adamw(m);
-  step(m, opt);
-  ModelMeta meta{small(), {"a", "b", "c"}, Problem::kMultiLabel, {0.5, 0.5, 0.5}, true, true, 16, ""};
-  const std::string dir = Checkpoints(run.path.string(), {}, true).save({*m, opt, meta, vocab_path, "", some_state(40)}, false);
-  Vocab vocab = Vocab::load(vocab_path);
-  Config config = small_config(vocab_path);
+  Trained t;
+  const std::string dir = Checkpoints(t.run.path.string(), {}, true).save(t.at(40), false);
+  Vocab vocab = Vocab::load(t.vocab);
+  Config config = small_config(t.vocab);
 
   BertForClassification fresh(small());
   auto opt_fresh = adamw(fresh);
   TrainerState s = load_checkpoint(dir, *fresh, opt_fresh, config, vocab, /*world=*/2, /*batches_per_epoch=*/20);
   CHECK(s.step == 40);
   CHECK(s.sampler == SamplerState{1, 7});
-  CHECK(same_parameters(m, fresh));
+  CHECK(same_parameters(t.model, fresh));
 
   Config other_labels = config;
   other_labels.data.labels = {"a", "b", "x"};
@@ -218,7 +219,7 @@ TEST_CASE("a checkpoint that does not fit the run is a clear error", "[checkpoin
   Config other_problem = config;
   other_problem.data.problem = Problem::kMultiClass;
   CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, other_problem, vocab, 2, 20), Contains("differs from data.problem multi_class"));
-  Vocab other_vocab = Vocab::load(run.write("vocab2.txt", std::string(kVocab) + "extra\n"));
+  Vocab other_vocab = Vocab::load(t.run.write("vocab2.txt", std::string(kVocab) + "extra\n"));
   CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, config, other_vocab, 2, 20), Contains("vocab.txt differs from tokenizer.vocab"));
   BertForClassification wide(small(4));
   auto opt_wide = adamw(wide);
