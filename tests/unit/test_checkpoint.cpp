@@ -264,6 +264,21 @@ nlohmann::json hf_config() {
           {"max_position_embeddings", 24}, {"vocab_size", 12}, {"hidden_act", "gelu"}, {"type_vocab_size", 2}};
 }
 
+BertForClassification seeded(uint64_t seed) {
+  torch::manual_seed(seed);
+  return BertForClassification(small());
+}
+
+// A "pretrained" model and the run config and vocab that fit it.
+struct Pretrained {
+  BertForClassification model;
+  test::TempDir stage;
+  std::string vocab_path = stage.write("vocab.txt", kVocab);
+  Vocab vocab = Vocab::load(vocab_path);
+  Config config = small_config(vocab_path);
+  explicit Pretrained(uint64_t seed) : model(seeded(seed)) {}
+};
+
 bool same_encoder(BertForClassification& a, BertForClassification& b) {
   auto pb = b->named_parameters();
   for (const auto& item : a->named_parameters())
@@ -274,23 +289,17 @@ bool same_encoder(BertForClassification& a, BertForClassification& b) {
 }  // namespace
 
 TEST_CASE("model.init_from loads BertModel and BertForPreTraining weights with a fresh head", "[checkpoint][import]") {
-  torch::manual_seed(3);
-  BertForClassification pretrained(small());
-  test::TempDir stage;
-  const std::string vocab_path = stage.write("our-vocab.txt", kVocab);
-  Vocab vocab = Vocab::load(vocab_path);
-  Config config = small_config(vocab_path);
+  Pretrained p(3);
 
   for (const std::string prefix : {"", "bert."})
     for (bool gamma_beta : {false, true}) {
       CAPTURE(prefix, gamma_beta);
       test::TempDir hf;
-      write_hf(hf, pretrained, prefix, gamma_beta, /*head=*/false, hf_config());
-      torch::manual_seed(4);
-      BertForClassification model(small());
+      write_hf(hf, p.model, prefix, gamma_beta, /*head=*/false, hf_config());
+      BertForClassification model = seeded(4);
       const torch::Tensor head_before = model->classifier->weight.clone();
-      ImportReport r = import_huggingface_bert(hf.path.string(), *model, config, vocab);
-      CHECK(same_encoder(model, pretrained));
+      ImportReport r = import_huggingface_bert(hf.path.string(), *model, p.config, p.vocab);
+      CHECK(same_encoder(model, p.model));
       CHECK(torch::equal(model->classifier->weight, head_before));  // fresh head
       CHECK_FALSE(r.head);
       CHECK(r.pooler);
@@ -299,30 +308,25 @@ TEST_CASE("model.init_from loads BertModel and BertForPreTraining weights with a
 }
 
 TEST_CASE("model.init_from keeps the classifier head only when the labels are ours", "[checkpoint][import]") {
-  torch::manual_seed(5);
-  BertForClassification pretrained(small());
-  test::TempDir stage;
-  Vocab vocab = Vocab::load(stage.write("v.txt", kVocab));
-  Config config = small_config(stage.file("v.txt"));
+  Pretrained p(5);
   nlohmann::json same = hf_config(), other = hf_config();
   same["id2label"] = {{"0", "a"}, {"1", "b"}, {"2", "c"}};
   other["id2label"] = {{"0", "a"}, {"1", "c"}, {"2", "b"}};  // same names, another order
   for (bool ours : {true, false}) {
     test::TempDir hf;
-    write_hf(hf, pretrained, "bert.", false, /*head=*/true, ours ? same : other);
+    write_hf(hf, p.model, "bert.", false, /*head=*/true, ours ? same : other);
     BertForClassification model(small());
-    ImportReport r = import_huggingface_bert(hf.path.string(), *model, config, vocab);
+    ImportReport r = import_huggingface_bert(hf.path.string(), *model, p.config, p.vocab);
     CHECK(r.head == ours);
-    CHECK(torch::equal(model->classifier->weight, pretrained->classifier->weight) == ours);
+    CHECK(torch::equal(model->classifier->weight, p.model->classifier->weight) == ours);
   }
 }
 
 TEST_CASE("model.init_from mismatches are errors naming the field or tensor", "[checkpoint][import]") {
-  torch::manual_seed(6);
-  BertForClassification pretrained(small());
-  test::TempDir stage;
-  Vocab vocab = Vocab::load(stage.write("v.txt", kVocab));
-  Config config = small_config(stage.file("v.txt"));
+  Pretrained p(6);
+  BertForClassification pretrained = p.model;
+  const Config& config = p.config;
+  const Vocab& vocab = p.vocab;
   BertForClassification model(small());
 
   SECTION("config.json shape fields") {
