@@ -5,22 +5,36 @@
 namespace modtrain::signals {
 namespace {
 
-volatile std::sig_atomic_t g_signal = 0;
+volatile std::sig_atomic_t g_stop = 0;
+volatile std::sig_atomic_t g_save = 0;
 
-extern "C" void on_stop_signal(int sig) { g_signal = sig; }  // async-signal-safe: one store
+// Async-signal-safe: one store each.
+extern "C" void on_stop_signal(int sig) { g_stop = sig; }
+extern "C" void on_save_signal(int) { g_save = 1; }
 
 }  // namespace
 
-void install_stop_handlers() {
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART | SA_RESETHAND;  // a second signal terminates as usual
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGUSR1, &action, nullptr);
+void install_handlers() {
+  struct sigaction stop {};
+  stop.sa_handler = on_stop_signal;
+  sigemptyset(&stop.sa_mask);
+  stop.sa_flags = SA_RESTART | SA_RESETHAND;  // a second signal terminates as usual
+  sigaction(SIGTERM, &stop, nullptr);
+  sigaction(SIGUSR1, &stop, nullptr);
+  struct sigaction save {};
+  save.sa_handler = on_save_signal;
+  sigemptyset(&save.sa_mask);
+  save.sa_flags = SA_RESTART;
+  sigaction(SIGUSR2, &save, nullptr);
 }
 
-bool stop_requested() { return g_signal != 0; }
-int stop_signal() { return g_signal; }
+bool stop_requested() { return g_stop != 0; }
+int stop_signal() { return g_stop; }
+
+bool take_save_request() {
+  if (!g_save) return false;
+  g_save = 0;
+  return true;
+}
 
 }  // namespace modtrain::signals

@@ -30,7 +30,7 @@ struct TrainFlags {
 
 int train(const TrainFlags& flags) {
   World world;
-  signals::install_stop_handlers();  // SIGTERM / SIGUSR1: finish the step, checkpoint, exit 0
+  signals::install_handlers();  // SIGTERM / SIGUSR1: finish the step, checkpoint, exit 0; SIGUSR2: checkpoint, go on
   return run_guarded(world, [&] {
     ResolvedConfig resolved = resolve_config_on_all_ranks(world, flags.config.path, flags.config.overrides);
     Placement placement = place_rank(world, resolved.config.dist);

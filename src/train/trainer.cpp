@@ -166,16 +166,20 @@ int64_t Trainer::resume(const std::string& resume) {
   return loaded.step;
 }
 
-bool Trainer::stop_agreed(int64_t step, int64_t stop_after) {
-  std::vector<double> flag = {signals::stop_requested() ? 1.0 : 0.0};
-  sync_->sum(flag);  // one signalled rank stops them all, after the same step
-  if (flag[0] > 0) {
+Trainer::Requests Trainer::agree_on_requests(int64_t step, int64_t stop_after) {
+  std::vector<double> flags = {signals::stop_requested() ? 1.0 : 0.0, signals::take_save_request() ? 1.0 : 0.0};
+  sync_->sum(flags);  // one signalled rank is enough, and every rank acts after the same step
+  Requests asked;
+  asked.save = flags[1] > 0;
+  asked.stop = true;
+  if (flags[0] > 0) {
     stop_reason_ = "stop requested (" + std::string(signals::stop_signal() ? strsignal(signals::stop_signal()) : "a signal on another rank") +
                    "): saving a checkpoint after step " + std::to_string(step);
-    return true;
+    return asked;
   }
   stop_reason_ = "--stop-after " + std::to_string(stop_after) + ": saving a checkpoint";
-  return stop_after > 0 && step >= stop_after;
+  asked.stop = stop_after > 0 && step >= stop_after;
+  return asked;
 }
 
 bool Trainer::track_best(int64_t step, const EvalReport& r) {
@@ -397,14 +401,17 @@ TrainOutcome Trainer::run(const RunControl& control) {
       window_start = std::chrono::steady_clock::now();  // throughput counts training time only
     }
 
-    // ---- checkpoints: every checkpoint.every steps, a new best, or a stop all ranks agree on ----
-    const bool stop = stop_agreed(step + 1, control.stop_after) && step + 1 < total_steps_;
+    // ---- checkpoints: every checkpoint.every steps, a new best, a stop or a SIGUSR2 request ----
+    const Requests asked = agree_on_requests(step + 1, control.stop_after);  // SIGTERM/SIGUSR1, SIGUSR2, --stop-after
+    const bool stop = asked.stop && step + 1 < total_steps_;
     const bool periodic = c.checkpoint.every > 0 && (step + 1) % c.checkpoint.every == 0 && step + 1 < total_steps_;
     if (stop) {
       if (progress.live()) std::printf("\n");
       log::info(stop_reason_);
     }
-    if (periodic || best || stop) {
+    const bool requested = asked.save && step + 1 < total_steps_;  // the final checkpoint follows anyway
+    if (requested && !stop) log::info("checkpoint requested (SIGUSR2) after step " + std::to_string(step + 1));
+    if (periodic || best || stop || requested) {
       out.checkpoint = save_checkpoint(step + 1, best);
       window_start = std::chrono::steady_clock::now();
     }

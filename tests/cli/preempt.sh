@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Preemption with real signals on a 2-rank mpirun job: SIGTERM to one rank (what Slurm sends to
 # every task) and SIGUSR1 to mpirun (which forwards it to every rank). Either way all ranks
-# finish the step, save a checkpoint and exit 0; the run then resumes from it.
+# finish the step, save a checkpoint and exit 0; the run then resumes from it. SIGUSR2 saves a
+# checkpoint on demand without stopping.
 # Usage: preempt.sh MODTRAIN REPO_DIR
 set -euo pipefail
 mt=$1 repo=$2
@@ -38,13 +39,21 @@ kill -TERM "${ranks[1]}"
 set +e; timeout 60 tail --pid=$launcher -f /dev/null; wait $launcher; rc=$?; set -e
 check_stopped T t.txt $rc
 
-# SIGUSR1 to mpiexec, forwarded to every rank.
+# SIGUSR2 to mpiexec (forwarded): a checkpoint on demand, and training goes on. Then SIGUSR1
+# (forwarded too): stop.
 mpiexec --oversubscribe -np 2 "$mt" train "${cfg[@]}" --set run.dir=U > u.txt 2>&1 &
 launcher=$!
 wait_for_steps U
+kill -USR2 $launcher
+for _ in $(seq 300); do [[ -f U/checkpoints/latest ]] && break; sleep 0.1; done
+[[ -f U/checkpoints/latest ]] || fail "SIGUSR2 did not produce a checkpoint"
+on_demand=$(cat U/checkpoints/latest)
+kill -0 $launcher 2> /dev/null || fail "SIGUSR2 stopped the run; it should go on"
+grep -q "checkpoint requested (SIGUSR2) after step" u.txt || fail "no 'checkpoint requested' line"
 kill -USR1 $launcher
 set +e; timeout 60 tail --pid=$launcher -f /dev/null; wait $launcher; rc=$?; set -e
 check_stopped U u.txt $rc
+[[ $latest != "$on_demand" ]] || fail "the stop should save a newer checkpoint than the on-demand one"
 
 # The preempted run continues from its checkpoint.
 mpiexec --oversubscribe -np 2 "$mt" train "${cfg[@]}" --set run.dir=U --resume auto --stop-after $((step + 2)) > r.txt 2>&1 ||

@@ -1,15 +1,17 @@
-// Preemption signals. Clusters ask a job to stop before killing it: Slurm sends SIGTERM to every
-// task (or the signal named by --signal, e.g. USR1@120), and mpirun forwards SIGUSR1 to every
-// rank. install_stop_handlers() turns SIGTERM and SIGUSR1 into a flag that the trainer checks
-// after every step (summed over ranks, so one signalled rank stops them all): the ranks finish
-// the step, save a checkpoint and exit 0. A second signal of the same kind acts as the default
-// (terminates at once).
+// Preemption and on-demand checkpoints by signal. Clusters ask a job to stop before killing it:
+// Slurm sends SIGTERM to every task (or the signal named by --signal, e.g. USR1@120), and mpirun
+// forwards SIGUSR1 and SIGUSR2 to every rank. install_handlers() turns
+//   SIGTERM, SIGUSR1 -> stop_requested(): finish the step, save a checkpoint, exit 0
+//   SIGUSR2          -> take_save_request(): save a checkpoint after the step and go on
+// The trainer checks both after every step, summed over ranks, so one signalled rank is enough.
+// A second SIGTERM/SIGUSR1 acts as the default (terminates at once).
 #pragma once
 
 namespace modtrain::signals {
 
-void install_stop_handlers();
+void install_handlers();
 bool stop_requested();
-int stop_signal();  // the signal number received, 0 when none
+int stop_signal();         // the stop signal received, 0 when none
+bool take_save_request();  // true once per SIGUSR2 received (then cleared)
 
 }  // namespace modtrain::signals

@@ -68,7 +68,10 @@ class Trainer {
   EvalResult evaluate();
   void log_start() const;
   int64_t resume(const std::string& resume);     // the step to start at
-  bool stop_agreed(int64_t step, int64_t stop_after);  // every rank returns the same
+  struct Requests {
+    bool stop = false, save = false;
+  };
+  Requests agree_on_requests(int64_t step, int64_t stop_after);  // every rank returns the same
   bool track_best(int64_t step, const EvalReport& report);  // true when `report` is a new best
   std::string save_checkpoint(int64_t step, bool best);
 
@@ -91,7 +94,7 @@ class Trainer {
   Checkpoints checkpoints_;
   TrainerState state_;              // what checkpoints record (best metric, skipped steps, ...)
   std::vector<double> thresholds_;  // from the latest evaluation (0.5 before any)
-  std::string stop_reason_;         // why stop_agreed() returned true
+  std::string stop_reason_;         // why agree_on_requests() asked to stop
   std::string evaluation_;          // the latest evaluation for the model card (ModelMeta::evaluation)
   int64_t total_steps_ = 0;
 };
