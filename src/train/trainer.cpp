@@ -100,11 +100,7 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   bert_config_.layer_norm_eps = c.model.layer_norm_eps;
   set_blas_threads(c.dist.blas_threads, c.model.hidden, placement_.cpu_threads);
   torch::manual_seed(c.run.seed);
-  model_ = BertForClassification(bert_config_);
-  if (!c.model.init_from.empty()) {
-    ImportReport imported = import_huggingface_bert(c.model.init_from, *model_, c, *vocab_);
-    log::info("model.init_from " + c.model.init_from + ": " + imported.summary());
-  }
+  model_ = BertForClassification(bert_config_);  // model.init_from is applied by resume() on a fresh start
   model_->to(device_);
   model_->train();
 
@@ -143,6 +139,10 @@ int64_t Trainer::resume(const std::string& resume) {
       log::warn("run.dir " + config_.run.dir + " already holds checkpoints; starting fresh (they are replaced as this run saves). "
                 "Pass --resume auto to continue that run instead");
     if (!resume.empty()) log::info("--resume " + resume + ": no checkpoint in " + config_.run.dir + " yet; starting fresh");
+    if (!config_.model.init_from.empty()) {  // every rank reads the same weights: the replicas stay identical
+      ImportReport imported = import_huggingface_bert(config_.model.init_from, *model_, config_, *vocab_);
+      log::info("model.init_from " + config_.model.init_from + ": " + imported.summary());
+    }
     run_dir_.append_metrics(json({{"event", "start"}, {"step", 0}}).dump());
     return 0;
   }

@@ -67,7 +67,7 @@ class Trainer {
   void zero_grad();
   EvalResult evaluate();
   void log_start() const;
-  int64_t resume(const std::string& resume);     // the step to start at
+  int64_t resume(const std::string& resume);  // the step to start at; a fresh start applies model.init_from
   struct Requests {
     bool stop = false, save = false;
   };
