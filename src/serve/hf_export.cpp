@@ -7,6 +7,7 @@
 #include "modtrain/core/error.h"
 #include "modtrain/data/wordpiece.h"
 #include "modtrain/io/files.h"
+#include "modtrain/serve/model_path.h"
 
 namespace modtrain {
 
@@ -81,7 +82,8 @@ std::string evaluation_card(const std::string& path) {
 
 }  // namespace
 
-void export_huggingface(const std::string& model_dir, const std::string& out_dir) {
+void export_huggingface(const std::string& given, const std::string& out_dir) {
+  const std::string model_dir = resolve_model_path(given);
   auto in = [&](const char* name) { return (fs::path(model_dir) / name).string(); };
   auto out = [&](const char* name) { return (fs::path(out_dir) / name).string(); };
   for (const char* required : {"config.json", "modtrain.json", "model.safetensors", "vocab.txt"})

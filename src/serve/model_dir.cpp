@@ -5,6 +5,7 @@
 
 #include "modtrain/core/error.h"
 #include "modtrain/io/files.h"
+#include "modtrain/serve/model_path.h"
 
 namespace modtrain {
 
@@ -104,7 +105,8 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
   if (!m.evaluation.empty()) io::write_file_atomic((fs::path(dir) / "eval.json").string(), m.evaluation + "\n");
 }
 
-LoadedModel load_model_dir(const std::string& dir, const torch::Device& device) {
+LoadedModel load_model_dir(const std::string& given, const torch::Device& device) {
+  const std::string dir = resolve_model_path(given);
   auto path = [&](const char* name) { return (fs::path(dir) / name).string(); };
   for (const char* required : {"config.json", "modtrain.json", "model.safetensors", "vocab.txt"})
     if (!fs::exists(path(required)))

@@ -17,6 +17,7 @@
 #include "modtrain/dist/guard.h"
 #include "modtrain/dist/startup.h"
 #include "modtrain/serve/model_dir.h"
+#include "modtrain/serve/model_path.h"
 #include "modtrain/train/distributed.h"
 #include "modtrain/train/trainer.h"
 
@@ -77,7 +78,7 @@ int eval(const EvalFlags& flags) {
   c.data.max_len = static_cast<int>(m.max_len);
   c.data.prepared_dir = scratch + "/prepared";
   c.data.on_bad_record = flags.on_bad_record == "skip" ? BadRecordPolicy::kSkip : BadRecordPolicy::kFail;
-  c.tokenizer.vocab = (fs::path(flags.model) / "vocab.txt").string();
+  c.tokenizer.vocab = (fs::path(resolve_model_path(flags.model)) / "vocab.txt").string();
   c.tokenizer.lowercase = m.lowercase;
   c.tokenizer.normalize_tweets = m.normalize_tweets;
   PrepareReport prepared = prepare_data(c, {});

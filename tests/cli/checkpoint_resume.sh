@@ -37,6 +37,11 @@ grep -q '"event":"checkpoint"' A/metrics.jsonl || fail "checkpoint events in met
 echo "you are all idiots" | "$mt" predict --model $ck/step-0000030 --input - --output - > pred.jsonl 2>/dev/null
 grep -q '"scores"' pred.jsonl || fail "predict on a checkpoint directory"
 
+# The pointer files work where a model directory is expected.
+"$mt" export --checkpoint $ck/best --out best_hf > /dev/null || fail "export --checkpoint checkpoints/best"
+cmp best_hf/model.safetensors $ck/$best/model.safetensors || fail "the export of checkpoints/best is not $best"
+"$mt" eval --model $ck/latest --data 'data/valid-*.jsonl' --json > /dev/null 2>&1 || fail "eval --model checkpoints/latest"
+
 # ---- 20 + resume + 20 == 40, bit for bit ----
 "${np2[@]}" train "${cfg[@]}" --set run.dir=B --stop-after 20 > b1.txt 2>&1 || { cat b1.txt; fail "run B, first half"; }
 grep -q "stopped after step 20 of 40" b1.txt || fail "--stop-after message"

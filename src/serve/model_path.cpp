@@ -1,0 +1,21 @@
+#include "modtrain/serve/model_path.h"
+
+#include <filesystem>
+
+#include "modtrain/core/error.h"
+#include "modtrain/io/files.h"
+
+namespace modtrain {
+
+std::string resolve_model_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (!fs::is_regular_file(path)) return path;  // a directory (or missing: the loader says so)
+  std::string name = io::read_file(path);
+  while (!name.empty() && (name.back() == '\n' || name.back() == '\r' || name.back() == ' ')) name.pop_back();
+  const fs::path target = fs::path(path).parent_path() / name;
+  if (name.empty() || name.find('/') != std::string::npos || !fs::is_directory(target))
+    throw UserError(path + ": a pointer file naming '" + name + "', which is not a directory beside it; pass a model or checkpoint directory");
+  return target.string();
+}
+
+}  // namespace modtrain
