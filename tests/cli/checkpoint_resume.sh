@@ -71,6 +71,23 @@ for point in checkpoint-mid-save checkpoint-before-latest; do
   ls -a C/checkpoints | grep -q '^\.tmp' && fail "$point: a stale .tmp directory was left behind"
 done
 
+# ---- kill -9 at random moments of a run that saves every step: whatever moment it hits, the
+#      run resumes from a complete checkpoint and still ends exactly as the uninterrupted one ----
+every=("${cfg[@]}" --set checkpoint.every=1 --set run.dir=R)
+for attempt in 1 2 3; do
+  "${np2[@]}" train "${every[@]}" --resume auto > r$attempt.txt 2>&1 &
+  launcher=$!
+  sleep "$(( RANDOM % 20 / 10 + 1 )).$(( RANDOM % 10 ))"
+  pkill -KILL -P $launcher || true
+  wait $launcher || true
+  [[ -f R/checkpoints/latest ]] || continue  # killed before the first save: nothing to check yet
+  latest=$(cat R/checkpoints/latest)
+  [[ -f R/checkpoints/$latest/trainer_state.json ]] || fail "attempt $attempt: latest names an incomplete $latest"
+done
+"${np2[@]}" train "${every[@]}" --resume auto > r-final.txt 2>&1 || { cat r-final.txt; fail "resume after random kills"; }
+echo "random kills: $(grep -ho 'resumed from [^ ]* at step [0-9]*' r*.txt | tr '\n' ';')"
+cmp A/model/model.safetensors R/model/model.safetensors || fail "weights differ after random kills + resume"
+
 # ---- a checkpoint that does not fit; another world size ----
 set +e
 "$mt" train "${cfg[@]}" --set run.dir=D --set model.hidden=64 --set model.intermediate=256 --resume A/checkpoints/step-0000030 > d.txt 2>&1
