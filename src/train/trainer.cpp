@@ -203,6 +203,25 @@ bool Trainer::track_best(int64_t step, const EvalReport& r) {
   return true;
 }
 
+bool Trainer::checkpoint_after(int64_t step, bool best, const RunControl& control, const ProgressLine& progress, TrainOutcome& out) {
+  const Requests asked = agree_on_requests(step, control.stop_after);  // SIGTERM/SIGUSR1, SIGUSR2, --stop-after
+  const bool last = step == total_steps_;  // the final checkpoint follows the loop
+  const bool stop = asked.stop && !last;
+  const bool periodic = config_.checkpoint.every > 0 && step % config_.checkpoint.every == 0 && !last;
+  const bool requested = asked.save && !last;
+  if (stop) {
+    if (progress.live()) std::printf("\n");
+    log::info(stop_reason_);
+  } else if (requested) {
+    log::info("checkpoint requested (SIGUSR2) after step " + std::to_string(step));
+  }
+  if (periodic || best || stop || requested) {
+    out.checkpoint = save_checkpoint(step, best);
+    out.checkpoint_step = step;
+  }
+  return stop;
+}
+
 std::string Trainer::save_checkpoint(int64_t step, bool best) {
   const Config& c = config_;
   state_.step = step;
@@ -402,19 +421,8 @@ TrainOutcome Trainer::run(const RunControl& control) {
     }
 
     // ---- checkpoints: every checkpoint.every steps, a new best, a stop or a SIGUSR2 request ----
-    const Requests asked = agree_on_requests(step + 1, control.stop_after);  // SIGTERM/SIGUSR1, SIGUSR2, --stop-after
-    const bool stop = asked.stop && step + 1 < total_steps_;
-    const bool periodic = c.checkpoint.every > 0 && (step + 1) % c.checkpoint.every == 0 && step + 1 < total_steps_;
-    if (stop) {
-      if (progress.live()) std::printf("\n");
-      log::info(stop_reason_);
-    }
-    const bool requested = asked.save && step + 1 < total_steps_;  // the final checkpoint follows anyway
-    if (requested && !stop) log::info("checkpoint requested (SIGUSR2) after step " + std::to_string(step + 1));
-    if (periodic || best || stop || requested) {
-      out.checkpoint = save_checkpoint(step + 1, best);
-      window_start = std::chrono::steady_clock::now();
-    }
+    const bool stop = checkpoint_after(step + 1, best, control, progress, out);
+    if (out.checkpoint_step == step + 1) window_start = std::chrono::steady_clock::now();
     if (stop) {
       ++step;
       out.stopped_early = true;
