@@ -433,7 +433,8 @@ std::vector<Field> build_fields() {
       make("eval", &C::eval, "every", &EvalConfig::every, between<int64_t>(0, kMaxSteps),
            "Evaluate on data.valid every N steps; 0 = only at the end."),
       make("eval", &C::eval, "thresholds", &EvalConfig::thresholds, any<ThresholdPolicy>(),
-           "Per-label decision thresholds tuned on the validation set: max_f1, precision_at:P or fixed:T."),
+           "Per-label decision thresholds tuned on the validation set: max_f1, precision_at:P or fixed:T (a tuned "
+           "threshold sits halfway between the lowest flagged score and the next lower one)."),
       make("eval", &C::eval, "micro_batch", &EvalConfig::micro_batch, between(0, 1 << 20),
            "Records per rank per evaluation batch; 0 = 2 x train.micro_batch."),
 

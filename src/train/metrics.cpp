@@ -90,27 +90,32 @@ double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy) {
   Curve c = curve(s);
   if (c.tps.empty() || c.tps.back() == 0) return 0.5;  // no positives: keep the neutral threshold
   const double p = c.tps.back();
+  // The chosen cut flags the scores >= thresholds[i]. The threshold returned sits halfway down to
+  // the next lower score: the same records are flagged here, and a record whose score comes out a
+  // rounding error lower at serving time (another batch, another runtime) is not dropped.
+  auto between = [&](size_t i) { return i + 1 < c.thresholds.size() ? (c.thresholds[i] + c.thresholds[i + 1]) / 2 : c.thresholds[i]; };
   if (policy.kind == ThresholdPolicy::Kind::kMaxF1) {
-    double best_f1 = -1, best = 0.5;
+    double best_f1 = -1;
+    size_t best = 0;
     for (size_t i = 0; i < c.tps.size(); ++i) {
       double f1 = 2 * c.tps[i] / (c.tps[i] + c.fps[i] + p);
       if (f1 > best_f1) {  // strict: ties keep the higher threshold (fewer flags)
         best_f1 = f1;
-        best = c.thresholds[i];
+        best = i;
       }
     }
-    return best;
+    return between(best);
   }
   // precision_at: the lowest threshold (most recall) whose precision reaches the target
-  double best = 1.0;
   bool found = false;
+  size_t best = 0;
   for (size_t i = 0; i < c.tps.size(); ++i) {
     if (c.tps[i] / (c.tps[i] + c.fps[i]) >= policy.value) {
-      best = c.thresholds[i];
+      best = i;
       found = true;
     }
   }
-  return found ? best : std::nextafter(1.0, 2.0);  // nothing reaches it: flag nothing
+  return found ? between(best) : std::nextafter(1.0, 2.0);  // nothing reaches it: flag nothing
 }
 
 EvalReport evaluate_scores(const std::vector<std::string>& names, Problem problem, const std::vector<float>& probs,

@@ -35,6 +35,8 @@ BinaryCounts count_at(const LabelScores& s, double threshold);  // positive when
 
 // Chooses a label's threshold on validation scores: max_f1, precision_at:P (the lowest threshold
 // reaching precision P, so the most recall at that precision; 1.0 when none does) or fixed:T.
+// A tuned threshold lies halfway between the lowest flagged score and the next lower one (the
+// flagged set is the one chosen, with a margin against rounding differences when serving).
 double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy);
 
 struct LabelReport {
