@@ -49,6 +49,13 @@ fresh, tuned = first("run/metrics.jsonl")["loss"], first("ft/metrics.jsonl")["lo
 print("first-step loss: fresh model %.4f, fine-tuned from the export %.4f" % (fresh, tuned))
 assert tuned < fresh - 0.05
 PY
+# A resumed run takes its weights from the checkpoint: the pretrained directory may be gone.
+cp -r hf hf_gone
+"$mt" train "${cfg[@]}" --set run.dir=ft3 --set model.init_from=hf_gone --set train.max_steps=2 --set train.warmup_steps=0 --stop-after 1 > /dev/null 2>&1 ||
+  fail "fine-tune, first step"
+rm -rf hf_gone
+"$mt" train "${cfg[@]}" --set run.dir=ft3 --set model.init_from=hf_gone --set train.max_steps=2 --set train.warmup_steps=0 --resume auto > ft3.txt 2>&1 ||
+  { cat ft3.txt; fail "resume of a fine-tuning run needed model.init_from again"; }
 set +e
 "$mt" train "${cfg[@]}" --set run.dir=ft2 --set model.init_from=hf --set model.hidden=64 --set model.intermediate=256 > bad.txt 2>&1
 rc=$?
