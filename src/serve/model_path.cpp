@@ -7,11 +7,17 @@
 
 namespace modtrain {
 
+std::string read_pointer_file(const std::string& path) {
+  if (!std::filesystem::exists(path)) return "";
+  std::string name = io::read_file(path);
+  while (!name.empty() && (name.back() == '\n' || name.back() == '\r' || name.back() == ' ')) name.pop_back();
+  return name;
+}
+
 std::string resolve_model_path(const std::string& path) {
   namespace fs = std::filesystem;
   if (!fs::is_regular_file(path)) return path;  // a directory (or missing: the loader says so)
-  std::string name = io::read_file(path);
-  while (!name.empty() && (name.back() == '\n' || name.back() == '\r' || name.back() == ' ')) name.pop_back();
+  const std::string name = read_pointer_file(path);
   const fs::path target = fs::path(path).parent_path() / name;
   if (name.empty() || name.find('/') != std::string::npos || !fs::is_directory(target))
     throw UserError(path + ": a pointer file naming '" + name + "', which is not a directory beside it; pass a model or checkpoint directory");

@@ -11,8 +11,10 @@
 #include "modtrain/core/error.h"
 #include "modtrain/core/fault.h"
 #include "modtrain/core/log.h"
+#include "modtrain/core/text.h"
 #include "modtrain/io/files.h"
 #include "modtrain/io/safetensors.h"
+#include "modtrain/serve/model_path.h"
 
 namespace modtrain {
 
@@ -185,13 +187,6 @@ std::vector<std::pair<int64_t, fs::path>> list_steps(const fs::path& dir) {
   return out;
 }
 
-std::string read_pointer(const fs::path& file) {
-  if (!fs::exists(file)) return "";
-  std::string s = io::read_file(file.string());
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 }  // namespace
 
 std::string Checkpoints::save(const CheckpointContent& c, bool best) {
@@ -236,8 +231,8 @@ void Checkpoints::write(const CheckpointContent& c, bool best) {
 }
 
 void Checkpoints::prune() const {
-  const std::string keep_best = read_pointer(fs::path(dir_) / "best");
-  const std::string keep_latest = read_pointer(fs::path(dir_) / "latest");
+  const std::string keep_best = read_pointer_file((fs::path(dir_) / "best").string());
+  const std::string keep_latest = read_pointer_file((fs::path(dir_) / "latest").string());
   auto steps = list_steps(dir_);
   const size_t keep = static_cast<size_t>(config_.keep_last);
   for (size_t i = 0; i + keep < steps.size(); ++i) {
@@ -253,7 +248,7 @@ std::string Checkpoints::resolve(const std::string& resume, const std::string& r
     throw UserError("--resume " + resume + ": no such checkpoint or run directory");
   if (complete(where)) return where.string();
   if (fs::exists(where / "checkpoints")) where /= "checkpoints";
-  const std::string latest = read_pointer(where / "latest");
+  const std::string latest = read_pointer_file((where / "latest").string());
   if (!latest.empty() && complete(where / latest)) return (where / latest).string();
   auto steps = list_steps(where);
   for (auto it = steps.rbegin(); it != steps.rend(); ++it)
@@ -273,13 +268,8 @@ TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, t
                              const Vocab& vocab, int world, uint64_t batches_per_epoch, bool report) {
   const fs::path d(dir);
   TrainerState s = TrainerState::from_json(io::read_file((d / "trainer_state.json").string()), (d / "trainer_state.json").string());
-  auto join = [](const std::vector<std::string>& v) {
-    std::string out;
-    for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
-    return out;
-  };
   if (s.labels != config.data.labels)
-    throw UserError(dir + ": checkpoint labels [" + join(s.labels) + "] differ from data.labels [" + join(config.data.labels) +
+    throw UserError(dir + ": checkpoint labels [" + text::join(s.labels, ", ") + "] differ from data.labels [" + text::join(config.data.labels, ", ") +
                     "]; resume with the same label set, or start a new run (model.init_from for a new head)");
   if (s.problem != to_string(config.data.problem))
     throw UserError(dir + ": checkpoint problem " + s.problem + " differs from data.problem " + to_string(config.data.problem));

@@ -171,14 +171,14 @@ Trainer::Requests Trainer::agree_on_requests(int64_t step, int64_t stop_after) {
   sync_->sum(flags);  // one signalled rank is enough, and every rank acts after the same step
   Requests asked;
   asked.save = flags[1] > 0;
-  asked.stop = true;
   if (flags[0] > 0) {
+    asked.stop = true;
     stop_reason_ = "stop requested (" + std::string(signals::stop_signal() ? strsignal(signals::stop_signal()) : "a signal on another rank") +
                    "): saving a checkpoint after step " + std::to_string(step);
-    return asked;
+  } else if (stop_after > 0 && step >= stop_after) {
+    asked.stop = true;
+    stop_reason_ = "--stop-after " + std::to_string(stop_after) + ": saving a checkpoint";
   }
-  stop_reason_ = "--stop-after " + std::to_string(stop_after) + ": saving a checkpoint";
-  asked.stop = stop_after > 0 && step >= stop_after;
   return asked;
 }
 
@@ -345,13 +345,14 @@ TrainOutcome Trainer::run(const RunControl& control) {
   double window_loss = 0;
   int64_t window_steps = 0, window_samples = 0, window_tokens = 0, consecutive_skips = 0;
   auto eval_event = [&](int64_t step, const EvalResult& r) {
+    const json metrics = json::parse(r.report.to_json());
     thresholds_ = r.thresholds;
     evaluation_ = json({{"step", step},
                         {"train_records", train_data_->size()},
                         {"data", {{"train", c.data.train}, {"valid", c.data.valid}}},
-                        {"metrics", json::parse(r.report.to_json())}})
+                        {"metrics", metrics}})
                       .dump();
-    json event = {{"event", "eval"}, {"step", step}, {"metrics", json::parse(r.report.to_json())}};
+    json event = {{"event", "eval"}, {"step", step}, {"metrics", metrics}};
     run_dir_.append_metrics(event.dump());
     char line[256];
     std::snprintf(line, sizeof line, "eval @ step %lld: loss %.4f  macro F1 %.3f  macro ROC-AUC %.3f  macro PR-AUC %.3f  micro F1 %.3f",

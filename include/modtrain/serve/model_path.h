@@ -9,4 +9,7 @@ namespace modtrain {
 
 std::string resolve_model_path(const std::string& path);  // throws UserError for a dangling pointer
 
+// The directory name a pointer file holds (trailing whitespace removed); "" when there is no file.
+std::string read_pointer_file(const std::string& path);
+
 }  // namespace modtrain
