@@ -38,10 +38,14 @@ int main(int argc, char** argv) {
     seconds = worst[0] / n;
     double algbw = bytes / seconds / 1e9, busbw = algbw * 2 * (n - 1) / n;
     rows.push_back({{"bytes", bytes}, {"time_us", seconds * 1e6}, {"algbw_GBps", algbw}, {"busbw_GBps", busbw}});
-    if (world.is_root()) std::printf("%10zu bytes  %9.1f us  algbw %7.3f GB/s  busbw %7.3f GB/s\n", bytes, seconds * 1e6, algbw, busbw);
+    if (world.is_root())
+      std::printf("%10zu bytes  %9.1f us  algbw %7.3f GB/s  busbw %7.3f GB/s\n", bytes, seconds * 1e6, algbw, busbw);
   }
   if (world.is_root())
-    bench::write_result(out, {{"benchmark", "allreduce"}, {"machine", bench::machine()}, {"backend", comm->backend()},
-                              {"ranks", world.size()}, {"sizes", rows}});
+    bench::write_result(out, {{"benchmark", "allreduce"},
+                              {"machine", bench::machine()},
+                              {"backend", comm->backend()},
+                              {"ranks", world.size()},
+                              {"sizes", rows}});
   return 0;
 }

@@ -79,12 +79,21 @@ int main(int argc, char** argv) {
   const double save = save_s[save_s.size() / 2], load = load_s[load_s.size() / 2];
   int64_t params = 0;
   for (const auto& p : model->parameters()) params += p.numel();
-  nlohmann::json result = {{"benchmark", "checkpoint"}, {"preset", preset}, {"parameters", params}, {"bytes", bytes},
-                           {"save_s", save}, {"load_s", load}, {"save_mb_per_s", bytes / save / 1e6}, {"load_mb_per_s", bytes / load / 1e6},
-                           {"repeats", repeats}, {"dir", dir}, {"machine", bench::machine()}};
+  nlohmann::json result = {{"benchmark", "checkpoint"},
+                           {"preset", preset},
+                           {"parameters", params},
+                           {"bytes", bytes},
+                           {"save_s", save},
+                           {"load_s", load},
+                           {"save_mb_per_s", bytes / save / 1e6},
+                           {"load_mb_per_s", bytes / load / 1e6},
+                           {"repeats", repeats},
+                           {"dir", dir},
+                           {"machine", bench::machine()}};
   bench::write_result(out, result);
-  std::printf("checkpoint %s: %.1fM parameters, %.1f MB; save %.3f s (%.0f MB/s, with fsync), load %.3f s (%.0f MB/s) -> %s\n",
-              preset.c_str(), params / 1e6, bytes / 1e6, save, bytes / save / 1e6, load, bytes / load / 1e6, out.c_str());
+  std::printf(
+      "checkpoint %s: %.1fM parameters, %.1f MB; save %.3f s (%.0f MB/s, with fsync), load %.3f s (%.0f MB/s) -> %s\n",
+      preset.c_str(), params / 1e6, bytes / 1e6, save, bytes / save / 1e6, load, bytes / load / 1e6, out.c_str());
   io::remove_tree(dir);
   return 0;
 }

@@ -15,7 +15,8 @@ inline double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Runs fn() repeatedly for at least `min_seconds` (after one warm-up call); returns seconds per call (median of 5 rounds).
+// Runs fn() repeatedly for at least `min_seconds` (after one warm-up call); returns seconds per call (median of 5
+// rounds).
 template <class Fn>
 double time_per_call(Fn fn, double min_seconds = 0.5) {
   fn();
@@ -43,7 +44,10 @@ inline nlohmann::json machine() {
       break;
     }
   }
-  return {{"cpu", cpu}, {"cores", std::thread::hardware_concurrency()}, {"commit", build_commit()}, {"version", build_version()}};
+  return {{"cpu", cpu},
+          {"cores", std::thread::hardware_concurrency()},
+          {"commit", build_commit()},
+          {"version", build_version()}};
 }
 
 inline void write_result(const std::string& path, const nlohmann::json& result) {

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "modtrain/io/files.h"
 #include <fstream>
+#include "modtrain/io/files.h"
 
 #include "bench_common.h"
 #include "modtrain/data/loader.h"
@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
   {
     VocabTrainer trainer({});
     std::vector<std::string> texts;
-    for (uint64_t i = 0; i < std::min<uint64_t>(records, 20000); ++i) texts.push_back(synth_record(synth.seed, "train", i, synth));
+    for (uint64_t i = 0; i < std::min<uint64_t>(records, 20000); ++i)
+      texts.push_back(synth_record(synth.seed, "train", i, synth));
     trainer.add_texts(texts);
     std::ofstream v(config.tokenizer.vocab);
     for (const auto& t : trainer.train()) v << t << "\n";
@@ -57,33 +58,42 @@ int main(int argc, char** argv) {
   double t0 = bench::now_seconds();
   PrepareReport report = prepare_data(config, {0, false});
   double prepare_s = bench::now_seconds() - t0;
-  std::printf("prepare: %.0f records/s, %.1f MB/s on %u threads\n", (records + 100) / prepare_s, raw_bytes / prepare_s / 1e6,
-              std::thread::hardware_concurrency());
+  std::printf("prepare: %.0f records/s, %.1f MB/s on %u threads\n", (records + 100) / prepare_s,
+              raw_bytes / prepare_s / 1e6, std::thread::hardware_concurrency());
 
-  auto data = std::make_shared<PreparedDataset>(PreparedDataset::open(config.data.prepared_dir, "train", DataExpectations::from_config(config)));
+  auto data = std::make_shared<PreparedDataset>(
+      PreparedDataset::open(config.data.prepared_dir, "train", DataExpectations::from_config(config)));
   auto sampler = std::make_shared<DistributedSampler>(data->size(), SamplerOptions{1, 0, 1, batch, true, false, 64});
   LoaderOptions options;
   uint64_t b = 0;
-  double collate_s = bench::time_per_call([&] {
-    collate(*data, sampler->batch(0, b % sampler->batches_per_epoch()), options);
-    ++b;
-  }, 2.0);
+  double collate_s = bench::time_per_call(
+      [&] {
+        collate(*data, sampler->batch(0, b % sampler->batches_per_epoch()), options);
+        ++b;
+      },
+      2.0);
   double collate_rate = batch / collate_s;
   Loader loader(data, sampler, options);
   double loader_s = bench::time_per_call([&] { loader.next(); }, 2.0);
   double loader_rate = batch / loader_s;
-  std::printf("loader: collate %.0f samples/s on one core; prefetching Loader %.0f samples/s (batch %u)\n", collate_rate,
-              loader_rate, batch);
+  std::printf("loader: collate %.0f samples/s on one core; prefetching Loader %.0f samples/s (batch %u)\n",
+              collate_rate, loader_rate, batch);
   io::remove_tree(dir);
 
   nlohmann::json result = {{"benchmark", "data"},
                            {"machine", bench::machine()},
                            {"records", records},
                            {"raw_bytes", raw_bytes},
-                           {"prepare", {{"seconds", prepare_s}, {"records_per_s", (records + 100) / prepare_s},
-                                        {"mb_per_s", raw_bytes / prepare_s / 1e6}, {"threads", std::thread::hardware_concurrency()}}},
-                           {"loader", {{"batch", batch}, {"collate_samples_per_s_one_core", collate_rate},
-                                       {"prefetch_loader_samples_per_s", loader_rate}, {"target_samples_per_s", 200000}}}};
+                           {"prepare",
+                            {{"seconds", prepare_s},
+                             {"records_per_s", (records + 100) / prepare_s},
+                             {"mb_per_s", raw_bytes / prepare_s / 1e6},
+                             {"threads", std::thread::hardware_concurrency()}}},
+                           {"loader",
+                            {{"batch", batch},
+                             {"collate_samples_per_s_one_core", collate_rate},
+                             {"prefetch_loader_samples_per_s", loader_rate},
+                             {"target_samples_per_s", 200000}}}};
   bench::write_result(out, result);
   return 0;
 }

@@ -44,7 +44,8 @@ std::vector<std::string> make_corpus(size_t n, bool& used_dictionary) {
       // Zipf-like: rank ~ u^3 concentrates mass on the first words of a shuffled list
       double u = static_cast<double>(rng.below(1u << 30)) / (1u << 30);
       size_t rank = static_cast<size_t>(u * u * u * static_cast<double>(words.size()));
-      t += (k ? " " : "") + (rng.below(12) == 0 ? std::string(extras[rng.below(11)]) : words[(rank * 7919) % words.size()]);
+      t += (k ? " " : "") +
+           (rng.below(12) == 0 ? std::string(extras[rng.below(11)]) : words[(rank * 7919) % words.size()]);
     }
     texts.push_back(t);
   }
@@ -102,19 +103,21 @@ int main(int argc, char** argv) {
     scaling.push_back({{"threads", threads}, {"tokens_per_s", rate}, {"speedup", rate / single}});
     std::printf("encode, %d thread(s): %.2f M tokens/s\n", threads, rate / 1e6);
   }
-  nlohmann::json result = {
-      {"benchmark", "tokenizer"},
-      {"machine", bench::machine()},
-      {"corpus", {{"texts", texts.size()}, {"tokens", tokens}, {"tokens_per_text", static_cast<double>(tokens) / texts.size()},
-                  {"english_dictionary", dictionary}}},
-      {"vocab_size", vocab->size()},
-      {"encode", scaling},
-      {"encode_single_thread_tokens_per_s", single},
-      {"target_single_thread_tokens_per_s", 3.0e6},
-      {"normalize_tweets_texts_per_s", texts.size() / normalize_s},
-      {"vocab_training_seconds", train_s}};
+  nlohmann::json result = {{"benchmark", "tokenizer"},
+                           {"machine", bench::machine()},
+                           {"corpus",
+                            {{"texts", texts.size()},
+                             {"tokens", tokens},
+                             {"tokens_per_text", static_cast<double>(tokens) / texts.size()},
+                             {"english_dictionary", dictionary}}},
+                           {"vocab_size", vocab->size()},
+                           {"encode", scaling},
+                           {"encode_single_thread_tokens_per_s", single},
+                           {"target_single_thread_tokens_per_s", 3.0e6},
+                           {"normalize_tweets_texts_per_s", texts.size() / normalize_s},
+                           {"vocab_training_seconds", train_s}};
   bench::write_result(out, result);
-  std::printf("vocab %zu tokens trained in %.1f s; normalisation %.0f texts/s; %.1f tokens/text -> %s\n", vocab->size(), train_s,
-              texts.size() / normalize_s, static_cast<double>(tokens) / texts.size(), out.c_str());
+  std::printf("vocab %zu tokens trained in %.1f s; normalisation %.0f texts/s; %.1f tokens/text -> %s\n", vocab->size(),
+              train_s, texts.size() / normalize_s, static_cast<double>(tokens) / texts.size(), out.c_str());
   return 0;
 }

@@ -3,9 +3,9 @@
 // model FLOPs utilisation (MFU = 3 x forward matmul FLOPs per step / step time / peak).
 // Usage: modtrain_bench_train [--preset tiny|base] [--batch B] [--seq T] [--steps N]
 //        [--device cpu|cuda] [--precision fp32|bf16] [--peak-tflops P] [--threads N] [--out FILE]
+#include <torch/torch.h>
 #include <cstdio>
 #include <cstring>
-#include <torch/torch.h>
 
 #include "bench_common.h"
 #include "modtrain/dist/device.h"
@@ -85,7 +85,12 @@ int main(int argc, char** argv) {
                            {"blas_threads", blas},
                            {"batch", batch},
                            {"seq", seq},
-                           {"params_millions", [&] { int64_t n = 0; for (auto& p : model->parameters()) n += p.numel(); return n / 1e6; }()},
+                           {"params_millions",
+                            [&] {
+                              int64_t n = 0;
+                              for (auto& p : model->parameters()) n += p.numel();
+                              return n / 1e6;
+                            }()},
                            {"step_ms", step_s * 1e3},
                            {"forward_ms", forward_s / steps * 1e3},
                            {"backward_ms", backward_s / steps * 1e3},
@@ -95,10 +100,14 @@ int main(int argc, char** argv) {
                            {"model_tflops_per_s", flops / step_s / 1e12}};
   if (peak_tflops > 0) result["mfu"] = flops / step_s / (peak_tflops * 1e12);
   bench::write_result(out, result);
-  std::printf("%s %s %s B=%lld T=%lld: step %.1f ms (fwd %.1f, bwd %.1f, opt %.1f), %.0f samples/s, %.0f tokens/s, %.2f TFLOP/s%s\n",
-              preset.c_str(), device_name.c_str(), precision_name.c_str(), static_cast<long long>(batch), static_cast<long long>(seq),
-              step_s * 1e3, forward_s / steps * 1e3, backward_s / steps * 1e3, optimizer_s / steps * 1e3, batch / step_s,
-              batch * seq / step_s, flops / step_s / 1e12,
-              peak_tflops > 0 ? (", MFU " + std::to_string(flops / step_s / (peak_tflops * 1e12) * 100).substr(0, 5) + "%").c_str() : "");
+  std::printf(
+      "%s %s %s B=%lld T=%lld: step %.1f ms (fwd %.1f, bwd %.1f, opt %.1f), %.0f samples/s, %.0f tokens/s, %.2f "
+      "TFLOP/s%s\n",
+      preset.c_str(), device_name.c_str(), precision_name.c_str(), static_cast<long long>(batch),
+      static_cast<long long>(seq), step_s * 1e3, forward_s / steps * 1e3, backward_s / steps * 1e3,
+      optimizer_s / steps * 1e3, batch / step_s, batch * seq / step_s, flops / step_s / 1e12,
+      peak_tflops > 0
+          ? (", MFU " + std::to_string(flops / step_s / (peak_tflops * 1e12) * 100).substr(0, 5) + "%").c_str()
+          : "");
   return 0;
 }

@@ -11,6 +11,7 @@ packages=(
   libopenmpi-dev openmpi-bin                 # MPI ranks and the CPU all-reduce backend
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libutf8proc-dev libcsv-dev libssl-dev
   catch2
+  clang-format                               # scripts/format.sh and the ctest `format` check
   python3-numpy                              # the float64 reference BERT that checks exported logits (tests)
 )
 missing=()

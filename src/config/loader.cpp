@@ -156,15 +156,17 @@ struct Loader {
       if (body.IsNull()) return;  // `train:` with nothing under it
       if (!body.IsMap())
         throw ConfigError(at(location_of(body, source)) + "section '" + section +
-                          "' must be a mapping of keys (like `" + section + ":` followed by indented `key: value` lines)");
-      for_each_entry(body, source, section, [&](const std::string& key, const YAML::Node& value, const Location& key_where) {
-        const Field* field = find_field(section, key);
-        if (!field) unknown_key(key_where, section, key);
-        Location value_where = location_of(value, source);
-        if (value_where.line == 0) value_where = key_where;
-        field->assign(out.config, value, value_where);
-        out.origin[field->info.dotted()] = value_where;
-      });
+                          "' must be a mapping of keys (like `" + section +
+                          ":` followed by indented `key: value` lines)");
+      for_each_entry(body, source, section,
+                     [&](const std::string& key, const YAML::Node& value, const Location& key_where) {
+                       const Field* field = find_field(section, key);
+                       if (!field) unknown_key(key_where, section, key);
+                       Location value_where = location_of(value, source);
+                       if (value_where.line == 0) value_where = key_where;
+                       field->assign(out.config, value, value_where);
+                       out.origin[field->info.dotted()] = value_where;
+                     });
     });
   }
 
@@ -218,12 +220,15 @@ void validate(const ResolvedConfig& r) {
       throw ConfigError(at(where("data.labels")) + "data.labels lists '" + label + "' twice; each label once");
   }
   if (c.data.problem == Problem::kMultiClass && c.data.labels.size() < 2) {
-    throw ConfigError(at(where("data.problem")) +
-                      "data.problem = multi_class needs at least 2 labels in data.labels; use multi_label for one label");
+    throw ConfigError(
+        at(where("data.problem")) +
+        "data.problem = multi_class needs at least 2 labels in data.labels; use multi_label for one label");
   }
-  if (c.train.pos_weight.kind == PosWeight::Kind::kExplicit && c.train.pos_weight.values.size() != c.data.labels.size()) {
-    throw ConfigError(at(where("train.pos_weight")) + "train.pos_weight has " + std::to_string(c.train.pos_weight.values.size()) +
-                      " values for " + std::to_string(c.data.labels.size()) + " labels in data.labels; give one per label");
+  if (c.train.pos_weight.kind == PosWeight::Kind::kExplicit &&
+      c.train.pos_weight.values.size() != c.data.labels.size()) {
+    throw ConfigError(at(where("train.pos_weight")) + "train.pos_weight has " +
+                      std::to_string(c.train.pos_weight.values.size()) + " values for " +
+                      std::to_string(c.data.labels.size()) + " labels in data.labels; give one per label");
   }
   if (c.train.epochs == 0 && c.train.warmup_steps > c.train.max_steps) {
     throw ConfigError(at(where("train.warmup_steps")) + "train.warmup_steps = " + std::to_string(c.train.warmup_steps) +

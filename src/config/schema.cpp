@@ -18,13 +18,13 @@ namespace {
 // ---- enum tables ---------------------------------------------------------------------------
 template <class E>
 struct EnumTable;
-#define MT_ENUM_TABLE(E, ...)                                                  \
-  template <>                                                                  \
-  struct EnumTable<E> {                                                        \
-    static const std::vector<std::pair<E, const char*>>& entries() {           \
+#define MT_ENUM_TABLE(E, ...)                                                    \
+  template <>                                                                    \
+  struct EnumTable<E> {                                                          \
+    static const std::vector<std::pair<E, const char*>>& entries() {             \
       static const std::vector<std::pair<E, const char*>> table = {__VA_ARGS__}; \
-      return table;                                                            \
-    }                                                                          \
+      return table;                                                              \
+    }                                                                            \
   };
 MT_ENUM_TABLE(Problem, {Problem::kMultiLabel, "multi_label"}, {Problem::kMultiClass, "multi_class"})
 MT_ENUM_TABLE(BadRecordPolicy, {BadRecordPolicy::kFail, "fail"}, {BadRecordPolicy::kSkip, "skip"})
@@ -35,8 +35,10 @@ MT_ENUM_TABLE(Backend, {Backend::kAuto, "auto"}, {Backend::kMpi, "mpi"}, {Backen
 MT_ENUM_TABLE(DeviceKind, {DeviceKind::kAuto, "auto"}, {DeviceKind::kCpu, "cpu"}, {DeviceKind::kCuda, "cuda"})
 MT_ENUM_TABLE(NonFinitePolicy, {NonFinitePolicy::kSkip, "skip"}, {NonFinitePolicy::kStop, "stop"})
 MT_ENUM_TABLE(BestMetric, {BestMetric::kNone, "none"}, {BestMetric::kLoss, "loss"}, {BestMetric::kMacroF1, "macro_f1"},
-              {BestMetric::kMicroF1, "micro_f1"}, {BestMetric::kMacroRocAuc, "macro_roc_auc"}, {BestMetric::kMacroPrAuc, "macro_pr_auc"})
-MT_ENUM_TABLE(LogLevel, {LogLevel::kDebug, "debug"}, {LogLevel::kInfo, "info"}, {LogLevel::kWarn, "warn"}, {LogLevel::kError, "error"})
+              {BestMetric::kMicroF1, "micro_f1"}, {BestMetric::kMacroRocAuc, "macro_roc_auc"},
+              {BestMetric::kMacroPrAuc, "macro_pr_auc"})
+MT_ENUM_TABLE(LogLevel, {LogLevel::kDebug, "debug"}, {LogLevel::kInfo, "info"}, {LogLevel::kWarn, "warn"},
+              {LogLevel::kError, "error"})
 #undef MT_ENUM_TABLE
 
 template <class E>
@@ -97,7 +99,8 @@ struct Codec<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, boo
     bool integer_syntax = parse_int(s, wide) || (ec == std::errc::result_out_of_range && ptr == last);
     if (!integer_syntax) type_error(where, key, "an integer", v);
     throw ConfigError(at(where) + key + " = " + s + " does not fit the field's integer type (allowed: " +
-                      std::to_string(std::numeric_limits<T>::min()) + " to " + std::to_string(std::numeric_limits<T>::max()) + ")");
+                      std::to_string(std::numeric_limits<T>::min()) + " to " +
+                      std::to_string(std::numeric_limits<T>::max()) + ")");
   }
   static std::string show(T x) { return std::to_string(x); }
   static void emit(YAML::Emitter& out, T x) { out << std::to_string(x); }
@@ -138,9 +141,7 @@ struct Codec<std::string> {
     return v.Scalar();
   }
   static std::string show(const std::string& x) { return "'" + x + "'"; }
-  static void emit(YAML::Emitter& out, const std::string& x) {
-    out << YAML::DoubleQuoted << x;
-  }
+  static void emit(YAML::Emitter& out, const std::string& x) { out << YAML::DoubleQuoted << x; }
 };
 
 template <>
@@ -217,8 +218,8 @@ struct Codec<ThresholdPolicy> {
       policy.value = x;
       bool ok = kind == "fixed" ? (x >= 0 && x <= 1) : (x > 0 && x <= 1);
       if (!ok)
-        throw ConfigError(at(where) + key + ": " + kind + " " + number + " is out of range (allowed: " +
-                          (kind == "fixed" ? "[0, 1]" : "(0, 1]") + ")");
+        throw ConfigError(at(where) + key + ": " + kind + " " + number +
+                          " is out of range (allowed: " + (kind == "fixed" ? "[0, 1]" : "(0, 1]") + ")");
       return policy;
     }
     throw ConfigError(at(where) + key + ": '" + (v.IsScalar() ? v.Scalar() : kind) +
@@ -242,7 +243,8 @@ struct Codec<PosWeight> {
     for (const auto& item : v) {
       double x = 0;
       if (!item.IsScalar() || !parse_float(item.Scalar(), x) || x <= 0)
-        throw ConfigError(at(location_of(item, where.source)) + key + ": each weight must be a number > 0, got " + describe(item));
+        throw ConfigError(at(location_of(item, where.source)) + key + ": each weight must be a number > 0, got " +
+                          describe(item));
       w.values.push_back(x);
     }
     return w;
@@ -262,22 +264,28 @@ struct Codec<PosWeight> {
 // ---- range rules ---------------------------------------------------------------------------
 template <class T>
 struct Rule {
-  std::string text;                      // shown in docs and errors; "" = no constraint
-  std::function<bool(const T&)> ok;      // null = always ok
+  std::string text;                  // shown in docs and errors; "" = no constraint
+  std::function<bool(const T&)> ok;  // null = always ok
 };
 template <class T>
-Rule<T> any() { return {"", nullptr}; }
+Rule<T> any() {
+  return {"", nullptr};
+}
 template <class T>
 Rule<T> between(T lo, T hi) {  // [lo, hi]
   return {"[" + Codec<T>::show(lo) + ", " + Codec<T>::show(hi) + "]", [=](const T& x) { return x >= lo && x <= hi; }};
 }
 Rule<double> open_closed(double lo, double hi) {  // (lo, hi]
-  return {"(" + text::format_double(lo) + ", " + text::format_double(hi) + "]", [=](double x) { return x > lo && x <= hi; }};
+  return {"(" + text::format_double(lo) + ", " + text::format_double(hi) + "]",
+          [=](double x) { return x > lo && x <= hi; }};
 }
 Rule<double> closed_open(double lo, double hi) {  // [lo, hi)
-  return {"[" + text::format_double(lo) + ", " + text::format_double(hi) + ")", [=](double x) { return x >= lo && x < hi; }};
+  return {"[" + text::format_double(lo) + ", " + text::format_double(hi) + ")",
+          [=](double x) { return x >= lo && x < hi; }};
 }
-Rule<std::string> non_empty() { return {"non-empty", [](const std::string& s) { return !s.empty(); }}; }
+Rule<std::string> non_empty() {
+  return {"non-empty", [](const std::string& s) { return !s.empty(); }};
+}
 Rule<std::vector<std::string>> non_empty_list() {
   return {"at least one item, none empty", [](const std::vector<std::string>& v) {
             if (v.empty()) return false;
@@ -307,7 +315,8 @@ Field make(const char* section, Sec Config::*sec, const char* key, T Sec::*membe
   f.assign = [=](Config& config, const YAML::Node& value, const Location& where) {
     T parsed = Codec<T>::parse(value, where, dotted);
     if (rule.ok && !rule.ok(parsed))
-      throw ConfigError(at(where) + dotted + " = " + Codec<T>::show(parsed) + " is out of range (allowed: " + rule.text + ")");
+      throw ConfigError(at(where) + dotted + " = " + Codec<T>::show(parsed) +
+                        " is out of range (allowed: " + rule.text + ")");
     (config.*sec).*member = std::move(parsed);
   };
   f.emit = [=](const Config& config, YAML::Emitter& out) { Codec<T>::emit(out, (config.*sec).*member); };
@@ -365,7 +374,8 @@ std::vector<Field> build_fields() {
            "Dropout on attention probabilities."),
       make("model", &C::model, "max_positions", &ModelConfig::max_positions, between(8, 65536),
            "Size of the position embedding table; data.max_len must not exceed it."),
-      make("model", &C::model, "layer_norm_eps", &ModelConfig::layer_norm_eps, open_closed(0.0, 0.1), "LayerNorm epsilon (BERT: 1e-12)."),
+      make("model", &C::model, "layer_norm_eps", &ModelConfig::layer_norm_eps, open_closed(0.0, 0.1),
+           "LayerNorm epsilon (BERT: 1e-12)."),
       make("model", &C::model, "init_from", &ModelConfig::init_from, any<std::string>(),
            "Fine-tune a pretrained Hugging Face BERT: a directory with config.json, model.safetensors and vocab.txt "
            "(BertModel, BertForPreTraining or BertForSequenceClassification weights). model.* must match its "
@@ -416,13 +426,15 @@ std::vector<Field> build_fields() {
       make("dist", &C::dist, "blas_threads", &DistConfig::blas_threads, between(0, 1024),
            "OpenBLAS threads per rank; 0 = auto: 1 for small models (hidden <= 256), else dist.threads."),
       make("dist", &C::dist, "check_replicas_every", &DistConfig::check_replicas_every, between<int64_t>(0, kMaxSteps),
-           "Every N steps compare parameter checksums across ranks (divergence is an error naming the parameter); 0 = never."),
+           "Every N steps compare parameter checksums across ranks (divergence is an error naming the parameter); 0 = "
+           "never."),
       make("dist", &C::dist, "timeline", &DistConfig::timeline, any<std::string>(),
            "Chrome-trace timeline of forward, backward, each bucket's all-reduce, waits and optimiser: "
            "FILE.json -> FILE-rank<R>.json per rank; empty = off."),
 
       make("checkpoint", &C::checkpoint, "every", &CheckpointConfig::every, between<int64_t>(0, kMaxSteps),
-           "Save RUN/checkpoints/step-NNNNNNN every N steps (atomically; `latest` points to the newest); 0 = only at the end "
+           "Save RUN/checkpoints/step-NNNNNNN every N steps (atomically; `latest` points to the newest); 0 = only at "
+           "the end "
            "and on preemption (SIGTERM/SIGUSR1)."),
       make("checkpoint", &C::checkpoint, "keep_last", &CheckpointConfig::keep_last, between(1, 1000000),
            "Checkpoints kept: the newest K, plus the best one by checkpoint.best_metric."),

@@ -55,15 +55,11 @@ std::string version_text() {
   os << "modtrain " << build_version() << " (commit " << build_commit() << ")\n";
   os << "LibTorch: " << info.torch_version << "\n";
   os << "CUDA:     ";
-  if (info.cuda_available)
-    os << "available, " << info.cuda_device_count << " device(s)\n";
-  else
-    os << "not available (no GPU visible, or a CPU-only LibTorch)\n";
+  if (info.cuda_available) os << "available, " << info.cuda_device_count << " device(s)\n";
+  else os << "not available (no GPU visible, or a CPU-only LibTorch)\n";
   os << "NCCL:     ";
-  if (info.nccl_compiled)
-    os << "backend compiled in, NCCL " << info.nccl_version << "\n";
-  else
-    os << "backend not compiled in (built without nccl.h / the CUDA runtime)\n";
+  if (info.nccl_compiled) os << "backend compiled in, NCCL " << info.nccl_version << "\n";
+  else os << "backend not compiled in (built without nccl.h / the CUDA runtime)\n";
   os << "MPI:      " << info.mpi_library << "\n";
   std::string blas = loaded_blas();
   os << "BLAS:     " << (blas.empty() ? std::string("none loaded yet") : blas);

@@ -91,7 +91,10 @@ void for_each_word(std::string_view text, bool lowercase, const Vocab* vocab, st
     char32_t cp = unicode::decode(text, i, len);
     i += len;
     if (cp == 0xFFFD || unicode::is_control(cp)) continue;
-    if (unicode::is_whitespace(cp)) { flush(); continue; }
+    if (unicode::is_whitespace(cp)) {
+      flush();
+      continue;
+    }
     if (!lowercase) {
       if (unicode::is_cjk(cp) || unicode::is_punctuation(cp)) emit_single(cp);
       else unicode::append_utf8(word, cp);

@@ -44,9 +44,16 @@ std::string Manifest::to_json() const {
   for (const auto& [name, split] : splits) {
     json shards = json::array();
     for (const auto& s : split.shards) {
-      shards.push_back({{"file", s.file}, {"source", s.source}, {"source_bytes", s.source_bytes}, {"records", s.records},
-                        {"tokens", s.tokens}, {"input_records", s.input_records}, {"rejected", s.rejected},
-                        {"blank_lines", s.blank}, {"truncated", s.truncated}, {"utf8_repaired", s.utf8_repaired}});
+      shards.push_back({{"file", s.file},
+                        {"source", s.source},
+                        {"source_bytes", s.source_bytes},
+                        {"records", s.records},
+                        {"tokens", s.tokens},
+                        {"input_records", s.input_records},
+                        {"rejected", s.rejected},
+                        {"blank_lines", s.blank},
+                        {"truncated", s.truncated},
+                        {"utf8_repaired", s.utf8_repaired}});
     }
     splits_json[name] = {{"records", split.records()}, {"shards", shards}};
   }
@@ -57,7 +64,8 @@ std::string Manifest::to_json() const {
 Manifest Manifest::load(const std::string& dir) {
   std::string path = (fs::path(dir) / "manifest.json").string();
   if (!fs::exists(path))
-    throw UserError(path + " not found: prepare the data first with `modtrain data prepare --config ...` (data.prepared_dir)");
+    throw UserError(path +
+                    " not found: prepare the data first with `modtrain data prepare --config ...` (data.prepared_dir)");
   Manifest m;
   try {
     json j = json::parse(io::read_file(path));
@@ -121,12 +129,14 @@ DataExpectations DataExpectations::from_config(const Config& config) {
   e.lowercase = config.tokenizer.lowercase;
   e.normalize_tweets = config.tokenizer.normalize_tweets;
   if (!fs::exists(config.tokenizer.vocab))
-    throw UserError("tokenizer.vocab: " + config.tokenizer.vocab + " not found (train one with `modtrain tokenizer train`)");
+    throw UserError("tokenizer.vocab: " + config.tokenizer.vocab +
+                    " not found (train one with `modtrain tokenizer train`)");
   e.vocab_sha256 = io::sha256_file(config.tokenizer.vocab);
   return e;
 }
 
-PreparedDataset PreparedDataset::open(const std::string& dir, const std::string& split, const DataExpectations& expect) {
+PreparedDataset PreparedDataset::open(const std::string& dir, const std::string& split,
+                                      const DataExpectations& expect) {
   PreparedDataset d;
   d.manifest_ = Manifest::load(dir);
   const Manifest& m = d.manifest_;

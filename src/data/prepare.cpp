@@ -37,7 +37,8 @@ struct Processed {
 
 class Progress {
  public:
-  explicit Progress(bool enabled) : enabled_(enabled && ::isatty(STDERR_FILENO)), start_(std::chrono::steady_clock::now()) {}
+  explicit Progress(bool enabled)
+      : enabled_(enabled && ::isatty(STDERR_FILENO)), start_(std::chrono::steady_clock::now()) {}
   void update(const std::string& split, size_t file, size_t files, uint64_t records, uint64_t bytes) {
     if (!enabled_) return;
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -107,8 +108,8 @@ struct Preparer {
              << "\n";
   }
 
-  ShardEntry prepare_file(const std::string& source, const std::string& out_path, const std::string& split, size_t index,
-                          size_t count) {
+  ShardEntry prepare_file(const std::string& source, const std::string& out_path, const std::string& split,
+                          size_t index, size_t count) {
     LabelSpec spec{config.data.labels, config.data.problem};
     RawShardReader reader(source, spec);
     for (const auto& w : reader.warnings()) log::warn(w);
@@ -200,14 +201,20 @@ PrepareReport prepare_data(const Config& config, const PrepareOptions& options) 
   if (!config.data.valid.empty()) splits.emplace_back("valid", expand_globs(config.data.valid, "data.valid"));
 
   fs::create_directories(dir);
-  fs::remove(fs::path(dir) / "manifest.json");  // stale until the new one is complete
+  fs::remove(fs::path(dir) / "manifest.json");             // stale until the new one is complete
   for (const auto& entry : fs::directory_iterator(dir)) {  // shards of an earlier, larger preparation
     std::string name = entry.path().filename().string();
     if (entry.path().extension() == ".bin" && (name.rfind("train-", 0) == 0 || name.rfind("valid-", 0) == 0))
       fs::remove(entry.path());
   }
-  Preparer p{config, tokenizer, m.schema(), options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())),
-             {}, (fs::path(dir) / "rejected.jsonl").string(), Progress(options.progress)};
+  Preparer p{
+      config,
+      tokenizer,
+      m.schema(),
+      options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())),
+      {},
+      (fs::path(dir) / "rejected.jsonl").string(),
+      Progress(options.progress)};
   fs::remove(p.rejected_path);
   if (config.data.on_bad_record == BadRecordPolicy::kSkip) p.rejected.open(p.rejected_path);
 

@@ -66,7 +66,8 @@ RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool lab
   if (format_ == RawFormat::kJsonl) return;
 
   RawUnit header;
-  if (!read_csv_row(header)) throw UserError(path + ":1: empty file; a CSV/TSV shard needs a header row with a `text` column");
+  if (!read_csv_row(header))
+    throw UserError(path + ":1: empty file; a CSV/TSV shard needs a header row with a `text` column");
   columns_ = header.fields.size();
   label_columns_.assign(spec_.names.size(), -1);
   for (size_t c = 0; c < header.fields.size(); ++c) {
@@ -236,8 +237,8 @@ bool RawShardReader::decode_json(const RawUnit& unit, RawRecord& record, std::st
 
 bool RawShardReader::decode_csv(const RawUnit& unit, RawRecord& record, std::string& reason) const {
   if (unit.fields.size() != columns_) {
-    reason = "expected " + std::to_string(columns_) + " columns as in the header, got " + std::to_string(unit.fields.size()) +
-             " (an unquoted delimiter or an unclosed quote?)";
+    reason = "expected " + std::to_string(columns_) + " columns as in the header, got " +
+             std::to_string(unit.fields.size()) + " (an unquoted delimiter or an unclosed quote?)";
     return false;
   }
   record.text = unit.fields[static_cast<size_t>(text_column_)];

@@ -11,7 +11,8 @@ DistributedSampler::DistributedSampler(uint64_t num_records, SamplerOptions opti
     : n_(num_records), options_(options), lengths_(std::move(lengths)) {
   if (options_.world < 1 || options_.rank < 0 || options_.rank >= options_.world || options_.batch_size == 0)
     throw InternalError("sampler: bad rank/world/batch size");
-  if (n_ == 0) throw UserError("the prepared split has no records; check data.train / data.valid and the prepare summary");
+  if (n_ == 0)
+    throw UserError("the prepared split has no records; check data.train / data.valid and the prepare summary");
   const uint64_t w = static_cast<uint64_t>(options_.world);
   per_rank_ = (n_ + w - 1) / w;
   batches_ = (per_rank_ + options_.batch_size - 1) / options_.batch_size;
@@ -35,7 +36,8 @@ const std::vector<uint64_t>& DistributedSampler::order(uint64_t epoch) const {
     // Keep the padded tail in place so that padding flags stay at the end of the order.
     for (uint64_t begin = 0; begin < n_; begin += window) {
       uint64_t end = std::min(n_, begin + window);
-      std::stable_sort(perm.begin() + static_cast<std::ptrdiff_t>(begin), perm.begin() + static_cast<std::ptrdiff_t>(end),
+      std::stable_sort(perm.begin() + static_cast<std::ptrdiff_t>(begin),
+                       perm.begin() + static_cast<std::ptrdiff_t>(end),
                        [&](uint64_t a, uint64_t b) { return lengths_(a) > lengths_(b); });
     }
   }

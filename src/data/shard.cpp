@@ -108,30 +108,38 @@ PreparedShard::PreparedShard(const std::string& path, const ShardSchema& expecte
   };
   const uint8_t* data = file_->data();
   const size_t size = file_->size();
-  if (size < kShardHeaderBytes) throw fail("truncated shard (" + std::to_string(size) + " bytes, the header alone is 64)");
+  if (size < kShardHeaderBytes)
+    throw fail("truncated shard (" + std::to_string(size) + " bytes, the header alone is 64)");
   Header h;
   std::memcpy(&h, data, sizeof h);
   if (std::memcmp(h.magic, kShardMagic, 8) != 0) throw fail("not a modtrain prepared shard (bad magic number)");
   if (h.version != kShardVersion)
-    throw fail("shard format version " + std::to_string(h.version) + ", this modtrain reads version " + std::to_string(kShardVersion));
-  if (h.token_bytes != 2 && h.token_bytes != 4) throw fail("corrupted header (token width " + std::to_string(h.token_bytes) + ")");
-  if (h.vocab_fingerprint != expected.vocab_fingerprint) throw fail("prepared with a different vocabulary than tokenizer.vocab");
+    throw fail("shard format version " + std::to_string(h.version) + ", this modtrain reads version " +
+               std::to_string(kShardVersion));
+  if (h.token_bytes != 2 && h.token_bytes != 4)
+    throw fail("corrupted header (token width " + std::to_string(h.token_bytes) + ")");
+  if (h.vocab_fingerprint != expected.vocab_fingerprint)
+    throw fail("prepared with a different vocabulary than tokenizer.vocab");
   if (h.labels_fingerprint != expected.labels_fingerprint || h.num_labels != expected.num_labels)
     throw fail("prepared with a different label set or problem type than data.labels / data.problem");
   if (h.max_len > expected.max_len)
-    throw fail("prepared with max_len " + std::to_string(h.max_len) + ", more than data.max_len " + std::to_string(expected.max_len));
+    throw fail("prepared with max_len " + std::to_string(h.max_len) + ", more than data.max_len " +
+               std::to_string(expected.max_len));
   // Section sizes, with overflow-safe arithmetic: counts beyond the file size are corruption.
-  if (h.records > size / 16 || h.tokens > size / h.token_bytes) throw fail("truncated or corrupted (record counts exceed the file)");
+  if (h.records > size / 16 || h.tokens > size / h.token_bytes)
+    throw fail("truncated or corrupted (record counts exceed the file)");
   const size_t offsets_bytes = (h.records + 1) * 8;
   const size_t lines_bytes = h.records * 8;
   const size_t token_bytes = padded(h.tokens * h.token_bytes);
-  if (h.num_labels > 0 && h.records > size / h.num_labels) throw fail("truncated or corrupted (label section exceeds the file)");
+  if (h.num_labels > 0 && h.records > size / h.num_labels)
+    throw fail("truncated or corrupted (label section exceeds the file)");
   const size_t label_bytes = padded(h.records * h.num_labels);
   const size_t want = kShardHeaderBytes + offsets_bytes + lines_bytes + token_bytes + label_bytes;
   if (size != want)
     throw fail(size < want ? "truncated shard (" + std::to_string(size) + " of " + std::to_string(want) + " bytes)"
                            : "corrupted shard (" + std::to_string(size - want) + " unexpected trailing bytes)");
-  if (checksum(data + kShardHeaderBytes, size - kShardHeaderBytes) != h.checksum) throw fail("corrupted shard (checksum mismatch)");
+  if (checksum(data + kShardHeaderBytes, size - kShardHeaderBytes) != h.checksum)
+    throw fail("corrupted shard (checksum mismatch)");
 
   records_ = h.records;
   tokens_ = h.tokens;
@@ -146,7 +154,8 @@ PreparedShard::PreparedShard(const std::string& path, const ShardSchema& expecte
   for (uint64_t r = 0; r < records_; ++r) {
     if (offsets_[r + 1] < offsets_[r]) throw fail("corrupted offsets table at record " + std::to_string(r));
     uint64_t len = offsets_[r + 1] - offsets_[r];
-    if (len < 2 || len > h.max_len) throw fail("record " + std::to_string(r) + " has " + std::to_string(len) + " tokens");
+    if (len < 2 || len > h.max_len)
+      throw fail("record " + std::to_string(r) + " has " + std::to_string(len) + " tokens");
   }
   for (uint64_t i = 0; i < records_ * num_labels_; ++i)
     if (labels_[i] != kLabelNegative && labels_[i] != kLabelPositive && labels_[i] != kLabelUnannotated)
@@ -155,7 +164,8 @@ PreparedShard::PreparedShard(const std::string& path, const ShardSchema& expecte
     for (uint64_t r = 0; r < records_; ++r)
       for (uint32_t p = 0; p < length(r); ++p)
         if (static_cast<uint64_t>(token(r, p)) >= expected.vocab_size)
-          throw fail("record " + std::to_string(r) + " has token id " + std::to_string(token(r, p)) + " outside the vocabulary");
+          throw fail("record " + std::to_string(r) + " has token id " + std::to_string(token(r, p)) +
+                     " outside the vocabulary");
   }
 }
 

@@ -25,40 +25,74 @@ struct Rng {
 };
 
 // ---- vocabulary of the generator ------------------------------------------------------------
-const Words kSubjects = {"i", "we", "my friends", "my mom", "the team", "everyone", "this city", "my boss", "our class", "the neighbours"};
-const Words kClean = {
-    "just watched the game and it was amazing", "can't wait for the weekend", "coffee first then everything else",
-    "the new album is on repeat all day", "traffic on the bridge is terrible again", "finally finished my thesis",
-    "who else is watching the finale tonight", "made pasta from scratch for the first time", "rainy days are for reading",
-    "our dog learned a new trick", "the concert last night was unreal", "so proud of my little sister",
-    "need recommendations for a good podcast", "happy birthday to my best friend", "this weather is perfect for a run",
-    "the bus was late again this morning", "trying a new recipe tonight", "what a goal in the last minute",
-    "studying for exams all week", "the sunset from the beach today", "new phone who dis", "monday mood activated",
-    "love this song so much", "anyone else tired of meetings", "the museum has a new exhibit", "killing it at the gym today",
-    "this movie is so bad it's good", "my plants are finally growing", "gonna sleep for twelve hours", "that test destroyed me lol"};
+const Words kSubjects = {"i",        "we",        "my friends", "my mom",    "the team",
+                         "everyone", "this city", "my boss",    "our class", "the neighbours"};
+const Words kClean = {"just watched the game and it was amazing",
+                      "can't wait for the weekend",
+                      "coffee first then everything else",
+                      "the new album is on repeat all day",
+                      "traffic on the bridge is terrible again",
+                      "finally finished my thesis",
+                      "who else is watching the finale tonight",
+                      "made pasta from scratch for the first time",
+                      "rainy days are for reading",
+                      "our dog learned a new trick",
+                      "the concert last night was unreal",
+                      "so proud of my little sister",
+                      "need recommendations for a good podcast",
+                      "happy birthday to my best friend",
+                      "this weather is perfect for a run",
+                      "the bus was late again this morning",
+                      "trying a new recipe tonight",
+                      "what a goal in the last minute",
+                      "studying for exams all week",
+                      "the sunset from the beach today",
+                      "new phone who dis",
+                      "monday mood activated",
+                      "love this song so much",
+                      "anyone else tired of meetings",
+                      "the museum has a new exhibit",
+                      "killing it at the gym today",
+                      "this movie is so bad it's good",
+                      "my plants are finally growing",
+                      "gonna sleep for twelve hours",
+                      "that test destroyed me lol"};
 const Words kGroups = {"the Quendari", "Zorblaxians", "the Morvish", "Tellurans", "the Ostrani", "Vexlings"};
-const Words kHate = {"%G are subhuman and should be banned", "%G are vermin", "%G ruin everything they touch",
-                     "i can't stand %G, they are filth", "%G don't deserve rights", "get %G out of our country",
+const Words kHate = {"%G are subhuman and should be banned", "%G are vermin",           "%G ruin everything they touch",
+                     "i can't stand %G, they are filth",     "%G don't deserve rights", "get %G out of our country",
                      "%G are a disease on this society"};
-const Words kHarass = {"you are pathetic", "nobody likes you", "log off forever loser", "you're so ugly it hurts",
-                       "shut up idiot", "everyone is laughing at you", "go cry about it clown", "you're worthless"};
-const Words kThreat = {"i will find you", "watch your back", "you'll regret this when i see you",
+const Words kHarass = {"you are pathetic",        "nobody likes you", "log off forever loser",
+                       "you're so ugly it hurts", "shut up idiot",    "everyone is laughing at you",
+                       "go cry about it clown",   "you're worthless"};
+const Words kThreat = {"i will find you",       "watch your back",         "you'll regret this when i see you",
                        "i know where you live", "someone should hurt you", "you won't be safe tomorrow"};
-const Words kSexual = {"send nudes", "dm me for spicy pics", "18+ content in my bio", "wanna hook up tonight",
+const Words kSexual = {"send nudes",           "dm me for spicy pics", "18+ content in my bio", "wanna hook up tonight",
                        "hot singles near you", "nsfw link below"};
-const Words kSelfHarm = {"i want to disappear", "i can't go on anymore", "thinking about ending it all",
-                         "nobody would miss me", "i hurt myself again", "everything feels hopeless tonight"};
+const Words kSelfHarm = {"i want to disappear",  "i can't go on anymore", "thinking about ending it all",
+                         "nobody would miss me", "i hurt myself again",   "everything feels hopeless tonight"};
 const Words kSpam = {"buy now limited offer", "click the link for free followers", "free crypto giveaway",
-                     "follow for follow", "earn $500 a day from home", "best deals only today", "claim your prize now"};
-const Words kMisinfo = {"vaccines contain microchips", "the election was rigged by machines", "5g towers cause illness",
-                        "doctors don't want you to know this cure", "the moon landing was staged",
-                        "drinking bleach cures viruses", "the flood was created by the government"};
-const Words kDecoys = {"this song kills me", "i'm dead 😂", "that exam was brutal", "the spam in my inbox is wild",
-                       "fake news is a real problem", "i hate mondays", "you're killing me with these jokes",
-                       "free coffee at work today", "what a hot day"};
+                     "follow for follow",     "earn $500 a day from home",         "best deals only today",
+                     "claim your prize now"};
+const Words kMisinfo = {"vaccines contain microchips",
+                        "the election was rigged by machines",
+                        "5g towers cause illness",
+                        "doctors don't want you to know this cure",
+                        "the moon landing was staged",
+                        "drinking bleach cures viruses",
+                        "the flood was created by the government"};
+const Words kDecoys = {"this song kills me",
+                       "i'm dead 😂",
+                       "that exam was brutal",
+                       "the spam in my inbox is wild",
+                       "fake news is a real problem",
+                       "i hate mondays",
+                       "you're killing me with these jokes",
+                       "free coffee at work today",
+                       "what a hot day"};
 const Words kHashtags = {"#mood", "#news", "#blessed", "#gameday", "#tbt", "#fail", "#wow", "#truth", "#deal", "#help"};
 const Words kEmoji = {"😂", "🔥", "😭", "🙏", "💯", "❤️", "😡", "🤡", "👀", "😍", "💀", "🥰"};
-const Words kNames = {"jess_22", "MikeTheBike", "news_now", "dr_amy", "xx_gamer_xx", "Paula", "crypto_king", "teamblue"};
+const Words kNames = {"jess_22",     "MikeTheBike", "news_now",    "dr_amy",
+                      "xx_gamer_xx", "Paula",       "crypto_king", "teamblue"};
 const Words kForeign = {"que asco", "привет всем", "c'est la vie", "das ist gut", "jajaja", "mdr"};
 
 struct LabelModel {
@@ -67,8 +101,12 @@ struct LabelModel {
   const Words* cues;
 };
 // Base rates: most tweets are clean; positives overlap (hate often comes with harassment).
-const LabelModel kLabels[] = {{"hate", 0.07, &kHate},        {"harassment", 0.09, &kHarass}, {"threat", 0.04, &kThreat},
-                              {"sexual", 0.05, &kSexual},    {"self_harm", 0.03, &kSelfHarm}, {"spam", 0.08, &kSpam},
+const LabelModel kLabels[] = {{"hate", 0.07, &kHate},
+                              {"harassment", 0.09, &kHarass},
+                              {"threat", 0.04, &kThreat},
+                              {"sexual", 0.05, &kSexual},
+                              {"self_harm", 0.03, &kSelfHarm},
+                              {"spam", 0.08, &kSpam},
                               {"misinformation", 0.06, &kMisinfo}};
 constexpr size_t kNumLabels = sizeof(kLabels) / sizeof(kLabels[0]);
 
@@ -135,8 +173,9 @@ std::string synth_record(uint64_t seed, const std::string& split, uint64_t index
   }
   if (rng.chance(0.3)) text += std::string(" ") + rng.pick(kEmoji);
   if (rng.chance(0.15)) text += std::string(" ") + rng.pick(kEmoji) + rng.pick(kEmoji);
-  if (rng.chance(0.25) || truth[5]) text += std::string(" ") + (rng.chance(0.5) ? "https://t.co/" : "http://bit.ly/") +
-                                           text::hex64(rng.gen.next()).substr(0, 8);
+  if (rng.chance(0.25) || truth[5])
+    text += std::string(" ") + (rng.chance(0.5) ? "https://t.co/" : "http://bit.ly/") +
+            text::hex64(rng.gen.next()).substr(0, 8);
   if (rng.chance(0.3)) text += std::string(" ") + rng.pick(kHashtags);
   if (rng.chance(0.03)) text += std::string(" ") + rng.pick(kForeign);
 
@@ -160,12 +199,14 @@ std::string synth_record(uint64_t seed, const std::string& split, uint64_t index
 
 SynthReport synthesize_tweets(const SynthOptions& options) {
   namespace fs = std::filesystem;
-  if (options.train_shards < 1 || options.valid_shards < 1) throw UserError("data synth: shard counts must be at least 1");
+  if (options.train_shards < 1 || options.valid_shards < 1)
+    throw UserError("data synth: shard counts must be at least 1");
   fs::create_directories(options.out_dir);
   SynthReport report;
   report.positives.assign(kNumLabels, 0);
-  for (const auto& [split, count, shards] : {std::tuple<std::string, uint64_t, int>{"train", options.train, options.train_shards},
-                                             std::tuple<std::string, uint64_t, int>{"valid", options.valid, options.valid_shards}}) {
+  for (const auto& [split, count, shards] :
+       {std::tuple<std::string, uint64_t, int>{"train", options.train, options.train_shards},
+        std::tuple<std::string, uint64_t, int>{"valid", options.valid, options.valid_shards}}) {
     for (int s = 0; s < shards; ++s) {
       uint64_t begin = count * static_cast<uint64_t>(s) / static_cast<uint64_t>(shards);
       uint64_t end = count * static_cast<uint64_t>(s + 1) / static_cast<uint64_t>(shards);

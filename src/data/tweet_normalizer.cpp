@@ -15,13 +15,15 @@ struct NamedEntity {
 // The named references that social-media text carries in practice (the HTML5 table has 2,231;
 // the platforms escape only & < > and quotes). Unknown names are left as written.
 constexpr NamedEntity kNamed[] = {
-    {"amp", '&'},      {"lt", '<'},       {"gt", '>'},       {"quot", '"'},     {"apos", '\''},
+    {"amp", '&'},      {"lt", '<'},        {"gt", '>'},       {"quot", '"'},     {"apos", '\''},
     {"nbsp", 0xA0},    {"hellip", 0x2026}, {"mdash", 0x2014}, {"ndash", 0x2013}, {"lsquo", 0x2018},
-    {"rsquo", 0x2019}, {"ldquo", 0x201C}, {"rdquo", 0x201D}, {"copy", 0xA9},    {"reg", 0xAE},
-    {"trade", 0x2122}, {"euro", 0x20AC},  {"pound", 0xA3},   {"laquo", 0xAB},   {"raquo", 0xBB},
+    {"rsquo", 0x2019}, {"ldquo", 0x201C},  {"rdquo", 0x201D}, {"copy", 0xA9},    {"reg", 0xAE},
+    {"trade", 0x2122}, {"euro", 0x20AC},   {"pound", 0xA3},   {"laquo", 0xAB},   {"raquo", 0xBB},
 };
 
-bool is_word_byte(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+bool is_word_byte(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
 
 bool starts_with_nocase(std::string_view s, size_t i, const char* prefix) {
   size_t n = std::strlen(prefix);

@@ -103,7 +103,9 @@ std::vector<std::string> VocabTrainer::train(VocabTrainerReport* report) const {
   }
 
   // 3. Pair counts, the words each pair occurs in, and a max-heap with lazy invalidation.
-  auto key = [](int32_t a, int32_t b) { return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b); };
+  auto key = [](int32_t a, int32_t b) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+  };
   std::unordered_map<uint64_t, int64_t> pair_count;
   std::unordered_map<uint64_t, std::vector<uint32_t>> pair_words;
   for (size_t w = 0; w < words.size(); ++w) {
@@ -118,7 +120,9 @@ std::vector<std::string> VocabTrainer::train(VocabTrainerReport* report) const {
   struct Entry {
     int64_t count;
     uint64_t pair;
-    bool operator<(const Entry& o) const { return count != o.count ? count < o.count : pair > o.pair; }  // ties: smaller ids first
+    bool operator<(const Entry& o) const {
+      return count != o.count ? count < o.count : pair > o.pair;
+    }  // ties: smaller ids first
   };
   std::priority_queue<Entry> heap;
   for (const auto& [p, c] : pair_count) heap.push({c, p});

@@ -42,7 +42,9 @@ int32_t Vocab::Table::find(std::string_view key) const {
 
 Vocab Vocab::load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError("cannot read vocab " + path + " (train one with `modtrain tokenizer train` or check tokenizer.vocab)");
+  if (!in)
+    throw UserError("cannot read vocab " + path +
+                    " (train one with `modtrain tokenizer train` or check tokenizer.vocab)");
   Vocab vocab;
   std::string line;
   while (std::getline(in, line)) {

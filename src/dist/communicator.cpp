@@ -27,21 +27,25 @@ void Communicator::sum_host(std::vector<double>& values, const std::string& what
   for (size_t i = 0; i < values.size(); ++i) values[i] = t[static_cast<int64_t>(i)].item<double>();
 }
 
-std::unique_ptr<Communicator> make_communicator(Backend backend, const World& world, const Placement& placement, CommOptions options) {
+std::unique_ptr<Communicator> make_communicator(Backend backend, const World& world, const Placement& placement,
+                                                CommOptions options) {
   const bool nccl = backend == Backend::kNccl || (backend == Backend::kAuto && placement.cuda);
   if (!nccl) {
     if (placement.cuda)
-      throw UserError("dist.backend = mpi moves CPU tensors, but this rank trains on CUDA; use dist.backend=nccl or auto");
+      throw UserError(
+          "dist.backend = mpi moves CPU tensors, but this rank trains on CUDA; use dist.backend=nccl or auto");
     return make_mpi_communicator(world, options);
   }
   if (!placement.cuda)
-    throw UserError("dist.backend = nccl needs a GPU per rank, but rank " + std::to_string(world.rank()) + " on " + world.hostname() +
+    throw UserError("dist.backend = nccl needs a GPU per rank, but rank " + std::to_string(world.rank()) + " on " +
+                    world.hostname() +
                     " has none (no CUDA device visible, or a CPU-only LibTorch); use dist.backend=mpi or auto");
 #ifdef MODTRAIN_HAVE_NCCL
   return make_nccl_communicator(world, placement, options);
 #else
-  throw UserError("dist.backend = nccl, but this modtrain was built without NCCL (configure with -DMODTRAIN_WITH_NCCL=ON "
-                  "and CUDA_HOME/NCCL_HOME pointing at the CUDA toolkit and NCCL)");
+  throw UserError(
+      "dist.backend = nccl, but this modtrain was built without NCCL (configure with -DMODTRAIN_WITH_NCCL=ON "
+      "and CUDA_HOME/NCCL_HOME pointing at the CUDA toolkit and NCCL)");
 #endif
 }
 

@@ -25,13 +25,14 @@ Placement place_rank(const World& world, const DistConfig& dist) {
   }
   p.cuda = cuda_available && dist.device != DeviceKind::kCpu;
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  p.cpu_threads = dist.threads > 0 ? dist.threads : std::max(1, static_cast<int>(cores) / std::max(1, world.local_size()));
+  p.cpu_threads =
+      dist.threads > 0 ? dist.threads : std::max(1, static_cast<int>(cores) / std::max(1, world.local_size()));
   if (p.cuda) {
     int count = static_cast<int>(torch::cuda::device_count());
     p.cuda_index = world.local_rank() % count;
     if (world.local_size() > count)
-      log::warn(std::to_string(world.local_size()) + " ranks on " + world.hostname() + " share " + std::to_string(count) +
-                " GPU(s); launch one rank per GPU");
+      log::warn(std::to_string(world.local_size()) + " ranks on " + world.hostname() + " share " +
+                std::to_string(count) + " GPU(s); launch one rank per GPU");
   }
   torch::set_num_threads(p.cpu_threads);
   return p;

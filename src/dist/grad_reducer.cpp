@@ -9,8 +9,8 @@
 
 namespace modtrain {
 
-GradReducer::GradReducer(const std::vector<std::pair<std::string, torch::Tensor>>& params, Communicator& comm, ReducerOptions options,
-                         Timeline* timeline)
+GradReducer::GradReducer(const std::vector<std::pair<std::string, torch::Tensor>>& params, Communicator& comm,
+                         ReducerOptions options, Timeline* timeline)
     : comm_(comm), options_(options), timeline_(timeline) {
   // 1. Same parameters everywhere? Compare a hash of names and shapes, then find the difference.
   std::string signature;
@@ -23,7 +23,8 @@ GradReducer::GradReducer(const std::vector<std::pair<std::string, torch::Tensor>
   torch::Tensor hashes = comm_.all_gather(hash, "parameter-shape check").to(torch::kCPU);
   if (!hashes.eq(hashes[0]).all().item<bool>()) {
     throw Error("the ranks built different models (parameter names or shapes differ from rank 0's; this rank has " +
-                    std::to_string(params.size()) + " parameters, first " + (params.empty() ? "none" : params.front().first) +
+                    std::to_string(params.size()) + " parameters, first " +
+                    (params.empty() ? "none" : params.front().first) +
                     "); every rank must use the same config, vocab and labels",
                 kExitUsage);
   }
@@ -86,7 +87,9 @@ GradReducer::~GradReducer() = default;
 
 void GradReducer::attach_views() {
   for (auto& s : slots_) {
-    torch::Tensor view = buckets_[s.bucket].flat.narrow(0, static_cast<int64_t>(s.offset), static_cast<int64_t>(s.numel)).view(s.param.sizes());
+    torch::Tensor view = buckets_[s.bucket]
+                             .flat.narrow(0, static_cast<int64_t>(s.offset), static_cast<int64_t>(s.numel))
+                             .view(s.param.sizes());
     const torch::Tensor& grad = s.param.grad();
     if (grad.defined() && grad.data_ptr() == view.data_ptr()) continue;
     if (grad.defined()) view.copy_(grad);  // keep what was there (e.g. an accumulation)
@@ -129,8 +132,9 @@ void GradReducer::launch_ready_buckets() {
   // In index order on every rank, so that the collectives of all ranks match one to one.
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) {
     Bucket& b = buckets_[next_launch_];
-    b.work = comm_.all_reduce_async(b.flat, ReduceOp::kAvg,
-                                    "gradient bucket " + std::to_string(next_launch_) + " (" + std::to_string(b.slots.size()) + " tensors)");
+    b.work = comm_.all_reduce_async(
+        b.flat, ReduceOp::kAvg,
+        "gradient bucket " + std::to_string(next_launch_) + " (" + std::to_string(b.slots.size()) + " tensors)");
     any_launched_ = true;
     ++next_launch_;
   }
@@ -158,14 +162,15 @@ void GradReducer::check_replicas(long step) {
     torch::Tensor w = torch::arange(1, p.numel() + 1, p.options());
     parts.push_back(torch::stack({p.sum(), (p * w).sum()}));
   }
-  torch::Tensor mine = torch::stack(parts);                      // [P, 2]
+  torch::Tensor mine = torch::stack(parts);                                     // [P, 2]
   torch::Tensor all = comm_.all_gather(mine, "replica check").to(torch::kCPU);  // [W, P, 2]
   for (int r = 1; r < comm_.size(); ++r) {
     torch::Tensor differs = all[r].ne(all[0]).any(1);
     if (differs.any().item<bool>()) {
       int64_t first = differs.nonzero()[0][0].item<int64_t>();
-      throw CollectiveError("replicas diverged at step " + std::to_string(step) + ": parameter " + slots_[static_cast<size_t>(first)].name +
-                                " differs between rank 0 and rank " + std::to_string(r) +
+      throw CollectiveError("replicas diverged at step " + std::to_string(step) + ": parameter " +
+                                slots_[static_cast<size_t>(first)].name + " differs between rank 0 and rank " +
+                                std::to_string(r) +
                                 " (non-deterministic kernels, or a rank skipped an update); stop and report it",
                             kExitRuntime, false);
     }
@@ -174,7 +179,8 @@ void GradReducer::check_replicas(long step) {
 
 std::vector<GradReducer::BucketInfo> GradReducer::buckets() const {
   std::vector<BucketInfo> out;
-  for (const auto& b : buckets_) out.push_back({b.slots.size(), static_cast<size_t>(b.flat.numel()) * b.flat.element_size()});
+  for (const auto& b : buckets_)
+    out.push_back({b.slots.size(), static_cast<size_t>(b.flat.numel()) * b.flat.element_size()});
   return out;
 }
 

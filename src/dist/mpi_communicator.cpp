@@ -21,7 +21,8 @@ MPI_Datatype mpi_type(const torch::Tensor& t) {
     case torch::kFloat64: return MPI_DOUBLE;
     case torch::kInt64: return MPI_INT64_T;
     case torch::kInt32: return MPI_INT32_T;
-    case torch::kUInt8: case torch::kBool: return MPI_UINT8_T;
+    case torch::kUInt8:
+    case torch::kBool: return MPI_UINT8_T;
     default: throw InternalError(std::string("mpi backend: unsupported dtype ") + c10::toString(t.scalar_type()));
   }
 }
@@ -58,7 +59,8 @@ class MpiWork : public Work {
 
 class MpiCommunicator : public Communicator {
  public:
-  MpiCommunicator(const World& world, CommOptions options) : options_(options), rank_(world.rank()), size_(world.size()) {
+  MpiCommunicator(const World& world, CommOptions options)
+      : options_(options), rank_(world.rank()), size_(world.size()) {
     MPI_CHECK(MPI_Comm_dup(world.comm(), &comm_));
     MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
     threaded_ = world.thread_level() >= MPI_THREAD_MULTIPLE;
@@ -85,7 +87,8 @@ class MpiCommunicator : public Communicator {
     task->what = "all_reduce of " + what;
     task->bytes = static_cast<size_t>(t.numel()) * t.element_size();
     task->start = [this, t](MPI_Request* request) {
-      MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), MPI_SUM, comm_, request));
+      MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), MPI_SUM, comm_,
+                               request));
     };
     if (op == ReduceOp::kAvg) task->finish = [this, t]() mutable { t.div_(size_); };
     return submit(task);
@@ -111,8 +114,8 @@ class MpiCommunicator : public Communicator {
     task->what = "all_gather of " + what;
     task->bytes = static_cast<size_t>(out.numel()) * out.element_size();
     task->start = [this, t, out](MPI_Request* request) {
-      MPI_CHECK(MPI_Iallgather(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), out.data_ptr(), static_cast<int>(t.numel()),
-                               mpi_type(t), comm_, request));
+      MPI_CHECK(MPI_Iallgather(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), out.data_ptr(),
+                               static_cast<int>(t.numel()), mpi_type(t), comm_, request));
     };
     submit(task)->wait();
     return out;
@@ -170,9 +173,10 @@ class MpiCommunicator : public Communicator {
           if (flag) break;
           if (std::chrono::steady_clock::now() > deadline) {
             failed_ = true;
-            error = "watchdog: " + task.what + " (" + megabytes(task.bytes) +
-                    ") did not complete within dist.timeout_s = " + std::to_string(static_cast<int>(options_.timeout_s)) +
-                    " s; another rank is stalled, has died or is at a different step (see its log)";
+            error =
+                "watchdog: " + task.what + " (" + megabytes(task.bytes) +
+                ") did not complete within dist.timeout_s = " + std::to_string(static_cast<int>(options_.timeout_s)) +
+                " s; another rank is stalled, has died or is at a different step (see its log)";
             break;
           }
           if (polls < 1000) std::this_thread::yield();
@@ -184,7 +188,8 @@ class MpiCommunicator : public Communicator {
         error = task.what + " failed: " + e.what();
       }
       if (options_.timeline)
-        options_.timeline->span(task.what, start, Timeline::now_us(), 1, "{\"bytes\": " + std::to_string(task.bytes) + "}");
+        options_.timeline->span(task.what, start, Timeline::now_us(), 1,
+                                "{\"bytes\": " + std::to_string(task.bytes) + "}");
     }
     {
       std::lock_guard<std::mutex> lock(task.mutex);

@@ -16,22 +16,23 @@
 #include "modtrain/core/error.h"
 #include "modtrain/dist/communicator.h"
 
-#define CUDA_CHECK(call)                                                                                              \
-  do {                                                                                                                \
-    cudaError_t mt_cuda_rc_ = (call);                                                                                 \
-    if (mt_cuda_rc_ != cudaSuccess)                                                                                   \
-      throw ::modtrain::Error(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": CUDA call failed: " #call ": " + \
-                                  cudaGetErrorString(mt_cuda_rc_),                                                    \
-                              ::modtrain::kExitRuntime);                                                              \
+#define CUDA_CHECK(call)                                                                               \
+  do {                                                                                                 \
+    cudaError_t mt_cuda_rc_ = (call);                                                                  \
+    if (mt_cuda_rc_ != cudaSuccess)                                                                    \
+      throw ::modtrain::Error(std::string(__FILE__) + ":" + std::to_string(__LINE__) +                 \
+                                  ": CUDA call failed: " #call ": " + cudaGetErrorString(mt_cuda_rc_), \
+                              ::modtrain::kExitRuntime);                                               \
   } while (0)
 
-#define NCCL_CHECK(call)                                                                                              \
-  do {                                                                                                                \
-    ncclResult_t mt_nccl_rc_ = (call);                                                                                \
-    if (mt_nccl_rc_ != ncclSuccess && mt_nccl_rc_ != ncclInProgress)                                                  \
-      throw ::modtrain::Error(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": NCCL call failed: " #call ": " + \
-                                  ncclGetErrorString(mt_nccl_rc_) + " (set NCCL_DEBUG=INFO for details)",           \
-                              ::modtrain::kExitRuntime);                                                              \
+#define NCCL_CHECK(call)                                                                                \
+  do {                                                                                                  \
+    ncclResult_t mt_nccl_rc_ = (call);                                                                  \
+    if (mt_nccl_rc_ != ncclSuccess && mt_nccl_rc_ != ncclInProgress)                                    \
+      throw ::modtrain::Error(std::string(__FILE__) + ":" + std::to_string(__LINE__) +                  \
+                                  ": NCCL call failed: " #call ": " + ncclGetErrorString(mt_nccl_rc_) + \
+                                  " (set NCCL_DEBUG=INFO for details)",                                 \
+                              ::modtrain::kExitRuntime);                                                \
   } while (0)
 
 namespace modtrain {
@@ -45,7 +46,8 @@ ncclDataType_t nccl_type(const torch::Tensor& t) {
     case torch::kBFloat16: return ncclBfloat16;
     case torch::kInt64: return ncclInt64;
     case torch::kInt32: return ncclInt32;
-    case torch::kUInt8: case torch::kBool: return ncclUint8;
+    case torch::kUInt8:
+    case torch::kBool: return ncclUint8;
     default: throw InternalError(std::string("nccl backend: unsupported dtype ") + c10::toString(t.scalar_type()));
   }
 }
@@ -81,7 +83,9 @@ class NcclCommunicator : public Communicator {
     for (int flag = 0; !flag;) {
       MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
       if (!flag && std::chrono::steady_clock::now() > deadline)
-        throw Error("watchdog: NCCL start-up (broadcast of rank 0's ncclUniqueId) did not complete within dist.timeout_s", kExitRuntime);
+        throw Error(
+            "watchdog: NCCL start-up (broadcast of rank 0's ncclUniqueId) did not complete within dist.timeout_s",
+            kExitRuntime);
       if (!flag) std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
     // Non-blocking initialisation, polled, so that a missing rank is a timeout and not a hang.
@@ -117,7 +121,8 @@ class NcclCommunicator : public Communicator {
   void broadcast(torch::Tensor t, int root, const std::string& what) override {
     MT_CHECK(t.is_cuda() && t.is_contiguous(), "nccl broadcast needs a contiguous CUDA tensor");
     launch("broadcast of " + what, [&] {
-      NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), root, comm_, stream_));
+      NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), root, comm_,
+                               stream_));
     })->wait();
   }
 
@@ -127,13 +132,15 @@ class NcclCommunicator : public Communicator {
     shape.insert(shape.begin(), size_);
     torch::Tensor out = torch::empty(shape, t.options());
     launch("all_gather of " + what, [&] {
-      NCCL_CHECK(ncclAllGather(t.data_ptr(), out.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), comm_, stream_));
+      NCCL_CHECK(
+          ncclAllGather(t.data_ptr(), out.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), comm_, stream_));
     })->wait();
     return out;
   }
 
   void barrier(const std::string& what) override {
-    torch::Tensor one = torch::ones({1}, torch::TensorOptions().device(torch::kCUDA, static_cast<c10::DeviceIndex>(device_)));
+    torch::Tensor one =
+        torch::ones({1}, torch::TensorOptions().device(torch::kCUDA, static_cast<c10::DeviceIndex>(device_)));
     all_reduce(one, ReduceOp::kSum, "barrier (" + what + ")");
   }
 
@@ -148,12 +155,14 @@ class NcclCommunicator : public Communicator {
       ncclCommGetAsyncError(comm_, &async);
       if (async != ncclSuccess && async != ncclInProgress) {
         aborted_ = true;
-        throw Error(what + " failed: NCCL reports " + std::string(ncclGetErrorString(async)) + " (set NCCL_DEBUG=WARN for details)",
+        throw Error(what + " failed: NCCL reports " + std::string(ncclGetErrorString(async)) +
+                        " (set NCCL_DEBUG=WARN for details)",
                     kExitRuntime);
       }
       if (std::chrono::steady_clock::now() > deadline) {
         aborted_ = true;
-        throw Error("watchdog: " + what + " did not complete within dist.timeout_s = " + std::to_string(static_cast<int>(options_.timeout_s)) +
+        throw Error("watchdog: " + what + " did not complete within dist.timeout_s = " +
+                        std::to_string(static_cast<int>(options_.timeout_s)) +
                         " s; another rank is stalled, has died or is at a different step (see its log)",
                     kExitRuntime);
       }
@@ -168,10 +177,11 @@ class NcclCommunicator : public Communicator {
  private:
   template <class Fn>
   std::unique_ptr<Work> launch(const std::string& what, Fn&& enqueue) {
-    if (aborted_) throw Error(what + " not started: the NCCL communicator was aborted after an earlier failure", kExitRuntime);
+    if (aborted_)
+      throw Error(what + " not started: the NCCL communicator was aborted after an earlier failure", kExitRuntime);
     const double start = Timeline::now_us();
-    CUDA_CHECK(cudaEventRecord(ready_, nullptr));          // everything the compute stream has queued so far ...
-    CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_, 0));   // ... happens before the collective
+    CUDA_CHECK(cudaEventRecord(ready_, nullptr));         // everything the compute stream has queued so far ...
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_, 0));  // ... happens before the collective
     enqueue();
     settle(what);
     cudaEvent_t done;
@@ -193,7 +203,8 @@ class NcclCommunicator : public Communicator {
       }
       if (std::chrono::steady_clock::now() > deadline) {
         aborted_ = true;
-        throw Error("watchdog: " + what + " did not settle within dist.timeout_s (is every rank running?)", kExitRuntime);
+        throw Error("watchdog: " + what + " did not settle within dist.timeout_s (is every rank running?)",
+                    kExitRuntime);
       }
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
@@ -221,7 +232,8 @@ void NcclWork::wait() {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_nccl_communicator(const World& world, const Placement& placement, CommOptions options) {
+std::unique_ptr<Communicator> make_nccl_communicator(const World& world, const Placement& placement,
+                                                     CommOptions options) {
   return std::make_unique<NcclCommunicator>(world, placement, options);
 }
 

@@ -65,7 +65,8 @@ ResolvedConfig resolve_config_on_all_ranks(const World& world, const std::string
     for (uint64_t h : hashes) same = same && h == hashes[0];
     if (!same) {
       std::string per_rank;
-      for (size_t r = 0; r < hashes.size(); ++r) per_rank += (r ? ", " : "") + std::to_string(r) + "=" + text::hex64(hashes[r]).substr(0, 8);
+      for (size_t r = 0; r < hashes.size(); ++r)
+        per_rank += (r ? ", " : "") + std::to_string(r) + "=" + text::hex64(hashes[r]).substr(0, 8);
       log::error("the ranks resolved different configs (hash by rank: " + per_rank + "; this rank matches rank(s) " +
                  ranks_where(hashes, hashes[static_cast<size_t>(world.rank())]) +
                  "); launch every rank with the same --config file and --set flags");

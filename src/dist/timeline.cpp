@@ -25,11 +25,14 @@ std::vector<Timeline::Event> Timeline::events() const {
 
 void Timeline::write(const std::string& path) const {
   nlohmann::json events = nlohmann::json::array();
-  events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", rank_}, {"args", {{"name", "rank " + std::to_string(rank_)}}}});
+  events.push_back(
+      {{"name", "process_name"}, {"ph", "M"}, {"pid", rank_}, {"args", {{"name", "rank " + std::to_string(rank_)}}}});
   events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", rank_}, {"tid", 0}, {"args", {{"name", "compute"}}}});
-  events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", rank_}, {"tid", 1}, {"args", {{"name", "communication"}}}});
+  events.push_back(
+      {{"name", "thread_name"}, {"ph", "M"}, {"pid", rank_}, {"tid", 1}, {"args", {{"name", "communication"}}}});
   for (const auto& e : this->events()) {
-    nlohmann::json j = {{"name", e.name}, {"ph", "X"}, {"pid", rank_}, {"tid", e.lane}, {"ts", e.start_us}, {"dur", e.end_us - e.start_us}};
+    nlohmann::json j = {{"name", e.name}, {"ph", "X"},        {"pid", rank_},
+                        {"tid", e.lane},  {"ts", e.start_us}, {"dur", e.end_us - e.start_us}};
     if (!e.args_json.empty()) j["args"] = nlohmann::json::parse(e.args_json);
     events.push_back(j);
   }

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -34,7 +34,8 @@ void write_file_atomic(const std::string& path, const std::vector<std::string_vi
   namespace fs = std::filesystem;
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw UserError("cannot write " + tmp + ": " + errno_text() + " (is the directory writable?)", kExitRuntime);
+  if (fd < 0)
+    throw UserError("cannot write " + tmp + ": " + errno_text() + " (is the directory writable?)", kExitRuntime);
   for (std::string_view part : parts) {
     size_t written = 0;
     while (written < part.size()) {
@@ -62,7 +63,9 @@ void write_file_atomic(const std::string& path, const std::vector<std::string_vi
   fsync_path(dir.empty() ? "." : dir.string());
 }
 
-void write_file_atomic(const std::string& path, const std::string& content) { write_file_atomic(path, std::vector<std::string_view>{content}); }
+void write_file_atomic(const std::string& path, const std::string& content) {
+  write_file_atomic(path, std::vector<std::string_view>{content});
+}
 
 void remove_tree(const std::string& path) {
   auto remove_entry = [](const char* entry, const struct stat*, int, struct FTW*) { return ::remove(entry); };
@@ -124,7 +127,8 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-MappedFile::MappedFile(MappedFile&& other) noexcept : path_(std::move(other.path_)), data_(other.data_), size_(other.size_) {
+MappedFile::MappedFile(MappedFile&& other) noexcept
+    : path_(std::move(other.path_)), data_(other.data_), size_(other.size_) {
   other.data_ = nullptr;
   other.size_ = 0;
 }

@@ -23,7 +23,8 @@ size_t safetensors_dtype_size(const std::string& dtype) {
   return 0;
 }
 
-void write_safetensors(const std::string& path, const std::vector<TensorBytes>& tensors, const std::map<std::string, std::string>& metadata) {
+void write_safetensors(const std::string& path, const std::vector<TensorBytes>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
   std::vector<const TensorBytes*> order;
   for (const auto& t : tensors) order.push_back(&t);
   std::sort(order.begin(), order.end(), [](const TensorBytes* a, const TensorBytes* b) { return a->name < b->name; });
@@ -34,7 +35,8 @@ void write_safetensors(const std::string& path, const std::vector<TensorBytes>& 
     size_t elements = 1;
     for (int64_t d : t->shape) elements *= static_cast<size_t>(d);
     if (safetensors_dtype_size(t->dtype) == 0 || elements * safetensors_dtype_size(t->dtype) != t->bytes)
-      throw InternalError("safetensors: tensor " + t->name + " has " + std::to_string(t->bytes) + " bytes for its shape and dtype " + t->dtype);
+      throw InternalError("safetensors: tensor " + t->name + " has " + std::to_string(t->bytes) +
+                          " bytes for its shape and dtype " + t->dtype);
     header[t->name] = {{"dtype", t->dtype}, {"shape", t->shape}, {"data_offsets", {offset, offset + t->bytes}}};
     offset += t->bytes;
   }
@@ -55,7 +57,9 @@ SafetensorsView::SafetensorsView(const uint8_t* data, size_t size, const std::st
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(data[i]) << (8 * i);
   if (n > kMaxHeaderBytes) throw fail("header length " + std::to_string(n) + " is over the 100 MiB limit");
-  if (n > size - 8) throw fail("header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) + " bytes)");
+  if (n > size - 8)
+    throw fail("header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) +
+               " bytes)");
   if (n == 0 || data[8] != '{') throw fail("the header is not a JSON object");
   json header = json::parse(data + 8, data + 8 + n, nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded() || !header.is_object()) throw fail("the header is not valid JSON");
@@ -78,7 +82,8 @@ SafetensorsView::SafetensorsView(const uint8_t* data, size_t size, const std::st
     auto offsets = entry.find("data_offsets");
     if (dtype == entry.end() || !dtype->is_string()) throw fail(where + "missing dtype");
     if (shape == entry.end() || !shape->is_array()) throw fail(where + "missing shape");
-    if (offsets == entry.end() || !offsets->is_array() || offsets->size() != 2) throw fail(where + "data_offsets must be [begin, end]");
+    if (offsets == entry.end() || !offsets->is_array() || offsets->size() != 2)
+      throw fail(where + "data_offsets must be [begin, end]");
     TensorBytes t;
     t.name = name;
     t.dtype = dtype->get<std::string>();
@@ -92,11 +97,15 @@ SafetensorsView::SafetensorsView(const uint8_t* data, size_t size, const std::st
       elements *= dim;
       t.shape.push_back(static_cast<int64_t>(dim));
     }
-    if (!(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) throw fail(where + "data_offsets must be non-negative integers");
+    if (!(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned())
+      throw fail(where + "data_offsets must be non-negative integers");
     uint64_t begin = (*offsets)[0].get<uint64_t>(), end = (*offsets)[1].get<uint64_t>();
-    if (begin > end || end > buffer) throw fail(where + "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "] outside the " + std::to_string(buffer) + "-byte data");
+    if (begin > end || end > buffer)
+      throw fail(where + "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "] outside the " +
+                 std::to_string(buffer) + "-byte data");
     if (elements > std::numeric_limits<uint64_t>::max() / width || elements * width != end - begin)
-      throw fail(where + "shape and dtype need " + std::to_string(elements * width) + " bytes, data_offsets give " + std::to_string(end - begin));
+      throw fail(where + "shape and dtype need " + std::to_string(elements * width) + " bytes, data_offsets give " +
+                 std::to_string(end - begin));
     t.data = base + begin;
     t.bytes = static_cast<size_t>(end - begin);
     spans.emplace_back(begin, end);
@@ -118,6 +127,7 @@ const TensorBytes* SafetensorsView::find(const std::string& name) const {
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path)
-    : file_(std::make_unique<MappedFile>(path)), view_(std::make_unique<SafetensorsView>(file_->data(), file_->size(), path)) {}
+    : file_(std::make_unique<MappedFile>(path)),
+      view_(std::make_unique<SafetensorsView>(file_->data(), file_->size(), path)) {}
 
 }  // namespace modtrain::io

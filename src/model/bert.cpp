@@ -12,7 +12,8 @@ namespace nn = torch::nn;
 
 bool sdpa_available() { return TORCH_VERSION_MAJOR >= 2; }
 
-BertConfig BertConfig::from(const ModelConfig& m, int64_t vocab_size, int64_t num_labels, int64_t max_len, int64_t pad_id) {
+BertConfig BertConfig::from(const ModelConfig& m, int64_t vocab_size, int64_t num_labels, int64_t max_len,
+                            int64_t pad_id) {
   BertConfig c;
   c.vocab_size = vocab_size;
   c.hidden = m.hidden;
@@ -25,24 +26,29 @@ BertConfig BertConfig::from(const ModelConfig& m, int64_t vocab_size, int64_t nu
   c.pad_token_id = pad_id;
   c.validate();
   if (max_len > c.max_positions)
-    throw UserError("data.max_len = " + std::to_string(max_len) + " exceeds model.max_positions = " + std::to_string(c.max_positions) +
-                    "; lower data.max_len or raise model.max_positions");
+    throw UserError("data.max_len = " + std::to_string(max_len) + " exceeds model.max_positions = " +
+                    std::to_string(c.max_positions) + "; lower data.max_len or raise model.max_positions");
   return c;
 }
 
 void BertConfig::validate() const {
   auto fail = [](const std::string& what) { throw UserError("model: " + what); };
   if (hidden % heads != 0)
-    fail("hidden " + std::to_string(hidden) + " is not divisible by heads " + std::to_string(heads) + " (model.hidden, model.heads)");
+    fail("hidden " + std::to_string(hidden) + " is not divisible by heads " + std::to_string(heads) +
+         " (model.hidden, model.heads)");
   if (vocab_size < 5) fail("vocabulary of " + std::to_string(vocab_size) + " tokens is too small (tokenizer.vocab)");
   if (num_labels < 1) fail("no labels (data.labels)");
   if (pad_token_id < 0 || pad_token_id >= vocab_size) fail("[PAD] id outside the vocabulary");
-  if (layers < 1 || intermediate < 1 || max_positions < 1) fail("layers, intermediate and max_positions must be positive");
+  if (layers < 1 || intermediate < 1 || max_positions < 1)
+    fail("layers, intermediate and max_positions must be positive");
 }
 
 // ---- attention ------------------------------------------------------------------------------
 BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
-    : heads(c.heads), head_dim(c.hidden / c.heads), dropout(c.attention_dropout), use_sdpa(c.use_sdpa && sdpa_available()) {
+    : heads(c.heads),
+      head_dim(c.hidden / c.heads),
+      dropout(c.attention_dropout),
+      use_sdpa(c.use_sdpa && sdpa_available()) {
   query = register_module("query", nn::Linear(c.hidden, c.hidden));
   key = register_module("key", nn::Linear(c.hidden, c.hidden));
   value = register_module("value", nn::Linear(c.hidden, c.hidden));
@@ -50,7 +56,9 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
 
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
   const int64_t b = x.size(0), t = x.size(1);
-  auto split = [&](const torch::Tensor& y) { return y.view({b, t, heads, head_dim}).transpose(1, 2); };  // [B, nh, T, hd]
+  auto split = [&](const torch::Tensor& y) {
+    return y.view({b, t, heads, head_dim}).transpose(1, 2);
+  };  // [B, nh, T, hd]
   torch::Tensor q = split(query(x)), k = split(key(x)), v = split(value(x));
   torch::Tensor context;  // [B, nh, T, hd]
 #if TORCH_VERSION_MAJOR >= 2
@@ -59,7 +67,8 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch
   } else
 #endif
   {
-    torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));  // [B, nh, T, T]
+    torch::Tensor scores =
+        torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));  // [B, nh, T, T]
     torch::Tensor probs = torch::softmax(scores + mask.to(scores.dtype()), -1);
     probs = torch::dropout(probs, dropout, is_training());
     context = torch::matmul(probs, v);
@@ -82,7 +91,9 @@ BertAttentionImpl::BertAttentionImpl(const BertConfig& c) {
   output = register_module("output", BertResidual(c.hidden, c.hidden, c));
 }
 
-torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) { return output(self(x, mask), x); }
+torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
+  return output(self(x, mask), x);
+}
 
 BertIntermediateImpl::BertIntermediateImpl(const BertConfig& c) {
   dense = register_module("dense", nn::Linear(c.hidden, c.intermediate));
@@ -101,7 +112,8 @@ torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor
 
 // ---- embeddings, encoder, pooler ------------------------------------------------------------
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
-  word_embeddings = register_module("word_embeddings", nn::Embedding(nn::EmbeddingOptions(c.vocab_size, c.hidden).padding_idx(c.pad_token_id)));
+  word_embeddings = register_module(
+      "word_embeddings", nn::Embedding(nn::EmbeddingOptions(c.vocab_size, c.hidden).padding_idx(c.pad_token_id)));
   position_embeddings = register_module("position_embeddings", nn::Embedding(c.max_positions, c.hidden));
   token_type_embeddings = register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, c.hidden));
   LayerNorm = register_module("LayerNorm", nn::LayerNorm(nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps)));
@@ -126,7 +138,9 @@ torch::Tensor BertEncoderImpl::forward(torch::Tensor x, const torch::Tensor& mas
   return x;
 }
 
-BertPoolerImpl::BertPoolerImpl(const BertConfig& c) { dense = register_module("dense", nn::Linear(c.hidden, c.hidden)); }
+BertPoolerImpl::BertPoolerImpl(const BertConfig& c) {
+  dense = register_module("dense", nn::Linear(c.hidden, c.hidden));
+}
 
 BertModelImpl::BertModelImpl(const BertConfig& c) {
   embeddings = register_module("embeddings", BertEmbeddings(c));
@@ -134,7 +148,8 @@ BertModelImpl::BertModelImpl(const BertConfig& c) {
   pooler = register_module("pooler", BertPooler(c));
 }
 
-torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, torch::Tensor* sequence) {
+torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                     torch::Tensor* sequence) {
   // [B, T] 1/0 -> additive [B, 1, 1, T]: 0 where attended, the dtype's lowest value where padded
   torch::Tensor keep = attention_mask.to(torch::kFloat32).unsqueeze(1).unsqueeze(2);
   torch::Tensor mask = (1.0 - keep) * std::numeric_limits<float>::lowest();
@@ -179,7 +194,7 @@ void init_bert_weights(torch::nn::Module& root, const BertConfig& c) {
 double bert_forward_flops(const BertConfig& c, int64_t batch, int64_t seq) {
   const double b = static_cast<double>(batch), t = static_cast<double>(seq), h = static_cast<double>(c.hidden);
   const double per_layer = 2 * b * t * (4 * h * h + 2 * h * static_cast<double>(c.intermediate))  // QKV, out, FFN
-                           + 2 * 2 * b * t * t * h;                                            // scores, context
+                           + 2 * 2 * b * t * t * h;                                               // scores, context
   return static_cast<double>(c.layers) * per_layer + 2 * b * h * h + 2 * b * h * static_cast<double>(c.num_labels);
 }
 

@@ -23,8 +23,13 @@ std::string tokenizer_json(const std::string& vocab_path, bool lowercase, int ma
   for (const char* special : kSpecialTokens) {
     int32_t id = vocab.id_of(special);
     if (id < 0) continue;
-    added.push_back({{"id", id}, {"content", special}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
-                     {"normalized", false}, {"special", true}});
+    added.push_back({{"id", id},
+                     {"content", special},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
   }
   auto special = [&](const char* t) { return ordered{{"id", t}, {"ids", {vocab.id_of(t)}}, {"tokens", {t}}}; };
   ordered spec = {
@@ -32,20 +37,33 @@ std::string tokenizer_json(const std::string& vocab_path, bool lowercase, int ma
       {"truncation", {{"direction", "Right"}, {"max_length", max_len}, {"strategy", "LongestFirst"}, {"stride", 0}}},
       {"padding", nullptr},
       {"added_tokens", added},
-      {"normalizer", {{"type", "BertNormalizer"}, {"clean_text", true}, {"handle_chinese_chars", true}, {"strip_accents", nullptr},
-                      {"lowercase", lowercase}}},
+      {"normalizer",
+       {{"type", "BertNormalizer"},
+        {"clean_text", true},
+        {"handle_chinese_chars", true},
+        {"strip_accents", nullptr},
+        {"lowercase", lowercase}}},
       {"pre_tokenizer", {{"type", "BertPreTokenizer"}}},
       {"post_processor",
        {{"type", "TemplateProcessing"},
-        {"single", {{{"SpecialToken", {{"id", "[CLS]"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                    {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 0}}}}}},
-        {"pair", {{{"SpecialToken", {{"id", "[CLS]"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                  {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}},
-                  {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 1}}}}}},
+        {"single",
+         {{{"SpecialToken", {{"id", "[CLS]"}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+          {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 0}}}}}},
+        {"pair",
+         {{{"SpecialToken", {{"id", "[CLS]"}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+          {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "B"}, {"type_id", 1}}}},
+          {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 1}}}}}},
         {"special_tokens", {{"[CLS]", special("[CLS]")}, {"[SEP]", special("[SEP]")}}}}},
       {"decoder", {{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", true}}},
-      {"model", {{"type", "WordPiece"}, {"unk_token", "[UNK]"}, {"continuing_subword_prefix", "##"},
-                 {"max_input_chars_per_word", 100}, {"vocab", vocab_map}}}};
+      {"model",
+       {{"type", "WordPiece"},
+        {"unk_token", "[UNK]"},
+        {"continuing_subword_prefix", "##"},
+        {"max_input_chars_per_word", 100},
+        {"vocab", vocab_map}}}};
   return spec.dump(2) + "\n";
 }
 
@@ -62,18 +80,23 @@ std::string evaluation_card(const std::string& path) {
       std::snprintf(b, sizeof b, "%.3f", x.get<double>());
       return std::string(b);
     };
-    std::string card = "\n## Evaluation\n\nOn " + std::to_string(m.at("records").get<uint64_t>()) + " validation records (" +
-                       e.at("data").at("valid").dump() + ") after step " + std::to_string(e.at("step").get<int64_t>()) +
-                       " of training on " + std::to_string(e.at("train_records").get<uint64_t>()) + " records (" +
-                       e.at("data").at("train").dump() + "); the thresholds were tuned on the same validation set.\n\n"
-                       "| label | threshold | precision | recall | F1 | ROC-AUC | PR-AUC | support |\n|---|---|---|---|---|---|---|---|\n";
+    std::string card = "\n## Evaluation\n\nOn " + std::to_string(m.at("records").get<uint64_t>()) +
+                       " validation records (" + e.at("data").at("valid").dump() + ") after step " +
+                       std::to_string(e.at("step").get<int64_t>()) + " of training on " +
+                       std::to_string(e.at("train_records").get<uint64_t>()) + " records (" +
+                       e.at("data").at("train").dump() +
+                       "); the thresholds were tuned on the same validation set.\n\n"
+                       "| label | threshold | precision | recall | F1 | ROC-AUC | PR-AUC | support "
+                       "|\n|---|---|---|---|---|---|---|---|\n";
     for (const auto& [label, r] : m.at("labels").items())
-      card += "| " + label + " | " + num(r.at("threshold")) + " | " + num(r.at("precision")) + " | " + num(r.at("recall")) + " | " +
-              num(r.at("f1")) + " | " + num(r.at("roc_auc")) + " | " + num(r.at("pr_auc")) + " | " + std::to_string(r.at("support").get<uint64_t>()) + " |\n";
+      card += "| " + label + " | " + num(r.at("threshold")) + " | " + num(r.at("precision")) + " | " +
+              num(r.at("recall")) + " | " + num(r.at("f1")) + " | " + num(r.at("roc_auc")) + " | " +
+              num(r.at("pr_auc")) + " | " + std::to_string(r.at("support").get<uint64_t>()) + " |\n";
     const json& macro = m.at("macro");
-    card += "| **macro** | | " + num(macro.at("precision")) + " | " + num(macro.at("recall")) + " | " + num(macro.at("f1")) + " | " +
-            num(macro.at("roc_auc")) + " | " + num(macro.at("pr_auc")) + " | |\n";
-    card += "| **micro** | | " + num(m.at("micro").at("precision")) + " | " + num(m.at("micro").at("recall")) + " | " + num(m.at("micro").at("f1")) + " | | | |\n";
+    card += "| **macro** | | " + num(macro.at("precision")) + " | " + num(macro.at("recall")) + " | " +
+            num(macro.at("f1")) + " | " + num(macro.at("roc_auc")) + " | " + num(macro.at("pr_auc")) + " | |\n";
+    card += "| **micro** | | " + num(m.at("micro").at("precision")) + " | " + num(m.at("micro").at("recall")) + " | " +
+            num(m.at("micro").at("f1")) + " | | | |\n";
     return card;
   } catch (const json::exception& ex) {
     throw UserError(path + ": malformed evaluation record (" + std::string(ex.what()) + ")");
@@ -88,7 +111,8 @@ void export_huggingface(const std::string& given, const std::string& out_dir) {
   auto out = [&](const char* name) { return (fs::path(out_dir) / name).string(); };
   for (const char* required : {"config.json", "modtrain.json", "model.safetensors", "vocab.txt"})
     if (!fs::exists(in(required)))
-      throw UserError(model_dir + ": not a modtrain model directory (" + required + " is missing); pass a run's model/ directory");
+      throw UserError(model_dir + ": not a modtrain model directory (" + required +
+                      " is missing); pass a run's model/ directory");
   json meta;
   try {
     meta = json::parse(io::read_file(in("modtrain.json")));
@@ -99,28 +123,43 @@ void export_huggingface(const std::string& given, const std::string& out_dir) {
   const int max_len = meta.at("max_len").get<int>();
   fs::create_directories(out_dir);
   // modtrain.json too: the export is then also a modtrain model directory (`predict --model EXPORT`).
-  for (const char* name : {"config.json", "model.safetensors", "vocab.txt", "modtrain.json"}) io::write_file_atomic(out(name), io::read_file(in(name)));
+  for (const char* name : {"config.json", "model.safetensors", "vocab.txt", "modtrain.json"})
+    io::write_file_atomic(out(name), io::read_file(in(name)));
   io::write_file_atomic(out("tokenizer.json"), tokenizer_json(in("vocab.txt"), lowercase, max_len));
-  json tokenizer_config = {{"tokenizer_class", "BertTokenizer"}, {"do_lower_case", lowercase}, {"strip_accents", nullptr},
-                           {"tokenize_chinese_chars", true}, {"model_max_length", max_len}, {"unk_token", "[UNK]"},
-                           {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"}, {"cls_token", "[CLS]"}, {"mask_token", "[MASK]"}};
+  json tokenizer_config = {{"tokenizer_class", "BertTokenizer"},
+                           {"do_lower_case", lowercase},
+                           {"strip_accents", nullptr},
+                           {"tokenize_chinese_chars", true},
+                           {"model_max_length", max_len},
+                           {"unk_token", "[UNK]"},
+                           {"sep_token", "[SEP]"},
+                           {"pad_token", "[PAD]"},
+                           {"cls_token", "[CLS]"},
+                           {"mask_token", "[MASK]"}};
   io::write_file_atomic(out("tokenizer_config.json"), tokenizer_config.dump(2) + "\n");
-  json special_map = {{"unk_token", "[UNK]"}, {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"}, {"cls_token", "[CLS]"}, {"mask_token", "[MASK]"}};
+  json special_map = {{"unk_token", "[UNK]"},
+                      {"sep_token", "[SEP]"},
+                      {"pad_token", "[PAD]"},
+                      {"cls_token", "[CLS]"},
+                      {"mask_token", "[MASK]"}};
   io::write_file_atomic(out("special_tokens_map.json"), special_map.dump(2) + "\n");
   ordered thresholds = ordered::object();  // in label order
   const auto labels = meta.at("labels").get<std::vector<std::string>>();
   const auto values = meta.at("thresholds").get<std::vector<double>>();
   for (size_t i = 0; i < labels.size(); ++i) thresholds[labels[i]] = values.at(i);
   io::write_file_atomic(out("thresholds.json"), thresholds.dump(2) + "\n");
-  std::string card = "# Content-moderation classifier (BERT)\n\nTrained with modtrain " + std::string(build_version()) + " (" +
-                     build_commit() + ").\n\n- problem: " + meta.at("problem").get<std::string>() +
-                     "\n- tweet normalisation before tokenization: " + (meta.at("normalize_tweets").get<bool>() ? "yes (@user, http, entities)" : "no") +
-                     "\n- max length: " + std::to_string(max_len) + " tokens\n\n| label | decision threshold |\n|---|---|\n";
+  std::string card = "# Content-moderation classifier (BERT)\n\nTrained with modtrain " + std::string(build_version()) +
+                     " (" + build_commit() + ").\n\n- problem: " + meta.at("problem").get<std::string>() +
+                     "\n- tweet normalisation before tokenization: " +
+                     (meta.at("normalize_tweets").get<bool>() ? "yes (@user, http, entities)" : "no") +
+                     "\n- max length: " + std::to_string(max_len) +
+                     " tokens\n\n| label | decision threshold |\n|---|---|\n";
   for (size_t i = 0; i < labels.size(); ++i) card += "| " + labels[i] + " | " + std::to_string(values[i]) + " |\n";
   if (fs::exists(in("eval.json"))) card += evaluation_card(in("eval.json"));
-  card += "\nLoad with `AutoModelForSequenceClassification.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`; "
-          "apply a sigmoid (multi_label) or softmax (multi_class) to the logits and flag a label when its probability "
-          "reaches the threshold in thresholds.json.\n";
+  card +=
+      "\nLoad with `AutoModelForSequenceClassification.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`; "
+      "apply a sigmoid (multi_label) or softmax (multi_class) to the logits and flag a label when its probability "
+      "reaches the threshold in thresholds.json.\n";
   io::write_file_atomic(out("README.md"), card);
   if (fs::exists(in("eval.json"))) io::write_file_atomic(out("eval_results.json"), io::read_file(in("eval.json")));
 }

@@ -33,23 +33,29 @@ std::string our_name(std::string name) {
 }  // namespace
 
 std::string ImportReport::summary() const {
-  std::string s = std::to_string(tensors) + " tensors loaded; classifier head " + (head ? "from the checkpoint" : "fresh") +
-                  (pooler ? "" : "; pooler fresh (not in the checkpoint)");
-  if (!ignored.empty()) s += "; " + std::to_string(ignored.size()) + " checkpoint tensors unused (first: " + ignored.front() + ")";
+  std::string s = std::to_string(tensors) + " tensors loaded; classifier head " +
+                  (head ? "from the checkpoint" : "fresh") + (pooler ? "" : "; pooler fresh (not in the checkpoint)");
+  if (!ignored.empty())
+    s += "; " + std::to_string(ignored.size()) + " checkpoint tensors unused (first: " + ignored.front() + ")";
   return s;
 }
 
-ImportReport import_huggingface_bert(const std::string& dir, BertForClassificationImpl& model, const Config& config, const Vocab& vocab) {
+ImportReport import_huggingface_bert(const std::string& dir, BertForClassificationImpl& model, const Config& config,
+                                     const Vocab& vocab) {
   const fs::path d(dir);
   const std::string where = "model.init_from: " + dir;
-  if (!fs::is_directory(d)) throw UserError(where + " is not a directory (a Hugging Face BERT: config.json, model.safetensors, vocab.txt)");
+  if (!fs::is_directory(d))
+    throw UserError(where + " is not a directory (a Hugging Face BERT: config.json, model.safetensors, vocab.txt)");
   for (const char* f : {"config.json", "vocab.txt"})
-    if (!fs::exists(d / f)) throw UserError(where + ": " + f + " is missing (a Hugging Face BERT directory has config.json, model.safetensors, vocab.txt)");
+    if (!fs::exists(d / f))
+      throw UserError(where + ": " + f +
+                      " is missing (a Hugging Face BERT directory has config.json, model.safetensors, vocab.txt)");
   if (!fs::exists(d / "model.safetensors"))
     throw UserError(where + ": model.safetensors is missing" +
-                    std::string(fs::exists(d / "pytorch_model.bin") ? " (only pytorch_model.bin is there: convert it with "
-                                                                      "safetensors' convert script or save_pretrained(safe_serialization=True))"
-                                                                    : ""));
+                    std::string(fs::exists(d / "pytorch_model.bin")
+                                    ? " (only pytorch_model.bin is there: convert it with "
+                                      "safetensors' convert script or save_pretrained(safe_serialization=True))"
+                                    : ""));
 
   // ---- config.json against model.* ----
   const std::string config_path = (d / "config.json").string();
@@ -60,12 +66,15 @@ ImportReport import_huggingface_bert(const std::string& dir, BertForClassificati
     throw UserError(config_path + ": not valid JSON (" + std::string(e.what()) + ")");
   }
   if (hf.contains("model_type") && hf["model_type"] != "bert")
-    throw UserError(config_path + ": model_type is " + hf["model_type"].dump() + "; model.init_from loads BERT checkpoints (model_type bert)");
+    throw UserError(config_path + ": model_type is " + hf["model_type"].dump() +
+                    "; model.init_from loads BERT checkpoints (model_type bert)");
   std::string mismatches;
   auto expect = [&](const char* hf_key, int64_t ours, const char* our_key) {
     if (!hf.contains(hf_key)) return;
     int64_t theirs = hf[hf_key].get<int64_t>();
-    if (theirs != ours) mismatches += std::string(mismatches.empty() ? "" : ", ") + our_key + ": " + std::to_string(theirs) + " (is " + std::to_string(ours) + ")";
+    if (theirs != ours)
+      mismatches += std::string(mismatches.empty() ? "" : ", ") + our_key + ": " + std::to_string(theirs) + " (is " +
+                    std::to_string(ours) + ")";
   };
   try {
     expect("hidden_size", config.model.hidden, "model.hidden");
@@ -74,19 +83,23 @@ ImportReport import_huggingface_bert(const std::string& dir, BertForClassificati
     expect("intermediate_size", config.model.intermediate, "model.intermediate");
     expect("max_position_embeddings", config.model.max_positions, "model.max_positions");
     if (hf.contains("hidden_act") && hf["hidden_act"] != "gelu")
-      throw UserError(config_path + ": hidden_act " + hf["hidden_act"].dump() + " is not supported (modtrain's BERT uses exact gelu)");
+      throw UserError(config_path + ": hidden_act " + hf["hidden_act"].dump() +
+                      " is not supported (modtrain's BERT uses exact gelu)");
     if (hf.contains("type_vocab_size") && hf["type_vocab_size"].get<int64_t>() != 2)
-      throw UserError(config_path + ": type_vocab_size " + hf["type_vocab_size"].dump() + " is not supported (BERT's 2)");
+      throw UserError(config_path + ": type_vocab_size " + hf["type_vocab_size"].dump() +
+                      " is not supported (BERT's 2)");
     if (hf.contains("position_embedding_type") && hf["position_embedding_type"] != "absolute")
-      throw UserError(config_path + ": position_embedding_type " + hf["position_embedding_type"].dump() + " is not supported (absolute)");
+      throw UserError(config_path + ": position_embedding_type " + hf["position_embedding_type"].dump() +
+                      " is not supported (absolute)");
   } catch (const json::exception& e) {
     throw UserError(config_path + ": unexpected field type (" + std::string(e.what()) + ")");
   }
   if (!mismatches.empty())
     throw UserError(config_path + ": the pretrained model's shape differs from this config; set " + mismatches);
   if (Vocab::load((d / "vocab.txt").string()).tokens() != vocab.tokens())
-    throw UserError(where + ": its vocab.txt differs from tokenizer.vocab (" + config.tokenizer.vocab + "); set tokenizer.vocab: " +
-                    (d / "vocab.txt").string() + " and run `modtrain data prepare` again (token ids must mean the same)");
+    throw UserError(where + ": its vocab.txt differs from tokenizer.vocab (" + config.tokenizer.vocab +
+                    "); set tokenizer.vocab: " + (d / "vocab.txt").string() +
+                    " and run `modtrain data prepare` again (token ids must mean the same)");
 
   // ---- tensors ----
   const std::string weights_path = (d / "model.safetensors").string();
@@ -96,7 +109,8 @@ ImportReport import_huggingface_bert(const std::string& dir, BertForClassificati
   for (const auto& [name, t] : file.view().tensors()) {
     std::string ours = our_name(name);
     if (ours.empty() || ends_with(name, "position_ids")) continue;
-    if (by_ours.count(ours)) throw UserError(weights_path + ": tensors '" + name + "' and another map to the same parameter '" + ours + "'");
+    if (by_ours.count(ours))
+      throw UserError(weights_path + ": tensors '" + name + "' and another map to the same parameter '" + ours + "'");
     by_ours[ours] = &t;
   }
   // The head only when the labels are ours, in our order.
@@ -115,7 +129,8 @@ ImportReport import_huggingface_bert(const std::string& dir, BertForClassificati
     const bool is_head = name.rfind("classifier.", 0) == 0, is_pooler = name.rfind("bert.pooler.", 0) == 0;
     if (it == by_ours.end()) {
       if (is_head || is_pooler) continue;  // fresh
-      throw UserError(weights_path + ": missing tensor '" + name + "' (also looked for its bare and LayerNorm gamma/beta names); "
+      throw UserError(weights_path + ": missing tensor '" + name +
+                      "' (also looked for its bare and LayerNorm gamma/beta names); "
                       "is this a BERT checkpoint?");
     }
     if (is_head && !same_labels) {

@@ -47,21 +47,25 @@ void copy_tensor(torch::Tensor& param, const io::TensorBytes& t, const std::stri
     throw UserError(source + ": tensor '" + name + "' has shape [" + have + "], the model needs [" + want +
                     "] (model.hidden/layers/heads/intermediate/max_positions, vocab or labels differ)");
   }
-  torch::Tensor src = torch::from_blob(const_cast<void*>(t.data), t.shape, torch::TensorOptions().dtype(scalar_type(t.dtype)));
+  torch::Tensor src =
+      torch::from_blob(const_cast<void*>(t.data), t.shape, torch::TensorOptions().dtype(scalar_type(t.dtype)));
   param.copy_(src.to(param.dtype()));  // copy_ also moves host -> device
 }
 
-void load_state(torch::nn::Module& model, const io::SafetensorsView& view, const std::string& source, const std::vector<std::string>& skip) {
+void load_state(torch::nn::Module& model, const io::SafetensorsView& view, const std::string& source,
+                const std::vector<std::string>& skip) {
   for (auto& item : model.named_parameters(/*recurse=*/true)) {
     const std::string& name = item.key();
     if (std::find(skip.begin(), skip.end(), name) != skip.end()) continue;
     const io::TensorBytes* t = view.find(name);
-    if (!t) throw UserError(source + ": missing tensor '" + name + "' (is this a checkpoint of the same architecture?)");
+    if (!t)
+      throw UserError(source + ": missing tensor '" + name + "' (is this a checkpoint of the same architecture?)");
     copy_tensor(item.value(), *t, name, source);
   }
 }
 
-void save_model_dir(const std::string& dir, torch::nn::Module& model, const ModelMeta& m, const std::string& vocab_path) {
+void save_model_dir(const std::string& dir, torch::nn::Module& model, const ModelMeta& m,
+                    const std::string& vocab_path) {
   fs::create_directories(dir);
   std::vector<torch::Tensor> keep;
   io::write_safetensors((fs::path(dir) / "model.safetensors").string(), state_tensors(model, keep), {{"format", "pt"}});
@@ -92,14 +96,11 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
                  {"torch_dtype", "float32"},
                  {"id2label", id2label},
                  {"label2id", label2id},
-                 {"problem_type", m.problem == Problem::kMultiLabel ? "multi_label_classification" : "single_label_classification"}};
+                 {"problem_type",
+                  m.problem == Problem::kMultiLabel ? "multi_label_classification" : "single_label_classification"}};
   io::write_file_atomic((fs::path(dir) / "config.json").string(), config.dump(2) + "\n");
-  json mt = {{"labels", m.labels},
-             {"problem", to_string(m.problem)},
-             {"thresholds", m.thresholds},
-             {"lowercase", m.lowercase},
-             {"normalize_tweets", m.normalize_tweets},
-             {"max_len", m.max_len}};
+  json mt = {{"labels", m.labels},       {"problem", to_string(m.problem)},        {"thresholds", m.thresholds},
+             {"lowercase", m.lowercase}, {"normalize_tweets", m.normalize_tweets}, {"max_len", m.max_len}};
   io::write_file_atomic((fs::path(dir) / "modtrain.json").string(), mt.dump(2) + "\n");
   io::write_file_atomic((fs::path(dir) / "vocab.txt").string(), io::read_file(vocab_path));
   if (!m.evaluation.empty()) io::write_file_atomic((fs::path(dir) / "eval.json").string(), m.evaluation + "\n");
@@ -110,7 +111,8 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
   auto path = [&](const char* name) { return (fs::path(dir) / name).string(); };
   for (const char* required : {"config.json", "modtrain.json", "model.safetensors", "vocab.txt"})
     if (!fs::exists(path(required)))
-      throw UserError(dir + ": not a modtrain model directory (" + required + " is missing); pass a run's model/ directory");
+      throw UserError(dir + ": not a modtrain model directory (" + required +
+                      " is missing); pass a run's model/ directory");
   LoadedModel out;
   try {
     json config = json::parse(io::read_file(path("config.json")));
@@ -136,7 +138,8 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
     c.attention_dropout = config.value("attention_probs_dropout_prob", 0.1);
     c.num_labels = static_cast<int64_t>(m.labels.size());
     c.validate();
-    if (m.thresholds.size() != m.labels.size()) throw UserError(path("modtrain.json") + ": one threshold per label is needed");
+    if (m.thresholds.size() != m.labels.size())
+      throw UserError(path("modtrain.json") + ": one threshold per label is needed");
   } catch (const json::exception& e) {
     throw UserError(dir + ": malformed config.json or modtrain.json (" + std::string(e.what()) + ")");
   }

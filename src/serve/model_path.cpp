@@ -20,7 +20,8 @@ std::string resolve_model_path(const std::string& path) {
   const std::string name = read_pointer_file(path);
   const fs::path target = fs::path(path).parent_path() / name;
   if (name.empty() || name.find('/') != std::string::npos || !fs::is_directory(target))
-    throw UserError(path + ": a pointer file naming '" + name + "', which is not a directory beside it; pass a model or checkpoint directory");
+    throw UserError(path + ": a pointer file naming '" + name +
+                    "', which is not a directory beside it; pass a model or checkpoint directory");
   return target.string();
 }
 

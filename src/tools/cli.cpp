@@ -9,8 +9,9 @@ namespace modtrain::tools {
 
 void add_config_flags(CLI::App& command, ConfigFlags& flags) {
   command.add_option("-c,--config", flags.path, "Experiment YAML file (built-in defaults when omitted)");
-  command.add_option("--set", flags.overrides,
-                     "Override one key, highest priority: --set train.lr=1e-4 (repeatable; lists as [a,b])")
+  command
+      .add_option("--set", flags.overrides,
+                  "Override one key, highest priority: --set train.lr=1e-4 (repeatable; lists as [a,b])")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->type_name("SECTION.KEY=VALUE");
 }
@@ -36,8 +37,9 @@ int parse_and_run(CLI::App& app, Action& action, int argc, char** argv) {
     return e.get_exit_code() == 0 ? kExitOk : kExitUsage;
   }
   if (!action) {  // `modtrain` or `modtrain config` alone
-    std::fprintf(stderr, "error: a subcommand is required; run `%s --help` for the list\n",
-                 app.get_subcommands().empty() ? "modtrain" : ("modtrain " + app.get_subcommands().back()->get_name()).c_str());
+    std::fprintf(
+        stderr, "error: a subcommand is required; run `%s --help` for the list\n",
+        app.get_subcommands().empty() ? "modtrain" : ("modtrain " + app.get_subcommands().back()->get_name()).c_str());
     return kExitUsage;
   }
   return action();

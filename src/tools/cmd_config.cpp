@@ -50,7 +50,8 @@ void add_config_commands(CLI::App& app, Action& action) {
   CLI::App* config = app.add_subcommand("config", "Inspect and validate experiment configs");
 
   auto show_flags = std::make_shared<ConfigFlags>();
-  CLI::App* show = config->add_subcommand("show", "Print the fully resolved config as YAML (loads back to the same config)");
+  CLI::App* show =
+      config->add_subcommand("show", "Print the fully resolved config as YAML (loads back to the same config)");
   add_config_flags(*show, *show_flags);
   show->callback([&action, show_flags] { action = [show_flags] { return config_show(*show_flags); }; });
 

@@ -29,7 +29,8 @@ int data_synth(const SynthOptions& options) {
     std::printf("wrote %llu synthetic tweets to %zu files in %s\n", static_cast<unsigned long long>(report.records),
                 report.files.size(), options.out_dir.c_str());
     for (size_t l = 0; l < synth_labels().size(); ++l)
-      std::printf("  %-15s %6.2f%% positive\n", synth_labels()[l].c_str(), 100.0 * report.positives[l] / std::max<uint64_t>(1, report.records));
+      std::printf("  %-15s %6.2f%% positive\n", synth_labels()[l].c_str(),
+                  100.0 * report.positives[l] / std::max<uint64_t>(1, report.records));
     return kExitOk;
   });
 }
@@ -48,7 +49,8 @@ int data_prepare(const ConfigFlags& flags, int threads) {
     options.progress = true;
     PrepareReport report = prepare_data(resolved.config, options);
     std::printf("%s", report.summary().c_str());
-    std::printf("prepared data in %s (manifest.json) in %.1f s\n", resolved.config.data.prepared_dir.c_str(), report.seconds);
+    std::printf("prepared data in %s (manifest.json) in %.1f s\n", resolved.config.data.prepared_dir.c_str(),
+                report.seconds);
     return kExitOk;
   });
 }
@@ -85,24 +87,32 @@ int data_stats(const StatsFlags& flags) {
       }
     }
     nlohmann::json labels = nlohmann::json::object();
-    for (size_t k = 0; k < m.labels.size(); ++k) labels[m.labels[k]] = {{"positives", positives[k]}, {"annotated", annotated[k]}};
-    out[split] = {{"records", data.size()}, {"tokens", tokens}, {"shards", data.num_shards()}, {"labels", labels},
-                  {"length_histogram_by_8", histogram}, {"rejected", entry.rejected()}};
+    for (size_t k = 0; k < m.labels.size(); ++k)
+      labels[m.labels[k]] = {{"positives", positives[k]}, {"annotated", annotated[k]}};
+    out[split] = {{"records", data.size()},
+                  {"tokens", tokens},
+                  {"shards", data.num_shards()},
+                  {"labels", labels},
+                  {"length_histogram_by_8", histogram},
+                  {"rejected", entry.rejected()}};
     if (flags.json) continue;
-    std::printf("%s: %llu records in %zu shards, %llu tokens (%.1f per record), %llu rejected at prepare\n", split.c_str(),
-                static_cast<unsigned long long>(data.size()), data.num_shards(), static_cast<unsigned long long>(tokens),
+    std::printf("%s: %llu records in %zu shards, %llu tokens (%.1f per record), %llu rejected at prepare\n",
+                split.c_str(), static_cast<unsigned long long>(data.size()), data.num_shards(),
+                static_cast<unsigned long long>(tokens),
                 data.size() ? static_cast<double>(tokens) / static_cast<double>(data.size()) : 0.0,
                 static_cast<unsigned long long>(entry.rejected()));
     std::printf("  %-16s %10s %10s %8s\n", "label", "positives", "annotated", "rate");
     for (size_t k = 0; k < m.labels.size(); ++k)
       std::printf("  %-16s %10llu %10llu %7.2f%%\n", m.labels[k].c_str(), static_cast<unsigned long long>(positives[k]),
-                  static_cast<unsigned long long>(annotated[k]), annotated[k] ? 100.0 * positives[k] / annotated[k] : 0.0);
+                  static_cast<unsigned long long>(annotated[k]),
+                  annotated[k] ? 100.0 * positives[k] / annotated[k] : 0.0);
     std::printf("  length (tokens)  records\n");
     uint64_t most = *std::max_element(histogram.begin(), histogram.end());
     for (size_t b = 0; b < histogram.size(); ++b) {
       if (!histogram[b]) continue;
       int bar = most ? static_cast<int>(40.0 * histogram[b] / most) : 0;
-      std::printf("  %4zu-%-4zu %10llu %s\n", b * 8, b * 8 + 7, static_cast<unsigned long long>(histogram[b]), std::string(bar, '#').c_str());
+      std::printf("  %4zu-%-4zu %10llu %s\n", b * 8, b * 8 + 7, static_cast<unsigned long long>(histogram[b]),
+                  std::string(bar, '#').c_str());
     }
   }
   if (flags.json) std::cout << out.dump(2) << "\n";
@@ -119,17 +129,24 @@ void add_data_commands(CLI::App& app, Action& action) {
   s->add_option("-o,--out", synth->out_dir, "Output directory")->capture_default_str();
   s->add_option("--train", synth->train, "Training records")->capture_default_str()->check(CLI::Range(1, 100000000));
   s->add_option("--valid", synth->valid, "Validation records")->capture_default_str()->check(CLI::Range(1, 100000000));
-  s->add_option("--train-shards", synth->train_shards, "Training shard files")->capture_default_str()->check(CLI::Range(1, 10000));
-  s->add_option("--valid-shards", synth->valid_shards, "Validation shard files")->capture_default_str()->check(CLI::Range(1, 10000));
+  s->add_option("--train-shards", synth->train_shards, "Training shard files")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  s->add_option("--valid-shards", synth->valid_shards, "Validation shard files")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
   s->add_option("--seed", synth->seed, "Seed (same seed, same files)")->capture_default_str();
   s->callback([&action, synth] { action = [synth] { return data_synth(*synth); }; });
 
   auto prepare_flags = std::make_shared<ConfigFlags>();
   auto threads = std::make_shared<int>(0);
-  CLI::App* p = data->add_subcommand("prepare", "Tokenize data.train / data.valid into prepared shards (data.prepared_dir)");
+  CLI::App* p =
+      data->add_subcommand("prepare", "Tokenize data.train / data.valid into prepared shards (data.prepared_dir)");
   add_config_flags(*p, *prepare_flags);
   p->add_option("--threads", *threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 1024));
-  p->callback([&action, prepare_flags, threads] { action = [prepare_flags, threads] { return data_prepare(*prepare_flags, *threads); }; });
+  p->callback([&action, prepare_flags, threads] {
+    action = [prepare_flags, threads] { return data_prepare(*prepare_flags, *threads); };
+  });
 
   auto stats = std::make_shared<StatsFlags>();
   CLI::App* st = data->add_subcommand("stats", "Records, label frequencies and lengths of a prepared dataset");

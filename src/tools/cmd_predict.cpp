@@ -34,7 +34,8 @@ struct Pending {
 
 class Predictor {
  public:
-  Predictor(LoadedModel& loaded, std::ostream& out, int batch) : m_(loaded), out_(out), batch_(batch), tokenizer_(loaded.vocab, {loaded.meta.lowercase, 100}) {}
+  Predictor(LoadedModel& loaded, std::ostream& out, int batch)
+      : m_(loaded), out_(out), batch_(batch), tokenizer_(loaded.vocab, {loaded.meta.lowercase, 100}) {}
 
   void add(std::string id, uint64_t line, const std::string& raw_text) {
     std::string_view text = raw_text;
@@ -75,7 +76,8 @@ class Predictor {
       }
       if (m_.meta.problem == Problem::kMultiClass) flagged.push_back(m_.meta.labels[best]);
       const Pending& r = pending_[static_cast<size_t>(i)];
-      out_ << nlohmann::json{{"id", r.id}, {"line", r.line}, {"scores", scores}, {"flagged", flagged}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+      out_ << nlohmann::json{{"id", r.id}, {"line", r.line}, {"scores", scores}, {"flagged", flagged}}.dump(
+                  -1, ' ', false, nlohmann::json::error_handler_t::replace)
            << '\n';
     }
     records_ += static_cast<uint64_t>(b);
@@ -109,7 +111,8 @@ int predict(const PredictFlags& flags) {
     log::warn(where + ": " + reason + "; skipped");
     ++rejected;
   };
-  const bool plain = flags.input == "-" || (flags.input.size() > 4 && flags.input.compare(flags.input.size() - 4, 4, ".txt") == 0);
+  const bool plain =
+      flags.input == "-" || (flags.input.size() > 4 && flags.input.compare(flags.input.size() - 4, 4, ".txt") == 0);
   if (plain) {  // one text per line; the id is the line number
     std::ifstream in;
     if (flags.input != "-") {
@@ -145,8 +148,9 @@ int predict(const PredictFlags& flags) {
   out.flush();
   if (!out) throw UserError("--output: cannot write " + flags.output + " (disk full?)", kExitRuntime);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::fprintf(stderr, "predicted %llu records (%llu rejected) in %.2f s: %.0f records/s\n", static_cast<unsigned long long>(predictor.records()),
-               static_cast<unsigned long long>(rejected), seconds, predictor.records() / std::max(seconds, 1e-9));
+  std::fprintf(stderr, "predicted %llu records (%llu rejected) in %.2f s: %.0f records/s\n",
+               static_cast<unsigned long long>(predictor.records()), static_cast<unsigned long long>(rejected), seconds,
+               predictor.records() / std::max(seconds, 1e-9));
   return kExitOk;
 }
 
@@ -154,7 +158,8 @@ int predict(const PredictFlags& flags) {
 
 void add_predict_commands(CLI::App& app, Action& action) {
   auto export_flags = std::make_shared<std::pair<std::string, std::string>>();
-  CLI::App* e = app.add_subcommand("export", "Write a Hugging Face model directory (transformers / text-embeddings-inference)");
+  CLI::App* e =
+      app.add_subcommand("export", "Write a Hugging Face model directory (transformers / text-embeddings-inference)");
   e->add_option("--checkpoint", export_flags->first, "Model directory (RUN/model)")->required();
   e->add_option("--out", export_flags->second, "Output directory")->required();
   e->callback([&action, export_flags] {
@@ -168,12 +173,18 @@ void add_predict_commands(CLI::App& app, Action& action) {
   });
 
   auto flags = std::make_shared<PredictFlags>();
-  CLI::App* p = app.add_subcommand("predict", "Score texts with a trained model (JSONL output: scores and flagged labels)");
+  CLI::App* p =
+      app.add_subcommand("predict", "Score texts with a trained model (JSONL output: scores and flagged labels)");
   p->add_option("--model", flags->model, "Model directory (RUN/model)")->required();
-  p->add_option("--input", flags->input, "JSONL/CSV/TSV shard, a .txt file of lines, or - for lines on stdin")->required();
+  p->add_option("--input", flags->input, "JSONL/CSV/TSV shard, a .txt file of lines, or - for lines on stdin")
+      ->required();
   p->add_option("--output", flags->output, "Output JSONL file, or - for stdout")->capture_default_str();
-  p->add_option("--batch", flags->batch, "Records per forward pass")->check(CLI::Range(1, 65536))->capture_default_str();
-  p->add_option("--on-bad-record", flags->on_bad_record, "fail or skip")->check(CLI::IsMember({"fail", "skip"}))->capture_default_str();
+  p->add_option("--batch", flags->batch, "Records per forward pass")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  p->add_option("--on-bad-record", flags->on_bad_record, "fail or skip")
+      ->check(CLI::IsMember({"fail", "skip"}))
+      ->capture_default_str();
   p->callback([&action, flags] { action = [flags] { return run_local([&] { return predict(*flags); }); }; });
 }
 

@@ -69,14 +69,16 @@ int tokenizer_train(TrainFlags flags) {
   std::string content;
   for (const auto& t : tokens) content += t + "\n";
   io::write_file_atomic(flags.out, content);
-  std::printf("vocab: %zu tokens -> %s (%llu texts, %llu words, %llu distinct, alphabet %llu, %llu merges)\n", tokens.size(),
-              flags.out.c_str(), static_cast<unsigned long long>(report.texts), static_cast<unsigned long long>(report.words),
-              static_cast<unsigned long long>(report.unique_words), static_cast<unsigned long long>(report.alphabet),
-              static_cast<unsigned long long>(report.merges));
+  std::printf("vocab: %zu tokens -> %s (%llu texts, %llu words, %llu distinct, alphabet %llu, %llu merges)\n",
+              tokens.size(), flags.out.c_str(), static_cast<unsigned long long>(report.texts),
+              static_cast<unsigned long long>(report.words), static_cast<unsigned long long>(report.unique_words),
+              static_cast<unsigned long long>(report.alphabet), static_cast<unsigned long long>(report.merges));
   if (tokens.size() < flags.options.vocab_size)
     log::warn("the corpus supports only " + std::to_string(tokens.size()) + " tokens (asked for " +
               std::to_string(flags.options.vocab_size) + "); lower --min-frequency or add text");
-  if (skipped) log::warn(std::to_string(skipped) + " records could not be read and were not used (`modtrain data prepare` names them)");
+  if (skipped)
+    log::warn(std::to_string(skipped) +
+              " records could not be read and were not used (`modtrain data prepare` names them)");
   return kExitOk;
 }
 
@@ -140,13 +142,17 @@ int tokenize(const TokenizeFlags& flags) {
 void add_tokenizer_commands(CLI::App& app, Action& action) {
   CLI::App* tokenizer = app.add_subcommand("tokenizer", "Train WordPiece vocabularies");
   auto train = std::make_shared<TrainFlags>();
-  CLI::App* t = tokenizer->add_subcommand("train", "Train a WordPiece vocab.txt on raw shards (JSONL/CSV/TSV or .txt lines)");
+  CLI::App* t =
+      tokenizer->add_subcommand("train", "Train a WordPiece vocab.txt on raw shards (JSONL/CSV/TSV or .txt lines)");
   t->add_option("-i,--input", train->inputs, "Input files or glob patterns")->required();
   t->add_option("--vocab-size", train->options.vocab_size, "Tokens in the vocabulary, specials included")
-      ->capture_default_str()->check(CLI::Range(100, 1000000));
+      ->capture_default_str()
+      ->check(CLI::Range(100, 1000000));
   t->add_option("-o,--out", train->out, "Output vocab.txt")->required();
-  t->add_option("--min-frequency", train->options.min_frequency, "Never merge pairs seen fewer times")->capture_default_str();
-  t->add_option("--limit-alphabet", train->options.limit_alphabet, "Most frequent characters kept")->capture_default_str();
+  t->add_option("--min-frequency", train->options.min_frequency, "Never merge pairs seen fewer times")
+      ->capture_default_str();
+  t->add_option("--limit-alphabet", train->options.limit_alphabet, "Most frequent characters kept")
+      ->capture_default_str();
   t->add_flag("--cased", train->cased, "Keep case and accents (default: uncased, like bert-base-uncased)");
   t->add_flag("--no-tweets", train->no_tweets, "Skip tweet normalisation (@user, http, entities)");
   t->add_option("--threads", train->options.threads, "Counting threads (0 = all cores)")->check(CLI::Range(0, 1024));

@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "modtrain/io/files.h"
 #include <iostream>
 #include <memory>
+#include "modtrain/io/files.h"
 
 #include "commands.h"
 #include "modtrain/core/error.h"
@@ -39,11 +39,12 @@ int train(const TrainFlags& flags) {
     Trainer trainer(resolved, placement, distributed.comms(), distributed.sync_factory());
     TrainOutcome out = trainer.run(flags.control);
     std::string timeline = distributed.write_timeline();
-    if (!timeline.empty() && world.is_root()) log::info("timeline: " + timeline + " (one file per rank; open in chrome://tracing)");
+    if (!timeline.empty() && world.is_root())
+      log::info("timeline: " + timeline + " (one file per rank; open in chrome://tracing)");
     if (out.stopped_early) {
       if (world.is_root())
-        log::info("stopped after step " + std::to_string(out.steps) + " of " + std::to_string(trainer.total_steps()) + "; checkpoint " +
-                  out.checkpoint + ". Continue with the same command and --resume auto");
+        log::info("stopped after step " + std::to_string(out.steps) + " of " + std::to_string(trainer.total_steps()) +
+                  "; checkpoint " + out.checkpoint + ". Continue with the same command and --resume auto");
       return kExitOk;
     }
     if (world.is_root() && out.final_eval.records > 0) std::printf("\n%s", out.final_eval.to_table().c_str());
@@ -107,10 +108,12 @@ void add_train_commands(CLI::App& app, Action& action) {
   CLI::App* t = app.add_subcommand("train", "Train a classifier (launch with mpirun for several ranks)");
   add_config_flags(*t, train_flags->config);
   t->add_option("--resume", train_flags->control.resume,
-                "Continue from a checkpoint: auto (the newest in run.dir, or start fresh if none) or a checkpoint / run directory")
+                "Continue from a checkpoint: auto (the newest in run.dir, or start fresh if none) or a checkpoint / "
+                "run directory")
       ->type_name("auto|PATH");
   t->add_option("--stop-after", train_flags->control.stop_after,
-                "Save a checkpoint and exit 0 after this step (the schedule still spans the whole run); resume later with --resume")
+                "Save a checkpoint and exit 0 after this step (the schedule still spans the whole run); resume later "
+                "with --resume")
       ->check(CLI::PositiveNumber)
       ->type_name("STEP");
   t->callback([&action, train_flags] { action = [train_flags] { return train(*train_flags); }; });
@@ -121,8 +124,10 @@ void add_train_commands(CLI::App& app, Action& action) {
   e->add_option("--data", eval_flags->data, "Raw shards: files or glob patterns (JSONL/CSV/TSV)")->required();
   e->add_flag("--json", eval_flags->json, "One JSON object instead of the table");
   e->add_option("--batch", eval_flags->batch, "Records per forward pass")->check(CLI::Range(1, 65536));
-  e->add_option("--on-bad-record", eval_flags->on_bad_record, "fail or skip (as data.on_bad_record)")->check(CLI::IsMember({"fail", "skip"}));
-  e->callback([&action, eval_flags] { action = [eval_flags] { return run_local([&] { return eval(*eval_flags); }); }; });
+  e->add_option("--on-bad-record", eval_flags->on_bad_record, "fail or skip (as data.on_bad_record)")
+      ->check(CLI::IsMember({"fail", "skip"}));
+  e->callback(
+      [&action, eval_flags] { action = [eval_flags] { return run_local([&] { return eval(*eval_flags); }); }; });
 }
 
 }  // namespace modtrain::tools

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <cstring>
 #include <sstream>
 #include <type_traits>
 
@@ -35,7 +35,10 @@ std::string TrainerState::to_json() const {
             {"rng", {{"seed", seed}, {"scheme", "manual_seed(step_seed(seed, rank, step)) before every step"}}},
             {"loss_scale", {{"scale", loss_scale}, {"good_steps", loss_scale_good_steps}}},
             {"skipped_steps", skipped_steps},
-            {"best", {{"metric", best_metric}, {"value", std::isnan(best_value) ? json(nullptr) : json(best_value)}, {"step", best_step}}},
+            {"best",
+             {{"metric", best_metric},
+              {"value", std::isnan(best_value) ? json(nullptr) : json(best_value)},
+              {"step", best_step}}},
             {"labels", labels},
             {"problem", problem}};
   return j.dump(2) + "\n";
@@ -48,7 +51,8 @@ TrainerState TrainerState::from_json(const std::string& text, const std::string&
     if (j.value("format", "") != "modtrain-trainer-state")
       throw UserError(source + ": not a modtrain trainer state (format field missing)");
     if (j.at("version").get<int>() != 1)
-      throw UserError(source + ": trainer state version " + j.at("version").dump() + " is not supported by this modtrain (1)");
+      throw UserError(source + ": trainer state version " + j.at("version").dump() +
+                      " is not supported by this modtrain (1)");
     s.step = j.at("step").get<int64_t>();
     s.total_steps = j.at("total_steps").get<int64_t>();
     s.sampler.epoch = j.at("sampler").at("epoch").get<uint64_t>();
@@ -63,15 +67,19 @@ TrainerState TrainerState::from_json(const std::string& text, const std::string&
     s.skipped_steps = j.at("skipped_steps").get<int64_t>();
     const json& best = j.at("best");
     s.best_metric = best.at("metric").get<std::string>();
-    s.best_value = best.at("value").is_null() ? std::numeric_limits<double>::quiet_NaN() : best.at("value").get<double>();
+    s.best_value =
+        best.at("value").is_null() ? std::numeric_limits<double>::quiet_NaN() : best.at("value").get<double>();
     s.best_step = best.at("step").get<int64_t>();
     s.labels = j.at("labels").get<std::vector<std::string>>();
     s.problem = j.at("problem").get<std::string>();
   } catch (const json::exception& e) {
-    throw UserError(source + ": malformed trainer state (" + std::string(e.what()) + "); the checkpoint is damaged, resume from another one");
+    throw UserError(source + ": malformed trainer state (" + std::string(e.what()) +
+                    "); the checkpoint is damaged, resume from another one");
   }
-  if (s.step < 0 || s.world < 1 || s.micro_batch < 1 || s.batches_per_epoch == 0 || s.sampler.batch > s.batches_per_epoch)
-    throw UserError(source + ": inconsistent trainer state (step, world, micro_batch or sampler position out of range)");
+  if (s.step < 0 || s.world < 1 || s.micro_batch < 1 || s.batches_per_epoch == 0 ||
+      s.sampler.batch > s.batches_per_epoch)
+    throw UserError(source +
+                    ": inconsistent trainer state (step, world, micro_batch or sampler position out of range)");
   return s;
 }
 
@@ -116,7 +124,8 @@ void save_optimizer_state(const std::string& path, torch::optim::AdamW& optimize
     auto it = state.find(state_key(state, item.value()));
     if (it == state.end()) continue;  // never stepped (e.g. only skipped steps so far)
     auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
-    if (s.max_exp_avg_sq().defined()) throw InternalError("AMSGrad state is not checkpointed (modtrain does not enable it)");
+    if (s.max_exp_avg_sq().defined())
+      throw InternalError("AMSGrad state is not checkpointed (modtrain does not enable it)");
     keep.push_back(s.exp_avg().detach().to(torch::kCPU, torch::kFloat32).contiguous());
     entries.push_back(f32_entry("exp_avg." + item.key(), keep.back()));
     keep.push_back(s.exp_avg_sq().detach().to(torch::kCPU, torch::kFloat32).contiguous());
@@ -138,14 +147,19 @@ void load_optimizer_state(const std::string& path, torch::optim::AdamW& optimize
     const io::TensorBytes* v = view.find("exp_avg_sq." + item.key());
     const io::TensorBytes* step = view.find("step." + item.key());
     if (!m && !v && !step) continue;
-    auto bad = [&](const std::string& why) { return UserError(path + ": optimiser state of '" + item.key() + "' " + why); };
+    auto bad = [&](const std::string& why) {
+      return UserError(path + ": optimiser state of '" + item.key() + "' " + why);
+    };
     if (!m || !v || !step) throw bad("is incomplete (exp_avg, exp_avg_sq and step are all needed)");
-    if (m->dtype != "F32" || v->dtype != "F32" || step->dtype != "I64" || step->bytes != sizeof(int64_t)) throw bad("has unexpected dtypes");
+    if (m->dtype != "F32" || v->dtype != "F32" || step->dtype != "I64" || step->bytes != sizeof(int64_t))
+      throw bad("has unexpected dtypes");
     if (m->shape != p.sizes().vec() || v->shape != p.sizes().vec()) throw bad("does not match the parameter's shape");
     auto options = torch::TensorOptions().dtype(torch::kFloat32);
     auto s = std::make_unique<torch::optim::AdamWParamState>();
-    s->exp_avg(torch::from_blob(const_cast<void*>(m->data), m->shape, options).to(p.device(), p.scalar_type(), false, true));
-    s->exp_avg_sq(torch::from_blob(const_cast<void*>(v->data), v->shape, options).to(p.device(), p.scalar_type(), false, true));
+    s->exp_avg(
+        torch::from_blob(const_cast<void*>(m->data), m->shape, options).to(p.device(), p.scalar_type(), false, true));
+    s->exp_avg_sq(
+        torch::from_blob(const_cast<void*>(v->data), v->shape, options).to(p.device(), p.scalar_type(), false, true));
     int64_t steps = 0;
     std::memcpy(&steps, step->data, sizeof steps);
     s->step(steps);
@@ -153,7 +167,8 @@ void load_optimizer_state(const std::string& path, torch::optim::AdamW& optimize
     ++restored;
   }
   if (restored * 3 != view.tensors().size())
-    throw UserError(path + ": holds optimiser state for parameters this model does not have (a different architecture?)");
+    throw UserError(path +
+                    ": holds optimiser state for parameters this model does not have (a different architecture?)");
 }
 
 // ---- the checkpoint directory ----------------------------------------------------------------
@@ -169,7 +184,9 @@ std::string Checkpoints::name(int64_t step) {
 
 namespace {
 
-bool complete(const fs::path& dir) { return fs::exists(dir / "trainer_state.json") && fs::exists(dir / "model.safetensors"); }
+bool complete(const fs::path& dir) {
+  return fs::exists(dir / "trainer_state.json") && fs::exists(dir / "model.safetensors");
+}
 
 // step-NNNNNNN directories, oldest first.
 std::vector<std::pair<int64_t, fs::path>> list_steps(const fs::path& dir) {
@@ -180,8 +197,7 @@ std::vector<std::pair<int64_t, fs::path>> list_steps(const fs::path& dir) {
     if (name.rfind("step-", 0) != 0 || !entry.is_directory()) continue;
     try {
       out.emplace_back(std::stoll(name.substr(5)), entry.path());
-    } catch (const std::exception&) {
-    }
+    } catch (const std::exception&) {}
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -195,8 +211,8 @@ std::string Checkpoints::save(const CheckpointContent& c, bool best) {
   try {
     write(c, best);
   } catch (const fs::filesystem_error& e) {
-    throw UserError("cannot write checkpoint " + final_dir.string() + ": " + e.code().message() + " (" + e.path1().string() +
-                        "); is run.dir writable, with room for the model and optimiser state?",
+    throw UserError("cannot write checkpoint " + final_dir.string() + ": " + e.code().message() + " (" +
+                        e.path1().string() + "); is run.dir writable, with room for the model and optimiser state?",
                     kExitRuntime);
   }
   return final_dir.string();
@@ -254,25 +270,31 @@ std::string Checkpoints::resolve(const std::string& resume, const std::string& r
   for (auto it = steps.rbegin(); it != steps.rend(); ++it)
     if (complete(it->second)) {
       if (report)
-        log::warn((where / "latest").string() + (latest.empty() ? " is missing" : " names " + latest + ", which is incomplete or gone") +
-                "; resuming from " + it->second.string() + ", the newest complete checkpoint");
+        log::warn((where / "latest").string() +
+                  (latest.empty() ? " is missing" : " names " + latest + ", which is incomplete or gone") +
+                  "; resuming from " + it->second.string() + ", the newest complete checkpoint");
       return it->second.string();
     }
   if (resume == "auto") return "";
-  throw UserError("--resume " + resume + ": no complete checkpoint there (a checkpoint directory holds trainer_state.json)");
+  throw UserError("--resume " + resume +
+                  ": no complete checkpoint there (a checkpoint directory holds trainer_state.json)");
 }
 
 // ---- loading ---------------------------------------------------------------------------------
 
-TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::AdamW& optimizer, const Config& config,
-                             const Vocab& vocab, int world, uint64_t batches_per_epoch, bool report) {
+TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::AdamW& optimizer,
+                             const Config& config, const Vocab& vocab, int world, uint64_t batches_per_epoch,
+                             bool report) {
   const fs::path d(dir);
-  TrainerState s = TrainerState::from_json(io::read_file((d / "trainer_state.json").string()), (d / "trainer_state.json").string());
+  TrainerState s =
+      TrainerState::from_json(io::read_file((d / "trainer_state.json").string()), (d / "trainer_state.json").string());
   if (s.labels != config.data.labels)
-    throw UserError(dir + ": checkpoint labels [" + text::join(s.labels, ", ") + "] differ from data.labels [" + text::join(config.data.labels, ", ") +
+    throw UserError(dir + ": checkpoint labels [" + text::join(s.labels, ", ") + "] differ from data.labels [" +
+                    text::join(config.data.labels, ", ") +
                     "]; resume with the same label set, or start a new run (model.init_from for a new head)");
   if (s.problem != to_string(config.data.problem))
-    throw UserError(dir + ": checkpoint problem " + s.problem + " differs from data.problem " + to_string(config.data.problem));
+    throw UserError(dir + ": checkpoint problem " + s.problem + " differs from data.problem " +
+                    to_string(config.data.problem));
   if (Vocab::load((d / "vocab.txt").string()).tokens() != vocab.tokens())
     throw UserError(dir + ": the checkpoint's vocab.txt differs from tokenizer.vocab (" + config.tokenizer.vocab +
                     "); token ids would change meaning. Resume with the vocab the run was trained with");
@@ -283,13 +305,17 @@ TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, t
   if (s.world != world || s.micro_batch != config.train.micro_batch || s.batches_per_epoch != batches_per_epoch) {
     // Same fraction of the epoch: the permutation is per epoch, so the records of this epoch
     // before that point are (nearly) those already seen; the order from here differs.
-    const uint64_t batch = static_cast<uint64_t>(std::llround(static_cast<double>(s.sampler.batch) / static_cast<double>(s.batches_per_epoch) *
-                                                              static_cast<double>(batches_per_epoch)));
+    const uint64_t batch = static_cast<uint64_t>(
+        std::llround(static_cast<double>(s.sampler.batch) / static_cast<double>(s.batches_per_epoch) *
+                     static_cast<double>(batches_per_epoch)));
     if (report)
-      log::warn(dir + ": written by " + std::to_string(s.world) + " rank(s) x micro_batch " + std::to_string(s.micro_batch) + ", resuming on " +
-              std::to_string(world) + " x " + std::to_string(config.train.micro_batch) + ": the data order from here differs from an "
-              "uninterrupted run (resuming at epoch " + std::to_string(s.sampler.epoch) + ", batch " + std::to_string(batch) + " of " +
-              std::to_string(batches_per_epoch) + ", the same fraction of the epoch)");
+      log::warn(dir + ": written by " + std::to_string(s.world) + " rank(s) x micro_batch " +
+                std::to_string(s.micro_batch) + ", resuming on " + std::to_string(world) + " x " +
+                std::to_string(config.train.micro_batch) +
+                ": the data order from here differs from an "
+                "uninterrupted run (resuming at epoch " +
+                std::to_string(s.sampler.epoch) + ", batch " + std::to_string(batch) + " of " +
+                std::to_string(batches_per_epoch) + ", the same fraction of the epoch)");
     s.sampler.batch = std::min(batch, batches_per_epoch);
     s.batches_per_epoch = batches_per_epoch;
   }

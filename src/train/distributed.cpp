@@ -5,7 +5,9 @@
 namespace modtrain {
 
 DistributedTraining::DistributedTraining(const World& world, const Placement& placement, const Config& config)
-    : config_(config), rank_(world.rank()), world_(world.size()),
+    : config_(config),
+      rank_(world.rank()),
+      world_(world.size()),
       timeline_(std::make_unique<Timeline>(!config.dist.timeline.empty(), world.rank())) {
   comms_.rank = world.rank();
   comms_.world = world.size();
@@ -13,7 +15,9 @@ DistributedTraining::DistributedTraining(const World& world, const Placement& pl
   if (world.size() == 1) return;
   comm_ = make_communicator(config.dist.backend, world, placement, CommOptions{config.dist.timeout_s, timeline_.get()});
   Communicator* comm = comm_.get();
-  comms_.all_gather = [comm](const std::vector<float>& values) { return comm->all_gather_varlen(values, "evaluation scores"); };
+  comms_.all_gather = [comm](const std::vector<float>& values) {
+    return comm->all_gather_varlen(values, "evaluation scores");
+  };
 }
 
 std::function<std::unique_ptr<GradientSync>(BertForClassificationImpl&)> DistributedTraining::sync_factory() {
@@ -33,7 +37,8 @@ std::function<std::unique_ptr<GradientSync>(BertForClassificationImpl&)> Distrib
 std::string DistributedTraining::write_timeline() const {
   if (!timeline_->enabled()) return "";
   std::filesystem::path p(config_.dist.timeline);
-  std::string path = (p.parent_path() / (p.stem().string() + "-rank" + std::to_string(rank_) + p.extension().string())).string();
+  std::string path =
+      (p.parent_path() / (p.stem().string() + "-rank" + std::to_string(rank_) + p.extension().string())).string();
   if (!p.parent_path().empty()) std::filesystem::create_directories(p.parent_path());
   timeline_->write(path);
   return path;

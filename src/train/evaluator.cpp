@@ -15,7 +15,8 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
-  DistributedSampler sampler(data.size(), {0, o.rank, o.world, static_cast<uint32_t>(o.batch), /*shuffle=*/false, false, 64});
+  DistributedSampler sampler(data.size(),
+                             {0, o.rank, o.world, static_cast<uint32_t>(o.batch), /*shuffle=*/false, false, 64});
   LoaderOptions loader_options;
   loader_options.pad_id = o.pad_id;
   std::vector<float> probs, targets, mask;
@@ -53,9 +54,11 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
   r.thresholds = o.fixed_thresholds;
   if (r.thresholds.empty()) {
     for (size_t l = 0; l < L; ++l)
-      r.thresholds.push_back(o.problem == Problem::kMultiLabel ? tune_threshold(label_scores(probs, targets, mask, L, l), o.policy) : 0.5);
+      r.thresholds.push_back(
+          o.problem == Problem::kMultiLabel ? tune_threshold(label_scores(probs, targets, mask, L, l), o.policy) : 0.5);
   }
-  r.report = evaluate_scores(o.labels, o.problem, probs, targets, mask, r.thresholds, loss_count > 0 ? loss_sum / loss_count : 0.0);
+  r.report = evaluate_scores(o.labels, o.problem, probs, targets, mask, r.thresholds,
+                             loss_count > 0 ? loss_sum / loss_count : 0.0);
   r.probs = std::move(probs);
   r.targets = std::move(targets);
   r.mask = std::move(mask);

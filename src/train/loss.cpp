@@ -4,8 +4,8 @@
 
 namespace modtrain {
 namespace {
-torch::Tensor per_entry(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& mask, const LossOptions& o,
-                        torch::Tensor& count) {
+torch::Tensor per_entry(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& mask,
+                        const LossOptions& o, torch::Tensor& count) {
   const torch::Tensor x = logits.to(torch::kFloat32);
   if (o.problem == Problem::kMultiLabel) {
     // Numerically stable BCE with logits: pw*y*softplus(-x) + (1-y)*softplus(x)
@@ -30,14 +30,15 @@ torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tens
   return entries.sum() / static_cast<double>(entries.numel());
 }
 
-std::pair<double, double> classification_loss_sum(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& mask,
-                                                  const LossOptions& o) {
+std::pair<double, double> classification_loss_sum(const torch::Tensor& logits, const torch::Tensor& labels,
+                                                  const torch::Tensor& mask, const LossOptions& o) {
   torch::Tensor count;
   torch::Tensor total = per_entry(logits, labels, mask, o, count).sum();
   return {total.item<double>(), count.item<double>()};
 }
 
-std::vector<double> auto_pos_weight(const std::vector<uint64_t>& positives, const std::vector<uint64_t>& annotated, double cap) {
+std::vector<double> auto_pos_weight(const std::vector<uint64_t>& positives, const std::vector<uint64_t>& annotated,
+                                    double cap) {
   std::vector<double> w(positives.size(), 1.0);
   for (size_t l = 0; l < w.size(); ++l) {
     double negatives = static_cast<double>(annotated[l] - positives[l]);

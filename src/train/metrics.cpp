@@ -4,8 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
-#include <numeric>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 namespace modtrain {
 namespace {
@@ -36,8 +36,8 @@ Curve curve(const LabelScores& s) {
 
 }  // namespace
 
-LabelScores label_scores(const std::vector<float>& probs, const std::vector<float>& targets, const std::vector<float>& mask,
-                         size_t num_labels, size_t label) {
+LabelScores label_scores(const std::vector<float>& probs, const std::vector<float>& targets,
+                         const std::vector<float>& mask, size_t num_labels, size_t label) {
   LabelScores s;
   for (size_t i = label; i < probs.size(); i += num_labels) {
     if (mask[i] == 0) continue;
@@ -93,7 +93,9 @@ double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy) {
   // The chosen cut flags the scores >= thresholds[i]. The threshold returned sits halfway down to
   // the next lower score: the same records are flagged here, and a record whose score comes out a
   // rounding error lower at serving time (another batch, another runtime) is not dropped.
-  auto between = [&](size_t i) { return i + 1 < c.thresholds.size() ? (c.thresholds[i] + c.thresholds[i + 1]) / 2 : c.thresholds[i]; };
+  auto between = [&](size_t i) {
+    return i + 1 < c.thresholds.size() ? (c.thresholds[i] + c.thresholds[i + 1]) / 2 : c.thresholds[i];
+  };
   if (policy.kind == ThresholdPolicy::Kind::kMaxF1) {
     double best_f1 = -1;
     size_t best = 0;
@@ -119,8 +121,8 @@ double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy) {
 }
 
 EvalReport evaluate_scores(const std::vector<std::string>& names, Problem problem, const std::vector<float>& probs,
-                           const std::vector<float>& targets, const std::vector<float>& mask, const std::vector<double>& thresholds,
-                           double loss) {
+                           const std::vector<float>& targets, const std::vector<float>& mask,
+                           const std::vector<double>& thresholds, double loss) {
   const size_t L = names.size(), N = L ? probs.size() / L : 0;
   EvalReport r;
   r.loss = loss;
@@ -155,7 +157,9 @@ EvalReport evaluate_scores(const std::vector<std::string>& names, Problem proble
     if (!std::isnan(lr.pr_auc)) ++with_ap, r.macro_pr_auc += lr.pr_auc;
     r.labels.push_back(lr);
   }
-  auto mean = [](double sum, size_t n) { return n ? sum / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN(); };
+  auto mean = [](double sum, size_t n) {
+    return n ? sum / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN();
+  };
   r.macro_precision = mean(r.macro_precision, with_support);
   r.macro_recall = mean(r.macro_recall, with_support);
   r.macro_f1 = mean(r.macro_f1, with_support);
@@ -166,9 +170,10 @@ EvalReport evaluate_scores(const std::vector<std::string>& names, Problem proble
     std::vector<BinaryCounts> per(L);
     uint64_t correct = 0;
     for (size_t i = 0; i < N; ++i) {
-      size_t predicted = static_cast<size_t>(std::max_element(probs.begin() + static_cast<std::ptrdiff_t>(i * L),
-                                                              probs.begin() + static_cast<std::ptrdiff_t>((i + 1) * L)) -
-                                             (probs.begin() + static_cast<std::ptrdiff_t>(i * L)));
+      size_t predicted =
+          static_cast<size_t>(std::max_element(probs.begin() + static_cast<std::ptrdiff_t>(i * L),
+                                               probs.begin() + static_cast<std::ptrdiff_t>((i + 1) * L)) -
+                              (probs.begin() + static_cast<std::ptrdiff_t>(i * L)));
       size_t truth = static_cast<size_t>(std::max_element(targets.begin() + static_cast<std::ptrdiff_t>(i * L),
                                                           targets.begin() + static_cast<std::ptrdiff_t>((i + 1) * L)) -
                                          (targets.begin() + static_cast<std::ptrdiff_t>(i * L)));
@@ -208,30 +213,38 @@ std::string EvalReport::to_json() const {
   auto num = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
   nlohmann::json labels_json = nlohmann::json::object();
   for (const auto& l : labels)
-    labels_json[l.name] = {{"threshold", l.threshold}, {"precision", num(l.precision)}, {"recall", num(l.recall)}, {"f1", num(l.f1)},
-                           {"roc_auc", num(l.roc_auc)}, {"pr_auc", num(l.pr_auc)}, {"support", l.support}, {"annotated", l.annotated}};
-  nlohmann::json j = {{"loss", num(loss)},
-                      {"records", records},
-                      {"labels", labels_json},
-                      {"macro", {{"precision", num(macro_precision)}, {"recall", num(macro_recall)}, {"f1", num(macro_f1)},
-                                 {"roc_auc", num(macro_roc_auc)}, {"pr_auc", num(macro_pr_auc)}}},
-                      {"micro", {{"precision", num(micro_precision)}, {"recall", num(micro_recall)}, {"f1", num(micro_f1)}}},
-                      {"accuracy", num(accuracy)}};
+    labels_json[l.name] = {{"threshold", l.threshold}, {"precision", num(l.precision)}, {"recall", num(l.recall)},
+                           {"f1", num(l.f1)},          {"roc_auc", num(l.roc_auc)},     {"pr_auc", num(l.pr_auc)},
+                           {"support", l.support},     {"annotated", l.annotated}};
+  nlohmann::json j = {
+      {"loss", num(loss)},
+      {"records", records},
+      {"labels", labels_json},
+      {"macro",
+       {{"precision", num(macro_precision)},
+        {"recall", num(macro_recall)},
+        {"f1", num(macro_f1)},
+        {"roc_auc", num(macro_roc_auc)},
+        {"pr_auc", num(macro_pr_auc)}}},
+      {"micro", {{"precision", num(micro_precision)}, {"recall", num(micro_recall)}, {"f1", num(micro_f1)}}},
+      {"accuracy", num(accuracy)}};
   return j.dump();
 }
 
 std::string EvalReport::to_table() const {
   std::string out;
   char line[256];
-  std::snprintf(line, sizeof line, "%-16s %9s %9s %9s %9s %9s %9s %8s\n", "label", "threshold", "precision", "recall", "f1",
-                "roc_auc", "pr_auc", "support");
+  std::snprintf(line, sizeof line, "%-16s %9s %9s %9s %9s %9s %9s %8s\n", "label", "threshold", "precision", "recall",
+                "f1", "roc_auc", "pr_auc", "support");
   out += line;
-  auto row = [&](const char* name, double t, double p, double r, double f, double a, double ap, uint64_t s, bool show_support) {
+  auto row = [&](const char* name, double t, double p, double r, double f, double a, double ap, uint64_t s,
+                 bool show_support) {
     std::snprintf(line, sizeof line, "%-16s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %8s\n", name, t, p, r, f, a, ap,
                   show_support ? std::to_string(s).c_str() : "");
     out += line;
   };
-  for (const auto& l : labels) row(l.name.c_str(), l.threshold, l.precision, l.recall, l.f1, l.roc_auc, l.pr_auc, l.support, true);
+  for (const auto& l : labels)
+    row(l.name.c_str(), l.threshold, l.precision, l.recall, l.f1, l.roc_auc, l.pr_auc, l.support, true);
   row("macro", std::nan(""), macro_precision, macro_recall, macro_f1, macro_roc_auc, macro_pr_auc, 0, false);
   row("micro", std::nan(""), micro_precision, micro_recall, micro_f1, std::nan(""), std::nan(""), 0, false);
   std::snprintf(line, sizeof line, "loss %.4f over %llu records%s\n", loss, static_cast<unsigned long long>(records),

@@ -15,7 +15,8 @@ namespace modtrain {
 void check_precision(Precision precision, const torch::Device& device) {
   if (precision == Precision::kFp32) return;
   if (!device.is_cuda())
-    throw UserError(std::string("train.precision = ") + to_string(precision) + " needs a CUDA device; this rank runs on the CPU "
+    throw UserError(std::string("train.precision = ") + to_string(precision) +
+                    " needs a CUDA device; this rank runs on the CPU "
                     "(use train.precision=fp32, or run on GPUs with dist.device=auto)");
 }
 

@@ -32,10 +32,12 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(BertForClassificationImpl& model
   std::vector<torch::Tensor> decay, no_decay;
   for (auto& p : model.named_parameters()) {
     const std::string& name = p.key();
-    bool exempt = name.size() >= 5 && (name.compare(name.size() - 5, 5, ".bias") == 0 || name.find("LayerNorm") != std::string::npos);
+    bool exempt = name.size() >= 5 &&
+                  (name.compare(name.size() - 5, 5, ".bias") == 0 || name.find("LayerNorm") != std::string::npos);
     (exempt ? no_decay : decay).push_back(p.value());
   }
-  auto options = torch::optim::AdamWOptions(t.lr).betas({t.adam_beta1, t.adam_beta2}).eps(t.adam_eps).weight_decay(t.weight_decay);
+  auto options =
+      torch::optim::AdamWOptions(t.lr).betas({t.adam_beta1, t.adam_beta2}).eps(t.adam_eps).weight_decay(t.weight_decay);
   auto no_decay_options = options;
   no_decay_options.weight_decay(0.0);
   std::vector<torch::optim::OptimizerParamGroup> groups;
@@ -69,7 +71,8 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
       config_(resolved_.config),
       placement_(placement),
       comms_(std::move(comms)),
-      device_(placement.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(placement.cuda_index)) : torch::Device(torch::kCPU)),
+      device_(placement.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(placement.cuda_index))
+                             : torch::Device(torch::kCPU)),
       scaler_(config_.train.precision == Precision::kFp16),
       run_dir_(config_.run.dir, comms_.rank == 0),
       checkpoints_(config_.run.dir, config_.checkpoint, comms_.rank == 0) {
@@ -80,22 +83,26 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   vocab_ = std::make_shared<Vocab>(Vocab::load(c.tokenizer.vocab));
   DataExpectations expect = DataExpectations::from_config(c);
   train_data_ = std::make_shared<PreparedDataset>(PreparedDataset::open(c.data.prepared_dir, "train", expect));
-  if (!c.data.valid.empty()) valid_data_ = std::make_shared<PreparedDataset>(PreparedDataset::open(c.data.prepared_dir, "valid", expect));
-  SamplerOptions sampler_options{c.run.seed, comms_.rank, comms_.world, static_cast<uint32_t>(c.train.micro_batch), true,
-                                 c.data.group_by_length, 64};
+  if (!c.data.valid.empty())
+    valid_data_ = std::make_shared<PreparedDataset>(PreparedDataset::open(c.data.prepared_dir, "valid", expect));
+  SamplerOptions sampler_options{
+      c.run.seed, comms_.rank, comms_.world, static_cast<uint32_t>(c.train.micro_batch), true, c.data.group_by_length,
+      64};
   auto data = train_data_;
-  sampler_ = std::make_shared<DistributedSampler>(train_data_->size(), sampler_options, [data](uint64_t i) { return data->length(i); });
+  sampler_ = std::make_shared<DistributedSampler>(train_data_->size(), sampler_options,
+                                                  [data](uint64_t i) { return data->length(i); });
   LoaderOptions loader_options;
   loader_options.pad_id = vocab_->pad_id();
   loader_options.pin_memory = device_.is_cuda();
   loader_ = std::make_unique<Loader>(train_data_, sampler_, loader_options);
   total_steps_ = c.train.epochs > 0
-                     ? static_cast<int64_t>(std::ceil(c.train.epochs * static_cast<double>(sampler_->batches_per_epoch()) / c.train.accum_steps))
+                     ? static_cast<int64_t>(std::ceil(
+                           c.train.epochs * static_cast<double>(sampler_->batches_per_epoch()) / c.train.accum_steps))
                      : c.train.max_steps;
 
   // ---- model: identical initialisation on every rank (dropout: per-rank, per-step seeds) ----
-  bert_config_ = BertConfig::from(c.model, static_cast<int64_t>(vocab_->size()), static_cast<int64_t>(c.data.labels.size()),
-                                  c.data.max_len, vocab_->pad_id());
+  bert_config_ = BertConfig::from(c.model, static_cast<int64_t>(vocab_->size()),
+                                  static_cast<int64_t>(c.data.labels.size()), c.data.max_len, vocab_->pad_id());
   bert_config_.attention_dropout = c.model.attention_dropout;
   bert_config_.layer_norm_eps = c.model.layer_norm_eps;
   set_blas_threads(c.dist.blas_threads, c.model.hidden, placement_.cpu_threads);
@@ -135,10 +142,13 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
 int64_t Trainer::resume(const std::string& resume) {
   const std::string dir = resume.empty() ? "" : Checkpoints::resolve(resume, config_.run.dir, comms_.rank == 0);
   if (dir.empty()) {
-    if (resume.empty() && std::filesystem::exists(std::filesystem::path(checkpoints_.dir()) / "latest") && comms_.rank == 0)
-      log::warn("run.dir " + config_.run.dir + " already holds checkpoints; starting fresh (they are replaced as this run saves). "
+    if (resume.empty() && std::filesystem::exists(std::filesystem::path(checkpoints_.dir()) / "latest") &&
+        comms_.rank == 0)
+      log::warn("run.dir " + config_.run.dir +
+                " already holds checkpoints; starting fresh (they are replaced as this run saves). "
                 "Pass --resume auto to continue that run instead");
-    if (!resume.empty()) log::info("--resume " + resume + ": no checkpoint in " + config_.run.dir + " yet; starting fresh");
+    if (!resume.empty())
+      log::info("--resume " + resume + ": no checkpoint in " + config_.run.dir + " yet; starting fresh");
     if (!config_.model.init_from.empty()) {  // every rank reads the same weights: the replicas stay identical
       ImportReport imported = import_huggingface_bert(config_.model.init_from, *model_, config_, *vocab_);
       log::info("model.init_from " + config_.model.init_from + ": " + imported.summary());
@@ -146,8 +156,8 @@ int64_t Trainer::resume(const std::string& resume) {
     run_dir_.append_metrics(json({{"event", "start"}, {"step", 0}}).dump());
     return 0;
   }
-  TrainerState loaded = load_checkpoint(dir, *model_, *optimizer_, config_, *vocab_, comms_.world, sampler_->batches_per_epoch(),
-                                        comms_.rank == 0);
+  TrainerState loaded = load_checkpoint(dir, *model_, *optimizer_, config_, *vocab_, comms_.world,
+                                        sampler_->batches_per_epoch(), comms_.rank == 0);
   loader_->restore(loaded.sampler);
   scaler_.restore(loaded.loss_scale, static_cast<int>(loaded.loss_scale_good_steps));
   state_.skipped_steps = loaded.skipped_steps;
@@ -156,11 +166,12 @@ int64_t Trainer::resume(const std::string& resume) {
     state_.best_step = loaded.best_step;
   }
   if (loaded.step > total_steps_)
-    throw UserError(dir + " is at step " + std::to_string(loaded.step) + ", beyond this run's " + std::to_string(total_steps_) +
+    throw UserError(dir + " is at step " + std::to_string(loaded.step) + ", beyond this run's " +
+                    std::to_string(total_steps_) +
                     " steps (train.max_steps / train.epochs): raise them to continue training");
   if (loaded.total_steps != total_steps_ && comms_.rank == 0)
-    log::warn(dir + ": written by a run of " + std::to_string(loaded.total_steps) + " steps, continuing to " + std::to_string(total_steps_) +
-              " (the learning-rate schedule follows the new length)");
+    log::warn(dir + ": written by a run of " + std::to_string(loaded.total_steps) + " steps, continuing to " +
+              std::to_string(total_steps_) + " (the learning-rate schedule follows the new length)");
   log::info("resumed from " + dir + " at step " + std::to_string(loaded.step) + " of " + std::to_string(total_steps_));
   run_dir_.append_metrics(json({{"event", "resume"}, {"step", loaded.step}, {"checkpoint", dir}}).dump());
   return loaded.step;
@@ -173,8 +184,10 @@ Trainer::Requests Trainer::agree_on_requests(int64_t step, int64_t stop_after) {
   asked.save = flags[1] > 0;
   if (flags[0] > 0) {
     asked.stop = true;
-    stop_reason_ = "stop requested (" + std::string(signals::stop_signal() ? strsignal(signals::stop_signal()) : "a signal on another rank") +
-                   "): saving a checkpoint after step " + std::to_string(step);
+    stop_reason_ =
+        "stop requested (" +
+        std::string(signals::stop_signal() ? strsignal(signals::stop_signal()) : "a signal on another rank") +
+        "): saving a checkpoint after step " + std::to_string(step);
   } else if (stop_after > 0 && step >= stop_after) {
     asked.stop = true;
     stop_reason_ = "--stop-after " + std::to_string(stop_after) + ": saving a checkpoint";
@@ -196,16 +209,18 @@ bool Trainer::track_best(int64_t step, const EvalReport& r) {
   }
   if (!std::isfinite(value)) return false;
   const bool lower_is_better = metric == BestMetric::kLoss;
-  const bool better = std::isnan(state_.best_value) || (lower_is_better ? value < state_.best_value : value > state_.best_value);
+  const bool better =
+      std::isnan(state_.best_value) || (lower_is_better ? value < state_.best_value : value > state_.best_value);
   if (!better) return false;
   state_.best_value = value;
   state_.best_step = step;
   return true;
 }
 
-bool Trainer::checkpoint_after(int64_t step, bool best, const RunControl& control, const ProgressLine& progress, TrainOutcome& out) {
+bool Trainer::checkpoint_after(int64_t step, bool best, const RunControl& control, const ProgressLine& progress,
+                               TrainOutcome& out) {
   const Requests asked = agree_on_requests(step, control.stop_after);  // SIGTERM/SIGUSR1, SIGUSR2, --stop-after
-  const bool last = step == total_steps_;  // the final checkpoint follows the loop
+  const bool last = step == total_steps_;                              // the final checkpoint follows the loop
   const bool stop = asked.stop && !last;
   const bool periodic = config_.checkpoint.every > 0 && step % config_.checkpoint.every == 0 && !last;
   const bool requested = asked.save && !last;
@@ -228,16 +243,19 @@ std::string Trainer::save_checkpoint(int64_t step, bool best) {
   state_.sampler = loader_->state();
   state_.loss_scale = scaler_.scale();
   state_.loss_scale_good_steps = scaler_.good_steps();
-  ModelMeta meta{bert_config_, c.data.labels, c.data.problem, thresholds_, c.tokenizer.lowercase, c.tokenizer.normalize_tweets, c.data.max_len,
-                 evaluation_};
+  ModelMeta meta{
+      bert_config_,   c.data.labels, c.data.problem, thresholds_, c.tokenizer.lowercase, c.tokenizer.normalize_tweets,
+      c.data.max_len, evaluation_};
   const auto start = std::chrono::steady_clock::now();
-  std::string dir = checkpoints_.save({*model_, *optimizer_, meta, c.tokenizer.vocab, resolved_.to_yaml(), state_}, best);
+  std::string dir =
+      checkpoints_.save({*model_, *optimizer_, meta, c.tokenizer.vocab, resolved_.to_yaml(), state_}, best);
   std::vector<double> done = {1.0};
   sync_->sum(done);  // every rank waits until rank 0 has written (an error there aborts the job)
   if (comms_.rank == 0) {
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%.2f", seconds_since(start));
-    log::info("checkpoint " + dir + (best ? " (best " + state_.best_metric + ")" : "") + " written in " + seconds + " s");
+    log::info("checkpoint " + dir + (best ? " (best " + state_.best_metric + ")" : "") + " written in " + seconds +
+              " s");
     run_dir_.append_metrics(json({{"event", "checkpoint"}, {"step", step}, {"dir", dir}, {"best", best}}).dump());
   }
   return dir;
@@ -249,17 +267,20 @@ void Trainer::log_start() const {
   for (const auto& p : model_->parameters()) params += p.numel();
   const int64_t global = static_cast<int64_t>(c.train.micro_batch) * c.train.accum_steps * comms_.world;
   char line[512];
-  std::snprintf(line, sizeof line,
-                "train: %lld steps on %d rank(s), %s; global batch = %d micro x %d accum x %d ranks = %lld; "
-                "%lld records (%llu batches per epoch per rank); model %.2fM parameters, %s",
-                static_cast<long long>(total_steps_), comms_.world, placement_.describe().c_str(), c.train.micro_batch, c.train.accum_steps,
-                comms_.world, static_cast<long long>(global), static_cast<long long>(train_data_->size()),
-                static_cast<unsigned long long>(sampler_->batches_per_epoch()), params / 1e6, to_string(c.train.precision));
+  std::snprintf(
+      line, sizeof line,
+      "train: %lld steps on %d rank(s), %s; global batch = %d micro x %d accum x %d ranks = %lld; "
+      "%lld records (%llu batches per epoch per rank); model %.2fM parameters, %s",
+      static_cast<long long>(total_steps_), comms_.world, placement_.describe().c_str(), c.train.micro_batch,
+      c.train.accum_steps, comms_.world, static_cast<long long>(global), static_cast<long long>(train_data_->size()),
+      static_cast<unsigned long long>(sampler_->batches_per_epoch()), params / 1e6, to_string(c.train.precision));
   log::info(line);
   if (loss_options_.pos_weight.defined()) {
     std::string w;
     auto values = loss_options_.pos_weight.to(torch::kCPU);
-    for (int64_t i = 0; i < values.numel(); ++i) w += (i ? ", " : "") + c.data.labels[static_cast<size_t>(i)] + " " + std::to_string(values[i].item<float>()).substr(0, 5);
+    for (int64_t i = 0; i < values.numel(); ++i)
+      w += (i ? ", " : "") + c.data.labels[static_cast<size_t>(i)] + " " +
+           std::to_string(values[i].item<float>()).substr(0, 5);
     log::info("pos_weight: " + w);
   }
 }
@@ -284,7 +305,8 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
       AutocastScope autocast(config_.train.precision, device_);
       logits = model_->forward(batch.input_ids.to(device_, true), batch.attention_mask.to(device_, true));  // [B, L]
     }
-    loss = classification_loss(logits, batch.labels.to(device_, true), batch.label_mask.to(device_, true), loss_options_);
+    loss =
+        classification_loss(logits, batch.labels.to(device_, true), batch.label_mask.to(device_, true), loss_options_);
     loss_total += loss.detach() / accum;
     sync_->prepare_backward(micro + 1 == accum);  // accumulation micro-steps do not communicate
     {
@@ -298,7 +320,8 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
   if (scaler_.enabled())
     for (auto& p : model_->parameters())
       if (p.grad().defined()) p.grad().mul_(1.0 / scaler_.scale());
-  const double max_norm = config_.train.clip_grad_norm > 0 ? config_.train.clip_grad_norm : std::numeric_limits<double>::infinity();
+  const double max_norm =
+      config_.train.clip_grad_norm > 0 ? config_.train.clip_grad_norm : std::numeric_limits<double>::infinity();
   s.grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);
   s.loss = loss_total.item<double>();
   const bool finite = std::isfinite(s.grad_norm);  // identical on every rank after the reduction
@@ -355,9 +378,10 @@ TrainOutcome Trainer::run(const RunControl& control) {
     json event = {{"event", "eval"}, {"step", step}, {"metrics", metrics}};
     run_dir_.append_metrics(event.dump());
     char line[256];
-    std::snprintf(line, sizeof line, "eval @ step %lld: loss %.4f  macro F1 %.3f  macro ROC-AUC %.3f  macro PR-AUC %.3f  micro F1 %.3f",
-                  static_cast<long long>(step), r.report.loss, r.report.macro_f1, r.report.macro_roc_auc, r.report.macro_pr_auc,
-                  r.report.micro_f1);
+    std::snprintf(line, sizeof line,
+                  "eval @ step %lld: loss %.4f  macro F1 %.3f  macro ROC-AUC %.3f  macro PR-AUC %.3f  micro F1 %.3f",
+                  static_cast<long long>(step), r.report.loss, r.report.macro_f1, r.report.macro_roc_auc,
+                  r.report.macro_pr_auc, r.report.micro_f1);
     if (progress.live()) std::printf("\n");
     log::info(line);
   };
@@ -370,11 +394,12 @@ TrainOutcome Trainer::run(const RunControl& control) {
     if (s.skipped) {
       ++out.skipped_steps;
       state_.skipped_steps = out.skipped_steps;
-      std::string what = "step " + std::to_string(step + 1) + ": non-finite loss or gradients (loss " + std::to_string(s.loss) +
-                         ", grad norm " + std::to_string(s.grad_norm) + ")";
+      std::string what = "step " + std::to_string(step + 1) + ": non-finite loss or gradients (loss " +
+                         std::to_string(s.loss) + ", grad norm " + std::to_string(s.grad_norm) + ")";
       if (c.train.on_nonfinite == NonFinitePolicy::kStop || ++consecutive_skips >= kMaxConsecutiveSkips) {
-        std::string why = what + (c.train.on_nonfinite == NonFinitePolicy::kStop ? "; stopping (train.on_nonfinite=stop)"
-                                                                                 : "; 20 steps in a row, stopping");
+        std::string why =
+            what + (c.train.on_nonfinite == NonFinitePolicy::kStop ? "; stopping (train.on_nonfinite=stop)"
+                                                                   : "; 20 steps in a row, stopping");
         why += ". Lower train.lr, check the data, or use train.precision=bf16 instead of fp16";
         if (comms_.rank == 0) log::error(why);
         throw CollectiveError(why, kExitRuntime, /*already_reported=*/true);
@@ -383,7 +408,8 @@ TrainOutcome Trainer::run(const RunControl& control) {
       continue;
     }
     consecutive_skips = 0;
-    if (c.dist.check_replicas_every > 0 && (step + 1) % c.dist.check_replicas_every == 0) sync_->check_replicas(step + 1);
+    if (c.dist.check_replicas_every > 0 && (step + 1) % c.dist.check_replicas_every == 0)
+      sync_->check_replicas(step + 1);
     window_loss += s.loss;
     ++window_steps;
     window_samples += s.samples;
@@ -398,12 +424,20 @@ TrainOutcome Trainer::run(const RunControl& control) {
       const double seconds = seconds_since(window_start), mean_loss = totals[1] > 0 ? totals[0] / totals[1] : 0.0;
       const double lr = lr_at(c.train, step);
       const SamplerState pos = loader_->state();
-      const double epoch = static_cast<double>(pos.epoch) + static_cast<double>(pos.batch) / static_cast<double>(sampler_->batches_per_epoch());
-      const double eta = seconds_since(start) / static_cast<double>(step + 1 - out.start_step) * static_cast<double>(total_steps_ - step - 1);
-      json event = {{"event", "train"},        {"step", step + 1},           {"epoch", epoch},
-                    {"loss", mean_loss},       {"lr", lr},                   {"grad_norm", s.grad_norm},
-                    {"samples_per_s", totals[2] / seconds}, {"tokens_per_s", totals[3] / seconds},
-                    {"elapsed_s", seconds_since(start)},    {"skipped_steps", out.skipped_steps}};
+      const double epoch = static_cast<double>(pos.epoch) +
+                           static_cast<double>(pos.batch) / static_cast<double>(sampler_->batches_per_epoch());
+      const double eta = seconds_since(start) / static_cast<double>(step + 1 - out.start_step) *
+                         static_cast<double>(total_steps_ - step - 1);
+      json event = {{"event", "train"},
+                    {"step", step + 1},
+                    {"epoch", epoch},
+                    {"loss", mean_loss},
+                    {"lr", lr},
+                    {"grad_norm", s.grad_norm},
+                    {"samples_per_s", totals[2] / seconds},
+                    {"tokens_per_s", totals[3] / seconds},
+                    {"elapsed_s", seconds_since(start)},
+                    {"skipped_steps", out.skipped_steps}};
       if (scaler_.enabled()) event["loss_scale"] = scaler_.scale();
       run_dir_.append_metrics(event.dump());
       progress.update(step + 1, total_steps_, mean_loss, lr, totals[3] / seconds, eta);
@@ -446,8 +480,10 @@ TrainOutcome Trainer::run(const RunControl& control) {
   out.checkpoint = save_checkpoint(total_steps_, best);
   out.model_dir = run_dir_.path("model");
   if (comms_.rank == 0) {
-    ModelMeta meta{bert_config_, c.data.labels, c.data.problem, out.thresholds, c.tokenizer.lowercase, c.tokenizer.normalize_tweets,
-                   c.data.max_len, evaluation_};
+    ModelMeta meta{bert_config_,          c.data.labels,
+                   c.data.problem,        out.thresholds,
+                   c.tokenizer.lowercase, c.tokenizer.normalize_tweets,
+                   c.data.max_len,        evaluation_};
     save_model_dir(out.model_dir, *model_, meta, c.tokenizer.vocab);
     log::info("model written to " + out.model_dir + " (" + std::to_string(out.skipped_steps) + " steps skipped)");
   }

@@ -4,8 +4,8 @@
 
 #include <filesystem>
 
-#include "modtrain/io/files.h"
 #include <set>
+#include "modtrain/io/files.h"
 
 #include "modtrain/data/loader.h"
 #include "modtrain/data/prepare.h"
@@ -42,8 +42,10 @@ TEST_CASE("ranks see disjoint, complete data with equal batch counts", "[mpi][da
     prepare_data(config, {1, false});
   }
   w.barrier();
-  auto data = std::make_shared<PreparedDataset>(PreparedDataset::open(config.data.prepared_dir, "train", DataExpectations::from_config(config)));
-  auto sampler = std::make_shared<DistributedSampler>(data->size(), SamplerOptions{11, w.rank(), w.size(), 16, true, false, 64});
+  auto data = std::make_shared<PreparedDataset>(
+      PreparedDataset::open(config.data.prepared_dir, "train", DataExpectations::from_config(config)));
+  auto sampler =
+      std::make_shared<DistributedSampler>(data->size(), SamplerOptions{11, w.rank(), w.size(), 16, true, false, 64});
   Loader loader(data, sampler, {});
   std::string mine;  // this rank's real (non-padding) indices of epoch 0, as text
   uint64_t batches = sampler->batches_per_epoch(), samples = 0;

@@ -22,7 +22,9 @@ using modtrain::test::world;
 namespace fs = std::filesystem;
 
 namespace {
-std::unique_ptr<Communicator> mpi_comm(Timeline* timeline = nullptr) { return make_mpi_communicator(world(), {30.0, timeline}); }
+std::unique_ptr<Communicator> mpi_comm(Timeline* timeline = nullptr) {
+  return make_mpi_communicator(world(), {30.0, timeline});
+}
 
 // Prepared synthetic data in a directory shared by the ranks (rank 0 makes it once).
 struct SharedData {
@@ -35,8 +37,8 @@ struct SharedData {
       dir = mkdtemp(pattern.data());
     }
     dir = w.all_gather(dir)[0];
-    for (const char* o : {"data.max_len=32", "model.hidden=32", "model.heads=2", "model.intermediate=64", "model.dropout=0",
-                          "model.attention_dropout=0", "log.level=warn", "dist.threads=1"})
+    for (const char* o : {"data.max_len=32", "model.hidden=32", "model.heads=2", "model.intermediate=64",
+                          "model.dropout=0", "model.attention_dropout=0", "log.level=warn", "dist.threads=1"})
       overrides.push_back(o);
     const auto paths = test::synth_overrides(dir + "/raw", dir + "/vocab.txt", dir + "/prep");
     overrides.insert(overrides.begin(), paths.begin(), paths.end());
@@ -94,8 +96,9 @@ double max_relative_difference(const std::vector<std::pair<std::string, torch::T
 // returns the largest relative difference of the final weights.
 double equivalence(const std::string& name, int micro_batch, int accum, double bucket_mb, int steps = 5) {
   World& w = world();
-  std::vector<std::string> common = {"train.max_steps=" + std::to_string(steps), "train.warmup_steps=1", "data.valid=[]",
-                                     "train.accum_steps=" + std::to_string(accum), "dist.bucket_mb=" + std::to_string(bucket_mb)};
+  std::vector<std::string> common = {"train.max_steps=" + std::to_string(steps), "train.warmup_steps=1",
+                                     "data.valid=[]", "train.accum_steps=" + std::to_string(accum),
+                                     "dist.bucket_mb=" + std::to_string(bucket_mb)};
   auto with = [&](std::vector<std::string> more) {
     more.insert(more.begin(), common.begin(), common.end());
     return more;
@@ -104,7 +107,8 @@ double equivalence(const std::string& name, int micro_batch, int accum, double b
   DistributedTraining distributed(w, cpu_placement(), dp.config);
   Trainer parallel(dp, cpu_placement(), distributed.comms(), distributed.sync_factory());
   parallel.run();
-  ResolvedConfig one = data().config(name + "-one", with({"train.micro_batch=" + std::to_string(micro_batch * w.size())}));
+  ResolvedConfig one =
+      data().config(name + "-one", with({"train.micro_batch=" + std::to_string(micro_batch * w.size())}));
   Trainer single(one, cpu_placement(), TrainComms{});
   single.run();
   std::string where;
@@ -146,8 +150,8 @@ TEST_CASE("collectives against closed forms, sizes and dtypes", "[mpi][comm]") {
 TEST_CASE("bucket layouts: reverse order, a small first bucket, big parameters alone", "[mpi][reducer]") {
   auto comm = mpi_comm();
   std::vector<std::pair<std::string, torch::Tensor>> params = {
-      {"a", torch::randn({1000}).requires_grad_()},      // 4 KB
-      {"b", torch::randn({300000}).requires_grad_()},    // 1.2 MB: larger than a 1 MB bucket
+      {"a", torch::randn({1000}).requires_grad_()},    // 4 KB
+      {"b", torch::randn({300000}).requires_grad_()},  // 1.2 MB: larger than a 1 MB bucket
       {"c", torch::randn({10}).requires_grad_()},
       {"d", torch::randn({20}).requires_grad_()}};
   ReducerOptions options;
@@ -172,14 +176,16 @@ TEST_CASE("W ranks x B equals 1 rank x W*B (and with accumulation)", "[mpi][equi
 }
 
 TEST_CASE("bucket edge cases train identically: many tiny buckets, one bucket per huge cap", "[mpi][equivalence]") {
-  CHECK(equivalence("tiny-buckets", 8, 1, 0.001, 3) < 1e-5);  // ~1 KB buckets: a parameter larger than a bucket, many buckets
-  CHECK(equivalence("one-bucket", 8, 1, 4000, 3) < 1e-5);     // everything in one bucket (after the 1 MB first one)
+  CHECK(equivalence("tiny-buckets", 8, 1, 0.001, 3) <
+        1e-5);  // ~1 KB buckets: a parameter larger than a bucket, many buckets
+  CHECK(equivalence("one-bucket", 8, 1, 4000, 3) < 1e-5);  // everything in one bucket (after the 1 MB first one)
 }
 
 TEST_CASE("replicas stay bitwise identical; the overlap shows in the timeline", "[mpi][overlap]") {
   World& w = world();
-  ResolvedConfig rc = data().config("overlap", {"train.max_steps=4", "train.warmup_steps=1", "data.valid=[]", "dist.bucket_mb=0.01",
-                                                "dist.timeline=" + data().dir + "/timeline.json", "dist.check_replicas_every=2"});
+  ResolvedConfig rc =
+      data().config("overlap", {"train.max_steps=4", "train.warmup_steps=1", "data.valid=[]", "dist.bucket_mb=0.01",
+                                "dist.timeline=" + data().dir + "/timeline.json", "dist.check_replicas_every=2"});
   DistributedTraining distributed(w, cpu_placement(), rc.config);
   Trainer trainer(rc, cpu_placement(), distributed.comms(), distributed.sync_factory());
   trainer.run();
@@ -196,10 +202,13 @@ TEST_CASE("replicas stay bitwise identical; the overlap shows in the timeline", 
     if (b.name != "backward") continue;
     ++backwards;
     for (const auto& e : events)
-      if (e.lane == 1 && e.name.find("gradient bucket") != std::string::npos && e.start_us >= b.start_us && e.start_us < b.end_us) ++overlapped;
+      if (e.lane == 1 && e.name.find("gradient bucket") != std::string::npos && e.start_us >= b.start_us &&
+          e.start_us < b.end_us)
+        ++overlapped;
   }
   for (const auto& e : events) reductions += e.lane == 1 && e.name.find("gradient bucket") != std::string::npos;
-  INFO(reductions << " bucket all-reduces, " << overlapped << " started during a backward pass, " << backwards << " backward passes");
+  INFO(reductions << " bucket all-reduces, " << overlapped << " started during a backward pass, " << backwards
+                  << " backward passes");
   CHECK(backwards == 4);
   CHECK(reductions >= 8);
   CHECK(overlapped > 0);
@@ -214,7 +223,8 @@ TEST_CASE("distributed evaluation equals single-process evaluation", "[mpi][eval
   TrainOutcome dist_out = trainer.run();
   // the same weights scored by one process: every rank evaluates the whole split alone
   auto vocab = Vocab::load(rc.config.tokenizer.vocab);
-  PreparedDataset valid = PreparedDataset::open(rc.config.data.prepared_dir, "valid", DataExpectations::from_config(rc.config));
+  PreparedDataset valid =
+      PreparedDataset::open(rc.config.data.prepared_dir, "valid", DataExpectations::from_config(rc.config));
   EvalOptions o;
   o.labels = rc.config.data.labels;
   o.pad_id = vocab.pad_id();
@@ -253,7 +263,8 @@ TEST_CASE("different models on different ranks: a clear error, not a hang", "[mp
   World& w = world();
   auto comm = mpi_comm();
   torch::Tensor p = torch::ones({w.rank() == 0 ? 4 : 5}).requires_grad_();
-  CHECK_THROWS_WITH(GradReducer({{"classifier.weight", p}}, *comm, {}), Catch::Matchers::Contains("the ranks built different models"));
+  CHECK_THROWS_WITH(GradReducer({{"classifier.weight", p}}, *comm, {}),
+                    Catch::Matchers::Contains("the ranks built different models"));
 }
 
 TEST_CASE("replica divergence names the first differing parameter", "[mpi][reducer]") {
@@ -266,5 +277,6 @@ TEST_CASE("replica divergence names the first differing parameter", "[mpi][reduc
     torch::NoGradGuard g;
     b[2] = 1.5;
   }
-  CHECK_THROWS_WITH(reducer.check_replicas(7), Catch::Matchers::Contains("replicas diverged at step 7: parameter classifier.bias differs"));
+  CHECK_THROWS_WITH(reducer.check_replicas(7),
+                    Catch::Matchers::Contains("replicas diverged at step 7: parameter classifier.bias differs"));
 }

@@ -2,7 +2,6 @@
 // collective config agreement (errors and hash mismatches end every rank, no hang), placement.
 #include "catch_torch.h"
 
-
 #include <numeric>
 #include <thread>
 
@@ -39,7 +38,8 @@ TEST_CASE("all_gather of strings of different lengths", "[mpi]") {
   std::string mine(static_cast<size_t>(w.rank()) * 3, static_cast<char>('a' + w.rank()));  // rank 0 sends ""
   std::vector<std::string> all = w.all_gather(mine);
   REQUIRE(all.size() == static_cast<size_t>(w.size()));
-  for (int r = 0; r < w.size(); ++r) CHECK(all[static_cast<size_t>(r)] == std::string(static_cast<size_t>(r) * 3, static_cast<char>('a' + r)));
+  for (int r = 0; r < w.size(); ++r)
+    CHECK(all[static_cast<size_t>(r)] == std::string(static_cast<size_t>(r) * 3, static_cast<char>('a' + r)));
 }
 
 TEST_CASE("identical configs resolve on every rank", "[mpi][config]") {

@@ -49,7 +49,9 @@ Config small_config(const std::string& vocab) {
 
 const char* kVocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\non\nmat\n##s\nhate\n";
 
-torch::optim::AdamW adamw(BertForClassification& m) { return torch::optim::AdamW(m->parameters(), torch::optim::AdamWOptions(1e-2)); }
+torch::optim::AdamW adamw(BertForClassification& m) {
+  return torch::optim::AdamW(m->parameters(), torch::optim::AdamWOptions(1e-2));
+}
 
 // One optimiser step on a fixed batch.
 void step(BertForClassification& m, torch::optim::AdamW& opt) {
@@ -111,8 +113,9 @@ TEST_CASE("trainer state round-trips through JSON; damage is a clear error", "[c
   CHECK(r.best_step == 30);
   CHECK(r.labels == s.labels);
   CHECK(std::isnan(TrainerState::from_json(some_state(1).to_json(), "x").best_value));
-  CHECK_THROWS_WITH(TrainerState::from_json("{\"format\": \"modtrain-trainer-state\", \"version\": 1}", "dir/trainer_state.json"),
-                    Contains("dir/trainer_state.json: malformed trainer state"));
+  CHECK_THROWS_WITH(
+      TrainerState::from_json("{\"format\": \"modtrain-trainer-state\", \"version\": 1}", "dir/trainer_state.json"),
+      Contains("dir/trainer_state.json: malformed trainer state"));
   CHECK_THROWS_WITH(TrainerState::from_json("[1,2", "t.json"), Contains("t.json: malformed"));
   CHECK_THROWS_WITH(TrainerState::from_json("{}", "t.json"), Contains("not a modtrain trainer state"));
 }
@@ -163,7 +166,8 @@ TEST_CASE("AdamW state saved and restored continues bit for bit", "[checkpoint]"
   // A state file for another architecture is an error, not silently ignored.
   BertForClassification wide(small(5));
   auto opt_w = adamw(wide);
-  CHECK_THROWS_WITH(load_optimizer_state(dir.file("opt.safetensors"), opt_w, *wide), Contains("does not match the parameter's shape"));
+  CHECK_THROWS_WITH(load_optimizer_state(dir.file("opt.safetensors"), opt_w, *wide),
+                    Contains("does not match the parameter's shape"));
 }
 
 TEST_CASE("checkpoints are written whole, pointed to by latest, pruned to keep_last plus best", "[checkpoint]") {
@@ -178,8 +182,8 @@ TEST_CASE("checkpoints are written whole, pointed to by latest, pruned to keep_l
   CHECK_FALSE(fs::exists(dir / "step-0000010"));  // pruned
   CHECK(fs::exists(dir / "step-0000020"));        // the best survives pruning
   CHECK(fs::exists(dir / "step-0000030"));
-  for (const char* f : {"model.safetensors", "optimizer.safetensors", "trainer_state.json", "config.yaml", "config.json", "modtrain.json",
-                        "vocab.txt"})
+  for (const char* f : {"model.safetensors", "optimizer.safetensors", "trainer_state.json", "config.yaml",
+                        "config.json", "modtrain.json", "vocab.txt"})
     CHECK(fs::exists(dir / "step-0000040" / f));
   for (const auto& entry : fs::directory_iterator(dir)) CHECK(entry.path().filename().string().rfind(".tmp", 0) != 0);
 
@@ -215,15 +219,19 @@ TEST_CASE("a checkpoint that does not fit the run is a clear error", "[checkpoin
 
   Config other_labels = config;
   other_labels.data.labels = {"a", "b", "x"};
-  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, other_labels, vocab, 2, 20), Contains("checkpoint labels [a, b, c] differ"));
+  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, other_labels, vocab, 2, 20),
+                    Contains("checkpoint labels [a, b, c] differ"));
   Config other_problem = config;
   other_problem.data.problem = Problem::kMultiClass;
-  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, other_problem, vocab, 2, 20), Contains("differs from data.problem multi_class"));
+  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, other_problem, vocab, 2, 20),
+                    Contains("differs from data.problem multi_class"));
   Vocab other_vocab = Vocab::load(t.run.write("vocab2.txt", std::string(kVocab) + "extra\n"));
-  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, config, other_vocab, 2, 20), Contains("vocab.txt differs from tokenizer.vocab"));
+  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, config, other_vocab, 2, 20),
+                    Contains("vocab.txt differs from tokenizer.vocab"));
   BertForClassification wide(small(4));
   auto opt_wide = adamw(wide);
-  CHECK_THROWS_WITH(load_checkpoint(dir, *wide, opt_wide, config, vocab, 2, 20), Contains("tensor 'classifier.weight' has shape [3x16]"));
+  CHECK_THROWS_WITH(load_checkpoint(dir, *wide, opt_wide, config, vocab, 2, 20),
+                    Contains("tensor 'classifier.weight' has shape [3x16]"));
 
   // Another world size: same fraction of the epoch (7 of 20 batches -> 4 of 10 with twice the ranks).
   s = load_checkpoint(dir, *fresh, opt_fresh, config, vocab, /*world=*/4, /*batches_per_epoch=*/10);
@@ -245,8 +253,10 @@ void write_hf(const test::TempDir& dir, BertForClassification& m, const std::str
       if (!head) continue;
     } else {
       t.name = prefix + t.name.substr(5);  // strip our "bert."
-      if (gamma_beta && t.name.find("LayerNorm.weight") != std::string::npos) t.name.replace(t.name.size() - 6, 6, "gamma");
-      if (gamma_beta && t.name.find("LayerNorm.bias") != std::string::npos) t.name.replace(t.name.size() - 4, 4, "beta");
+      if (gamma_beta && t.name.find("LayerNorm.weight") != std::string::npos)
+        t.name.replace(t.name.size() - 6, 6, "gamma");
+      if (gamma_beta && t.name.find("LayerNorm.bias") != std::string::npos)
+        t.name.replace(t.name.size() - 4, 4, "beta");
     }
     tensors.push_back(t);
   }
@@ -260,8 +270,9 @@ void write_hf(const test::TempDir& dir, BertForClassification& m, const std::str
 }
 
 nlohmann::json hf_config() {
-  return {{"model_type", "bert"}, {"hidden_size", 16}, {"num_hidden_layers", 2}, {"num_attention_heads", 2}, {"intermediate_size", 32},
-          {"max_position_embeddings", 24}, {"vocab_size", 12}, {"hidden_act", "gelu"}, {"type_vocab_size", 2}};
+  return {{"model_type", "bert"},     {"hidden_size", 16},       {"num_hidden_layers", 2},
+          {"num_attention_heads", 2}, {"intermediate_size", 32}, {"max_position_embeddings", 24},
+          {"vocab_size", 12},         {"hidden_act", "gelu"},    {"type_vocab_size", 2}};
 }
 
 BertForClassification seeded(uint64_t seed) {
@@ -335,8 +346,9 @@ TEST_CASE("model.init_from mismatches are errors naming the field or tensor", "[
     c["hidden_size"] = 768;
     c["num_hidden_layers"] = 12;
     write_hf(hf, pretrained, "bert.", false, false, c);
-    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
-                      Contains("shape differs from this config; set model.hidden: 768 (is 16), model.layers: 12 (is 2)"));
+    CHECK_THROWS_WITH(
+        import_huggingface_bert(hf.path.string(), *model, config, vocab),
+        Contains("shape differs from this config; set model.hidden: 768 (is 16), model.layers: 12 (is 2)"));
   }
   SECTION("a tensor's shape") {
     torch::manual_seed(7);
@@ -345,8 +357,9 @@ TEST_CASE("model.init_from mismatches are errors naming the field or tensor", "[
     BertForClassification other(bigger);
     test::TempDir hf;
     write_hf(hf, other, "bert.", false, false, hf_config());
-    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
-                      Contains("tensor 'bert.embeddings.word_embeddings.weight' has shape [13x16], the model needs [12x16]"));
+    CHECK_THROWS_WITH(
+        import_huggingface_bert(hf.path.string(), *model, config, vocab),
+        Contains("tensor 'bert.embeddings.word_embeddings.weight' has shape [13x16], the model needs [12x16]"));
   }
   SECTION("a missing tensor") {
     test::TempDir hf;
@@ -366,21 +379,25 @@ TEST_CASE("model.init_from mismatches are errors naming the field or tensor", "[
     std::string changed = kVocab;
     changed.replace(changed.find("hate"), 4, "love");
     hf.write("vocab.txt", changed);
-    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab), Contains("its vocab.txt differs from tokenizer.vocab"));
+    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
+                      Contains("its vocab.txt differs from tokenizer.vocab"));
   }
   SECTION("not a BERT") {
     test::TempDir hf;
     nlohmann::json c = hf_config();
     c["model_type"] = "roberta";
     write_hf(hf, pretrained, "", false, false, c);
-    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab), Contains("model_type is \"roberta\""));
+    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
+                      Contains("model_type is \"roberta\""));
   }
   SECTION("missing files") {
     test::TempDir hf;
     hf.write("config.json", hf_config().dump());
     hf.write("vocab.txt", kVocab);
     hf.write("pytorch_model.bin", "x");
-    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab), Contains("only pytorch_model.bin is there"));
-    CHECK_THROWS_WITH(import_huggingface_bert("/nonexistent/bert", *model, config, vocab), Contains("is not a directory"));
+    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
+                      Contains("only pytorch_model.bin is there"));
+    CHECK_THROWS_WITH(import_huggingface_bert("/nonexistent/bert", *model, config, vocab),
+                      Contains("is not a directory"));
   }
 }

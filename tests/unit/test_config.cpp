@@ -67,10 +67,10 @@ TEST_CASE("extends chains: parent first, relative paths, nearest file wins", "[c
   dir.write("sub/parent.yaml", "extends: ../grand.yaml\ntrain:\n  lr: 0.2\n");
   std::string child = dir.write("child.yaml", "extends: sub/parent.yaml\nmodel:\n  layers: 6\n");
   ResolvedConfig r = load_config(child);
-  CHECK(r.config.train.lr == 0.2);          // parent beats grandparent
-  CHECK(r.config.train.max_steps == 50);    // inherited from the grandparent
-  CHECK(r.config.model.layers == 6);        // the file itself wins
-  CHECK(r.config.model.hidden == 128);      // untouched: default
+  CHECK(r.config.train.lr == 0.2);        // parent beats grandparent
+  CHECK(r.config.train.max_steps == 50);  // inherited from the grandparent
+  CHECK(r.config.model.layers == 6);      // the file itself wins
+  CHECK(r.config.model.hidden == 128);    // untouched: default
   REQUIRE(r.files.size() == 3);
   CHECK_THAT(r.files[0], Contains("grand.yaml"));
   CHECK_THAT(r.files[2], Contains("child.yaml"));
@@ -96,11 +96,14 @@ TEST_CASE("command-line overrides beat every file and are typed by the schema", 
 }
 
 TEST_CASE("threshold policies in scalar and mapping form", "[config]") {
-  auto policy = [](const std::string& yaml) { return load_config_text("eval:\n  thresholds: " + yaml + "\n", "t.yaml").config.eval.thresholds; };
+  auto policy = [](const std::string& yaml) {
+    return load_config_text("eval:\n  thresholds: " + yaml + "\n", "t.yaml").config.eval.thresholds;
+  };
   CHECK(policy("max_f1").kind == ThresholdPolicy::Kind::kMaxF1);
   CHECK(policy("fixed:0.3").value == 0.3);
   CHECK(policy("{precision_at: 0.95}").value == 0.95);
-  CHECK_THAT(config_error([&] { policy("precision_at:1.5"); }), Contains("t.yaml:2:15: eval.thresholds: precision_at 1.5 is out of range (allowed: (0, 1])"));
+  CHECK_THAT(config_error([&] { policy("precision_at:1.5"); }),
+             Contains("t.yaml:2:15: eval.thresholds: precision_at 1.5 is out of range (allowed: (0, 1])"));
   CHECK_THAT(config_error([&] { policy("best"); }), Contains("use max_f1, precision_at:0.9 or fixed:0.5"));
 }
 
@@ -125,25 +128,31 @@ TEST_CASE("wrong types name file:line:col of the value", "[config][errors]") {
   CHECK(err("train:\n  lr: fast\n") == "x.yaml:2:7: train.lr: expected a finite number, got 'fast'");
   CHECK(err("train:\n  lr: .nan\n") == "x.yaml:2:7: train.lr: expected a finite number, got '.nan'");
   CHECK(err("log:\n  all_ranks: maybe\n") == "x.yaml:2:14: log.all_ranks: expected true or false, got 'maybe'");
-  CHECK(err("data:\n  labels: {a: 1}\n") == "x.yaml:2:11: data.labels: expected a list of strings like [a, b], got a mapping");
+  CHECK(err("data:\n  labels: {a: 1}\n") ==
+        "x.yaml:2:11: data.labels: expected a list of strings like [a, b], got a mapping");
   CHECK(err("data:\n  labels: [a, [b]]\n") == "x.yaml:2:15: data.labels item: expected a string, got a list");
   CHECK(err("run:\n  dir: [a]\n") == "x.yaml:2:8: run.dir: expected a string, got a list");
   CHECK(err("train:\n  schedule: linaer\n") ==
         "x.yaml:2:13: train.schedule: 'linaer' is not one of: constant, linear, cosine (did you mean 'linear'?)");
-  CHECK(err("train: 5\n") ==
-        "x.yaml:1:8: section 'train' must be a mapping of keys (like `train:` followed by indented `key: value` lines)");
+  CHECK(
+      err("train: 5\n") ==
+      "x.yaml:1:8: section 'train' must be a mapping of keys (like `train:` followed by indented `key: value` lines)");
   CHECK(err("- a\n- b\n") == "x.yaml:1:1: a config file must be a mapping of sections (run:, data:, train: ...)");
   CHECK(err("train:\n  micro_batch: 99999999999\n") ==
-        "x.yaml:2:16: train.micro_batch = 99999999999 does not fit the field's integer type (allowed: -2147483648 to 2147483647)");
-  CHECK_THAT(err("run:\n  seed: -1\n"), StartsWith("x.yaml:2:9: run.seed = -1 does not fit the field's integer type (allowed: 0 to"));
+        "x.yaml:2:16: train.micro_batch = 99999999999 does not fit the field's integer type (allowed: -2147483648 to "
+        "2147483647)");
+  CHECK_THAT(err("run:\n  seed: -1\n"),
+             StartsWith("x.yaml:2:9: run.seed = -1 does not fit the field's integer type (allowed: 0 to"));
 }
 
 TEST_CASE("out-of-range values name the allowed range", "[config][errors]") {
   auto err = [](const std::string& yaml) { return config_error([&] { load_config_text(yaml, "x.yaml"); }); };
   CHECK(err("train:\n  lr: -1\n") == "x.yaml:2:7: train.lr = -1.0 is out of range (allowed: (0.0, 10.0])");
   CHECK(err("model:\n  dropout: 1\n") == "x.yaml:2:12: model.dropout = 1.0 is out of range (allowed: [0.0, 1.0))");
-  CHECK(err("train:\n  micro_batch: 0\n") == "x.yaml:2:16: train.micro_batch = 0 is out of range (allowed: [1, 1048576])");
-  CHECK(err("data:\n  labels: []\n") == "x.yaml:2:11: data.labels = [] is out of range (allowed: at least one item, none empty)");
+  CHECK(err("train:\n  micro_batch: 0\n") ==
+        "x.yaml:2:16: train.micro_batch = 0 is out of range (allowed: [1, 1048576])");
+  CHECK(err("data:\n  labels: []\n") ==
+        "x.yaml:2:11: data.labels = [] is out of range (allowed: at least one item, none empty)");
   CHECK(err("run:\n  dir: \"\"\n") == "x.yaml:2:8: run.dir = '' is out of range (allowed: non-empty)");
   CHECK_THAT(config_error([] { load_config("", {"dist.bucket_mb=0"}); }),
              StartsWith("--set dist.bucket_mb=0: dist.bucket_mb = 0.0 is out of range (allowed: (0.0, 4096.0])"));
@@ -178,12 +187,15 @@ TEST_CASE("missing files, bad YAML, duplicates and extends cycles", "[config][er
 }
 
 TEST_CASE("malformed override arguments", "[config][errors]") {
-  CHECK_THAT(config_error([] { load_config("", {"train.lr"}); }), StartsWith("--set train.lr: expected section.key=value"));
+  CHECK_THAT(config_error([] { load_config("", {"train.lr"}); }),
+             StartsWith("--set train.lr: expected section.key=value"));
   CHECK_THAT(config_error([] { load_config("", {"lr=0.1"}); }), StartsWith("--set lr=0.1: 'lr' is not section.key"));
   CHECK_THAT(config_error([] { load_config("", {"data.labels=[a,"}); }),
              StartsWith("--set data.labels=[a,: the value is not valid YAML"));
-  CHECK_THAT(config_error([] { load_config("", {"trainn.lr=1"}); }), Contains("unknown section 'trainn' (did you mean 'train'?)"));
-  CHECK(config_error([] { load_config("", {"train.lr="}); }) == "--set train.lr=: train.lr: expected a finite number, got nothing (null)");
+  CHECK_THAT(config_error([] { load_config("", {"trainn.lr=1"}); }),
+             Contains("unknown section 'trainn' (did you mean 'train'?)"));
+  CHECK(config_error([] { load_config("", {"train.lr="}); }) ==
+        "--set train.lr=: train.lr: expected a finite number, got nothing (null)");
 }
 
 TEST_CASE("cross-field rules name where both values came from", "[config][errors]") {
@@ -193,9 +205,13 @@ TEST_CASE("cross-field rules name where both values came from", "[config][errors
   CHECK_THAT(config_error([] { load_config_text("data:\n  max_len: 1024\n", "x.yaml"); }),
              StartsWith("x.yaml:2:12: data.max_len = 1024 exceeds model.max_positions = 512 (set at default)"));
   CHECK_THAT(config_error([] { load_config("", {"data.labels=[a,b,a]"}); }), Contains("data.labels lists 'a' twice"));
-  CHECK_THAT(config_error([] { load_config("", {"data.labels=[a]", "data.problem=multi_class"}); }),
+  CHECK_THAT(config_error([] {
+               load_config("", {"data.labels=[a]", "data.problem=multi_class"});
+             }),
              StartsWith("--set data.problem=multi_class: data.problem = multi_class needs at least 2 labels"));
-  CHECK_THAT(config_error([] { load_config("", {"train.max_steps=10", "train.warmup_steps=20"}); }),
+  CHECK_THAT(config_error([] {
+               load_config("", {"train.max_steps=10", "train.warmup_steps=20"});
+             }),
              Contains("train.warmup_steps = 20 is more than train.max_steps = 10"));
 }
 
@@ -221,5 +237,6 @@ TEST_CASE("the schema documents every key", "[config]") {
     CHECK(!field.type.empty());
     CHECK_THAT(doc, Contains("`" + field.dotted() + "`"));
   }
-  CHECK(config_sections() == std::vector<std::string>{"run", "data", "tokenizer", "model", "train", "dist", "checkpoint", "eval", "log"});
+  CHECK(config_sections() ==
+        std::vector<std::string>{"run", "data", "tokenizer", "model", "train", "dist", "checkpoint", "eval", "log"});
 }

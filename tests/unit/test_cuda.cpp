@@ -106,8 +106,9 @@ TEST_CASE("bf16 and fp16 training steps on CUDA through the trainer", "[cuda][tr
   if (!have_cuda()) return;
   test::TempDir dir;
   std::vector<std::string> base = test::synth_with_vocab((dir.path / "raw").string(), (dir.path / "vocab.txt").string(),
-                                                       (dir.path / "prep").string(), 2000, 200);
-  for (const char* o : {"train.max_steps=60", "train.warmup_steps=5", "log.every=20", "eval.every=0", "train.lr=1e-3"}) base.push_back(o);
+                                                         (dir.path / "prep").string(), 2000, 200);
+  for (const char* o : {"train.max_steps=60", "train.warmup_steps=5", "log.every=20", "eval.every=0", "train.lr=1e-3"})
+    base.push_back(o);
   prepare_data(load_config("", base).config, {4, false});
   Placement p;
   p.cuda = true;
@@ -129,9 +130,9 @@ TEST_CASE("resume on CUDA: AdamW state on the GPU, 10 + resume + 10 steps agains
   if (!have_cuda()) return;
   test::TempDir dir;
   std::vector<std::string> base = test::synth_with_vocab((dir.path / "raw").string(), (dir.path / "vocab.txt").string(),
-                                                       (dir.path / "prep").string(), 2000, 200);
-  for (const char* o : {"train.max_steps=20", "train.warmup_steps=2", "log.every=5", "eval.every=0", "train.precision=bf16",
-                        "checkpoint.every=0"})
+                                                         (dir.path / "prep").string(), 2000, 200);
+  for (const char* o : {"train.max_steps=20", "train.warmup_steps=2", "log.every=5", "eval.every=0",
+                        "train.precision=bf16", "checkpoint.every=0"})
     base.push_back(o);
   prepare_data(load_config("", base).config, {4, false});
   Placement p;

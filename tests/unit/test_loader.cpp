@@ -32,7 +32,8 @@ struct Fixture {
     config.data.on_bad_record = BadRecordPolicy::kFail;
     config.tokenizer.vocab = MODTRAIN_TEST_DATA "/tokenizer/vocab-uncased.txt";
     prepare_data(config, {2, false});
-    data = std::make_shared<PreparedDataset>(PreparedDataset::open(config.data.prepared_dir, "train", DataExpectations::from_config(config)));
+    data = std::make_shared<PreparedDataset>(
+        PreparedDataset::open(config.data.prepared_dir, "train", DataExpectations::from_config(config)));
   }
 };
 }  // namespace

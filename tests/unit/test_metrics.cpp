@@ -71,7 +71,8 @@ TEST_CASE("threshold tuning: max_f1 and precision_at", "[metrics]") {
     }
   }
   // The margin: halfway between the lowest flagged score and the next one down.
-  CHECK(tune_threshold(LabelScores{{0.9f, 0.8f, 0.6f, 0.1f}, {1, 1, 0, 0}}, {ThresholdPolicy::Kind::kMaxF1, 0}) == Approx(0.7));
+  CHECK(tune_threshold(LabelScores{{0.9f, 0.8f, 0.6f, 0.1f}, {1, 1, 0, 0}}, {ThresholdPolicy::Kind::kMaxF1, 0}) ==
+        Approx(0.7));
   CHECK(tune_threshold(LabelScores{{0.2f, 0.9f}, {0, 1}}, {ThresholdPolicy::Kind::kFixed, 0.3}) == 0.3);
 }
 
@@ -81,7 +82,8 @@ TEST_CASE("multi-label report: masked entries ignored, macro and micro averages"
   for (double v : r["scores"]) probs.push_back(static_cast<float>(v));
   for (double v : r["targets"]) targets.push_back(static_cast<float>(v));
   for (double v : r["mask"]) mask.push_back(static_cast<float>(v));
-  EvalReport report = evaluate_scores({"a", "b", "c"}, Problem::kMultiLabel, probs, targets, mask, {0.5, 0.5, 0.5}, 0.25);
+  EvalReport report =
+      evaluate_scores({"a", "b", "c"}, Problem::kMultiLabel, probs, targets, mask, {0.5, 0.5, 0.5}, 0.25);
   REQUIRE(report.labels.size() == 3);
   for (size_t l = 0; l < 3; ++l) {
     CHECK(report.labels[l].roc_auc == Approx(r["labels"][l]["roc_auc"].get<double>()));

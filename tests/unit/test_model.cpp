@@ -37,7 +37,8 @@ TEST_CASE("parameter names and shapes are Hugging Face's BertForSequenceClassifi
   CHECK(shapes.at("bert.embeddings.LayerNorm.weight") == std::vector<int64_t>{32});
   for (int l = 0; l < 2; ++l) {
     std::string p = "bert.encoder.layer." + std::to_string(l) + ".";
-    for (const char* n : {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"})
+    for (const char* n :
+         {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"})
       CHECK(shapes.at(p + n + ".weight") == std::vector<int64_t>{32, 32});
     CHECK(shapes.count(p + "attention.output.LayerNorm.bias"));
     CHECK(shapes.at(p + "intermediate.dense.weight") == std::vector<int64_t>{64, 32});
@@ -94,11 +95,13 @@ TEST_CASE("self-attention equals a direct computation of softmax(QK^T/sqrt(d) + 
   torch::NoGradGuard no_grad;
   torch::Tensor out = att->forward(x, mask);
   // reference, one head at a time, in float64
-  torch::Tensor q = att->query(x).to(torch::kFloat64), k = att->key(x).to(torch::kFloat64), v = att->value(x).to(torch::kFloat64);
+  torch::Tensor q = att->query(x).to(torch::kFloat64), k = att->key(x).to(torch::kFloat64),
+                v = att->value(x).to(torch::kFloat64);
   for (int64_t b = 0; b < 2; ++b)
     for (int64_t h = 0; h < 4; ++h) {
       auto cols = torch::indexing::Slice(h * 8, (h + 1) * 8);
-      torch::Tensor qh = q[b].index({torch::indexing::Slice(), cols}), kh = k[b].index({torch::indexing::Slice(), cols});
+      torch::Tensor qh = q[b].index({torch::indexing::Slice(), cols}),
+                    kh = k[b].index({torch::indexing::Slice(), cols});
       torch::Tensor vh = v[b].index({torch::indexing::Slice(), cols});
       torch::Tensor s = qh.matmul(kh.t()) / std::sqrt(8.0) + mask[b][0][0].to(torch::kFloat64);
       torch::Tensor ref = torch::softmax(s, -1).matmul(vh);
@@ -108,7 +111,8 @@ TEST_CASE("self-attention equals a direct computation of softmax(QK^T/sqrt(d) + 
 
 TEST_CASE("fused SDPA attention equals the plain path", "[model][sdpa]") {
   if (!sdpa_available()) {
-    WARN("LibTorch " << TORCH_VERSION << " has no scaled_dot_product_attention; the plain path is used (checked on the GPU machine)");
+    WARN("LibTorch " << TORCH_VERSION
+                     << " has no scaled_dot_product_attention; the plain path is used (checked on the GPU machine)");
     return;
   }
   torch::manual_seed(3);

@@ -38,8 +38,10 @@ Config small_config(const test::TempDir& dir) {
 std::string good_lines(int n, int offset = 0) {
   std::string s;
   for (int i = 0; i < n; ++i)
-    s += "{\"id\": \"r" + std::to_string(i + offset) + "\", \"text\": \"hello world number " + std::to_string(i + offset) +
-         " @someone http://x.co\", \"labels\": " + (i % 3 == 0 ? "[\"hate\"]" : "{\"spam\": 1, \"threat\": null}") + "}\n";
+    s += "{\"id\": \"r" + std::to_string(i + offset) + "\", \"text\": \"hello world number " +
+         std::to_string(i + offset) +
+         " @someone http://x.co\", \"labels\": " + (i % 3 == 0 ? "[\"hate\"]" : "{\"spam\": 1, \"threat\": null}") +
+         "}\n";
   return s;
 }
 
@@ -48,7 +50,8 @@ std::vector<uint8_t> file_bytes(const std::string& path) {
   return {s.begin(), s.end()};
 }
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 }  // namespace
 
@@ -91,14 +94,15 @@ TEST_CASE("prepare round trip: records read back equal what was written", "[data
 TEST_CASE("bad records: fail stops at file:line, skip accounts for every line", "[data][prepare]") {
   test::TempDir dir;
   std::string bad = good_lines(3) +
-                    "{broken\n"                                              // line 4: invalid JSON
-                    "{\"labels\": []}\n"                                     // 5: missing text
-                    "{\"text\": \"  \", \"labels\": []}\n"                   // 6: empty text
-                    "{\"text\": \"a\", \"labels\": [\"nope\"]}\n"            // 7: unknown label
-                    "{\"text\": \"a\", \"labels\": {\"hate\": 3}}\n"         // 8: wrong value
-                    "\n"                                                     // 9: blank (not a record)
-                    "{\"text\": \"bad \xff utf8\", \"labels\": []}\n"        // 10: repaired, kept
-                    + "{\"text\": \"" + std::string(200, 'a') + " b c d e f g h i j k l m n o p q\", \"labels\": []}\n";  // 11: truncated
+                    "{broken\n"                                        // line 4: invalid JSON
+                    "{\"labels\": []}\n"                               // 5: missing text
+                    "{\"text\": \"  \", \"labels\": []}\n"             // 6: empty text
+                    "{\"text\": \"a\", \"labels\": [\"nope\"]}\n"      // 7: unknown label
+                    "{\"text\": \"a\", \"labels\": {\"hate\": 3}}\n"   // 8: wrong value
+                    "\n"                                               // 9: blank (not a record)
+                    "{\"text\": \"bad \xff utf8\", \"labels\": []}\n"  // 10: repaired, kept
+                    + "{\"text\": \"" + std::string(200, 'a') +
+                    " b c d e f g h i j k l m n o p q\", \"labels\": []}\n";  // 11: truncated
   dir.write("raw/train-0.jsonl", bad);
   dir.write("raw/valid-0.csv", "text,hate,spam,threat\nok,0,0,0\n");
   Config c = small_config(dir);
@@ -132,8 +136,9 @@ TEST_CASE("bad records: fail stops at file:line, skip accounts for every line", 
   CHECK(rows[2]["reason"] == "empty text");
   CHECK_THAT(rows[3]["reason"].get<std::string>(), Contains("unknown label 'nope'"));
   CHECK_THAT(rows[4]["reason"].get<std::string>(), Contains("has value 3"));
-  CHECK_THAT(report.summary(), Contains("train: 10 input records = 5 kept + 5 rejected") && Contains("1 blank lines skipped") &&
-                                   Contains("1 truncated") && Contains("1 with invalid UTF-8 repaired"));
+  CHECK_THAT(report.summary(), Contains("train: 10 input records = 5 kept + 5 rejected") &&
+                                   Contains("1 blank lines skipped") && Contains("1 truncated") &&
+                                   Contains("1 with invalid UTF-8 repaired"));
 }
 
 TEST_CASE("corrupted, truncated and mismatched shards are clear errors", "[data][prepare]") {

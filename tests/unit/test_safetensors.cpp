@@ -18,8 +18,8 @@ std::vector<uint8_t> valid_file(const test::TempDir& dir) {
   std::vector<int64_t> b(5, 7);
   std::vector<uint16_t> c(3, 0x3f80);
   io::write_safetensors(dir.file("v.safetensors"), {{"a.weight", "F32", {3, 4}, a.data(), a.size() * 4},
-                                                     {"b", "I64", {5}, b.data(), b.size() * 8},
-                                                     {"c.bias", "BF16", {3}, c.data(), c.size() * 2}});
+                                                    {"b", "I64", {5}, b.data(), b.size() * 8},
+                                                    {"c.bias", "BF16", {3}, c.data(), c.size() * 2}});
   std::string bytes = test::read(dir.file("v.safetensors"));
   return {bytes.begin(), bytes.end()};
 }
@@ -92,7 +92,8 @@ TEST_CASE("randomized corruption never crashes the reader", "[safetensors][fuzz]
     auto b = good;
     switch (rng() % 6) {
       case 0:  // flip bits anywhere
-        for (int k = 0, n = 1 + static_cast<int>(rng() % 4); k < n; ++k) b[rng() % b.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
+        for (int k = 0, n = 1 + static_cast<int>(rng() % 4); k < n; ++k)
+          b[rng() % b.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
         break;
       case 1:  // truncate
         b.resize(rng() % b.size());

@@ -34,12 +34,14 @@ TEST_CASE("every record exactly once per epoch across ranks; equal batch counts"
           auto mine = epoch_indices(s, 3, true);
           all.insert(all.end(), mine.begin(), mine.end());
           sizes.push_back(epoch_indices(s, 3, false).size());
-          for (uint64_t b = 0; b < s.batches_per_epoch(); ++b) CHECK(s.batch(3, b).indices.size() == DistributedSampler(n, {42, 0, world, batch, true, false, 64}).batch(3, b).indices.size());
+          for (uint64_t b = 0; b < s.batches_per_epoch(); ++b)
+            CHECK(s.batch(3, b).indices.size() ==
+                  DistributedSampler(n, {42, 0, world, batch, true, false, 64}).batch(3, b).indices.size());
         }
         for (auto c : batch_counts) CHECK(c == batch_counts[0]);
-        for (auto z : sizes) CHECK(z == sizes[0]);                 // every rank sees as many samples
+        for (auto z : sizes) CHECK(z == sizes[0]);  // every rank sees as many samples
         std::sort(all.begin(), all.end());
-        CHECK(all.size() == n);                                     // padding excluded: each record once
+        CHECK(all.size() == n);  // padding excluded: each record once
         CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
         CHECK((all.empty() || (all.front() == 0 && all.back() == n - 1)));
         CHECK(sizes[0] * static_cast<uint64_t>(world) - n < static_cast<uint64_t>(world));  // at most W-1 repeats

@@ -26,13 +26,16 @@ TEST_CASE("masked BCE: entries not annotated contribute nothing; pos_weight scal
   torch::Tensor mask = torch::tensor({{1.0f, 1.0f}, {1.0f, 0.0f}});
   LossOptions o;
   torch::Tensor loss = classification_loss(logits, labels, mask, o);
-  auto bce = [](double x, double y, double w) { return -(w * y * std::log(1 / (1 + std::exp(-x))) + (1 - y) * std::log(1 - 1 / (1 + std::exp(-x)))); };
+  auto bce = [](double x, double y, double w) {
+    return -(w * y * std::log(1 / (1 + std::exp(-x))) + (1 - y) * std::log(1 - 1 / (1 + std::exp(-x))));
+  };
   double expected = (bce(2, 1, 1) + bce(-1, 0, 1) + bce(0.5, 0, 1)) / 4;
   CHECK(loss.item<double>() == Approx(expected).epsilon(1e-6));
   loss.backward();
   CHECK(logits.grad()[1][1].item<float>() == 0.0f);  // the masked entry gets no gradient
   // flipping the masked label changes nothing
-  CHECK(classification_loss(logits, torch::tensor({{1.0f, 0.0f}, {0.0f, 0.0f}}), mask, o).item<double>() == Approx(expected));
+  CHECK(classification_loss(logits, torch::tensor({{1.0f, 0.0f}, {0.0f, 0.0f}}), mask, o).item<double>() ==
+        Approx(expected));
   o.pos_weight = torch::tensor({3.0f, 1.0f});
   CHECK(classification_loss(logits, labels, mask, o).item<double>() ==
         Approx((bce(2, 1, 3) + bce(-1, 0, 1) + bce(0.5, 0, 1)) / 4).epsilon(1e-6));
@@ -48,7 +51,8 @@ TEST_CASE("multi_class cross-entropy with label smoothing", "[train][loss]") {
   LossOptions o;
   o.problem = Problem::kMultiClass;
   torch::Tensor logp = torch::log_softmax(logits, 1);
-  CHECK(classification_loss(logits, onehot, torch::ones({1, 3}), o).item<double>() == Approx(-logp[0][1].item<double>()));
+  CHECK(classification_loss(logits, onehot, torch::ones({1, 3}), o).item<double>() ==
+        Approx(-logp[0][1].item<double>()));
   o.label_smoothing = 0.1;
   double smoothed = -0.9 * logp[0][1].item<double>() - 0.1 * logp.mean().item<double>();
   CHECK(classification_loss(logits, onehot, torch::ones({1, 3}), o).item<double>() == Approx(smoothed));
@@ -80,9 +84,10 @@ struct TrainData {
   test::TempDir dir;
   std::vector<std::string> overrides;
   TrainData() {
-    overrides = test::synth_with_vocab((dir.path / "raw").string(), (dir.path / "vocab.txt").string(), (dir.path / "prep").string(),
-                                       6000, 1000);
-    for (const char* o : {"data.max_len=48", "model.hidden=64", "model.heads=2", "model.intermediate=128", "log.level=warn", "dist.threads=1"})
+    overrides = test::synth_with_vocab((dir.path / "raw").string(), (dir.path / "vocab.txt").string(),
+                                       (dir.path / "prep").string(), 6000, 1000);
+    for (const char* o : {"data.max_len=48", "model.hidden=64", "model.heads=2", "model.intermediate=128",
+                          "log.level=warn", "dist.threads=1"})
       overrides.push_back(o);
     ResolvedConfig rc = load_config("", overrides);
     prepare_data(rc.config, {1, false});
@@ -159,8 +164,8 @@ TEST_CASE("gradient accumulation: 2 x B/2 gives the weights of 1 x B", "[train][
 
 TEST_CASE("a short CPU run learns the synthetic labels", "[train][slow]") {
   test::TempDir run;
-  ResolvedConfig rc = train_data().config(run, {"train.max_steps=250", "train.lr=1e-3", "train.warmup_steps=20", "log.every=25",
-                                                "eval.every=0", "train.pos_weight=auto"});
+  ResolvedConfig rc = train_data().config(run, {"train.max_steps=250", "train.lr=1e-3", "train.warmup_steps=20",
+                                                "log.every=25", "eval.every=0", "train.pos_weight=auto"});
   Trainer trainer(rc, cpu(), {});
   TrainOutcome out = trainer.run();
   // the loss falls: compare the first and last logged windows in metrics.jsonl
@@ -171,7 +176,8 @@ TEST_CASE("a short CPU run learns the synthetic labels", "[train][slow]") {
     if (j["event"] == "train") losses.push_back(j["loss"].get<double>());
   }
   REQUIRE(losses.size() == 10);
-  INFO("first window loss " << losses.front() << ", last " << losses.back() << ", macro ROC-AUC " << out.final_eval.macro_roc_auc);
+  INFO("first window loss " << losses.front() << ", last " << losses.back() << ", macro ROC-AUC "
+                            << out.final_eval.macro_roc_auc);
   CHECK(losses.back() < 0.8 * losses.front());
   // well above chance (0.5); the generator hides cues for 15% of positives and flips 2% of labels
   CHECK(out.final_eval.macro_roc_auc > 0.75);
@@ -186,12 +192,15 @@ TEST_CASE("non-finite gradients: reported and skipped, or the run stops", "[trai
     t.model()->classifier->weight[0][0] = std::numeric_limits<float>::quiet_NaN();
   };
   test::TempDir r1, r2;
-  Trainer stop(train_data().config(r1, {"train.max_steps=5", "train.warmup_steps=1", "data.valid=[]", "train.on_nonfinite=stop"}), cpu(), {});
+  Trainer stop(train_data().config(
+                   r1, {"train.max_steps=5", "train.warmup_steps=1", "data.valid=[]", "train.on_nonfinite=stop"}),
+               cpu(), {});
   poisoned(stop);
   CHECK_THROWS_WITH(stop.run(), Catch::Matchers::Contains("step 1: non-finite loss or gradients") &&
                                     Catch::Matchers::Contains("train.on_nonfinite=stop"));
   // skip: every step is skipped (the NaN weight never heals), and 20 in a row end the run
   Trainer skip(train_data().config(r2, {"train.max_steps=30", "train.warmup_steps=1", "data.valid=[]"}), cpu(), {});
   poisoned(skip);
-  CHECK_THROWS_WITH(skip.run(), Catch::Matchers::Contains("step 20: non-finite") && Catch::Matchers::Contains("20 steps in a row"));
+  CHECK_THROWS_WITH(skip.run(),
+                    Catch::Matchers::Contains("step 20: non-finite") && Catch::Matchers::Contains("20 steps in a row"));
 }

@@ -5,10 +5,10 @@
 
 #include <filesystem>
 
-#include "modtrain/io/files.h"
 #include <fstream>
 #include <iterator>
 #include <string>
+#include "modtrain/io/files.h"
 
 namespace modtrain::test {
 

@@ -13,8 +13,12 @@ using namespace modtrain;
 namespace {
 std::vector<std::string> corpus() {
   std::vector<std::string> texts;
-  const char* base[] = {"the players are playing and played", "@bob hates haters who hate", "spam spam buy now http://x.co",
-                        "Ünïcödé café naïve", "中国人 like tea", "unfollow unfollowed following followers"};
+  const char* base[] = {"the players are playing and played",
+                        "@bob hates haters who hate",
+                        "spam spam buy now http://x.co",
+                        "Ünïcödé café naïve",
+                        "中国人 like tea",
+                        "unfollow unfollowed following followers"};
   for (int i = 0; i < 50; ++i)
     for (const char* b : base) texts.push_back(std::string(b) + " " + std::to_string(i % 7));
   return texts;
@@ -30,16 +34,17 @@ TEST_CASE("trained vocab: specials first, merges, size limit", "[tokenizer][voca
   VocabTrainerReport report;
   auto tokens = trainer.train(&report);
   REQUIRE(tokens.size() == 120);
-  CHECK(std::vector<std::string>(tokens.begin(), tokens.begin() + 5) == std::vector<std::string>{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"});
+  CHECK(std::vector<std::string>(tokens.begin(), tokens.begin() + 5) ==
+        std::vector<std::string>{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"});
   CHECK(report.texts == 300);
   CHECK(report.merges > 0);
   auto has = [&](const std::string& t) { return std::find(tokens.begin(), tokens.end(), t) != tokens.end(); };
   CHECK(has("spam"));
   CHECK(has("##ing"));
   CHECK(has("@"));
-  CHECK(has("user"));   // tweet normalisation: @bob -> @user
-  CHECK(has("http"));   // and URLs -> http
-  CHECK(has("cafe"));   // uncased: accents stripped
+  CHECK(has("user"));  // tweet normalisation: @bob -> @user
+  CHECK(has("http"));  // and URLs -> http
+  CHECK(has("cafe"));  // uncased: accents stripped
   CHECK(has("中"));
 }
 

@@ -86,7 +86,8 @@ TEST_CASE("words() shows the normalization and splits", "[tokenizer]") {
   CHECK(uncased.words("Café, NAÏVE!") == std::vector<std::string>{"cafe", ",", "naive", "!"});
   CHECK(cased.words("Café, NAÏVE!") == std::vector<std::string>{"Café", ",", "NAÏVE", "!"});
   CHECK(uncased.words("中国x") == std::vector<std::string>{"中", "国", "x"});
-  CHECK(uncased.words("a\x01" "b c\tThe") == std::vector<std::string>{"ab", "c", "the"});
+  CHECK(uncased.words("a\x01"
+                      "b c\tThe") == std::vector<std::string>{"ab", "c", "the"});
   CHECK(uncased.words("x[SEP]y") == std::vector<std::string>{"x", "[SEP]", "y"});
 }
 

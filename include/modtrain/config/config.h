@@ -103,8 +103,8 @@ struct DistConfig {
   double bucket_mb = 25.0;
   double timeout_s = 300.0;
   DeviceKind device = DeviceKind::kAuto;
-  int threads = 0;       // CPU threads per rank; 0 = cores on this node / ranks on this node
-  int blas_threads = 0;  // OpenBLAS threads; 0 = auto (see dist/device.h)
+  int threads = 0;                   // CPU threads per rank; 0 = cores on this node / ranks on this node
+  int blas_threads = 0;              // OpenBLAS threads; 0 = auto (see dist/device.h)
   int64_t check_replicas_every = 0;  // 0 = never
   std::string timeline;              // "" = off; else a Chrome trace per rank: <stem>-rank<R>.json
 };

@@ -22,8 +22,8 @@ struct Location {
 
 struct ResolvedConfig {
   Config config;
-  std::vector<std::string> files;             // the files read, the deepest `extends` first
-  std::map<std::string, Location> origin;     // "train.lr" -> where its value was set
+  std::vector<std::string> files;          // the files read, the deepest `extends` first
+  std::map<std::string, Location> origin;  // "train.lr" -> where its value was set
 
   std::string to_yaml() const;  // the fully resolved config; loads back to the same Config
   uint64_t hash() const;        // FNV-1a of to_yaml(): equal on ranks that resolved the same config

@@ -10,12 +10,12 @@ const char* build_version();  // project version, e.g. "0.1.0"
 const char* build_commit();   // git commit (12 hex digits, "-dirty" when modified) or "unknown"
 
 struct RuntimeInfo {
-  std::string torch_version;     // LibTorch version the binary was compiled against
-  bool cuda_available = false;   // LibTorch built with CUDA and a GPU visible
+  std::string torch_version;    // LibTorch version the binary was compiled against
+  bool cuda_available = false;  // LibTorch built with CUDA and a GPU visible
   int cuda_device_count = 0;
-  bool nccl_compiled = false;    // the NCCL backend is compiled in
-  std::string nccl_version;      // NCCL library version at run time ("" when not compiled)
-  std::string mpi_library;       // first line of MPI_Get_library_version
+  bool nccl_compiled = false;  // the NCCL backend is compiled in
+  std::string nccl_version;    // NCCL library version at run time ("" when not compiled)
+  std::string mpi_library;     // first line of MPI_Get_library_version
 };
 
 RuntimeInfo runtime_info();

@@ -20,8 +20,8 @@ bool enabled(Level level);
 std::string rank_prefix();
 
 void debug(const std::string& message);
-void info(const std::string& message);     // stdout, rank 0
-void warn(const std::string& message);     // stderr, any rank: "[rank R] warning: ..."
-void error(const std::string& message);    // stderr, any rank: "[rank R] error: ..."
+void info(const std::string& message);   // stdout, rank 0
+void warn(const std::string& message);   // stderr, any rank: "[rank R] warning: ..."
+void error(const std::string& message);  // stderr, any rank: "[rank R] error: ..."
 
 }  // namespace modtrain::log

@@ -16,16 +16,16 @@ namespace modtrain {
 inline constexpr int kManifestVersion = 1;
 
 struct ShardEntry {
-  std::string file;             // relative to the prepared dir: "train-00000.bin"
-  std::string source;           // the raw shard it came from
+  std::string file;    // relative to the prepared dir: "train-00000.bin"
+  std::string source;  // the raw shard it came from
   uint64_t source_bytes = 0;
-  uint64_t records = 0;         // kept records
+  uint64_t records = 0;  // kept records
   uint64_t tokens = 0;
-  uint64_t input_records = 0;   // records read (lines for JSONL, rows for CSV/TSV), blank lines excluded
+  uint64_t input_records = 0;  // records read (lines for JSONL, rows for CSV/TSV), blank lines excluded
   uint64_t rejected = 0;
-  uint64_t blank = 0;           // blank lines (not records)
-  uint64_t truncated = 0;       // records cut to max_len
-  uint64_t utf8_repaired = 0;   // records whose invalid UTF-8 was replaced
+  uint64_t blank = 0;          // blank lines (not records)
+  uint64_t truncated = 0;      // records cut to max_len
+  uint64_t utf8_repaired = 0;  // records whose invalid UTF-8 was replaced
 };
 
 struct SplitEntry {
@@ -44,7 +44,7 @@ struct Manifest {
   uint32_t max_len = 0;
   bool lowercase = true, normalize_tweets = true;
   uint32_t token_bytes = 2;
-  std::string created_by;  // modtrain version and commit
+  std::string created_by;                    // modtrain version and commit
   std::map<std::string, SplitEntry> splits;  // "train", "valid"
 
   std::string to_json() const;
@@ -58,7 +58,7 @@ struct DataExpectations {
   Problem problem = Problem::kMultiLabel;
   uint32_t max_len = 0;
   bool lowercase = true, normalize_tweets = true;
-  std::string vocab_sha256;  // "" = do not check
+  std::string vocab_sha256;                                   // "" = do not check
   static DataExpectations from_config(const Config& config);  // hashes tokenizer.vocab
 };
 

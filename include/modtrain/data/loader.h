@@ -16,21 +16,21 @@
 namespace modtrain {
 
 struct Batch {
-  torch::Tensor input_ids;       // [B, T] int64, T = longest in the batch rounded up to pad_multiple
-  torch::Tensor attention_mask;  // [B, T] int64, 1 for real tokens
-  torch::Tensor labels;          // [B, L] float32, 1 positive / 0 negative (0 where not annotated)
-  torch::Tensor label_mask;      // [B, L] float32, 1 where the label is annotated
-  torch::Tensor padding;         // [B] bool, true for records repeated to even out the ranks
-  std::vector<uint64_t> indices; // global record indices
-  SamplerState position;         // where this batch came from (epoch, batch)
-  int64_t tokens = 0;            // real (non-pad) tokens
+  torch::Tensor input_ids;        // [B, T] int64, T = longest in the batch rounded up to pad_multiple
+  torch::Tensor attention_mask;   // [B, T] int64, 1 for real tokens
+  torch::Tensor labels;           // [B, L] float32, 1 positive / 0 negative (0 where not annotated)
+  torch::Tensor label_mask;       // [B, L] float32, 1 where the label is annotated
+  torch::Tensor padding;          // [B] bool, true for records repeated to even out the ranks
+  std::vector<uint64_t> indices;  // global record indices
+  SamplerState position;          // where this batch came from (epoch, batch)
+  int64_t tokens = 0;             // real (non-pad) tokens
 };
 
 struct LoaderOptions {
   int64_t pad_id = 0;
-  int64_t pad_multiple = 8;   // dynamic padding rounds T up to this (tensor-core friendly)
-  size_t prefetch = 4;        // batches built ahead
-  bool pin_memory = false;    // page-locked host tensors for fast async copies to CUDA
+  int64_t pad_multiple = 8;  // dynamic padding rounds T up to this (tensor-core friendly)
+  size_t prefetch = 4;       // batches built ahead
+  bool pin_memory = false;   // page-locked host tensors for fast async copies to CUDA
 };
 
 // Builds one batch (used by the loader thread; exposed for tests and benchmarks).
@@ -44,8 +44,8 @@ class Loader {
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
-  Batch next();                  // blocks until the next batch is ready; epochs follow each other
-  SamplerState state() const;    // position of the batch next() returns next (save this to resume)
+  Batch next();                      // blocks until the next batch is ready; epochs follow each other
+  SamplerState state() const;        // position of the batch next() returns next (save this to resume)
   void restore(SamplerState state);  // continue from `state` (drops prefetched batches)
   const DistributedSampler& sampler() const { return *sampler_; }
 

@@ -16,10 +16,10 @@ struct SamplerOptions {
   uint64_t seed = 0;
   int rank = 0;
   int world = 1;
-  uint32_t batch_size = 32;        // per rank
-  bool shuffle = true;             // false: records in order (evaluation)
-  bool group_by_length = false;    // batches of similar lengths (less padding), batch order shuffled
-  uint32_t group_window = 64;      // length-sorting window, in global batches
+  uint32_t batch_size = 32;      // per rank
+  bool shuffle = true;           // false: records in order (evaluation)
+  bool group_by_length = false;  // batches of similar lengths (less padding), batch order shuffled
+  uint32_t group_window = 64;    // length-sorting window, in global batches
 };
 
 struct SamplerState {

@@ -19,12 +19,12 @@ inline constexpr size_t kShardHeaderBytes = 64;
 
 // What a shard must agree with: written into the header, checked by the reader.
 struct ShardSchema {
-  uint32_t token_bytes = 2;        // 2 when the vocab has at most 65,536 tokens, else 4
+  uint32_t token_bytes = 2;  // 2 when the vocab has at most 65,536 tokens, else 4
   uint32_t num_labels = 0;
-  uint32_t max_len = 0;            // no record is longer (tokens, [CLS] and [SEP] included)
-  uint64_t vocab_fingerprint = 0;  // first 8 bytes of the vocab's SHA-256
-  uint64_t labels_fingerprint = 0; // hash of the problem type and label names
-  uint64_t vocab_size = 0;         // reader only: every token id must be below it
+  uint32_t max_len = 0;             // no record is longer (tokens, [CLS] and [SEP] included)
+  uint64_t vocab_fingerprint = 0;   // first 8 bytes of the vocab's SHA-256
+  uint64_t labels_fingerprint = 0;  // hash of the problem type and label names
+  uint64_t vocab_size = 0;          // reader only: every token id must be below it
 };
 
 uint64_t labels_fingerprint(const std::vector<std::string>& labels, const std::string& problem);

@@ -13,7 +13,8 @@
 namespace modtrain {
 
 inline const std::vector<std::string>& synth_labels() {
-  static const std::vector<std::string> labels = {"hate", "harassment", "threat", "sexual", "self_harm", "spam", "misinformation"};
+  static const std::vector<std::string> labels = {"hate",      "harassment", "threat",        "sexual",
+                                                  "self_harm", "spam",       "misinformation"};
   return labels;
 }
 
@@ -24,8 +25,8 @@ struct SynthOptions {
   int train_shards = 4;
   int valid_shards = 1;
   uint64_t seed = 1234;
-  double label_noise = 0.02;   // probability that an annotated label is flipped
-  double unannotated = 0.08;   // share of records with some labels not annotated
+  double label_noise = 0.02;  // probability that an annotated label is flipped
+  double unannotated = 0.08;  // share of records with some labels not annotated
 };
 
 struct SynthReport {

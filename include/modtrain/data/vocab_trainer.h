@@ -13,8 +13,8 @@
 namespace modtrain {
 
 struct VocabTrainerOptions {
-  size_t vocab_size = 16000;   // including the 5 special tokens
-  uint64_t min_frequency = 2;  // pairs seen fewer times are never merged
+  size_t vocab_size = 16000;     // including the 5 special tokens
+  uint64_t min_frequency = 2;    // pairs seen fewer times are never merged
   size_t limit_alphabet = 1000;  // keep the most frequent characters (others become [UNK])
   bool lowercase = true;
   bool normalize_tweets = true;

@@ -51,7 +51,7 @@ class Vocab {
 };
 
 struct WordPieceOptions {
-  bool lowercase = true;              // uncased BERT: lowercase + strip accents (NFD, drop Mn)
+  bool lowercase = true;                  // uncased BERT: lowercase + strip accents (NFD, drop Mn)
   size_t max_input_chars_per_word = 100;  // longer words become [UNK], as in BERT
 };
 

@@ -41,7 +41,9 @@ class Communicator {
   virtual torch::Tensor all_gather(const torch::Tensor& tensor, const std::string& what) = 0;
   virtual void barrier(const std::string& what) = 0;
 
-  void all_reduce(torch::Tensor tensor, ReduceOp op, const std::string& what) { all_reduce_async(std::move(tensor), op, what)->wait(); }
+  void all_reduce(torch::Tensor tensor, ReduceOp op, const std::string& what) {
+    all_reduce_async(std::move(tensor), op, what)->wait();
+  }
   // Float vectors of different lengths per rank, concatenated in rank order.
   std::vector<float> all_gather_varlen(const std::vector<float>& values, const std::string& what);
   // Host doubles summed over ranks in place.
@@ -55,11 +57,13 @@ struct CommOptions {
 
 // dist.backend: auto = nccl when this rank computes on CUDA, else mpi. Throws UserError for nccl
 // without a GPU or without NCCL compiled in.
-std::unique_ptr<Communicator> make_communicator(Backend backend, const World& world, const Placement& placement, CommOptions options);
+std::unique_ptr<Communicator> make_communicator(Backend backend, const World& world, const Placement& placement,
+                                                CommOptions options);
 
 std::unique_ptr<Communicator> make_mpi_communicator(const World& world, CommOptions options);
 #ifdef MODTRAIN_HAVE_NCCL
-std::unique_ptr<Communicator> make_nccl_communicator(const World& world, const Placement& placement, CommOptions options);
+std::unique_ptr<Communicator> make_nccl_communicator(const World& world, const Placement& placement,
+                                                     CommOptions options);
 #endif
 
 }  // namespace modtrain

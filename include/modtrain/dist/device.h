@@ -11,8 +11,8 @@ namespace modtrain {
 
 struct Placement {
   bool cuda = false;
-  int cuda_index = -1;  // GPU used by this rank when cuda
-  int cpu_threads = 1;  // intra-op threads given to LibTorch
+  int cuda_index = -1;           // GPU used by this rank when cuda
+  int cpu_threads = 1;           // intra-op threads given to LibTorch
   std::string describe() const;  // "cuda:1" or "cpu (4 threads)"
 };
 

@@ -29,8 +29,8 @@ class GradReducer : public GradientSync {
  public:
   // `params` in registration order (named_parameters()). Broadcasts parameters from rank 0 and
   // checks that every rank has the same names and shapes (a mismatch names the first difference).
-  GradReducer(const std::vector<std::pair<std::string, torch::Tensor>>& params, Communicator& comm, ReducerOptions options,
-              Timeline* timeline = nullptr);
+  GradReducer(const std::vector<std::pair<std::string, torch::Tensor>>& params, Communicator& comm,
+              ReducerOptions options, Timeline* timeline = nullptr);
   ~GradReducer() override;
 
   void prepare_backward(bool last) override;
@@ -57,9 +57,9 @@ class GradReducer : public GradientSync {
     size_t bucket, offset, numel;
   };
   struct Bucket {
-    torch::Tensor flat;             // [elements]
+    torch::Tensor flat;  // [elements]
     std::vector<size_t> slots;
-    size_t pending = 0;             // parameters not yet ready in this step
+    size_t pending = 0;  // parameters not yet ready in this step
     std::unique_ptr<Work> work;
   };
   void on_grad_ready(size_t slot);

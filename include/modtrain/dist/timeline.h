@@ -32,7 +32,8 @@ class Timeline {
   // RAII span on the compute lane.
   class Scope {
    public:
-    Scope(Timeline* t, std::string name) : t_(t && t->enabled() ? t : nullptr), name_(std::move(name)), start_(now_us()) {}
+    Scope(Timeline* t, std::string name)
+        : t_(t && t->enabled() ? t : nullptr), name_(std::move(name)), start_(now_us()) {}
     ~Scope() {
       if (t_) t_->span(name_, start_, now_us());
     }

@@ -20,7 +20,7 @@ size_t safetensors_dtype_size(const std::string& dtype);
 
 struct TensorBytes {
   std::string name;
-  std::string dtype;           // F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL
+  std::string dtype;  // F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL
   std::vector<int64_t> shape;
   const void* data = nullptr;  // element bytes, little-endian, row-major
   size_t bytes = 0;

@@ -30,7 +30,8 @@ struct BertConfig {
   bool use_sdpa = true;  // fused scaled_dot_product_attention where LibTorch >= 2.0; else the plain path
 
   // From the experiment config; throws ConfigError-style UserError for inconsistent shapes.
-  static BertConfig from(const ModelConfig& model, int64_t vocab_size, int64_t num_labels, int64_t max_len, int64_t pad_id);
+  static BertConfig from(const ModelConfig& model, int64_t vocab_size, int64_t num_labels, int64_t max_len,
+                         int64_t pad_id);
   void validate() const;
 };
 
@@ -109,7 +110,8 @@ TORCH_MODULE(BertPooler);
 struct BertModelImpl : torch::nn::Module {
   explicit BertModelImpl(const BertConfig& c);
   // input_ids, attention_mask [B, T] -> pooled [B, H]; `sequence` receives [B, T, H] if given
-  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, torch::Tensor* sequence = nullptr);
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                        torch::Tensor* sequence = nullptr);
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};
   BertPooler pooler{nullptr};

@@ -17,13 +17,14 @@
 namespace modtrain {
 
 struct ImportReport {
-  size_t tensors = 0;          // parameters loaded from the checkpoint
-  bool head = false;           // the classifier head came from the checkpoint
-  bool pooler = false;         // the pooler came from the checkpoint (BertModel without pooler: fresh)
+  size_t tensors = 0;                // parameters loaded from the checkpoint
+  bool head = false;                 // the classifier head came from the checkpoint
+  bool pooler = false;               // the pooler came from the checkpoint (BertModel without pooler: fresh)
   std::vector<std::string> ignored;  // checkpoint tensors not used (besides cls.* and position_ids)
   std::string summary() const;
 };
 
-ImportReport import_huggingface_bert(const std::string& dir, BertForClassificationImpl& model, const Config& config, const Vocab& vocab);
+ImportReport import_huggingface_bert(const std::string& dir, BertForClassificationImpl& model, const Config& config,
+                                     const Vocab& vocab);
 
 }  // namespace modtrain

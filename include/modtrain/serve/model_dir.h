@@ -41,7 +41,8 @@ void copy_tensor(torch::Tensor& param, const io::TensorBytes& t, const std::stri
 void load_state(torch::nn::Module& model, const io::SafetensorsView& view, const std::string& source,
                 const std::vector<std::string>& skip = {});
 
-void save_model_dir(const std::string& dir, torch::nn::Module& model, const ModelMeta& meta, const std::string& vocab_path);
+void save_model_dir(const std::string& dir, torch::nn::Module& model, const ModelMeta& meta,
+                    const std::string& vocab_path);
 
 struct LoadedModel {
   ModelMeta meta;

@@ -96,7 +96,8 @@ class Checkpoints {
 // micro batch resumes at the same fraction of the epoch with a warning about data order.
 // Returns the state with `sampler` already translated to this run's sampler.
 // Warnings are printed only when `report` (rank 0), not once per rank.
-TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::AdamW& optimizer, const Config& config,
-                             const Vocab& vocab, int world, uint64_t batches_per_epoch, bool report = true);
+TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::AdamW& optimizer,
+                             const Config& config, const Vocab& vocab, int world, uint64_t batches_per_epoch,
+                             bool report = true);
 
 }  // namespace modtrain

@@ -13,16 +13,16 @@ namespace modtrain {
 
 struct LossOptions {
   Problem problem = Problem::kMultiLabel;
-  torch::Tensor pos_weight;       // [L] or undefined (multi_label)
-  double label_smoothing = 0.0;   // multi_class
+  torch::Tensor pos_weight;      // [L] or undefined (multi_label)
+  double label_smoothing = 0.0;  // multi_class
 };
 
 // logits, labels, label_mask [B, L] -> the training objective: multi_label, the masked sum over
 // (record, label) entries divided by B x L (entries not annotated contribute 0); multi_class, the
 // mean over records. The fixed denominator makes accumulation (2 x B/2) and data parallelism
 // (W ranks x B) give exactly the gradient of one batch of the same records, whatever the masks.
-torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& label_mask,
-                                  const LossOptions& options);
+torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& labels,
+                                  const torch::Tensor& label_mask, const LossOptions& options);
 
 // For evaluation: the loss summed over a batch and the number of annotated entries (multi_label)
 // or records (multi_class), so the reported loss is the mean over what was annotated.
@@ -31,6 +31,7 @@ std::pair<double, double> classification_loss_sum(const torch::Tensor& logits, c
 
 // pos_weight = negatives / positives per label over annotated training records, capped (the
 // `train.pos_weight: auto` rule).
-std::vector<double> auto_pos_weight(const std::vector<uint64_t>& positives, const std::vector<uint64_t>& annotated, double cap);
+std::vector<double> auto_pos_weight(const std::vector<uint64_t>& positives, const std::vector<uint64_t>& annotated,
+                                    double cap);
 
 }  // namespace modtrain

@@ -19,8 +19,8 @@ struct LabelScores {
 };
 
 // Label `label`'s scores and targets from row-major [N x num_labels] arrays, entries not annotated left out.
-LabelScores label_scores(const std::vector<float>& probs, const std::vector<float>& targets, const std::vector<float>& mask,
-                         size_t num_labels, size_t label);
+LabelScores label_scores(const std::vector<float>& probs, const std::vector<float>& targets,
+                         const std::vector<float>& mask, size_t num_labels, size_t label);
 
 double roc_auc(const LabelScores& s);            // NaN when only one class is present
 double average_precision(const LabelScores& s);  // NaN when there are no positives
@@ -43,7 +43,7 @@ struct LabelReport {
   std::string name;
   double threshold = 0.5;
   double precision = 0, recall = 0, f1 = 0, roc_auc = 0, pr_auc = 0;
-  uint64_t support = 0;    // positives among annotated records
+  uint64_t support = 0;  // positives among annotated records
   uint64_t annotated = 0;
 };
 
@@ -51,7 +51,8 @@ struct EvalReport {
   double loss = 0;
   uint64_t records = 0;
   std::vector<LabelReport> labels;
-  double macro_precision = 0, macro_recall = 0, macro_f1 = 0, macro_roc_auc = 0, macro_pr_auc = 0;  // over labels with support
+  double macro_precision = 0, macro_recall = 0, macro_f1 = 0, macro_roc_auc = 0,
+         macro_pr_auc = 0;  // over labels with support
   double micro_precision = 0, micro_recall = 0, micro_f1 = 0;
   double accuracy = 0;  // multi_class only (argmax)
   std::string to_json() const;
@@ -60,8 +61,8 @@ struct EvalReport {
 
 // Builds the report from per-record probabilities [N x L], labels and masks. multi_class uses
 // the argmax for accuracy and macro-F1 and one-vs-rest scores for the AUCs.
-EvalReport evaluate_scores(const std::vector<std::string>& label_names, Problem problem, const std::vector<float>& probs,
-                           const std::vector<float>& targets, const std::vector<float>& mask, const std::vector<double>& thresholds,
-                           double loss);
+EvalReport evaluate_scores(const std::vector<std::string>& label_names, Problem problem,
+                           const std::vector<float>& probs, const std::vector<float>& targets,
+                           const std::vector<float>& mask, const std::vector<double>& thresholds, double loss);
 
 }  // namespace modtrain

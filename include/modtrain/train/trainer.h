@@ -24,14 +24,14 @@
 namespace modtrain {
 
 struct TrainOutcome {
-  int64_t steps = 0;          // the step the run ended at
-  int64_t start_step = 0;     // > 0 when resumed
-  bool stopped_early = false; // preempted (SIGTERM/SIGUSR1) or --stop-after: a checkpoint, no final model
-  std::string checkpoint;     // the last checkpoint written
+  int64_t steps = 0;           // the step the run ended at
+  int64_t start_step = 0;      // > 0 when resumed
+  bool stopped_early = false;  // preempted (SIGTERM/SIGUSR1) or --stop-after: a checkpoint, no final model
+  std::string checkpoint;      // the last checkpoint written
   int64_t checkpoint_step = -1;
   int64_t skipped_steps = 0;  // non-finite gradients
   double last_loss = 0;
-  EvalReport final_eval;      // empty when there is no validation data
+  EvalReport final_eval;  // empty when there is no validation data
   std::vector<double> thresholds;
   std::string model_dir;
 };
@@ -73,10 +73,11 @@ class Trainer {
     bool stop = false, save = false;
   };
   Requests agree_on_requests(int64_t step, int64_t stop_after);  // every rank returns the same
-  bool track_best(int64_t step, const EvalReport& report);  // true when `report` is a new best
+  bool track_best(int64_t step, const EvalReport& report);       // true when `report` is a new best
   std::string save_checkpoint(int64_t step, bool best);
   // After `step`: saves when due (periodic, a new best, SIGUSR2) or asked to stop; true = stop.
-  bool checkpoint_after(int64_t step, bool best, const RunControl& control, const ProgressLine& progress, TrainOutcome& out);
+  bool checkpoint_after(int64_t step, bool best, const RunControl& control, const ProgressLine& progress,
+                        TrainOutcome& out);
 
   ResolvedConfig resolved_;
   const Config& config_;
