@@ -12,7 +12,7 @@ tool=$(command -v clang-format-14 || command -v clang-format || true)
 version=$("$tool" --version | grep -o 'version [0-9]*' | grep -o '[0-9]*')
 [[ $version == 14 ]] || echo "format: warning: $tool is version $version; .clang-format is kept with version 14" >&2
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  mapfile -t files < <(git ls-files '*.cpp' '*.h' '*.cu' '*.cuh')
+  mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.cpp' '*.h' '*.cu' '*.cuh')
 else
   mapfile -t files < <(find include src tests bench -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
 fi

@@ -2,9 +2,10 @@
 # GPU check, for a CUDA machine without Debian's packages (the device machine: CUDA, PyTorch,
 # no apt, no network). Carries its dependencies in .deps/ (../shared/device/collect-debs.sh plus
 # libcsv3 libcsv-dev libssl-dev libssl3), builds modtrain against the LibTorch inside PyTorch and
-# NCCL from the nvidia-nccl package, runs the CUDA-tagged tests (NCCL at one rank, SDPA on the
-# GPU, bf16/fp16 training steps) and measures a BERT-base-sized training step at sequence 128
-# (tokens/s, MFU). Writes logs and summary.md to $OUT (or ./gpu-out). Usage: scripts/gpu/check.sh
+# NCCL from the nvidia-nccl package, runs the CUDA-tagged tests (NCCL at one rank and its stream
+# ordering, the Trainer on the NCCL path at world size 1, SDPA on the GPU, bf16/fp16 training
+# steps), the CLI on the NCCL path at -np 1 through export and transformers (cli_np1.sh), and
+# measures a BERT-base-sized training step at sequence 128 (tokens/s, MFU). Writes logs and summary.md to $OUT (or ./gpu-out). Usage: scripts/gpu/check.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-$PWD/gpu-out}
@@ -61,7 +62,15 @@ if ! run_tests safetensors "[safetensors]" && command -v cuda-gdb >/dev/null; th
   grep -A25 "SIGSEGV" "$out/gdb.log" | head -40 | tee -a "$summary"
 fi
 
-# 4. BERT-base-sized training step at sequence length 128 (bf16 autocast; peak = H200 dense bf16 989 TFLOP/s).
+# 4. The multi-GPU path on this one GPU through the CLI (dist.backend=nccl at mpiexec -np 1: what an
+#    8-GPU job runs), checkpoint + resume, export, predict, and the export in the GPU image's transformers.
+scripts/gpu/cli_np1.sh "$PWD/build-gpu/modtrain" "$PWD" /tmp/modtrain-cli-np1 > "$out/cli-np1.log" 2>&1
+r=$?
+grep "^cli np1:" "$out/cli-np1.log" | tee -a "$summary"
+mkdir -p "$out/cli-np1" && cp /tmp/modtrain-cli-np1/*.log "$out/cli-np1/" 2>/dev/null
+[[ $r -eq 0 ]] || rc=1
+
+# 5. BERT-base-sized training step at sequence length 128 (bf16 autocast; peak = H200 dense bf16 989 TFLOP/s).
 for b in 64; do
   build-gpu/bench/modtrain_bench_train --preset base --device cuda --precision bf16 --batch $b --seq 128 --steps 20 \
     --peak-tflops 989 --out "$out/train-base-cuda-bf16-b$b.json" 2>&1 | tee -a "$summary"

@@ -414,7 +414,8 @@ std::vector<Field> build_fields() {
            "A non-finite loss or gradient: skip the step (reported; 20 in a row stop the run) or stop at once."),
 
       make("dist", &C::dist, "backend", &DistConfig::backend, any<Backend>(),
-           "Gradient all-reduce backend: auto = nccl on CUDA, mpi on CPU."),
+           "Gradient all-reduce backend: auto = nccl on CUDA, mpi on CPU (one rank: no communication). "
+           "Set explicitly, even one rank runs the whole multi-rank path (host values always go over MPI)."),
       make("dist", &C::dist, "bucket_mb", &DistConfig::bucket_mb, open_closed(0.0, 4096.0),
            "Gradient bucket size in MiB (the first bucket is smaller so communication starts early)."),
       make("dist", &C::dist, "timeout_s", &DistConfig::timeout_s, open_closed(0.0, 86400.0),

@@ -3,25 +3,30 @@
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/version.h>
 
+#include <cstring>
+
 #include "modtrain/core/check.h"
 #include "modtrain/core/error.h"
 #include "modtrain/core/text.h"
 
 namespace modtrain {
 
-GradReducer::GradReducer(const std::vector<std::pair<std::string, torch::Tensor>>& params, Communicator& comm,
+GradReducer::GradReducer(const NamedParameters& params, Communicator& comm, Collectives& collectives,
                          ReducerOptions options, Timeline* timeline)
     : comm_(comm), options_(options), timeline_(timeline) {
-  // 1. Same parameters everywhere? Compare a hash of names and shapes, then find the difference.
+  // 1. Same parameters everywhere? Compare a hash of names and shapes (control plane; the two
+  //    32-bit halves travel exactly as doubles).
   std::string signature;
   for (const auto& [name, p] : params) {
     signature += name + "[";
     for (auto d : p.sizes()) signature += std::to_string(d) + ",";
     signature += "] ";
   }
-  torch::Tensor hash = torch::tensor({static_cast<int64_t>(text::fnv1a64(signature) >> 1)}, torch::kInt64);
-  torch::Tensor hashes = comm_.all_gather(hash, "parameter-shape check").to(torch::kCPU);
-  if (!hashes.eq(hashes[0]).all().item<bool>()) {
+  const uint64_t hash = text::fnv1a64(signature);
+  const std::vector<double> mine = {static_cast<double>(hash >> 32), static_cast<double>(hash & 0xffffffffu)};
+  const std::vector<std::vector<double>> hashes = collectives.all_gather(mine, "parameter-shape check");
+  for (const auto& h : hashes) {
+    if (h == hashes[0]) continue;
     throw Error("the ranks built different models (parameter names or shapes differ from rank 0's; this rank has " +
                     std::to_string(params.size()) + " parameters, first " +
                     (params.empty() ? "none" : params.front().first) +
@@ -74,16 +79,19 @@ GradReducer::GradReducer(const std::vector<std::pair<std::string, torch::Tensor>
   for (size_t i = 0; i < slots_.size(); ++i) {
     auto accumulator = torch::autograd::impl::grad_accumulator(slots_[i].param);
     MT_CHECK(accumulator, "no gradient accumulator for " << slots_[i].name);
-    accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+    const uintptr_t key = accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
         [this, i](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
           on_grad_ready(i);
           return outputs;
         }));
-    accumulators_.push_back(accumulator);
+    hooks_.push_back({accumulator, key});
   }
 }
 
-GradReducer::~GradReducer() = default;
+GradReducer::~GradReducer() {
+  // As DDP's ~Reducer: a hook left behind would call into a destroyed reducer on the next backward.
+  for (auto& hook : hooks_) hook.accumulator->del_post_hook(hook.key);
+}
 
 void GradReducer::attach_views() {
   for (auto& s : slots_) {
@@ -112,13 +120,17 @@ void GradReducer::prepare_backward(bool last) {
     b.work.reset();
   }
   next_launch_ = 0;
-  any_launched_ = false;
 }
 
 void GradReducer::on_grad_ready(size_t slot) {
-  if (!armed_ || ready_[slot]) return;
-  ready_[slot] = true;
+  if (!armed_) return;  // an accumulation micro-step: nothing to communicate
   Slot& s = slots_[slot];
+  if (ready_[slot])
+    throw Error("gradient reducer: parameter " + s.name +
+                    " was marked ready twice in one step (a second backward pass without prepare_backward(), or "
+                    "reentrant autograd); announce every backward pass with prepare_backward()",
+                kExitRuntime);
+  ready_[slot] = true;
   // Autograd may have replaced the gradient instead of accumulating into the view: copy it back.
   torch::Tensor view = buckets_[s.bucket].flat.narrow(0, static_cast<int64_t>(s.offset), static_cast<int64_t>(s.numel));
   if (s.param.grad().data_ptr() != view.data_ptr()) {
@@ -135,7 +147,6 @@ void GradReducer::launch_ready_buckets() {
     b.work = comm_.all_reduce_async(
         b.flat, ReduceOp::kAvg,
         "gradient bucket " + std::to_string(next_launch_) + " (" + std::to_string(b.slots.size()) + " tensors)");
-    any_launched_ = true;
     ++next_launch_;
   }
 }
@@ -154,23 +165,35 @@ void GradReducer::finalize() {
   armed_ = false;
 }
 
-void GradReducer::check_replicas(long step) {
+void LocalReducer::zero_grad() {
+  for (auto& p : params_) {
+    torch::Tensor& grad = p.mutable_grad();
+    if (!grad.defined()) continue;
+    grad.detach_();
+    grad.zero_();
+  }
+}
+
+void check_replicas(const NamedParameters& params, Collectives& collectives, int64_t step) {
   // Two sums per parameter (plain and weighted by position): equal on every replica bit for bit.
   std::vector<torch::Tensor> parts;
-  for (const auto& s : slots_) {
-    torch::Tensor p = s.param.detach().reshape({-1}).to(torch::kFloat64);
-    torch::Tensor w = torch::arange(1, p.numel() + 1, p.options());
-    parts.push_back(torch::stack({p.sum(), (p * w).sum()}));
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, param] : params) {
+      torch::Tensor p = param.detach().reshape({-1}).to(torch::kFloat64);
+      torch::Tensor w = torch::arange(1, p.numel() + 1, p.options());
+      parts.push_back(torch::stack({p.sum(), (p * w).sum()}));
+    }
   }
-  torch::Tensor mine = torch::stack(parts);                                     // [P, 2]
-  torch::Tensor all = comm_.all_gather(mine, "replica check").to(torch::kCPU);  // [W, P, 2]
-  for (int r = 1; r < comm_.size(); ++r) {
-    torch::Tensor differs = all[r].ne(all[0]).any(1);
-    if (differs.any().item<bool>()) {
-      int64_t first = differs.nonzero()[0][0].item<int64_t>();
-      throw CollectiveError("replicas diverged at step " + std::to_string(step) + ": parameter " +
-                                slots_[static_cast<size_t>(first)].name + " differs between rank 0 and rank " +
-                                std::to_string(r) +
+  torch::Tensor sums = torch::stack(parts).to(torch::kCPU).contiguous();  // [P, 2]
+  const std::vector<double> mine(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
+  const std::vector<std::vector<double>> all = collectives.all_gather(mine, "replica check");
+  for (size_t r = 1; r < all.size(); ++r) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      // Compared as bits (a NaN checksum is a difference too).
+      if (std::memcmp(&all[r][2 * i], &all[0][2 * i], 2 * sizeof(double)) == 0) continue;
+      throw CollectiveError("replicas diverged at step " + std::to_string(step) + ": parameter " + params[i].first +
+                                " differs between rank 0 and rank " + std::to_string(r) +
                                 " (non-deterministic kernels, or a rank skipped an update); stop and report it",
                             kExitRuntime, false);
     }

@@ -11,6 +11,7 @@
 #include "modtrain/core/check.h"
 #include "modtrain/core/error.h"
 #include "modtrain/dist/communicator.h"
+#include "mpi_wait.h"
 
 namespace modtrain {
 namespace {
@@ -25,12 +26,6 @@ MPI_Datatype mpi_type(const torch::Tensor& t) {
     case torch::kBool: return MPI_UINT8_T;
     default: throw InternalError(std::string("mpi backend: unsupported dtype ") + c10::toString(t.scalar_type()));
   }
-}
-
-std::string megabytes(size_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f MB", bytes / 1e6);
-  return buf;
 }
 
 struct Task {
@@ -166,21 +161,9 @@ class MpiCommunicator : public Communicator {
       try {
         MPI_Request request = MPI_REQUEST_NULL;
         task.start(&request);
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
-        int flag = 0;
-        for (int polls = 0;; ++polls) {
-          MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
-          if (flag) break;
-          if (std::chrono::steady_clock::now() > deadline) {
-            failed_ = true;
-            error =
-                "watchdog: " + task.what + " (" + megabytes(task.bytes) +
-                ") did not complete within dist.timeout_s = " + std::to_string(static_cast<int>(options_.timeout_s)) +
-                " s; another rank is stalled, has died or is at a different step (see its log)";
-            break;
-          }
-          if (polls < 1000) std::this_thread::yield();
-          else std::this_thread::sleep_for(std::chrono::microseconds(50));
+        if (!detail::mpi_wait_bounded(&request, options_.timeout_s)) {
+          failed_ = true;
+          error = detail::watchdog_message(task.what, task.bytes, options_.timeout_s);
         }
         if (error.empty() && task.finish) task.finish();
       } catch (const std::exception& e) {

@@ -1,8 +1,11 @@
 // The NCCL backend: CUDA tensors, one GPU per rank (cuda:<local rank>), rank 0's ncclUniqueId
-// broadcast over MPI, collectives on a dedicated communication stream ordered after the compute
-// stream with CUDA events; every wait polls against dist.timeout_s and aborts the communicator
-// (ncclCommAbort) on a timeout or an asynchronous NCCL error. Needs only cudart and NCCL, not a
-// CUDA-enabled LibTorch, so it is compiled wherever nccl.h is (CI included).
+// broadcast over MPI, collectives on a dedicated communication stream ordered after the caller's
+// current CUDA stream with CUDA events, and that stream ordered after the collective when it is
+// waited for (so non-default streams and CUDA graphs stay correct); every wait polls against dist.timeout_s and aborts
+// the communicator (ncclCommAbort) on a timeout or an asynchronous NCCL error. Needs only cudart and NCCL, not a
+// CUDA-enabled LibTorch, so it is compiled wherever nccl.h is (CI included); with a CUDA LibTorch
+// (MODTRAIN_TORCH_CUDA) it reads LibTorch's current stream. Executed by the [cuda][nccl] tests and
+// by scripts/gpu/check.sh's `modtrain train` at -np 1 with dist.backend=nccl.
 #ifdef MODTRAIN_HAVE_NCCL
 
 #include <cuda_runtime.h>
@@ -15,6 +18,10 @@
 #include "modtrain/core/check.h"
 #include "modtrain/core/error.h"
 #include "modtrain/dist/communicator.h"
+
+#ifdef MODTRAIN_TORCH_CUDA
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 #define CUDA_CHECK(call)                                                                               \
   do {                                                                                                 \
@@ -52,12 +59,23 @@ ncclDataType_t nccl_type(const torch::Tensor& t) {
   }
 }
 
+// The stream LibTorch queues this thread's kernels on (a CUDAStreamGuard or a graph capture may
+// have changed it). Without a CUDA LibTorch no CUDA tensor exists: the legacy default stream.
+cudaStream_t current_stream(int device) {
+#ifdef MODTRAIN_TORCH_CUDA
+  return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).stream();
+#else
+  (void)device;
+  return nullptr;
+#endif
+}
+
 class NcclCommunicator;
 
 class NcclWork : public Work {
  public:
-  NcclWork(NcclCommunicator* owner, cudaEvent_t done, std::string what, double start_us)
-      : owner_(owner), done_(done), what_(std::move(what)), start_us_(start_us) {}
+  NcclWork(NcclCommunicator* owner, cudaEvent_t done, std::string what, double start_us, torch::Tensor keep_alive)
+      : owner_(owner), done_(done), what_(std::move(what)), start_us_(start_us), keep_alive_(std::move(keep_alive)) {}
   ~NcclWork() override;
   void wait() override;
 
@@ -66,6 +84,7 @@ class NcclWork : public Work {
   cudaEvent_t done_;
   std::string what_;
   double start_us_;
+  torch::Tensor keep_alive_;  // the caching allocator must not reuse its memory before the collective ends
   bool waited_ = false;
 };
 
@@ -112,7 +131,7 @@ class NcclCommunicator : public Communicator {
 
   std::unique_ptr<Work> all_reduce_async(torch::Tensor t, ReduceOp op, const std::string& what) override {
     MT_CHECK(t.is_cuda() && t.is_contiguous(), "nccl all_reduce needs a contiguous CUDA tensor");
-    return launch("all_reduce of " + what, [&] {
+    return launch("all_reduce of " + what, t, [&] {
       NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t),
                                op == ReduceOp::kAvg ? ncclAvg : ncclSum, comm_, stream_));
     });
@@ -120,7 +139,7 @@ class NcclCommunicator : public Communicator {
 
   void broadcast(torch::Tensor t, int root, const std::string& what) override {
     MT_CHECK(t.is_cuda() && t.is_contiguous(), "nccl broadcast needs a contiguous CUDA tensor");
-    launch("broadcast of " + what, [&] {
+    launch("broadcast of " + what, t, [&] {
       NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), root, comm_,
                                stream_));
     })->wait();
@@ -131,7 +150,7 @@ class NcclCommunicator : public Communicator {
     std::vector<int64_t> shape = t.sizes().vec();
     shape.insert(shape.begin(), size_);
     torch::Tensor out = torch::empty(shape, t.options());
-    launch("all_gather of " + what, [&] {
+    launch("all_gather of " + what, out, [&] {
       NCCL_CHECK(
           ncclAllGather(t.data_ptr(), out.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), comm_, stream_));
     })->wait();
@@ -168,26 +187,27 @@ class NcclCommunicator : public Communicator {
       }
       if (polls > 1000) std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
-    // The compute stream (the legacy default stream LibTorch uses) continues after the collective.
-    CUDA_CHECK(cudaStreamWaitEvent(nullptr, done, 0));
+    // The caller's current stream continues after the collective.
+    CUDA_CHECK(cudaStreamWaitEvent(current_stream(device_), done, 0));
   }
 
   Timeline* timeline() const { return options_.timeline; }
+  int device() const { return device_; }
 
  private:
   template <class Fn>
-  std::unique_ptr<Work> launch(const std::string& what, Fn&& enqueue) {
+  std::unique_ptr<Work> launch(const std::string& what, const torch::Tensor& buffer, Fn&& enqueue) {
     if (aborted_)
       throw Error(what + " not started: the NCCL communicator was aborted after an earlier failure", kExitRuntime);
     const double start = Timeline::now_us();
-    CUDA_CHECK(cudaEventRecord(ready_, nullptr));         // everything the compute stream has queued so far ...
-    CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_, 0));  // ... happens before the collective
+    CUDA_CHECK(cudaEventRecord(ready_, current_stream(device_)));  // what the caller's stream has queued ...
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_, 0));           // ... happens before the collective
     enqueue();
     settle(what);
     cudaEvent_t done;
     CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventRecord(done, stream_));
-    return std::make_unique<NcclWork>(this, done, what, start);
+    return std::make_unique<NcclWork>(this, done, what, start, buffer);
   }
 
   // Non-blocking communicators may answer ncclInProgress; wait (bounded) until the call settled.
@@ -219,7 +239,7 @@ class NcclCommunicator : public Communicator {
 };
 
 NcclWork::~NcclWork() {
-  if (!waited_) cudaStreamWaitEvent(nullptr, done_, 0);
+  if (!waited_) cudaStreamWaitEvent(current_stream(owner_->device()), done_, 0);
   cudaEventDestroy(done_);
 }
 

@@ -148,13 +148,11 @@ BertModelImpl::BertModelImpl(const BertConfig& c) {
   pooler = register_module("pooler", BertPooler(c));
 }
 
-torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                     torch::Tensor* sequence) {
+torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
   // [B, T] 1/0 -> additive [B, 1, 1, T]: 0 where attended, the dtype's lowest value where padded
   torch::Tensor keep = attention_mask.to(torch::kFloat32).unsqueeze(1).unsqueeze(2);
   torch::Tensor mask = (1.0 - keep) * std::numeric_limits<float>::lowest();
   torch::Tensor h = encoder(embeddings(input_ids), mask);  // [B, T, H]
-  if (sequence) *sequence = h;
   return pooler(h);
 }
 

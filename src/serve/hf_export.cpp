@@ -12,7 +12,7 @@
 namespace modtrain {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
+using json = nlohmann::ordered_json;  // keys in insertion order: labels in the model's order
 using ordered = nlohmann::ordered_json;
 
 std::string tokenizer_json(const std::string& vocab_path, bool lowercase, int max_len) {

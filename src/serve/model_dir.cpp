@@ -10,7 +10,7 @@
 namespace modtrain {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
+using json = nlohmann::ordered_json;  // keys in insertion order: labels in the model's order
 
 std::vector<io::TensorBytes> state_tensors(torch::nn::Module& model, std::vector<torch::Tensor>& keep) {
   std::vector<io::TensorBytes> out;

@@ -68,7 +68,7 @@ int data_stats(const StatsFlags& flags) {
   expect.max_len = m.max_len;
   expect.lowercase = m.lowercase;
   expect.normalize_tweets = m.normalize_tweets;
-  nlohmann::json out;
+  nlohmann::ordered_json out;  // labels in the data's order
   for (const auto& [split, entry] : m.splits) {
     PreparedDataset data = PreparedDataset::open(flags.dir, split, expect);
     std::vector<uint64_t> positives(m.labels.size()), annotated(m.labels.size());
@@ -86,7 +86,7 @@ int data_stats(const StatsFlags& flags) {
         ++histogram[shard.length(r) / 8];
       }
     }
-    nlohmann::json labels = nlohmann::json::object();
+    nlohmann::ordered_json labels = nlohmann::ordered_json::object();
     for (size_t k = 0; k < m.labels.size(); ++k)
       labels[m.labels[k]] = {{"positives", positives[k]}, {"annotated", annotated[k]}};
     out[split] = {{"records", data.size()},

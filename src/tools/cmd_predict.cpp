@@ -66,7 +66,7 @@ class Predictor {
     const float* p = probs.data_ptr<float>();
     const size_t L = m_.meta.labels.size();
     for (int64_t i = 0; i < b; ++i) {
-      nlohmann::json scores = nlohmann::json::object(), flagged = nlohmann::json::array();
+      nlohmann::ordered_json scores = nlohmann::ordered_json::object(), flagged = nlohmann::ordered_json::array();
       size_t best = 0;
       for (size_t l = 0; l < L; ++l) {
         float v = p[static_cast<size_t>(i) * L + l];
@@ -76,8 +76,8 @@ class Predictor {
       }
       if (m_.meta.problem == Problem::kMultiClass) flagged.push_back(m_.meta.labels[best]);
       const Pending& r = pending_[static_cast<size_t>(i)];
-      out_ << nlohmann::json{{"id", r.id}, {"line", r.line}, {"scores", scores}, {"flagged", flagged}}.dump(
-                  -1, ' ', false, nlohmann::json::error_handler_t::replace)
+      out_ << nlohmann::ordered_json{{"id", r.id}, {"line", r.line}, {"scores", scores}, {"flagged", flagged}}.dump(
+                  -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
            << '\n';
     }
     records_ += static_cast<uint64_t>(b);

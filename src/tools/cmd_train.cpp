@@ -36,7 +36,7 @@ int train(const TrainFlags& flags) {
     ResolvedConfig resolved = resolve_config_on_all_ranks(world, flags.config.path, flags.config.overrides);
     Placement placement = place_rank(world, resolved.config.dist);
     DistributedTraining distributed(world, placement, resolved.config);
-    Trainer trainer(resolved, placement, distributed.comms(), distributed.sync_factory());
+    Trainer trainer(resolved, placement, distributed.comms());
     TrainOutcome out = trainer.run(flags.control);
     std::string timeline = distributed.write_timeline();
     if (!timeline.empty() && world.is_root())

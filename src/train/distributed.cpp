@@ -2,36 +2,38 @@
 
 #include <filesystem>
 
+#include "modtrain/dist/grad_reducer.h"
+
 namespace modtrain {
 
 DistributedTraining::DistributedTraining(const World& world, const Placement& placement, const Config& config)
     : config_(config),
       rank_(world.rank()),
-      world_(world.size()),
       timeline_(std::make_unique<Timeline>(!config.dist.timeline.empty(), world.rank())) {
-  comms_.rank = world.rank();
-  comms_.world = world.size();
-  comms_.timeline = timeline_.get();
-  if (world.size() == 1) return;
+  if (world.size() == 1 && config.dist.backend == Backend::kAuto) return;  // one plain process
   comm_ = make_communicator(config.dist.backend, world, placement, CommOptions{config.dist.timeout_s, timeline_.get()});
-  Communicator* comm = comm_.get();
-  comms_.all_gather = [comm](const std::vector<float>& values) {
-    return comm->all_gather_varlen(values, "evaluation scores");
-  };
+  collectives_ = make_mpi_collectives(world, config.dist.timeout_s, timeline_.get());
 }
 
-std::function<std::unique_ptr<GradientSync>(BertForClassificationImpl&)> DistributedTraining::sync_factory() {
-  if (!comm_) return nullptr;
-  Communicator* comm = comm_.get();
-  Timeline* timeline = timeline_.get();
+TrainComms DistributedTraining::comms() {
+  TrainComms comms;
+  comms.timeline = timeline_.get();
+  if (!comm_) return comms;
+  comms.collectives = collectives_.get();
+  comms.backend = comm_->backend();
   ReducerOptions options;
   options.bucket_cap_bytes = static_cast<size_t>(config_.dist.bucket_mb * 1024 * 1024);
   options.first_bucket_cap_bytes = std::min<size_t>(options.bucket_cap_bytes, 1u << 20);
-  return [comm, timeline, options](BertForClassificationImpl& model) -> std::unique_ptr<GradientSync> {
-    std::vector<std::pair<std::string, torch::Tensor>> params;
+  Communicator* comm = comm_.get();
+  Collectives* collectives = collectives_.get();
+  Timeline* timeline = timeline_.get();
+  comms.make_reducer = [comm, collectives, timeline,
+                        options](BertForClassificationImpl& model) -> std::unique_ptr<GradientReducer> {
+    NamedParameters params;
     for (const auto& p : model.named_parameters()) params.emplace_back(p.key(), p.value());
-    return std::make_unique<GradReducer>(params, *comm, options, timeline);
+    return std::make_unique<GradReducer>(params, *comm, *collectives, options, timeline);
   };
+  return comms;
 }
 
 std::string DistributedTraining::write_timeline() const {

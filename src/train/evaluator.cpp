@@ -1,5 +1,6 @@
 #include "modtrain/train/evaluator.h"
 
+#include "modtrain/core/check.h"
 #include "modtrain/data/loader.h"
 #include "modtrain/data/sampler.h"
 #include "modtrain/train/precision.h"
@@ -15,8 +16,9 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
+  const int rank = o.collectives ? o.collectives->rank() : 0, world = o.collectives ? o.collectives->size() : 1;
   DistributedSampler sampler(data.size(),
-                             {0, o.rank, o.world, static_cast<uint32_t>(o.batch), /*shuffle=*/false, false, 64});
+                             {0, rank, world, static_cast<uint32_t>(o.batch), /*shuffle=*/false, false, 64});
   LoaderOptions loader_options;
   loader_options.pad_id = o.pad_id;
   std::vector<float> probs, targets, mask;
@@ -42,13 +44,26 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
   if (was_training) model.train();
 
   EvalResult r;
-  if (o.all_gather) {
-    probs = o.all_gather(probs);
-    targets = o.all_gather(targets);
-    mask = o.all_gather(mask);
-    std::vector<float> loss_parts = o.all_gather({static_cast<float>(loss_sum), static_cast<float>(loss_count)});
-    loss_sum = loss_count = 0;
-    for (size_t i = 0; i + 1 < loss_parts.size(); i += 2) loss_sum += loss_parts[i], loss_count += loss_parts[i + 1];
+  if (o.collectives) {
+    // One gather of [probs | targets | mask] per rank (each part records x labels), one sum of the loss.
+    const size_t mine = probs.size();
+    std::vector<float> packed = probs;
+    packed.insert(packed.end(), targets.begin(), targets.end());
+    packed.insert(packed.end(), mask.begin(), mask.end());
+    const std::vector<std::vector<float>> parts = o.collectives->all_gather(packed, "evaluation scores");
+    probs.clear(), targets.clear(), mask.clear();
+    for (const auto& part : parts) {
+      const size_t n = part.size() / 3;
+      MT_CHECK(part.size() == 3 * n, "evaluation part of " << part.size() << " values (this rank: " << 3 * mine << ")");
+      probs.insert(probs.end(), part.begin(), part.begin() + static_cast<ptrdiff_t>(n));
+      targets.insert(targets.end(), part.begin() + static_cast<ptrdiff_t>(n),
+                     part.begin() + static_cast<ptrdiff_t>(2 * n));
+      mask.insert(mask.end(), part.begin() + static_cast<ptrdiff_t>(2 * n), part.end());
+    }
+    std::vector<double> loss = {loss_sum, loss_count};
+    o.collectives->sum(loss, "evaluation loss");
+    loss_sum = loss[0];
+    loss_count = loss[1];
   }
   const size_t L = o.labels.size();
   r.thresholds = o.fixed_thresholds;

@@ -210,13 +210,13 @@ EvalReport evaluate_scores(const std::vector<std::string>& names, Problem proble
 }
 
 std::string EvalReport::to_json() const {
-  auto num = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
-  nlohmann::json labels_json = nlohmann::json::object();
+  auto num = [](double x) { return std::isnan(x) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(x); };
+  nlohmann::ordered_json labels_json = nlohmann::ordered_json::object();
   for (const auto& l : labels)
     labels_json[l.name] = {{"threshold", l.threshold}, {"precision", num(l.precision)}, {"recall", num(l.recall)},
                            {"f1", num(l.f1)},          {"roc_auc", num(l.roc_auc)},     {"pr_auc", num(l.pr_auc)},
                            {"support", l.support},     {"annotated", l.annotated}};
-  nlohmann::json j = {
+  nlohmann::ordered_json j = {
       {"loss", num(loss)},
       {"records", records},
       {"labels", labels_json},

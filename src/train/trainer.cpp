@@ -11,13 +11,14 @@
 #include "modtrain/core/log.h"
 #include "modtrain/core/signals.h"
 #include "modtrain/data/raw_reader.h"
+#include "modtrain/dist/grad_reducer.h"
 #include "modtrain/serve/hf_import.h"
 #include "modtrain/serve/model_dir.h"
 #include "modtrain/train/schedule.h"
 
 namespace modtrain {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;  // keys in insertion order: labels in the model's order
 
 namespace {
 
@@ -63,19 +64,28 @@ void label_counts(const PreparedDataset& data, std::vector<uint64_t>& positives,
       }
 }
 
+NamedParameters named_parameters(torch::nn::Module& model) {
+  NamedParameters out;
+  for (const auto& p : model.named_parameters()) out.emplace_back(p.key(), p.value());
+  return out;
+}
+
 }  // namespace
 
-Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, TrainComms comms,
-                 std::function<std::unique_ptr<GradientSync>(BertForClassificationImpl&)> make_sync)
+Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, TrainComms comms)
     : resolved_(resolved),
       config_(resolved_.config),
       placement_(placement),
       comms_(std::move(comms)),
+      local_collectives_(comms_.collectives ? nullptr : make_local_collectives()),
+      collectives_(comms_.collectives ? comms_.collectives : local_collectives_.get()),
+      rank_(collectives_->rank()),
+      world_(collectives_->size()),
       device_(placement.cuda ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(placement.cuda_index))
                              : torch::Device(torch::kCPU)),
       scaler_(config_.train.precision == Precision::kFp16),
-      run_dir_(config_.run.dir, comms_.rank == 0),
-      checkpoints_(config_.run.dir, config_.checkpoint, comms_.rank == 0) {
+      run_dir_(config_.run.dir, rank_ == 0),
+      checkpoints_(config_.run.dir, config_.checkpoint, rank_ == 0) {
   const Config& c = config_;
   check_precision(c.train.precision, device_);
 
@@ -86,8 +96,7 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   if (!c.data.valid.empty())
     valid_data_ = std::make_shared<PreparedDataset>(PreparedDataset::open(c.data.prepared_dir, "valid", expect));
   SamplerOptions sampler_options{
-      c.run.seed, comms_.rank, comms_.world, static_cast<uint32_t>(c.train.micro_batch), true, c.data.group_by_length,
-      64};
+      c.run.seed, rank_, world_, static_cast<uint32_t>(c.train.micro_batch), true, c.data.group_by_length, 64};
   auto data = train_data_;
   sampler_ = std::make_shared<DistributedSampler>(train_data_->size(), sampler_options,
                                                   [data](uint64_t i) { return data->length(i); });
@@ -99,6 +108,15 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
                      ? static_cast<int64_t>(std::ceil(
                            c.train.epochs * static_cast<double>(sampler_->batches_per_epoch()) / c.train.accum_steps))
                      : c.train.max_steps;
+  if (c.train.warmup_steps > total_steps_) {  // config validation can check this against max_steps only
+    char why[320];
+    std::snprintf(why, sizeof why,
+                  "train.warmup_steps = %lld is more than this run's %lld steps (train.epochs = %g x %llu batches per "
+                  "epoch per rank / %d accumulation steps); lower train.warmup_steps or raise train.epochs",
+                  static_cast<long long>(c.train.warmup_steps), static_cast<long long>(total_steps_), c.train.epochs,
+                  static_cast<unsigned long long>(sampler_->batches_per_epoch()), c.train.accum_steps);
+    throw UserError(why);
+  }
 
   // ---- model: identical initialisation on every rank (dropout: per-rank, per-step seeds) ----
   bert_config_ = BertConfig::from(c.model, static_cast<int64_t>(vocab_->size()),
@@ -124,12 +142,12 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
     loss_options_.pos_weight = torch::tensor(weights, torch::kFloat32).to(device_);
   }
   optimizer_ = make_adamw(*model_, c.train);
-  sync_ = make_sync ? make_sync(*model_) : std::make_unique<GradientSync>();
+  reducer_ = comms_.make_reducer ? comms_.make_reducer(*model_) : std::make_unique<LocalReducer>(model_->parameters());
 
   // ---- what checkpoints record ----
   state_.total_steps = total_steps_;
   state_.batches_per_epoch = sampler_->batches_per_epoch();
-  state_.world = comms_.world;
+  state_.world = world_;
   state_.micro_batch = c.train.micro_batch;
   state_.accum_steps = c.train.accum_steps;
   state_.seed = c.run.seed;
@@ -140,10 +158,9 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
 }
 
 int64_t Trainer::resume(const std::string& resume) {
-  const std::string dir = resume.empty() ? "" : Checkpoints::resolve(resume, config_.run.dir, comms_.rank == 0);
+  const std::string dir = resume.empty() ? "" : Checkpoints::resolve(resume, config_.run.dir, rank_ == 0);
   if (dir.empty()) {
-    if (resume.empty() && std::filesystem::exists(std::filesystem::path(checkpoints_.dir()) / "latest") &&
-        comms_.rank == 0)
+    if (resume.empty() && std::filesystem::exists(std::filesystem::path(checkpoints_.dir()) / "latest") && rank_ == 0)
       log::warn("run.dir " + config_.run.dir +
                 " already holds checkpoints; starting fresh (they are replaced as this run saves). "
                 "Pass --resume auto to continue that run instead");
@@ -156,8 +173,8 @@ int64_t Trainer::resume(const std::string& resume) {
     run_dir_.append_metrics(json({{"event", "start"}, {"step", 0}}).dump());
     return 0;
   }
-  TrainerState loaded = load_checkpoint(dir, *model_, *optimizer_, config_, *vocab_, comms_.world,
-                                        sampler_->batches_per_epoch(), comms_.rank == 0);
+  TrainerState loaded =
+      load_checkpoint(dir, *model_, *optimizer_, config_, *vocab_, world_, sampler_->batches_per_epoch(), rank_ == 0);
   loader_->restore(loaded.sampler);
   scaler_.restore(loaded.loss_scale, static_cast<int>(loaded.loss_scale_good_steps));
   state_.skipped_steps = loaded.skipped_steps;
@@ -169,7 +186,7 @@ int64_t Trainer::resume(const std::string& resume) {
     throw UserError(dir + " is at step " + std::to_string(loaded.step) + ", beyond this run's " +
                     std::to_string(total_steps_) +
                     " steps (train.max_steps / train.epochs): raise them to continue training");
-  if (loaded.total_steps != total_steps_ && comms_.rank == 0)
+  if (loaded.total_steps != total_steps_ && rank_ == 0)
     log::warn(dir + ": written by a run of " + std::to_string(loaded.total_steps) + " steps, continuing to " +
               std::to_string(total_steps_) + " (the learning-rate schedule follows the new length)");
   log::info("resumed from " + dir + " at step " + std::to_string(loaded.step) + " of " + std::to_string(total_steps_));
@@ -179,7 +196,7 @@ int64_t Trainer::resume(const std::string& resume) {
 
 Trainer::Requests Trainer::agree_on_requests(int64_t step, int64_t stop_after) {
   std::vector<double> flags = {signals::stop_requested() ? 1.0 : 0.0, signals::take_save_request() ? 1.0 : 0.0};
-  sync_->sum(flags);  // one signalled rank is enough, and every rank acts after the same step
+  collectives_->sum(flags, "stop and save requests");  // one signalled rank is enough; all act after the same step
   Requests asked;
   asked.save = flags[1] > 0;
   if (flags[0] > 0) {
@@ -237,21 +254,25 @@ bool Trainer::checkpoint_after(int64_t step, bool best, const RunControl& contro
   return stop;
 }
 
+ModelMeta Trainer::model_meta() const {
+  const Config& c = config_;
+  return {
+      bert_config_,   c.data.labels, c.data.problem, thresholds_, c.tokenizer.lowercase, c.tokenizer.normalize_tweets,
+      c.data.max_len, evaluation_};
+}
+
 std::string Trainer::save_checkpoint(int64_t step, bool best) {
   const Config& c = config_;
   state_.step = step;
   state_.sampler = loader_->state();
   state_.loss_scale = scaler_.scale();
   state_.loss_scale_good_steps = scaler_.good_steps();
-  ModelMeta meta{
-      bert_config_,   c.data.labels, c.data.problem, thresholds_, c.tokenizer.lowercase, c.tokenizer.normalize_tweets,
-      c.data.max_len, evaluation_};
   const auto start = std::chrono::steady_clock::now();
   std::string dir =
-      checkpoints_.save({*model_, *optimizer_, meta, c.tokenizer.vocab, resolved_.to_yaml(), state_}, best);
+      checkpoints_.save({*model_, *optimizer_, model_meta(), c.tokenizer.vocab, resolved_.to_yaml(), state_}, best);
   std::vector<double> done = {1.0};
-  sync_->sum(done);  // every rank waits until rank 0 has written (an error there aborts the job)
-  if (comms_.rank == 0) {
+  collectives_->sum(done, "checkpoint written");  // all wait until rank 0 has written (an error there aborts the job)
+  if (rank_ == 0) {
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%.2f", seconds_since(start));
     log::info("checkpoint " + dir + (best ? " (best " + state_.best_metric + ")" : "") + " written in " + seconds +
@@ -265,15 +286,16 @@ void Trainer::log_start() const {
   const Config& c = config_;
   int64_t params = 0;
   for (const auto& p : model_->parameters()) params += p.numel();
-  const int64_t global = static_cast<int64_t>(c.train.micro_batch) * c.train.accum_steps * comms_.world;
+  const int64_t global = static_cast<int64_t>(c.train.micro_batch) * c.train.accum_steps * world_;
   char line[512];
   std::snprintf(
       line, sizeof line,
       "train: %lld steps on %d rank(s), %s; global batch = %d micro x %d accum x %d ranks = %lld; "
-      "%lld records (%llu batches per epoch per rank); model %.2fM parameters, %s",
-      static_cast<long long>(total_steps_), comms_.world, placement_.describe().c_str(), c.train.micro_batch,
-      c.train.accum_steps, comms_.world, static_cast<long long>(global), static_cast<long long>(train_data_->size()),
-      static_cast<unsigned long long>(sampler_->batches_per_epoch()), params / 1e6, to_string(c.train.precision));
+      "%lld records (%llu batches per epoch per rank); model %.2fM parameters, %s; %s",
+      static_cast<long long>(total_steps_), world_, placement_.describe().c_str(), c.train.micro_batch,
+      c.train.accum_steps, world_, static_cast<long long>(global), static_cast<long long>(train_data_->size()),
+      static_cast<unsigned long long>(sampler_->batches_per_epoch()), params / 1e6, to_string(c.train.precision),
+      comms_.backend.empty() ? "one process" : ("data parallel, gradients over " + comms_.backend).c_str());
   log::info(line);
   if (loss_options_.pos_weight.defined()) {
     std::string w;
@@ -286,15 +308,14 @@ void Trainer::log_start() const {
 }
 
 void Trainer::zero_grad() {
-  if (sync_->owns_gradients()) sync_->zero_grad();  // gradients are bucket views: zero them in place
-  else optimizer_->zero_grad();
+  reducer_->zero_grad();  // in place: the bucketed reducer keeps gradients as views into its buckets
 }
 
 Trainer::StepStats Trainer::train_step(int64_t step) {
   StepStats s;
   const int accum = config_.train.accum_steps;
-  torch::manual_seed(step_seed(config_.run.seed, comms_.rank, step));  // dropout: a function of (seed, rank, step)
-  set_lr(*optimizer_, lr_at(config_.train, step));
+  torch::manual_seed(step_seed(config_.run.seed, rank_, step));  // dropout: a function of (seed, rank, step)
+  set_lr(*optimizer_, lr_at(config_.train, step, total_steps_));
   zero_grad();
   torch::Tensor loss_total = torch::zeros({}, torch::TensorOptions().device(device_));
   for (int micro = 0; micro < accum; ++micro) {
@@ -308,7 +329,7 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
     loss =
         classification_loss(logits, batch.labels.to(device_, true), batch.label_mask.to(device_, true), loss_options_);
     loss_total += loss.detach() / accum;
-    sync_->prepare_backward(micro + 1 == accum);  // accumulation micro-steps do not communicate
+    reducer_->prepare_backward(micro + 1 == accum);  // accumulation micro-steps do not communicate
     {
       Timeline::Scope span(comms_.timeline, "backward");
       (loss * (scaler_.scale() / accum)).backward();
@@ -316,7 +337,7 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
     s.samples += batch.input_ids.size(0);
     s.tokens += batch.tokens;
   }
-  sync_->finalize();  // gradients are now the average over ranks
+  reducer_->finalize();  // gradients are now the average over ranks
   if (scaler_.enabled())
     for (auto& p : model_->parameters())
       if (p.grad().defined()) p.grad().mul_(1.0 / scaler_.scale());
@@ -349,9 +370,7 @@ EvalResult Trainer::evaluate() {
   // on bf16 scores would not fit the fp32 scores that `predict` and exported models produce.
   o.bf16 = false;
   o.policy = config_.eval.thresholds;
-  o.rank = comms_.rank;
-  o.world = comms_.world;
-  o.all_gather = comms_.all_gather;
+  o.collectives = collectives_;
   return evaluate_model(*model_, *valid_data_, o);
 }
 
@@ -362,7 +381,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
   TrainOutcome out;
   out.start_step = resume(control.resume);
   out.skipped_steps = state_.skipped_steps;
-  ProgressLine progress(comms_.rank == 0 && log::enabled(log::Level::kInfo));
+  ProgressLine progress(rank_ == 0 && log::enabled(log::Level::kInfo));
   const auto start = std::chrono::steady_clock::now();
   auto window_start = start;
   double window_loss = 0;
@@ -401,7 +420,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
             what + (c.train.on_nonfinite == NonFinitePolicy::kStop ? "; stopping (train.on_nonfinite=stop)"
                                                                    : "; 20 steps in a row, stopping");
         why += ". Lower train.lr, check the data, or use train.precision=bf16 instead of fp16";
-        if (comms_.rank == 0) log::error(why);
+        if (rank_ == 0) log::error(why);
         throw CollectiveError(why, kExitRuntime, /*already_reported=*/true);
       }
       if (!scaler_.enabled()) log::warn(what + "; step skipped (train.on_nonfinite=skip)");
@@ -409,7 +428,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
     }
     consecutive_skips = 0;
     if (c.dist.check_replicas_every > 0 && (step + 1) % c.dist.check_replicas_every == 0)
-      sync_->check_replicas(step + 1);
+      check_replicas(named_parameters(*model_), *collectives_, step + 1);
     window_loss += s.loss;
     ++window_steps;
     window_samples += s.samples;
@@ -420,9 +439,9 @@ TrainOutcome Trainer::run(const RunControl& control) {
     if ((step + 1) % c.log.every == 0 || step + 1 == total_steps_) {
       std::vector<double> totals = {window_loss, static_cast<double>(window_steps), static_cast<double>(window_samples),
                                     static_cast<double>(window_tokens)};
-      sync_->sum(totals);  // loss averaged over ranks, throughput summed
+      collectives_->sum(totals, "logged training values");  // loss averaged over ranks, throughput summed
       const double seconds = seconds_since(window_start), mean_loss = totals[1] > 0 ? totals[0] / totals[1] : 0.0;
-      const double lr = lr_at(c.train, step);
+      const double lr = lr_at(c.train, step, total_steps_);
       const SamplerState pos = loader_->state();
       const double epoch = static_cast<double>(pos.epoch) +
                            static_cast<double>(pos.batch) / static_cast<double>(sampler_->batches_per_epoch());
@@ -479,12 +498,8 @@ TrainOutcome Trainer::run(const RunControl& control) {
   out.thresholds = thresholds_;
   out.checkpoint = save_checkpoint(total_steps_, best);
   out.model_dir = run_dir_.path("model");
-  if (comms_.rank == 0) {
-    ModelMeta meta{bert_config_,          c.data.labels,
-                   c.data.problem,        out.thresholds,
-                   c.tokenizer.lowercase, c.tokenizer.normalize_tweets,
-                   c.data.max_len,        evaluation_};
-    save_model_dir(out.model_dir, *model_, meta, c.tokenizer.vocab);
+  if (rank_ == 0) {
+    save_model_dir(out.model_dir, *model_, model_meta(), c.tokenizer.vocab);
     log::info("model written to " + out.model_dir + " (" + std::to_string(out.skipped_steps) + " steps skipped)");
   }
   return out;

@@ -31,7 +31,19 @@ assert set(r["labels"]) == {"hate", "harassment", "threat", "sexual", "self_harm
 assert 0.5 < r["macro"]["roc_auc"] <= 1.0, r["macro"]
 thresholds = json.load(open("run/model/modtrain.json"))["thresholds"]
 assert [r["labels"][l]["threshold"] for l in json.load(open("run/model/modtrain.json"))["labels"]] == thresholds
+# every JSON that lists labels lists them in the model's order (config.json id2label), not sorted
+order = json.load(open("run/model/modtrain.json"))["labels"]
+assert order != sorted(order), "the test needs labels that are not in alphabetical order"
+assert list(r["labels"]) == order, list(r["labels"])
+config = json.load(open("run/model/config.json"))
+assert list(config["id2label"].values()) == order and list(config["label2id"]) == order, config["id2label"]
+evals = [json.loads(l) for l in open("run/metrics.jsonl") if '"event":"eval"' in l]
+assert all(list(e["metrics"]["labels"]) == order for e in evals)
+assert list(json.load(open("run/model/eval.json"))["metrics"]["labels"]) == order
 PY
+"$mt" data stats prep --json > stats.json
+python3 -c 'import json,sys; s=json.load(open("stats.json")); o=json.load(open("run/model/modtrain.json"))["labels"]; sys.exit(list(s["train"]["labels"]) != o)' ||
+  fail "data stats --json: labels in the data's order"
 # predict: JSONL in, one JSON line out per record, ids carried, flags by the model's thresholds
 "$mt" predict --model run/model --input data/valid-00000.jsonl --output pred.jsonl
 [[ $(wc -l < pred.jsonl) -eq 300 ]] || fail "predict: one line per record"
@@ -41,7 +53,7 @@ rows = [json.loads(l) for l in open("pred.jsonl")]
 meta = json.load(open("run/model/modtrain.json"))
 assert rows[0]["id"] == "valid-0" and rows[0]["line"] == 1, rows[0]
 for r in rows:
-    assert set(r["scores"]) == set(meta["labels"])
+    assert list(r["scores"]) == meta["labels"], list(r["scores"])  # the model's label order
     assert r["flagged"] == [l for l, t in zip(meta["labels"], meta["thresholds"]) if r["scores"][l] >= t], r
 PY
 printf 'you are pathetic @bob\n\nbuy now http://x.co\n' | "$mt" predict --model run/model --input - --on-bad-record skip > stdin.jsonl 2> stdin.err

@@ -12,6 +12,7 @@
 #include "modtrain/data/prepare.h"
 #include "modtrain/data/synth.h"
 #include "modtrain/data/vocab_trainer.h"
+#include "modtrain/dist/grad_reducer.h"
 #include "modtrain/train/distributed.h"
 #include "modtrain/train/trainer.h"
 #include "mpi_fixture.h"
@@ -25,6 +26,7 @@ namespace {
 std::unique_ptr<Communicator> mpi_comm(Timeline* timeline = nullptr) {
   return make_mpi_communicator(world(), {30.0, timeline});
 }
+std::unique_ptr<Collectives> host() { return make_mpi_collectives(world(), 30.0); }
 
 // Prepared synthetic data in a directory shared by the ranks (rank 0 makes it once).
 struct SharedData {
@@ -105,7 +107,7 @@ double equivalence(const std::string& name, int micro_batch, int accum, double b
   };
   ResolvedConfig dp = data().config(name + "-dp", with({"train.micro_batch=" + std::to_string(micro_batch)}));
   DistributedTraining distributed(w, cpu_placement(), dp.config);
-  Trainer parallel(dp, cpu_placement(), distributed.comms(), distributed.sync_factory());
+  Trainer parallel(dp, cpu_placement(), distributed.comms());
   parallel.run();
   ResolvedConfig one =
       data().config(name + "-one", with({"train.micro_batch=" + std::to_string(micro_batch * w.size())}));
@@ -138,13 +140,28 @@ TEST_CASE("collectives against closed forms, sizes and dtypes", "[mpi][comm]") {
     REQUIRE(g.sizes() == torch::IntArrayRef{n, 2, size});
     for (int64_t k = 0; k < n; ++k) CHECK(g[k].eq(k).all().item<bool>());
   }
-  std::vector<float> mine(static_cast<size_t>(r) * 3 + 1, static_cast<float>(r));  // lengths 1, 4, 7 ...
-  std::vector<float> all = comm->all_gather_varlen(mine, "test");
-  CHECK(all.size() == static_cast<size_t>(n * (3 * (n - 1)) / 2 + n));
-  std::vector<double> sums = {1.0, static_cast<double>(r)};
-  comm->sum_host(sums, "test");
-  CHECK(sums == std::vector<double>{static_cast<double>(n), static_cast<double>(n * (n - 1) / 2)});
   comm->barrier("test");
+}
+
+TEST_CASE("control plane: host sums and gathers of any length per rank, closed forms", "[mpi][collectives]") {
+  World& w = world();
+  auto collectives = host();
+  const int64_t n = w.size(), r = w.rank();
+  REQUIRE(collectives->size() == n);
+  REQUIRE(collectives->rank() == r);
+  std::vector<double> sums = {1.0, static_cast<double>(r), 0.5};
+  collectives->sum(sums, "test");
+  CHECK(sums == std::vector<double>{static_cast<double>(n), static_cast<double>(n * (n - 1) / 2), 0.5 * n});
+  std::vector<float> mine(static_cast<size_t>(r) * 3, static_cast<float>(r));  // lengths 0, 3, 6 ...: rank 0 sends none
+  std::vector<std::vector<float>> all = collectives->all_gather(mine, "test");
+  REQUIRE(all.size() == static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k)
+    CHECK(all[static_cast<size_t>(k)] == std::vector<float>(static_cast<size_t>(k) * 3, k));
+  std::vector<std::vector<double>> d = collectives->all_gather(std::vector<double>{r + 0.25}, "test");
+  for (int64_t k = 0; k < n; ++k) CHECK(d[static_cast<size_t>(k)] == std::vector<double>{k + 0.25});
+  std::vector<double> none;
+  collectives->sum(none, "empty");  // no values: no collective, no hang
+  collectives->barrier("test");
 }
 
 TEST_CASE("bucket layouts: reverse order, a small first bucket, big parameters alone", "[mpi][reducer]") {
@@ -156,7 +173,8 @@ TEST_CASE("bucket layouts: reverse order, a small first bucket, big parameters a
       {"d", torch::randn({20}).requires_grad_()}};
   ReducerOptions options;
   options.bucket_cap_bytes = options.first_bucket_cap_bytes = 1u << 20;
-  GradReducer reducer(params, *comm, options);
+  auto collectives = host();
+  GradReducer reducer(params, *comm, *collectives, options);
   auto buckets = reducer.buckets();
   REQUIRE(buckets.size() == 3);  // [d, c] then [b] alone then [a]
   CHECK(buckets[0].params == 2);
@@ -187,7 +205,7 @@ TEST_CASE("replicas stay bitwise identical; the overlap shows in the timeline", 
       data().config("overlap", {"train.max_steps=4", "train.warmup_steps=1", "data.valid=[]", "dist.bucket_mb=0.01",
                                 "dist.timeline=" + data().dir + "/timeline.json", "dist.check_replicas_every=2"});
   DistributedTraining distributed(w, cpu_placement(), rc.config);
-  Trainer trainer(rc, cpu_placement(), distributed.comms(), distributed.sync_factory());
+  Trainer trainer(rc, cpu_placement(), distributed.comms());
   trainer.run();
   auto params = params_of(trainer);
   auto comm = mpi_comm();
@@ -219,7 +237,7 @@ TEST_CASE("distributed evaluation equals single-process evaluation", "[mpi][eval
   World& w = world();
   ResolvedConfig rc = data().config("eval", {"train.max_steps=3", "train.warmup_steps=1", "eval.every=0"});
   DistributedTraining distributed(w, cpu_placement(), rc.config);
-  Trainer trainer(rc, cpu_placement(), distributed.comms(), distributed.sync_factory());
+  Trainer trainer(rc, cpu_placement(), distributed.comms());
   TrainOutcome dist_out = trainer.run();
   // the same weights scored by one process: every rank evaluates the whole split alone
   auto vocab = Vocab::load(rc.config.tokenizer.vocab);
@@ -244,7 +262,8 @@ TEST_CASE("a parameter without a gradient: no hang, zero contribution", "[mpi][r
   World& w = world();
   auto comm = mpi_comm();
   torch::Tensor used = torch::ones({4}).requires_grad_(), unused = torch::ones({3}).requires_grad_();
-  GradReducer reducer({{"used", used}, {"unused", unused}}, *comm, {});
+  auto collectives = host();
+  GradReducer reducer({{"used", used}, {"unused", unused}}, *comm, *collectives, {});
   for (int step = 0; step < 2; ++step) {
     reducer.zero_grad();
     reducer.prepare_backward(true);
@@ -263,7 +282,8 @@ TEST_CASE("different models on different ranks: a clear error, not a hang", "[mp
   World& w = world();
   auto comm = mpi_comm();
   torch::Tensor p = torch::ones({w.rank() == 0 ? 4 : 5}).requires_grad_();
-  CHECK_THROWS_WITH(GradReducer({{"classifier.weight", p}}, *comm, {}),
+  auto collectives = host();
+  CHECK_THROWS_WITH(GradReducer({{"classifier.weight", p}}, *comm, *collectives, {}),
                     Catch::Matchers::Contains("the ranks built different models"));
 }
 
@@ -271,12 +291,46 @@ TEST_CASE("replica divergence names the first differing parameter", "[mpi][reduc
   World& w = world();
   auto comm = mpi_comm();
   torch::Tensor a = torch::ones({4}).requires_grad_(), b = torch::ones({6}).requires_grad_();
-  GradReducer reducer({{"bert.pooler.dense.weight", a}, {"classifier.bias", b}}, *comm, {});
-  reducer.check_replicas(1);  // identical after the start-up broadcast
+  auto collectives = host();
+  NamedParameters params = {{"bert.pooler.dense.weight", a}, {"classifier.bias", b}};
+  GradReducer reducer(params, *comm, *collectives, {});
+  check_replicas(params, *collectives, 1);  // identical after the start-up broadcast
   if (w.rank() == w.size() - 1) {
     torch::NoGradGuard g;
     b[2] = 1.5;
   }
-  CHECK_THROWS_WITH(reducer.check_replicas(7),
+  CHECK_THROWS_WITH(check_replicas(params, *collectives, 7),
                     Catch::Matchers::Contains("replicas diverged at step 7: parameter classifier.bias differs"));
+}
+
+TEST_CASE("a parameter marked ready twice in one step is an error naming it", "[mpi][reducer]") {
+  auto comm = mpi_comm();
+  auto collectives = host();
+  torch::Tensor weight = torch::ones({4}).requires_grad_(), bias = torch::ones({2}).requires_grad_();
+  GradReducer reducer({{"encoder.weight", weight}, {"encoder.bias", bias}}, *comm, *collectives, {});
+  reducer.zero_grad();
+  reducer.prepare_backward(true);
+  (weight.sum() * 2).backward();  // `bias` gets no gradient: its bucket waits, nothing is launched yet
+  // A second backward over `weight` in the same step, without prepare_backward(): every rank throws
+  // before anything is communicated, so no collective is left half-matched.
+  CHECK_THROWS_WITH((weight.sum() * 3).backward(),
+                    Catch::Matchers::Contains("parameter encoder.weight was marked ready twice in one step"));
+  reducer.finalize();  // and the step still completes on every rank (no hang)
+  CHECK(torch::allclose(bias.grad(), torch::zeros({2})));
+}
+
+TEST_CASE("destroying the reducer removes its autograd hooks", "[mpi][reducer]") {
+  auto comm = mpi_comm();
+  auto collectives = host();
+  torch::Tensor p = torch::ones({3}).requires_grad_();
+  auto accumulator = torch::autograd::impl::grad_accumulator(p);
+  const size_t before = accumulator->post_hooks().size();
+  {
+    GradReducer reducer({{"p", p}}, *comm, *collectives, {});
+    CHECK(accumulator->post_hooks().size() == before + 1);
+  }
+  CHECK(accumulator->post_hooks().size() == before);
+  // a backward after the reducer is gone runs no hook of it (before: a call into freed memory)
+  p.sum().backward();
+  CHECK(torch::allclose(p.grad(), torch::ones({3})));
 }

@@ -12,6 +12,8 @@
 #include "modtrain/data/prepare.h"
 #include "modtrain/data/synth.h"
 #include "modtrain/data/vocab_trainer.h"
+#include "modtrain/dist/grad_reducer.h"
+#include "modtrain/train/distributed.h"
 #include "modtrain/train/loss.h"
 #include "modtrain/train/schedule.h"
 #include "modtrain/train/trainer.h"
@@ -62,20 +64,22 @@ TEST_CASE("learning-rate schedules", "[train][schedule]") {
   TrainConfig t;
   t.lr = 1e-3;
   t.warmup_steps = 10;
-  t.max_steps = 110;
+  t.max_steps = 300;  // not read: the schedule spans the total it is given
   t.schedule = Schedule::kLinear;
-  CHECK(lr_at(t, 0) == 0.0);
-  CHECK(lr_at(t, 5) == Approx(5e-4));
-  CHECK(lr_at(t, 10) == Approx(1e-3));
-  CHECK(lr_at(t, 60) == Approx(5e-4));
-  CHECK(lr_at(t, 110) == Approx(0.0).margin(1e-15));
+  const int64_t total = 110;
+  CHECK(lr_at(t, 0, total) == 0.0);
+  CHECK(lr_at(t, 5, total) == Approx(5e-4));
+  CHECK(lr_at(t, 10, total) == Approx(1e-3));
+  CHECK(lr_at(t, 60, total) == Approx(5e-4));
+  CHECK(lr_at(t, 109, total) == Approx(1e-5));
+  CHECK(lr_at(t, 110, total) == Approx(0.0).margin(1e-15));
   t.schedule = Schedule::kCosine;
-  CHECK(lr_at(t, 60) == Approx(5e-4));
-  CHECK(lr_at(t, 35) == Approx(1e-3 * 0.5 * (1 + std::cos(M_PI * 0.25))));
+  CHECK(lr_at(t, 60, total) == Approx(5e-4));
+  CHECK(lr_at(t, 35, total) == Approx(1e-3 * 0.5 * (1 + std::cos(M_PI * 0.25))));
   t.schedule = Schedule::kConstant;
-  CHECK(lr_at(t, 100) == Approx(1e-3));
+  CHECK(lr_at(t, 100, total) == Approx(1e-3));
   t.warmup_steps = 0;
-  CHECK(lr_at(t, 0) == Approx(1e-3));
+  CHECK(lr_at(t, 0, total) == Approx(1e-3));
 }
 
 namespace {
@@ -203,4 +207,110 @@ TEST_CASE("non-finite gradients: reported and skipped, or the run stops", "[trai
   poisoned(skip);
   CHECK_THROWS_WITH(skip.run(),
                     Catch::Matchers::Contains("step 20: non-finite") && Catch::Matchers::Contains("20 steps in a row"));
+}
+
+namespace {
+// (step, lr) of every "train" event in RUN/metrics.jsonl (log.every=1: one per step).
+std::vector<std::pair<int64_t, double>> logged_lrs(const std::filesystem::path& run) {
+  std::ifstream metrics(run / "metrics.jsonl");
+  std::vector<std::pair<int64_t, double>> out;
+  for (std::string line; std::getline(metrics, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j["event"] == "train") out.emplace_back(j["step"].get<int64_t>(), j["lr"].get<double>());
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("train.epochs: the schedule spans the epochs' steps, not train.max_steps; and resumes exactly",
+          "[train][schedule]") {
+  // 6000 records / 32 per batch = 188 batches per epoch; 0.2 epochs = 38 steps, max_steps=10 a trap.
+  test::TempDir whole, split;
+  std::vector<std::string> extra = {
+      "train.epochs=0.2", "train.max_steps=10", "train.warmup_steps=4", "train.schedule=linear",
+      "train.lr=1e-3",    "data.valid=[]",      "log.every=1"};
+  Trainer t(train_data().config(whole, extra), cpu(), {});
+  REQUIRE(t.total_steps() == 38);
+  t.run();
+  auto lrs = logged_lrs(whole.path);
+  REQUIRE(lrs.size() == 38);
+  CHECK(lrs[0].second == 0.0);                              // step 1: warmup starts at 0
+  CHECK(lrs[4].second == Approx(1e-3));                     // step 5: the peak
+  CHECK(lrs[21].second == Approx(1e-3 * (1 - 17.0 / 34)));  // the middle of the decay: half the peak
+  CHECK(lrs[37].second == Approx(1e-3 / 34));               // the last step still learns
+  for (size_t i = 5; i < lrs.size(); ++i) CHECK(lrs[i].second < lrs[i - 1].second);
+  // stop at step 20 and resume: the same learning rates and bitwise the same weights
+  RunControl first;
+  first.stop_after = 20;
+  Trainer a(train_data().config(split, extra), cpu(), {});
+  a.run(first);
+  RunControl second;
+  second.resume = "auto";
+  Trainer b(train_data().config(split, extra), cpu(), {});
+  TrainOutcome out = b.run(second);
+  CHECK(out.start_step == 20);
+  CHECK(logged_lrs(split.path) == lrs);
+  auto pw = params(t), pr = params(b);
+  for (size_t i = 0; i < pw.size(); ++i) CHECK(torch::equal(pw[i], pr[i]));
+  // a warmup longer than the epochs' steps is an error (config validation only sees max_steps)
+  test::TempDir bad;
+  CHECK_THROWS_WITH(
+      Trainer(train_data().config(bad, {"train.epochs=0.2", "train.warmup_steps=50", "data.valid=[]"}), cpu(), {}),
+      Catch::Matchers::Contains("train.warmup_steps = 50 is more than this run's 38 steps"));
+}
+
+TEST_CASE("world size 1 with dist.backend=mpi: the multi-rank path runs and equals the plain path bit for bit",
+          "[train][dist]") {
+  test::TempDir r1, r2;
+  std::vector<std::string> extra = {"train.max_steps=6",  "train.warmup_steps=2", "log.every=2",
+                                    "eval.every=3",       "checkpoint.every=3",   "dist.check_replicas_every=2",
+                                    "dist.bucket_mb=0.05"};
+  Trainer plain(train_data().config(r1, extra), cpu(), {});
+  TrainOutcome plain_out = plain.run();
+
+  std::vector<std::string> dp_extra = extra;
+  dp_extra.push_back("dist.backend=mpi");
+  dp_extra.push_back("dist.timeline=" + (r2.path / "timeline.json").string());
+  ResolvedConfig rc = train_data().config(r2, dp_extra);
+  DistributedTraining distributed(test::world(), cpu(), rc.config);
+  REQUIRE(distributed.data_parallel());
+  Trainer parallel(rc, cpu(), distributed.comms());
+  TrainOutcome dp_out = parallel.run();
+
+  // the same answer, bit for bit: weights, evaluation, tuned thresholds
+  auto pa = params(plain), pb = params(parallel);
+  for (size_t i = 0; i < pa.size(); ++i) CHECK(torch::equal(pa[i], pb[i]));
+  CHECK(dp_out.final_eval.macro_roc_auc == plain_out.final_eval.macro_roc_auc);
+  CHECK(dp_out.final_eval.loss == plain_out.final_eval.loss);
+  CHECK(dp_out.thresholds == plain_out.thresholds);
+  CHECK(test::read(r1.path / "model" / "model.safetensors") == test::read(r2.path / "model" / "model.safetensors"));
+
+  // and every collective of a multi-rank job ran: data plane and control plane, read off the timeline
+  auto count = [&](const std::string& what) {
+    int n = 0;
+    for (const auto& e : distributed.timeline().events()) n += e.lane == 1 && e.name.find(what) != std::string::npos;
+    return n;
+  };
+  CHECK(count("broadcast of initial") == static_cast<int>(pa.size()));  // start-up broadcast, data plane
+  CHECK(count("all_reduce of gradient bucket") >= 6 * 2);               // several buckets per step
+  CHECK(count("sum of stop and save requests") == 6);                   // the preemption flag, every step
+  CHECK(count("sum of logged training values") == 3);
+  CHECK(count("all_gather of evaluation scores") == 2 * 2);  // lengths + values, step 3 and the end
+  CHECK(count("sum of evaluation loss") == 2);
+  CHECK(count("all_gather of replica check") == 2 * 3);  // steps 2, 4, 6
+  CHECK(count("sum of checkpoint written") == 2);        // step 3 and the end
+  CHECK(count("all_gather of parameter-shape check") == 2);
+}
+
+TEST_CASE("LocalReducer zeroes gradients in place; the trainer never needs the optimiser's zero_grad",
+          "[train][dist]") {
+  torch::Tensor p = torch::ones({3}).requires_grad_();
+  LocalReducer reducer({p});
+  reducer.zero_grad();  // no gradient yet: nothing to do
+  CHECK_FALSE(p.grad().defined());
+  (p * 2).sum().backward();
+  const void* storage = p.grad().data_ptr();
+  reducer.zero_grad();
+  CHECK(p.grad().data_ptr() == storage);
+  CHECK(p.grad().eq(0).all().item<bool>());
 }

@@ -1,4 +1,5 @@
-// Helpers shared by unit tests: a scratch directory of real files.
+// Helpers shared by unit tests: a scratch directory of real files, and the MPI world of one
+// process (for the tests that run the multi-rank path at world size 1).
 #pragma once
 
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include "modtrain/dist/world.h"
 #include "modtrain/io/files.h"
 
 namespace modtrain::test {
@@ -29,6 +31,12 @@ struct TempDir {
   }
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
+
+// One World per test process (MPI singleton init; inline: shared by every translation unit).
+inline World& world() {
+  static World w;
+  return w;
+}
 
 inline std::string read(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);

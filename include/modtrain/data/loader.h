@@ -47,7 +47,6 @@ class Loader {
   Batch next();                      // blocks until the next batch is ready; epochs follow each other
   SamplerState state() const;        // position of the batch next() returns next (save this to resume)
   void restore(SamplerState state);  // continue from `state` (drops prefetched batches)
-  const DistributedSampler& sampler() const { return *sampler_; }
 
  private:
   void start(SamplerState from);

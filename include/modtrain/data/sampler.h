@@ -39,8 +39,6 @@ class DistributedSampler {
   using LengthFn = std::function<uint32_t(uint64_t)>;
   DistributedSampler(uint64_t num_records, SamplerOptions options, LengthFn lengths = nullptr);
 
-  uint64_t num_records() const { return n_; }
-  uint64_t samples_per_rank() const { return per_rank_; }
   uint64_t batches_per_epoch() const { return batches_; }
   const SamplerOptions& options() const { return options_; }
 

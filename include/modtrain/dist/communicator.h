@@ -1,8 +1,10 @@
-// The narrow interface the trainer's data parallelism talks to: all-reduce (sum/avg, async),
-// broadcast, all-gather and barrier, with two backends: `mpi` (CPU tensors, non-blocking MPI
+// The data plane: device tensors (gradient buckets, parameters) reduced, broadcast and gathered
+// over ranks, behind one narrow interface with two backends: `mpi` (CPU tensors, non-blocking MPI
 // collectives on a communication thread) and `nccl` (CUDA tensors on a dedicated stream ordered
-// against the compute stream with CUDA events). Every wait is bounded by dist.timeout_s: a
-// collective that does not complete raises an error naming the rank and the operation.
+// against the caller's current CUDA stream with events, both ways). Host values never travel
+// here: they are the control plane (dist/collectives.h, MPI on every backend). Every wait is
+// bounded by dist.timeout_s: a collective that does not complete raises an error naming the
+// rank and the operation.
 #pragma once
 
 #include <torch/torch.h>
@@ -44,10 +46,6 @@ class Communicator {
   void all_reduce(torch::Tensor tensor, ReduceOp op, const std::string& what) {
     all_reduce_async(std::move(tensor), op, what)->wait();
   }
-  // Float vectors of different lengths per rank, concatenated in rank order.
-  std::vector<float> all_gather_varlen(const std::vector<float>& values, const std::string& what);
-  // Host doubles summed over ranks in place.
-  void sum_host(std::vector<double>& values, const std::string& what);
 };
 
 struct CommOptions {

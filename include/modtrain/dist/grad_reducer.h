@@ -5,7 +5,9 @@
 // parameter ready and a bucket's all-reduce starts as soon as all its gradients are there
 // (buckets start in index order on every rank, so collectives always match); finalize() waits
 // (watchdog-bounded) before clipping. A parameter that received no gradient counts as zero on
-// that rank: no hang, and the average stays over all ranks.
+// that rank: no hang, and the average stays over all ranks. A parameter marked ready twice in one
+// backward is an error naming it; the hooks are removed when the reducer is destroyed.
+// Buckets travel on the data plane (Communicator); the start-up checks on the control plane.
 #pragma once
 
 #include <torch/torch.h>
@@ -14,36 +16,34 @@
 #include <string>
 #include <vector>
 
+#include "modtrain/dist/collectives.h"
 #include "modtrain/dist/communicator.h"
-#include "modtrain/dist/grad_sync.h"
+#include "modtrain/dist/reducer.h"
 #include "modtrain/dist/timeline.h"
 
 namespace modtrain {
+
+using NamedParameters = std::vector<std::pair<std::string, torch::Tensor>>;
 
 struct ReducerOptions {
   size_t bucket_cap_bytes = 25u << 20;
   size_t first_bucket_cap_bytes = 1u << 20;  // DDP's choice: a small first bucket starts communication early
 };
 
-class GradReducer : public GradientSync {
+class GradReducer : public GradientReducer {
  public:
-  // `params` in registration order (named_parameters()). Broadcasts parameters from rank 0 and
-  // checks that every rank has the same names and shapes (a mismatch names the first difference).
-  GradReducer(const std::vector<std::pair<std::string, torch::Tensor>>& params, Communicator& comm,
-              ReducerOptions options, Timeline* timeline = nullptr);
-  ~GradReducer() override;
+  // `params` in registration order (named_parameters()). Checks that every rank has the same
+  // names and shapes (a mismatch names this rank's parameters; control plane), then broadcasts
+  // the parameters from rank 0 (data plane).
+  GradReducer(const NamedParameters& params, Communicator& comm, Collectives& collectives, ReducerOptions options,
+              Timeline* timeline = nullptr);
+  ~GradReducer() override;  // removes the autograd hooks
+  GradReducer(const GradReducer&) = delete;
+  GradReducer& operator=(const GradReducer&) = delete;
 
   void prepare_backward(bool last) override;
   void finalize() override;
-  void sum(std::vector<double>& values) override { comm_.sum_host(values, "logged values"); }
-  int world_size() const override { return comm_.size(); }
-
-  // Zeroes the gradients in place and keeps them as bucket views.
-  bool owns_gradients() const override { return true; }
-  void zero_grad() override;
-
-  // Compares checksums of every parameter across ranks; throws naming the first that differs.
-  void check_replicas(long step) override;
+  void zero_grad() override;  // zeroes the buckets and keeps the gradients as bucket views
 
   struct BucketInfo {
     size_t params, bytes;
@@ -62,6 +62,10 @@ class GradReducer : public GradientSync {
     size_t pending = 0;  // parameters not yet ready in this step
     std::unique_ptr<Work> work;
   };
+  struct Hook {
+    std::shared_ptr<torch::autograd::Node> accumulator;  // kept alive: it owns the hook
+    uintptr_t key;                                       // for del_post_hook
+  };
   void on_grad_ready(size_t slot);
   void attach_views();
   void launch_ready_buckets();
@@ -71,11 +75,26 @@ class GradReducer : public GradientSync {
   Timeline* timeline_;
   std::vector<Slot> slots_;
   std::vector<Bucket> buckets_;
-  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;  // kept alive: they own our hooks
+  std::vector<Hook> hooks_;
   std::vector<bool> ready_;
   size_t next_launch_ = 0;
   bool armed_ = false;
-  bool any_launched_ = false;
 };
+
+// One process: no communication; zero_grad() zeroes the gradients in place.
+class LocalReducer : public GradientReducer {
+ public:
+  explicit LocalReducer(std::vector<torch::Tensor> params) : params_(std::move(params)) {}
+  void prepare_backward(bool) override {}
+  void finalize() override {}
+  void zero_grad() override;
+
+ private:
+  std::vector<torch::Tensor> params_;
+};
+
+// Compares the replicas across ranks (two float64 checksums per parameter, gathered on the
+// control plane); throws naming the first parameter that differs from rank 0's.
+void check_replicas(const NamedParameters& params, Collectives& collectives, int64_t step);
 
 }  // namespace modtrain

@@ -109,9 +109,8 @@ TORCH_MODULE(BertPooler);
 
 struct BertModelImpl : torch::nn::Module {
   explicit BertModelImpl(const BertConfig& c);
-  // input_ids, attention_mask [B, T] -> pooled [B, H]; `sequence` receives [B, T, H] if given
-  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                        torch::Tensor* sequence = nullptr);
+  // input_ids, attention_mask [B, T] -> pooled [B, H]
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};
   BertPooler pooler{nullptr};

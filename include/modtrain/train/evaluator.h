@@ -5,10 +5,10 @@
 
 #include <torch/torch.h>
 
-#include <functional>
 #include <vector>
 
 #include "modtrain/data/dataset.h"
+#include "modtrain/dist/collectives.h"
 #include "modtrain/model/bert.h"
 #include "modtrain/train/loss.h"
 #include "modtrain/train/metrics.h"
@@ -25,9 +25,9 @@ struct EvalOptions {
   bool bf16 = false;                     // autocast the forward pass (CUDA)
   ThresholdPolicy policy;                // how thresholds are tuned on these scores
   std::vector<double> fixed_thresholds;  // if set: use these (e.g. the model's) instead of tuning
-  int rank = 0, world = 1;
-  // Concatenates a float vector over ranks (rank order); identity on one rank.
-  std::function<std::vector<float>(const std::vector<float>&)> all_gather;
+  // The control plane: each rank scores its part and the parts are gathered. Null: this process
+  // scores the whole split alone.
+  Collectives* collectives = nullptr;
 };
 
 struct EvalResult {

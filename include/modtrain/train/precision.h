@@ -32,7 +32,6 @@ class LossScaler {
   double scale() const { return scale_; }
   // After a step's gradients are known: finite -> maybe grow; not finite -> halve (the caller skips).
   void update(bool finite);
-  void set_scale(double scale) { scale_ = scale; }
   int good_steps() const { return good_steps_; }
   void restore(double scale, int good_steps) {  // from a checkpoint
     scale_ = scale;

@@ -1,5 +1,7 @@
 // Learning-rate schedule: linear warmup from 0 to the peak, then constant, linear decay to 0 or
-// cosine decay to 0 at max_steps. Plain arithmetic, identical on every rank.
+// cosine decay to 0 at the run's last step. Plain arithmetic, identical on every rank. Like
+// llm.c's schedulers it receives the real number of steps: train.max_steps, or the count that
+// train.epochs gives (Trainer::total_steps()), never the config's max_steps behind its back.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +10,8 @@
 
 namespace modtrain {
 
-// The learning rate for optimiser step `step` (0-based: the first update uses lr_at(0)).
-double lr_at(const TrainConfig& train, int64_t step);
+// The learning rate for optimiser step `step` (0-based: the first update uses lr_at(0)) of a run
+// of `total_steps` steps.
+double lr_at(const TrainConfig& train, int64_t step, int64_t total_steps);
 
 }  // namespace modtrain

@@ -1,6 +1,7 @@
 // The trainer: builds the model, optimiser, schedule, loss and data from the config and runs
 // the step loop (accumulation, precision, clipping, non-finite handling), with logging and
-// evaluation in fenced periodic blocks. Data-parallel through the GradientSync seam.
+// evaluation in fenced periodic blocks. Data-parallel through two seams: a GradientReducer (the
+// data plane: gradients) and Collectives (the control plane: flags, logged sums, scores).
 #pragma once
 
 #include <torch/torch.h>
@@ -12,8 +13,9 @@
 #include "modtrain/config/loader.h"
 #include "modtrain/data/loader.h"
 #include "modtrain/data/wordpiece.h"
+#include "modtrain/dist/collectives.h"
 #include "modtrain/dist/device.h"
-#include "modtrain/dist/grad_sync.h"
+#include "modtrain/dist/reducer.h"
 #include "modtrain/dist/timeline.h"
 #include "modtrain/model/bert.h"
 #include "modtrain/train/checkpoint.h"
@@ -42,17 +44,18 @@ struct RunControl {
   int64_t stop_after = 0;  // > 0: save a checkpoint and stop after this step (the schedule still spans the run)
 };
 
-// Hooks for collectives beyond the gradient seam (world size 1: all null).
+// What the trainer needs from data parallelism. The default is one plain process: local
+// collectives and a LocalReducer, nothing communicated (train/distributed.h builds the rest).
 struct TrainComms {
-  int rank = 0, world = 1;
-  std::function<std::vector<float>(const std::vector<float>&)> all_gather;  // evaluation scores
+  Collectives* collectives = nullptr;  // the control plane; null: one process
+  std::function<std::unique_ptr<GradientReducer>(BertForClassificationImpl&)> make_reducer;  // null: LocalReducer
+  std::string backend;           // the data plane's backend for the start line ("" when local)
   Timeline* timeline = nullptr;  // forward / backward / optimiser spans (dist.timeline)
 };
 
 class Trainer {
  public:
-  Trainer(const ResolvedConfig& resolved, const Placement& placement, TrainComms comms,
-          std::function<std::unique_ptr<GradientSync>(BertForClassificationImpl&)> make_sync = nullptr);
+  Trainer(const ResolvedConfig& resolved, const Placement& placement, TrainComms comms = {});
   TrainOutcome run(const RunControl& control = {});
 
   BertForClassification& model() { return model_; }
@@ -75,6 +78,7 @@ class Trainer {
   Requests agree_on_requests(int64_t step, int64_t stop_after);  // every rank returns the same
   bool track_best(int64_t step, const EvalReport& report);       // true when `report` is a new best
   std::string save_checkpoint(int64_t step, bool best);
+  ModelMeta model_meta() const;  // what a model directory records of this run
   // After `step`: saves when due (periodic, a new best, SIGUSR2) or asked to stop; true = stop.
   bool checkpoint_after(int64_t step, bool best, const RunControl& control, const ProgressLine& progress,
                         TrainOutcome& out);
@@ -83,6 +87,9 @@ class Trainer {
   const Config& config_;
   Placement placement_;
   TrainComms comms_;
+  std::unique_ptr<Collectives> local_collectives_;  // when comms_.collectives is null
+  Collectives* collectives_;                        // the control plane
+  int rank_, world_;
   torch::Device device_;
   std::shared_ptr<Vocab> vocab_;
   std::shared_ptr<PreparedDataset> train_data_, valid_data_;
@@ -91,7 +98,7 @@ class Trainer {
   BertConfig bert_config_;
   BertForClassification model_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
-  std::unique_ptr<GradientSync> sync_;
+  std::unique_ptr<GradientReducer> reducer_;
   LossOptions loss_options_;
   LossScaler scaler_;
   RunDir run_dir_;

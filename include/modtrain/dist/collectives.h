@@ -1,0 +1,39 @@
+// The control plane: small host values (stop and save flags, logged sums, evaluation scores,
+// replica checksums, "rank 0 has written" acknowledgements) summed or gathered over ranks. Always
+// over MPI, which is initialised on every rank whatever moves the gradients, so every call here is
+// legal with either data-plane backend (dist/communicator.h: gradients and parameters, MPI or
+// NCCL). Every wait is bounded by dist.timeout_s. One process without MPI gets the local version.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "modtrain/dist/timeline.h"
+#include "modtrain/dist/world.h"
+
+namespace modtrain {
+
+class Collectives {
+ public:
+  virtual ~Collectives() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Collective (every rank calls it with the same `what` in the same order). `what` names the
+  // operation in timelines and watchdog errors.
+  virtual void sum(std::vector<double>& values, const std::string& what) = 0;  // in place
+  // Every rank's vector, any length per rank, indexed by rank.
+  virtual std::vector<std::vector<float>> all_gather(const std::vector<float>& values, const std::string& what) = 0;
+  virtual std::vector<std::vector<double>> all_gather(const std::vector<double>& values, const std::string& what) = 0;
+  virtual void barrier(const std::string& what) = 0;
+};
+
+// A world of one process (no MPI calls): sums are the values, gathers return the one vector.
+std::unique_ptr<Collectives> make_local_collectives();
+
+// Over MPI on a duplicate of the world's communicator (so it never interleaves with the MPI
+// data plane's collectives), at any world size including 1.
+std::unique_ptr<Collectives> make_mpi_collectives(const World& world, double timeout_s, Timeline* timeline = nullptr);
+
+}  // namespace modtrain

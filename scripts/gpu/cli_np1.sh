@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The multi-GPU path on one GPU through the CLI, as an 8-GPU job runs it: `mpiexec -np 1 modtrain
+# train` with dist.backend=nccl (bucketed reducer over NCCL, control plane over MPI, distributed
+# evaluation, replica checks, checkpoints), --stop-after then --resume auto, export, predict, and
+# the export loaded by the machine's own Hugging Face transformers (AutoTokenizer +
+# AutoModelForSequenceClassification) with its ids and probabilities compared to modtrain's.
+# Called by scripts/gpu/check.sh. Usage: cli_np1.sh MODTRAIN REPO_DIR WORK_DIR; prints PASS/FAIL lines.
+set -uo pipefail
+mt=$1 repo=$2 work=$3
+mkdir -p "$work" && cd "$work" || exit 1
+fail() { echo "cli np1: FAIL: $*"; exit 1; }
+np1=(mpiexec --oversubscribe -np 1 "$mt")
+"$mt" data synth --out data --train 4000 --valid 400 > synth.log 2>&1 || fail "data synth"
+"$mt" tokenizer train --input 'data/train-*.jsonl' --vocab-size 2000 --out vocab.txt > vocab.log 2>&1 || fail "tokenizer train"
+cfg=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=vocab.txt --set data.prepared_dir=prep --set run.dir=run
+     --set train.max_steps=60 --set train.warmup_steps=6 --set log.every=10 --set eval.every=20 --set checkpoint.every=20
+     --set dist.backend=nccl --set dist.check_replicas_every=10 --set train.precision=bf16 --set train.lr=1e-3)
+"$mt" data prepare "${cfg[@]}" > prepare.log 2>&1 || fail "data prepare"
+"${np1[@]}" train "${cfg[@]}" --stop-after 40 > train1.log 2>&1 || { tail -5 train1.log; fail "train to step 40 (nccl, -np 1)"; }
+grep -q "data parallel, gradients over nccl" train1.log || fail "the run did not take the NCCL path: $(grep 'train:' train1.log)"
+"${np1[@]}" train "${cfg[@]}" --resume auto > train2.log 2>&1 || { tail -5 train2.log; fail "--resume auto (nccl, -np 1)"; }
+grep -q "resumed from .*step-0000040 at step 40 of 60" train2.log || fail "resume line"
+grep "^eval @ step\|^macro" train1.log train2.log | sed 's/^/cli np1: /'
+"$mt" export --checkpoint run/checkpoints/best --out hf > export.log 2>&1 || fail "export"
+python3 - > texts.txt <<'PY'
+import json
+texts = [json.loads(l)["text"] for l in open("data/valid-00000.jsonl")]
+# the export's tokenizer does not do modtrain's tweet normalisation (@user, http): texts without those
+plain = [t.replace("\n", " ") for t in texts if not any(m in t for m in ("@", "http", "www.", "&"))][:48]
+plain += ["you are all idiots and should leave", "buy cheap followers now", "the vaccine causes autism, wake up",
+          "I will find you and hurt you", "lovely weather in the park today", "Ünïcödé têxt and emoji 😀 too"]
+print("\n".join(plain))
+PY
+"$mt" tokenize --vocab hf/vocab.txt --tweets --max-len 64 < texts.txt > ids.jsonl || fail "tokenize"
+"$mt" predict --model hf --input texts.txt --output pred.jsonl 2> predict.log || fail "predict on the export"
+HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python3 - <<'PY' || fail "transformers disagrees with modtrain on the export"
+import json, torch
+from transformers import AutoTokenizer, AutoModelForSequenceClassification
+texts = open("texts.txt", encoding="utf-8").read().split("\n")
+ours = [json.loads(l) for l in open("ids.jsonl")]
+tok = AutoTokenizer.from_pretrained("hf")
+enc = tok(texts, truncation=True, max_length=64)
+mismatch = [i for i, (a, b) in enumerate(zip(enc["input_ids"], ours)) if a != b]
+print("cli np1: tokenizer: %d texts, %d with different ids (%s)" % (len(texts), len(mismatch), type(tok).__name__))
+model = AutoModelForSequenceClassification.from_pretrained("hf").eval()
+labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+batch = tok(texts, truncation=True, max_length=64, padding=True, return_tensors="pt")
+with torch.no_grad():
+    probs = torch.sigmoid(model(**batch).logits.double())
+pred = [json.loads(l) for l in open("pred.jsonl")]
+worst = max(abs(probs[i][j].item() - p["scores"][l]) for i, p in enumerate(pred) for j, l in enumerate(labels))
+order = list(pred[0]["scores"]) == labels
+print("cli np1: transformers %s: max |p_transformers - p_modtrain| = %.2e over %d texts x %d labels; "
+      "predict's scores in id2label order: %s" % (type(model).__name__, worst, len(pred), len(labels), order))
+assert not mismatch and len(pred) == len(texts) and worst < 1e-4 and order
+PY
+echo "cli np1: PASS (train -np 1 nccl, stop 40 + resume to 60, export, predict, transformers)"

@@ -1,0 +1,117 @@
+// The control plane's two implementations: local (one process) and MPI (any world size).
+#include "modtrain/dist/collectives.h"
+
+#include <mpi.h>
+
+#include <type_traits>
+
+#include "modtrain/core/check.h"
+#include "modtrain/core/error.h"
+#include "mpi_wait.h"
+
+namespace modtrain {
+namespace {
+
+class LocalCollectives : public Collectives {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void sum(std::vector<double>&, const std::string&) override {}
+  std::vector<std::vector<float>> all_gather(const std::vector<float>& v, const std::string&) override { return {v}; }
+  std::vector<std::vector<double>> all_gather(const std::vector<double>& v, const std::string&) override { return {v}; }
+  void barrier(const std::string&) override {}
+};
+
+class MpiCollectives : public Collectives {
+ public:
+  MpiCollectives(const World& world, double timeout_s, Timeline* timeline)
+      : rank_(world.rank()), size_(world.size()), timeout_s_(timeout_s), timeline_(timeline) {
+    MPI_CHECK(MPI_Comm_dup(world.comm(), &comm_));
+    MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+  }
+  ~MpiCollectives() override {
+    if (!failed_) MPI_Comm_free(&comm_);  // after a timeout the job is being aborted: do not wait
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  void sum(std::vector<double>& values, const std::string& what) override {
+    if (values.empty()) return;
+    MPI_Request request;
+    const double start = Timeline::now_us();
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM, comm_,
+                             &request));
+    wait(&request, "sum of " + what, values.size() * sizeof(double), start);
+  }
+
+  std::vector<std::vector<float>> all_gather(const std::vector<float>& values, const std::string& what) override {
+    return gather(values, MPI_FLOAT, what);
+  }
+  std::vector<std::vector<double>> all_gather(const std::vector<double>& values, const std::string& what) override {
+    return gather(values, MPI_DOUBLE, what);
+  }
+
+  void barrier(const std::string& what) override {
+    MPI_Request request;
+    const double start = Timeline::now_us();
+    MPI_CHECK(MPI_Ibarrier(comm_, &request));
+    wait(&request, "barrier (" + what + ")", 0, start);
+  }
+
+ private:
+  template <class T>
+  std::vector<std::vector<T>> gather(const std::vector<T>& values, MPI_Datatype type, const std::string& what) {
+    static_assert(std::is_arithmetic_v<T>);
+    // 1. Every rank's length, 2. the values, concatenated in rank order, then split per rank.
+    const double start = Timeline::now_us();
+    uint64_t mine = values.size();
+    std::vector<uint64_t> lengths(static_cast<size_t>(size_));
+    MPI_Request request;
+    MPI_CHECK(MPI_Iallgather(&mine, 1, MPI_UINT64_T, lengths.data(), 1, MPI_UINT64_T, comm_, &request));
+    wait(&request, "all_gather of " + what + " (lengths)", lengths.size() * sizeof(uint64_t), start);
+    std::vector<int> counts(lengths.size()), offsets(lengths.size());
+    uint64_t total = 0;
+    for (size_t r = 0; r < lengths.size(); ++r) {
+      offsets[r] = static_cast<int>(total);
+      counts[r] = static_cast<int>(lengths[r]);
+      total += lengths[r];
+    }
+    if (total > static_cast<uint64_t>(INT32_MAX))
+      throw Error("all_gather of " + what + ": " + std::to_string(total) +
+                      " values are more than one MPI call carries (2^31 - 1); evaluate on a smaller split",
+                  kExitRuntime);
+    std::vector<T> all(total);
+    MPI_CHECK(MPI_Iallgatherv(values.data(), static_cast<int>(values.size()), type, all.data(), counts.data(),
+                              offsets.data(), type, comm_, &request));
+    wait(&request, "all_gather of " + what, total * sizeof(T), start);
+    std::vector<std::vector<T>> out(lengths.size());
+    for (size_t r = 0; r < lengths.size(); ++r)
+      out[r].assign(all.begin() + offsets[r], all.begin() + offsets[r] + counts[r]);
+    return out;
+  }
+
+  void wait(MPI_Request* request, const std::string& what, size_t bytes, double start_us) {
+    if (!detail::mpi_wait_bounded(request, timeout_s_)) {
+      failed_ = true;
+      throw Error(detail::watchdog_message(what, bytes, timeout_s_), kExitRuntime);
+    }
+    if (timeline_) timeline_->span(what, start_us, Timeline::now_us(), 1, "{\"bytes\": " + std::to_string(bytes) + "}");
+  }
+
+  int rank_, size_;
+  double timeout_s_;
+  Timeline* timeline_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  bool failed_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Collectives> make_local_collectives() { return std::make_unique<LocalCollectives>(); }
+
+std::unique_ptr<Collectives> make_mpi_collectives(const World& world, double timeout_s, Timeline* timeline) {
+  return std::make_unique<MpiCollectives>(world, timeout_s, timeline);
+}
+
+}  // namespace modtrain
