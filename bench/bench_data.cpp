@@ -61,8 +61,19 @@ int main(int argc, char** argv) {
   std::printf("prepare: %.0f records/s, %.1f MB/s on %u threads\n", (records + 100) / prepare_s,
               raw_bytes / prepare_s / 1e6, std::thread::hardware_concurrency());
 
-  auto data = std::make_shared<PreparedDataset>(
-      PreparedDataset::open(config.data.prepared_dir, "train", DataExpectations::from_config(config)));
+  // What opening costs: every shard verified (structure, token ids, checksum against the manifest)
+  // from a warm page cache, i.e. the CPU cost on top of reading the files.
+  const DataExpectations expect = DataExpectations::from_config(config);
+  uint64_t shard_bytes = 0;
+  for (const auto& f : fs::directory_iterator(config.data.prepared_dir))
+    if (f.path().extension() == ".bin" && f.path().filename().string().rfind("train-", 0) == 0)
+      shard_bytes += fs::file_size(f.path());
+  const double open_s =
+      bench::time_per_call([&] { PreparedDataset::open(config.data.prepared_dir, "train", expect); }, 2.0);
+  const double verify_gb_per_s = shard_bytes / open_s / 1e9;
+  std::printf("open + verify: %.2f GB/s of shards (%.1f MB in %.1f ms): %.1f s per rank for 10 GB\n", verify_gb_per_s,
+              shard_bytes / 1e6, open_s * 1e3, 10.0 / verify_gb_per_s);
+  auto data = std::make_shared<PreparedDataset>(PreparedDataset::open(config.data.prepared_dir, "train", expect));
   auto sampler = std::make_shared<DistributedSampler>(data->size(), SamplerOptions{1, 0, 1, batch, true, false, 64});
   LoaderOptions options;
   uint64_t b = 0;
@@ -84,6 +95,11 @@ int main(int argc, char** argv) {
                            {"machine", bench::machine()},
                            {"records", records},
                            {"raw_bytes", raw_bytes},
+                           {"open_verify",
+                            {{"shard_bytes", shard_bytes},
+                             {"seconds", open_s},
+                             {"gb_per_s", verify_gb_per_s},
+                             {"seconds_per_10_gb", 10.0 / verify_gb_per_s}}},
                            {"prepare",
                             {{"seconds", prepare_s},
                              {"records_per_s", (records + 100) / prepare_s},

@@ -9,12 +9,14 @@
 #   independent float64 NumPy BERT (tests/reference/bert_numpy.py)
 #
 # Bars (bench/baseline/nightly.json): quality floors on the final evaluation, bitwise resume,
-# export == checkpoint, reference agreement, and training throughput not below
-# throughput_min_ratio of the stored baseline. Writes OUT/REPORT.md, OUT/report.json, OUT/plots/*.png
+# export == checkpoint, reference agreement, and training throughput judged as a ratio measured in
+# the same run: training samples/s over a fixed reference workload of the same shapes timed just
+# before (scripts/nightly_reference.py), not below min_fraction of the ratio stored for this CPU
+# model (bench/baseline/nightly.json, by_machine; another model's when this one has none, said so). Writes OUT/REPORT.md, OUT/report.json, OUT/plots/*.png
 # and OUT/logs/; exit 0 when every bar holds, 1 otherwise.
 #
 # Usage: scripts/nightly.sh [--out DIR] [--update-baseline] [--binary PATH]
-#   --update-baseline  store this run's throughput as the new baseline (after a deliberate change)
+#   --update-baseline  store this run's ratio as this CPU model's baseline (after a deliberate change)
 #   --binary PATH      use this modtrain instead of building (the ctest of this script uses it)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +77,8 @@ run_all() {
   stage synth "$mt" data synth --out "$work/data" --train 20000 --valid 2000 --train-shards 4 || return
   stage tokenizer "$mt" tokenizer train --input "$work/data/train-*.jsonl" --vocab-size 4000 --out "$work/vocab.txt" || return
   stage prepare "$mt" data prepare "${cfg[@]}" || return
+  # the fixed reference workload, timed just before training (the throughput verdict is their ratio)
+  stage reference_workload bash -c "/usr/bin/python3 '$repo/scripts/nightly_reference.py' --ranks 2 --seconds 4 > '$work/reference.json'" || return
   stage train "${np2[@]}" train "${cfg[@]}" --set run.dir=$work/run || return
   stage eval bash -c "'$mt' eval --model '$work/run/model' --data '$work/data/valid-*.jsonl' --json > '$out/eval.json'" || return
 

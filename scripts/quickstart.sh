@@ -20,7 +20,7 @@ step "what this binary is" "$mt" --version
 step "validate configs/tiny.yaml on 2 MPI ranks (all ranks must resolve the same config)" \
   mpirun -np 2 "$mt" config check "${cfg[@]}"
 step "synthetic tweets (the embedded default dataset)" \
-  "$mt" data synth --out $work/data --train 20000 --valid 2000 --train-shards 4
+  "$mt" data synth --out $work/data --train 20000 --valid 2000 --train-shards 4 --force
 step "train a WordPiece vocabulary on them" \
   "$mt" tokenizer train --input "$work/data/train-*.jsonl" --vocab-size 4000 --out $work/vocab.txt
 step "tokenize into prepared binary shards" "$mt" data prepare "${cfg[@]}"

@@ -8,6 +8,7 @@
 
 #include "modtrain/core/error.h"
 #include "modtrain/core/text.h"
+#include "modtrain/io/files.h"
 #include "schema_impl.h"
 
 namespace fs = std::filesystem;
@@ -95,16 +96,24 @@ struct Loader {
                         " (paths in `extends:` are relative to the file that contains them)");
     }
     if (fs::is_directory(path)) throw ConfigError(referenced_from + "config path is a directory, not a file: " + path);
-    std::ifstream in(path);
-    if (!in) throw ConfigError(referenced_from + "cannot read config file " + path + " (check permissions)");
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    return parse_text(buffer.str(), path);
+    std::string text;
+    try {  // a regular file of at most 16 MiB: /dev/zero or a FIFO must not read forever
+      text = io::read_file(path, size_t{16} << 20, "config file");
+    } catch (const UserError& e) {
+      throw ConfigError(referenced_from + e.what());
+    }
+    return parse_text(text, path);
   }
 
   static YAML::Node parse_text(const std::string& text, const std::string& source) {
     try {
-      return YAML::Load(text);
+      std::vector<YAML::Node> documents = YAML::LoadAll(text);
+      if (documents.size() > 1) {
+        throw ConfigError(at(location_of(documents[1], source)) +
+                          "a second YAML document (after '---') would be ignored; a config is one "
+                          "document: remove the '---' line or split the file (use `extends:` to layer configs)");
+      }
+      return documents.empty() ? YAML::Node() : documents[0];
     } catch (const YAML::ParserException& e) {
       Location where{source, e.mark.line + 1, e.mark.column + 1};
       throw ConfigError(at(where) + "YAML syntax error: " + e.msg);

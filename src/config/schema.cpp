@@ -28,6 +28,7 @@ struct EnumTable;
   };
 MT_ENUM_TABLE(Problem, {Problem::kMultiLabel, "multi_label"}, {Problem::kMultiClass, "multi_class"})
 MT_ENUM_TABLE(BadRecordPolicy, {BadRecordPolicy::kFail, "fail"}, {BadRecordPolicy::kSkip, "skip"})
+MT_ENUM_TABLE(PreparePolicy, {PreparePolicy::kAuto, "auto"}, {PreparePolicy::kCheck, "check"})
 MT_ENUM_TABLE(ModelArch, {ModelArch::kBert, "bert"})
 MT_ENUM_TABLE(Schedule, {Schedule::kConstant, "constant"}, {Schedule::kLinear, "linear"}, {Schedule::kCosine, "cosine"})
 MT_ENUM_TABLE(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kFp16, "fp16"})
@@ -83,6 +84,12 @@ bool parse_float(const std::string& s, double& out) {
 template <class T, class Enable = void>
 struct Codec;
 
+// An integer too large for the field's storage type: the field builder reports it against the
+// key's own allowed range (not int32's), which it knows and the codec does not.
+struct IntegerTooLarge {
+  std::string text, storage_range;
+};
+
 template <class T>
 struct Codec<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>> {
   static std::string type() { return "integer"; }
@@ -98,9 +105,8 @@ struct Codec<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, boo
     int64_t wide = 0;
     bool integer_syntax = parse_int(s, wide) || (ec == std::errc::result_out_of_range && ptr == last);
     if (!integer_syntax) type_error(where, key, "an integer", v);
-    throw ConfigError(at(where) + key + " = " + s + " does not fit the field's integer type (allowed: " +
-                      std::to_string(std::numeric_limits<T>::min()) + " to " +
-                      std::to_string(std::numeric_limits<T>::max()) + ")");
+    throw IntegerTooLarge{
+        s, std::to_string(std::numeric_limits<T>::min()) + " to " + std::to_string(std::numeric_limits<T>::max())};
   }
   static std::string show(T x) { return std::to_string(x); }
   static void emit(YAML::Emitter& out, T x) { out << std::to_string(x); }
@@ -313,7 +319,13 @@ Field make(const char* section, Sec Config::*sec, const char* key, T Sec::*membe
   f.info.range = rule.text;
   f.info.doc = doc;
   f.assign = [=](Config& config, const YAML::Node& value, const Location& where) {
-    T parsed = Codec<T>::parse(value, where, dotted);
+    T parsed{};
+    try {
+      parsed = Codec<T>::parse(value, where, dotted);
+    } catch (const IntegerTooLarge& e) {
+      throw ConfigError(at(where) + dotted + " = " + e.text +
+                        " is out of range (allowed: " + (rule.text.empty() ? e.storage_range : rule.text) + ")");
+    }
     if (rule.ok && !rule.ok(parsed))
       throw ConfigError(at(where) + dotted + " = " + Codec<T>::show(parsed) +
                         " is out of range (allowed: " + rule.text + ")");
@@ -351,6 +363,10 @@ std::vector<Field> build_fields() {
            "Where `modtrain data prepare` writes the binary shards and manifest.json."),
       make("data", &C::data, "on_bad_record", &DataConfig::on_bad_record, any<BadRecordPolicy>(),
            "fail: stop at the first bad record with file:line; skip: write it to rejected.jsonl and go on."),
+      make("data", &C::data, "prepare", &DataConfig::prepare, any<PreparePolicy>(),
+           "At `train` start the prepared data is checked against its sources and this config (files, sizes, "
+           "modification times, labels, max_len, tokenizer): auto prepares it again when it is missing or stale; "
+           "check stops with what changed."),
       make("data", &C::data, "group_by_length", &DataConfig::group_by_length, any<bool>(),
            "Batch records of similar length together (less padding); batch order stays shuffled."),
 
@@ -478,6 +494,7 @@ namespace modtrain {
 
 const char* to_string(Problem v) { return config_impl::enum_name(v); }
 const char* to_string(BadRecordPolicy v) { return config_impl::enum_name(v); }
+const char* to_string(PreparePolicy v) { return config_impl::enum_name(v); }
 const char* to_string(ModelArch v) { return config_impl::enum_name(v); }
 const char* to_string(Schedule v) { return config_impl::enum_name(v); }
 const char* to_string(Precision v) { return config_impl::enum_name(v); }

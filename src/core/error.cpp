@@ -34,3 +34,21 @@ void throw_mpi_failure(const char* file, int line, const char* call, int code) {
 }
 
 }  // namespace modtrain::detail
+
+namespace modtrain {
+
+std::string describe_filesystem_error(const std::filesystem::filesystem_error& e) {
+  // what() is "filesystem error: <operation>: <cause> [path1] [path2]": keep the operation.
+  std::string operation = e.what();
+  const std::string prefix = "filesystem error: ";
+  if (operation.rfind(prefix, 0) == 0) operation = operation.substr(prefix.size());
+  const std::string cause = e.code().message();
+  const size_t at = operation.find(": " + cause);
+  if (at != std::string::npos) operation = operation.substr(0, at);
+  std::string where = e.path1().string();
+  if (!e.path2().empty()) where += " -> " + e.path2().string();
+  return (where.empty() ? std::string("a path") : where) + ": " + cause + " (" + operation +
+         "); check the path: every parent must be a directory you can write to";
+}
+
+}  // namespace modtrain

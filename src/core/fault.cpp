@@ -3,12 +3,21 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+
+#include "modtrain/core/error.h"
 
 namespace modtrain::fault {
 
 void point(const char* name) {
   static const char* armed = std::getenv("MODTRAIN_FAULT");
-  if (armed && std::strcmp(armed, name) == 0) std::raise(SIGKILL);
+  if (!armed) return;
+  const size_t n = std::strlen(name);
+  if (std::strncmp(armed, name, n) != 0) return;
+  if (armed[n] == '\0') std::raise(SIGKILL);
+  if (std::strcmp(armed + n, ":enospc") == 0)
+    throw UserError(std::string("cannot write (fault point ") + name + "): No space left on device (the disk is full)",
+                    kExitRuntime);
 }
 
 }  // namespace modtrain::fault

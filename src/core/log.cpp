@@ -1,5 +1,8 @@
 #include "modtrain/core/log.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <mutex>
 
@@ -19,9 +22,22 @@ State& state() {
 void emit(FILE* stream, const std::string& line) {
   std::lock_guard<std::mutex> lock(state().mutex);
   if (stream == stderr) std::fflush(stdout);  // keep stdout and stderr lines in order
-  std::fwrite(line.data(), 1, line.size(), stream);
-  std::fputc('\n', stream);
+  // The line and its newline in one write(2): ranks that fail together share mpirun's stderr, and
+  // separate writes came out as "[rank 0] error: a[rank 1] error: b" on one line.
+  const std::string whole = line + "\n";
+  if (stream != stderr) {  // stdout: through its FILE, whose error flag finish_stdout() checks
+    std::fwrite(whole.data(), 1, whole.size(), stream);
+    std::fflush(stream);
+    return;
+  }
   std::fflush(stream);
+  const int fd = ::fileno(stream);
+  for (size_t done = 0; done < whole.size();) {
+    const ssize_t n = ::write(fd, whole.data() + done, whole.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // nowhere left to report a failed report
+    done += static_cast<size_t>(n);
+  }
 }
 bool speaks(Level level) {
   const State& s = state();

@@ -45,8 +45,12 @@ std::string Manifest::to_json() const {
     json shards = json::array();
     for (const auto& s : split.shards) {
       shards.push_back({{"file", s.file},
+                        {"bytes", s.bytes},
+                        {"checksum", s.checksum},
                         {"source", s.source},
+                        {"source_path", s.source_path},
                         {"source_bytes", s.source_bytes},
+                        {"source_mtime_ns", s.source_mtime_ns},
                         {"records", s.records},
                         {"tokens", s.tokens},
                         {"input_records", s.input_records},
@@ -55,7 +59,7 @@ std::string Manifest::to_json() const {
                         {"truncated", s.truncated},
                         {"utf8_repaired", s.utf8_repaired}});
     }
-    splits_json[name] = {{"records", split.records()}, {"shards", shards}};
+    splits_json[name] = {{"records", split.records()}, {"patterns", split.patterns}, {"shards", shards}};
   }
   j["splits"] = splits_json;
   return j.dump(2) + "\n";
@@ -71,8 +75,8 @@ Manifest Manifest::load(const std::string& dir) {
     json j = json::parse(io::read_file(path));
     if (j.value("format", "") != "modtrain-prepared") throw UserError(path + ": not a modtrain manifest");
     m.version = j.at("version").get<int>();
-    if (m.version != kManifestVersion)
-      throw UserError(path + ": manifest version " + std::to_string(m.version) + ", this modtrain reads " +
+    if (m.version < 1 || m.version > kManifestVersion)  // 1 loads; it lacks the fingerprints (stale for train)
+      throw UserError(path + ": manifest version " + std::to_string(m.version) + ", this modtrain reads 1 to " +
                       std::to_string(kManifestVersion) + "; run `modtrain data prepare` again");
     m.created_by = j.value("created_by", "");
     m.vocab_path = j.at("vocab").at("path").get<std::string>();
@@ -86,11 +90,16 @@ Manifest Manifest::load(const std::string& dir) {
     m.token_bytes = j.at("token_bytes").get<uint32_t>();
     for (const auto& [name, split] : j.at("splits").items()) {
       SplitEntry entry;
+      entry.patterns = split.value("patterns", std::vector<std::string>{});
       for (const auto& s : split.at("shards")) {
         ShardEntry e;
         e.file = s.at("file").get<std::string>();
         e.source = s.value("source", "");
         e.source_bytes = s.value("source_bytes", uint64_t{0});
+        e.source_path = s.value("source_path", "");
+        e.source_mtime_ns = s.value("source_mtime_ns", int64_t{0});
+        e.bytes = s.value("bytes", uint64_t{0});
+        e.checksum = s.value("checksum", "");
         e.records = s.at("records").get<uint64_t>();
         e.tokens = s.value("tokens", uint64_t{0});
         e.input_records = s.value("input_records", uint64_t{0});
@@ -147,7 +156,7 @@ PreparedDataset PreparedDataset::open(const std::string& dir, const std::string&
                     text::join(expect.labels, ", ") + "]" + fix);
   if (m.problem != to_string(expect.problem))
     throw UserError(where + "prepared as " + m.problem + " but data.problem is " + to_string(expect.problem) + fix);
-  if (m.max_len > expect.max_len)
+  if (m.max_len != expect.max_len)  // raised: records stay cut at the old length; lowered: too long
     throw UserError(where + "prepared with max_len " + std::to_string(m.max_len) + " but data.max_len is " +
                     std::to_string(expect.max_len) + fix);
   if (m.lowercase != expect.lowercase || m.normalize_tweets != expect.normalize_tweets)
@@ -160,10 +169,23 @@ PreparedDataset PreparedDataset::open(const std::string& dir, const std::string&
   ShardSchema schema = m.schema();
   d.num_labels_ = m.labels.size();
   for (const auto& entry : it->second.shards) {
-    auto shard = std::make_shared<PreparedShard>((fs::path(dir) / entry.file).string(), schema);
+    const std::string path = (fs::path(dir) / entry.file).string();
+    auto shard = std::make_shared<PreparedShard>(path, schema);  // validates it, checksum included
+    // ... and it must be the shard the manifest lists (not a copy of another, not an older one)
+    auto differs = [&](const std::string& what, const std::string& found, const std::string& listed) {
+      return UserError(path + ": " + what + " " + found + ", the manifest says " + listed +
+                       " (the shard was replaced or the manifest belongs to another preparation)" + fix);
+    };
     if (shard->size() != entry.records)
-      throw UserError((fs::path(dir) / entry.file).string() + ": has " + std::to_string(shard->size()) +
-                      " records, the manifest says " + std::to_string(entry.records) + fix);
+      throw differs("has records:", std::to_string(shard->size()), std::to_string(entry.records));
+    if (m.version >= 2) {
+      if (shard->bytes() != entry.bytes)
+        throw differs("has bytes:", std::to_string(shard->bytes()), std::to_string(entry.bytes));
+      if (shard->tokens() != entry.tokens)
+        throw differs("has tokens:", std::to_string(shard->tokens()), std::to_string(entry.tokens));
+      if (text::hex64(shard->checksum()) != entry.checksum)
+        throw differs("has checksum", text::hex64(shard->checksum()), entry.checksum);
+    }
     d.starts_.push_back(d.total_);
     d.total_ += shard->size();
     d.shards_.push_back(std::move(shard));

@@ -1,9 +1,13 @@
 #include "modtrain/data/prepare.h"
 
+#include <sys/stat.h>
+
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,6 +16,7 @@
 #include "modtrain/core/build_info.h"
 #include "modtrain/core/error.h"
 #include "modtrain/core/log.h"
+#include "modtrain/core/text.h"
 #include "modtrain/data/raw_reader.h"
 #include "modtrain/data/tweet_normalizer.h"
 #include "modtrain/data/wordpiece.h"
@@ -55,11 +60,28 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
 };
 
+// What identifies a raw file's content cheaply: its absolute path, size and modification time.
+struct SourceStamp {
+  std::string path;
+  uint64_t bytes = 0;
+  int64_t mtime_ns = 0;
+};
+SourceStamp stamp_of(const std::string& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) throw UserError("cannot stat " + file + ": " + std::strerror(errno));
+  SourceStamp s;
+  s.path = fs::weakly_canonical(fs::absolute(file)).string();
+  s.bytes = static_cast<uint64_t>(st.st_size);
+  s.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return s;
+}
+
 struct Preparer {
   const Config& config;
   const WordPieceTokenizer& tokenizer;
   ShardSchema schema;
   int threads;
+  std::string skip_hint;
   std::ofstream rejected;
   std::string rejected_path;
   Progress progress;
@@ -100,8 +122,7 @@ struct Preparer {
 
   void reject(const std::string& file, const RawUnit& unit, const std::string& reason) {
     if (config.data.on_bad_record == BadRecordPolicy::kFail) {
-      throw UserError(file + ":" + std::to_string(unit.line) + ": " + reason +
-                      " (set data.on_bad_record=skip to write such records to rejected.jsonl and go on)");
+      throw UserError(file + ":" + std::to_string(unit.line) + ": " + reason + " (" + skip_hint + ")");
     }
     rejected << json{{"file", file}, {"line", unit.line}, {"reason", reason}, {"record", unit.source}}.dump(
                     -1, ' ', false, json::error_handler_t::replace)
@@ -117,7 +138,10 @@ struct Preparer {
     ShardEntry entry;
     entry.file = fs::path(out_path).filename().string();
     entry.source = source;
-    entry.source_bytes = fs::file_size(source);
+    const SourceStamp stamp = stamp_of(source);  // before reading: a file that grows meanwhile reads as stale
+    entry.source_path = stamp.path;
+    entry.source_bytes = stamp.bytes;
+    entry.source_mtime_ns = stamp.mtime_ns;
     std::vector<RawUnit> units;
     std::vector<Processed> results;
     bool more = true;
@@ -148,6 +172,8 @@ struct Preparer {
     entry.records = writer.records();
     entry.tokens = writer.tokens();
     writer.finish();
+    entry.bytes = writer.bytes();
+    entry.checksum = text::hex64(writer.checksum());
     return entry;
   }
 };
@@ -201,6 +227,11 @@ PrepareReport prepare_data(const Config& config, const PrepareOptions& options) 
   if (!config.data.valid.empty()) splits.emplace_back("valid", expand_globs(config.data.valid, "data.valid"));
 
   fs::create_directories(dir);
+  for (const auto& [name, files] : splits)  // its outputs replace files there: never the inputs
+    for (const auto& file : files)
+      if (io::same_file(fs::path(file).parent_path().empty() ? "." : fs::path(file).parent_path().string(), dir))
+        throw UserError("data." + name + " file " + file + " is inside data.prepared_dir " + dir +
+                        ", whose files `data prepare` replaces; keep the raw data in another directory");
   fs::remove(fs::path(dir) / "manifest.json");             // stale until the new one is complete
   for (const auto& entry : fs::directory_iterator(dir)) {  // shards of an earlier, larger preparation
     std::string name = entry.path().filename().string();
@@ -212,6 +243,7 @@ PrepareReport prepare_data(const Config& config, const PrepareOptions& options) 
       tokenizer,
       m.schema(),
       options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())),
+      options.skip_hint,
       {},
       (fs::path(dir) / "rejected.jsonl").string(),
       Progress(options.progress)};
@@ -220,6 +252,7 @@ PrepareReport prepare_data(const Config& config, const PrepareOptions& options) 
 
   for (const auto& [name, files] : splits) {
     SplitEntry split;
+    split.patterns = name == "train" ? config.data.train : config.data.valid;
     for (size_t i = 0; i < files.size(); ++i) {
       char file[64];
       std::snprintf(file, sizeof file, "%s-%05zu.bin", name.c_str(), i);
@@ -237,6 +270,55 @@ PrepareReport prepare_data(const Config& config, const PrepareOptions& options) 
   report.manifest = m;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
+}
+
+std::string prepared_data_stale(const Config& config) {
+  const fs::path dir = config.data.prepared_dir;
+  if (!fs::exists(dir / "manifest.json")) return "there is no " + (dir / "manifest.json").string() + " yet";
+  const Manifest m = Manifest::load(dir.string());
+  if (m.version < kManifestVersion)
+    return "its manifest (version " + std::to_string(m.version) + ") does not record what it was made from";
+  // The settings that shape the shards.
+  if (m.labels != config.data.labels)
+    return "data.labels is [" + text::join(config.data.labels, ", ") + "], it was prepared for [" +
+           text::join(m.labels, ", ") + "]";
+  if (m.problem != to_string(config.data.problem))
+    return "data.problem is " + std::string(to_string(config.data.problem)) + ", it was prepared as " + m.problem;
+  if (m.max_len != static_cast<uint32_t>(config.data.max_len))
+    return "data.max_len is " + std::to_string(config.data.max_len) + ", it was prepared with " +
+           std::to_string(m.max_len);
+  if (m.lowercase != config.tokenizer.lowercase || m.normalize_tweets != config.tokenizer.normalize_tweets)
+    return "tokenizer.lowercase / tokenizer.normalize_tweets changed";
+  if (!fs::exists(config.tokenizer.vocab)) return "";  // the trainer says tokenizer.vocab is missing
+  if (io::sha256_file(config.tokenizer.vocab) != m.vocab_sha256)
+    return "tokenizer.vocab " + config.tokenizer.vocab + " is not the vocabulary it was prepared with";
+  // The sources: the same files (what the patterns match now), unchanged since.
+  std::vector<std::pair<std::string, std::vector<std::string>>> splits = {{"train", config.data.train}};
+  if (!config.data.valid.empty()) splits.emplace_back("valid", config.data.valid);
+  if (m.splits.count("valid") && config.data.valid.empty()) return "data.valid is now empty";
+  for (const auto& [name, patterns] : splits) {
+    auto it = m.splits.find(name);
+    if (it == m.splits.end()) return "it has no " + name + " split (data." + name + " was empty then)";
+    const std::vector<std::string> files = expand_globs(patterns, "data." + name);  // matching nothing is an error
+    const std::vector<ShardEntry>& shards = it->second.shards;
+    if (files.size() != shards.size())
+      return "data." + name + " matches " + std::to_string(files.size()) + " file(s) now, it was prepared from " +
+             std::to_string(shards.size());
+    for (size_t i = 0; i < files.size(); ++i) {
+      const SourceStamp now = stamp_of(files[i]);
+      const ShardEntry& e = shards[i];
+      if (now.path != e.source_path)
+        return "data." + name + " file " + std::to_string(i + 1) + " is " + now.path + ", it was " + e.source_path;
+      if (now.bytes != e.source_bytes || now.mtime_ns != e.source_mtime_ns)
+        return files[i] + " changed since it was prepared (" + std::to_string(e.source_bytes) + " -> " +
+               std::to_string(now.bytes) + " bytes" + (now.mtime_ns != e.source_mtime_ns ? ", modified" : "") + ")";
+      std::error_code ec;
+      const uint64_t shard_bytes = fs::file_size(dir / e.file, ec);
+      if (ec || shard_bytes != e.bytes)
+        return (dir / e.file).string() + (ec ? " is missing" : " has another size than the manifest says");
+    }
+  }
+  return "";
 }
 
 }  // namespace modtrain

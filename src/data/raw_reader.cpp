@@ -8,6 +8,7 @@
 #include <set>
 
 #include "modtrain/core/error.h"
+#include "modtrain/io/files.h"
 #include "unicode.h"
 
 namespace modtrain {
@@ -55,10 +56,17 @@ int csv_no_space(unsigned char) { return 0; }  // keep cells exactly as written
 
 RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool labels_required)
     : path_(path), spec_(std::move(spec)), labels_required_(labels_required) {
+  const std::string kind = io::describe_path(path);
+  if (kind != "a regular file")
+    throw UserError(path + " is " + kind + ", not a data file; give JSONL, CSV or TSV files (.jsonl, .csv, .tsv)");
   std::string ext = lower_extension(path);
   if (ext == "jsonl" || ext == "ndjson" || ext == "json") format_ = RawFormat::kJsonl;
   else if (ext == "csv") format_ = RawFormat::kCsv;
   else if (ext == "tsv" || ext == "tab") format_ = RawFormat::kTsv;
+  else if (ext.empty())
+    throw UserError(path +
+                    ": no file extension to tell the data format; name it .jsonl (one JSON object per line), "
+                    ".csv or .tsv");
   else
     throw UserError(path + ": unknown data format '." + ext + "'; use .jsonl (one JSON object per line), .csv or .tsv");
   in_.open(path, std::ios::binary);

@@ -15,7 +15,7 @@ size_t padded(size_t bytes) { return (bytes + 7) & ~size_t{7}; }
 
 // Checksum of the sections: 8 bytes per step, multiply-rotate mixing (fast enough to verify
 // every shard at open: several GB/s).
-uint64_t checksum(const uint8_t* data, size_t size) {
+uint64_t body_checksum(const uint8_t* data, size_t size) {
   uint64_t h = 0x9E3779B97F4A7C15ULL ^ size;
   size_t i = 0;
   for (; i + 8 <= size; i += 8) {
@@ -94,10 +94,12 @@ void ShardWriter::finish() {
   h.max_len = schema_.max_len;
   h.vocab_fingerprint = schema_.vocab_fingerprint;
   h.labels_fingerprint = schema_.labels_fingerprint;
-  h.checksum = checksum(reinterpret_cast<const uint8_t*>(body.data()), body.size());
+  h.checksum = body_checksum(reinterpret_cast<const uint8_t*>(body.data()), body.size());
   std::string file(reinterpret_cast<const char*>(&h), sizeof h);
   file += body;
   io::write_file_atomic(path_, file);
+  checksum_ = h.checksum;
+  bytes_ = file.size();
 }
 
 // ---- reader -------------------------------------------------------------------------------------
@@ -138,11 +140,12 @@ PreparedShard::PreparedShard(const std::string& path, const ShardSchema& expecte
   if (size != want)
     throw fail(size < want ? "truncated shard (" + std::to_string(size) + " of " + std::to_string(want) + " bytes)"
                            : "corrupted shard (" + std::to_string(size - want) + " unexpected trailing bytes)");
-  if (checksum(data + kShardHeaderBytes, size - kShardHeaderBytes) != h.checksum)
+  if (body_checksum(data + kShardHeaderBytes, size - kShardHeaderBytes) != h.checksum)
     throw fail("corrupted shard (checksum mismatch)");
 
   records_ = h.records;
   tokens_ = h.tokens;
+  checksum_ = h.checksum;
   token_bytes_ = h.token_bytes;
   num_labels_ = h.num_labels;
   offsets_ = reinterpret_cast<const uint64_t*>(data + kShardHeaderBytes);

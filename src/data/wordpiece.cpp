@@ -1,10 +1,12 @@
 #include "modtrain/data/wordpiece.h"
 
 #include <fstream>
+#include <sstream>
 
 #include "bert_words.h"
 #include "modtrain/core/error.h"
 #include "modtrain/core/text.h"
+#include "modtrain/io/files.h"
 
 namespace modtrain {
 
@@ -41,10 +43,14 @@ int32_t Vocab::Table::find(std::string_view key) const {
 }
 
 Vocab Vocab::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw UserError("cannot read vocab " + path +
-                    " (train one with `modtrain tokenizer train` or check tokenizer.vocab)");
+  std::string text;
+  try {  // a regular file of bounded size (a device or FIFO would never end)
+    text = io::read_file(path, io::kMaxReadBytes, "vocab");
+  } catch (const UserError& e) {
+    throw UserError(std::string(e.what()) + " (train one with `modtrain tokenizer train` or check tokenizer.vocab)",
+                    e.exit_code());
+  }
+  std::istringstream in(text);
   Vocab vocab;
   std::string line;
   while (std::getline(in, line)) {

@@ -28,6 +28,9 @@ int run_guarded(const World& world, const std::function<int()>& body) {
   } catch (const Error& e) {
     log::error(e.what());
     exit_code = e.exit_code();
+  } catch (const std::filesystem::filesystem_error& e) {
+    log::error(describe_filesystem_error(e));
+    exit_code = kExitUsage;
   } catch (const std::bad_alloc&) {
     log::error("out of memory; lower train.micro_batch or data.max_len, or use more ranks");
   } catch (const std::exception& e) {

@@ -1,7 +1,9 @@
 #include "modtrain/dist/world.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "modtrain/core/check.h"
 #include "modtrain/core/log.h"
@@ -42,6 +44,17 @@ World::~World() {
 }
 
 void World::barrier() const { MPI_CHECK(MPI_Barrier(comm_)); }
+
+void World::barrier_polling() const {
+  if (size_ == 1) return;
+  MPI_Request request;
+  MPI_CHECK(MPI_Ibarrier(comm_, &request));
+  for (int done = 0;;) {
+    MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
 
 std::vector<uint64_t> World::all_gather(uint64_t value) const {
   std::vector<uint64_t> out(static_cast<size_t>(size_));

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -72,12 +73,159 @@ void remove_tree(const std::string& path) {
   ::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError("cannot read " + path + " (check the path and permissions)");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+std::string describe_path(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return errno == ENOENT ? "missing" : "unreadable (" + errno_text() + ")";
+  if (S_ISREG(st.st_mode)) return "a regular file";
+  if (S_ISDIR(st.st_mode)) return "a directory";
+  if (S_ISFIFO(st.st_mode)) return "a FIFO (named pipe)";
+  if (S_ISCHR(st.st_mode)) return "a character device";
+  if (S_ISBLK(st.st_mode)) return "a block device";
+  if (S_ISSOCK(st.st_mode)) return "a socket";
+  return "not a regular file";
+}
+
+std::string read_file(const std::string& path, size_t max_bytes, const std::string& what) {
+  // O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    const bool missing = errno == ENOENT;
+    throw UserError("cannot read " + what + " " + path + ": " + errno_text() +
+                    (missing ? " (check the path)" : " (check the permissions)"));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw UserError(what + " " + path + " is " + describe_path(path) + ", not a regular file; give the path of a file");
+  }
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    ::close(fd);
+    throw UserError(what + " " + path + " is " + std::to_string(st.st_size >> 20) + " MiB, more than the " +
+                    std::to_string(max_bytes >> 20) + " MiB a " + what + " may have; is this the right file?");
+  }
+  std::string out;
+  out.reserve(static_cast<size_t>(st.st_size));
+  char buffer[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      std::string why = errno_text();
+      ::close(fd);
+      throw UserError("cannot read " + what + " " + path + ": " + why, kExitRuntime);
+    }
+    if (n == 0) break;
+    out.append(buffer, static_cast<size_t>(n));
+    if (out.size() > max_bytes) {  // a file that grows, or a /proc file whose size says 0
+      ::close(fd);
+      throw UserError(what + " " + path + " has more than the " + std::to_string(max_bytes >> 20) + " MiB a " + what +
+                      " may have; is this the right file?");
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {
+  }, sb{};
+  if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+std::string printable(std::string_view text, size_t max) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size() && out.size() < max) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    // a well-formed multi-byte UTF-8 sequence passes as it is
+    size_t len = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 1;
+    bool valid = len > 1 && i + len <= text.size();
+    for (size_t k = 1; valid && k < len; ++k) valid = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+    if (valid) {
+      out.append(text.substr(i, len));
+      i += len;
+      continue;
+    }
+    if (c >= 0x20 && c < 0x7F && c != '\\') out.push_back(static_cast<char>(c));
+    else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    }
+    ++i;
+  }
+  if (i < text.size()) out += "...";
+  return out;
+}
+
+Output::Output(const std::string& path, const std::vector<std::string>& inputs, const std::string& flag)
+    : path_(path), flag_(flag) {
+  if (path.empty()) throw UserError(flag + ": an empty path; give a file, or - for standard output");
+  if (is_stdout()) {
+    file_ = stdout;
+    return;
+  }
+  for (const auto& input : inputs)
+    if (input != "-" && same_file(path, input))
+      throw UserError(flag + " " + path + " is the same file as the input " + input +
+                      "; writing it would destroy what is being read: choose another output path");
+  struct stat st {};
+  const bool special = ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode);
+  if (special && S_ISDIR(st.st_mode)) throw UserError(flag + " " + path + " is a directory; give a file path");
+  tmp_ = special ? "" : path + ".tmp." + std::to_string(::getpid());
+  file_ = std::fopen(special ? path.c_str() : tmp_.c_str(), "wb");
+  if (!file_)
+    throw UserError(
+        flag + ": cannot write " + path + ": " + errno_text() + " (does the directory exist, is it writable?)",
+        kExitRuntime);
+}
+
+Output::~Output() {
+  if (file_ && !is_stdout()) std::fclose(file_);
+  if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
+}
+
+void Output::fail(const std::string& doing, int error) {
+  const std::string what = is_stdout() ? "standard output" : path_;
+  throw UserError("cannot " + doing + " " + what + ": " + std::strerror(error) +
+                      (error == ENOSPC || error == EDQUOT ? " (the disk is full)" : ""),
+                  kExitRuntime);
+}
+
+void Output::write(std::string_view text) {
+  if (text.empty()) return;
+  if (std::fwrite(text.data(), 1, text.size(), file_) != text.size()) fail("write", errno ? errno : EIO);
+}
+
+void Output::commit() {
+  if (committed_) return;
+  if (std::fflush(file_) != 0 || std::ferror(file_)) fail("write", errno ? errno : EIO);
+  committed_ = true;
+  if (is_stdout()) return;
+  const int fd = ::fileno(file_);
+  if (!tmp_.empty() && ::fsync(fd) != 0) fail("flush", errno);
+  const int closed = std::fclose(file_);
+  file_ = nullptr;
+  if (closed != 0) fail("close", errno);
+  if (tmp_.empty()) return;
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const int error = errno;
+    ::unlink(tmp_.c_str());
+    fail("rename the finished output onto", error);
+  }
+}
+
+void finish_stdout() {
+  errno = 0;
+  const bool flushed = std::fflush(stdout) == 0;
+  const int error = errno;
+  if (flushed && !std::ferror(stdout)) return;
+  // An earlier write may have failed (its errno is long gone): say what we know.
+  const std::string why = !flushed && error
+                              ? std::string(std::strerror(error)) + (error == ENOSPC ? " (the disk is full)" : "")
+                              : "a write failed (a full disk, /dev/full or an I/O error)";
+  throw UserError("cannot write standard output: " + why + "; the output is incomplete", kExitRuntime);
 }
 
 std::string sha256_file(const std::string& path) {

@@ -119,6 +119,8 @@ void export_huggingface(const std::string& given, const std::string& out_dir) {
   } catch (const json::exception& e) {
     throw UserError(in("modtrain.json") + ": malformed (" + std::string(e.what()) + ")");
   }
+  if (io::same_file(out_dir, model_dir))
+    throw UserError("--out " + out_dir + " is the model directory being exported; choose another directory");
   const bool lowercase = meta.at("lowercase").get<bool>();
   const int max_len = meta.at("max_len").get<int>();
   fs::create_directories(out_dir);

@@ -1,5 +1,6 @@
 #include "modtrain/serve/model_dir.h"
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -49,6 +50,14 @@ void copy_tensor(torch::Tensor& param, const io::TensorBytes& t, const std::stri
   }
   torch::Tensor src =
       torch::from_blob(const_cast<void*>(t.data), t.shape, torch::TensorOptions().dtype(scalar_type(t.dtype)));
+  // Every weight finite, in one pass over what was just read: a NaN weight would serve NaN scores,
+  // which flag nothing (a harmful post comes back unflagged).
+  torch::Tensor finite = torch::isfinite(src);
+  if (!finite.all().item<bool>())
+    throw UserError(source + ": tensor '" + name + "' holds " +
+                    std::to_string(finite.numel() - finite.sum().item<int64_t>()) +
+                    " non-finite numbers (NaN or Inf); the weights are corrupt or training diverged: use an earlier "
+                    "checkpoint");
   param.copy_(src.to(param.dtype()));  // copy_ also moves host -> device
 }
 
@@ -106,6 +115,44 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
   if (!m.evaluation.empty()) io::write_file_atomic((fs::path(dir) / "eval.json").string(), m.evaluation + "\n");
 }
 
+namespace {
+// What a model directory says about its labels and thresholds, checked before anything is served
+// with it (a threshold of 1.5 would flag nothing, ever; labels out of step with config.json would
+// put scores under the wrong names).
+void validate_meta(const ModelMeta& m, const std::string& problem, const json& config, const std::string& file) {
+  auto bad = [&](const std::string& why) { return UserError(file + ": " + why + "; the model directory is damaged"); };
+  if (m.labels.empty()) throw bad("no labels");
+  for (size_t i = 0; i < m.labels.size(); ++i) {
+    if (m.labels[i].empty()) throw bad("label " + std::to_string(i) + " is empty");
+    for (size_t j = 0; j < i; ++j)
+      if (m.labels[j] == m.labels[i]) throw bad("label '" + m.labels[i] + "' appears twice");
+  }
+  if (problem != "multi_label" && problem != "multi_class")
+    throw bad("problem is '" + problem + "', not multi_label or multi_class");
+  if (m.thresholds.size() != m.labels.size())
+    throw bad(std::to_string(m.thresholds.size()) + " thresholds for " + std::to_string(m.labels.size()) + " labels");
+  for (size_t i = 0; i < m.thresholds.size(); ++i) {
+    const double t = m.thresholds[i];
+    // (0, 1], or the tuner's "flag nothing" value just above 1 (a precision_at target no threshold reaches)
+    if (!(t > 0 && t <= kNeverFlagThreshold))
+      throw bad("the threshold of '" + m.labels[i] + "' is " + std::to_string(t) +
+                "; thresholds are probabilities in (0, 1]");
+  }
+  if (m.max_len < 2 || m.max_len > m.bert.max_positions)
+    throw bad("max_len " + std::to_string(m.max_len) +
+              " is outside [2, max_position_embeddings = " + std::to_string(m.bert.max_positions) + "]");
+  if (config.contains("id2label")) {
+    const json& id2label = config.at("id2label");
+    for (size_t i = 0; i < m.labels.size(); ++i) {
+      const std::string key = std::to_string(i);
+      if (!id2label.contains(key) || id2label.at(key).get<std::string>() != m.labels[i])
+        throw bad("label " + key + " is '" + m.labels[i] + "' but config.json's id2label says " +
+                  (id2label.contains(key) ? "'" + id2label.at(key).get<std::string>() + "'" : "nothing"));
+    }
+  }
+}
+}  // namespace
+
 LoadedModel load_model_dir(const std::string& given, const torch::Device& device) {
   const std::string dir = resolve_model_path(given);
   auto path = [&](const char* name) { return (fs::path(dir) / name).string(); };
@@ -138,8 +185,7 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
     c.attention_dropout = config.value("attention_probs_dropout_prob", 0.1);
     c.num_labels = static_cast<int64_t>(m.labels.size());
     c.validate();
-    if (m.thresholds.size() != m.labels.size())
-      throw UserError(path("modtrain.json") + ": one threshold per label is needed");
+    validate_meta(m, mt.at("problem").get<std::string>(), config, path("modtrain.json"));
   } catch (const json::exception& e) {
     throw UserError(dir + ": malformed config.json or modtrain.json (" + std::string(e.what()) + ")");
   }

@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "modtrain/core/error.h"
 #include "modtrain/core/log.h"
+#include "modtrain/io/files.h"
 
 namespace modtrain::tools {
 
@@ -22,6 +23,9 @@ int run_local(const std::function<int()>& body) {
   } catch (const Error& e) {
     log::error(e.what());
     return e.exit_code();
+  } catch (const std::filesystem::filesystem_error& e) {
+    log::error(describe_filesystem_error(e));
+    return kExitUsage;
   } catch (const std::exception& e) {
     std::string what = e.what();
     log::error(what.substr(0, what.find('\n')));
@@ -42,7 +46,14 @@ int parse_and_run(CLI::App& app, Action& action, int argc, char** argv) {
         app.get_subcommands().empty() ? "modtrain" : ("modtrain " + app.get_subcommands().back()->get_name()).c_str());
     return kExitUsage;
   }
-  return action();
+  const int rc = action();
+  if (rc != kExitOk) return rc;
+  // Standard output is the product of many commands (tokenize, config show, data stats, eval,
+  // predict -): a failed write (a full disk, /dev/full, an I/O error) must not end in exit 0.
+  return run_local([] {
+    io::finish_stdout();
+    return kExitOk;
+  });
 }
 
 }  // namespace modtrain::tools

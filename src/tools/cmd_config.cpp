@@ -1,6 +1,5 @@
 // `modtrain config show | check | doc`: print the resolved config, validate it, or print the
 // reference of every key (docs/config.md).
-#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -9,6 +8,7 @@
 #include "modtrain/core/error.h"
 #include "modtrain/dist/guard.h"
 #include "modtrain/dist/startup.h"
+#include "modtrain/io/files.h"
 
 namespace modtrain::tools {
 namespace {
@@ -32,15 +32,9 @@ int config_check(const ConfigFlags& flags) {
 }
 
 int config_doc(const std::string& out_path) {
-  if (out_path.empty()) {
-    std::cout << config_markdown();
-    return kExitOk;
-  }
-  std::ofstream out(out_path);
-  if (!(out << config_markdown())) {
-    std::cerr << "error: cannot write " << out_path << " (check the directory exists and is writable)\n";
-    return kExitRuntime;
-  }
+  io::Output out(out_path.empty() ? "-" : out_path, {}, "--out");
+  out.write(config_markdown());
+  out.commit();
   return kExitOk;
 }
 

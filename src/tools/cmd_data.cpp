@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -17,14 +19,43 @@
 #include "modtrain/data/synth.h"
 #include "modtrain/dist/guard.h"
 #include "modtrain/dist/startup.h"
+#include "modtrain/io/files.h"
 
 namespace modtrain::tools {
 namespace {
 
-int data_synth(const SynthOptions& options) {
+// --out must be empty: synthetic shards written over part of an older dataset would leave the
+// rest behind, and data.train's glob would then mix two datasets. --force clears it first.
+void claim_output_dir(const std::string& dir, bool force) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return;
+  if (!fs::is_directory(dir, ec))
+    throw UserError("--out " + dir + " is " + io::describe_path(dir) + "; give a directory (it is created if missing)");
+  size_t entries = 0;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) ++entries;
+  if (ec) throw UserError("--out " + dir + ": cannot list it: " + ec.message(), kExitRuntime);
+  if (entries == 0) return;
+  if (!force)
+    throw UserError("--out " + dir + " is not empty (" + std::to_string(entries) +
+                    " entries); new shards would mix with what is there. Use an empty directory, or --force to "
+                    "clear it first");
+  const fs::path resolved = fs::weakly_canonical(fs::absolute(dir));
+  const char* home = std::getenv("HOME");
+  if (resolved == resolved.root_path() || (home && fs::equivalent(resolved, home, ec)))
+    throw UserError("--force would clear " + resolved.string() + "; refusing to empty / or the home directory");
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+    io::remove_tree(it->path().string());
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+    throw UserError("--force: could not clear " + dir + " (" + it->path().string() + " remains; check permissions)",
+                    kExitRuntime);
+}
+
+int data_synth(const SynthOptions& options, bool force) {
   World world;
   return run_guarded(world, [&] {
     if (!world.is_root()) return kExitOk;  // one writer
+    claim_output_dir(options.out_dir, force);
     SynthReport report = synthesize_tweets(options);
     std::printf("wrote %llu synthetic tweets to %zu files in %s\n", static_cast<unsigned long long>(report.records),
                 report.files.size(), options.out_dir.c_str());
@@ -136,7 +167,9 @@ void add_data_commands(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(1, 10000));
   s->add_option("--seed", synth->seed, "Seed (same seed, same files)")->capture_default_str();
-  s->callback([&action, synth] { action = [synth] { return data_synth(*synth); }; });
+  auto force = std::make_shared<bool>(false);
+  s->add_flag("--force", *force, "Clear a non-empty --out directory first (otherwise refused)");
+  s->callback([&action, synth, force] { action = [synth, force] { return data_synth(*synth, *force); }; });
 
   auto prepare_flags = std::make_shared<ConfigFlags>();
   auto threads = std::make_shared<int>(0);

@@ -3,8 +3,11 @@
 // flagged by the model's thresholds, ids carried through, the same normalisation and tokenizer as
 // training. Bad input lines follow the data.on_bad_record policies (fail / skip, with line numbers).
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -14,8 +17,10 @@
 #include "modtrain/core/log.h"
 #include "modtrain/data/raw_reader.h"
 #include "modtrain/data/tweet_normalizer.h"
+#include "modtrain/io/files.h"
 #include "modtrain/serve/hf_export.h"
 #include "modtrain/serve/model_dir.h"
+#include "modtrain/serve/model_path.h"
 #include "modtrain/train/evaluator.h"
 
 namespace modtrain::tools {
@@ -34,8 +39,15 @@ struct Pending {
 
 class Predictor {
  public:
-  Predictor(LoadedModel& loaded, std::ostream& out, int batch)
-      : m_(loaded), out_(out), batch_(batch), tokenizer_(loaded.vocab, {loaded.meta.lowercase, 100}) {}
+  // `bad(where, reason)` applies the bad-record policy (throws, or counts and skips).
+  using BadRecord = std::function<void(const std::string& where, const std::string& reason)>;
+  Predictor(LoadedModel& loaded, io::Output& out, int batch, std::string source, BadRecord bad)
+      : m_(loaded),
+        out_(out),
+        batch_(batch),
+        tokenizer_(loaded.vocab, {loaded.meta.lowercase, 100}),
+        source_(std::move(source)),
+        bad_(std::move(bad)) {}
 
   void add(std::string id, uint64_t line, const std::string& raw_text) {
     std::string_view text = raw_text;
@@ -66,6 +78,18 @@ class Predictor {
     const float* p = probs.data_ptr<float>();
     const size_t L = m_.meta.labels.size();
     for (int64_t i = 0; i < b; ++i) {
+      const Pending& r = pending_[static_cast<size_t>(i)];
+      // A non-finite score must never read as "not flagged": the record is an error.
+      size_t nonfinite = L;
+      for (size_t l = 0; l < L && nonfinite == L; ++l)
+        if (!std::isfinite(p[static_cast<size_t>(i) * L + l])) nonfinite = l;
+      if (nonfinite < L) {
+        bad_(source_ + ":" + std::to_string(r.line), "the model's score for '" + m_.meta.labels[nonfinite] +
+                                                         "' is not a finite number (the weights or this input "
+                                                         "overflow); no flags can be given");
+        continue;
+      }
+      ++records_;
       nlohmann::ordered_json scores = nlohmann::ordered_json::object(), flagged = nlohmann::ordered_json::array();
       size_t best = 0;
       for (size_t l = 0; l < L; ++l) {
@@ -75,21 +99,21 @@ class Predictor {
         if (m_.meta.problem == Problem::kMultiLabel && v >= m_.meta.thresholds[l]) flagged.push_back(m_.meta.labels[l]);
       }
       if (m_.meta.problem == Problem::kMultiClass) flagged.push_back(m_.meta.labels[best]);
-      const Pending& r = pending_[static_cast<size_t>(i)];
-      out_ << nlohmann::ordered_json{{"id", r.id}, {"line", r.line}, {"scores", scores}, {"flagged", flagged}}.dump(
-                  -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
-           << '\n';
+      out_.write(nlohmann::ordered_json{{"id", r.id}, {"line", r.line}, {"scores", scores}, {"flagged", flagged}}.dump(
+                     -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) +
+                 "\n");
     }
-    records_ += static_cast<uint64_t>(b);
     pending_.clear();
   }
   uint64_t records() const { return records_; }
 
  private:
   LoadedModel& m_;
-  std::ostream& out_;
+  io::Output& out_;
   int batch_;
   WordPieceTokenizer tokenizer_;
+  std::string source_;
+  BadRecord bad_;
   std::string normalized_;
   std::vector<Pending> pending_;
   uint64_t records_ = 0;
@@ -98,19 +122,18 @@ class Predictor {
 int predict(const PredictFlags& flags) {
   const auto start = std::chrono::steady_clock::now();
   LoadedModel loaded = load_model_dir(flags.model, torch::kCPU);
-  std::ofstream file;
-  if (flags.output != "-") {
-    file.open(flags.output);
-    if (!file) throw UserError("--output: cannot write " + flags.output);
-  }
-  std::ostream& out = flags.output == "-" ? std::cout : file;
-  Predictor predictor(loaded, out, flags.batch);
-  uint64_t rejected = 0;
+  std::vector<std::string> inputs = {flags.input};
+  for (const char* f : {"model.safetensors", "config.json", "modtrain.json", "vocab.txt"})
+    inputs.push_back((std::filesystem::path(resolve_model_path(flags.model)) / f).string());
+  io::Output out(flags.output, inputs, "--output");
+  uint64_t rejected = 0, blank = 0;
   auto bad = [&](const std::string& where, const std::string& reason) {
     if (flags.on_bad_record == "fail") throw UserError(where + ": " + reason + " (use --on-bad-record skip to go on)");
     log::warn(where + ": " + reason + "; skipped");
     ++rejected;
   };
+  const std::string source = flags.input == "-" ? "<stdin>" : flags.input;
+  Predictor predictor(loaded, out, flags.batch, source, bad);
   const bool plain =
       flags.input == "-" || (flags.input.size() > 4 && flags.input.compare(flags.input.size() - 4, 4, ".txt") == 0);
   if (plain) {  // one text per line; the id is the line number
@@ -124,8 +147,8 @@ int predict(const PredictFlags& flags) {
     std::string line;
     for (uint64_t n = 1; std::getline(src, line); ++n) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.find_first_not_of(" \t") == std::string::npos) {
-        bad(name + ":" + std::to_string(n), "empty text");
+      if (line.find_first_not_of(" \t") == std::string::npos) {  // as `data prepare`: skipped and counted
+        ++blank;
         continue;
       }
       predictor.add(std::to_string(n), n, line);
@@ -136,7 +159,10 @@ int predict(const PredictFlags& flags) {
     RawRecord record;
     std::string reason;
     while (reader.next(unit)) {
-      if (unit.blank) continue;
+      if (unit.blank) {
+        ++blank;
+        continue;
+      }
       if (!reader.decode(unit, record, reason)) {
         bad(flags.input + ":" + std::to_string(unit.line), reason);
         continue;
@@ -145,12 +171,11 @@ int predict(const PredictFlags& flags) {
     }
   }
   predictor.flush();
-  out.flush();
-  if (!out) throw UserError("--output: cannot write " + flags.output + " (disk full?)", kExitRuntime);
+  out.commit();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::fprintf(stderr, "predicted %llu records (%llu rejected) in %.2f s: %.0f records/s\n",
-               static_cast<unsigned long long>(predictor.records()), static_cast<unsigned long long>(rejected), seconds,
-               predictor.records() / std::max(seconds, 1e-9));
+  std::fprintf(stderr, "predicted %llu records (%llu rejected, %llu blank lines skipped) in %.2f s: %.0f records/s\n",
+               static_cast<unsigned long long>(predictor.records()), static_cast<unsigned long long>(rejected),
+               static_cast<unsigned long long>(blank), seconds, predictor.records() / std::max(seconds, 1e-9));
   return kExitOk;
 }
 
@@ -165,7 +190,11 @@ void add_predict_commands(CLI::App& app, Action& action) {
   e->callback([&action, export_flags] {
     action = [export_flags] {
       return run_local([&] {
+        // Read and validate what is exported (metadata, vocab, every weight finite), then the
+        // written copy the same way: an export is never a byte copy of a corrupt model.
+        load_model_dir(export_flags->first, torch::kCPU);
         export_huggingface(export_flags->first, export_flags->second);
+        load_model_dir(export_flags->second, torch::kCPU);
         std::printf("exported %s -> %s\n", export_flags->first.c_str(), export_flags->second.c_str());
         return kExitOk;
       });

@@ -37,7 +37,12 @@ int tokenizer_train(TrainFlags flags) {
     trainer.add_texts(texts);
     texts.clear();
   };
-  for (const auto& file : expand_globs(flags.inputs, "--input")) {
+  const std::vector<std::string> files = expand_globs(flags.inputs, "--input");
+  for (const auto& file : files)
+    if (io::same_file(file, flags.out))
+      throw UserError("--out " + flags.out + " is the same file as the input " + file +
+                      "; writing it would destroy what is being read: choose another output path");
+  for (const auto& file : files) {
     bool plain = file.size() > 4 && file.compare(file.size() - 4, 4, ".txt") == 0;
     if (plain) {  // one text per line
       std::ifstream in(file, std::ios::binary);
@@ -85,11 +90,16 @@ int tokenizer_train(TrainFlags flags) {
 struct TokenizeFlags {
   std::string vocab;
   bool cased = false, tweets = false;
-  size_t max_len = 0;
+  int64_t max_len = 0;
   int threads = 1;
 };
 
 int tokenize(const TokenizeFlags& flags) {
+  if (flags.max_len < 0 || flags.max_len == 1)
+    throw UserError("--max-len " + std::to_string(flags.max_len) +
+                    (flags.max_len < 0 ? " is negative" : " leaves no room for [CLS] and [SEP]") +
+                    "; give 0 (no limit) or 2 and more");
+  io::Output out("-", {});
   auto vocab = std::make_shared<Vocab>(Vocab::load(flags.vocab));
   WordPieceTokenizer tokenizer(vocab, {!flags.cased, 100});
   const size_t threads = static_cast<size_t>(std::max(1, flags.threads));
@@ -104,7 +114,7 @@ int tokenize(const TokenizeFlags& flags) {
         normalize_tweet(text, normalized);
         text = normalized;
       }
-      tokenizer.encode(text, ids, flags.max_len);
+      tokenizer.encode(text, ids, static_cast<size_t>(flags.max_len));
       std::string& out = outputs[i];
       out = "[";
       for (size_t k = 0; k < ids.size(); ++k) {
@@ -131,9 +141,9 @@ int tokenize(const TokenizeFlags& flags) {
     }
     encode_range(0, std::min(lines.size(), per));
     for (auto& th : pool) th.join();
-    for (const auto& o : outputs) std::fwrite(o.data(), 1, o.size(), stdout);
+    for (const auto& o : outputs) out.write(o);  // a failed write stops here, naming the cause
   }
-  std::fflush(stdout);
+  out.commit();
   return kExitOk;
 }
 
@@ -163,7 +173,7 @@ void add_tokenizer_commands(CLI::App& app, Action& action) {
   k->add_option("--vocab", tok->vocab, "vocab.txt")->required();
   k->add_flag("--cased", tok->cased, "Cased vocabulary: no lowercasing or accent stripping");
   k->add_flag("--tweets", tok->tweets, "Normalise tweets first (@user, http, entities, whitespace)");
-  k->add_option("--max-len", tok->max_len, "Truncate to this many ids, [CLS] and [SEP] included (0 = none)");
+  k->add_option("--max-len", tok->max_len, "Truncate to this many ids, [CLS] and [SEP] included (0 = none, else >= 2)");
   k->add_option("--threads", tok->threads, "Threads (default 1)")->check(CLI::Range(1, 1024));
   k->callback([&action, tok] { action = [tok] { return run_local([&] { return tokenize(*tok); }); }; });
 }

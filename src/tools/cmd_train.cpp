@@ -1,11 +1,13 @@
 // `modtrain train` (the main job) and `modtrain eval` (a trained model on labelled data).
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
 #include <iostream>
 #include <memory>
+#include <thread>
 #include "modtrain/io/files.h"
 
 #include "commands.h"
@@ -29,11 +31,46 @@ struct TrainFlags {
   RunControl control;
 };
 
+// The prepared data is a cache of data.train / data.valid for this config. Rank 0 checks it (file
+// stats, the vocab's hash, the config fields that shape it); stale or missing, it is prepared again
+// (data.prepare: auto; rank 0 while the others wait) or every rank stops with what changed (check).
+void ensure_prepared(const World& world, const Config& config) {
+  std::string verdict;  // "" fresh, "S<reason>" stale, "E<message>" an error
+  if (world.is_root()) {
+    try {
+      const std::string stale = prepared_data_stale(config);
+      if (!stale.empty()) verdict = "S" + stale;
+    } catch (const UserError& e) {
+      verdict = "E" + std::string(e.what());
+    }
+  }
+  if (world.size() > 1) verdict = world.all_gather(verdict)[0];
+  if (verdict.empty()) return;
+  const std::string what = verdict.substr(1);
+  if (verdict[0] == 'E' || config.data.prepare == PreparePolicy::kCheck) {
+    const std::string message = verdict[0] == 'E'
+                                    ? what
+                                    : "the prepared data in " + config.data.prepared_dir + " is stale: " + what +
+                                          "; run `modtrain data prepare` with this config (or set data.prepare: auto)";
+    if (world.is_root()) log::error(message);
+    throw CollectiveError(message, kExitUsage, /*already_reported=*/true);
+  }
+  if (world.is_root()) {
+    log::info("data.prepare: auto: preparing " + config.data.prepared_dir + " again (" + what + ")");
+    PrepareOptions options;
+    options.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.local_size());
+    PrepareReport report = prepare_data(config, options);
+    std::fprintf(stderr, "%s", report.summary().c_str());
+  }
+  world.barrier_polling();  // the others wait without spinning on the cores
+}
+
 int train(const TrainFlags& flags) {
   World world;
   signals::install_handlers();  // SIGTERM / SIGUSR1: finish the step, checkpoint, exit 0; SIGUSR2: checkpoint, go on
   return run_guarded(world, [&] {
     ResolvedConfig resolved = resolve_config_on_all_ranks(world, flags.config.path, flags.config.overrides);
+    ensure_prepared(world, resolved.config);
     Placement placement = place_rank(world, resolved.config.dist);
     DistributedTraining distributed(world, placement, resolved.config);
     Trainer trainer(resolved, placement, distributed.comms());
@@ -82,7 +119,9 @@ int eval(const EvalFlags& flags) {
   c.tokenizer.vocab = (fs::path(resolve_model_path(flags.model)) / "vocab.txt").string();
   c.tokenizer.lowercase = m.lowercase;
   c.tokenizer.normalize_tweets = m.normalize_tweets;
-  PrepareReport prepared = prepare_data(c, {});
+  PrepareOptions prepare_options;
+  prepare_options.skip_hint = "use --on-bad-record skip to leave such records out";
+  PrepareReport prepared = prepare_data(c, prepare_options);
   if (!flags.json) {
     std::string summary = prepared.summary();
     if (summary.rfind("train:", 0) == 0) summary.replace(0, 6, "eval data:");  // the scratch split is named train
@@ -97,6 +136,10 @@ int eval(const EvalFlags& flags) {
   o.pad_id = loaded.vocab->pad_id();
   o.fixed_thresholds = m.thresholds;  // the model's own thresholds
   EvalResult r = evaluate_model(*loaded.model, data, o);
+  if (!std::isfinite(r.report.loss))
+    throw Error("the model's loss on " + std::to_string(r.report.records) +
+                    " records is not a finite number; its scores cannot be trusted (overflowing logits?)",
+                kExitRuntime);
   std::cout << (flags.json ? r.report.to_json() + "\n" : r.report.to_table());
   return kExitOk;
 }

@@ -155,13 +155,18 @@ void load_optimizer_state(const std::string& path, torch::optim::AdamW& optimize
       throw bad("has unexpected dtypes");
     if (m->shape != p.sizes().vec() || v->shape != p.sizes().vec()) throw bad("does not match the parameter's shape");
     auto options = torch::TensorOptions().dtype(torch::kFloat32);
-    auto s = std::make_unique<torch::optim::AdamWParamState>();
-    s->exp_avg(
-        torch::from_blob(const_cast<void*>(m->data), m->shape, options).to(p.device(), p.scalar_type(), false, true));
-    s->exp_avg_sq(
-        torch::from_blob(const_cast<void*>(v->data), v->shape, options).to(p.device(), p.scalar_type(), false, true));
+    torch::Tensor exp_avg = torch::from_blob(const_cast<void*>(m->data), m->shape, options);
+    torch::Tensor exp_avg_sq = torch::from_blob(const_cast<void*>(v->data), v->shape, options);
+    // Resuming from NaN/Inf moments would poison every later step (or skip them all): refuse.
+    if (!torch::isfinite(exp_avg).all().item<bool>() || !torch::isfinite(exp_avg_sq).all().item<bool>())
+      throw bad("holds non-finite numbers (NaN or Inf); resume from an earlier checkpoint (--resume PATH)");
+    if ((exp_avg_sq < 0).any().item<bool>()) throw bad("has a negative exp_avg_sq; the file is corrupt");
     int64_t steps = 0;
     std::memcpy(&steps, step->data, sizeof steps);
+    if (steps < 0) throw bad("has a negative step count; the file is corrupt");
+    auto s = std::make_unique<torch::optim::AdamWParamState>();
+    s->exp_avg(exp_avg.to(p.device(), p.scalar_type(), false, true));
+    s->exp_avg_sq(exp_avg_sq.to(p.device(), p.scalar_type(), false, true));
     s->step(steps);
     state[state_key(state, p)] = std::move(s);
     ++restored;
@@ -208,14 +213,37 @@ std::vector<std::pair<int64_t, fs::path>> list_steps(const fs::path& dir) {
 std::string Checkpoints::save(const CheckpointContent& c, bool best) {
   const fs::path final_dir = fs::path(dir_) / name(c.state.step);
   if (!writer_) return final_dir.string();
+  const std::string tmp = (fs::path(dir_) / (".tmp-" + name(c.state.step))).string();
   try {
     write(c, best);
   } catch (const fs::filesystem_error& e) {
+    io::remove_tree(tmp);  // a partial checkpoint helps nobody and takes the room the next save needs
     throw UserError("cannot write checkpoint " + final_dir.string() + ": " + e.code().message() + " (" +
                         e.path1().string() + "); is run.dir writable, with room for the model and optimiser state?",
                     kExitRuntime);
+  } catch (...) {
+    io::remove_tree(tmp);
+    throw;
   }
   return final_dir.string();
+}
+
+size_t Checkpoints::remove_stale_temporaries() const {
+  if (!writer_) return 0;
+  size_t removed = 0;
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (auto it = fs::directory_iterator(dir_, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string entry = it->path().filename().string();
+    // .tmp-step-N/: never renamed into place (incomplete by construction); NAME.tmp.PID: an atomic
+    // write that did not finish. (.old-step-N/ may be the only copy of a step: resolve() handles it.)
+    if (entry.rfind(".tmp-step-", 0) == 0 || entry.find(".tmp.") != std::string::npos) stale.push_back(it->path());
+  }
+  for (const auto& path : stale) {
+    io::remove_tree(path.string());
+    removed += !fs::exists(path, ec);
+  }
+  return removed;
 }
 
 void Checkpoints::write(const CheckpointContent& c, bool best) {

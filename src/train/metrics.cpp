@@ -94,7 +94,8 @@ double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy) {
   // the next lower score: the same records are flagged here, and a record whose score comes out a
   // rounding error lower at serving time (another batch, another runtime) is not dropped.
   auto between = [&](size_t i) {
-    return i + 1 < c.thresholds.size() ? (c.thresholds[i] + c.thresholds[i + 1]) / 2 : c.thresholds[i];
+    const double t = i + 1 < c.thresholds.size() ? (c.thresholds[i] + c.thresholds[i + 1]) / 2 : c.thresholds[i];
+    return std::max(t, std::numeric_limits<double>::min());  // > 0: a model directory's thresholds are in (0, 1]
   };
   if (policy.kind == ThresholdPolicy::Kind::kMaxF1) {
     double best_f1 = -1;
@@ -117,7 +118,7 @@ double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy) {
       found = true;
     }
   }
-  return found ? between(best) : std::nextafter(1.0, 2.0);  // nothing reaches it: flag nothing
+  return found ? between(best) : kNeverFlagThreshold;  // nothing reaches it: flag nothing
 }
 
 EvalReport evaluate_scores(const std::vector<std::string>& names, Problem problem, const std::vector<float>& probs,

@@ -15,7 +15,12 @@ RunDir::RunDir(std::string dir, bool writer) : dir_(std::move(dir)), writer_(wri
   if (!writer_) return;
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
-  if (ec) throw UserError("run.dir: cannot create " + dir_ + ": " + ec.message(), kExitRuntime);
+  if (ec) {  // a bad path (a parent that is a file, no permission) is a usage error; a full disk is not
+    const bool disk = ec == std::errc::no_space_on_device || ec == std::errc::io_error;
+    throw UserError("run.dir: cannot create " + dir_ + ": " + ec.message() +
+                        (disk ? "" : "; check the path: every parent must be a directory you can write to"),
+                    disk ? kExitRuntime : kExitUsage);
+  }
   metrics_.open(path("metrics.jsonl"), std::ios::app);
   if (!metrics_) throw UserError("run.dir: cannot write " + path("metrics.jsonl"), kExitRuntime);
 }

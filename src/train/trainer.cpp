@@ -158,6 +158,9 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
 }
 
 int64_t Trainer::resume(const std::string& resume) {
+  if (const size_t stale = checkpoints_.remove_stale_temporaries())
+    log::info("removed " + std::to_string(stale) + " unfinished checkpoint file(s) in " + checkpoints_.dir() +
+              " left by an earlier run (a failed or killed save)");
   const std::string dir = resume.empty() ? "" : Checkpoints::resolve(resume, config_.run.dir, rank_ == 0);
   if (dir.empty()) {
     if (resume.empty() && std::filesystem::exists(std::filesystem::path(checkpoints_.dir()) / "latest") && rank_ == 0)
@@ -419,24 +422,27 @@ TrainOutcome Trainer::run(const RunControl& control) {
         std::string why =
             what + (c.train.on_nonfinite == NonFinitePolicy::kStop ? "; stopping (train.on_nonfinite=stop)"
                                                                    : "; 20 steps in a row, stopping");
-        why += ". Lower train.lr, check the data, or use train.precision=bf16 instead of fp16";
+        why +=
+            ". Likely causes, most likely first: bad input data or a damaged optimiser state (a resumed run: try "
+            "an earlier checkpoint), a learning rate too high (lower train.lr), fp16 overflow (use "
+            "train.precision=bf16)";
         if (rank_ == 0) log::error(why);
         throw CollectiveError(why, kExitRuntime, /*already_reported=*/true);
       }
       if (!scaler_.enabled()) log::warn(what + "; step skipped (train.on_nonfinite=skip)");
-      continue;
+    } else {
+      consecutive_skips = 0;
+      if (c.dist.check_replicas_every > 0 && (step + 1) % c.dist.check_replicas_every == 0)
+        check_replicas(named_parameters(*model_), *collectives_, step + 1);
+      window_loss += s.loss;
+      ++window_steps;
+      window_samples += s.samples;
+      window_tokens += s.tokens;
+      out.last_loss = s.loss;
     }
-    consecutive_skips = 0;
-    if (c.dist.check_replicas_every > 0 && (step + 1) % c.dist.check_replicas_every == 0)
-      check_replicas(named_parameters(*model_), *collectives_, step + 1);
-    window_loss += s.loss;
-    ++window_steps;
-    window_samples += s.samples;
-    window_tokens += s.tokens;
-    out.last_loss = s.loss;
 
-    // ---- logging: every log.every steps and at the last step ----
-    if ((step + 1) % c.log.every == 0 || step + 1 == total_steps_) {
+    // ---- logging: every log.every steps and at the last step (not after a skipped step) ----
+    if (!s.skipped && ((step + 1) % c.log.every == 0 || step + 1 == total_steps_)) {
       std::vector<double> totals = {window_loss, static_cast<double>(window_steps), static_cast<double>(window_samples),
                                     static_cast<double>(window_tokens)};
       collectives_->sum(totals, "logged training values");  // loss averaged over ranks, throughput summed
@@ -467,14 +473,15 @@ TrainOutcome Trainer::run(const RunControl& control) {
 
     // ---- evaluation: every eval.every steps (the final one follows the loop) ----
     bool best = false;
-    if (valid_data_ && c.eval.every > 0 && (step + 1) % c.eval.every == 0 && step + 1 < total_steps_) {
+    if (!s.skipped && valid_data_ && c.eval.every > 0 && (step + 1) % c.eval.every == 0 && step + 1 < total_steps_) {
       EvalResult r = evaluate();
       eval_event(step + 1, r);
       best = track_best(step + 1, r.report);
       window_start = std::chrono::steady_clock::now();  // throughput counts training time only
     }
 
-    // ---- checkpoints: every checkpoint.every steps, a new best, a stop or a SIGUSR2 request ----
+    // ---- checkpoints: every checkpoint.every steps, a new best, a stop or a SIGUSR2 request; after
+    //      every step, skipped or not (a stop or --stop-after must not wait for a good step) ----
     const bool stop = checkpoint_after(step + 1, best, control, progress, out);
     if (out.checkpoint_step == step + 1) window_start = std::chrono::steady_clock::now();
     if (stop) {

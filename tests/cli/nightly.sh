@@ -22,7 +22,8 @@ PY
 # Impossible bars: the verdict must turn.
 /usr/bin/python3 -c '
 import json, sys
-b = json.load(open(sys.argv[1])); b["quality_floor"]["roc_auc"] = 0.999; b["train_samples_per_s"] = 1e9
+b = json.load(open(sys.argv[1])); b["quality_floor"]["roc_auc"] = 0.999
+for m in b["throughput"]["by_machine"].values(): m["train_per_reference"] = 1e9
 json.dump(b, open(sys.argv[2], "w"))' "$repo/bench/baseline/nightly.json" "$dir/impossible.json"
 /usr/bin/python3 "$repo/scripts/nightly_report.py" --out "$dir/n" --work "$dir/n/work" --baseline "$dir/impossible.json" > "$dir/fail.txt"
 rc=$?

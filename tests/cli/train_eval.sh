@@ -56,14 +56,18 @@ for r in rows:
     assert list(r["scores"]) == meta["labels"], list(r["scores"])  # the model's label order
     assert r["flagged"] == [l for l, t in zip(meta["labels"], meta["thresholds"]) if r["scores"][l] >= t], r
 PY
-printf 'you are pathetic @bob\n\nbuy now http://x.co\n' | "$mt" predict --model run/model --input - --on-bad-record skip > stdin.jsonl 2> stdin.err
+# blank lines are skipped and counted, as `data prepare` does (a trailing one too)
+printf 'you are pathetic @bob\n\nbuy now http://x.co\n \n' | "$mt" predict --model run/model --input - > stdin.jsonl 2> stdin.err
 [[ $(wc -l < stdin.jsonl) -eq 2 ]] || fail "predict from stdin"
-grep -q "<stdin>:2: empty text; skipped" stdin.err || fail "predict reports the bad line"
-grep -q "predicted 2 records (1 rejected)" stdin.err || fail "predict throughput line"
+grep -q "predicted 2 records (0 rejected, 2 blank lines skipped)" stdin.err || fail "predict summary line: $(cat stdin.err)"
+printf '{"id": "a", "text": "ok"}\n{"id": "b", "text": \n' > bad.jsonl
+"$mt" predict --model run/model --input bad.jsonl --on-bad-record skip > skip.jsonl 2> skip.err
+[[ $(wc -l < skip.jsonl) -eq 1 ]] && grep -q "bad.jsonl:2: .*; skipped" skip.err && grep -q "(1 rejected" skip.err ||
+  fail "predict skip policy: $(cat skip.err)"
 set +e
-printf 'ok\n\n' | "$mt" predict --model run/model --input - > /dev/null 2> fail.err; rc=$?
+"$mt" predict --model run/model --input bad.jsonl > /dev/null 2> fail.err; rc=$?
 set -e
-[[ $rc -eq 2 ]] && grep -q "error: <stdin>:2: empty text (use --on-bad-record skip" fail.err || fail "predict fail policy"
+[[ $rc -eq 2 ]] && grep -q "error: bad.jsonl:2: .*(use --on-bad-record skip" fail.err || fail "predict fail policy: $(cat fail.err)"
 
 # export: the Hugging Face layout, tokenizer.json consistent with the vocab and settings
 "$mt" export --checkpoint run/model --out hf > /dev/null

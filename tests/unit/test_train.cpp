@@ -205,8 +205,20 @@ TEST_CASE("non-finite gradients: reported and skipped, or the run stops", "[trai
   // skip: every step is skipped (the NaN weight never heals), and 20 in a row end the run
   Trainer skip(train_data().config(r2, {"train.max_steps=30", "train.warmup_steps=1", "data.valid=[]"}), cpu(), {});
   poisoned(skip);
-  CHECK_THROWS_WITH(skip.run(),
-                    Catch::Matchers::Contains("step 20: non-finite") && Catch::Matchers::Contains("20 steps in a row"));
+  CHECK_THROWS_WITH(skip.run(), Catch::Matchers::Contains("step 20: non-finite") &&
+                                    Catch::Matchers::Contains("20 steps in a row") &&
+                                    Catch::Matchers::Contains("bad input data or a damaged optimiser state"));
+  // a stop (here --stop-after) is honoured after skipped steps too: it must not wait for a good one
+  test::TempDir r3;
+  Trainer stopped(train_data().config(r3, {"train.max_steps=30", "train.warmup_steps=1", "data.valid=[]"}), cpu(), {});
+  poisoned(stopped);
+  RunControl control;
+  control.stop_after = 3;
+  TrainOutcome out = stopped.run(control);
+  CHECK(out.stopped_early);
+  CHECK(out.steps == 3);
+  CHECK(out.skipped_steps == 3);
+  CHECK(std::filesystem::exists(r3.path / "checkpoints" / "step-0000003" / "trainer_state.json"));
 }
 
 namespace {

@@ -12,6 +12,7 @@ namespace modtrain {
 
 enum class Problem { kMultiLabel, kMultiClass };
 enum class BadRecordPolicy { kFail, kSkip };
+enum class PreparePolicy { kAuto, kCheck };
 enum class ModelArch { kBert };
 enum class Schedule { kConstant, kLinear, kCosine };
 enum class Precision { kFp32, kBf16, kFp16 };
@@ -28,6 +29,10 @@ struct ThresholdPolicy {
   double value = 0.5;  // the fixed threshold, or the target precision
   bool operator==(const ThresholdPolicy& o) const { return kind == o.kind && value == o.value; }
 };
+
+// The threshold that never flags: the double just above 1 (std::nextafter(1.0, 2.0)), written by
+// threshold tuning when no cut reaches a precision_at target. Valid thresholds are (0, 1] or this.
+constexpr double kNeverFlagThreshold = 1.0000000000000002;
 
 // Per-label weight of positive examples in the multi_label loss: none, auto (negatives /
 // positives over the annotated training records, capped by train.pos_weight_cap) or explicit
@@ -56,6 +61,7 @@ struct DataConfig {
   int max_len = 128;
   std::string prepared_dir = "runs/default/prepared";
   BadRecordPolicy on_bad_record = BadRecordPolicy::kFail;
+  PreparePolicy prepare = PreparePolicy::kAuto;  // train: re-prepare stale or missing data (auto) or refuse (check)
   bool group_by_length = false;
 };
 
@@ -142,6 +148,7 @@ struct Config {
 // Enum <-> text as written in YAML ("multi_label", "bf16", ...).
 const char* to_string(Problem v);
 const char* to_string(BadRecordPolicy v);
+const char* to_string(PreparePolicy v);
 const char* to_string(ModelArch v);
 const char* to_string(Schedule v);
 const char* to_string(Precision v);

@@ -2,6 +2,7 @@
 // message that says what, where and how to fix it; `main` prints it as one line and exits.
 #pragma once
 
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 
@@ -54,5 +55,10 @@ class CollectiveError : public Error {
  private:
   bool already_reported_;
 };
+
+// One user-facing line for a std::filesystem error that escaped (a parent that is a file, a
+// directory that cannot be created, permissions): the path, the cause and what to check, instead
+// of "filesystem error: cannot create directories: Not a directory". Its exit code is kExitUsage.
+std::string describe_filesystem_error(const std::filesystem::filesystem_error& e);
 
 }  // namespace modtrain

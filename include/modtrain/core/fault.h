@@ -1,6 +1,8 @@
 // Fault injection for tests of crash safety: with MODTRAIN_FAULT=<name> in the environment,
 // fault::point("<name>") kills the calling process with SIGKILL (no cleanup, no flush), as a
-// node failure or an OOM kill would. A no-op otherwise (one getenv, cached).
+// node failure or an OOM kill would; with MODTRAIN_FAULT=<name>:enospc it throws the error a
+// write to a full disk throws, so the cleanup paths of failed writes can be tested anywhere.
+// A no-op otherwise (one getenv, cached).
 #pragma once
 
 namespace modtrain::fault {

@@ -13,13 +13,19 @@
 
 namespace modtrain {
 
-inline constexpr int kManifestVersion = 1;
+// 2: what the shards were made from (patterns, each source's absolute path, size and mtime) and
+// each shard's size and checksum, checked when training starts and when a shard is opened.
+inline constexpr int kManifestVersion = 2;
 
 struct ShardEntry {
-  std::string file;    // relative to the prepared dir: "train-00000.bin"
-  std::string source;  // the raw shard it came from
+  std::string file;         // relative to the prepared dir: "train-00000.bin"
+  std::string source;       // the raw shard it came from, as data.train/valid's pattern matched it
+  std::string source_path;  // the same, absolute (v2)
   uint64_t source_bytes = 0;
-  uint64_t records = 0;  // kept records
+  int64_t source_mtime_ns = 0;  // its modification time when it was read (v2)
+  uint64_t bytes = 0;           // the shard file's size (v2)
+  std::string checksum;         // the shard's body checksum, 16 hex digits, as in its header (v2)
+  uint64_t records = 0;         // kept records
   uint64_t tokens = 0;
   uint64_t input_records = 0;  // records read (lines for JSONL, rows for CSV/TSV), blank lines excluded
   uint64_t rejected = 0;
@@ -29,6 +35,7 @@ struct ShardEntry {
 };
 
 struct SplitEntry {
+  std::vector<std::string> patterns;  // data.train / data.valid when it was prepared (v2)
   std::vector<ShardEntry> shards;
   uint64_t records() const;
   uint64_t input_records() const;

@@ -15,6 +15,8 @@ namespace modtrain {
 struct PrepareOptions {
   int threads = 0;        // 0 = all cores
   bool progress = false;  // a live progress line on stderr (when it is a terminal)
+  // How the user skips bad records, in the words of the command that prepares (`eval` has a flag).
+  std::string skip_hint = "set data.on_bad_record=skip to write such records to rejected.jsonl and go on";
 };
 
 struct PrepareReport {
@@ -24,5 +26,12 @@ struct PrepareReport {
 };
 
 PrepareReport prepare_data(const Config& config, const PrepareOptions& options);
+
+// Why data.prepared_dir no longer matches its sources and this config, in one phrase ("data.max_len
+// is 128, it was prepared with 64", "data/train-00001.jsonl changed since it was prepared ..."), or
+// "" when it matches. Cheap: stats of the raw files, the vocab's hash and the shards' sizes; the
+// shards' checksums are verified when they are opened (PreparedDataset::open). Throws UserError
+// when data.train / data.valid match nothing.
+std::string prepared_data_stale(const Config& config);
 
 }  // namespace modtrain

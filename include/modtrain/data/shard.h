@@ -36,7 +36,9 @@ class ShardWriter {
   void add(const std::vector<int32_t>& ids, const uint8_t* labels, uint64_t source_line);
   uint64_t records() const { return lines_.size(); }
   uint64_t tokens() const { return tokens_.size() / schema_.token_bytes; }
-  void finish();  // writes and renames into place
+  void finish();                                   // writes and renames into place
+  uint64_t checksum() const { return checksum_; }  // after finish(): the body checksum in the header
+  uint64_t bytes() const { return bytes_; }        // after finish(): the file's size
 
  private:
   std::string path_;
@@ -45,6 +47,7 @@ class ShardWriter {
   std::vector<uint64_t> lines_;
   std::vector<uint8_t> tokens_;  // token_bytes each, little-endian
   std::vector<uint8_t> labels_;
+  uint64_t checksum_ = 0, bytes_ = 0;
 };
 
 // A validated, memory-mapped shard.
@@ -62,11 +65,13 @@ class PreparedShard {
   std::vector<int32_t> ids(uint64_t record) const;
   const uint8_t* labels(uint64_t record) const { return labels_ + record * num_labels_; }
   uint64_t source_line(uint64_t record) const { return lines_[record]; }
+  uint64_t checksum() const { return checksum_; }  // of the body, verified at open
+  uint64_t bytes() const { return file_->size(); }
   const std::string& path() const { return file_->path(); }
 
  private:
   std::shared_ptr<io::MappedFile> file_;
-  uint64_t records_ = 0, tokens_ = 0;
+  uint64_t records_ = 0, tokens_ = 0, checksum_ = 0;
   uint32_t token_bytes_ = 2, num_labels_ = 0;
   const uint64_t* offsets_ = nullptr;
   const uint64_t* lines_ = nullptr;

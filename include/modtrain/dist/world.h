@@ -28,6 +28,9 @@ class World {
   std::string hostname() const { return hostname_; }
 
   void barrier() const;
+  // A barrier for long waits (one rank busy for minutes): polls with short sleeps instead of
+  // spinning, so the waiting ranks leave the cores to the busy one.
+  void barrier_polling() const;
   std::vector<uint64_t> all_gather(uint64_t value) const;  // [size], index = rank
   std::vector<std::string> all_gather(const std::string& value) const;
 

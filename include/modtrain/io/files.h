@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,7 +18,24 @@ void write_file_atomic(const std::string& path, const std::vector<std::string_vi
 // fsync a file or directory by path (a directory after a rename makes the rename durable).
 void fsync_path(const std::string& path);
 
-std::string read_file(const std::string& path);  // throws UserError naming the path
+// The default cap of read_file: far above any config, vocabulary, tokenizer.json or pointer file,
+// far below what a mistaken path (a device, a dataset) would make us allocate.
+constexpr size_t kMaxReadBytes = size_t{256} << 20;
+
+// Reads a whole regular file. Refuses what is not one (a directory, a FIFO that would block, a
+// character device such as /dev/zero that never ends, a socket) and files over `max_bytes`;
+// a read error (EIO, EISDIR ...) is an error naming the cause, never an empty string. `what` names
+// the file's role in messages ("config file", "vocab"). Throws UserError naming the path.
+std::string read_file(const std::string& path, size_t max_bytes = kMaxReadBytes, const std::string& what = "file");
+
+// What a path is, for messages: "a directory", "a FIFO", "a character device", "missing" ...
+std::string describe_path(const std::string& path);
+
+// True when both paths name the same existing file (same device and inode after resolving links).
+bool same_file(const std::string& a, const std::string& b);
+
+// `text` made safe to print on one line: control and non-UTF-8 bytes as \xNN, cut to `max` bytes.
+std::string printable(std::string_view text, size_t max = 80);
 
 // Removes a directory tree (like `rm -rf`; no error when it does not exist). Used instead of
 // std::filesystem::remove_all, which PyTorch's LibTorch wheels export in a broken copy that
@@ -26,6 +44,35 @@ void remove_tree(const std::string& path);
 
 // SHA-256 of a file's bytes, lowercase hex (OpenSSL).
 std::string sha256_file(const std::string& path);
+
+// An output file, or standard output for "-". A regular file is written under a temporary name
+// beside it and renamed over `path` by commit() after an fsync, so a run that fails leaves the old
+// file (or none) in place, never half of a new one; a device or FIFO (/dev/null, a pipe) is
+// written in place. Every write is checked: a full disk, /dev/full or an I/O error is one error
+// naming the output and the cause. Refuses a `path` that is the same file as one of `inputs`
+// (after resolving links): writing it would destroy what is being read.
+class Output {
+ public:
+  Output(const std::string& path, const std::vector<std::string>& inputs, const std::string& flag = "--output");
+  ~Output();  // without commit(): the temporary file is removed
+  Output(const Output&) = delete;
+  Output& operator=(const Output&) = delete;
+
+  void write(std::string_view text);
+  void commit();
+  bool is_stdout() const { return path_ == "-"; }
+  const std::string& path() const { return path_; }
+
+ private:
+  [[noreturn]] void fail(const std::string& doing, int error);
+  std::string path_, flag_, tmp_;
+  std::FILE* file_ = nullptr;
+  bool committed_ = false;
+};
+
+// Flushes standard output and reports a write error on it (disk full, /dev/full, EIO) as an
+// error naming the cause; commands whose product is standard output end with this.
+void finish_stdout();
 
 // A read-only memory map of a whole file. Empty files map to size 0 with data() == nullptr.
 class MappedFile {

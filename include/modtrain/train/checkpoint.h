@@ -83,6 +83,11 @@ class Checkpoints {
   // (with a warning).
   static std::string resolve(const std::string& resume, const std::string& run_dir, bool report = true);
 
+  // On the writer: removes what saves that failed or were killed left behind (.tmp-step-N/
+  // directories, *.tmp.PID files), so an earlier disk-full run does not fill the disk sooner.
+  // Returns how many entries were removed.
+  size_t remove_stale_temporaries() const;
+
  private:
   void write(const CheckpointContent& content, bool best);
   void prune() const;
