@@ -18,6 +18,12 @@ n=$(records)
 expect_ok -- "$mt" train "${cfg[@]}" --set run.dir=r --set log.level=info
 grep -q "data.prepare: auto: preparing prep again (data/train-00001.jsonl changed" out.txt || fail "auto did not say why: $(head -3 out.txt)"
 [[ $(records) -eq $((n + 1)) ]] || fail "the appended record was not prepared"
+# the same under mpiexec -np 2: rank 0 prepares again while rank 1 waits, then both train on it
+echo '{"id": "new-2", "text": "another new post", "labels": {"spam": 1}}' >> data/train-00002.jsonl
+expect_ok -- mpiexec --oversubscribe -np 2 "$mt" train "${cfg[@]}" --set run.dir=r2 --set log.level=info
+grep -q "data.prepare: auto: preparing prep again (data/train-00002.jsonl changed" out.txt || fail "2 ranks: $(head -3 out.txt)"
+[[ $(records) -eq $((n + 2)) ]] || fail "2 ranks: the appended record was not prepared"
+grep -q "on 2 rank(s)" out.txt || fail "2 ranks did not train"
 # data.train changed to fewer files, or to a glob that matches nothing
 expect_error 2 "stale: data.train matches 3 file\(s\) now, it was prepared from 4" -- "${check[@]}" --set "data.train=[data/train-00000.jsonl, data/train-00001.jsonl, data/train-00002.jsonl]"
 expect_error 2 "data.train: 'nothing-\*.jsonl' matches no file" -- "$mt" train "${cfg[@]}" --set "data.train=[nothing-*.jsonl]"
