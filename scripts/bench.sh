@@ -18,4 +18,5 @@ build/bench/modtrain_bench_checkpoint --preset base
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 mpiexec -np 2 build/bench/modtrain_bench_allreduce --out bench/results/allreduce.json
 scripts/bench_train_ranks.sh
+scripts/bench_peer.sh
 echo "results in bench/results/"
