@@ -4,6 +4,7 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -56,9 +57,10 @@ int csv_no_space(unsigned char) { return 0; }  // keep cells exactly as written
 
 RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool labels_required)
     : path_(path), spec_(std::move(spec)), labels_required_(labels_required) {
-  const std::string kind = io::describe_path(path);
-  if (kind != "a regular file")
-    throw UserError(path + " is " + kind + ", not a data file; give JSONL, CSV or TSV files (.jsonl, .csv, .tsv)");
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw UserError(path + " is " + io::describe_path(path) +
+                    ", not a data file; give JSONL, CSV or TSV files (.jsonl, .csv, .tsv)");
   std::string ext = lower_extension(path);
   if (ext == "jsonl" || ext == "ndjson" || ext == "json") format_ = RawFormat::kJsonl;
   else if (ext == "csv") format_ = RawFormat::kCsv;

@@ -133,6 +133,14 @@ bool same_file(const std::string& a, const std::string& b) {
   return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+void refuse_output_onto_input(const std::string& output, const std::vector<std::string>& inputs,
+                              const std::string& flag) {
+  for (const auto& input : inputs)
+    if (input != "-" && output != "-" && same_file(output, input))
+      throw UserError(flag + " " + output + " is the same file as the input " + input +
+                      "; writing it would destroy what is being read: choose another output path");
+}
+
 std::string printable(std::string_view text, size_t max) {
   std::string out;
   size_t i = 0;
@@ -159,17 +167,13 @@ std::string printable(std::string_view text, size_t max) {
   return out;
 }
 
-Output::Output(const std::string& path, const std::vector<std::string>& inputs, const std::string& flag)
-    : path_(path), flag_(flag) {
+Output::Output(const std::string& path, const std::vector<std::string>& inputs, const std::string& flag) : path_(path) {
   if (path.empty()) throw UserError(flag + ": an empty path; give a file, or - for standard output");
   if (is_stdout()) {
     file_ = stdout;
     return;
   }
-  for (const auto& input : inputs)
-    if (input != "-" && same_file(path, input))
-      throw UserError(flag + " " + path + " is the same file as the input " + input +
-                      "; writing it would destroy what is being read: choose another output path");
+  refuse_output_onto_input(path, inputs, flag);
   struct stat st {};
   const bool special = ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode);
   if (special && S_ISDIR(st.st_mode)) throw UserError(flag + " " + path + " is a directory; give a file path");
@@ -195,11 +199,13 @@ void Output::fail(const std::string& doing, int error) {
 
 void Output::write(std::string_view text) {
   if (text.empty()) return;
+  errno = 0;
   if (std::fwrite(text.data(), 1, text.size(), file_) != text.size()) fail("write", errno ? errno : EIO);
 }
 
 void Output::commit() {
   if (committed_) return;
+  errno = 0;
   if (std::fflush(file_) != 0 || std::ferror(file_)) fail("write", errno ? errno : EIO);
   committed_ = true;
   if (is_stdout()) return;

@@ -46,9 +46,7 @@ void claim_output_dir(const std::string& dir, bool force) {
     throw UserError("--force would clear " + resolved.string() + "; refusing to empty / or the home directory");
   for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
     io::remove_tree(it->path().string());
-  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
-    throw UserError("--force: could not clear " + dir + " (" + it->path().string() + " remains; check permissions)",
-                    kExitRuntime);
+  if (!fs::is_empty(dir, ec)) throw UserError("--force: could not clear " + dir + "; check permissions", kExitRuntime);
 }
 
 int data_synth(const SynthOptions& options, bool force) {

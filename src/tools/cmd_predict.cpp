@@ -123,8 +123,9 @@ int predict(const PredictFlags& flags) {
   const auto start = std::chrono::steady_clock::now();
   LoadedModel loaded = load_model_dir(flags.model, torch::kCPU);
   std::vector<std::string> inputs = {flags.input};
+  const std::filesystem::path model_dir = resolve_model_path(flags.model);
   for (const char* f : {"model.safetensors", "config.json", "modtrain.json", "vocab.txt"})
-    inputs.push_back((std::filesystem::path(resolve_model_path(flags.model)) / f).string());
+    inputs.push_back((model_dir / f).string());
   io::Output out(flags.output, inputs, "--output");
   uint64_t rejected = 0, blank = 0;
   auto bad = [&](const std::string& where, const std::string& reason) {
@@ -143,7 +144,6 @@ int predict(const PredictFlags& flags) {
       if (!in) throw UserError("--input: cannot read " + flags.input);
     }
     std::istream& src = flags.input == "-" ? std::cin : in;
-    const std::string name = flags.input == "-" ? "<stdin>" : flags.input;
     std::string line;
     for (uint64_t n = 1; std::getline(src, line); ++n) {
       if (!line.empty() && line.back() == '\r') line.pop_back();

@@ -38,10 +38,7 @@ int tokenizer_train(TrainFlags flags) {
     texts.clear();
   };
   const std::vector<std::string> files = expand_globs(flags.inputs, "--input");
-  for (const auto& file : files)
-    if (io::same_file(file, flags.out))
-      throw UserError("--out " + flags.out + " is the same file as the input " + file +
-                      "; writing it would destroy what is being read: choose another output path");
+  io::refuse_output_onto_input(flags.out, files, "--out");
   for (const auto& file : files) {
     bool plain = file.size() > 4 && file.compare(file.size() - 4, 4, ".txt") == 0;
     if (plain) {  // one text per line

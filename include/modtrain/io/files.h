@@ -34,6 +34,11 @@ std::string describe_path(const std::string& path);
 // True when both paths name the same existing file (same device and inode after resolving links).
 bool same_file(const std::string& a, const std::string& b);
 
+// Throws UserError when `output` is the same file as one of `inputs` ("-" never is): writing it
+// would destroy what is being read. `flag` names the output in the message ("--output").
+void refuse_output_onto_input(const std::string& output, const std::vector<std::string>& inputs,
+                              const std::string& flag);
+
 // `text` made safe to print on one line: control and non-UTF-8 bytes as \xNN, cut to `max` bytes.
 std::string printable(std::string_view text, size_t max = 80);
 
@@ -65,7 +70,7 @@ class Output {
 
  private:
   [[noreturn]] void fail(const std::string& doing, int error);
-  std::string path_, flag_, tmp_;
+  std::string path_, tmp_;
   std::FILE* file_ = nullptr;
   bool committed_ = false;
 };
