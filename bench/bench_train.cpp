@@ -1,8 +1,12 @@
 // Training-step benchmark: time split forward / backward / optimiser (data is measured by
 // bench_data), samples/s and tokens/s, for the tiny and the BERT-base-sized model; on CUDA also
 // model FLOPs utilisation (MFU = 3 x forward matmul FLOPs per step / step time / peak).
+// The optimiser is modtrain's (flat buffers, one fused pass; on CUDA LibTorch's fused AdamW
+// kernel where >= 2.1, with clipping at 1.0) or, with --optimizer per_tensor, LibTorch's
+// torch::optim::AdamW + clip_grad_norm_ (what modtrain used before).
 // Usage: modtrain_bench_train [--preset tiny|base] [--batch B] [--seq T] [--steps N]
-//        [--device cpu|cuda] [--precision fp32|bf16] [--peak-tflops P] [--threads N] [--out FILE]
+//        [--device cpu|cuda] [--precision fp32|bf16] [--peak-tflops P] [--threads N]
+//        [--optimizer flat|per_tensor] [--out FILE]
 #include <torch/torch.h>
 #include <cstdio>
 #include <cstring>
@@ -11,12 +15,13 @@
 #include "modtrain/dist/device.h"
 #include "modtrain/model/bert.h"
 #include "modtrain/train/loss.h"
+#include "modtrain/train/optimizer.h"
 #include "modtrain/train/precision.h"
 
 using namespace modtrain;
 
 int main(int argc, char** argv) {
-  std::string preset = "tiny", device_name = "cpu", precision_name = "fp32", out;
+  std::string preset = "tiny", device_name = "cpu", precision_name = "fp32", out, optimizer_kind = "flat";
   int64_t batch = 32, seq = 64, steps = 20;
   int threads = 0;
   double peak_tflops = 0;
@@ -31,6 +36,7 @@ int main(int argc, char** argv) {
     else if (k == "--peak-tflops") peak_tflops = std::stod(v);
     else if (k == "--threads") threads = std::stoi(v);
     else if (k == "--out") out = v;
+    else if (k == "--optimizer") optimizer_kind = v;
   }
   if (out.empty()) out = "bench/results/train-" + preset + "-" + device_name + ".json";
   BertConfig c;
@@ -45,7 +51,15 @@ int main(int argc, char** argv) {
   torch::manual_seed(0);
   BertForClassification model(c);
   model->to(device);
-  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(1e-4).weight_decay(0.01));
+  NamedParameters named;
+  for (const auto& p : model->named_parameters()) named.emplace_back(p.key(), p.value());
+  FlatParams flat(named, FlatOptions{});
+  std::unique_ptr<Optimizer> optimizer;
+  std::unique_ptr<torch::optim::AdamW> per_tensor;
+  if (optimizer_kind == "per_tensor")
+    per_tensor =
+        std::make_unique<torch::optim::AdamW>(model->parameters(), torch::optim::AdamWOptions(1e-4).weight_decay(0.01));
+  else optimizer = make_adamw(flat, AdamWOptions{}, nullptr);
   torch::Tensor ids = torch::randint(5, c.vocab_size, {batch, seq}, torch::kInt64).to(device);
   torch::Tensor mask = torch::ones({batch, seq}, torch::kInt64).to(device);
   torch::Tensor labels = (torch::rand({batch, c.num_labels}) < 0.1).to(torch::kFloat32).to(device);
@@ -65,11 +79,16 @@ int main(int argc, char** argv) {
     torch::Tensor loss = classification_loss(logits, labels, label_mask, {});
     sync();
     double t1 = bench::now_seconds();
-    optimizer.zero_grad();
+    flat.zero_grads();
     loss.backward();
     sync();
     double t2 = bench::now_seconds();
-    optimizer.step();
+    if (optimizer) {
+      optimizer->step(1e-4, 1.0, 1.0);  // reads the gradient norm back: the step's one host sync
+    } else {
+      torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
+      per_tensor->step();
+    }
     sync();
     double t3 = bench::now_seconds();
     if (step >= 0) forward_s += t1 - t0, backward_s += t2 - t1, optimizer_s += t3 - t2;
@@ -81,6 +100,7 @@ int main(int argc, char** argv) {
                            {"preset", preset},
                            {"device", device_name},
                            {"precision", precision_name},
+                           {"optimizer", optimizer_kind},
                            {"threads", torch::get_num_threads()},
                            {"blas_threads", blas},
                            {"batch", batch},

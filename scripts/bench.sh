@@ -19,4 +19,5 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 mpiexec -np 2 build/bench/modtrain_bench_allreduce --out bench/results/allreduce.json
 scripts/bench_train_ranks.sh
 scripts/bench_peer.sh
+scripts/bench_optimizer.sh
 echo "results in bench/results/"

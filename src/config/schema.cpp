@@ -30,6 +30,7 @@ MT_ENUM_TABLE(Problem, {Problem::kMultiLabel, "multi_label"}, {Problem::kMultiCl
 MT_ENUM_TABLE(BadRecordPolicy, {BadRecordPolicy::kFail, "fail"}, {BadRecordPolicy::kSkip, "skip"})
 MT_ENUM_TABLE(PreparePolicy, {PreparePolicy::kAuto, "auto"}, {PreparePolicy::kCheck, "check"})
 MT_ENUM_TABLE(ModelArch, {ModelArch::kBert, "bert"})
+MT_ENUM_TABLE(OptimizerKind, {OptimizerKind::kAdamW, "adamw"})
 MT_ENUM_TABLE(Schedule, {Schedule::kConstant, "constant"}, {Schedule::kLinear, "linear"}, {Schedule::kCosine, "cosine"})
 MT_ENUM_TABLE(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kFp16, "fp16"})
 MT_ENUM_TABLE(Backend, {Backend::kAuto, "auto"}, {Backend::kMpi, "mpi"}, {Backend::kNccl, "nccl"})
@@ -417,6 +418,11 @@ std::vector<Field> build_fields() {
            "Clip gradients to this global L2 norm; 0 disables clipping."),
       make("train", &C::train, "precision", &TrainConfig::precision, any<Precision>(),
            "fp32 everywhere; bf16 autocast or fp16 with loss scaling need CUDA."),
+      make("train", &C::train, "optimizer", &TrainConfig::optimizer, any<OptimizerKind>(),
+           "adamw: AdamW over flat parameter buffers (one fused pass per buffer; no decay on biases and LayerNorm)."),
+      make("train", &C::train, "zero", &TrainConfig::zero, between(0, 1),
+           "1: ZeRO-1, each rank keeps and updates the optimiser state of 1/N of the parameters (gradients "
+           "reduce-scattered, parameters all-gathered); 0: every rank updates everything."),
       make("train", &C::train, "adam_beta1", &TrainConfig::adam_beta1, closed_open(0.0, 1.0), "AdamW beta1."),
       make("train", &C::train, "adam_beta2", &TrainConfig::adam_beta2, closed_open(0.0, 1.0), "AdamW beta2."),
       make("train", &C::train, "adam_eps", &TrainConfig::adam_eps, open_closed(0.0, 1.0), "AdamW epsilon."),
@@ -497,6 +503,7 @@ const char* to_string(BadRecordPolicy v) { return config_impl::enum_name(v); }
 const char* to_string(PreparePolicy v) { return config_impl::enum_name(v); }
 const char* to_string(ModelArch v) { return config_impl::enum_name(v); }
 const char* to_string(Schedule v) { return config_impl::enum_name(v); }
+const char* to_string(OptimizerKind v) { return config_impl::enum_name(v); }
 const char* to_string(Precision v) { return config_impl::enum_name(v); }
 const char* to_string(Backend v) { return config_impl::enum_name(v); }
 const char* to_string(DeviceKind v) { return config_impl::enum_name(v); }

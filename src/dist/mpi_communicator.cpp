@@ -116,6 +116,37 @@ class MpiCommunicator : public Communicator {
     return out;
   }
 
+  std::unique_ptr<Work> reduce_scatter_async(torch::Tensor input, torch::Tensor output, ReduceOp op,
+                                             const std::string& what) override {
+    MT_CHECK(input.device().is_cpu() && input.is_contiguous() && output.device().is_cpu() && output.is_contiguous(),
+             "mpi reduce_scatter needs contiguous CPU tensors");
+    MT_CHECK(input.numel() == output.numel() * size_ && input.scalar_type() == output.scalar_type(),
+             "mpi reduce_scatter of " << what << ": input of " << input.numel() << " elements for chunks of "
+                                      << output.numel() << " on " << size_ << " ranks");
+    auto task = std::make_shared<Task>();
+    task->what = "reduce_scatter of " + what;
+    task->bytes = static_cast<size_t>(input.numel()) * input.element_size();
+    task->start = [this, input, output](MPI_Request* request) {
+      MPI_CHECK(MPI_Ireduce_scatter_block(input.data_ptr(), output.data_ptr(), static_cast<int>(output.numel()),
+                                          mpi_type(input), MPI_SUM, comm_, request));
+    };
+    if (op == ReduceOp::kAvg) task->finish = [this, output]() mutable { output.div_(size_); };
+    return submit(task);
+  }
+
+  std::unique_ptr<Work> all_gather_chunks_async(torch::Tensor t, const std::string& what) override {
+    MT_CHECK(t.device().is_cpu() && t.is_contiguous() && t.numel() % size_ == 0,
+             "mpi all_gather_chunks needs a contiguous CPU tensor of size x k elements");
+    auto task = std::make_shared<Task>();
+    task->what = "all_gather of " + what;
+    task->bytes = static_cast<size_t>(t.numel()) * t.element_size();
+    task->start = [this, t](MPI_Request* request) {
+      MPI_CHECK(MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, t.data_ptr(), static_cast<int>(t.numel() / size_),
+                               mpi_type(t), comm_, request));
+    };
+    return submit(task);
+  }
+
   void barrier(const std::string& what) override {
     auto task = std::make_shared<Task>();
     task->what = "barrier (" + what + ")";

@@ -74,7 +74,8 @@ class NcclCommunicator;
 
 class NcclWork : public Work {
  public:
-  NcclWork(NcclCommunicator* owner, cudaEvent_t done, std::string what, double start_us, torch::Tensor keep_alive)
+  NcclWork(NcclCommunicator* owner, cudaEvent_t done, std::string what, double start_us,
+           std::vector<torch::Tensor> keep_alive)
       : owner_(owner), done_(done), what_(std::move(what)), start_us_(start_us), keep_alive_(std::move(keep_alive)) {}
   ~NcclWork() override;
   void wait() override;
@@ -84,7 +85,7 @@ class NcclWork : public Work {
   cudaEvent_t done_;
   std::string what_;
   double start_us_;
-  torch::Tensor keep_alive_;  // the caching allocator must not reuse its memory before the collective ends
+  std::vector<torch::Tensor> keep_alive_;  // the caching allocator must not reuse them before the collective ends
   bool waited_ = false;
 };
 
@@ -131,7 +132,7 @@ class NcclCommunicator : public Communicator {
 
   std::unique_ptr<Work> all_reduce_async(torch::Tensor t, ReduceOp op, const std::string& what) override {
     MT_CHECK(t.is_cuda() && t.is_contiguous(), "nccl all_reduce needs a contiguous CUDA tensor");
-    return launch("all_reduce of " + what, t, [&] {
+    return launch("all_reduce of " + what, {t}, [&] {
       NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t),
                                op == ReduceOp::kAvg ? ncclAvg : ncclSum, comm_, stream_));
     });
@@ -139,7 +140,7 @@ class NcclCommunicator : public Communicator {
 
   void broadcast(torch::Tensor t, int root, const std::string& what) override {
     MT_CHECK(t.is_cuda() && t.is_contiguous(), "nccl broadcast needs a contiguous CUDA tensor");
-    launch("broadcast of " + what, t, [&] {
+    launch("broadcast of " + what, {t}, [&] {
       NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), root, comm_,
                                stream_));
     })->wait();
@@ -150,11 +151,36 @@ class NcclCommunicator : public Communicator {
     std::vector<int64_t> shape = t.sizes().vec();
     shape.insert(shape.begin(), size_);
     torch::Tensor out = torch::empty(shape, t.options());
-    launch("all_gather of " + what, out, [&] {
+    launch("all_gather of " + what, {out}, [&] {
       NCCL_CHECK(
           ncclAllGather(t.data_ptr(), out.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), comm_, stream_));
     })->wait();
     return out;
+  }
+
+  std::unique_ptr<Work> reduce_scatter_async(torch::Tensor input, torch::Tensor output, ReduceOp op,
+                                             const std::string& what) override {
+    MT_CHECK(input.is_cuda() && input.is_contiguous() && output.is_cuda() && output.is_contiguous(),
+             "nccl reduce_scatter needs contiguous CUDA tensors");
+    MT_CHECK(input.numel() == output.numel() * size_ && input.scalar_type() == output.scalar_type(),
+             "nccl reduce_scatter of " << what << ": input of " << input.numel() << " elements for chunks of "
+                                       << output.numel() << " on " << size_ << " ranks");
+    return launch("reduce_scatter of " + what, {input, output}, [&] {
+      NCCL_CHECK(ncclReduceScatter(input.data_ptr(), output.data_ptr(), static_cast<size_t>(output.numel()),
+                                   nccl_type(input), op == ReduceOp::kAvg ? ncclAvg : ncclSum, comm_, stream_));
+    });
+  }
+
+  std::unique_ptr<Work> all_gather_chunks_async(torch::Tensor t, const std::string& what) override {
+    MT_CHECK(t.is_cuda() && t.is_contiguous() && t.numel() % size_ == 0,
+             "nccl all_gather_chunks needs a contiguous CUDA tensor of size x k elements");
+    const size_t chunk = static_cast<size_t>(t.numel() / size_);
+    return launch("all_gather of " + what, {t}, [&] {
+      // In place: NCCL reads this rank's contribution at its own offset of the output.
+      char* base = static_cast<char*>(t.data_ptr());
+      NCCL_CHECK(ncclAllGather(base + static_cast<size_t>(rank_) * chunk * t.element_size(), base, chunk, nccl_type(t),
+                               comm_, stream_));
+    });
   }
 
   void barrier(const std::string& what) override {
@@ -196,7 +222,7 @@ class NcclCommunicator : public Communicator {
 
  private:
   template <class Fn>
-  std::unique_ptr<Work> launch(const std::string& what, const torch::Tensor& buffer, Fn&& enqueue) {
+  std::unique_ptr<Work> launch(const std::string& what, std::vector<torch::Tensor> buffers, Fn&& enqueue) {
     if (aborted_)
       throw Error(what + " not started: the NCCL communicator was aborted after an earlier failure", kExitRuntime);
     const double start = Timeline::now_us();
@@ -207,7 +233,7 @@ class NcclCommunicator : public Communicator {
     cudaEvent_t done;
     CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventRecord(done, stream_));
-    return std::make_unique<NcclWork>(this, done, what, start, buffer);
+    return std::make_unique<NcclWork>(this, done, what, start, std::move(buffers));
   }
 
   // Non-blocking communicators may answer ncclInProgress; wait (bounded) until the call settled.

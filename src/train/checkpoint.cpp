@@ -93,87 +93,67 @@ uint64_t step_seed(uint64_t seed, int rank, int64_t step) {
 // ---- optimiser state -------------------------------------------------------------------------
 namespace {
 
-// LibTorch keys Optimizer::state() by the parameter's TensorImpl: as a string of the pointer up
-// to 1.13 (c10::guts::to_string) and as the pointer itself (void*) in 2.x.
-template <class Map>
-typename Map::key_type state_key(const Map&, const torch::Tensor& p) {
-  using Key = typename Map::key_type;
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream os;
-    os << static_cast<const void*>(p.unsafeGetTensorImpl());
-    return os.str();
-  } else {
-    return static_cast<Key>(p.unsafeGetTensorImpl());
-  }
-}
-
 io::TensorBytes f32_entry(const std::string& name, const torch::Tensor& t) {
   return {name, "F32", t.sizes().vec(), t.data_ptr(), static_cast<size_t>(t.numel()) * sizeof(float)};
 }
 
 }  // namespace
 
-void save_optimizer_state(const std::string& path, torch::optim::AdamW& optimizer, torch::nn::Module& model) {
-  auto& state = optimizer.state();
+void save_optimizer_state(const std::string& path, const OptimizerState& state) {
   std::vector<torch::Tensor> keep;
-  std::vector<int64_t> steps;
   std::vector<io::TensorBytes> entries;
-  auto params = model.named_parameters(/*recurse=*/true);
-  steps.reserve(params.size());  // entries point into it: no reallocation
-  for (const auto& item : params) {
-    auto it = state.find(state_key(state, item.value()));
-    if (it == state.end()) continue;  // never stepped (e.g. only skipped steps so far)
-    auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
-    if (s.max_exp_avg_sq().defined())
-      throw InternalError("AMSGrad state is not checkpointed (modtrain does not enable it)");
-    keep.push_back(s.exp_avg().detach().to(torch::kCPU, torch::kFloat32).contiguous());
-    entries.push_back(f32_entry("exp_avg." + item.key(), keep.back()));
-    keep.push_back(s.exp_avg_sq().detach().to(torch::kCPU, torch::kFloat32).contiguous());
-    entries.push_back(f32_entry("exp_avg_sq." + item.key(), keep.back()));
-    steps.push_back(s.step());
-    entries.push_back({"step." + item.key(), "I64", {1}, &steps.back(), sizeof(int64_t)});
+  for (const auto& [key, t] : state.tensors) {
+    keep.push_back(t.detach().to(torch::kCPU, torch::kFloat32).contiguous());
+    entries.push_back(f32_entry(key, keep.back()));
   }
-  io::write_safetensors(path, entries, {{"format", "modtrain-adamw"}});
+  // One step count per parameter (the layout earlier versions wrote; the count is shared).
+  std::vector<std::string> params;
+  for (const auto& [key, t] : state.tensors)
+    if (key.rfind("exp_avg.", 0) == 0) params.push_back(key.substr(8));
+  const std::vector<int64_t> steps(params.size(), state.step);
+  for (size_t i = 0; i < params.size(); ++i)
+    entries.push_back({"step." + params[i], "I64", {1}, &steps[i], sizeof(int64_t)});
+  io::write_safetensors(path, entries, {{"format", "modtrain-adamw"}, {"optimizer", state.optimizer}});
 }
 
-void load_optimizer_state(const std::string& path, torch::optim::AdamW& optimizer, torch::nn::Module& model) {
+OptimizerState load_optimizer_state(const std::string& path) {
   io::SafetensorsFile file(path);
   const io::SafetensorsView& view = file.view();
-  auto& state = optimizer.state();
-  size_t restored = 0;
-  for (const auto& item : model.named_parameters(/*recurse=*/true)) {
-    const torch::Tensor& p = item.value();
-    const io::TensorBytes* m = view.find("exp_avg." + item.key());
-    const io::TensorBytes* v = view.find("exp_avg_sq." + item.key());
-    const io::TensorBytes* step = view.find("step." + item.key());
-    if (!m && !v && !step) continue;
-    auto bad = [&](const std::string& why) {
-      return UserError(path + ": optimiser state of '" + item.key() + "' " + why);
-    };
-    if (!m || !v || !step) throw bad("is incomplete (exp_avg, exp_avg_sq and step are all needed)");
-    if (m->dtype != "F32" || v->dtype != "F32" || step->dtype != "I64" || step->bytes != sizeof(int64_t))
-      throw bad("has unexpected dtypes");
-    if (m->shape != p.sizes().vec() || v->shape != p.sizes().vec()) throw bad("does not match the parameter's shape");
-    auto options = torch::TensorOptions().dtype(torch::kFloat32);
-    torch::Tensor exp_avg = torch::from_blob(const_cast<void*>(m->data), m->shape, options);
-    torch::Tensor exp_avg_sq = torch::from_blob(const_cast<void*>(v->data), v->shape, options);
+  OptimizerState out;
+  const auto& meta = view.metadata();
+  auto format = meta.find("format");
+  if (format == meta.end() || format->second != "modtrain-adamw")
+    throw UserError(path + ": not a modtrain optimiser state (metadata format is not modtrain-adamw)");
+  auto kind = meta.find("optimizer");
+  out.optimizer = kind == meta.end() ? "adamw" : kind->second;  // files before train.optimizer: AdamW
+  const std::string* first_step = nullptr;
+  bool have_step = false;
+  for (const auto& [key, t] : view.tensors()) {
+    auto bad = [&](const std::string& why) { return UserError(path + ": optimiser state " + t.name + " " + why); };
+    if (t.name.rfind("step.", 0) == 0) {
+      if (t.dtype != "I64" || t.bytes != sizeof(int64_t)) throw bad("is not one int64");
+      int64_t step = 0;
+      std::memcpy(&step, t.data, sizeof step);
+      if (step < 0) throw bad("is negative; the file is corrupt");
+      if (have_step && step != out.step)
+        throw bad("is " + std::to_string(step) + ", but " + *first_step + " is " + std::to_string(out.step) +
+                  "; modtrain keeps one step count for all parameters (the file is corrupt or not modtrain's)");
+      out.step = step;
+      first_step = &t.name;
+      have_step = true;
+      continue;
+    }
+    const bool m = t.name.rfind("exp_avg.", 0) == 0, v = t.name.rfind("exp_avg_sq.", 0) == 0;
+    if (!m && !v) throw bad("is not an AdamW moment (exp_avg.*, exp_avg_sq.*, step.*)");
+    if (t.dtype != "F32") throw bad("is " + t.dtype + ", not F32");
+    torch::Tensor x = torch::from_blob(const_cast<void*>(t.data), t.shape, torch::kFloat32).clone();
     // Resuming from NaN/Inf moments would poison every later step (or skip them all): refuse.
-    if (!torch::isfinite(exp_avg).all().item<bool>() || !torch::isfinite(exp_avg_sq).all().item<bool>())
+    if (!torch::isfinite(x).all().item<bool>())
       throw bad("holds non-finite numbers (NaN or Inf); resume from an earlier checkpoint (--resume PATH)");
-    if ((exp_avg_sq < 0).any().item<bool>()) throw bad("has a negative exp_avg_sq; the file is corrupt");
-    int64_t steps = 0;
-    std::memcpy(&steps, step->data, sizeof steps);
-    if (steps < 0) throw bad("has a negative step count; the file is corrupt");
-    auto s = std::make_unique<torch::optim::AdamWParamState>();
-    s->exp_avg(exp_avg.to(p.device(), p.scalar_type(), false, true));
-    s->exp_avg_sq(exp_avg_sq.to(p.device(), p.scalar_type(), false, true));
-    s->step(steps);
-    state[state_key(state, p)] = std::move(s);
-    ++restored;
+    if (v && (x < 0).any().item<bool>()) throw bad("is negative somewhere; the file is corrupt");
+    out.tensors.emplace_back(t.name, x);
   }
-  if (restored * 3 != view.tensors().size())
-    throw UserError(path +
-                    ": holds optimiser state for parameters this model does not have (a different architecture?)");
+  return out;
 }
 
 // ---- the checkpoint directory ----------------------------------------------------------------
@@ -253,7 +233,7 @@ void Checkpoints::write(const CheckpointContent& c, bool best) {
   io::remove_tree(tmp.string());  // a save that was killed earlier
   fs::create_directories(tmp);
   save_model_dir(tmp.string(), c.model, c.meta, c.vocab_path);
-  save_optimizer_state((tmp / "optimizer.safetensors").string(), c.optimizer, c.model);
+  save_optimizer_state((tmp / "optimizer.safetensors").string(), c.optimizer);
   io::write_file_atomic((tmp / "config.yaml").string(), c.config_yaml);
   fault::point("checkpoint-mid-save");
   io::write_file_atomic((tmp / "trainer_state.json").string(), c.state.to_json());  // last: marks it complete
@@ -310,7 +290,7 @@ std::string Checkpoints::resolve(const std::string& resume, const std::string& r
 
 // ---- loading ---------------------------------------------------------------------------------
 
-TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::AdamW& optimizer,
+TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, Optimizer& optimizer,
                              const Config& config, const Vocab& vocab, int world, uint64_t batches_per_epoch,
                              bool report) {
   const fs::path d(dir);
@@ -328,7 +308,8 @@ TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, t
                     "); token ids would change meaning. Resume with the vocab the run was trained with");
   io::SafetensorsFile weights((d / "model.safetensors").string());
   load_state(model, weights.view(), (d / "model.safetensors").string());  // shape mismatches name the tensor
-  load_optimizer_state((d / "optimizer.safetensors").string(), optimizer, model);
+  optimizer.load_state(load_optimizer_state((d / "optimizer.safetensors").string()),
+                       (d / "optimizer.safetensors").string());
 
   if (s.world != world || s.micro_batch != config.train.micro_batch || s.batches_per_epoch != batches_per_epoch) {
     // Same fraction of the epoch: the permutation is per epoch, so the records of this epoch

@@ -21,17 +21,12 @@ TrainComms DistributedTraining::comms() {
   if (!comm_) return comms;
   comms.collectives = collectives_.get();
   comms.backend = comm_->backend();
-  ReducerOptions options;
-  options.bucket_cap_bytes = static_cast<size_t>(config_.dist.bucket_mb * 1024 * 1024);
-  options.first_bucket_cap_bytes = std::min<size_t>(options.bucket_cap_bytes, 1u << 20);
+  comms.communicator = comm_.get();
   Communicator* comm = comm_.get();
   Collectives* collectives = collectives_.get();
   Timeline* timeline = timeline_.get();
-  comms.make_reducer = [comm, collectives, timeline,
-                        options](BertForClassificationImpl& model) -> std::unique_ptr<GradientReducer> {
-    NamedParameters params;
-    for (const auto& p : model.named_parameters()) params.emplace_back(p.key(), p.value());
-    return std::make_unique<GradReducer>(params, *comm, *collectives, options, timeline);
+  comms.make_reducer = [comm, collectives, timeline](FlatParams& flat) -> std::unique_ptr<GradientReducer> {
+    return std::make_unique<GradReducer>(flat, *comm, *collectives, timeline);
   };
   return comms;
 }

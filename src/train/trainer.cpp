@@ -28,29 +28,6 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// AdamW with BERT's two parameter groups: no weight decay on biases and LayerNorm weights.
-std::unique_ptr<torch::optim::AdamW> make_adamw(BertForClassificationImpl& model, const TrainConfig& t) {
-  std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : model.named_parameters()) {
-    const std::string& name = p.key();
-    bool exempt = name.size() >= 5 &&
-                  (name.compare(name.size() - 5, 5, ".bias") == 0 || name.find("LayerNorm") != std::string::npos);
-    (exempt ? no_decay : decay).push_back(p.value());
-  }
-  auto options =
-      torch::optim::AdamWOptions(t.lr).betas({t.adam_beta1, t.adam_beta2}).eps(t.adam_eps).weight_decay(t.weight_decay);
-  auto no_decay_options = options;
-  no_decay_options.weight_decay(0.0);
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(options));
-  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(no_decay_options));
-  return std::make_unique<torch::optim::AdamW>(std::move(groups), options);
-}
-
-void set_lr(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-}
-
 // Per label: positives and annotated records over the whole split, in one pass.
 void label_counts(const PreparedDataset& data, std::vector<uint64_t>& positives, std::vector<uint64_t>& annotated) {
   positives.assign(data.num_labels(), 0);
@@ -141,8 +118,16 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
     }
     loss_options_.pos_weight = torch::tensor(weights, torch::kFloat32).to(device_);
   }
-  optimizer_ = make_adamw(*model_, c.train);
-  reducer_ = comms_.make_reducer ? comms_.make_reducer(*model_) : std::make_unique<LocalReducer>(model_->parameters());
+  // Flat buckets for the parameters and gradients (the same layout on every rank and at every
+  // world size); ZeRO-1 shards them when there is a data plane (at one plain process: no-op).
+  FlatOptions flat;
+  flat.bucket_cap_bytes = static_cast<size_t>(c.dist.bucket_mb * 1024 * 1024);
+  flat.first_bucket_cap_bytes = std::min<size_t>(flat.bucket_cap_bytes, 1u << 20);
+  if (c.train.zero == 1 && comms_.communicator)
+    flat = {flat.bucket_cap_bytes, flat.first_bucket_cap_bytes, true, world_, rank_};
+  flat_ = std::make_unique<FlatParams>(named_parameters(*model_), flat);
+  reducer_ = comms_.make_reducer ? comms_.make_reducer(*flat_) : std::make_unique<LocalReducer>(*flat_);
+  optimizer_ = make_optimizer(c.train, *flat_, comms_.communicator);
 
   // ---- what checkpoints record ----
   state_.total_steps = total_steps_;
@@ -176,6 +161,7 @@ int64_t Trainer::resume(const std::string& resume) {
     run_dir_.append_metrics(json({{"event", "start"}, {"step", 0}}).dump());
     return 0;
   }
+  optimizer_->sync_params();
   TrainerState loaded =
       load_checkpoint(dir, *model_, *optimizer_, config_, *vocab_, world_, sampler_->batches_per_epoch(), rank_ == 0);
   loader_->restore(loaded.sampler);
@@ -271,8 +257,10 @@ std::string Trainer::save_checkpoint(int64_t step, bool best) {
   state_.loss_scale = scaler_.scale();
   state_.loss_scale_good_steps = scaler_.good_steps();
   const auto start = std::chrono::steady_clock::now();
+  optimizer_->sync_params();
+  const OptimizerState optimizer_state = optimizer_->state();  // collective under ZeRO-1: gathered everywhere
   std::string dir =
-      checkpoints_.save({*model_, *optimizer_, model_meta(), c.tokenizer.vocab, resolved_.to_yaml(), state_}, best);
+      checkpoints_.save({*model_, optimizer_state, model_meta(), c.tokenizer.vocab, resolved_.to_yaml(), state_}, best);
   std::vector<double> done = {1.0};
   collectives_->sum(done, "checkpoint written");  // all wait until rank 0 has written (an error there aborts the job)
   if (rank_ == 0) {
@@ -298,7 +286,12 @@ void Trainer::log_start() const {
       static_cast<long long>(total_steps_), world_, placement_.describe().c_str(), c.train.micro_batch,
       c.train.accum_steps, world_, static_cast<long long>(global), static_cast<long long>(train_data_->size()),
       static_cast<unsigned long long>(sampler_->batches_per_epoch()), params / 1e6, to_string(c.train.precision),
-      comms_.backend.empty() ? "one process" : ("data parallel, gradients over " + comms_.backend).c_str());
+      comms_.backend.empty() ? "one process"
+                             : ("data parallel, gradients over " + comms_.backend +
+                                (flat_->sharded() ? ", ZeRO-1: optimiser state and update sharded over " +
+                                                        std::to_string(world_) + " rank(s)"
+                                                  : ""))
+                                   .c_str());
   log::info(line);
   if (loss_options_.pos_weight.defined()) {
     std::string w;
@@ -310,19 +303,15 @@ void Trainer::log_start() const {
   }
 }
 
-void Trainer::zero_grad() {
-  reducer_->zero_grad();  // in place: the bucketed reducer keeps gradients as views into its buckets
-}
-
 Trainer::StepStats Trainer::train_step(int64_t step) {
   StepStats s;
   const int accum = config_.train.accum_steps;
   torch::manual_seed(step_seed(config_.run.seed, rank_, step));  // dropout: a function of (seed, rank, step)
-  set_lr(*optimizer_, lr_at(config_.train, step, total_steps_));
-  zero_grad();
-  torch::Tensor loss_total = torch::zeros({}, torch::TensorOptions().device(device_));
+  reducer_->zero_grad();  // in place: the gradients are views into the flat buckets
+  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device_));
   for (int micro = 0; micro < accum; ++micro) {
     Batch batch = loader_->next();
+    if (micro == 0) optimizer_->sync_params();  // ZeRO-1: the last step's parameter all-gather ran until here
     torch::Tensor logits, loss;
     {
       Timeline::Scope span(comms_.timeline, "forward");
@@ -331,7 +320,7 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
     }
     loss =
         classification_loss(logits, batch.labels.to(device_, true), batch.label_mask.to(device_, true), loss_options_);
-    loss_total += loss.detach() / accum;
+    loss_sum += loss.detach();                       // stays on the device: read at log steps only
     reducer_->prepare_backward(micro + 1 == accum);  // accumulation micro-steps do not communicate
     {
       Timeline::Scope span(comms_.timeline, "backward");
@@ -340,27 +329,22 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
     s.samples += batch.input_ids.size(0);
     s.tokens += batch.tokens;
   }
-  reducer_->finalize();  // gradients are now the average over ranks
-  if (scaler_.enabled())
-    for (auto& p : model_->parameters())
-      if (p.grad().defined()) p.grad().mul_(1.0 / scaler_.scale());
+  reducer_->finalize();  // gradients (or this rank's slices of them, ZeRO-1) are now the average over ranks
+  s.loss = loss_sum / accum;
+  Timeline::Scope span(comms_.timeline, "optimizer");
   const double max_norm =
       config_.train.clip_grad_norm > 0 ? config_.train.clip_grad_norm : std::numeric_limits<double>::infinity();
-  s.grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);
-  s.loss = loss_total.item<double>();
-  const bool finite = std::isfinite(s.grad_norm);  // identical on every rank after the reduction
-  scaler_.update(finite);
-  if (!finite) {
-    s.skipped = true;
-    zero_grad();
-    return s;
-  }
-  Timeline::Scope span(comms_.timeline, "optimizer");
-  optimizer_->step();
+  // Clipping, unscaling and the update in one pass per bucket; the global norm is the one value
+  // read back, and it is identical on every rank (the non-finite decision is the same everywhere).
+  const UpdateResult u = optimizer_->step(lr_at(config_.train, step, total_steps_), max_norm, scaler_.scale());
+  scaler_.update(u.applied);
+  s.grad_norm = u.grad_norm;
+  s.skipped = !u.applied;
   return s;
 }
 
 EvalResult Trainer::evaluate() {
+  optimizer_->sync_params();
   EvalOptions o;
   o.labels = config_.data.labels;
   o.problem = config_.data.problem;
@@ -387,7 +371,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
   ProgressLine progress(rank_ == 0 && log::enabled(log::Level::kInfo));
   const auto start = std::chrono::steady_clock::now();
   auto window_start = start;
-  double window_loss = 0;
+  torch::Tensor window_loss = torch::zeros({}, torch::TensorOptions().device(device_).dtype(torch::kFloat64));
   int64_t window_steps = 0, window_samples = 0, window_tokens = 0, consecutive_skips = 0;
   auto eval_event = [&](int64_t step, const EvalResult& r) {
     const json metrics = json::parse(r.report.to_json());
@@ -417,7 +401,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
       ++out.skipped_steps;
       state_.skipped_steps = out.skipped_steps;
       std::string what = "step " + std::to_string(step + 1) + ": non-finite loss or gradients (loss " +
-                         std::to_string(s.loss) + ", grad norm " + std::to_string(s.grad_norm) + ")";
+                         std::to_string(s.loss.item<double>()) + ", grad norm " + std::to_string(s.grad_norm) + ")";
       if (c.train.on_nonfinite == NonFinitePolicy::kStop || ++consecutive_skips >= kMaxConsecutiveSkips) {
         std::string why =
             what + (c.train.on_nonfinite == NonFinitePolicy::kStop ? "; stopping (train.on_nonfinite=stop)"
@@ -432,19 +416,21 @@ TrainOutcome Trainer::run(const RunControl& control) {
       if (!scaler_.enabled()) log::warn(what + "; step skipped (train.on_nonfinite=skip)");
     } else {
       consecutive_skips = 0;
-      if (c.dist.check_replicas_every > 0 && (step + 1) % c.dist.check_replicas_every == 0)
+      if (c.dist.check_replicas_every > 0 && (step + 1) % c.dist.check_replicas_every == 0) {
+        optimizer_->sync_params();
         check_replicas(named_parameters(*model_), *collectives_, step + 1);
+      }
       window_loss += s.loss;
       ++window_steps;
       window_samples += s.samples;
       window_tokens += s.tokens;
-      out.last_loss = s.loss;
     }
 
     // ---- logging: every log.every steps and at the last step (not after a skipped step) ----
     if (!s.skipped && ((step + 1) % c.log.every == 0 || step + 1 == total_steps_)) {
-      std::vector<double> totals = {window_loss, static_cast<double>(window_steps), static_cast<double>(window_samples),
-                                    static_cast<double>(window_tokens)};
+      out.last_loss = s.loss.item<double>();  // host reads of the loss: at log steps only
+      std::vector<double> totals = {window_loss.item<double>(), static_cast<double>(window_steps),
+                                    static_cast<double>(window_samples), static_cast<double>(window_tokens)};
       collectives_->sum(totals, "logged training values");  // loss averaged over ranks, throughput summed
       const double seconds = seconds_since(window_start), mean_loss = totals[1] > 0 ? totals[0] / totals[1] : 0.0;
       const double lr = lr_at(c.train, step, total_steps_);
@@ -466,7 +452,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
       if (scaler_.enabled()) event["loss_scale"] = scaler_.scale();
       run_dir_.append_metrics(event.dump());
       progress.update(step + 1, total_steps_, mean_loss, lr, totals[3] / seconds, eta);
-      window_loss = 0;
+      window_loss.zero_();
       window_steps = window_samples = window_tokens = 0;
       window_start = std::chrono::steady_clock::now();
     }
@@ -491,6 +477,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
     }
   }
   progress.finish();
+  optimizer_->sync_params();
   out.steps = step;
   if (out.stopped_early) return out;
 

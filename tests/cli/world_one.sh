@@ -34,6 +34,19 @@ missing = {k: count(k) for k, v in expected.items() if count(k) < v}
 assert not missing, missing
 PY
 
+# ZeRO-1 at -np 1: reduce-scatter, sharded update and all-gather over one rank: the same bytes again
+"${np1[@]}" train "${cfg[@]}" --set run.dir=zero --set dist.backend=mpi --set train.zero=1 --set dist.timeline=zero/timeline.json > zero.txt 2>&1 ||
+  { cat zero.txt; fail "train.zero=1 at -np 1"; }
+grep -q "gradients over mpi, ZeRO-1" zero.txt || fail "start line: $(grep 'train:' zero.txt)"
+cmp -s plain/model/model.safetensors zero/model/model.safetensors || fail "train.zero=1 at -np 1 differs from the plain run"
+python3 - <<'PY' || fail "timeline: a ZeRO-1 collective did not run"
+import json
+names = [e["name"] for e in json.load(open("zero/timeline-rank0.json"))["traceEvents"] if e.get("tid") == 1]
+def count(what): return sum(what in n for n in names)
+assert count("reduce_scatter of gradient bucket") >= 20 and count("all_gather of updated parameters") >= 20, names[:20]
+assert count("all_reduce of squared gradient norm") == 20 and count("all_reduce of gradient bucket") == 0
+PY
+
 # stop at step 10, resume on the same path: the same bytes as the uninterrupted runs
 "${np1[@]}" train "${cfg[@]}" --set run.dir=split --set dist.backend=mpi --stop-after 10 > s1.txt 2>&1 || { cat s1.txt; fail "stop-after"; }
 "${np1[@]}" train "${cfg[@]}" --set run.dir=split --set dist.backend=mpi --resume auto > s2.txt 2>&1 || { cat s2.txt; fail "resume"; }

@@ -14,6 +14,7 @@
 #include "modtrain/data/vocab_trainer.h"
 #include "modtrain/dist/grad_reducer.h"
 #include "modtrain/train/distributed.h"
+#include "modtrain/train/optimizer.h"
 #include "modtrain/train/trainer.h"
 #include "mpi_fixture.h"
 #include "synth_fixture.h"
@@ -27,6 +28,14 @@ std::unique_ptr<Communicator> mpi_comm(Timeline* timeline = nullptr) {
   return make_mpi_communicator(world(), {30.0, timeline});
 }
 std::unique_ptr<Collectives> host() { return make_mpi_collectives(world(), 30.0); }
+
+// Flat buckets and a bucketed reducer over them (the buckets outlive the reducer).
+struct Reduced {
+  Reduced(const NamedParameters& params, Communicator& comm, Collectives& collectives, FlatOptions options = {})
+      : flat(params, options), reducer(flat, comm, collectives) {}
+  FlatParams flat;
+  GradReducer reducer;
+};
 
 // Prepared synthetic data in a directory shared by the ranks (rank 0 makes it once).
 struct SharedData {
@@ -139,6 +148,18 @@ TEST_CASE("collectives against closed forms, sizes and dtypes", "[mpi][comm]") {
     torch::Tensor g = comm->all_gather(torch::full({2, size}, static_cast<double>(r), torch::kInt64), "test");
     REQUIRE(g.sizes() == torch::IntArrayRef{n, 2, size});
     for (int64_t k = 0; k < n; ++k) CHECK(g[k].eq(k).all().item<bool>());
+    // ZeRO-1's pair: reduce-scatter (element i of the sum lands on rank i / size) and the in-place
+    // all-gather of equal chunks.
+    torch::Tensor input = torch::arange(n * size, torch::kFloat32) * static_cast<double>(r + 1);
+    torch::Tensor chunk = torch::empty({size}, torch::kFloat32);
+    comm->reduce_scatter_async(input, chunk, ReduceOp::kSum, "test")->wait();
+    CHECK(torch::equal(chunk, torch::arange(r * size, (r + 1) * size, torch::kFloat32) * (n * (n + 1) / 2)));
+    comm->reduce_scatter_async(input, chunk, ReduceOp::kAvg, "test")->wait();
+    CHECK(torch::allclose(chunk, torch::arange(r * size, (r + 1) * size, torch::kFloat32) * ((n + 1) / 2.0)));
+    torch::Tensor flat = torch::full({n * size}, -1.0, torch::kFloat64);
+    flat.narrow(0, r * size, size).fill_(static_cast<double>(r));
+    comm->all_gather_chunks_async(flat, "test")->wait();
+    for (int64_t k = 0; k < n; ++k) CHECK(flat.narrow(0, k * size, size).eq(k).all().item<bool>());
   }
   comm->barrier("test");
 }
@@ -164,28 +185,37 @@ TEST_CASE("control plane: host sums and gathers of any length per rank, closed f
   collectives->barrier("test");
 }
 
-TEST_CASE("bucket layouts: reverse order, a small first bucket, big parameters alone", "[mpi][reducer]") {
+TEST_CASE("bucket layouts: reverse order, a small first bucket, big parameters alone, no-decay apart",
+          "[mpi][reducer]") {
   auto comm = mpi_comm();
   std::vector<std::pair<std::string, torch::Tensor>> params = {
       {"a", torch::randn({1000}).requires_grad_()},    // 4 KB
       {"b", torch::randn({300000}).requires_grad_()},  // 1.2 MB: larger than a 1 MB bucket
       {"c", torch::randn({10}).requires_grad_()},
+      {"x.bias", torch::randn({7}).requires_grad_()},  // no weight decay: a bucket of their own, last
+      {"LayerNorm.weight", torch::randn({5}).requires_grad_()},
       {"d", torch::randn({20}).requires_grad_()}};
-  ReducerOptions options;
+  const torch::Tensor b_before = params[1].second.detach().clone();
+  FlatOptions options;
   options.bucket_cap_bytes = options.first_bucket_cap_bytes = 1u << 20;
   auto collectives = host();
-  GradReducer reducer(params, *comm, *collectives, options);
-  auto buckets = reducer.buckets();
-  REQUIRE(buckets.size() == 3);  // [d, c] then [b] alone then [a]
-  CHECK(buckets[0].params == 2);
-  CHECK(buckets[1].params == 1);
-  CHECK(buckets[1].bytes == 1200000);
-  CHECK(buckets[2].params == 1);
-  // parameters are rank 0's after construction
+  Reduced r(params, *comm, *collectives, options);
+  const auto& buckets = r.flat.buckets();
+  REQUIRE(buckets.size() == 4);  // [d, c] then [b] alone then [a], then [LayerNorm.weight, x.bias]
+  CHECK(buckets[0].slots.size() == 2);
+  CHECK(buckets[1].slots.size() == 1);
+  CHECK(buckets[1].numel == 300000);
+  CHECK(buckets[2].slots.size() == 1);
+  CHECK((buckets[0].decay && buckets[1].decay && buckets[2].decay && !buckets[3].decay));
+  CHECK(r.flat.slots()[buckets[3].slots[0]].name == "LayerNorm.weight");
+  // the parameters live in the buckets, values kept (rank 0's after construction)
+  CHECK(params[1].second.data_ptr() == buckets[1].params.data_ptr());
+  if (world().rank() == 0) CHECK(torch::equal(params[1].second, b_before));
   torch::Tensor first = comm->all_gather(params[0].second.detach(), "check");
   CHECK(torch::equal(first[0], first[world().size() - 1]));
   // gradients are views into the buckets
   CHECK(params[1].second.grad().defined());
+  CHECK(params[1].second.grad().data_ptr() == buckets[1].grads.data_ptr());
 }
 
 TEST_CASE("W ranks x B equals 1 rank x W*B (and with accumulation)", "[mpi][equivalence]") {
@@ -263,7 +293,8 @@ TEST_CASE("a parameter without a gradient: no hang, zero contribution", "[mpi][r
   auto comm = mpi_comm();
   torch::Tensor used = torch::ones({4}).requires_grad_(), unused = torch::ones({3}).requires_grad_();
   auto collectives = host();
-  GradReducer reducer({{"used", used}, {"unused", unused}}, *comm, *collectives, {});
+  Reduced r({{"used", used}, {"unused", unused}}, *comm, *collectives);
+  GradReducer& reducer = r.reducer;
   for (int step = 0; step < 2; ++step) {
     reducer.zero_grad();
     reducer.prepare_backward(true);
@@ -283,7 +314,7 @@ TEST_CASE("different models on different ranks: a clear error, not a hang", "[mp
   auto comm = mpi_comm();
   torch::Tensor p = torch::ones({w.rank() == 0 ? 4 : 5}).requires_grad_();
   auto collectives = host();
-  CHECK_THROWS_WITH(GradReducer({{"classifier.weight", p}}, *comm, *collectives, {}),
+  CHECK_THROWS_WITH(Reduced({{"classifier.weight", p}}, *comm, *collectives),
                     Catch::Matchers::Contains("the ranks built different models"));
 }
 
@@ -293,7 +324,7 @@ TEST_CASE("replica divergence names the first differing parameter", "[mpi][reduc
   torch::Tensor a = torch::ones({4}).requires_grad_(), b = torch::ones({6}).requires_grad_();
   auto collectives = host();
   NamedParameters params = {{"bert.pooler.dense.weight", a}, {"classifier.bias", b}};
-  GradReducer reducer(params, *comm, *collectives, {});
+  Reduced r(params, *comm, *collectives);
   check_replicas(params, *collectives, 1);  // identical after the start-up broadcast
   if (w.rank() == w.size() - 1) {
     torch::NoGradGuard g;
@@ -307,7 +338,9 @@ TEST_CASE("a parameter marked ready twice in one step is an error naming it", "[
   auto comm = mpi_comm();
   auto collectives = host();
   torch::Tensor weight = torch::ones({4}).requires_grad_(), bias = torch::ones({2}).requires_grad_();
-  GradReducer reducer({{"encoder.weight", weight}, {"encoder.bias", bias}}, *comm, *collectives, {});
+  // one bucket (both decay): the bucket waits for `bias`
+  Reduced r({{"encoder.weight", weight}, {"encoder.scale", bias}}, *comm, *collectives);
+  GradReducer& reducer = r.reducer;
   reducer.zero_grad();
   reducer.prepare_backward(true);
   (weight.sum() * 2).backward();  // `bias` gets no gradient: its bucket waits, nothing is launched yet
@@ -326,11 +359,137 @@ TEST_CASE("destroying the reducer removes its autograd hooks", "[mpi][reducer]")
   auto accumulator = torch::autograd::impl::grad_accumulator(p);
   const size_t before = accumulator->post_hooks().size();
   {
-    GradReducer reducer({{"p", p}}, *comm, *collectives, {});
+    Reduced r({{"p", p}}, *comm, *collectives);
     CHECK(accumulator->post_hooks().size() == before + 1);
   }
   CHECK(accumulator->post_hooks().size() == before);
   // a backward after the reducer is gone runs no hook of it (before: a call into freed memory)
   p.sum().backward();
   CHECK(torch::allclose(p.grad(), torch::ones({3})));
+}
+
+// ---- ZeRO-1 ------------------------------------------------------------------------------------
+namespace {
+std::vector<std::string> zero_run(int steps) {
+  return {"train.max_steps=" + std::to_string(steps),
+          "train.warmup_steps=2",
+          "data.valid=[]",
+          "dist.bucket_mb=0.02",
+          "train.lr=0.002",
+          "train.clip_grad_norm=0.5"};
+}
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+}  // namespace
+
+TEST_CASE("ZeRO-1 equals zero 0 within 1e-6 after 50 steps; optimiser state per rank is 1/N", "[mpi][zero]") {
+  World& w = world();
+  ResolvedConfig z0 = data().config("zero0", with(zero_run(50), {"train.zero=0"}));
+  DistributedTraining d0(w, cpu_placement(), z0.config);
+  Trainer t0(z0, cpu_placement(), d0.comms());
+  t0.run();
+  ResolvedConfig z1 = data().config("zero1", with(zero_run(50), {"train.zero=1", "dist.check_replicas_every=10"}));
+  DistributedTraining d1(w, cpu_placement(), z1.config);
+  Trainer t1(z1, cpu_placement(), d1.comms());
+  t1.run();  // the replica check every 10 steps: the all-gathered parameters are identical everywhere
+  std::string where;
+  const double worst = max_relative_difference(params_of(t1), params_of(t0), where);
+  INFO(w.size() << " ranks: largest relative difference " << worst << " in " << where);
+  CHECK(worst < 1e-6);
+  CHECK(t1.flat().sharded());
+  // Every rank holds its slice of the moments: 1/N of zero 0's, up to the padding of each bucket.
+  const double full = static_cast<double>(t0.optimizer().state_bytes());
+  const double mine = static_cast<double>(t1.optimizer().state_bytes());
+  const double padding = 2.0 * sizeof(float) * static_cast<double>(t1.flat().buckets().size());
+  CHECK(mine <= full / w.size() + padding);
+  CHECK(mine >= full / w.size());
+  // The full state gathered from the slices equals zero 0's within the same tolerance.
+  const OptimizerState s0 = t0.optimizer().state(), s1 = t1.optimizer().state();
+  REQUIRE(s0.tensors.size() == s1.tensors.size());
+  CHECK(s0.step == s1.step);
+  for (size_t i = 0; i < s0.tensors.size(); ++i) {
+    REQUIRE(s0.tensors[i].first == s1.tensors[i].first);
+    const torch::Tensor &a = s0.tensors[i].second, &b = s1.tensors[i].second;
+    CHECK(((a - b).abs().max() / (a.abs().max() + 1e-12)).item<double>() < 1e-5);
+  }
+}
+
+TEST_CASE("ZeRO-1: stop and resume on the same world size is bitwise exact", "[mpi][zero]") {
+  World& w = world();
+  ResolvedConfig whole = data().config("zero-whole", with(zero_run(8), {"train.zero=1"}));
+  DistributedTraining dw(w, cpu_placement(), whole.config);
+  Trainer tw(whole, cpu_placement(), dw.comms());
+  tw.run();
+  // One run directory for all ranks (rank 0 writes the checkpoint every rank resumes from).
+  ResolvedConfig parts =
+      data().config("zero-parts", with(zero_run(8), {"train.zero=1", "run.dir=" + data().dir + "/zero-parts"}));
+  {
+    DistributedTraining d(w, cpu_placement(), parts.config);
+    Trainer first(parts, cpu_placement(), d.comms());
+    RunControl stop;
+    stop.stop_after = 4;
+    REQUIRE(first.run(stop).stopped_early);
+  }
+  DistributedTraining d(w, cpu_placement(), parts.config);
+  Trainer second(parts, cpu_placement(), d.comms());
+  RunControl resume;
+  resume.resume = "auto";
+  TrainOutcome out = second.run(resume);
+  CHECK(out.start_step == 4);
+  auto a = params_of(tw), b = params_of(second);
+  for (size_t i = 0; i < a.size(); ++i) CHECK(torch::equal(a[i].second, b[i].second));
+}
+
+TEST_CASE("ZeRO-1 state moves between shardings: gathered, loaded into 1 rank or N ranks, unchanged", "[mpi][zero]") {
+  World& w = world();
+  auto comm = mpi_comm();
+  auto collectives = host();
+  BertConfig c;
+  c.vocab_size = 50, c.hidden = 16, c.layers = 1, c.heads = 2, c.intermediate = 32, c.num_labels = 3;
+  c.max_positions = 16, c.hidden_dropout = c.attention_dropout = 0;
+  auto build = [&](BertForClassification& m, bool zero) {
+    NamedParameters params;
+    for (const auto& p : m->named_parameters()) params.emplace_back(p.key(), p.value());
+    FlatOptions o;
+    o.bucket_cap_bytes = 3000;  // several buckets, most not a multiple of the world size
+    o.first_bucket_cap_bytes = 1000;
+    if (zero) o.zero = true, o.shards = w.size(), o.rank = w.rank();
+    return std::make_unique<FlatParams>(params, o);
+  };
+  torch::manual_seed(11);
+  BertForClassification sharded_model(c);
+  auto sharded_flat = build(sharded_model, true);
+  GradReducer reducer(*sharded_flat, *comm, *collectives);
+  auto sharded = make_adamw(*sharded_flat, AdamWOptions{}, comm.get());
+  for (int step = 0; step < 3; ++step) {
+    reducer.zero_grad();
+    reducer.prepare_backward(true);
+    torch::manual_seed(50 + step + 10 * w.rank());
+    torch::Tensor ids = torch::randint(5, 50, {2, 8}, torch::kLong);
+    sharded_model->forward(ids, torch::ones_like(ids)).pow(2).sum().backward();
+    reducer.finalize();
+    REQUIRE(sharded->step(1e-2, 1.0, 1.0).applied);
+  }
+  const OptimizerState gathered = sharded->state();  // collective
+  CHECK(gathered.step == 3);
+  // Into one plain process (zero 0): its state reads back bit for bit.
+  BertForClassification single_model(c);
+  auto single_flat = build(single_model, false);
+  auto single = make_adamw(*single_flat, AdamWOptions{}, nullptr);
+  single->load_state(gathered, "gathered");
+  const OptimizerState back = single->state();
+  REQUIRE(back.tensors.size() == gathered.tensors.size());
+  for (size_t i = 0; i < back.tensors.size(); ++i)
+    CHECK(torch::equal(back.tensors[i].second, gathered.tensors[i].second));
+  // ... and from zero 0 back into N slices: the same again.
+  BertForClassification again_model(c);
+  auto again_flat = build(again_model, true);
+  auto again = make_adamw(*again_flat, AdamWOptions{}, comm.get());
+  again->load_state(back, "back");
+  const OptimizerState round = again->state();
+  for (size_t i = 0; i < round.tensors.size(); ++i)
+    CHECK(torch::equal(round.tensors[i].second, gathered.tensors[i].second));
+  CHECK(round.step == 3);
 }

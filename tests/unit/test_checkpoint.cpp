@@ -49,18 +49,26 @@ Config small_config(const std::string& vocab) {
 
 const char* kVocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\non\nmat\n##s\nhate\n";
 
-torch::optim::AdamW adamw(BertForClassification& m) {
-  return torch::optim::AdamW(m->parameters(), torch::optim::AdamWOptions(1e-2));
-}
-
-// One optimiser step on a fixed batch.
-void step(BertForClassification& m, torch::optim::AdamW& opt) {
-  opt.zero_grad();
-  torch::Tensor ids = torch::tensor({{2, 5, 6, 7, 3}, {2, 8, 9, 10, 3}}, torch::kLong);
-  torch::Tensor logits = m->forward(ids, torch::ones_like(ids));
-  logits.pow(2).sum().backward();
-  opt.step();
-}
+// A model with the trainer's flat buckets and flat AdamW (lr 1e-2, weight decay 0.01).
+struct WithAdamW {
+  BertForClassification model;
+  std::unique_ptr<FlatParams> flat;
+  std::unique_ptr<Optimizer> opt;
+  explicit WithAdamW(const BertConfig& c) : model(c) {
+    NamedParameters params;
+    for (const auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
+    flat = std::make_unique<FlatParams>(params, FlatOptions{});
+    opt = make_adamw(*flat, AdamWOptions{}, nullptr);
+  }
+  // One optimiser step on a fixed batch.
+  void step() {
+    flat->zero_grads();
+    torch::Tensor ids = torch::tensor({{2, 5, 6, 7, 3}, {2, 8, 9, 10, 3}}, torch::kLong);
+    torch::Tensor logits = model->forward(ids, torch::ones_like(ids));
+    logits.pow(2).sum().backward();
+    opt->step(1e-2, std::numeric_limits<double>::infinity(), 1.0);
+  }
+};
 
 bool same_parameters(BertForClassification& a, BertForClassification& b) {
   auto pa = a->named_parameters(), pb = b->named_parameters();
@@ -86,10 +94,14 @@ TrainerState some_state(int64_t at) {
 struct Trained {
   test::TempDir run;
   std::string vocab = run.write("vocab.txt", kVocab);
-  BertForClassification model{small()};
-  torch::optim::AdamW opt = adamw(model);
+  WithAdamW trained{small()};
+  BertForClassification& model = trained.model;
+  OptimizerState opt;
   ModelMeta meta{small(), {"a", "b", "c"}, Problem::kMultiLabel, {0.5, 0.5, 0.5}, true, true, 16, ""};
-  Trained() { step(model, opt); }
+  Trained() {
+    trained.step();
+    opt = trained.opt->state();
+  }
   CheckpointContent at(int64_t step) { return {*model, opt, meta, vocab, "run:\n  seed: 1\n", some_state(step)}; }
 };
 
@@ -132,42 +144,66 @@ TEST_CASE("dropout seeds differ per rank and per step and repeat exactly", "[che
 TEST_CASE("AdamW state saved and restored continues bit for bit", "[checkpoint]") {
   test::TempDir dir;
   torch::manual_seed(1);
-  BertForClassification a(small());
-  auto opt_a = adamw(a);
-  step(a, opt_a);
-  step(a, opt_a);
-  save_optimizer_state(dir.file("opt.safetensors"), opt_a, *a);
+  WithAdamW a(small());
+  a.step();
+  a.step();
+  save_optimizer_state(dir.file("opt.safetensors"), a.opt->state());
 
   torch::manual_seed(2);  // different weights: all of it must come from the files
-  BertForClassification b(small());
+  WithAdamW b(small());
   {
     std::vector<torch::Tensor> keep;
-    io::write_safetensors(dir.file("model.safetensors"), state_tensors(*a, keep));
+    io::write_safetensors(dir.file("model.safetensors"), state_tensors(*a.model, keep));
     io::SafetensorsFile f(dir.file("model.safetensors"));
-    load_state(*b, f.view(), "model.safetensors");
+    load_state(*b.model, f.view(), "model.safetensors");
   }
-  auto opt_b = adamw(b);
-  load_optimizer_state(dir.file("opt.safetensors"), opt_b, *b);
-  REQUIRE(same_parameters(a, b));
-  step(a, opt_a);
-  step(b, opt_b);
-  CHECK(same_parameters(a, b));  // moments and step count restored: identical update
+  const OptimizerState loaded = load_optimizer_state(dir.file("opt.safetensors"));
+  CHECK(loaded.step == 2);
+  CHECK(loaded.optimizer == "adamw");
+  b.opt->load_state(loaded, "opt.safetensors");
+  REQUIRE(same_parameters(a.model, b.model));
+  a.step();
+  b.step();
+  CHECK(same_parameters(a.model, b.model));  // moments and step count restored: identical update
 
   // Without the optimiser state the next update differs (the test can fail).
-  BertForClassification c(small());
+  WithAdamW c(small());
   {
     io::SafetensorsFile f(dir.file("model.safetensors"));
-    load_state(*c, f.view(), "model.safetensors");
+    load_state(*c.model, f.view(), "model.safetensors");
   }
-  auto opt_c = adamw(c);
-  step(c, opt_c);
-  CHECK_FALSE(same_parameters(a, c));
+  c.step();
+  CHECK_FALSE(same_parameters(a.model, c.model));
+}
 
-  // A state file for another architecture is an error, not silently ignored.
-  BertForClassification wide(small(5));
-  auto opt_w = adamw(wide);
-  CHECK_THROWS_WITH(load_optimizer_state(dir.file("opt.safetensors"), opt_w, *wide),
-                    Contains("does not match the parameter's shape"));
+TEST_CASE("optimiser state that does not fit the model or the optimiser: one error naming the first mismatch",
+          "[checkpoint]") {
+  WithAdamW a(small());
+  a.step();
+  const OptimizerState state = a.opt->state();
+  WithAdamW wide(small(5));
+  CHECK_THROWS_WITH(wide.opt->load_state(state, "ckpt/optimizer.safetensors"),
+                    Contains("ckpt/optimizer.safetensors: optimiser state exp_avg.classifier.weight has shape [3, 16], "
+                             "the parameter [5, 16]"));
+  OptimizerState missing = state;
+  missing.tensors.erase(missing.tensors.begin());  // exp_avg of the first parameter
+  CHECK_THROWS_WITH(a.opt->load_state(missing, "x"),
+                    Contains("x: no optimiser state exp_avg.bert.embeddings.word_embeddings.weight"));
+  OptimizerState extra = state;
+  extra.tensors.emplace_back("exp_avg.bert.pooler.extra", torch::zeros({2}));
+  CHECK_THROWS_WITH(a.opt->load_state(extra, "x"),
+                    Contains("x: optimiser state exp_avg.bert.pooler.extra names no parameter of this model"));
+  OptimizerState other = state;
+  other.optimizer = "lion";
+  CHECK_THROWS_WITH(a.opt->load_state(other, "x"),
+                    Contains("x: optimiser state of lion, but train.optimizer is adamw; resume with "
+                             "train.optimizer=lion"));
+  // ... and through the file: the optimiser's name is recorded in its metadata
+  test::TempDir dir;
+  save_optimizer_state(dir.file("o.safetensors"), other);
+  CHECK(load_optimizer_state(dir.file("o.safetensors")).optimizer == "lion");
+  CHECK_THROWS_WITH(a.opt->load_state(load_optimizer_state(dir.file("o.safetensors")), "o"),
+                    Contains("but train.optimizer is adamw"));
 }
 
 TEST_CASE("checkpoints are written whole, pointed to by latest, pruned to keep_last plus best", "[checkpoint]") {
@@ -210,8 +246,9 @@ TEST_CASE("a checkpoint that does not fit the run is a clear error", "[checkpoin
   Vocab vocab = Vocab::load(t.vocab);
   Config config = small_config(t.vocab);
 
-  BertForClassification fresh(small());
-  auto opt_fresh = adamw(fresh);
+  WithAdamW fresh_model(small());
+  BertForClassification& fresh = fresh_model.model;
+  Optimizer& opt_fresh = *fresh_model.opt;
   TrainerState s = load_checkpoint(dir, *fresh, opt_fresh, config, vocab, /*world=*/2, /*batches_per_epoch=*/20);
   CHECK(s.step == 40);
   CHECK(s.sampler == SamplerState{1, 7});
@@ -228,9 +265,8 @@ TEST_CASE("a checkpoint that does not fit the run is a clear error", "[checkpoin
   Vocab other_vocab = Vocab::load(t.run.write("vocab2.txt", std::string(kVocab) + "extra\n"));
   CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, config, other_vocab, 2, 20),
                     Contains("vocab.txt differs from tokenizer.vocab"));
-  BertForClassification wide(small(4));
-  auto opt_wide = adamw(wide);
-  CHECK_THROWS_WITH(load_checkpoint(dir, *wide, opt_wide, config, vocab, 2, 20),
+  WithAdamW wide(small(4));
+  CHECK_THROWS_WITH(load_checkpoint(dir, *wide.model, *wide.opt, config, vocab, 2, 20),
                     Contains("tensor 'classifier.weight' has shape [3x16]"));
 
   // Another world size: same fraction of the epoch (7 of 20 batches -> 4 of 10 with twice the ranks).

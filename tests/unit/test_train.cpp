@@ -303,9 +303,9 @@ TEST_CASE("world size 1 with dist.backend=mpi: the multi-rank path runs and equa
     for (const auto& e : distributed.timeline().events()) n += e.lane == 1 && e.name.find(what) != std::string::npos;
     return n;
   };
-  CHECK(count("broadcast of initial") == static_cast<int>(pa.size()));  // start-up broadcast, data plane
-  CHECK(count("all_reduce of gradient bucket") >= 6 * 2);               // several buckets per step
-  CHECK(count("sum of stop and save requests") == 6);                   // the preemption flag, every step
+  CHECK(count("broadcast of initial") == static_cast<int>(parallel.flat().buckets().size()));  // one per bucket
+  CHECK(count("all_reduce of gradient bucket") >= 6 * 2);  // several buckets per step
+  CHECK(count("sum of stop and save requests") == 6);      // the preemption flag, every step
   CHECK(count("sum of logged training values") == 3);
   CHECK(count("all_gather of evaluation scores") == 2 * 2);  // lengths + values, step 3 and the end
   CHECK(count("sum of evaluation loss") == 2);
@@ -314,14 +314,17 @@ TEST_CASE("world size 1 with dist.backend=mpi: the multi-rank path runs and equa
   CHECK(count("all_gather of parameter-shape check") == 2);
 }
 
-TEST_CASE("LocalReducer zeroes gradients in place; the trainer never needs the optimiser's zero_grad",
-          "[train][dist]") {
+TEST_CASE("LocalReducer zeroes the flat gradient buffers in place; gradients stay bucket views", "[train][dist]") {
   torch::Tensor p = torch::ones({3}).requires_grad_();
-  LocalReducer reducer({p});
-  reducer.zero_grad();  // no gradient yet: nothing to do
-  CHECK_FALSE(p.grad().defined());
+  FlatParams flat({{"p", p}}, {});
+  LocalReducer reducer(flat);
+  const void* storage = flat.buckets()[0].grads.data_ptr();
+  CHECK(p.grad().data_ptr() == storage);  // a view from the start
+  reducer.prepare_backward(true);
   (p * 2).sum().backward();
-  const void* storage = p.grad().data_ptr();
+  reducer.finalize();
+  CHECK(p.grad().data_ptr() == storage);  // autograd accumulated into the view
+  CHECK(flat.buckets()[0].grads.eq(2).all().item<bool>());
   reducer.zero_grad();
   CHECK(p.grad().data_ptr() == storage);
   CHECK(p.grad().eq(0).all().item<bool>());

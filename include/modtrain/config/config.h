@@ -15,6 +15,7 @@ enum class BadRecordPolicy { kFail, kSkip };
 enum class PreparePolicy { kAuto, kCheck };
 enum class ModelArch { kBert };
 enum class Schedule { kConstant, kLinear, kCosine };
+enum class OptimizerKind { kAdamW };
 enum class Precision { kFp32, kBf16, kFp16 };
 enum class Backend { kAuto, kMpi, kNccl };
 enum class DeviceKind { kAuto, kCpu, kCuda };
@@ -98,6 +99,8 @@ struct TrainConfig {
   double adam_beta1 = 0.9;
   double adam_beta2 = 0.999;
   double adam_eps = 1e-8;
+  OptimizerKind optimizer = OptimizerKind::kAdamW;
+  int zero = 0;  // 1: ZeRO-1, optimiser state and update sharded over the ranks
   PosWeight pos_weight;
   double pos_weight_cap = 10.0;
   double label_smoothing = 0.0;  // multi_class only
@@ -151,6 +154,7 @@ const char* to_string(BadRecordPolicy v);
 const char* to_string(PreparePolicy v);
 const char* to_string(ModelArch v);
 const char* to_string(Schedule v);
+const char* to_string(OptimizerKind v);
 const char* to_string(Precision v);
 const char* to_string(Backend v);
 const char* to_string(DeviceKind v);

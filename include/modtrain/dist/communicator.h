@@ -42,6 +42,14 @@ class Communicator {
   // Every rank's tensor of the same shape, concatenated along a new leading dim: [size, ...].
   virtual torch::Tensor all_gather(const torch::Tensor& tensor, const std::string& what) = 0;
   virtual void barrier(const std::string& what) = 0;
+  // ZeRO-1 (as llm.c and DeepSpeed stage 1). `input` [size * k] contiguous; `output` [k], not
+  // overlapping `input`, receives this rank's chunk (elements [rank * k, (rank + 1) * k)) of the
+  // element-wise reduction over ranks.
+  virtual std::unique_ptr<Work> reduce_scatter_async(torch::Tensor input, torch::Tensor output, ReduceOp op,
+                                                     const std::string& what) = 0;
+  // In place on a contiguous `tensor` [size * k]: this rank's chunk is its contribution; when the
+  // work completes every rank holds every rank's chunk.
+  virtual std::unique_ptr<Work> all_gather_chunks_async(torch::Tensor tensor, const std::string& what) = 0;
 
   void all_reduce(torch::Tensor tensor, ReduceOp op, const std::string& what) {
     all_reduce_async(std::move(tensor), op, what)->wait();

@@ -1,13 +1,14 @@
-// Data-parallel gradient averaging, as PyTorch DDP's reducer and Horovod's tensor fusion do it:
-// parameters grouped into flat buckets in reverse registration order (dist.bucket_mb; the first
-// bucket ~1 MB so communication starts early); gradients live as views into the buckets (no
-// copy back); during the last backward of a step an autograd post-accumulate hook marks each
-// parameter ready and a bucket's all-reduce starts as soon as all its gradients are there
-// (buckets start in index order on every rank, so collectives always match); finalize() waits
-// (watchdog-bounded) before clipping. A parameter that received no gradient counts as zero on
-// that rank: no hang, and the average stays over all ranks. A parameter marked ready twice in one
-// backward is an error naming it; the hooks are removed when the reducer is destroyed.
-// Buckets travel on the data plane (Communicator); the start-up checks on the control plane.
+// Data-parallel gradient averaging, as PyTorch DDP's reducer and Horovod's tensor fusion do it,
+// over the flat buckets of dist/flat_params.h (the gradients are views into them: no copy in or
+// out): during the last backward of a step an autograd post-accumulate hook marks each parameter
+// ready and a bucket's collective starts as soon as all its gradients are there (buckets start in
+// index order on every rank, so collectives always match); finalize() waits (watchdog-bounded)
+// before the optimiser. Two modes: all-reduce (every rank gets the whole averaged gradient) and,
+// for ZeRO-1, reduce-scatter (every rank gets the average of its own slice of each bucket, in the
+// bucket's grad_shard). A parameter that received no gradient counts as zero on that rank: no
+// hang, and the average stays over all ranks. A parameter marked ready twice in one backward is an
+// error naming it; the hooks are removed when the reducer is destroyed. Buckets travel on the data
+// plane (Communicator); the start-up checks on the control plane.
 #pragma once
 
 #include <torch/torch.h>
@@ -18,25 +19,18 @@
 
 #include "modtrain/dist/collectives.h"
 #include "modtrain/dist/communicator.h"
+#include "modtrain/dist/flat_params.h"
 #include "modtrain/dist/reducer.h"
 #include "modtrain/dist/timeline.h"
 
 namespace modtrain {
 
-using NamedParameters = std::vector<std::pair<std::string, torch::Tensor>>;
-
-struct ReducerOptions {
-  size_t bucket_cap_bytes = 25u << 20;
-  size_t first_bucket_cap_bytes = 1u << 20;  // DDP's choice: a small first bucket starts communication early
-};
-
 class GradReducer : public GradientReducer {
  public:
-  // `params` in registration order (named_parameters()). Checks that every rank has the same
-  // names and shapes (a mismatch names this rank's parameters; control plane), then broadcasts
-  // the parameters from rank 0 (data plane).
-  GradReducer(const NamedParameters& params, Communicator& comm, Collectives& collectives, ReducerOptions options,
-              Timeline* timeline = nullptr);
+  // Checks that every rank has the same parameter names and shapes (a mismatch names this rank's
+  // parameters; control plane), then broadcasts the parameter buckets from rank 0 (data plane).
+  // Reduce-scatter when `flat` is sharded (ZeRO-1; over the communicator's ranks), else all-reduce.
+  GradReducer(FlatParams& flat, Communicator& comm, Collectives& collectives, Timeline* timeline = nullptr);
   ~GradReducer() override;  // removes the autograd hooks
   GradReducer(const GradReducer&) = delete;
   GradReducer& operator=(const GradReducer&) = delete;
@@ -45,52 +39,35 @@ class GradReducer : public GradientReducer {
   void finalize() override;
   void zero_grad() override;  // zeroes the buckets and keeps the gradients as bucket views
 
-  struct BucketInfo {
-    size_t params, bytes;
-  };
-  std::vector<BucketInfo> buckets() const;
-
  private:
-  struct Slot {
-    std::string name;
-    torch::Tensor param;
-    size_t bucket, offset, numel;
-  };
-  struct Bucket {
-    torch::Tensor flat;  // [elements]
-    std::vector<size_t> slots;
-    size_t pending = 0;  // parameters not yet ready in this step
-    std::unique_ptr<Work> work;
-  };
   struct Hook {
     std::shared_ptr<torch::autograd::Node> accumulator;  // kept alive: it owns the hook
     uintptr_t key;                                       // for del_post_hook
   };
   void on_grad_ready(size_t slot);
-  void attach_views();
   void launch_ready_buckets();
 
+  FlatParams& flat_;
   Communicator& comm_;
-  ReducerOptions options_;
   Timeline* timeline_;
-  std::vector<Slot> slots_;
-  std::vector<Bucket> buckets_;
+  std::vector<size_t> pending_;  // per bucket: parameters not yet ready in this step
+  std::vector<std::unique_ptr<Work>> work_;
   std::vector<Hook> hooks_;
   std::vector<bool> ready_;
   size_t next_launch_ = 0;
   bool armed_ = false;
 };
 
-// One process: no communication; zero_grad() zeroes the gradients in place.
+// One process: no communication; zero_grad() zeroes the flat gradient buffers.
 class LocalReducer : public GradientReducer {
  public:
-  explicit LocalReducer(std::vector<torch::Tensor> params) : params_(std::move(params)) {}
-  void prepare_backward(bool) override {}
-  void finalize() override {}
-  void zero_grad() override;
+  explicit LocalReducer(FlatParams& flat) : flat_(flat) {}
+  void prepare_backward(bool) override { flat_.attach_grads(); }
+  void finalize() override { flat_.attach_grads(); }
+  void zero_grad() override { flat_.zero_grads(); }
 
  private:
-  std::vector<torch::Tensor> params_;
+  FlatParams& flat_;
 };
 
 // Compares the replicas across ranks (two float64 checksums per parameter, gathered on the

@@ -2,7 +2,9 @@
 //
 //   RUN/checkpoints/step-0000040/   model.safetensors, config.json, modtrain.json, vocab.txt (a
 //                                   model directory: `predict`, `eval` and `export` read it as is),
-//                                   optimizer.safetensors (AdamW moments + step per parameter),
+//                                   optimizer.safetensors (the optimiser's full, unsharded state
+//                                   by parameter name: AdamW moments + step; any world size or
+//                                   train.zero setting resumes from it),
 //                                   trainer_state.json (step, sampler position, loss scale, best
 //                                   metric, ...), config.yaml (the resolved config)
 //   RUN/checkpoints/latest          "step-0000040": the newest complete checkpoint, written last
@@ -28,6 +30,7 @@
 #include "modtrain/config/config.h"
 #include "modtrain/data/sampler.h"
 #include "modtrain/serve/model_dir.h"
+#include "modtrain/train/optimizer.h"
 
 namespace modtrain {
 
@@ -54,13 +57,16 @@ struct TrainerState {
 // The generator seed for the dropout of `step` on `rank` (see the header comment).
 uint64_t step_seed(uint64_t seed, int rank, int64_t step);
 
-// AdamW state (exp_avg, exp_avg_sq, step per parameter) <-> safetensors keyed by parameter name.
-void save_optimizer_state(const std::string& path, torch::optim::AdamW& optimizer, torch::nn::Module& model);
-void load_optimizer_state(const std::string& path, torch::optim::AdamW& optimizer, torch::nn::Module& model);
+// Optimiser state <-> safetensors: "exp_avg.<parameter>", "exp_avg_sq.<parameter>" (F32) and
+// "step.<parameter>" (I64, the same for every parameter), metadata format=modtrain-adamw and
+// optimizer=<train.optimizer>. Loading checks the file (dtypes, finite numbers, one step count);
+// Optimizer::load_state checks it against the model.
+void save_optimizer_state(const std::string& path, const OptimizerState& state);
+OptimizerState load_optimizer_state(const std::string& path);
 
 struct CheckpointContent {
   torch::nn::Module& model;
-  torch::optim::AdamW& optimizer;
+  const OptimizerState& optimizer;  // gathered on every rank before the save (collective under ZeRO-1)
   ModelMeta meta;
   std::string vocab_path;
   std::string config_yaml;
@@ -101,7 +107,7 @@ class Checkpoints {
 // micro batch resumes at the same fraction of the epoch with a warning about data order.
 // Returns the state with `sampler` already translated to this run's sampler.
 // Warnings are printed only when `report` (rank 0), not once per rank.
-TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::AdamW& optimizer,
+TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, Optimizer& optimizer,
                              const Config& config, const Vocab& vocab, int world, uint64_t batches_per_epoch,
                              bool report = true);
 

@@ -14,12 +14,15 @@
 #include "modtrain/data/loader.h"
 #include "modtrain/data/wordpiece.h"
 #include "modtrain/dist/collectives.h"
+#include "modtrain/dist/communicator.h"
 #include "modtrain/dist/device.h"
+#include "modtrain/dist/flat_params.h"
 #include "modtrain/dist/reducer.h"
 #include "modtrain/dist/timeline.h"
 #include "modtrain/model/bert.h"
 #include "modtrain/train/checkpoint.h"
 #include "modtrain/train/evaluator.h"
+#include "modtrain/train/optimizer.h"
 #include "modtrain/train/precision.h"
 #include "modtrain/train/run_dir.h"
 
@@ -47,8 +50,9 @@ struct RunControl {
 // What the trainer needs from data parallelism. The default is one plain process: local
 // collectives and a LocalReducer, nothing communicated (train/distributed.h builds the rest).
 struct TrainComms {
-  Collectives* collectives = nullptr;  // the control plane; null: one process
-  std::function<std::unique_ptr<GradientReducer>(BertForClassificationImpl&)> make_reducer;  // null: LocalReducer
+  Collectives* collectives = nullptr;    // the control plane; null: one process
+  Communicator* communicator = nullptr;  // the data plane (ZeRO-1's norm, parameter and state gathers)
+  std::function<std::unique_ptr<GradientReducer>(FlatParams&)> make_reducer;  // null: LocalReducer
   std::string backend;           // the data plane's backend for the start line ("" when local)
   Timeline* timeline = nullptr;  // forward / backward / optimiser spans (dist.timeline)
 };
@@ -59,16 +63,18 @@ class Trainer {
   TrainOutcome run(const RunControl& control = {});
 
   BertForClassification& model() { return model_; }
+  const FlatParams& flat() const { return *flat_; }
+  Optimizer& optimizer() { return *optimizer_; }
   int64_t total_steps() const { return total_steps_; }
 
  private:
   struct StepStats {
-    double loss = 0, grad_norm = 0;
+    torch::Tensor loss;  // on the device (no host sync per step)
+    double grad_norm = 0;
     int64_t samples = 0, tokens = 0;
     bool skipped = false;
   };
   StepStats train_step(int64_t step);
-  void zero_grad();
   EvalResult evaluate();
   void log_start() const;
   int64_t resume(const std::string& resume);  // the step to start at; a fresh start applies model.init_from
@@ -97,8 +103,9 @@ class Trainer {
   std::unique_ptr<Loader> loader_;
   BertConfig bert_config_;
   BertForClassification model_{nullptr};
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<FlatParams> flat_;  // parameters and gradients in buckets (before the reducer and optimiser)
   std::unique_ptr<GradientReducer> reducer_;
+  std::unique_ptr<Optimizer> optimizer_;
   LossOptions loss_options_;
   LossScaler scaler_;
   RunDir run_dir_;

@@ -57,7 +57,7 @@ expect_error 2 "problem is 'regression'" -- "$mt" predict --model prob --input d
 # resume from a checkpoint whose optimiser state holds NaN
 ck=run/checkpoints/$(cat run/checkpoints/latest)
 poison "$ck/optimizer.safetensors" exp_avg.classifier.weight nan
-expect_error 2 "optimiser state of 'classifier.weight' holds non-finite numbers" -- "$mt" train "${cfg[@]}" --set train.max_steps=6 --resume auto
+expect_error 2 "optimiser state exp_avg.classifier.weight holds non-finite numbers" -- "$mt" train "${cfg[@]}" --set train.max_steps=6 --resume auto
 
 # a pointer file with binary content is printed escaped, never raw
 printf '\x01\x1b[31mred\xff' > run/checkpoints/latest

@@ -1,0 +1,327 @@
+#include "modtrain/train/optimizer.h"
+
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+
+#include <cmath>
+#include <map>
+
+#include "adamw_kernels.h"
+#include "modtrain/core/check.h"
+#include "modtrain/core/error.h"
+
+// LibTorch's fused multi-tensor AdamW (one CUDA kernel for a whole list of tensors), since 2.1.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+#define MODTRAIN_FUSED_ADAMW_KERNEL 1
+#endif
+
+namespace modtrain {
+namespace {
+
+constexpr int64_t kGrain = 1 << 15;  // elements per task when a bucket is split over threads
+
+class FlatAdamW : public Optimizer {
+ public:
+  FlatAdamW(FlatParams& flat, AdamWOptions options, Communicator* comm) : flat_(flat), options_(options), comm_(comm) {
+    MT_CHECK(!flat_.sharded() || (comm_ && comm_->size() == flat_.options().shards),
+             "ZeRO-1 over " << flat_.options().shards << " shards needs a communicator of as many ranks");
+    const torch::Tensor& space = flat_.grad_space();
+    exp_avg_ = torch::zeros_like(space);
+    exp_avg_sq_ = torch::zeros_like(space);
+    for (const auto& b : flat_.buckets()) {
+      exp_avg_parts_.push_back(exp_avg_.narrow(0, b.space_offset, b.grad_shard.numel()));
+      exp_avg_sq_parts_.push_back(exp_avg_sq_.narrow(0, b.space_offset, b.grad_shard.numel()));
+    }
+    cpu_ = space.device().is_cpu() && options_.fused;
+#ifdef MODTRAIN_FUSED_ADAMW_KERNEL
+    fused_kernel_ = space.is_cuda() && options_.fused;
+#endif
+    // 0-dim operands of the tensor-operation path (a Scalar operand costs LibTorch several
+    // dispatched operators to wrap; a tensor one does not).
+    const auto scalar = torch::TensorOptions().dtype(torch::kFloat32).device(space.device());
+    beta2_ = torch::full({}, options_.beta2, scalar);
+    grad_scale_ = torch::ones({}, scalar);
+    eps_ = torch::zeros({}, scalar);
+    step_tensor_ = torch::zeros({}, scalar);
+    decay_ = torch::ones({}, scalar);
+    sum_sq_host_ = torch::zeros({1}, torch::kFloat64);
+    if (!flat_.sharded()) decaying_ = flat_.params_all().narrow(0, 0, flat_.decay_end());
+  }
+
+  std::string name() const override { return "adamw"; }
+
+  UpdateResult step(double lr, double max_norm, double loss_scale) override {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor& g = flat_.grad_space();
+    // 1. The global norm of the (still scaled) gradient: this rank's part, summed over ranks.
+    double sum_sq = 0;
+    if (cpu_) {
+      sum_sq_host_.data_ptr<double>()[0] = sum_squares(g);
+      if (flat_.sharded()) comm_->all_reduce(sum_sq_host_, ReduceOp::kSum, "squared gradient norm");
+      sum_sq = sum_sq_host_.data_ptr<double>()[0];
+    } else {
+      torch::Tensor total = g.norm();
+      total.mul_(total);
+      if (flat_.sharded()) comm_->all_reduce(total, ReduceOp::kSum, "squared gradient norm");
+      sum_sq = total.item<double>();  // the step's one read back: the norm is the non-finite flag
+    }
+    UpdateResult r;
+    r.grad_norm = std::sqrt(sum_sq) / loss_scale;
+    if (!std::isfinite(r.grad_norm)) return r;
+    // 2. Clipping and unscaling fold into one factor on the raw gradient (torch's clip_grad_norm_).
+    double coef = max_norm / (r.grad_norm + 1e-6);
+    if (!(coef < 1.0)) coef = 1.0;
+    const double grad_scale = coef / loss_scale;
+    // 3. The update.
+    ++step_;
+    const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_));
+    const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_));
+    if (cpu_) cpu_update(lr, grad_scale, bias_correction1, bias_correction2);
+    else if (fused_kernel_) fused_update(lr, grad_scale);
+    else tensor_update(lr, grad_scale, bias_correction1, bias_correction2);
+    // 4. ZeRO-1: every rank updated its slices; gather the parameters (waited for in sync_params()).
+    if (flat_.sharded()) {
+      auto& buckets = flat_.buckets();
+      for (size_t i = 0; i < buckets.size(); ++i)
+        gathers_.push_back(
+            comm_->all_gather_chunks_async(buckets[i].params, "updated parameters (bucket " + std::to_string(i) + ")"));
+    }
+    r.applied = true;
+    return r;
+  }
+
+  void sync_params() override {
+    for (auto& w : gathers_) w->wait();
+    gathers_.clear();
+  }
+
+  OptimizerState state() override {
+    sync_params();
+    OptimizerState out;
+    out.optimizer = name();
+    out.step = step_;
+    const auto& buckets = flat_.buckets();
+    std::vector<torch::Tensor> full_m, full_v;  // per bucket, [numel] (whole, gathered under ZeRO-1)
+    for (size_t i = 0; i < buckets.size(); ++i) {
+      full_m.push_back(unshard(exp_avg_parts_[i], buckets[i], "AdamW exp_avg"));
+      full_v.push_back(unshard(exp_avg_sq_parts_[i], buckets[i], "AdamW exp_avg_sq"));
+    }
+    for (size_t k : flat_.registration_order()) {
+      const auto& s = flat_.slots()[k];
+      auto piece = [&](const torch::Tensor& full) {
+        return full.narrow(0, s.offset, s.numel).view(s.param.sizes()).to(torch::kCPU).clone();
+      };
+      out.tensors.emplace_back("exp_avg." + s.name, piece(full_m[s.bucket]));
+      out.tensors.emplace_back("exp_avg_sq." + s.name, piece(full_v[s.bucket]));
+    }
+    return out;
+  }
+
+  void load_state(const OptimizerState& state, const std::string& source) override {
+    if (state.optimizer != name())
+      throw UserError(source + ": optimiser state of " + state.optimizer + ", but train.optimizer is " + name() +
+                      "; resume with train.optimizer=" + state.optimizer + ", or start a new run (model.init_from " +
+                      "takes the weights without the optimiser state)");
+    std::map<std::string, const torch::Tensor*> by_name;
+    for (const auto& [key, t] : state.tensors) by_name[key] = &t;
+    if (by_name.empty() && state.step == 0) return;  // saved before any update: nothing to restore
+    const auto& buckets = flat_.buckets();
+    std::vector<torch::Tensor> full_m, full_v;
+    for (const auto& b : buckets) {
+      full_m.push_back(torch::zeros({b.params.numel()}, torch::kFloat32));
+      full_v.push_back(torch::zeros({b.params.numel()}, torch::kFloat32));
+    }
+    // In registration order, so that "the first mismatch" is the first parameter of the model.
+    const auto& slots = flat_.slots();
+    for (size_t k : flat_.registration_order()) {
+      const auto& s = slots[k];
+      for (auto& [moment, full] : {std::pair<const char*, std::vector<torch::Tensor>*>{"exp_avg.", &full_m},
+                                   std::pair<const char*, std::vector<torch::Tensor>*>{"exp_avg_sq.", &full_v}}) {
+        const std::string key = moment + s.name;
+        auto it = by_name.find(key);
+        if (it == by_name.end())
+          throw UserError(source + ": no optimiser state " + key + " for the model's parameter " + s.name +
+                          " (the checkpoint is of another model); resume from a checkpoint of this model");
+        const torch::Tensor& t = *it->second;
+        if (t.sizes() != s.param.sizes())
+          throw UserError(source + ": optimiser state " + key + " has shape " + shape_of(t) + ", the parameter " +
+                          shape_of(s.param) + " (the checkpoint is of another model size)");
+        (*full)[s.bucket].narrow(0, s.offset, s.numel).copy_(t.reshape({-1}));
+        by_name.erase(it);
+      }
+    }
+    if (!by_name.empty())
+      throw UserError(source + ": optimiser state " + by_name.begin()->first +
+                      " names no parameter of this model (the checkpoint is of another architecture)");
+    for (size_t i = 0; i < buckets.size(); ++i) {
+      const int64_t begin = flat_.sharded() ? flat_.options().rank * buckets[i].shard : 0;
+      exp_avg_parts_[i].copy_(full_m[i].narrow(0, begin, exp_avg_parts_[i].numel()));
+      exp_avg_sq_parts_[i].copy_(full_v[i].narrow(0, begin, exp_avg_sq_parts_[i].numel()));
+    }
+    step_ = state.step;
+  }
+
+  size_t state_bytes() const override {
+    return static_cast<size_t>(exp_avg_.numel() + exp_avg_sq_.numel()) * exp_avg_.element_size();
+  }
+
+ private:
+  static double sum_squares(const torch::Tensor& g) {
+    // Fixed chunks, summed in order: the same result for any thread count.
+    const float* x = g.data_ptr<float>();
+    const int64_t n = g.numel(), chunks = (n + kGrain - 1) / kGrain;
+    std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
+    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c)
+        partial[static_cast<size_t>(c)] = kernels::sum_squares_cpu(x + c * kGrain, std::min(kGrain, n - c * kGrain));
+    });
+    double total = 0;
+    for (double p : partial) total += p;
+    return total;
+  }
+
+  static std::string shape_of(const torch::Tensor& t) {
+    std::string out = "[";
+    for (int64_t d = 0; d < t.dim(); ++d) out += (d ? ", " : "") + std::to_string(t.size(d));
+    return out + "]";
+  }
+
+  // A bucket's moment as one [numel] tensor: this rank's slice placed and gathered under ZeRO-1.
+  torch::Tensor unshard(const torch::Tensor& mine, const FlatParams::Bucket& b, const std::string& what) {
+    if (!flat_.sharded()) return mine;
+    torch::Tensor full = torch::zeros({b.params.numel()}, mine.options());
+    full.narrow(0, flat_.options().rank * b.shard, b.shard).copy_(mine);
+    comm_->all_gather_chunks_async(full, what)->wait();
+    return full.narrow(0, 0, b.numel);
+  }
+
+  // The CPU pass: the whole update space at once without ZeRO-1 (decaying prefix, then the rest),
+  // bucket by bucket under it (the parameter slices are not contiguous).
+  void cpu_update(double lr, double grad_scale, double bias_correction1, double bias_correction2) {
+    auto make = [&](bool decay) {
+      const double wd = decay ? options_.weight_decay : 0.0;
+      kernels::AdamWStep s{};
+      s.decay = static_cast<float>(1.0 - lr * wd);
+      s.decays = wd != 0.0;
+      s.beta1 = static_cast<float>(options_.beta1);
+      s.one_minus_beta1 = static_cast<float>(1.0 - options_.beta1);
+      s.beta2 = static_cast<float>(options_.beta2);
+      s.one_minus_beta2 = static_cast<float>(1.0 - options_.beta2);
+      s.bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
+      s.eps = static_cast<float>(options_.eps);
+      s.neg_step_size = static_cast<float>(-lr / bias_correction1);
+      s.grad_scale = static_cast<float>(grad_scale);
+      return s;
+    };
+    const kernels::AdamWStep with_decay = make(true), without = make(false);
+    float* m = exp_avg_.data_ptr<float>();
+    float* v = exp_avg_sq_.data_ptr<float>();
+    const float* g = flat_.grad_space().data_ptr<float>();
+    auto run = [&](float* p, int64_t at, int64_t n, const kernels::AdamWStep& s) {
+      at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+        kernels::adamw_cpu(p + begin, g + at + begin, m + at + begin, v + at + begin, end - begin, s);
+      });
+    };
+    if (!flat_.sharded()) {
+      float* p = flat_.params_all().data_ptr<float>();
+      const int64_t split = flat_.decay_end(), n = flat_.params_all().numel();
+      run(p, 0, split, with_decay);
+      run(p + split, split, n - split, without);
+      return;
+    }
+    for (auto& b : flat_.buckets())
+      run(b.param_shard.data_ptr<float>(), b.space_offset, b.param_shard.numel(), b.decay ? with_decay : without);
+  }
+
+  // Tensor operations (CUDA without the fused kernel; tests run it on CPU): about a dozen for the
+  // whole model without ZeRO-1. Bias correction 2 folds into eps and the step size (the Adam paper's
+  // efficient form; equal to torch's within float rounding).
+  void tensor_update(double lr, double grad_scale, double bias_correction1, double bias_correction2) {
+    const torch::Tensor& g = flat_.grad_space();
+    const double bc2_sqrt = std::sqrt(bias_correction2);
+    const double step_size = lr * bc2_sqrt / bias_correction1;
+    if (grad_scale != 1.0) {
+      grad_scale_.fill_(grad_scale);
+      g.mul_(grad_scale_);
+    }
+    exp_avg_.lerp_(g, 1.0 - options_.beta1);
+    exp_avg_sq_.mul_(beta2_).addcmul_(g, g, 1.0 - options_.beta2);
+    eps_.fill_(options_.eps * bc2_sqrt);
+    torch::Tensor denom = exp_avg_sq_.sqrt().add_(eps_);
+    // Decoupled decay as torch rounds it: p * float(1 - lr * weight_decay).
+    const bool decays = options_.weight_decay != 0.0;
+    if (decays) decay_.fill_(1.0 - lr * options_.weight_decay);
+    if (!flat_.sharded()) {
+      if (decays && decaying_.numel() > 0) decaying_.mul_(decay_);
+      flat_.params_all().addcdiv_(exp_avg_, denom, -step_size);
+      return;
+    }
+    auto& buckets = flat_.buckets();
+    for (size_t i = 0; i < buckets.size(); ++i) {
+      torch::Tensor& p = buckets[i].param_shard;
+      if (decays && buckets[i].decay) p.mul_(decay_);
+      p.addcdiv_(exp_avg_parts_[i], denom.narrow(0, buckets[i].space_offset, p.numel()), -step_size);
+    }
+  }
+
+  // LibTorch's fused AdamW kernel (CUDA, LibTorch >= 2.1): one launch per decay class.
+  void fused_update(double lr, double grad_scale) {
+#ifdef MODTRAIN_FUSED_ADAMW_KERNEL
+    step_tensor_.fill_(static_cast<double>(step_));
+    grad_scale_.fill_(1.0 / grad_scale);  // the kernel divides the gradient by it
+    auto& buckets = flat_.buckets();
+    for (bool decay : {true, false}) {
+      std::vector<torch::Tensor> p, g, m, v, steps;
+      for (size_t i = 0; i < buckets.size(); ++i) {
+        if (buckets[i].decay != decay) continue;
+        p.push_back(buckets[i].param_shard);
+        g.push_back(buckets[i].grad_shard);
+        m.push_back(exp_avg_parts_[i]);
+        v.push_back(exp_avg_sq_parts_[i]);
+        steps.push_back(step_tensor_);
+      }
+      if (p.empty()) continue;
+      at::_fused_adamw_(p, g, m, v, {}, steps, lr, options_.beta1, options_.beta2, decay ? options_.weight_decay : 0.0,
+                        options_.eps, /*amsgrad=*/false, /*maximize=*/false, grad_scale_, {});
+    }
+#else
+    (void)lr;
+    (void)grad_scale;
+    throw InternalError("the fused AdamW kernel needs LibTorch >= 2.1");
+#endif
+  }
+
+  FlatParams& flat_;
+  AdamWOptions options_;
+  Communicator* comm_;
+  torch::Tensor exp_avg_, exp_avg_sq_;  // the update space: this rank's slices (all of the model without ZeRO)
+  std::vector<torch::Tensor> exp_avg_parts_, exp_avg_sq_parts_;  // per bucket, views of them
+  int64_t step_ = 0;
+  bool cpu_ = false, fused_kernel_ = false;
+  torch::Tensor beta2_, grad_scale_, eps_, step_tensor_, decay_;  // 0-dim operands on the device
+  torch::Tensor decaying_;     // without ZeRO-1: the parameters that take weight decay (a prefix)
+  torch::Tensor sum_sq_host_;  // the CPU pass's squared norm, for the ZeRO-1 sum over ranks
+  std::vector<std::unique_ptr<Work>> gathers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Optimizer> make_adamw(FlatParams& flat, AdamWOptions options, Communicator* comm) {
+  return std::make_unique<FlatAdamW>(flat, options, comm);
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& train, FlatParams& flat, Communicator* comm) {
+  switch (train.optimizer) {
+    case OptimizerKind::kAdamW: {
+      AdamWOptions o;
+      o.beta1 = train.adam_beta1;
+      o.beta2 = train.adam_beta2;
+      o.eps = train.adam_eps;
+      o.weight_decay = train.weight_decay;
+      return make_adamw(flat, o, comm);
+    }
+  }
+  throw InternalError("unknown train.optimizer");
+}
+
+}  // namespace modtrain
