@@ -10,10 +10,12 @@
 // Besides samples/s: the optimiser's time per step (clip + update, and the ZeRO-1 all-gather), the
 // ATen operators it dispatches (counted on one extra, untimed step) and its state bytes per rank.
 // Usage: mpiexec -np R modtrain_bench_peer [--steps N] [--preset tiny|base] [--optimizer flat|per_tensor]
-//        [--zero 0|1] [--batch B] [--seq T] [--out FILE]; rank 0 writes the JSON.
+//        [--zero 0|1] [--batch B] [--seq T] [--out FILE] [--profile TRACE.json]; rank 0 writes the JSON
+//        (and with --profile, at one rank, a Chrome trace of five more steps).
 #include <torch/torch.h>
 
 #include <ATen/record_function.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <atomic>
@@ -40,7 +42,8 @@ int main(int argc, char** argv) {
   World world;
   int64_t steps = 30, batch = 32, seq = 64;
   int zero = 0;
-  std::string out, preset = "tiny", optimizer_kind = "flat";
+  bool sparse = true;
+  std::string out, preset = "tiny", optimizer_kind = "flat", profile;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--steps") steps = std::stoll(v);
@@ -50,6 +53,8 @@ int main(int argc, char** argv) {
     else if (k == "--zero") zero = std::stoi(v);
     else if (k == "--batch") batch = std::stoll(v);
     else if (k == "--seq") seq = std::stoll(v);
+    else if (k == "--profile") profile = v;
+    else if (k == "--sparse-embedding") sparse = v == "1";
   }
   if (optimizer_kind != "flat" && optimizer_kind != "per_tensor") {
     std::fprintf(stderr, "--optimizer: flat or per_tensor\n");
@@ -60,6 +65,7 @@ int main(int argc, char** argv) {
   c.num_labels = 7;
   if (preset == "tiny") c.hidden = 128, c.layers = 2, c.heads = 2, c.intermediate = 512;
   c.hidden_dropout = c.attention_dropout = 0;
+  c.sparse_embedding_grad = sparse;  // what the trainer does on CPU (--sparse-embedding 0: dense, as PyTorch)
   torch::set_num_threads(1);
   const int blas = set_blas_threads(1, static_cast<int>(c.hidden), 1);
   torch::manual_seed(0);  // the same initial weights everywhere (the reducer broadcasts rank 0's anyway)
@@ -133,6 +139,13 @@ int main(int argc, char** argv) {
   }
   world.barrier();
   const double seconds = bench::now_seconds() - start;
+  if (!profile.empty() && world.is_root()) {  // five more steps under LibTorch's profiler (a Chrome trace)
+    torch::autograd::profiler::RecordProfile guard(profile);
+    for (int i = 0; i < 5; ++i) {
+      forward_backward();
+      update();
+    }
+  }
   // One more step, untimed, with every dispatched ATen operator of the update counted.
   forward_backward();
   auto handle = at::addGlobalCallback(

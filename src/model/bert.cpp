@@ -59,7 +59,12 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch
   auto split = [&](const torch::Tensor& y) {
     return y.view({b, t, heads, head_dim}).transpose(1, 2);
   };  // [B, nh, T, hd]
-  torch::Tensor q = split(query(x)), k = split(key(x)), v = split(value(x));
+  // One GEMM for Q, K and V (the three weights concatenated each step: 3 x H x H floats, against a
+  // [B x T, H] x [H, 3H] product); the parameters keep Hugging Face's names and shapes.
+  torch::Tensor qkv = torch::linear(x, torch::cat({query->weight, key->weight, value->weight}),
+                                    torch::cat({query->bias, key->bias, value->bias}));  // [B, T, 3H]
+  std::vector<torch::Tensor> parts = qkv.chunk(3, -1);
+  torch::Tensor q = split(parts[0]), k = split(parts[1]), v = split(parts[2]);
   torch::Tensor context;  // [B, nh, T, hd]
 #if TORCH_VERSION_MAJOR >= 2
   if (use_sdpa) {
@@ -67,11 +72,14 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch
   } else
 #endif
   {
-    torch::Tensor scores =
-        torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));  // [B, nh, T, T]
-    torch::Tensor probs = torch::softmax(scores + mask.to(scores.dtype()), -1);
-    probs = torch::dropout(probs, dropout, is_training());
-    context = torch::matmul(probs, v);
+    // mask + (Q K^T) / sqrt(hd) as one batched GEMM (scale as alpha, the mask as the beta = 1
+    // input): no separate passes for the division and the addition over [B, nh, T, T].
+    const int64_t bh = b * heads;
+    torch::Tensor scores = torch::baddbmm(mask.to(q.dtype()).expand({b, heads, 1, t}).reshape({bh, 1, t}),
+                                          q.reshape({bh, t, head_dim}), k.reshape({bh, t, head_dim}).transpose(1, 2),
+                                          1.0, 1.0 / std::sqrt(static_cast<double>(head_dim)));  // [B nh, T, T]
+    torch::Tensor probs = torch::dropout(torch::softmax(scores, -1), dropout, is_training());
+    context = torch::bmm(probs, v.reshape({bh, t, head_dim})).view({b, heads, t, head_dim});
   }
   return context.transpose(1, 2).reshape({b, t, heads * head_dim});  // [B, T, H]
 }
@@ -113,7 +121,9 @@ torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor
 // ---- embeddings, encoder, pooler ------------------------------------------------------------
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
   word_embeddings = register_module(
-      "word_embeddings", nn::Embedding(nn::EmbeddingOptions(c.vocab_size, c.hidden).padding_idx(c.pad_token_id)));
+      "word_embeddings",
+      nn::Embedding(
+          nn::EmbeddingOptions(c.vocab_size, c.hidden).padding_idx(c.pad_token_id).sparse(c.sparse_embedding_grad)));
   position_embeddings = register_module("position_embeddings", nn::Embedding(c.max_positions, c.hidden));
   token_type_embeddings = register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, c.hidden));
   LayerNorm = register_module("LayerNorm", nn::LayerNorm(nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps)));

@@ -100,6 +100,7 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
                                   static_cast<int64_t>(c.data.labels.size()), c.data.max_len, vocab_->pad_id());
   bert_config_.attention_dropout = c.model.attention_dropout;
   bert_config_.layer_norm_eps = c.model.layer_norm_eps;
+  bert_config_.sparse_embedding_grad = !device_.is_cuda();  // accumulated into the flat (dense) gradient
   set_blas_threads(c.dist.blas_threads, c.model.hidden, placement_.cpu_threads);
   torch::manual_seed(c.run.seed);
   model_ = BertForClassification(bert_config_);  // model.init_from is applied by resume() on a fresh start

@@ -28,6 +28,10 @@ struct BertConfig {
   int64_t pad_token_id = 0;
   int64_t num_labels = 2;
   bool use_sdpa = true;  // fused scaled_dot_product_attention where LibTorch >= 2.0; else the plain path
+  // The word-embedding gradient as sparse rows (the tokens of the batch) instead of a dense
+  // [vocab, hidden] tensor: on CPU the dense one costs a zero-fill and an add of the whole table
+  // every backward (~10% of the tiny step). Same values; the trainer sets it on CPU.
+  bool sparse_embedding_grad = false;
 
   // From the experiment config; throws ConfigError-style UserError for inconsistent shapes.
   static BertConfig from(const ModelConfig& model, int64_t vocab_size, int64_t num_labels, int64_t max_len,
