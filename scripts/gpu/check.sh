@@ -5,7 +5,8 @@
 # NCCL from the nvidia-nccl package, runs the CUDA-tagged tests (NCCL at one rank and its stream
 # ordering, the Trainer on the NCCL path at world size 1, SDPA on the GPU, bf16/fp16 training
 # steps), the CLI on the NCCL path at -np 1 through export and transformers (cli_np1.sh), and
-# measures a BERT-base-sized training step at sequence 128 (tokens/s, MFU). Writes logs and summary.md to $OUT (or ./gpu-out). Usage: scripts/gpu/check.sh
+# measures a BERT-base-sized training step at sequence 128 against Hugging Face + fused AdamW in the
+# same run (tokens/s, MFU). Writes logs and summary.md to $OUT (or ./gpu-out). Usage: scripts/gpu/check.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-$PWD/gpu-out}
@@ -70,12 +71,36 @@ grep "^cli np1:" "$out/cli-np1.log" | tee -a "$summary"
 mkdir -p "$out/cli-np1" && cp /tmp/modtrain-cli-np1/*.log "$out/cli-np1/" 2>/dev/null
 [[ $r -eq 0 ]] || rc=1
 
-# 5. BERT-base-sized training step at sequence length 128 (bf16 autocast; peak = H200 dense bf16 989 TFLOP/s).
-for b in 64; do
-  build-gpu/bench/modtrain_bench_train --preset base --device cuda --precision bf16 --batch $b --seq 128 --steps 20 \
-    --peak-tflops 989 --out "$out/train-base-cuda-bf16-b$b.json" 2>&1 | tee -a "$summary"
+# 5. BERT-base-sized training step at sequence length 128 (bf16 autocast; peak = H200 dense bf16
+#    989 TFLOP/s), side by side in this run: modtrain's step (flat AdamW: LibTorch's fused kernel
+#    where >= 2.1), modtrain with the per-tensor torch::optim::AdamW it replaced, and Hugging Face
+#    BertForSequenceClassification with torch.optim.AdamW(fused=True) in eager mode (hf_peer.py).
+log ""
+log "| batch | modtrain tokens/s | MFU | per-tensor AdamW tokens/s | HF + fused AdamW tokens/s | MFU | modtrain / HF |"
+log "|---|---|---|---|---|---|---|"
+for b in 32 64 256; do
+  steps=20; [[ $b -eq 256 ]] && steps=10
+  build-gpu/bench/modtrain_bench_train --preset base --device cuda --precision bf16 --batch $b --seq 128 --steps $steps \
+    --peak-tflops 989 --out "$out/train-base-cuda-bf16-b$b.json" >> "$out/bench.log" 2>&1
+  build-gpu/bench/modtrain_bench_train --preset base --device cuda --precision bf16 --batch $b --seq 128 --steps $steps \
+    --peak-tflops 989 --optimizer per_tensor --out "$out/train-base-cuda-bf16-b$b-per-tensor.json" >> "$out/bench.log" 2>&1
+  python3 scripts/gpu/hf_peer.py --batch $b --seq 128 --steps $steps --peak-tflops 989 \
+    --out "$out/hf-peer-b$b.json" >> "$out/bench.log" 2>&1
+  python3 - "$out" $b <<'PY' | tee -a "$summary"
+import json, sys
+out, b = sys.argv[1], sys.argv[2]
+def get(name):
+    try:
+        return json.load(open(f"{out}/{name}"))
+    except Exception:
+        return None
+m, p, h = get(f"train-base-cuda-bf16-b{b}.json"), get(f"train-base-cuda-bf16-b{b}-per-tensor.json"), get(f"hf-peer-b{b}.json")
+f = lambda r, k, s="%.0f": (s % r[k]) if r and k in r else "failed"
+ratio = "%.2f" % (m["tokens_per_s"] / h["tokens_per_s"]) if m and h else "n/a"
+print(f"| {b} | {f(m, 'tokens_per_s')} | {f(m, 'mfu', '%.3f')} | {f(p, 'tokens_per_s')} | {f(h, 'tokens_per_s')} | "
+      f"{f(h, 'mfu', '%.3f')} | {ratio} |")
+PY
 done
-build-gpu/bench/modtrain_bench_train --preset base --device cuda --precision bf16 --batch 256 --seq 128 --steps 10 \
-  --peak-tflops 989 --out "$out/train-base-cuda-bf16-b256.json" 2>&1 | tee -a "$summary"
+grep -E "^(base|HF)" "$out/bench.log" | tee -a "$summary"
 log "total: $(( $(date +%s) - t0 )) s"
 exit $rc
