@@ -112,10 +112,13 @@ int main(int argc, char** argv) {
     groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(o0));
     per_tensor = std::make_unique<torch::optim::AdamW>(std::move(groups), o);
   }
+  double gather_s = 0;  // ZeRO-1: waiting for the parameter all-gather (communication, not update)
   auto update = [&] {
     if (optimizer) {
       optimizer->step(1e-4, 1.0, 1.0);
-      optimizer->sync_params();  // counted here: ZeRO-1's all-gather is part of its update
+      const double t = bench::now_seconds();
+      optimizer->sync_params();  // counted in the optimiser's time, and on its own as gather_ms
+      gather_s += bench::now_seconds() - t;
     } else {
       torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
       per_tensor->step();
@@ -145,7 +148,9 @@ int main(int argc, char** argv) {
     const double t0 = bench::now_seconds();
     update();
     if (step >= 0) optimizer_s += bench::now_seconds() - t0;
+    if (step == -1) gather_s = 0;  // the warm-up steps do not count
   }
+  const double timed_gather_s = gather_s;
   // CPU time of the threads besides this one (MPI's communication thread, OpenBLAS's) per step: on
   // one core per rank it is taken from the compute thread.
   const double helper_cpu_ms =
@@ -178,6 +183,7 @@ int main(int argc, char** argv) {
   const double samples_per_s = static_cast<double>(world.size() * batch * steps) / seconds;
   const double step_ms = 1e3 * seconds / static_cast<double>(steps);
   const double optimizer_ms = 1e3 * optimizer_s / static_cast<double>(steps);
+  const double gather_ms = 1e3 * timed_gather_s / static_cast<double>(steps);
   if (world.is_root()) {
     std::printf(
         "modtrain %s %s zero %d: %d rank(s), %.1f samples/s (%.1f ms per step, optimiser %.2f ms = %.1f%%, %lld "
@@ -200,6 +206,8 @@ int main(int argc, char** argv) {
                                 {"step_ms", step_ms},
                                 {"optimizer_ms", optimizer_ms},
                                 {"optimizer_share", optimizer_ms / step_ms},
+                                {"gather_ms", gather_ms},
+                                {"update_ms", optimizer_ms - gather_ms},
                                 {"optimizer_ops", g_ops.load()},
                                 {"flat_buffers", flat.buckets().size()},
                                 {"tensors", params.size()},

@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   c.num_labels = 7;
   if (preset == "tiny") c.hidden = 128, c.layers = 2, c.heads = 2, c.intermediate = 512;
   const bool cuda = device_name == "cuda";
+  c.sparse_embedding_grad = !cuda;  // as the trainer sets it
   const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   const Precision precision = precision_name == "bf16" ? Precision::kBf16 : Precision::kFp32;
   if (threads > 0) torch::set_num_threads(threads);

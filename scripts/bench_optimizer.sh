@@ -3,7 +3,8 @@
 # + clip_grad_norm_, what modtrain used before) vs modtrain's flat AdamW with zero 0 and with ZeRO-1,
 # on the same work (bench/bench_peer.cpp), tiny and BERT-base-sized, at 1, 2 and 3 ranks, one
 # thread per rank, runs alternating. Per configuration: the median step and optimiser time, the
-# optimiser's share of the step, the ATen operators its update dispatches (counted) and its state
+# optimiser's share of the step (the update, and under ZeRO-1 the wait for the parameter
+# all-gather, also on their own), the ATen operators its update dispatches (counted) and its state
 # bytes per rank. Writes bench/results/optimizer.json.
 # Usage: scripts/bench_optimizer.sh [REPEATS] (build first: scripts/setup.sh)
 set -euo pipefail
@@ -47,13 +48,15 @@ for preset in ("tiny", "base"):
             row = {"preset": preset, "ranks": ranks, "optimizer": variant, "repeats": len(runs),
                    "step_ms": med("step_ms"), "optimizer_ms": med("optimizer_ms"),
                    "optimizer_share": med("optimizer_share"), "samples_per_s": med("samples_per_s"),
+                   "update_ms": med("update_ms"), "gather_ms": med("gather_ms"),
                    "optimizer_ops": runs[0]["optimizer_ops"], "flat_buffers": runs[0]["flat_buffers"],
                    "tensors": runs[0]["tensors"], "state_bytes_per_rank": runs[0]["optimizer_state_bytes_per_rank"],
                    "batch": runs[0]["batch"], "seq": runs[0]["seq"]}
             rows.append(row)
-            print("%-4s %d rank(s) %-10s step %8.1f ms  optimiser %7.2f ms (%4.1f%%)  %5d ops  state %7.1f MB/rank" %
+            print("%-4s %d rank(s) %-10s step %8.1f ms  optimiser %7.2f ms (%4.1f%%; update %7.2f, all-gather wait %6.2f)"
+                  "  %5d ops  state %7.1f MB/rank" %
                   (preset, ranks, variant, row["step_ms"], row["optimizer_ms"], 100 * row["optimizer_share"],
-                   row["optimizer_ops"], row["state_bytes_per_rank"] / 1e6))
+                   row["update_ms"], row["gather_ms"], row["optimizer_ops"], row["state_bytes_per_rank"] / 1e6))
 machine = json.load(open(glob.glob(f"{work}/tiny-1-zero0-*.json")[0]))["machine"]
 os.makedirs("bench/results", exist_ok=True)
 json.dump({"benchmark": "optimizer", "machine": machine,

@@ -329,3 +329,18 @@ TEST_CASE("LocalReducer zeroes the flat gradient buffers in place; gradients sta
   CHECK(p.grad().data_ptr() == storage);
   CHECK(p.grad().eq(0).all().item<bool>());
 }
+
+TEST_CASE("train.zero=1 in one plain process is a no-op shard of everything: equal to zero 0 bit for bit",
+          "[train][zero]") {
+  test::TempDir r0, r1;
+  std::vector<std::string> extra = {"train.max_steps=5", "train.warmup_steps=1", "data.valid=[]"};
+  Trainer zero0(train_data().config(r0, extra), cpu(), {});
+  zero0.run();
+  extra.push_back("train.zero=1");
+  Trainer zero1(train_data().config(r1, extra), cpu(), {});
+  zero1.run();
+  CHECK_FALSE(zero1.flat().sharded());  // no data plane: nothing to shard over
+  auto pa = params(zero0), pb = params(zero1);
+  for (size_t i = 0; i < pa.size(); ++i) CHECK(torch::equal(pa[i], pb[i]));
+  CHECK(zero1.optimizer().state_bytes() == zero0.optimizer().state_bytes());
+}
