@@ -102,15 +102,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "--zero 1 needs --optimizer flat\n");
       return 2;
     }
-    std::vector<torch::Tensor> decay, no_decay;
-    for (const auto& [name, p] : params) (decays(name) ? decay : no_decay).push_back(p);
-    auto o = torch::optim::AdamWOptions(1e-4).weight_decay(0.01);
-    auto o0 = o;
-    o0.weight_decay(0.0);
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(o));
-    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(o0));
-    per_tensor = std::make_unique<torch::optim::AdamW>(std::move(groups), o);
+    per_tensor = make_per_tensor_adamw(params, 1e-4, 0.01);
   }
   double gather_s = 0;  // ZeRO-1: waiting for the parameter all-gather (communication, not update)
   auto update = [&] {

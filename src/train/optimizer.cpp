@@ -324,4 +324,17 @@ std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& train, FlatParams& 
   throw InternalError("unknown train.optimizer");
 }
 
+std::unique_ptr<torch::optim::AdamW> make_per_tensor_adamw(const NamedParameters& params, double lr,
+                                                           double weight_decay) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& [name, p] : params) (decays(name) ? decay : no_decay).push_back(p);
+  auto with = torch::optim::AdamWOptions(lr).weight_decay(weight_decay);
+  auto without = with;
+  without.weight_decay(0.0);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(with));
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(without));
+  return std::make_unique<torch::optim::AdamW>(std::move(groups), with);
+}
+
 }  // namespace modtrain

@@ -280,21 +280,15 @@ TEST_CASE("flat AdamW on CUDA (LibTorch's fused kernel where >= 2.1) equals per-
       named.emplace_back(i % 3 == 2 ? "layer." + std::to_string(i) + ".bias" : "layer." + std::to_string(i) + ".weight",
                          mine.back());
     }
-    std::vector<torch::Tensor> decay, no_decay;
-    for (size_t i = 0; i < ref.size(); ++i) (decays(named[i].first) ? decay : no_decay).push_back(ref[i]);
-    auto o = torch::optim::AdamWOptions(1e-3).weight_decay(0.01);
-    auto o0 = o;
-    o0.weight_decay(0.0);
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(o));
-    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(o0));
-    torch::optim::AdamW reference(std::move(groups), o);
+    NamedParameters named_ref;
+    for (size_t i = 0; i < ref.size(); ++i) named_ref.emplace_back(named[i].first, ref[i]);
+    auto reference = make_per_tensor_adamw(named_ref, 1e-3, 0.01);
     FlatParams flat(named, FlatOptions{});
     AdamWOptions options;
     options.fused = fused;
     auto optimizer = make_adamw(flat, options, nullptr);
     for (int step = 0; step < 100; ++step) {
-      reference.zero_grad();
+      reference->zero_grad();
       flat.zero_grads();
       for (size_t i = 0; i < ref.size(); ++i) {
         torch::Tensor g = torch::randn(ref[i].sizes(), cuda) * (step % 3 == 0 ? 5.0 : 0.05);
@@ -302,7 +296,7 @@ TEST_CASE("flat AdamW on CUDA (LibTorch's fused kernel where >= 2.1) equals per-
         mine[i].grad().copy_(g);
       }
       torch::nn::utils::clip_grad_norm_(ref, 1.0);
-      reference.step();
+      reference->step();
       REQUIRE(optimizer->step(1e-3, 1.0, 1.0).applied);
     }
     double worst = 0;

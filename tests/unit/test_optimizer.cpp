@@ -38,15 +38,7 @@ NamedParameters named(torch::nn::Module& m) {
 
 // The reference: LibTorch's AdamW with BERT's two groups and clip_grad_norm_, as modtrain did it.
 std::unique_ptr<torch::optim::AdamW> per_tensor_adamw(torch::nn::Module& m, double wd) {
-  std::vector<torch::Tensor> decay, no_decay;
-  for (const auto& [name, p] : named(m)) (decays(name) ? decay : no_decay).push_back(p);
-  auto o = torch::optim::AdamWOptions(1e-3).weight_decay(wd);
-  auto o0 = o;
-  o0.weight_decay(0.0);
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(o));
-  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(o0));
-  return std::make_unique<torch::optim::AdamW>(std::move(groups), o);
+  return make_per_tensor_adamw(named(m), 1e-3, wd);
 }
 
 // The training loss on a random batch (labels a function of the step); scaled up on every third

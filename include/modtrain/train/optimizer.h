@@ -67,4 +67,9 @@ struct AdamWOptions {
 std::unique_ptr<Optimizer> make_adamw(FlatParams& flat, AdamWOptions options, Communicator* comm);
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& train, FlatParams& flat, Communicator* comm);
 
+// The reference the flat AdamW replaced and is measured against (tests, benchmarks): LibTorch's
+// per-tensor torch::optim::AdamW with the same two groups (no decay where decays() says so).
+std::unique_ptr<torch::optim::AdamW> make_per_tensor_adamw(const NamedParameters& params, double lr,
+                                                           double weight_decay);
+
 }  // namespace modtrain
