@@ -96,14 +96,6 @@ FlatParams::FlatParams(const NamedParameters& params, FlatOptions options) : opt
   attach_grads();
 }
 
-int64_t FlatParams::numel() const {
-  int64_t n = 0;
-  for (const auto& b : buckets_) n += b.numel;
-  return n;
-}
-
-torch::Tensor FlatParams::grad_view(size_t slot) const { return grad_views_[slot]; }
-
 void FlatParams::adopt_grad(size_t slot) {
   Slot& s = slots_[slot];
   const torch::Tensor& view = grad_views_[slot];

@@ -258,7 +258,6 @@ std::string Trainer::save_checkpoint(int64_t step, bool best) {
   state_.loss_scale = scaler_.scale();
   state_.loss_scale_good_steps = scaler_.good_steps();
   const auto start = std::chrono::steady_clock::now();
-  optimizer_->sync_params();
   const OptimizerState optimizer_state = optimizer_->state();  // collective under ZeRO-1: gathered everywhere
   std::string dir =
       checkpoints_.save({*model_, optimizer_state, model_meta(), c.tokenizer.vocab, resolved_.to_yaml(), state_}, best);

@@ -68,11 +68,9 @@ class FlatParams {
   const std::vector<size_t>& registration_order() const { return registration_order_; }  // slot indices
   const FlatOptions& options() const { return options_; }
   bool sharded() const { return options_.zero; }
-  int64_t numel() const;  // real parameter elements
 
-  // Contiguous storage: every bucket's parameters and gradients are slices of these.
+  // Contiguous storage: every bucket's parameters are slices of it (the gradients of grads_all_).
   const torch::Tensor& params_all() const { return params_all_; }
-  const torch::Tensor& grads_all() const { return grads_all_; }
   // The update space: what this rank's optimiser state mirrors, element for element. Without
   // ZeRO-1 the whole model (grads_all(); parameters: params_all()); under ZeRO-1 this rank's slices
   // of all buckets back to back (the reduce-scatter's output; its parameter slices are not
@@ -86,7 +84,6 @@ class FlatParams {
   void attach_grads();
   void adopt_grad(size_t slot);  // the same for one parameter (from the reducer's autograd hook)
   void zero_grads();             // zeroes the gradient buffers (and the ZeRO-1 shard buffers)
-  torch::Tensor grad_view(size_t slot) const;
 
  private:
   FlatOptions options_;
