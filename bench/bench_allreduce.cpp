@@ -1,6 +1,10 @@
 // All-reduce bandwidth of the communicator over message sizes, with the nccl-tests definitions:
 // algbw = bytes / time, busbw = algbw x 2(n-1)/n (what each link carries in a ring all-reduce).
+// Also the launch latency of a 4-byte all-reduce (issue 19: what one collective launch costs the
+// backward pass): launch = all_reduce_async() until it returns, round trip = launch to wait() done,
+// medians and 99th percentiles over 2,000 calls.
 // Run under mpiexec: mpiexec -np 2 modtrain_bench_allreduce [--backend mpi|nccl] [--out FILE]
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -21,6 +25,7 @@ int main(int argc, char** argv) {
   DistConfig dist;
   dist.device = backend == "nccl" ? DeviceKind::kCuda : DeviceKind::kCpu;
   Placement placement = place_rank(world, dist);
+  agree_on_placement(world, placement);
   auto comm = make_communicator(backend == "nccl" ? Backend::kNccl : Backend::kMpi, world, placement, {60.0, nullptr});
   auto collectives = make_mpi_collectives(world, 60.0);  // host timings: the control plane
   const double n = world.size();
@@ -43,8 +48,37 @@ int main(int argc, char** argv) {
     if (world.is_root())
       std::printf("%10zu bytes  %9.1f us  algbw %7.3f GB/s  busbw %7.3f GB/s\n", bytes, seconds * 1e6, algbw, busbw);
   }
+  // Launch latency: 4 bytes, so the time is the launch path (threads, polling), not the wire.
+  auto options = torch::TensorOptions().dtype(torch::kFloat32);
+  if (placement.cuda) options = options.device(torch::kCUDA, placement.cuda_index);
+  torch::Tensor one = torch::ones({1}, options);
+  std::vector<double> launch_us, round_us;
+  for (int i = 0; i < 2200; ++i) {
+    const double t0 = bench::now_seconds();
+    auto work = comm->all_reduce_async(one, ReduceOp::kSum, "latency");
+    const double t1 = bench::now_seconds();
+    work->wait();
+    const double t2 = bench::now_seconds();
+    if (i < 200) continue;  // warm-up
+    launch_us.push_back((t1 - t0) * 1e6);
+    round_us.push_back((t2 - t0) * 1e6);
+  }
+  auto quantile = [](std::vector<double> v, double q) {
+    std::sort(v.begin(), v.end());
+    return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1))];
+  };
+  const nlohmann::json latency = {{"bytes", 4},
+                                  {"calls", launch_us.size()},
+                                  {"launch_us_median", quantile(launch_us, 0.5)},
+                                  {"launch_us_p99", quantile(launch_us, 0.99)},
+                                  {"round_trip_us_median", quantile(round_us, 0.5)},
+                                  {"round_trip_us_p99", quantile(round_us, 0.99)}};
+  if (world.is_root())
+    std::printf("4-byte all_reduce: launch %.1f us (p99 %.1f), launch to completion %.1f us (p99 %.1f)\n",
+                quantile(launch_us, 0.5), quantile(launch_us, 0.99), quantile(round_us, 0.5), quantile(round_us, 0.99));
   if (world.is_root())
     bench::write_result(out, {{"benchmark", "allreduce"},
+                              {"latency", latency},
                               {"machine", bench::machine()},
                               {"backend", comm->backend()},
                               {"ranks", world.size()},

@@ -4,7 +4,8 @@
 # libcsv3 libcsv-dev libssl-dev libssl3), builds modtrain against the LibTorch inside PyTorch and
 # NCCL from the nvidia-nccl package, runs the CUDA-tagged tests (NCCL at one rank and its stream
 # ordering, the Trainer on the NCCL path at world size 1, SDPA on the GPU, bf16/fp16 training
-# steps), the CLI on the NCCL path at -np 1 through export and transformers (cli_np1.sh), and
+# steps), the CLI on the NCCL path at -np 1 through export and transformers (cli_np1.sh: also the
+# clean NCCL shutdown and the timeline's CUDA-event lanes), a 4-byte all-reduce's launch latency, and
 # measures a BERT-base-sized training step at sequence 128 against Hugging Face + fused AdamW in the
 # same run (tokens/s, MFU). Writes logs and summary.md to $OUT (or ./gpu-out). Usage: scripts/gpu/check.sh
 set -uo pipefail
@@ -39,7 +40,7 @@ cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DMODTRAIN_WITH_NCCL
   -DMPI_mpi_LIBRARY=$deps/usr/lib/x86_64-linux-gnu/libmpi.so.40 -DMPI_CXX_HEADER_DIR=$mpi/include \
   -DMPI_CXX_ADDITIONAL_INCLUDE_DIRS=$mpi/include/openmpi -DMPIEXEC_EXECUTABLE=$deps/usr/bin/mpiexec \
   > build-gpu.configure.log 2>&1 || { cp build-gpu.configure.log "$out/"; tail -40 "$out/build-gpu.configure.log"; log "configure FAILED"; exit 1; }
-cmake --build build-gpu -j "$(nproc)" --target modtrain_cli modtrain_unit_tests modtrain_bench_train > build-gpu.build.log 2>&1 ||
+cmake --build build-gpu -j "$(nproc)" --target modtrain_cli modtrain_unit_tests modtrain_bench_train modtrain_bench_allreduce > build-gpu.build.log 2>&1 ||
   { cp build-gpu.build.log "$out/"; grep -m 20 -B2 -A6 'error' build-gpu.build.log; log "build FAILED"; exit 1; }
 log "build: ok in $(( $(date +%s) - t0 )) s"
 build-gpu/modtrain --version | tee -a "$summary"
@@ -70,6 +71,12 @@ r=$?
 grep "^cli np1:" "$out/cli-np1.log" | tee -a "$summary"
 mkdir -p "$out/cli-np1" && cp /tmp/modtrain-cli-np1/*.log "$out/cli-np1/" 2>/dev/null
 [[ $r -eq 0 ]] || rc=1
+
+# 4b. What one collective launch costs at world size 1 (issue 19: blocking NCCL communicator, no
+#     launch thread, no ncclInProgress polling): 4-byte all-reduce, launch and launch-to-completion.
+mpiexec --oversubscribe -np 1 build-gpu/bench/modtrain_bench_allreduce --backend nccl \
+  --out "$out/allreduce-nccl-np1.json" > "$out/allreduce-nccl-np1.log" 2>&1 || { log "allreduce bench FAILED"; rc=1; }
+grep "4-byte" "$out/allreduce-nccl-np1.log" | sed 's/^/nccl np1: /' | tee -a "$summary"
 
 # 5. BERT-base-sized training step at sequence length 128 (bf16 autocast; peak = H200 dense bf16
 #    989 TFLOP/s), side by side in this run: modtrain's step (flat AdamW: LibTorch's fused kernel

@@ -18,8 +18,28 @@ cfg=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=vocab.txt --set da
 "$mt" data prepare "${cfg[@]}" > prepare.log 2>&1 || fail "data prepare"
 "${np1[@]}" train "${cfg[@]}" --stop-after 40 > train1.log 2>&1 || { tail -5 train1.log; fail "train to step 40 (nccl, -np 1)"; }
 grep -q "data parallel, gradients over nccl" train1.log || fail "the run did not take the NCCL path: $(grep 'train:' train1.log)"
-"${np1[@]}" train "${cfg[@]}" --resume auto > train2.log 2>&1 || { tail -5 train2.log; fail "--resume auto (nccl, -np 1)"; }
+# The resumed run with NCCL's INFO log (a clean shutdown prints "Destroy COMPLETE" for each
+# communicator and the job exits 0) and a timeline with CUDA-event lanes.
+NCCL_DEBUG=INFO "${np1[@]}" train "${cfg[@]}" --resume auto --set dist.timeline=tl.json > train2.log 2>&1 ||
+  { tail -5 train2.log; fail "--resume auto (nccl, -np 1; exit code $?)"; }
 grep -q "resumed from .*step-0000040 at step 40 of 60" train2.log || fail "resume line"
+destroyed=$(grep -c "Destroy COMPLETE" train2.log)
+[[ $destroyed -ge 1 ]] || fail "no 'Destroy COMPLETE' from NCCL: the communicator was not shut down cleanly"
+grep -iE "NCCL WARN" train2.log | head -3 | sed 's/^/cli np1: nccl warning: /'
+echo "cli np1: clean NCCL shutdown: exit 0, $destroyed x 'Destroy COMPLETE', $(grep -c 'NCCL WARN' train2.log) NCCL WARN lines"
+python3 - tl-rank0.json <<'PY' || fail "timeline"
+import json, statistics, sys
+ev = [e for e in json.load(open(sys.argv[1]))["traceEvents"] if e.get("ph") == "X"]
+def med(lane, pred):
+    d = [e["dur"] for e in ev if e["tid"] == lane and pred(e["name"])]
+    return (statistics.median(d), len(d)) if d else (float("nan"), 0)
+for name in ("forward", "backward", "optimizer"):
+    (h, n), (g, m) = med(0, lambda x: x == name), med(2, lambda x: x == name)
+    print(f"cli np1: timeline {name}: host span median {h:.0f} us (n={n}), GPU (CUDA events) {g:.0f} us (n={m})")
+(h, n), (g, m) = med(1, lambda x: x.startswith("all_reduce of gradient")), med(3, lambda x: x.startswith("all_reduce of gradient"))
+print(f"cli np1: timeline bucket all_reduce: host launch-to-wait median {h:.0f} us (n={n}), NCCL stream {g:.0f} us (n={m})")
+assert m > 0 and any(e["tid"] == 2 for e in ev), "no GPU lanes in the timeline"
+PY
 grep "^eval @ step\|^macro" train1.log train2.log | sed 's/^/cli np1: /'
 "$mt" export --checkpoint run/checkpoints/best --out hf > export.log 2>&1 || fail "export"
 python3 - > texts.txt <<'PY'

@@ -19,6 +19,7 @@ class LocalCollectives : public Collectives {
   void sum(std::vector<double>&, const std::string&) override {}
   std::vector<std::vector<float>> all_gather(const std::vector<float>& v, const std::string&) override { return {v}; }
   std::vector<std::vector<double>> all_gather(const std::vector<double>& v, const std::string&) override { return {v}; }
+  std::vector<std::string> all_gather_text(const std::string& text, const std::string&) override { return {text}; }
   void barrier(const std::string&) override {}
 };
 
@@ -50,6 +51,12 @@ class MpiCollectives : public Collectives {
   }
   std::vector<std::vector<double>> all_gather(const std::vector<double>& values, const std::string& what) override {
     return gather(values, MPI_DOUBLE, what);
+  }
+  std::vector<std::string> all_gather_text(const std::string& text, const std::string& what) override {
+    std::vector<std::string> out;
+    for (const auto& bytes : gather(std::vector<char>(text.begin(), text.end()), MPI_CHAR, what))
+      out.emplace_back(bytes.begin(), bytes.end());
+    return out;
   }
 
   void barrier(const std::string& what) override {

@@ -2,7 +2,13 @@
 // broadcast over MPI, collectives on a dedicated communication stream ordered after the caller's
 // current CUDA stream with CUDA events, and that stream ordered after the collective when it is
 // waited for (so non-default streams and CUDA graphs stay correct); every wait polls against dist.timeout_s and aborts
-// the communicator (ncclCommAbort) on a timeout or an asynchronous NCCL error. Needs only cudart and NCCL, not a
+// the communicator (ncclCommAbort) on a timeout or an asynchronous NCCL error.
+// Life cycle: a non-blocking initialisation, polled against the deadline (a rank that never arrives
+// is a timeout, not a hang); from it a blocking communicator is split for the collectives (PyTorch
+// ProcessGroupNCCL's default: a non-blocking communicator launches every collective from a new
+// thread, inside the backward hooks); close() finalizes it (every rank's side quiescent, polled
+// under the deadline, aborted on a timeout) before destroying it and only then the stream and
+// events; the destructor without close() on an error path aborts. Needs only cudart and NCCL, not a
 // CUDA-enabled LibTorch, so it is compiled wherever nccl.h is (CI included); with a CUDA LibTorch
 // (MODTRAIN_TORCH_CUDA) it reads LibTorch's current stream. Executed by the [cuda][nccl] tests and
 // by scripts/gpu/check.sh's `modtrain train` at -np 1 with dist.backend=nccl.
@@ -12,11 +18,16 @@
 #include <mpi.h>
 #include <nccl.h>
 
+#include <atomic>
 #include <chrono>
+#include <exception>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "modtrain/core/check.h"
 #include "modtrain/core/error.h"
+#include "modtrain/core/log.h"
 #include "modtrain/dist/communicator.h"
 
 #ifdef MODTRAIN_TORCH_CUDA
@@ -70,6 +81,70 @@ cudaStream_t current_stream(int device) {
 #endif
 }
 
+// The timeline's device clock: CUDA events (with timing) from a pool, read against one base event
+// recorded and synchronised at start, whose host time is taken right after the synchronisation
+// (so device times carry that one offset error, a few microseconds, and no drift within a run).
+class CudaEventClock : public DeviceClock {
+ public:
+  explicit CudaEventClock(int device) : device_(device) {
+    CUDA_CHECK(cudaSetDevice(device_));
+    CUDA_CHECK(cudaEventCreate(&base_));
+    CUDA_CHECK(cudaEventRecord(base_, current_stream(device_)));
+    CUDA_CHECK(cudaEventSynchronize(base_));
+    base_us_ = Timeline::now_us();
+  }
+  ~CudaEventClock() override {
+    for (auto& [id, e] : live_) cudaEventDestroy(e);
+    for (cudaEvent_t e : free_) cudaEventDestroy(e);
+    cudaEventDestroy(base_);
+  }
+  uint64_t mark(void* stream) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cudaEvent_t e = nullptr;
+    if (free_.empty()) {
+      CUDA_CHECK(cudaEventCreate(&e));
+    } else {
+      e = free_.back();
+      free_.pop_back();
+    }
+    CUDA_CHECK(cudaEventRecord(e, stream ? static_cast<cudaStream_t>(stream) : current_stream(device_)));
+    live_[++next_] = e;
+    return next_;
+  }
+  bool time_us(uint64_t marker, bool wait, double& us) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = live_.find(marker);
+    MT_CHECK(it != live_.end(), "unknown device-clock marker " << marker);
+    if (wait) {
+      CUDA_CHECK(cudaEventSynchronize(it->second));
+    } else {
+      const cudaError_t state = cudaEventQuery(it->second);
+      if (state == cudaErrorNotReady) return false;
+      CUDA_CHECK(state);
+    }
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, base_, it->second));
+    us = base_us_ + 1000.0 * static_cast<double>(ms);
+    return true;
+  }
+  void release(uint64_t marker) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = live_.find(marker);
+    if (it == live_.end()) return;
+    free_.push_back(it->second);
+    live_.erase(it);
+  }
+
+ private:
+  int device_;
+  cudaEvent_t base_ = nullptr;
+  double base_us_ = 0;
+  std::mutex mutex_;
+  std::unordered_map<uint64_t, cudaEvent_t> live_;
+  std::vector<cudaEvent_t> free_;
+  uint64_t next_ = 0;
+};
+
 class NcclCommunicator;
 
 class NcclWork : public Work {
@@ -108,22 +183,58 @@ class NcclCommunicator : public Communicator {
             kExitRuntime);
       if (!flag) std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
-    // Non-blocking initialisation, polled, so that a missing rank is a timeout and not a hang.
+    // 1. Non-blocking initialisation, polled, so that a missing rank is a timeout and not a hang.
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
     NCCL_CHECK(ncclCommInitRankConfig(&comm_, size_, id, rank_, &config));
-    settle("NCCL communicator initialisation");
+    settle(comm_, "NCCL communicator initialisation");
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 18, 0)
+    // 2. The blocking communicator for the collectives, split from it. The split is a job of the
+    //    (non-blocking) parent, so it is polled like the initialisation; then the parent is closed.
+    ncclConfig_t blocking = NCCL_CONFIG_INITIALIZER;
+    blocking.blocking = 1;
+    ncclComm_t child = nullptr;
+    NCCL_CHECK(ncclCommSplit(comm_, 0, rank_, &child, &blocking));
+    settle(comm_, "NCCL communicator split");
+    if (!child) throw Error("NCCL communicator split returned no communicator (set NCCL_DEBUG=INFO)", kExitRuntime);
+    ncclComm_t parent = comm_;
+    comm_ = child;
+    blocking_ = true;
+    const std::string failure = finish(parent, "the start-up NCCL communicator");
+    if (!failure.empty()) throw Error(failure, kExitRuntime);
+#endif
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
   }
 
+  // On an error path (an exception unwinding, or an earlier failure): abort, do not wait for ranks
+  // that may be gone. Otherwise the clean shutdown that close() does.
   ~NcclCommunicator() override {
     if (comm_) {
-      if (aborted_) ncclCommAbort(comm_);
-      else ncclCommDestroy(comm_);
+      if (aborted_ || std::uncaught_exceptions() > 0) {
+        abort_now();
+      } else {
+        try {
+          close();
+        } catch (const std::exception& e) {
+          log::warn(e.what());
+        }
+      }
     }
     if (ready_) cudaEventDestroy(ready_);
     if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  void close() override {
+    if (!comm_) return;
+    if (aborted_) {
+      abort_now();
+      return;
+    }
+    ncclComm_t comm = comm_;
+    comm_ = nullptr;
+    const std::string failure = finish(comm, "the NCCL communicator");
+    if (!failure.empty()) throw Error(failure, kExitRuntime);
   }
 
   std::string backend() const override { return "nccl"; }
@@ -197,7 +308,7 @@ class NcclCommunicator : public Communicator {
       if (state == cudaSuccess) break;
       if (state != cudaErrorNotReady) CUDA_CHECK(state);
       ncclResult_t async = ncclSuccess;
-      ncclCommGetAsyncError(comm_, &async);
+      NCCL_CHECK(ncclCommGetAsyncError(comm_, &async));
       if (async != ncclSuccess && async != ncclInProgress) {
         aborted_ = true;
         throw Error(what + " failed: NCCL reports " + std::string(ncclGetErrorString(async)) +
@@ -228,8 +339,11 @@ class NcclCommunicator : public Communicator {
     const double start = Timeline::now_us();
     CUDA_CHECK(cudaEventRecord(ready_, current_stream(device_)));  // what the caller's stream has queued ...
     CUDA_CHECK(cudaStreamWaitEvent(stream_, ready_, 0));           // ... happens before the collective
+    DeviceClock* clock = options_.timeline ? options_.timeline->device_clock() : nullptr;
+    const uint64_t device_start = clock ? clock->mark(stream_) : 0;  // when the NCCL stream starts it
     enqueue();
-    settle(what);
+    if (clock) options_.timeline->device_span(what, device_start, clock->mark(stream_), Timeline::kDeviceComm);
+    if (!blocking_) settle(comm_, what);
     cudaEvent_t done;
     CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventRecord(done, stream_));
@@ -237,11 +351,11 @@ class NcclCommunicator : public Communicator {
   }
 
   // Non-blocking communicators may answer ncclInProgress; wait (bounded) until the call settled.
-  void settle(const std::string& what) {
+  void settle(ncclComm_t comm, const std::string& what) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
     for (;;) {
       ncclResult_t state = ncclSuccess;
-      NCCL_CHECK(ncclCommGetAsyncError(comm_, &state));
+      NCCL_CHECK(ncclCommGetAsyncError(comm, &state));
       if (state == ncclSuccess) return;
       if (state != ncclInProgress) {
         aborted_ = true;
@@ -256,12 +370,62 @@ class NcclCommunicator : public Communicator {
     }
   }
 
+  // Finalize (flush, then wait until every rank's side is quiescent: an intra-node barrier and
+  // device frees run in NCCL's background), bounded by dist.timeout_s, and destroy. ncclCommFinalize
+  // blocks on a blocking communicator, so it runs on a helper thread that this one watches; on a
+  // timeout or an error the communicator is aborted instead. Returns "" or what went wrong.
+  std::string finish(ncclComm_t comm, const std::string& what) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
+    auto fail = [&](const std::string& why) {
+      const ncclResult_t rc = ncclCommAbort(comm);
+      return "closing " + what + ": " + why +
+             (rc == ncclSuccess ? "; aborted it" : "; aborting it failed too: " + std::string(ncclGetErrorString(rc)));
+    };
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 14, 0)
+    std::atomic<int> finalized{-1};
+    std::thread finalizer([&] { finalized = static_cast<int>(ncclCommFinalize(comm)); });
+    while (finalized.load() < 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    if (finalized.load() < 0) {  // NCCL's abort flag ends the blocked finalize, then the thread ends
+      const std::string message = fail("ncclCommFinalize did not return within dist.timeout_s (a rank is gone?)");
+      finalizer.join();
+      return message;
+    }
+    finalizer.join();
+    const auto rc = static_cast<ncclResult_t>(finalized.load());
+    if (rc != ncclSuccess && rc != ncclInProgress)
+      return fail("ncclCommFinalize failed: " + std::string(ncclGetErrorString(rc)));
+    for (;;) {  // a non-blocking communicator answers ncclInProgress until the teardown completed
+      ncclResult_t state = ncclSuccess;
+      const ncclResult_t query = ncclCommGetAsyncError(comm, &state);
+      if (query != ncclSuccess) return fail("ncclCommGetAsyncError failed: " + std::string(ncclGetErrorString(query)));
+      if (state == ncclSuccess) break;
+      if (state != ncclInProgress) return fail("NCCL reports " + std::string(ncclGetErrorString(state)));
+      if (std::chrono::steady_clock::now() > deadline)
+        return fail("the teardown did not complete within dist.timeout_s");
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+#endif
+    const ncclResult_t destroyed = ncclCommDestroy(comm);
+    if (destroyed != ncclSuccess && destroyed != ncclInProgress)
+      return "closing " + what + ": ncclCommDestroy failed: " + ncclGetErrorString(destroyed);
+    return "";
+  }
+
+  void abort_now() {
+    if (!comm_) return;
+    const ncclResult_t rc = ncclCommAbort(comm_);
+    comm_ = nullptr;
+    if (rc != ncclSuccess) log::warn(std::string("ncclCommAbort failed: ") + ncclGetErrorString(rc));
+  }
+
   CommOptions options_;
   int rank_, size_, device_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t ready_ = nullptr;
   bool aborted_ = false;
+  bool blocking_ = false;  // collectives return when launched (no ncclInProgress to settle)
 };
 
 NcclWork::~NcclWork() {
@@ -282,6 +446,8 @@ std::unique_ptr<Communicator> make_nccl_communicator(const World& world, const P
                                                      CommOptions options) {
   return std::make_unique<NcclCommunicator>(world, placement, options);
 }
+
+std::unique_ptr<DeviceClock> make_cuda_clock(int device) { return std::make_unique<CudaEventClock>(device); }
 
 }  // namespace modtrain
 

@@ -72,9 +72,11 @@ int train(const TrainFlags& flags) {
     ResolvedConfig resolved = resolve_config_on_all_ranks(world, flags.config.path, flags.config.overrides);
     ensure_prepared(world, resolved.config);
     Placement placement = place_rank(world, resolved.config.dist);
+    agree_on_placement(world, placement);  // before any rank starts NCCL or MPI data-plane set-up
     DistributedTraining distributed(world, placement, resolved.config);
     Trainer trainer(resolved, placement, distributed.comms());
     TrainOutcome out = trainer.run(flags.control);
+    distributed.close();
     std::string timeline = distributed.write_timeline();
     if (!timeline.empty() && world.is_root())
       log::info("timeline: " + timeline + " (one file per rank; open in chrome://tracing)");

@@ -10,6 +10,9 @@ DistributedTraining::DistributedTraining(const World& world, const Placement& pl
     : config_(config),
       rank_(world.rank()),
       timeline_(std::make_unique<Timeline>(!config.dist.timeline.empty(), world.rank())) {
+#ifdef MODTRAIN_HAVE_NCCL
+  if (timeline_->enabled() && placement.cuda) timeline_->set_device_clock(make_cuda_clock(placement.cuda_index));
+#endif
   if (world.size() == 1 && config.dist.backend == Backend::kAuto) return;  // one plain process
   comm_ = make_communicator(config.dist.backend, world, placement, CommOptions{config.dist.timeout_s, timeline_.get()});
   collectives_ = make_mpi_collectives(world, config.dist.timeout_s, timeline_.get());
@@ -31,7 +34,11 @@ TrainComms DistributedTraining::comms() {
   return comms;
 }
 
-std::string DistributedTraining::write_timeline() const {
+void DistributedTraining::close() {
+  if (comm_) comm_->close();
+}
+
+std::string DistributedTraining::write_timeline() {
   if (!timeline_->enabled()) return "";
   std::filesystem::path p(config_.dist.timeline);
   std::string path =

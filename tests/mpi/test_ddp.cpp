@@ -9,6 +9,7 @@
 #include "modtrain/io/files.h"
 
 #include "modtrain/config/loader.h"
+#include "modtrain/core/error.h"
 #include "modtrain/data/prepare.h"
 #include "modtrain/data/synth.h"
 #include "modtrain/data/vocab_trainer.h"
@@ -183,6 +184,13 @@ TEST_CASE("control plane: host sums and gathers of any length per rank, closed f
   std::vector<double> none;
   collectives->sum(none, "empty");  // no values: no collective, no hang
   collectives->barrier("test");
+  // Text of any length per rank, empty and binary bytes included (rank 0's decisions, errors).
+  std::string text =
+      r == 0 ? std::string("D/runs/a/checkpoints/step-0000020\0x", 35) : std::string(static_cast<size_t>(r), 'e');
+  std::vector<std::string> texts = collectives->all_gather_text(text, "test");
+  REQUIRE(texts.size() == static_cast<size_t>(n));
+  CHECK(texts[0] == std::string("D/runs/a/checkpoints/step-0000020\0x", 35));
+  for (int64_t k = 1; k < n; ++k) CHECK(texts[static_cast<size_t>(k)] == std::string(static_cast<size_t>(k), 'e'));
 }
 
 TEST_CASE("bucket layouts: reverse order, a small first bucket, big parameters alone, no-decay apart",
@@ -332,6 +340,14 @@ TEST_CASE("replica divergence names the first differing parameter", "[mpi][reduc
   }
   CHECK_THROWS_WITH(check_replicas(params, *collectives, 7),
                     Catch::Matchers::Contains("replicas diverged at step 7: parameter classifier.bias differs"));
+  // After loading: every rank stops (CollectiveError, exit 2), rank 0 names the source.
+  try {
+    check_replicas_after_load(params, *collectives, "runs/a/checkpoints/step-0000020");
+    FAIL("no error");
+  } catch (const CollectiveError& e) {
+    CHECK(e.exit_code() == kExitUsage);
+    CHECK_THAT(e.what(), Catch::Matchers::Contains("replicas differ after loading runs/a/checkpoints/step-0000020"));
+  }
 }
 
 TEST_CASE("a parameter marked ready twice in one step is an error naming it", "[mpi][reducer]") {

@@ -93,8 +93,45 @@ TEST_CASE("placement: CPU threads = cores / local ranks unless configured", "[mp
   CHECK(place_rank(w, dist).describe() == "cpu (3 threads)");
   if (!torch::cuda::is_available()) {
     dist.device = DeviceKind::kCuda;
-    CHECK_THROWS_AS(place_rank(w, dist), UserError);
+    CHECK_THAT(place_rank(w, dist).problem,
+               Catch::Matchers::Contains("dist.device = cuda, but LibTorch sees no usable GPU"));
+    CHECK_THROWS_AS(agree_on_placement(w, place_rank(w, dist)), CollectiveError);
     dist.device = DeviceKind::kAuto;
     CHECK_FALSE(place_rank(w, dist).cuda);
   }
+}
+
+TEST_CASE("placement agreement: an injected odd rank stops every rank with one line", "[mpi][device]") {
+  World& w = world();
+  DistConfig dist;
+  dist.device = DeviceKind::kCpu;
+  dist.threads = 1;
+  Placement p = place_rank(w, dist);
+  CHECK(p.backend == "mpi");  // auto, more than one rank, CPU
+  CHECK(p.host == w.hostname());
+  agree_on_placement(w, p);  // all alike: no error
+  // The last rank pretends to be a GPU rank that starts NCCL (a node that sees GPUs when the
+  // others see none): every rank gets the same verdict before any data-plane call.
+  Placement odd = p;
+  if (w.rank() == w.size() - 1) {
+    odd.cuda = true;
+    odd.cuda_index = 0;
+    odd.visible_gpus = 1;
+    odd.gpu_id = "0000:3b:00.0";
+    odd.backend = "nccl";
+  }
+  try {
+    agree_on_placement(w, odd);
+    FAIL("no error");
+  } catch (const CollectiveError& e) {
+    CHECK(e.exit_code() == kExitUsage);
+    CHECK(e.already_reported());
+    const std::string last = std::to_string(w.size() - 1);
+    CHECK_THAT(e.what(), Catch::Matchers::Contains("the ranks disagree on where they run: rank " + last + " on " +
+                                                   w.hostname() + " (cuda, data plane nccl, sees 1 GPU)"));
+  }
+  // A problem on one rank only (dist.device=cuda without a GPU there) stops all of them.
+  Placement broken = p;
+  if (w.rank() == 0) broken.problem = "dist.device = cuda, but LibTorch sees no usable GPU on " + w.hostname();
+  CHECK_THROWS_AS(agree_on_placement(w, broken), CollectiveError);
 }

@@ -26,6 +26,8 @@ class Collectives {
   // Every rank's vector, any length per rank, indexed by rank.
   virtual std::vector<std::vector<float>> all_gather(const std::vector<float>& values, const std::string& what) = 0;
   virtual std::vector<std::vector<double>> all_gather(const std::vector<double>& values, const std::string& what) = 0;
+  // Every rank's text (any length), indexed by rank: decisions rank 0 made, errors, host names.
+  virtual std::vector<std::string> all_gather_text(const std::string& text, const std::string& what) = 0;
   virtual void barrier(const std::string& what) = 0;
 };
 

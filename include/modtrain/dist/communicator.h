@@ -51,6 +51,11 @@ class Communicator {
   // work completes every rank holds every rank's chunk.
   virtual std::unique_ptr<Work> all_gather_chunks_async(torch::Tensor tensor, const std::string& what) = 0;
 
+  // Collective, after the last operation: shuts the backend down cleanly and reports a failure
+  // (NCCL: finalize, waited for under dist.timeout_s, then destroy). No call is legal after it.
+  // Destroying a communicator that was not closed aborts it when an exception is unwinding.
+  virtual void close() {}
+
   void all_reduce(torch::Tensor tensor, ReduceOp op, const std::string& what) {
     all_reduce_async(std::move(tensor), op, what)->wait();
   }
@@ -70,6 +75,8 @@ std::unique_ptr<Communicator> make_mpi_communicator(const World& world, CommOpti
 #ifdef MODTRAIN_HAVE_NCCL
 std::unique_ptr<Communicator> make_nccl_communicator(const World& world, const Placement& placement,
                                                      CommOptions options);
+// CUDA events for the timeline's GPU lanes (dist/timeline.h).
+std::unique_ptr<DeviceClock> make_cuda_clock(int device);
 #endif
 
 }  // namespace modtrain

@@ -71,7 +71,10 @@ class LocalReducer : public GradientReducer {
 };
 
 // Compares the replicas across ranks (two float64 checksums per parameter, gathered on the
-// control plane); throws naming the first parameter that differs from rank 0's.
+// control plane); throws naming the first parameter that differs from rank 0's. `after_load`:
+// the check that follows loading a checkpoint or pretrained weights (`source`), whose failure
+// means the ranks read different files at the same path.
 void check_replicas(const NamedParameters& params, Collectives& collectives, int64_t step);
+void check_replicas_after_load(const NamedParameters& params, Collectives& collectives, const std::string& source);
 
 }  // namespace modtrain

@@ -23,7 +23,10 @@ class DistributedTraining {
   TrainComms comms();  // valid while this object lives
   Timeline& timeline() { return *timeline_; }
   // Writes the timeline (when dist.timeline is set) to <stem>-rank<R><ext>; returns the path or "".
-  std::string write_timeline() const;
+  std::string write_timeline();
+  // Collective, after training: shuts the data plane down cleanly (NCCL: finalize, waited for,
+  // destroy) so that a finished job exits 0 only when that worked. On error paths the destructor aborts.
+  void close();
 
  private:
   const Config& config_;

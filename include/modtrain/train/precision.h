@@ -9,8 +9,13 @@
 
 namespace modtrain {
 
-// Throws UserError for a precision the device cannot do (bf16/fp16 need CUDA here).
+// Throws UserError for a precision the device cannot do: bf16/fp16 need CUDA here, bf16 a GPU of
+// compute capability 8.0 or newer.
 void check_precision(Precision precision, const torch::Device& device);
+// The check itself ("" = fine); compute_capability = major * 10 + minor, -1 when unknown.
+std::string precision_problem(Precision precision, bool cuda, int compute_capability);
+
+// Autocast (CUDA) for the scope, restoring the enabled flag and dtype it found on exit (scopes nest).
 
 class AutocastScope {
  public:
@@ -21,7 +26,8 @@ class AutocastScope {
 
  private:
   bool active_ = false;
-  bool previous_ = false;
+  bool previous_enabled_ = false;
+  at::ScalarType previous_dtype_ = at::kHalf;
 };
 
 class LossScaler {

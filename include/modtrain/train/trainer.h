@@ -77,7 +77,11 @@ class Trainer {
   StepStats train_step(int64_t step);
   EvalResult evaluate();
   void log_start() const;
-  int64_t resume(const std::string& resume);  // the step to start at; a fresh start applies model.init_from
+  // The step to start at; a fresh start applies model.init_from. Rank 0 resolves --resume; every
+  // rank loads what it chose, the ranks agree that all of them could, and compare the weights.
+  int64_t resume(const std::string& resume);
+  std::string agree_on_checkpoint(const std::string& resume);  // rank 0's choice on every rank ("": fresh)
+  void load_on_every_rank(const std::string& what, const std::function<void()>& load);
   struct Requests {
     bool stop = false, save = false;
   };
