@@ -237,7 +237,7 @@ TEST_CASE("bucket edge cases train identically: many tiny buckets, one bucket pe
   CHECK(equivalence("one-bucket", 8, 1, 4000, 3) < 1e-5);  // everything in one bucket (after the 1 MB first one)
 }
 
-TEST_CASE("replicas stay bitwise identical; the overlap shows in the timeline", "[mpi][overlap]") {
+TEST_CASE("replicas stay bitwise identical, the overlap shows in the timeline", "[mpi][overlap]") {
   World& w = world();
   ResolvedConfig rc =
       data().config("overlap", {"train.max_steps=4", "train.warmup_steps=1", "data.valid=[]", "dist.bucket_mb=0.01",
@@ -400,7 +400,7 @@ std::vector<std::string> with(std::vector<std::string> a, const std::vector<std:
 }
 }  // namespace
 
-TEST_CASE("ZeRO-1 equals zero 0 within 1e-6 after 50 steps; optimiser state per rank is 1/N", "[mpi][zero]") {
+TEST_CASE("ZeRO-1 equals zero 0 within 1e-6 after 50 steps, optimiser state per rank is 1/N", "[mpi][zero]") {
   World& w = world();
   ResolvedConfig z0 = data().config("zero0", with(zero_run(50), {"train.zero=0"}));
   DistributedTraining d0(w, cpu_placement(), z0.config);

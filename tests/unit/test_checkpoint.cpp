@@ -107,7 +107,7 @@ struct Trained {
 
 }  // namespace
 
-TEST_CASE("trainer state round-trips through JSON; damage is a clear error", "[checkpoint]") {
+TEST_CASE("trainer state round-trips through JSON, damage is a clear error", "[checkpoint]") {
   TrainerState s = some_state(40);
   s.loss_scale = 1024;
   s.loss_scale_good_steps = 17;

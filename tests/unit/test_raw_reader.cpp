@@ -143,7 +143,7 @@ TEST_CASE("CSV and TSV with headers, quotes, empty cells", "[data][raw]") {
   CHECK_THROWS_WITH(RawShardReader(dir.write("d.txt", "x"), spec()), Contains("unknown data format"));
 }
 
-TEST_CASE("globs expand sorted; a pattern with no match is an error", "[data][raw]") {
+TEST_CASE("globs expand sorted, a pattern with no match is an error", "[data][raw]") {
   test::TempDir dir;
   dir.write("train-2.jsonl", "");
   dir.write("train-1.jsonl", "");

@@ -40,7 +40,7 @@ bool opens(const std::vector<uint8_t>& bytes) {
 }
 }  // namespace
 
-TEST_CASE("a valid file opens; its tensors and metadata read back", "[safetensors]") {
+TEST_CASE("a valid file opens, its tensors and metadata read back", "[safetensors]") {
   test::TempDir dir;
   auto bytes = valid_file(dir);
   io::SafetensorsView view(bytes.data(), bytes.size(), "v");

@@ -21,7 +21,7 @@ std::vector<uint64_t> epoch_indices(const DistributedSampler& s, uint64_t epoch,
 }
 }  // namespace
 
-TEST_CASE("every record exactly once per epoch across ranks; equal batch counts", "[sampler]") {
+TEST_CASE("every record exactly once per epoch across ranks, equal batch counts", "[sampler]") {
   for (uint64_t n : {1, 2, 3, 7, 10, 64, 65, 101, 1000}) {
     for (int world : {1, 2, 3, 4, 7}) {
       for (uint32_t batch : {1u, 3u, 8u, 32u}) {

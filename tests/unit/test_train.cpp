@@ -22,7 +22,7 @@
 
 using namespace modtrain;
 
-TEST_CASE("masked BCE: entries not annotated contribute nothing; pos_weight scales positives", "[train][loss]") {
+TEST_CASE("masked BCE: entries not annotated contribute nothing, pos_weight scales positives", "[train][loss]") {
   torch::Tensor logits = torch::tensor({{2.0f, -1.0f}, {0.5f, 0.3f}}).requires_grad_();
   torch::Tensor labels = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}});
   torch::Tensor mask = torch::tensor({{1.0f, 1.0f}, {1.0f, 0.0f}});
@@ -234,7 +234,7 @@ std::vector<std::pair<int64_t, double>> logged_lrs(const std::filesystem::path& 
 }
 }  // namespace
 
-TEST_CASE("train.epochs: the schedule spans the epochs' steps, not train.max_steps; and resumes exactly",
+TEST_CASE("train.epochs: the schedule spans the epochs' steps, not train.max_steps, and resumes exactly",
           "[train][schedule]") {
   // 6000 records / 32 per batch = 188 batches per epoch; 0.2 epochs = 38 steps, max_steps=10 a trap.
   test::TempDir whole, split;
@@ -314,7 +314,7 @@ TEST_CASE("world size 1 with dist.backend=mpi: the multi-rank path runs and equa
   CHECK(count("all_gather of parameter-shape check") == 2);
 }
 
-TEST_CASE("LocalReducer zeroes the flat gradient buffers in place; gradients stay bucket views", "[train][dist]") {
+TEST_CASE("LocalReducer zeroes the flat gradient buffers in place, gradients stay bucket views", "[train][dist]") {
   torch::Tensor p = torch::ones({3}).requires_grad_();
   FlatParams flat({{"p", p}}, {});
   LocalReducer reducer(flat);

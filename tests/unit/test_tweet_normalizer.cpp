@@ -28,7 +28,7 @@ TEST_CASE("HTML entities are unescaped once", "[tweets]") {
   CHECK(normalize_tweet("a&nbsp;b") == "a b");  // nbsp is whitespace: collapsed
 }
 
-TEST_CASE("whitespace collapses and trims; emoji and other scripts stay", "[tweets]") {
+TEST_CASE("whitespace collapses and trims, emoji and other scripts stay", "[tweets]") {
   CHECK(normalize_tweet("  lots \t of\n\n space  ") == "lots of space");
   CHECK(normalize_tweet("ideo\u3000space") == "ideo space");
   CHECK(normalize_tweet("😂🔥 #blessed привет 中国") == "😂🔥 #blessed привет 中国");
