@@ -189,14 +189,31 @@ class NcclCommunicator : public Communicator {
     NCCL_CHECK(ncclCommInitRankConfig(&comm_, size_, id, rank_, &config));
     settle(comm_, "NCCL communicator initialisation");
 #if NCCL_VERSION_CODE >= NCCL_VERSION(2, 18, 0)
-    // 2. The blocking communicator for the collectives, split from it. The split is a job of the
-    //    (non-blocking) parent, so it is polled like the initialisation; then the parent is closed.
+    // 2. The blocking communicator for the collectives, split from it. The split runs as a job of
+    //    the (non-blocking) parent, so it is polled like the initialisation: until NCCL has
+    //    published the new communicator (it may write it only when the split completed) and
+    //    both it and the parent report success. Then the parent is closed.
     ncclConfig_t blocking = NCCL_CONFIG_INITIALIZER;
     blocking.blocking = 1;
     ncclComm_t child = nullptr;
     NCCL_CHECK(ncclCommSplit(comm_, 0, rank_, &child, &blocking));
-    settle(comm_, "NCCL communicator split");
-    if (!child) throw Error("NCCL communicator split returned no communicator (set NCCL_DEBUG=INFO)", kExitRuntime);
+    const auto split_deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
+    for (;;) {
+      ncclResult_t parent_state = ncclSuccess, child_state = ncclInProgress;
+      NCCL_CHECK(ncclCommGetAsyncError(comm_, &parent_state));
+      ncclComm_t published = __atomic_load_n(&child, __ATOMIC_ACQUIRE);
+      if (published) NCCL_CHECK(ncclCommGetAsyncError(published, &child_state));
+      for (ncclResult_t state : {parent_state, child_state})
+        if (state != ncclSuccess && state != ncclInProgress)
+          throw Error("NCCL communicator split failed: NCCL reports " + std::string(ncclGetErrorString(state)) +
+                          " (set NCCL_DEBUG=INFO for details)",
+                      kExitRuntime);
+      if (parent_state == ncclSuccess && child_state == ncclSuccess) break;
+      if (std::chrono::steady_clock::now() > split_deadline)
+        throw Error("watchdog: NCCL communicator split did not complete within dist.timeout_s (is every rank running?)",
+                    kExitRuntime);
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
     ncclComm_t parent = comm_;
     comm_ = child;
     blocking_ = true;
