@@ -57,7 +57,7 @@ run_tests() {  # name, Catch2 filter
   [[ $r -eq 0 ]] || rc=1
   return $r
 }
-run_tests cuda "[cuda]"
+run_tests cuda "[cuda]"   # includes [cuda][unpad]: the padding-free path against the padded one
 run_tests model "[model]~[safetensors]"
 if ! run_tests safetensors "[safetensors]" && command -v cuda-gdb >/dev/null; then
   timeout 120 cuda-gdb -batch -ex run -ex bt --args build-gpu/tests/modtrain_unit_tests "[safetensors]" > "$out/gdb.log" 2>&1

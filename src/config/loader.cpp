@@ -239,6 +239,17 @@ void validate(const ResolvedConfig& r) {
                       std::to_string(c.train.pos_weight.values.size()) + " values for " +
                       std::to_string(c.data.labels.size()) + " labels in data.labels; give one per label");
   }
+  if (c.train.tokens_per_batch > 0 && c.train.tokens_per_batch < c.data.max_len) {
+    throw ConfigError(
+        at(where("train.tokens_per_batch")) + "train.tokens_per_batch = " + std::to_string(c.train.tokens_per_batch) +
+        " is less than data.max_len = " + std::to_string(c.data.max_len) + " (set at " + where("data.max_len").str() +
+        "): a record of max_len tokens would not fit; raise train.tokens_per_batch or lower data.max_len");
+  }
+  if (c.train.tokens_per_batch > 0 && c.data.group_by_length) {
+    throw ConfigError(at(where("data.group_by_length")) + "data.group_by_length and train.tokens_per_batch (set at " +
+                      where("train.tokens_per_batch").str() +
+                      ") are alternatives: token budgets already avoid most padding; set one of them");
+  }
   if (c.train.epochs == 0 && c.train.warmup_steps > c.train.max_steps) {
     throw ConfigError(at(where("train.warmup_steps")) + "train.warmup_steps = " + std::to_string(c.train.warmup_steps) +
                       " is more than train.max_steps = " + std::to_string(c.train.max_steps) +

@@ -393,6 +393,10 @@ std::vector<Field> build_fields() {
            "Size of the position embedding table; data.max_len must not exceed it."),
       make("model", &C::model, "layer_norm_eps", &ModelConfig::layer_norm_eps, open_closed(0.0, 0.1),
            "LayerNorm epsilon (BERT: 1e-12)."),
+      make("model", &C::model, "unpad", &ModelConfig::unpad, any<bool>(),
+           "Padding-free batches: embeddings, linear layers, GELU, dropout and LayerNorm run on the real tokens "
+           "only, attention per record (MosaicBERT's unpadding). Same parameters and logits (1e-5) as the padded "
+           "path; training, evaluation and predict."),
       make("model", &C::model, "init_from", &ModelConfig::init_from, any<std::string>(),
            "Fine-tune a pretrained Hugging Face BERT: a directory with config.json, model.safetensors and vocab.txt "
            "(BertModel, BertForPreTraining or BertForSequenceClassification weights). model.* must match its "
@@ -401,6 +405,10 @@ std::vector<Field> build_fields() {
 
       make("train", &C::train, "micro_batch", &TrainConfig::micro_batch, between(1, 1 << 20),
            "Records per rank per forward/backward pass."),
+      make("train", &C::train, "tokens_per_batch", &TrainConfig::tokens_per_batch, between(0, 1 << 24),
+           "Token-budget batches instead of train.micro_batch records: each rank's micro batch holds about this many "
+           "real tokens (at most one record over), every rank takes the same number of steps, and the loss is "
+           "normalised by the step's annotated labels over all ranks. At least data.max_len; 0 = off."),
       make("train", &C::train, "accum_steps", &TrainConfig::accum_steps, between(1, 1 << 16),
            "Micro-batches accumulated per optimiser step (global batch = micro_batch x accum_steps x ranks)."),
       make("train", &C::train, "max_steps", &TrainConfig::max_steps, between<int64_t>(1, kMaxSteps),

@@ -1,6 +1,7 @@
 #include "modtrain/data/synth.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -123,6 +124,41 @@ std::string typo(Rng& rng, const std::string& word) {
   return w;
 }
 
+// A standard normal draw (Box-Muller) for the log-normal lengths.
+double normal(Rng& rng) {
+  const double u1 = std::max(rng.uniform(), 1e-12), u2 = rng.uniform();
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+size_t words_in(const std::string& text) {
+  size_t n = 0;
+  bool in_word = false;
+  for (char c : text) {
+    const bool space = c == ' ';
+    n += !space && !in_word;
+    in_word = !space;
+  }
+  return n;
+}
+
+// Pads `text` to a drawn word count with what long posts are made of (more chatter, mentions,
+// hashtags, links, emoji). Labels are decided before and do not change: filler is clean.
+void lengthen(Rng& rng, std::string& text) {
+  const double median_words = 14, sigma = 0.75;
+  const size_t target = static_cast<size_t>(std::clamp(median_words * std::exp(sigma * normal(rng)), 3.0, 150.0));
+  for (size_t words = words_in(text); words < target;) {
+    std::string more;
+    const double kind = rng.uniform();
+    if (kind < 0.62) more = rng.pick(kClean);
+    else if (kind < 0.76) more = rng.pick(kHashtags);
+    else if (kind < 0.86) more = rng.pick(kEmoji);
+    else if (kind < 0.95) more = std::string("@") + rng.pick(kNames);
+    else more = "https://t.co/" + text::hex64(rng.gen.next()).substr(0, 8);
+    text += (kind < 0.62 && rng.chance(0.5) ? ". " : " ") + more;
+    words += words_in(more);
+  }
+}
+
 std::string fill(Rng& rng, const char* pattern) {
   std::string s = pattern;
   size_t at = s.find("%G");
@@ -178,6 +214,11 @@ std::string synth_record(uint64_t seed, const std::string& split, uint64_t index
             text::hex64(rng.gen.next()).substr(0, 8);
   if (rng.chance(0.3)) text += std::string(" ") + rng.pick(kHashtags);
   if (rng.chance(0.03)) text += std::string(" ") + rng.pick(kForeign);
+  if (options.realistic_lengths) {  // a stream of its own: the labels below do not depend on it
+    Rng filler(seed * 0xA24BAED4963EE407ULL ^ text::fnv1a64(split) ^ (index * 0x9FB21C651E98DF25ULL) ^
+               0x5851F42D4C957F2DULL);
+    lengthen(filler, text);
+  }
 
   // 3. Annotations: label noise, and some labels not annotated (multi-source data).
   json labels;

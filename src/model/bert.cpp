@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "modtrain/core/check.h"
 #include "modtrain/core/error.h"
 
 namespace modtrain {
@@ -43,6 +44,55 @@ void BertConfig::validate() const {
     fail("layers, intermediate and max_positions must be positive");
 }
 
+// ---- the unpadded batch ---------------------------------------------------------------------
+UnpaddedBatch UnpaddedBatch::to(const torch::Device& device, bool non_blocking) const {
+  UnpaddedBatch u = *this;
+  for (torch::Tensor* t : {&u.ids, &u.positions, &u.indices, &u.first, &u.mask}) *t = t->to(device, non_blocking);
+  return u;
+}
+
+UnpaddedBatch unpad_batch(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  MT_CHECK(input_ids.dim() == 2 && attention_mask.sizes() == input_ids.sizes() && !input_ids.is_cuda(),
+           "unpad_batch wants CPU [B, T] ids and mask");
+  const torch::Tensor mask = attention_mask.to(torch::kInt64).contiguous();
+  const int64_t b = mask.size(0), width = mask.size(1);
+  const int64_t* m = mask.data_ptr<int64_t>();
+  UnpaddedBatch u;
+  u.batch = b;
+  std::vector<int64_t> lengths(static_cast<size_t>(b));
+  for (int64_t i = 0; i < b; ++i) {
+    int64_t n = 0;
+    while (n < width && m[i * width + n] != 0) ++n;
+    for (int64_t j = n; j < width; ++j)
+      MT_CHECK(m[i * width + j] == 0, "record " << i << " of the batch is not right-padded");
+    MT_CHECK(n > 0, "record " << i << " of the batch has no tokens");
+    lengths[static_cast<size_t>(i)] = n;
+    u.tokens += n;
+    u.max_len = std::max(u.max_len, n);
+  }
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+  u.positions = torch::empty({u.tokens}, i64);
+  u.indices = torch::empty({u.tokens}, i64);
+  u.first = torch::empty({b}, i64);
+  torch::Tensor source = torch::empty({u.tokens}, i64);  // each token's index in the [B, T] input
+  u.mask = torch::full({b, 1, 1, u.max_len}, std::numeric_limits<float>::lowest());
+  int64_t *pos = u.positions.data_ptr<int64_t>(), *idx = u.indices.data_ptr<int64_t>(),
+          *first = u.first.data_ptr<int64_t>(), *src = source.data_ptr<int64_t>();
+  float* add = u.mask.data_ptr<float>();
+  int64_t k = 0;
+  for (int64_t i = 0; i < b; ++i) {
+    first[i] = k;
+    for (int64_t t = 0; t < lengths[static_cast<size_t>(i)]; ++t, ++k) {
+      pos[k] = t;
+      idx[k] = i * u.max_len + t;
+      src[k] = i * width + t;
+      add[i * u.max_len + t] = 0.0f;
+    }
+  }
+  u.ids = input_ids.reshape({-1}).index_select(0, source).to(torch::kInt64);
+  return u;
+}
+
 // ---- attention ------------------------------------------------------------------------------
 BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
     : heads(c.heads),
@@ -54,15 +104,18 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
   value = register_module("value", nn::Linear(c.hidden, c.hidden));
 }
 
-torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
-  const int64_t b = x.size(0), t = x.size(1);
+torch::Tensor BertSelfAttentionImpl::project_qkv(const torch::Tensor& x) {
+  // One GEMM for Q, K and V (the three weights concatenated each step: 3 x H x H floats, against a
+  // [tokens, H] x [H, 3H] product); the parameters keep Hugging Face's names and shapes.
+  return torch::linear(x, torch::cat({query->weight, key->weight, value->weight}),
+                       torch::cat({query->bias, key->bias, value->bias}));
+}
+
+torch::Tensor BertSelfAttentionImpl::attend(const torch::Tensor& qkv, const torch::Tensor& mask) {
+  const int64_t b = qkv.size(0), t = qkv.size(1);
   auto split = [&](const torch::Tensor& y) {
     return y.view({b, t, heads, head_dim}).transpose(1, 2);
   };  // [B, nh, T, hd]
-  // One GEMM for Q, K and V (the three weights concatenated each step: 3 x H x H floats, against a
-  // [B x T, H] x [H, 3H] product); the parameters keep Hugging Face's names and shapes.
-  torch::Tensor qkv = torch::linear(x, torch::cat({query->weight, key->weight, value->weight}),
-                                    torch::cat({query->bias, key->bias, value->bias}));  // [B, T, 3H]
   std::vector<torch::Tensor> parts = qkv.chunk(3, -1);
   torch::Tensor q = split(parts[0]), k = split(parts[1]), v = split(parts[2]);
   torch::Tensor context;  // [B, nh, T, hd]
@@ -84,6 +137,22 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch
   return context.transpose(1, 2).reshape({b, t, heads * head_dim});  // [B, T, H]
 }
 
+torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
+  return attend(project_qkv(x), mask);
+}
+
+torch::Tensor BertSelfAttentionImpl::forward_unpadded(const torch::Tensor& x, const UnpaddedBatch& u) {
+  // Attention per record: the projected tokens laid out at the longest record (rows of other
+  // records' padding are zeros, masked as keys; their outputs are never gathered). Scores and
+  // context are the only work done on padding: 2 x T x H multiply-adds per token and layer, a few
+  // percent of the linear layers' 2 x (4H + 2I) x H.
+  torch::Tensor qkv = project_qkv(x);  // [N, 3H]
+  torch::Tensor laid_out =
+      torch::zeros({u.batch * u.max_len, qkv.size(1)}, qkv.options()).index_copy(0, u.indices, qkv);
+  torch::Tensor context = attend(laid_out.view({u.batch, u.max_len, qkv.size(1)}), u.mask);  // [B, T, H]
+  return context.reshape({u.batch * u.max_len, -1}).index_select(0, u.indices);              // [N, H]
+}
+
 BertResidualImpl::BertResidualImpl(int64_t in, int64_t out, const BertConfig& c) {
   dense = register_module("dense", nn::Linear(in, out));
   LayerNorm = register_module("LayerNorm", nn::LayerNorm(nn::LayerNormOptions({out}).eps(c.layer_norm_eps)));
@@ -103,6 +172,10 @@ torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   return output(self(x, mask), x);
 }
 
+torch::Tensor BertAttentionImpl::forward_unpadded(const torch::Tensor& x, const UnpaddedBatch& u) {
+  return output(self->forward_unpadded(x, u), x);
+}
+
 BertIntermediateImpl::BertIntermediateImpl(const BertConfig& c) {
   dense = register_module("dense", nn::Linear(c.hidden, c.intermediate));
 }
@@ -115,6 +188,11 @@ BertLayerImpl::BertLayerImpl(const BertConfig& c) {
 
 torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
   torch::Tensor a = attention(x, mask);
+  return output(intermediate(a), a);
+}
+
+torch::Tensor BertLayerImpl::forward_unpadded(const torch::Tensor& x, const UnpaddedBatch& u) {
+  torch::Tensor a = attention->forward_unpadded(x, u);
   return output(intermediate(a), a);
 }
 
@@ -138,6 +216,11 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids) {
   return dropout(LayerNorm(x));
 }
 
+torch::Tensor BertEmbeddingsImpl::forward_unpadded(const UnpaddedBatch& u) {
+  torch::Tensor x = word_embeddings(u.ids) + position_embeddings(u.positions) + token_type_embeddings->weight[0];
+  return dropout(LayerNorm(x));  // [N, H]
+}
+
 BertEncoderImpl::BertEncoderImpl(const BertConfig& c) {
   layer = register_module("layer", nn::ModuleList());
   for (int64_t i = 0; i < c.layers; ++i) layer->push_back(BertLayer(c));
@@ -145,6 +228,11 @@ BertEncoderImpl::BertEncoderImpl(const BertConfig& c) {
 
 torch::Tensor BertEncoderImpl::forward(torch::Tensor x, const torch::Tensor& mask) {
   for (const auto& module : *layer) x = module->as<BertLayerImpl>()->forward(x, mask);
+  return x;
+}
+
+torch::Tensor BertEncoderImpl::forward_unpadded(torch::Tensor x, const UnpaddedBatch& u) {
+  for (const auto& module : *layer) x = module->as<BertLayerImpl>()->forward_unpadded(x, u);
   return x;
 }
 
@@ -166,6 +254,11 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch
   return pooler(h);
 }
 
+torch::Tensor BertModelImpl::forward_unpadded(const UnpaddedBatch& u) {
+  torch::Tensor h = encoder->forward_unpadded(embeddings->forward_unpadded(u), u);  // [N, H]
+  return torch::tanh(pooler->dense(h.index_select(0, u.first)));                    // [B, H]: each record's [CLS]
+}
+
 BertForClassificationImpl::BertForClassificationImpl(const BertConfig& c) : config_(c) {
   bert = register_module("bert", BertModel(c));
   dropout = register_module("dropout", nn::Dropout(c.hidden_dropout));
@@ -173,14 +266,29 @@ BertForClassificationImpl::BertForClassificationImpl(const BertConfig& c) : conf
   init_bert_weights(*this, c);
 }
 
-torch::Tensor BertForClassificationImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
-  torch::Tensor pooled = dropout(bert(input_ids, attention_mask)).to(torch::kFloat32);  // [B, H]
-  // The head in fp32 even under bf16/fp16 autocast: early in training the logits of different
-  // inputs differ by less than bf16 resolves around the bias, and rounding them to equal values
-  // turns every ranking metric into a coin flip (seen on the GPU: ROC-AUC 0.50 in bf16, 0.73 in
-  // fp32). Multiply-and-sum is not an autocast op, so it stays fp32; the cost is B x L x H.
+namespace {
+// The head in fp32 even under bf16/fp16 autocast: early in training the logits of different
+// inputs differ by less than bf16 resolves around the bias, and rounding them to equal values
+// turns every ranking metric into a coin flip (seen on the GPU: ROC-AUC 0.50 in bf16, 0.73 in
+// fp32). Multiply-and-sum is not an autocast op, so it stays fp32; the cost is B x L x H.
+torch::Tensor head(const torch::Tensor& pooled, torch::nn::Linear& classifier) {
   torch::Tensor w = classifier->weight.to(torch::kFloat32), b = classifier->bias.to(torch::kFloat32);
   return (pooled.unsqueeze(1) * w.unsqueeze(0)).sum(-1) + b;  // [B, L]
+}
+}  // namespace
+
+torch::Tensor BertForClassificationImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  return head(dropout(bert(input_ids, attention_mask)).to(torch::kFloat32), classifier);
+}
+
+torch::Tensor BertForClassificationImpl::forward_unpadded(const UnpaddedBatch& u) {
+  return head(dropout(bert->forward_unpadded(u)).to(torch::kFloat32), classifier);
+}
+
+torch::Tensor BertForClassificationImpl::logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                                bool unpad, const torch::Device& device) {
+  if (unpad) return forward_unpadded(unpad_batch(input_ids, attention_mask).to(device, true));
+  return forward(input_ids.to(device, true), attention_mask.to(device, true));
 }
 
 void init_bert_weights(torch::nn::Module& root, const BertConfig& c) {

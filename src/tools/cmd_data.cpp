@@ -2,6 +2,7 @@
 // binary shards, and what a prepared dataset holds.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include "modtrain/data/dataset.h"
 #include "modtrain/data/prepare.h"
 #include "modtrain/data/raw_reader.h"
+#include "modtrain/data/sampler.h"
 #include "modtrain/data/synth.h"
 #include "modtrain/dist/guard.h"
 #include "modtrain/dist/startup.h"
@@ -87,7 +89,27 @@ int data_prepare(const ConfigFlags& flags, int threads) {
 struct StatsFlags {
   std::string dir;
   bool json = false;
+  int batch = 32;
 };
+
+// The share of positions a padded batch spends on padding: batches of `batch` records in a
+// shuffled order (fixed seed), each padded to its longest record rounded up to 8 (the loader's
+// rule); what model.unpad saves in the linear layers.
+double padding_fraction(std::vector<uint32_t> lengths, int batch) {
+  SplitMix64 rng(0x5EEDu);
+  for (size_t i = lengths.size(); i > 1; --i) std::swap(lengths[i - 1], lengths[rng.below(i)]);
+  uint64_t real = 0, positions = 0;
+  for (size_t start = 0; start < lengths.size(); start += static_cast<size_t>(batch)) {
+    const size_t end = std::min(lengths.size(), start + static_cast<size_t>(batch));
+    uint32_t longest = 0;
+    for (size_t i = start; i < end; ++i) {
+      real += lengths[i];
+      longest = std::max(longest, lengths[i]);
+    }
+    positions += (end - start) * ((longest + 7) / 8 * 8);
+  }
+  return positions ? 1.0 - static_cast<double>(real) / static_cast<double>(positions) : 0.0;
+}
 
 int data_stats(const StatsFlags& flags) {
   Manifest m = Manifest::load(flags.dir);
@@ -102,6 +124,10 @@ int data_stats(const StatsFlags& flags) {
     PreparedDataset data = PreparedDataset::open(flags.dir, split, expect);
     std::vector<uint64_t> positives(m.labels.size()), annotated(m.labels.size());
     std::vector<uint64_t> histogram((m.max_len + 7) / 8 + 1);
+    std::vector<uint32_t> lengths;
+    lengths.reserve(data.size());
+    uint64_t truncated = 0;
+    for (const ShardEntry& e : entry.shards) truncated += e.truncated;
     uint64_t tokens = 0;
     for (size_t s = 0; s < data.num_shards(); ++s) {
       const PreparedShard& shard = data.shard(s);
@@ -112,6 +138,7 @@ int data_stats(const StatsFlags& flags) {
           annotated[k] += l[k] != kLabelUnannotated;
         }
         tokens += shard.length(r);
+        lengths.push_back(static_cast<uint32_t>(shard.length(r)));
         ++histogram[shard.length(r) / 8];
       }
     }
@@ -123,6 +150,8 @@ int data_stats(const StatsFlags& flags) {
                   {"shards", data.num_shards()},
                   {"labels", labels},
                   {"length_histogram_by_8", histogram},
+                  {"truncated", truncated},
+                  {"padding_fraction", {{"batch", flags.batch}, {"shuffled", padding_fraction(lengths, flags.batch)}}},
                   {"rejected", entry.rejected()}};
     if (flags.json) continue;
     std::printf("%s: %llu records in %zu shards, %llu tokens (%.1f per record), %llu rejected at prepare\n",
@@ -135,6 +164,12 @@ int data_stats(const StatsFlags& flags) {
       std::printf("  %-16s %10llu %10llu %7.2f%%\n", m.labels[k].c_str(), static_cast<unsigned long long>(positives[k]),
                   static_cast<unsigned long long>(annotated[k]),
                   annotated[k] ? 100.0 * positives[k] / annotated[k] : 0.0);
+    std::printf(
+        "  padded batches of %d in shuffled order: %.1f%% of positions are padding (model.unpad skips them);\n"
+        "  %llu records (%.1f%%) were truncated to max_len %lld\n",
+        flags.batch, 100.0 * padding_fraction(lengths, flags.batch), static_cast<unsigned long long>(truncated),
+        data.size() ? 100.0 * static_cast<double>(truncated) / static_cast<double>(data.size()) : 0.0,
+        static_cast<long long>(m.max_len));
     std::printf("  length (tokens)  records\n");
     uint64_t most = *std::max_element(histogram.begin(), histogram.end());
     for (size_t b = 0; b < histogram.size(); ++b) {
@@ -165,9 +200,15 @@ void add_data_commands(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(1, 10000));
   s->add_option("--seed", synth->seed, "Seed (same seed, same files)")->capture_default_str();
+  auto short_posts = std::make_shared<bool>(false);
+  s->add_flag("--short", *short_posts,
+              "Short template posts only (before lengths were realistic: most posts short, a long tail past max_len)");
   auto force = std::make_shared<bool>(false);
   s->add_flag("--force", *force, "Clear a non-empty --out directory first (otherwise refused)");
-  s->callback([&action, synth, force] { action = [synth, force] { return data_synth(*synth, *force); }; });
+  s->callback([&action, synth, force, short_posts] {
+    synth->realistic_lengths = !*short_posts;
+    action = [synth, force] { return data_synth(*synth, *force); };
+  });
 
   auto prepare_flags = std::make_shared<ConfigFlags>();
   auto threads = std::make_shared<int>(0);
@@ -183,6 +224,9 @@ void add_data_commands(CLI::App& app, Action& action) {
   CLI::App* st = data->add_subcommand("stats", "Records, label frequencies and lengths of a prepared dataset");
   st->add_option("dir", stats->dir, "Prepared directory (with manifest.json)")->required();
   st->add_flag("--json", stats->json, "Machine-readable output");
+  st->add_option("--batch", stats->batch, "Records per batch for the padding fraction")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
   st->callback([&action, stats] { action = [stats] { return run_local([&] { return data_stats(*stats); }); }; });
 }
 

@@ -2,6 +2,7 @@
 // text lines (a .txt file or `-` for stdin): per record the per-label probabilities and the labels
 // flagged by the model's thresholds, ids carried through, the same normalisation and tokenizer as
 // training. Bad input lines follow the data.on_bad_record policies (fail / skip, with line numbers).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "commands.h"
 #include "modtrain/core/error.h"
@@ -39,6 +41,7 @@ struct Pending {
 
 class Predictor {
  public:
+  static constexpr size_t kWindowBatches = 8;  // records are sorted by length within 8 batches
   // `bad(where, reason)` applies the bad-record policy (throws, or counts and skips).
   using BadRecord = std::function<void(const std::string& where, const std::string& reason)>;
   Predictor(LoadedModel& loaded, io::Output& out, int batch, std::string source, BadRecord bad)
@@ -58,25 +61,43 @@ class Predictor {
     Pending p{std::move(id), line, {}};
     tokenizer_.encode(text, p.ids, static_cast<size_t>(m_.meta.max_len));
     pending_.push_back(std::move(p));
-    if (static_cast<int>(pending_.size()) >= batch_) flush();
+    if (pending_.size() >= static_cast<size_t>(batch_) * kWindowBatches) flush();
   }
 
+  // Scores a window of records: sorted by length into batches (so a batch's attention layout is
+  // close to its records' lengths), through the padding-free path (equal logits, tested), and
+  // written back in input order.
   void flush() {
     if (pending_.empty()) return;
-    const int64_t b = static_cast<int64_t>(pending_.size());
-    int64_t t = 8;
-    for (const auto& p : pending_) t = std::max<int64_t>(t, (static_cast<int64_t>(p.ids.size()) + 7) / 8 * 8);
-    torch::Tensor ids = torch::full({b, t}, static_cast<int64_t>(m_.vocab->pad_id()), torch::kInt64);
-    torch::Tensor mask = torch::zeros({b, t}, torch::kInt64);
-    for (int64_t i = 0; i < b; ++i) {
-      const auto& v = pending_[static_cast<size_t>(i)].ids;
-      for (size_t k = 0; k < v.size(); ++k) ids[i][static_cast<int64_t>(k)] = v[k];
-      mask[i].slice(0, 0, static_cast<int64_t>(v.size())).fill_(1);
-    }
+    const size_t n = pending_.size(), L = m_.meta.labels.size();
+    std::vector<size_t> order(n);
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return pending_[a].ids.size() < pending_[b].ids.size(); });
+    std::vector<float> scores(n * L);
     torch::NoGradGuard no_grad;
-    torch::Tensor probs = probabilities(m_.model->forward(ids, mask), m_.meta.problem).contiguous();
-    const float* p = probs.data_ptr<float>();
-    const size_t L = m_.meta.labels.size();
+    for (size_t start = 0; start < n; start += static_cast<size_t>(batch_)) {
+      const size_t end = std::min(n, start + static_cast<size_t>(batch_));
+      const int64_t b = static_cast<int64_t>(end - start);
+      const int64_t t = static_cast<int64_t>(pending_[order[end - 1]].ids.size());  // the longest (sorted)
+      torch::Tensor ids = torch::full({b, t}, static_cast<int64_t>(m_.vocab->pad_id()), torch::kInt64);
+      torch::Tensor mask = torch::zeros({b, t}, torch::kInt64);
+      int64_t* id = ids.data_ptr<int64_t>();
+      int64_t* keep = mask.data_ptr<int64_t>();
+      for (int64_t i = 0; i < b; ++i) {
+        const auto& v = pending_[order[start + static_cast<size_t>(i)]].ids;
+        for (size_t k = 0; k < v.size(); ++k)
+          id[i * t + static_cast<int64_t>(k)] = v[k], keep[i * t + static_cast<int64_t>(k)] = 1;
+      }
+      torch::Tensor probs =
+          probabilities(m_.model->logits(ids, mask, /*unpad=*/true, torch::kCPU), m_.meta.problem).contiguous();
+      const float* row = probs.data_ptr<float>();
+      for (int64_t i = 0; i < b; ++i)
+        std::copy(row + i * static_cast<int64_t>(L), row + (i + 1) * static_cast<int64_t>(L),
+                  scores.begin() + static_cast<std::ptrdiff_t>(order[start + static_cast<size_t>(i)] * L));
+    }
+    const float* p = scores.data();
+    const int64_t b = static_cast<int64_t>(n);
     for (int64_t i = 0; i < b; ++i) {
       const Pending& r = pending_[static_cast<size_t>(i)];
       // A non-finite score must never read as "not flagged": the record is an error.

@@ -137,6 +137,7 @@ int eval(const EvalFlags& flags) {
   o.batch = flags.batch;
   o.pad_id = loaded.vocab->pad_id();
   o.fixed_thresholds = m.thresholds;  // the model's own thresholds
+  o.unpad = true;                     // as predict: no work on padding (equal logits, tested)
   EvalResult r = evaluate_model(*loaded.model, data, o);
   if (!std::isfinite(r.report.loss))
     throw Error("the model's loss on " + std::to_string(r.report.records) +

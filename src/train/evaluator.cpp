@@ -29,7 +29,7 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
     torch::Tensor logits;
     {
       AutocastScope autocast(o.bf16 ? Precision::kBf16 : Precision::kFp32, o.device);
-      logits = model.forward(batch.input_ids.to(o.device), batch.attention_mask.to(o.device));
+      logits = model.logits(batch.input_ids, batch.attention_mask, o.unpad, o.device);
     }
     logits = logits.to(torch::kCPU, torch::kFloat32).index({keep});
     torch::Tensor labels = batch.labels.index({keep}), label_mask = batch.label_mask.index({keep});

@@ -30,6 +30,17 @@ torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tens
   return entries.sum() / static_cast<double>(entries.numel());
 }
 
+torch::Tensor classification_loss_total(const torch::Tensor& logits, const torch::Tensor& labels,
+                                        const torch::Tensor& mask, const LossOptions& o) {
+  torch::Tensor count;
+  return per_entry(logits, labels, mask, o, count).sum();
+}
+
+double annotated_count(const torch::Tensor& label_mask, Problem problem) {
+  if (problem == Problem::kMultiClass) return static_cast<double>(label_mask.size(0));
+  return label_mask.to(torch::kCPU).sum().item<double>();
+}
+
 std::pair<double, double> classification_loss_sum(const torch::Tensor& logits, const torch::Tensor& labels,
                                                   const torch::Tensor& mask, const LossOptions& o) {
   torch::Tensor count;

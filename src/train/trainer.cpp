@@ -73,8 +73,10 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   train_data_ = std::make_shared<PreparedDataset>(PreparedDataset::open(c.data.prepared_dir, "train", expect));
   if (!c.data.valid.empty())
     valid_data_ = std::make_shared<PreparedDataset>(PreparedDataset::open(c.data.prepared_dir, "valid", expect));
-  SamplerOptions sampler_options{
-      c.run.seed, rank_, world_, static_cast<uint32_t>(c.train.micro_batch), true, c.data.group_by_length, 64};
+  SamplerOptions sampler_options{c.run.seed, rank_,
+                                 world_,     static_cast<uint32_t>(c.train.micro_batch),
+                                 true,       c.data.group_by_length,
+                                 64,         static_cast<uint32_t>(c.train.tokens_per_batch)};
   auto data = train_data_;
   sampler_ = std::make_shared<DistributedSampler>(train_data_->size(), sampler_options,
                                                   [data](uint64_t i) { return data->length(i); });
@@ -351,21 +353,24 @@ void Trainer::log_start() const {
   const Config& c = config_;
   int64_t params = 0;
   for (const auto& p : model_->parameters()) params += p.numel();
-  const int64_t global = static_cast<int64_t>(c.train.micro_batch) * c.train.accum_steps * world_;
-  char line[512];
-  std::snprintf(
-      line, sizeof line,
-      "train: %lld steps on %d rank(s), %s; global batch = %d micro x %d accum x %d ranks = %lld; "
-      "%lld records (%llu batches per epoch per rank); model %.2fM parameters, %s; %s",
-      static_cast<long long>(total_steps_), world_, placement_.describe().c_str(), c.train.micro_batch,
-      c.train.accum_steps, world_, static_cast<long long>(global), static_cast<long long>(train_data_->size()),
-      static_cast<unsigned long long>(sampler_->batches_per_epoch()), params / 1e6, to_string(c.train.precision),
-      comms_.backend.empty() ? "one process"
-                             : ("data parallel, gradients over " + comms_.backend +
-                                (flat_->sharded() ? ", ZeRO-1: optimiser state and update sharded over " +
-                                                        std::to_string(world_) + " rank(s)"
-                                                  : ""))
-                                   .c_str());
+  const bool tokens = c.train.tokens_per_batch > 0;
+  const int per_rank = tokens ? c.train.tokens_per_batch : c.train.micro_batch;
+  const int64_t global = static_cast<int64_t>(per_rank) * c.train.accum_steps * world_;
+  char line[640];
+  std::snprintf(line, sizeof line,
+                "train: %lld steps on %d rank(s), %s; global batch = %d %s x %d accum x %d ranks = %lld%s; "
+                "%lld records (%llu batches per epoch per rank); model %.2fM parameters, %s%s; %s",
+                static_cast<long long>(total_steps_), world_, placement_.describe().c_str(), per_rank,
+                tokens ? "tokens" : "micro", c.train.accum_steps, world_, static_cast<long long>(global),
+                tokens ? " real tokens (train.tokens_per_batch)" : "", static_cast<long long>(train_data_->size()),
+                static_cast<unsigned long long>(sampler_->batches_per_epoch()), params / 1e6,
+                to_string(c.train.precision), c.model.unpad ? ", unpadded" : "",
+                comms_.backend.empty() ? "one process"
+                                       : ("data parallel, gradients over " + comms_.backend +
+                                          (flat_->sharded() ? ", ZeRO-1: optimiser state and update sharded over " +
+                                                                  std::to_string(world_) + " rank(s)"
+                                                            : ""))
+                                             .c_str());
   log::info(line);
   if (loss_options_.pos_weight.defined()) {
     std::string w;
@@ -382,29 +387,41 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
   const int accum = config_.train.accum_steps;
   torch::manual_seed(step_seed(config_.run.seed, rank_, step));  // dropout: a function of (seed, rank, step)
   reducer_->zero_grad();  // in place: the gradients are views into the flat buckets
+  // The loss of the step is its sum over annotated labels on all ranks / their count on all ranks
+  // (one all-reduced number): each rank contributes world x its sum / that count, and the reducer
+  // averages over ranks. Exact data parallelism whatever each rank's share of the records.
+  std::vector<Batch> batches;
+  std::vector<double> count = {0.0};
+  for (int micro = 0; micro < accum; ++micro) {
+    batches.push_back(loader_->next());
+    count[0] += annotated_count(batches.back().label_mask, config_.data.problem);
+  }
+  collectives_->sum(count, "annotated labels of the step");
+  const double norm = static_cast<double>(world_) / std::max(1.0, count[0]);
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device_));
   for (int micro = 0; micro < accum; ++micro) {
-    Batch batch = loader_->next();
+    const Batch& batch = batches[static_cast<size_t>(micro)];
     if (micro == 0) optimizer_->sync_params();  // ZeRO-1: the last step's parameter all-gather ran until here
-    torch::Tensor logits, loss;
+    torch::Tensor logits;
     {
       Timeline::Scope span(comms_.timeline, "forward");
       AutocastScope autocast(config_.train.precision, device_);
-      logits = model_->forward(batch.input_ids.to(device_, true), batch.attention_mask.to(device_, true));  // [B, L]
+      logits = model_->logits(batch.input_ids, batch.attention_mask, config_.model.unpad, device_);  // [B, L]
     }
-    loss =
-        classification_loss(logits, batch.labels.to(device_, true), batch.label_mask.to(device_, true), loss_options_);
+    torch::Tensor loss = classification_loss_total(logits, batch.labels.to(device_, true),
+                                                   batch.label_mask.to(device_, true), loss_options_) *
+                         norm;
     loss_sum += loss.detach();                       // stays on the device: read at log steps only
     reducer_->prepare_backward(micro + 1 == accum);  // accumulation micro-steps do not communicate
     {
       Timeline::Scope span(comms_.timeline, "backward");
-      (loss * (scaler_.scale() / accum)).backward();
+      (loss * scaler_.scale()).backward();
     }
     s.samples += batch.input_ids.size(0);
     s.tokens += batch.tokens;
   }
   reducer_->finalize();  // gradients (or this rank's slices of them, ZeRO-1) are now the average over ranks
-  s.loss = loss_sum / accum;
+  s.loss = loss_sum;     // averaged over ranks at log steps: the step's loss
   Timeline::Scope span(comms_.timeline, "optimizer");
   const double max_norm =
       config_.train.clip_grad_norm > 0 ? config_.train.clip_grad_norm : std::numeric_limits<double>::infinity();
@@ -426,6 +443,7 @@ EvalResult Trainer::evaluate() {
   o.batch = config_.eval.micro_batch > 0 ? config_.eval.micro_batch : 2 * config_.train.micro_batch;
   o.pad_id = vocab_->pad_id();
   o.device = device_;
+  o.unpad = config_.model.unpad;
   // Evaluation runs in fp32 even when training autocasts to bf16: on the GPU, bf16 scores ranked
   // worse (ROC-AUC 0.615 vs 0.730 on the same weights, docs/gpu-results.md), and thresholds tuned
   // on bf16 scores would not fit the fp32 scores that `predict` and exported models produce.

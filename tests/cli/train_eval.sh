@@ -52,9 +52,22 @@ import json
 rows = [json.loads(l) for l in open("pred.jsonl")]
 meta = json.load(open("run/model/modtrain.json"))
 assert rows[0]["id"] == "valid-0" and rows[0]["line"] == 1, rows[0]
+# records are scored sorted by length within a window, written back in input order
+assert [r["line"] for r in rows] == list(range(1, 301)), "predict output not in input order"
+assert [r["id"] for r in rows] == ["valid-%d" % i for i in range(300)]
 for r in rows:
     assert list(r["scores"]) == meta["labels"], list(r["scores"])  # the model's label order
     assert r["flagged"] == [l for l, t in zip(meta["labels"], meta["thresholds"]) if r["scores"][l] >= t], r
+PY
+"$mt" predict --model run/model --input data/valid-00000.jsonl --output pred1.jsonl --batch 1
+python3 - <<'PY' || fail "predict --batch 1 gives other scores than the sorted, batched path"
+import json
+a = [json.loads(l) for l in open("pred.jsonl")]
+b = [json.loads(l) for l in open("pred1.jsonl")]
+assert len(a) == len(b)
+for x, y in zip(a, b):
+    assert x["id"] == y["id"], (x, y)
+    assert all(abs(x["scores"][k] - y["scores"][k]) < 1e-5 for k in x["scores"]), (x, y)
 PY
 # blank lines are skipped and counted, as `data prepare` does (a trailing one too)
 printf 'you are pathetic @bob\n\nbuy now http://x.co\n \n' | "$mt" predict --model run/model --input - > stdin.jsonl 2> stdin.err

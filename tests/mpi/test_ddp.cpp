@@ -104,9 +104,11 @@ double max_relative_difference(const std::vector<std::pair<std::string, torch::T
   return worst;
 }
 
-// Trains `ranks x micro_batch x accum` on all ranks and `1 x (ranks*micro_batch) x accum` locally;
+// Trains `ranks x micro_batch x accum` on all ranks and `1 x (ranks*micro_batch) x accum` locally
+// (with `tokens` > 0: token budgets, `tokens` per rank against `ranks x tokens` in one process);
 // returns the largest relative difference of the final weights.
-double equivalence(const std::string& name, int micro_batch, int accum, double bucket_mb, int steps = 5) {
+double equivalence(const std::string& name, int micro_batch, int accum, double bucket_mb, int steps = 5,
+                   int tokens = 0) {
   World& w = world();
   std::vector<std::string> common = {"train.max_steps=" + std::to_string(steps), "train.warmup_steps=1",
                                      "data.valid=[]", "train.accum_steps=" + std::to_string(accum),
@@ -115,12 +117,15 @@ double equivalence(const std::string& name, int micro_batch, int accum, double b
     more.insert(more.begin(), common.begin(), common.end());
     return more;
   };
-  ResolvedConfig dp = data().config(name + "-dp", with({"train.micro_batch=" + std::to_string(micro_batch)}));
+  auto batch = [&](int ranks) -> std::vector<std::string> {
+    if (tokens > 0) return {"train.tokens_per_batch=" + std::to_string(tokens * ranks)};
+    return {"train.micro_batch=" + std::to_string(micro_batch * ranks)};
+  };
+  ResolvedConfig dp = data().config(name + "-dp", with(batch(1)));
   DistributedTraining distributed(w, cpu_placement(), dp.config);
   Trainer parallel(dp, cpu_placement(), distributed.comms());
   parallel.run();
-  ResolvedConfig one =
-      data().config(name + "-one", with({"train.micro_batch=" + std::to_string(micro_batch * w.size())}));
+  ResolvedConfig one = data().config(name + "-one", with(batch(w.size())));
   Trainer single(one, cpu_placement(), TrainComms{});
   single.run();
   std::string where;
@@ -231,6 +236,14 @@ TEST_CASE("W ranks x B equals 1 rank x W*B (and with accumulation)", "[mpi][equi
   CHECK(equivalence("accum", 4, 2, 25) < 1e-5);
 }
 
+TEST_CASE("token budgets: W ranks x T tokens equal 1 rank x W*T tokens (loss over the global label count)",
+          "[mpi][equivalence][tokens]") {
+  // Each rank's share of records differs from step to step; the loss is normalised by the step's
+  // annotated labels over all ranks, so the sum of the ranks' gradients is one batch's gradient.
+  CHECK(equivalence("tokens", 0, 1, 25, 5, 160) < 1e-5);
+  CHECK(equivalence("tokens-accum", 0, 2, 25, 4, 100) < 1e-5);
+}
+
 TEST_CASE("bucket edge cases train identically: many tiny buckets, one bucket per huge cap", "[mpi][equivalence]") {
   CHECK(equivalence("tiny-buckets", 8, 1, 0.001, 3) <
         1e-5);  // ~1 KB buckets: a parameter larger than a bucket, many buckets
@@ -286,6 +299,7 @@ TEST_CASE("distributed evaluation equals single-process evaluation", "[mpi][eval
   o.pad_id = vocab.pad_id();
   o.batch = 64;
   o.policy = rc.config.eval.thresholds;
+  o.unpad = rc.config.model.unpad;  // the same path (the other one differs by rounding, enough to reorder ties)
   EvalResult single = evaluate_model(*trainer.model(), valid, o);
   CHECK(dist_out.final_eval.records == 203);
   CHECK(single.report.records == 203);

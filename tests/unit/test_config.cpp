@@ -239,3 +239,13 @@ TEST_CASE("the schema documents every key", "[config]") {
   CHECK(config_sections() ==
         std::vector<std::string>{"run", "data", "tokenizer", "model", "train", "dist", "checkpoint", "eval", "log"});
 }
+
+TEST_CASE("train.tokens_per_batch: at least data.max_len, and not with group_by_length", "[config][errors]") {
+  CHECK_THAT(config_error([] { load_config_text("data:\n  max_len: 64\ntrain:\n  tokens_per_batch: 40\n", "t.yaml"); }),
+             Contains("t.yaml:4:21: train.tokens_per_batch = 40 is less than data.max_len = 64 (set at t.yaml:2:12)"));
+  CHECK_THAT(config_error([] {
+               load_config_text("data:\n  group_by_length: true\ntrain:\n  tokens_per_batch: 512\n", "t.yaml");
+             }),
+             Contains("data.group_by_length and train.tokens_per_batch (set at t.yaml:4:21) are alternatives"));
+  CHECK(load_config_text("train:\n  tokens_per_batch: 512\n", "t.yaml").config.train.tokens_per_batch == 512);
+}

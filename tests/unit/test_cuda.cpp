@@ -15,6 +15,7 @@
 #include "modtrain/model/bert.h"
 #include "modtrain/train/distributed.h"
 #include "modtrain/train/optimizer.h"
+#include "modtrain/train/precision.h"
 #include "modtrain/train/trainer.h"
 #include "synth_fixture.h"
 #include "test_util.h"
@@ -306,4 +307,38 @@ TEST_CASE("flat AdamW on CUDA (LibTorch's fused kernel where >= 2.1) equals per-
                                 << ") vs per-tensor after 100 steps: worst relative difference " << worst);
     CHECK(worst < 1e-6);
   }
+}
+
+TEST_CASE("the unpadded path on the GPU equals the padded path (fp32 1e-5, bf16 autocast close)", "[cuda][unpad]") {
+  if (!have_cuda()) return;
+  BertConfig c;
+  c.vocab_size = 500;
+  c.hidden = 256;
+  c.layers = 2;
+  c.heads = 4;
+  c.intermediate = 1024;
+  c.num_labels = 7;
+  c.max_positions = 128;
+  c.hidden_dropout = c.attention_dropout = 0;
+  torch::manual_seed(0);
+  BertForClassification m(c);
+  m->to(torch::kCUDA);
+  const std::vector<int64_t> lengths = {1, 128, 7, 64, 2, 100, 33, 128, 5};
+  const int64_t b = static_cast<int64_t>(lengths.size());
+  torch::Tensor ids = torch::zeros({b, 128}, torch::kInt64), mask = torch::zeros({b, 128}, torch::kInt64);
+  for (int64_t i = 0; i < b; ++i) {
+    const int64_t n = lengths[static_cast<size_t>(i)];
+    ids[i].narrow(0, 0, n).copy_(torch::randint(5, c.vocab_size, {n}, torch::kInt64));
+    mask[i].narrow(0, 0, n).fill_(1);
+  }
+  const torch::Device gpu(torch::kCUDA, 0);
+  torch::Tensor padded = m->logits(ids, mask, false, gpu), unpadded = m->logits(ids, mask, true, gpu);
+  CHECK(torch::allclose(unpadded, padded, 1e-5, 1e-5));
+  (padded.sum() + unpadded.sum()).backward();  // both paths have gradients on the GPU
+  {
+    AutocastScope autocast(Precision::kBf16, gpu);
+    padded = m->logits(ids, mask, false, gpu);
+    unpadded = m->logits(ids, mask, true, gpu);
+  }
+  CHECK((unpadded - padded).abs().max().item<double>() < 0.05);
 }

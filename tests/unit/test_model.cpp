@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "modtrain/core/error.h"
 #include "modtrain/io/safetensors.h"
 #include "modtrain/model/bert.h"
 #include "modtrain/serve/model_dir.h"
@@ -152,4 +153,73 @@ TEST_CASE("model weights round-trip through safetensors with HF names", "[model]
   BertForClassification c(bigger);
   CHECK_THROWS_WITH(load_state(*c, file.view(), "m.safetensors"),
                     Catch::Matchers::Contains("tensor 'classifier.weight' has shape [3x32], the model needs [4x32]"));
+}
+
+namespace {
+// A right-padded batch of the given lengths at width `width` (ids from 5 upward, [CLS] = 2 first).
+std::pair<torch::Tensor, torch::Tensor> padded_batch(const std::vector<int64_t>& lengths, int64_t width,
+                                                     int64_t vocab) {
+  const int64_t b = static_cast<int64_t>(lengths.size());
+  torch::Tensor ids = torch::zeros({b, width}, torch::kInt64), mask = torch::zeros({b, width}, torch::kInt64);
+  for (int64_t i = 0; i < b; ++i) {
+    const int64_t n = lengths[static_cast<size_t>(i)];
+    ids[i].narrow(0, 0, n).copy_(torch::randint(5, vocab, {n}, torch::kInt64));
+    ids[i][0] = 2;
+    mask[i].narrow(0, 0, n).fill_(1);
+  }
+  return {ids, mask};
+}
+}  // namespace
+
+TEST_CASE("unpad_batch: the real tokens, their positions and attention rows", "[model][unpad]") {
+  auto [ids, mask] = padded_batch({3, 1, 5}, 8, 50);
+  UnpaddedBatch u = unpad_batch(ids, mask);
+  CHECK(u.batch == 3);
+  CHECK(u.tokens == 9);
+  CHECK(u.max_len == 5);
+  CHECK(u.positions.equal(torch::tensor({0, 1, 2, 0, 0, 1, 2, 3, 4}, torch::kInt64)));
+  CHECK(u.indices.equal(torch::tensor({0, 1, 2, 5, 10, 11, 12, 13, 14}, torch::kInt64)));
+  CHECK(u.first.equal(torch::tensor({0, 3, 4}, torch::kInt64)));
+  CHECK(u.ids.equal(ids.reshape({-1}).masked_select(mask.reshape({-1}).to(torch::kBool))));
+  CHECK(u.mask.sizes() == std::vector<int64_t>{3, 1, 1, 5});
+  CHECK(u.mask[1][0][0][0].item<float>() == 0.0f);
+  CHECK(u.mask[1][0][0][1].item<float>() == std::numeric_limits<float>::lowest());
+  torch::Tensor holes = mask.clone();
+  holes[0][1] = 0;  // not right-padded
+  CHECK_THROWS_AS(unpad_batch(ids, holes), InternalError);
+}
+
+TEST_CASE("unpadded logits and gradients equal the padded path (fp32, 1e-5)", "[model][unpad]") {
+  torch::manual_seed(11);
+  BertConfig c = small();
+  BertForClassification padded(c), unpadded(c);
+  {
+    torch::NoGradGuard g;
+    auto a = padded->parameters(), b = unpadded->parameters();
+    for (size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
+  }
+  const std::vector<std::vector<int64_t>> mixes = {
+      {1, 40, 7, 13, 2, 40, 33}, {40}, {1}, {5, 5, 5, 5}, {39, 1, 40, 20, 3, 11, 8, 27, 16, 1}};
+  for (const auto& lengths : mixes) {
+    const int64_t width = (*std::max_element(lengths.begin(), lengths.end()) + 7) / 8 * 8;  // the loader's rounding
+    auto [ids, mask] = padded_batch(lengths, std::min<int64_t>(width, 40), c.vocab_size);
+    padded->zero_grad();
+    unpadded->zero_grad();
+    torch::Tensor lp = padded->forward(ids, mask);
+    torch::Tensor lu = unpadded->logits(ids, mask, /*unpad=*/true, torch::kCPU);
+    INFO("lengths " << lengths.size() << " records, first " << lengths[0]);
+    REQUIRE(lu.sizes() == lp.sizes());
+    CHECK(torch::allclose(lu, lp, 1e-5, 1e-5));
+    torch::Tensor target = torch::rand_like(lp);
+    (lp * target).sum().backward();
+    (lu * target).sum().backward();
+    auto gp = padded->named_parameters(), gu = unpadded->named_parameters();
+    for (const auto& p : gp) {
+      const torch::Tensor& a = p.value().grad();
+      const torch::Tensor& b = gu[p.key()].grad();
+      INFO(p.key());
+      REQUIRE(a.defined() == b.defined());
+      if (a.defined()) CHECK(torch::allclose(b, a, 1e-5, 1e-5));
+    }
+  }
 }

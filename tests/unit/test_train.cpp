@@ -344,3 +344,34 @@ TEST_CASE("train.zero=1 in one plain process is a no-op shard of everything: equ
   for (size_t i = 0; i < pa.size(); ++i) CHECK(torch::equal(pa[i], pb[i]));
   CHECK(zero1.optimizer().state_bytes() == zero0.optimizer().state_bytes());
 }
+
+TEST_CASE("model.unpad: 20 training steps give the padded path's losses within 1e-5", "[train][unpad]") {
+  test::TempDir r1, r2;
+  const std::vector<std::string> base = {"train.max_steps=20", "train.warmup_steps=2", "data.valid=[]",
+                                         "log.every=1",        "model.dropout=0",      "model.attention_dropout=0"};
+  auto with = [&](const std::string& unpad) {
+    std::vector<std::string> all = base;
+    all.push_back("model.unpad=" + unpad);
+    return all;
+  };
+  auto losses = [](const std::filesystem::path& run) {
+    std::ifstream metrics(run / "metrics.jsonl");
+    std::vector<double> out;
+    for (std::string line; std::getline(metrics, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j["event"] == "train") out.push_back(j["loss"].get<double>());
+    }
+    return out;
+  };
+  Trainer padded(train_data().config(r1, with("false")), cpu(), {});
+  padded.run();
+  Trainer unpadded(train_data().config(r2, with("true")), cpu(), {});
+  unpadded.run();
+  const std::vector<double> a = losses(r1.path), b = losses(r2.path);
+  REQUIRE(a.size() == 20);
+  REQUIRE(b.size() == 20);
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("step " << i + 1 << ": padded " << a[i] << ", unpadded " << b[i]);
+    CHECK(std::abs(a[i] - b[i]) <= 1e-5 * std::max(1.0, std::abs(a[i])));
+  }
+}

@@ -83,10 +83,12 @@ struct ModelConfig {
   int max_positions = 512;
   double layer_norm_eps = 1e-12;
   std::string init_from;  // "" = random init; else a Hugging Face BERT directory to fine-tune
+  bool unpad = false;     // compute on the real tokens only (UnpaddedBatch); same parameters and logits
 };
 
 struct TrainConfig {
   int micro_batch = 32;
+  int tokens_per_batch = 0;  // > 0: each rank's micro batch holds about this many real tokens (not micro_batch records)
   int accum_steps = 1;
   int64_t max_steps = 300;
   double epochs = 0;  // > 0: train this many passes over the data instead of max_steps

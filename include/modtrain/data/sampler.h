@@ -3,6 +3,12 @@
 // and sizes (the last ceil(N/W)*W - N positions repeat records from the start of the
 // permutation, at most W-1 per epoch, and are flagged as padding); its state (epoch, batch) is
 // saved and restored exactly. Identical on every rank: no communication needed.
+// Token budgets (tokens_per_batch > 0, train.tokens_per_batch): an epoch of S global steps, S =
+// ceil(all tokens / (W x budget)), the same in every epoch; the permuted records are cut into S x W
+// contiguous parts of about equal tokens (a record belongs to the part holding its middle token;
+// every part keeps at least one record), part s x W + r being rank r's batch at step s. So every
+// rank takes S steps, a rank's batch holds about `budget` real tokens (never more than one record
+// over), and W ranks at budget B cut the epoch exactly where one rank at budget W x B does.
 #pragma once
 
 #include <cstdint>
@@ -16,10 +22,11 @@ struct SamplerOptions {
   uint64_t seed = 0;
   int rank = 0;
   int world = 1;
-  uint32_t batch_size = 32;      // per rank
-  bool shuffle = true;           // false: records in order (evaluation)
-  bool group_by_length = false;  // batches of similar lengths (less padding), batch order shuffled
-  uint32_t group_window = 64;    // length-sorting window, in global batches
+  uint32_t batch_size = 32;       // per rank
+  bool shuffle = true;            // false: records in order (evaluation)
+  bool group_by_length = false;   // batches of similar lengths (less padding), batch order shuffled
+  uint32_t group_window = 64;     // length-sorting window, in global batches
+  uint32_t tokens_per_batch = 0;  // > 0: batches by real tokens per rank (needs lengths), not batch_size
 };
 
 struct SamplerState {
@@ -49,6 +56,7 @@ class DistributedSampler {
 
  private:
   const std::vector<uint64_t>& order(uint64_t epoch) const;  // the padded global order of an epoch
+  void cut(uint64_t epoch) const;                            // token budgets: the parts of an epoch (cached)
 
   uint64_t n_;
   SamplerOptions options_;
@@ -57,6 +65,9 @@ class DistributedSampler {
   mutable std::mutex mutex_;
   mutable uint64_t cached_epoch_ = UINT64_MAX;
   mutable std::vector<uint64_t> cached_order_;
+  uint64_t total_tokens_ = 0;  // token budgets: over all records
+  mutable uint64_t cut_epoch_ = UINT64_MAX;
+  mutable std::vector<uint64_t> cuts_;  // token budgets: S x W + 1 part boundaries into order(epoch)
 };
 
 // SplitMix64: a tiny, portable generator (std::shuffle's results differ between standard

@@ -3,7 +3,10 @@
 // typos; the labels hate, harassment, threat, sexual, self_harm, spam, misinformation with a
 // realistic imbalance (most tweets clean), overlapping labels, cue-less positives and decoys
 // (so a good model is well above chance but not perfect), label noise, and some labels not
-// annotated. Group names are invented ("the Quendari"): no real slurs, no real groups.
+// annotated. Lengths are skewed like real posts: most short, a long tail past data.max_len (filler
+// sentences, mentions, hashtags, links and emoji added from a random stream of their own, so a
+// record's labels and cue text do not depend on its length). Group names are invented ("the
+// Quendari"): no real slurs, no real groups.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +30,9 @@ struct SynthOptions {
   uint64_t seed = 1234;
   double label_noise = 0.02;  // probability that an annotated label is flipped
   double unannotated = 0.08;  // share of records with some labels not annotated
+  // Post lengths: log-normal word counts (median ~14 words, ~5% beyond 45 words, a few past 100,
+  // so data.max_len 64 truncates some), as real posts are skewed; false = the short templates alone.
+  bool realistic_lengths = true;
 };
 
 struct SynthReport {

@@ -42,10 +42,33 @@ struct BertConfig {
 // True when this LibTorch has the fused attention (2.0 and later).
 bool sdpa_available();
 
+// A padded batch's real tokens only, concatenated record after record (model.unpad: MosaicBERT's
+// and FasterTransformer's "remove padding"). Embeddings, every linear layer, GELU, dropout and
+// LayerNorm run on [tokens, H]; attention alone sees the records laid out at `max_len` (the
+// longest real record, not the batch's padded width), with an additive mask, and the result is
+// gathered back, so no GEMM, activation or normalisation runs on a padding position.
+struct UnpaddedBatch {
+  torch::Tensor ids;        // [N] int64, the real tokens
+  torch::Tensor positions;  // [N] int64, each token's position in its record
+  torch::Tensor indices;    // [N] int64, each token's row in the [B x max_len] attention layout
+  torch::Tensor first;      // [B] int64, each record's first token ([CLS]) in [N]
+  torch::Tensor mask;       // [B, 1, 1, max_len] float32, additive: 0 attended, lowest() padding
+  int64_t batch = 0, max_len = 0, tokens = 0;
+  UnpaddedBatch to(const torch::Device& device, bool non_blocking = false) const;
+};
+
+// From a right-padded batch (CPU tensors: ids and 1/0 mask, [B, T]). Throws InternalError for a
+// mask that is not a prefix of ones per row or a record without tokens.
+UnpaddedBatch unpad_batch(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+
 struct BertSelfAttentionImpl : torch::nn::Module {
   explicit BertSelfAttentionImpl(const BertConfig& c);
   // x [B, T, H], mask [B, 1, 1, T] additive (0 or a large negative) -> [B, T, H]
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+  // x [N, H] (real tokens) -> [N, H]: Q, K, V projected on the N tokens, attention per record.
+  torch::Tensor forward_unpadded(const torch::Tensor& x, const UnpaddedBatch& u);
+  torch::Tensor project_qkv(const torch::Tensor& x);                          // [..., H] -> [..., 3H]
+  torch::Tensor attend(const torch::Tensor& qkv, const torch::Tensor& mask);  // [B, T, 3H] -> [B, T, H]
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
   int64_t heads, head_dim;
   double dropout;
@@ -66,6 +89,7 @@ TORCH_MODULE(BertResidual);
 struct BertAttentionImpl : torch::nn::Module {
   explicit BertAttentionImpl(const BertConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+  torch::Tensor forward_unpadded(const torch::Tensor& x, const UnpaddedBatch& u);
   BertSelfAttention self{nullptr};
   BertResidual output{nullptr};
 };
@@ -81,6 +105,7 @@ TORCH_MODULE(BertIntermediate);
 struct BertLayerImpl : torch::nn::Module {
   explicit BertLayerImpl(const BertConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+  torch::Tensor forward_unpadded(const torch::Tensor& x, const UnpaddedBatch& u);
   BertAttention attention{nullptr};
   BertIntermediate intermediate{nullptr};
   BertResidual output{nullptr};
@@ -89,7 +114,8 @@ TORCH_MODULE(BertLayer);
 
 struct BertEmbeddingsImpl : torch::nn::Module {
   explicit BertEmbeddingsImpl(const BertConfig& c);
-  torch::Tensor forward(const torch::Tensor& input_ids);  // [B, T] -> [B, T, H]
+  torch::Tensor forward(const torch::Tensor& input_ids);   // [B, T] -> [B, T, H]
+  torch::Tensor forward_unpadded(const UnpaddedBatch& u);  // -> [N, H]
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
   torch::nn::Dropout dropout{nullptr};
@@ -99,6 +125,7 @@ TORCH_MODULE(BertEmbeddings);
 struct BertEncoderImpl : torch::nn::Module {
   explicit BertEncoderImpl(const BertConfig& c);
   torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask);
+  torch::Tensor forward_unpadded(torch::Tensor x, const UnpaddedBatch& u);
   torch::nn::ModuleList layer;
 };
 TORCH_MODULE(BertEncoder);
@@ -115,6 +142,7 @@ struct BertModelImpl : torch::nn::Module {
   explicit BertModelImpl(const BertConfig& c);
   // input_ids, attention_mask [B, T] -> pooled [B, H]
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+  torch::Tensor forward_unpadded(const UnpaddedBatch& u);  // -> pooled [B, H] from each record's first token
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};
   BertPooler pooler{nullptr};
@@ -125,6 +153,10 @@ struct BertForClassificationImpl : torch::nn::Module {
   explicit BertForClassificationImpl(const BertConfig& c);
   // -> logits [B, num_labels]
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
+  torch::Tensor forward_unpadded(const UnpaddedBatch& u);  // the same logits, computed on the real tokens only
+  // A right-padded batch [B, T] (CPU tensors) through the path `unpad` picks, on `device`.
+  torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, bool unpad,
+                       const torch::Device& device);
   const BertConfig& config() const { return config_; }
   BertModel bert{nullptr};
   torch::nn::Dropout dropout{nullptr};

@@ -23,6 +23,7 @@ struct EvalOptions {
   int64_t pad_id = 0;
   torch::Device device = torch::kCPU;
   bool bf16 = false;                     // autocast the forward pass (CUDA)
+  bool unpad = false;                    // the padding-free path (model.unpad; equal logits within 1e-5)
   ThresholdPolicy policy;                // how thresholds are tuned on these scores
   std::vector<double> fixed_thresholds;  // if set: use these (e.g. the model's) instead of tuning
   // The control plane: each rank scores its part and the parts are gathered. Null: this process

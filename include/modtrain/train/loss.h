@@ -24,6 +24,15 @@ struct LossOptions {
 torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& labels,
                                   const torch::Tensor& label_mask, const LossOptions& options);
 
+// The training objective's numerator: the loss summed over annotated entries (multi_label) or
+// records (multi_class), on the device (no host read). The trainer divides it by the count of
+// those over the whole step on all ranks (annotated_count, summed over ranks), so that W ranks
+// with any share of the records each (token budgets) equal one rank with all of them.
+torch::Tensor classification_loss_total(const torch::Tensor& logits, const torch::Tensor& labels,
+                                        const torch::Tensor& label_mask, const LossOptions& options);
+// What classification_loss_total sums over, counted on the host from a batch's label mask [B, L].
+double annotated_count(const torch::Tensor& label_mask, Problem problem);
+
 // For evaluation: the loss summed over a batch and the number of annotated entries (multi_label)
 // or records (multi_class), so the reported loss is the mean over what was annotated.
 std::pair<double, double> classification_loss_sum(const torch::Tensor& logits, const torch::Tensor& labels,
