@@ -20,4 +20,5 @@ mpiexec -np 2 build/bench/modtrain_bench_allreduce --out bench/results/allreduce
 scripts/bench_train_ranks.sh
 scripts/bench_peer.sh
 scripts/bench_optimizer.sh
+scripts/bench_unpad.sh          # padded vs model.unpad real tokens/s -> bench/results/unpad.json
 echo "results in bench/results/"

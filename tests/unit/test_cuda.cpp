@@ -77,9 +77,8 @@ TEST_CASE("NCCL communicator at one rank: all-reduce, broadcast, all-gather on C
 #endif
 }
 
-TEST_CASE("fused SDPA on the GPU equals the plain path (fp32 and bf16)", "[cuda][sdpa]") {
-  if (!have_cuda()) return;
-  REQUIRE(sdpa_available());
+namespace {
+BertConfig gpu_model() {  // a small BERT with GPU-friendly sizes
   BertConfig c;
   c.vocab_size = 500;
   c.hidden = 256;
@@ -87,6 +86,14 @@ TEST_CASE("fused SDPA on the GPU equals the plain path (fp32 and bf16)", "[cuda]
   c.heads = 4;
   c.intermediate = 1024;
   c.num_labels = 7;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("fused SDPA on the GPU equals the plain path (fp32 and bf16)", "[cuda][sdpa]") {
+  if (!have_cuda()) return;
+  REQUIRE(sdpa_available());
+  BertConfig c = gpu_model();
   c.hidden_dropout = c.attention_dropout = 0;
   BertConfig plain = c;
   plain.use_sdpa = false;
@@ -311,13 +318,7 @@ TEST_CASE("flat AdamW on CUDA (LibTorch's fused kernel where >= 2.1) equals per-
 
 TEST_CASE("the unpadded path on the GPU equals the padded path (fp32 1e-5, bf16 autocast close)", "[cuda][unpad]") {
   if (!have_cuda()) return;
-  BertConfig c;
-  c.vocab_size = 500;
-  c.hidden = 256;
-  c.layers = 2;
-  c.heads = 4;
-  c.intermediate = 1024;
-  c.num_labels = 7;
+  BertConfig c = gpu_model();
   c.max_positions = 128;
   c.hidden_dropout = c.attention_dropout = 0;
   torch::manual_seed(0);
