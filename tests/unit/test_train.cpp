@@ -375,3 +375,22 @@ TEST_CASE("model.unpad: 20 training steps give the padded path's losses within 1
     CHECK(std::abs(a[i] - b[i]) <= 1e-5 * std::max(1.0, std::abs(a[i])));
   }
 }
+
+TEST_CASE("train.tokens_per_batch: a run stopped mid-epoch and resumed equals the uninterrupted run bit for bit",
+          "[train][tokens]") {
+  test::TempDir whole, split;
+  const std::vector<std::string> extra = {"train.tokens_per_batch=400", "train.max_steps=12", "train.warmup_steps=2",
+                                          "data.valid=[]", "log.every=1"};
+  Trainer t(train_data().config(whole, extra), cpu(), {});
+  t.run();
+  RunControl first;
+  first.stop_after = 5;  // the epoch has far more than 12 steps: a stop in the middle of it
+  Trainer a(train_data().config(split, extra), cpu(), {});
+  a.run(first);
+  RunControl second;
+  second.resume = "auto";
+  Trainer b(train_data().config(split, extra), cpu(), {});
+  CHECK(b.run(second).start_step == 5);
+  auto pw = params(t), pr = params(b);
+  for (size_t i = 0; i < pw.size(); ++i) CHECK(torch::equal(pw[i], pr[i]));
+}
