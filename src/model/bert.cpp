@@ -256,7 +256,7 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch
 
 torch::Tensor BertModelImpl::forward_unpadded(const UnpaddedBatch& u) {
   torch::Tensor h = encoder->forward_unpadded(embeddings->forward_unpadded(u), u);  // [N, H]
-  return torch::tanh(pooler->dense(h.index_select(0, u.first)));                    // [B, H]: each record's [CLS]
+  return pooler(h.index_select(0, u.first).unsqueeze(1));  // each record's [CLS] row as a [B, 1, H] batch
 }
 
 BertForClassificationImpl::BertForClassificationImpl(const BertConfig& c) : config_(c) {

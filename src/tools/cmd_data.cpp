@@ -145,13 +145,14 @@ int data_stats(const StatsFlags& flags) {
     nlohmann::ordered_json labels = nlohmann::ordered_json::object();
     for (size_t k = 0; k < m.labels.size(); ++k)
       labels[m.labels[k]] = {{"positives", positives[k]}, {"annotated", annotated[k]}};
+    const double padding = padding_fraction(std::move(lengths), flags.batch);  // shuffles its copy
     out[split] = {{"records", data.size()},
                   {"tokens", tokens},
                   {"shards", data.num_shards()},
                   {"labels", labels},
                   {"length_histogram_by_8", histogram},
                   {"truncated", truncated},
-                  {"padding_fraction", {{"batch", flags.batch}, {"shuffled", padding_fraction(lengths, flags.batch)}}},
+                  {"padding_fraction", {{"batch", flags.batch}, {"shuffled", padding}}},
                   {"rejected", entry.rejected()}};
     if (flags.json) continue;
     std::printf("%s: %llu records in %zu shards, %llu tokens (%.1f per record), %llu rejected at prepare\n",
@@ -167,7 +168,7 @@ int data_stats(const StatsFlags& flags) {
     std::printf(
         "  padded batches of %d in shuffled order: %.1f%% of positions are padding (model.unpad skips them);\n"
         "  %llu records (%.1f%%) were truncated to max_len %lld\n",
-        flags.batch, 100.0 * padding_fraction(lengths, flags.batch), static_cast<unsigned long long>(truncated),
+        flags.batch, 100.0 * padding, static_cast<unsigned long long>(truncated),
         data.size() ? 100.0 * static_cast<double>(truncated) / static_cast<double>(data.size()) : 0.0,
         static_cast<long long>(m.max_len));
     std::printf("  length (tokens)  records\n");
