@@ -4,12 +4,19 @@
 // The optimiser is modtrain's (flat buffers, one fused pass; on CUDA LibTorch's fused AdamW
 // kernel where >= 2.1, with clipping at 1.0) or, with --optimizer per_tensor, LibTorch's
 // torch::optim::AdamW + clip_grad_norm_ (what modtrain used before).
+// --lengths skewed gives the records post-like lengths (log-normal, median T/5, clipped to
+// [2, T]; fixed seed) instead of all T; --unpad 1 runs the padding-free path (model.unpad; on CUDA
+// in bf16 the variable-length flash attention). tokens/s counts real tokens only; MFU counts the
+// padded batch's FLOPs (the work a padded step would do), so unpadded MFU can exceed padded.
 // Usage: modtrain_bench_train [--preset tiny|base] [--batch B] [--seq T] [--steps N]
 //        [--device cpu|cuda] [--precision fp32|bf16] [--peak-tflops P] [--threads N]
-//        [--optimizer flat|per_tensor] [--out FILE]
+//        [--optimizer flat|per_tensor] [--lengths full|skewed] [--unpad 0|1] [--out FILE]
 #include <torch/torch.h>
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <random>
 
 #include "bench_common.h"
 #include "modtrain/dist/device.h"
@@ -21,7 +28,9 @@
 using namespace modtrain;
 
 int main(int argc, char** argv) {
-  std::string preset = "tiny", device_name = "cpu", precision_name = "fp32", out, optimizer_kind = "flat";
+  std::string preset = "tiny", device_name = "cpu", precision_name = "fp32", out, optimizer_kind = "flat",
+              lengths_kind = "full";
+  bool unpad = false;
   int64_t batch = 32, seq = 64, steps = 20;
   int threads = 0;
   double peak_tflops = 0;
@@ -37,6 +46,8 @@ int main(int argc, char** argv) {
     else if (k == "--threads") threads = std::stoi(v);
     else if (k == "--out") out = v;
     else if (k == "--optimizer") optimizer_kind = v;
+    else if (k == "--lengths") lengths_kind = v;
+    else if (k == "--unpad") unpad = v == "1" || v == "true";
   }
   if (out.empty()) out = "bench/results/train-" + preset + "-" + device_name + ".json";
   BertConfig c;
@@ -62,7 +73,19 @@ int main(int argc, char** argv) {
         std::make_unique<torch::optim::AdamW>(model->parameters(), torch::optim::AdamWOptions(1e-4).weight_decay(0.01));
   else optimizer = make_adamw(flat, AdamWOptions{}, nullptr);
   torch::Tensor ids = torch::randint(5, c.vocab_size, {batch, seq}, torch::kInt64).to(device);
-  torch::Tensor mask = torch::ones({batch, seq}, torch::kInt64).to(device);
+  torch::Tensor mask_cpu = torch::ones({batch, seq}, torch::kInt64);
+  if (lengths_kind == "skewed") {
+    std::mt19937_64 rng(7);
+    std::lognormal_distribution<double> words(std::log(seq / 5.0), 0.8);
+    for (int64_t i = 0; i < batch; ++i) {
+      const int64_t n = std::clamp<int64_t>(std::llround(words(rng)), 2, seq);
+      mask_cpu[i].narrow(0, n, seq - n).zero_();
+    }
+  }
+  const int64_t real_tokens = mask_cpu.sum().item<int64_t>();
+  const torch::Tensor ids_cpu = ids.cpu() * mask_cpu;
+  torch::Tensor mask = mask_cpu.to(device);
+  ids = ids_cpu.to(device);
   torch::Tensor labels = (torch::rand({batch, c.num_labels}) < 0.1).to(torch::kFloat32).to(device);
   torch::Tensor label_mask = torch::ones({batch, c.num_labels}).to(device);
   auto sync = [&] {
@@ -75,7 +98,7 @@ int main(int argc, char** argv) {
     torch::Tensor logits;
     {
       AutocastScope autocast(precision, device);
-      logits = model->forward(ids, mask);
+      logits = unpad ? model->logits(ids_cpu, mask_cpu, true, device) : model->forward(ids, mask);
     }
     torch::Tensor loss = classification_loss(logits, labels, label_mask, {});
     sync();
@@ -96,37 +119,42 @@ int main(int argc, char** argv) {
   }
   const double step_s = (forward_s + backward_s + optimizer_s) / static_cast<double>(steps);
   const double flops = 3.0 * bert_forward_flops(c, batch, seq);
-  nlohmann::json result = {{"benchmark", "train_step"},
-                           {"machine", bench::machine()},
-                           {"preset", preset},
-                           {"device", device_name},
-                           {"precision", precision_name},
-                           {"optimizer", optimizer_kind},
-                           {"threads", torch::get_num_threads()},
-                           {"blas_threads", blas},
-                           {"batch", batch},
-                           {"seq", seq},
-                           {"params_millions",
-                            [&] {
-                              int64_t n = 0;
-                              for (auto& p : model->parameters()) n += p.numel();
-                              return n / 1e6;
-                            }()},
-                           {"step_ms", step_s * 1e3},
-                           {"forward_ms", forward_s / steps * 1e3},
-                           {"backward_ms", backward_s / steps * 1e3},
-                           {"optimizer_ms", optimizer_s / steps * 1e3},
-                           {"samples_per_s", batch / step_s},
-                           {"tokens_per_s", batch * seq / step_s},
-                           {"model_tflops_per_s", flops / step_s / 1e12}};
+  nlohmann::json result = {
+      {"benchmark", "train_step"},
+      {"machine", bench::machine()},
+      {"preset", preset},
+      {"device", device_name},
+      {"precision", precision_name},
+      {"optimizer", optimizer_kind},
+      {"lengths", lengths_kind},
+      {"unpad", unpad},
+      {"padding_fraction", 1.0 - static_cast<double>(real_tokens) / static_cast<double>(batch * seq)},
+      {"threads", torch::get_num_threads()},
+      {"blas_threads", blas},
+      {"batch", batch},
+      {"seq", seq},
+      {"params_millions",
+       [&] {
+         int64_t n = 0;
+         for (auto& p : model->parameters()) n += p.numel();
+         return n / 1e6;
+       }()},
+      {"step_ms", step_s * 1e3},
+      {"forward_ms", forward_s / steps * 1e3},
+      {"backward_ms", backward_s / steps * 1e3},
+      {"optimizer_ms", optimizer_s / steps * 1e3},
+      {"samples_per_s", batch / step_s},
+      {"tokens_per_s", real_tokens / step_s},
+      {"model_tflops_per_s", flops / step_s / 1e12}};
   if (peak_tflops > 0) result["mfu"] = flops / step_s / (peak_tflops * 1e12);
   bench::write_result(out, result);
   std::printf(
-      "%s %s %s B=%lld T=%lld: step %.1f ms (fwd %.1f, bwd %.1f, opt %.1f), %.0f samples/s, %.0f tokens/s, %.2f "
+      "%s %s %s%s B=%lld T=%lld: step %.1f ms (fwd %.1f, bwd %.1f, opt %.1f), %.0f samples/s, %.0f tokens/s, %.2f "
       "TFLOP/s%s\n",
-      preset.c_str(), device_name.c_str(), precision_name.c_str(), static_cast<long long>(batch),
-      static_cast<long long>(seq), step_s * 1e3, forward_s / steps * 1e3, backward_s / steps * 1e3,
-      optimizer_s / steps * 1e3, batch / step_s, batch * seq / step_s, flops / step_s / 1e12,
+      preset.c_str(), device_name.c_str(), precision_name.c_str(),
+      lengths_kind == "skewed" ? (unpad ? " skewed unpadded" : " skewed padded") : (unpad ? " unpadded" : ""),
+      static_cast<long long>(batch), static_cast<long long>(seq), step_s * 1e3, forward_s / steps * 1e3,
+      backward_s / steps * 1e3, optimizer_s / steps * 1e3, batch / step_s, real_tokens / step_s, flops / step_s / 1e12,
       peak_tflops > 0
           ? (", MFU " + std::to_string(flops / step_s / (peak_tflops * 1e12) * 100).substr(0, 5) + "%").c_str()
           : "");

@@ -7,7 +7,7 @@
 # steps), the CLI on the NCCL path at -np 1 through export and transformers (cli_np1.sh: also the
 # clean NCCL shutdown and the timeline's CUDA-event lanes), a 4-byte all-reduce's launch latency, and
 # measures a BERT-base-sized training step at sequence 128 against Hugging Face + fused AdamW in the
-# same run (tokens/s, MFU). Writes logs and summary.md to $OUT (or ./gpu-out). Usage: scripts/gpu/check.sh
+# same run (tokens/s, MFU), and the padding-free path padded vs unpadded. Writes logs and summary.md to $OUT (or ./gpu-out). Usage: scripts/gpu/check.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-$PWD/gpu-out}
@@ -57,7 +57,7 @@ run_tests() {  # name, Catch2 filter
   [[ $r -eq 0 ]] || rc=1
   return $r
 }
-run_tests cuda "[cuda]"   # includes [cuda][unpad]: the padding-free path against the padded one
+run_tests cuda "[cuda]"   # includes [cuda][unpad] (padding-free vs padded) and [cuda][varlen] (flash varlen)
 run_tests model "[model]~[safetensors]"
 if ! run_tests safetensors "[safetensors]" && command -v cuda-gdb >/dev/null; then
   timeout 120 cuda-gdb -batch -ex run -ex bt --args build-gpu/tests/modtrain_unit_tests "[safetensors]" > "$out/gdb.log" 2>&1
@@ -109,5 +109,31 @@ print(f"| {b} | {f(m, 'tokens_per_s')} | {f(m, 'mfu', '%.3f')} | {f(p, 'tokens_p
 PY
 done
 grep -E "^(base|HF)" "$out/bench.log" | tee -a "$summary"
+
+# 5b. The padding-free path (issue 14): BERT-base, bf16, T 128, post-like lengths (log-normal,
+#     median 26 tokens), padded to T vs model.unpad (variable-length flash attention), real tokens/s.
+log ""
+log "| batch | padding | padded real tokens/s | unpadded real tokens/s | speed-up |"
+log "|---|---|---|---|---|"
+for b in 64 256; do
+  for u in 0 1; do
+    build-gpu/bench/modtrain_bench_train --preset base --device cuda --precision bf16 --batch $b --seq 128 --steps 20 \
+      --lengths skewed --unpad $u --out "$out/train-base-cuda-bf16-b$b-skewed-unpad$u.json" >> "$out/bench-unpad.log" 2>&1
+  done
+  python3 - "$out" $b <<'PY' | tee -a "$summary"
+import json, sys
+out, b = sys.argv[1], sys.argv[2]
+def get(u):
+    try:
+        return json.load(open(f"{out}/train-base-cuda-bf16-b{b}-skewed-unpad{u}.json"))
+    except Exception:
+        return None
+p, u = get(0), get(1)
+f = lambda r: "%.0f" % r["tokens_per_s"] if r else "failed"
+pad = "%.0f%%" % (100 * p["padding_fraction"]) if p else "n/a"
+print(f"| {b} | {pad} | {f(p)} | {f(u)} | {'%.2fx' % (u['tokens_per_s'] / p['tokens_per_s']) if p and u else 'n/a'} |")
+PY
+done
+grep -h "variable-length flash" "$out/bench-unpad.log" | sort -u | tee -a "$summary"
 log "total: $(( $(date +%s) - t0 )) s"
 exit $rc

@@ -395,8 +395,9 @@ std::vector<Field> build_fields() {
            "LayerNorm epsilon (BERT: 1e-12)."),
       make("model", &C::model, "unpad", &ModelConfig::unpad, any<bool>(),
            "Padding-free batches: embeddings, linear layers, GELU, dropout and LayerNorm run on the real tokens "
-           "only, attention per record (MosaicBERT's unpadding). Same parameters and logits (1e-5) as the padded "
-           "path; training, evaluation and predict."),
+           "only, attention per record (MosaicBERT's unpadding; on CUDA in bf16/fp16 flash attention with cumulative "
+           "offsets, once it passed its check on the device). Same parameters and logits (1e-5) as the padded path; "
+           "training, evaluation and predict. false: every batch padded to its longest record."),
       make("model", &C::model, "init_from", &ModelConfig::init_from, any<std::string>(),
            "Fine-tune a pretrained Hugging Face BERT: a directory with config.json, model.safetensors and vocab.txt "
            "(BertModel, BertForPreTraining or BertForSequenceClassification weights). model.* must match its "

@@ -6,6 +6,7 @@
 
 #include "modtrain/core/check.h"
 #include "modtrain/core/error.h"
+#include "modtrain/model/varlen_attention.h"
 
 namespace modtrain {
 
@@ -47,7 +48,8 @@ void BertConfig::validate() const {
 // ---- the unpadded batch ---------------------------------------------------------------------
 UnpaddedBatch UnpaddedBatch::to(const torch::Device& device, bool non_blocking) const {
   UnpaddedBatch u = *this;
-  for (torch::Tensor* t : {&u.ids, &u.positions, &u.indices, &u.first, &u.mask}) *t = t->to(device, non_blocking);
+  for (torch::Tensor* t : {&u.ids, &u.positions, &u.indices, &u.first, &u.mask, &u.cu_seqlens})
+    *t = t->to(device, non_blocking);
   return u;
 }
 
@@ -74,14 +76,17 @@ UnpaddedBatch unpad_batch(const torch::Tensor& input_ids, const torch::Tensor& a
   u.positions = torch::empty({u.tokens}, i64);
   u.indices = torch::empty({u.tokens}, i64);
   u.first = torch::empty({b}, i64);
+  u.cu_seqlens = torch::empty({b + 1}, torch::kInt32);
   torch::Tensor source = torch::empty({u.tokens}, i64);  // each token's index in the [B, T] input
   u.mask = torch::full({b, 1, 1, u.max_len}, std::numeric_limits<float>::lowest());
   int64_t *pos = u.positions.data_ptr<int64_t>(), *idx = u.indices.data_ptr<int64_t>(),
           *first = u.first.data_ptr<int64_t>(), *src = source.data_ptr<int64_t>();
+  int32_t* cu = u.cu_seqlens.data_ptr<int32_t>();
   float* add = u.mask.data_ptr<float>();
   int64_t k = 0;
   for (int64_t i = 0; i < b; ++i) {
     first[i] = k;
+    cu[i] = static_cast<int32_t>(k);
     for (int64_t t = 0; t < lengths[static_cast<size_t>(i)]; ++t, ++k) {
       pos[k] = t;
       idx[k] = i * u.max_len + t;
@@ -89,6 +94,7 @@ UnpaddedBatch unpad_batch(const torch::Tensor& input_ids, const torch::Tensor& a
       add[i * u.max_len + t] = 0.0f;
     }
   }
+  cu[b] = static_cast<int32_t>(k);
   u.ids = input_ids.reshape({-1}).index_select(0, source).to(torch::kInt64);
   return u;
 }
@@ -142,11 +148,16 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch
 }
 
 torch::Tensor BertSelfAttentionImpl::forward_unpadded(const torch::Tensor& x, const UnpaddedBatch& u) {
-  // Attention per record: the projected tokens laid out at the longest record (rows of other
-  // records' padding are zeros, masked as keys; their outputs are never gathered). Scores and
+  torch::Tensor qkv = project_qkv(x);                                                     // [N, 3H]
+  std::vector<torch::Tensor> parts = qkv.view({u.tokens, 3, heads, head_dim}).unbind(1);  // [N, nh, hd] each
+  if (use_varlen_flash(parts[0]))
+    return varlen_flash_attention(parts[0], parts[1], parts[2], u.cu_seqlens, u.max_len, is_training() ? dropout : 0.0)
+        .view({u.tokens, heads * head_dim});
+  // Otherwise (CPU, fp32, or no verified flash kernel) attention per record: the projected tokens
+  // laid out at the longest record (rows of other records' padding are zeros, masked as keys;
+  // their outputs are never gathered). Scores and
   // context are the only work done on padding: 2 x T x H multiply-adds per token and layer, a few
   // percent of the linear layers' 2 x (4H + 2I) x H.
-  torch::Tensor qkv = project_qkv(x);  // [N, 3H]
   torch::Tensor laid_out =
       torch::zeros({u.batch * u.max_len, qkv.size(1)}, qkv.options()).index_copy(0, u.indices, qkv);
   torch::Tensor context = attend(laid_out.view({u.batch, u.max_len, qkv.size(1)}), u.mask);  // [B, T, H]

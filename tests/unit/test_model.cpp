@@ -8,6 +8,7 @@
 #include "modtrain/core/error.h"
 #include "modtrain/io/safetensors.h"
 #include "modtrain/model/bert.h"
+#include "modtrain/model/varlen_attention.h"
 #include "modtrain/serve/model_dir.h"
 #include "test_util.h"
 
@@ -180,6 +181,7 @@ TEST_CASE("unpad_batch: the real tokens, their positions and attention rows", "[
   CHECK(u.positions.equal(torch::tensor({0, 1, 2, 0, 0, 1, 2, 3, 4}, torch::kInt64)));
   CHECK(u.indices.equal(torch::tensor({0, 1, 2, 5, 10, 11, 12, 13, 14}, torch::kInt64)));
   CHECK(u.first.equal(torch::tensor({0, 3, 4}, torch::kInt64)));
+  CHECK(u.cu_seqlens.equal(torch::tensor({0, 3, 4, 9}, torch::kInt32)));
   CHECK(u.ids.equal(ids.reshape({-1}).masked_select(mask.reshape({-1}).to(torch::kBool))));
   CHECK(u.mask.sizes() == std::vector<int64_t>{3, 1, 1, 5});
   CHECK(u.mask[1][0][0][0].item<float>() == 0.0f);
@@ -222,4 +224,54 @@ TEST_CASE("unpadded logits and gradients equal the padded path (fp32, 1e-5)", "[
       if (a.defined()) CHECK(torch::allclose(b, a, 1e-5, 1e-5));
     }
   }
+}
+
+TEST_CASE("call_op_by_name fills schema defaults, names a missing argument, and misses unknown operators",
+          "[model][varlen]") {
+  const torch::Tensor a = torch::arange(4, torch::kFloat32), b = torch::full({4}, 2.0f);
+  auto sum = call_op_by_name("aten::add", "Tensor", {{"self", a}, {"other", b}, {"no_such_alias", 1}});
+  REQUIRE(sum.has_value());
+  REQUIRE(sum->size() == 1);
+  CHECK((*sum)[0].toTensor().equal(a + b));  // alpha came from the schema's default (1)
+  auto scaled = call_op_by_name("aten::add", "Tensor", {{"self", a}, {"other", b}, {"alpha", 3}});
+  CHECK((*scaled)[0].toTensor().equal(a + 3 * b));
+  CHECK_THROWS_WITH(call_op_by_name("aten::add", "Tensor", {{"self", a}}),
+                    Catch::Contains("wants argument 'other'") && Catch::Contains("aten::add.Tensor("));
+  CHECK_FALSE(call_op_by_name("aten::no_such_operator", "", {}).has_value());
+}
+
+TEST_CASE("the varlen reference attention equals masked attention on the padded records", "[model][varlen]") {
+  torch::manual_seed(5);
+  const std::vector<int64_t> lengths = {1, 9, 4, 9, 2};
+  const int64_t heads = 3, d = 8, width = 9, b = static_cast<int64_t>(lengths.size());
+  torch::Tensor q = torch::randn({b, width, heads, d}), k = torch::randn_like(q), v = torch::randn_like(q);
+  torch::Tensor mask = torch::zeros({b, 1, 1, width});
+  std::vector<int32_t> cu = {0};
+  std::vector<torch::Tensor> pq, pk, pv;
+  for (int64_t i = 0; i < b; ++i) {
+    const int64_t n = lengths[static_cast<size_t>(i)];
+    mask[i].narrow(-1, n, width - n).fill_(-1e30);
+    cu.push_back(cu.back() + static_cast<int32_t>(n));
+    pq.push_back(q[i].narrow(0, 0, n));
+    pk.push_back(k[i].narrow(0, 0, n));
+    pv.push_back(v[i].narrow(0, 0, n));
+  }
+  // padded: [B, heads, T, d]
+  torch::Tensor scores = torch::matmul(q.transpose(1, 2), k.transpose(1, 2).transpose(2, 3)) / std::sqrt(8.0) + mask;
+  torch::Tensor padded = torch::matmul(torch::softmax(scores, -1), v.transpose(1, 2)).transpose(1, 2);
+  torch::Tensor ref =
+      varlen_reference_attention(torch::cat(pq), torch::cat(pk), torch::cat(pv), torch::tensor(cu, torch::kInt32));
+  REQUIRE(ref.sizes() == std::vector<int64_t>{25, heads, d});
+  for (int64_t i = 0, s = 0; i < b; s += lengths[static_cast<size_t>(i)], ++i)
+    CHECK(torch::allclose(ref.narrow(0, s, lengths[static_cast<size_t>(i)]),
+                          padded[i].narrow(0, 0, lengths[static_cast<size_t>(i)]), 1e-5, 1e-5));
+}
+
+TEST_CASE("varlen flash attention is used only where it can run: CUDA, fp16/bf16, head size, operator present",
+          "[model][varlen]") {
+  CHECK_FALSE(use_varlen_flash(torch::zeros({4, 2, 64})));                    // CPU fp32
+  CHECK_FALSE(use_varlen_flash(torch::zeros({4, 2, 64}, torch::kBFloat16)));  // CPU bf16
+#if TORCH_VERSION_MAJOR < 2
+  CHECK_FALSE(varlen_flash_registered());  // LibTorch 1.13 has no such operator: the padded layout
+#endif
 }

@@ -83,7 +83,7 @@ struct ModelConfig {
   int max_positions = 512;
   double layer_norm_eps = 1e-12;
   std::string init_from;  // "" = random init; else a Hugging Face BERT directory to fine-tune
-  bool unpad = false;     // compute on the real tokens only (UnpaddedBatch); same parameters and logits
+  bool unpad = true;      // compute on the real tokens only (UnpaddedBatch); same parameters and logits
 };
 
 struct TrainConfig {

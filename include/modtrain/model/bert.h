@@ -46,13 +46,16 @@ bool sdpa_available();
 // and FasterTransformer's "remove padding"). Embeddings, every linear layer, GELU, dropout and
 // LayerNorm run on [tokens, H]; attention alone sees the records laid out at `max_len` (the
 // longest real record, not the batch's padded width), with an additive mask, and the result is
-// gathered back, so no GEMM, activation or normalisation runs on a padding position.
+// gathered back, so no GEMM, activation or normalisation runs on a padding position. On CUDA in
+// fp16/bf16, attention runs on the concatenated tokens too (varlen_attention.h: flash attention
+// with cumulative offsets), once that path has passed its check on the device.
 struct UnpaddedBatch {
-  torch::Tensor ids;        // [N] int64, the real tokens
-  torch::Tensor positions;  // [N] int64, each token's position in its record
-  torch::Tensor indices;    // [N] int64, each token's row in the [B x max_len] attention layout
-  torch::Tensor first;      // [B] int64, each record's first token ([CLS]) in [N]
-  torch::Tensor mask;       // [B, 1, 1, max_len] float32, additive: 0 attended, lowest() padding
+  torch::Tensor ids;         // [N] int64, the real tokens
+  torch::Tensor positions;   // [N] int64, each token's position in its record
+  torch::Tensor indices;     // [N] int64, each token's row in the [B x max_len] attention layout
+  torch::Tensor first;       // [B] int64, each record's first token ([CLS]) in [N]
+  torch::Tensor mask;        // [B, 1, 1, max_len] float32, additive: 0 attended, lowest() padding
+  torch::Tensor cu_seqlens;  // [B + 1] int32, record i is tokens cu_seqlens[i] .. cu_seqlens[i + 1]
   int64_t batch = 0, max_len = 0, tokens = 0;
   UnpaddedBatch to(const torch::Device& device, bool non_blocking = false) const;
 };
