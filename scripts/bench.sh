@@ -21,4 +21,5 @@ scripts/bench_train_ranks.sh
 scripts/bench_peer.sh
 scripts/bench_optimizer.sh
 scripts/bench_unpad.sh          # padded vs model.unpad real tokens/s -> bench/results/unpad.json
+scripts/bench_tokenizer_peer.sh # tokenizers vs Hugging Face tokenizers -> bench/results/tokenizer-peer.json
 echo "results in bench/results/"

@@ -1,0 +1,35 @@
+// The tokenizer interface: what the data path, evaluation and predict need from any tokenizer
+// family (WordPiece for BERT, byte-level BPE for RoBERTa, SentencePiece Unigram for XLM-R and
+// TwHIN-BERT). Special tokens come from the tokenizer's own files, never from the data path.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace modtrain {
+
+// The ids a model needs to know; -1 where the tokenizer has no such token.
+struct SpecialIds {
+  int32_t pad = -1;
+  int32_t unk = -1;
+  int32_t cls = -1;   // the sequence start the classifier reads: [CLS] or <s>
+  int32_t sep = -1;   // the sequence end: [SEP] or </s>
+  int32_t mask = -1;  // [MASK] or <mask>
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Appends the ids of `text` with the family's special tokens around them to `out` (cleared
+  // first), at most `max_len` ids in all (0 = no limit). Returns true when the text was truncated.
+  // Thread-safe (const, no shared scratch).
+  virtual bool encode(std::string_view text, std::vector<int32_t>& out, size_t max_len = 0) const = 0;
+  virtual size_t vocab_size() const = 0;
+  virtual const SpecialIds& special_ids() const = 0;
+  virtual std::string token(int32_t id) const = 0;  // the vocabulary entry (for `modtrain tokenize`)
+  virtual std::string type() const = 0;             // "wordpiece", "bpe", "unigram"
+};
+
+}  // namespace modtrain

@@ -1,0 +1,375 @@
+#include "modtrain/data/bpe.h"
+
+#include <utf8proc.h>
+
+#include <climits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "modtrain/core/error.h"
+#include "modtrain/io/files.h"
+
+namespace modtrain {
+
+namespace {
+using json = nlohmann::json;
+
+// ---- GPT-2's pre-tokenizer ---------------------------------------------------------------------
+// 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ as a scan over code
+// points classified once (no regex engine: the pattern has one lookahead and no nesting).
+enum class Cls : uint8_t { kLetter, kNumber, kSpace, kOther };
+
+struct CodePoint {
+  uint32_t begin, end;  // bytes
+  int32_t cp;           // -1 for a byte that is not UTF-8
+  Cls cls;
+};
+
+Cls classify(int32_t cp) {
+  if (cp < 0) return Cls::kOther;
+  if ((cp >= 0x09 && cp <= 0x0D) || cp == 0x85) return Cls::kSpace;  // \s: Unicode White_Space
+  switch (utf8proc_category(cp)) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO: return Cls::kLetter;
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO: return Cls::kNumber;
+    case UTF8PROC_CATEGORY_ZS:
+    case UTF8PROC_CATEGORY_ZL:
+    case UTF8PROC_CATEGORY_ZP: return Cls::kSpace;
+    default: return Cls::kOther;
+  }
+}
+
+void decode(std::string_view s, std::vector<CodePoint>& out) {
+  out.clear();
+  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
+  for (size_t i = 0; i < s.size();) {
+    utf8proc_int32_t cp = -1;
+    utf8proc_ssize_t n = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+    if (n <= 0) n = 1, cp = -1;
+    out.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(i + static_cast<size_t>(n)), cp, classify(cp)});
+    i += static_cast<size_t>(n);
+  }
+}
+
+template <class OnPiece>
+void for_each_piece(const std::vector<CodePoint>& cps, OnPiece on_piece) {
+  const size_t n = cps.size();
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    if (cps[i].cp == '\'' && i + 1 < n) {  // contractions, case-sensitive as in GPT-2
+      const int32_t a = cps[i + 1].cp, b = i + 2 < n ? cps[i + 2].cp : 0;
+      if (a == 's' || a == 't' || a == 'm' || a == 'd') j = i + 2;
+      else if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) j = i + 3;
+    }
+    if (j == i) {
+      // " ?X+" for letters, numbers and the rest; a space joins the run that follows it
+      const size_t k = (cps[i].cp == ' ' && i + 1 < n && cps[i + 1].cls != Cls::kSpace) ? i + 1 : i;
+      const Cls c = cps[k].cls;
+      if (c != Cls::kSpace) {
+        for (j = k; j < n && cps[j].cls == c;) ++j;
+      } else {  // \s+(?!\S): a whitespace run leaves its last character to the word after it
+        size_t e = i;
+        while (e < n && cps[e].cls == Cls::kSpace) ++e;
+        j = (e < n && e - i > 1) ? e - 1 : e;
+      }
+    }
+    on_piece(cps[i].begin, cps[j - 1].end);
+    i = j;
+  }
+}
+
+// GPT-2's printable stand-ins for the 256 byte values (bytes_to_unicode), as UTF-8.
+const std::vector<std::string>& byte_chars() {
+  static const std::vector<std::string> chars = [] {
+    std::vector<std::string> out(256);
+    int next = 256;
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      const int cp = printable ? b : next++;
+      utf8proc_uint8_t buf[4];
+      const auto len = utf8proc_encode_char(cp, buf);
+      out[static_cast<size_t>(b)] = std::string(reinterpret_cast<char*>(buf), static_cast<size_t>(len));
+    }
+    return out;
+  }();
+  return chars;
+}
+
+uint64_t pair_key(int32_t a, int32_t b) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+}
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) { throw UserError(path + ": " + what); }
+
+json parse_json(const std::string& path, const std::string& what) {
+  const std::string text = io::read_file(path, io::kMaxReadBytes, what);
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    fail(path, std::string("not valid JSON (") + e.what() + ")");
+  }
+}
+
+// tokenizer.json's merges: "a b" strings (tokenizers < 0.20) or ["a", "b"] pairs.
+std::pair<std::string, std::string> merge_of(const json& m, const std::string& where) {
+  if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) return {m[0], m[1]};
+  if (m.is_string()) {
+    const std::string s = m;
+    const size_t space = s.find(' ');
+    if (space != std::string::npos && space > 0 && space + 1 < s.size() && s.find(' ', space + 1) == std::string::npos)
+      return {s.substr(0, space), s.substr(space + 1)};
+  }
+  throw UserError(where + " is not a merge (\"left right\" or [\"left\", \"right\"]): " + m.dump());
+}
+}  // namespace
+
+std::vector<std::string> ByteLevelBpeTokenizer::split(std::string_view text) {
+  std::vector<CodePoint> cps;
+  decode(text, cps);
+  std::vector<std::string> out;
+  for_each_piece(cps, [&](uint32_t b, uint32_t e) { out.emplace_back(text.substr(b, e - b)); });
+  return out;
+}
+
+int32_t ByteLevelBpeTokenizer::id_of(const std::string& token) const {
+  auto it = ids_.find(token);
+  return it == ids_.end() ? -1 : it->second;
+}
+
+void ByteLevelBpeTokenizer::build(std::unordered_map<std::string, int32_t> vocab,
+                                  const std::vector<std::pair<std::string, std::string>>& merges,
+                                  const std::string& source) {
+  int32_t top = -1;
+  for (const auto& [token, id] : vocab) {
+    if (id < 0) fail(source, "token " + token + " has the negative id " + std::to_string(id));
+    top = std::max(top, id);
+  }
+  if (top + 1 != static_cast<int32_t>(vocab.size()))
+    fail(source, "the vocabulary's ids are not 0.." + std::to_string(vocab.size() - 1) + " (largest " +
+                     std::to_string(top) + ")");
+  tokens_.assign(vocab.size(), std::string());
+  for (const auto& [token, id] : vocab) tokens_[static_cast<size_t>(id)] = token;
+  ids_ = std::move(vocab);
+  for (int b = 0; b < 256; ++b) {
+    byte_ids_[b] = id_of(byte_chars()[static_cast<size_t>(b)]);
+    if (byte_ids_[b] < 0)
+      fail(source, "the vocabulary lacks the byte-level character for byte " + std::to_string(b) +
+                       " (a byte-level BPE vocabulary has all 256)");
+  }
+  for (size_t r = 0; r < merges.size(); ++r) {
+    const auto& [a, b] = merges[r];
+    const int32_t ia = id_of(a), ib = id_of(b), im = id_of(a + b);
+    if (ia < 0 || ib < 0 || im < 0)
+      fail(source, "merge " + std::to_string(r + 1) + " (" + a + " " + b + "): " +
+                       (ia < 0   ? a
+                        : ib < 0 ? b
+                                 : a + b) +
+                       " is not in the vocabulary");
+    merges_.emplace(pair_key(ia, ib), Merge{static_cast<int32_t>(r), im});  // a repeated pair keeps its first rank
+  }
+}
+
+ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt,
+                                                        BpeOptions options) {
+  const json v = parse_json(vocab_json, "vocab.json");
+  if (!v.is_object()) fail(vocab_json, "not a JSON object of token -> id");
+  std::unordered_map<std::string, int32_t> vocab;
+  for (const auto& [token, id] : v.items()) {
+    if (!id.is_number_integer()) fail(vocab_json, "the id of " + token + " is not an integer");
+    vocab.emplace(token, id.get<int32_t>());
+  }
+  std::istringstream in(io::read_file(merges_txt, io::kMaxReadBytes, "merges.txt"));
+  std::vector<std::pair<std::string, std::string>> merges;
+  std::string line;
+  for (size_t number = 1; std::getline(in, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (number == 1 && line.rfind("#version", 0) == 0)) continue;
+    merges.push_back(merge_of(json(line), merges_txt + ":" + std::to_string(number)));
+  }
+  ByteLevelBpeTokenizer t;
+  t.options_ = options;
+  t.build(std::move(vocab), merges, vocab_json);
+  auto special = [&](const char* name, bool lstrip) {
+    const int32_t id = t.id_of(name);
+    if (id < 0)
+      fail(vocab_json, std::string("has no ") + name + " (RoBERTa's special tokens: <s> <pad> </s> <unk> <mask>)");
+    t.added_.push_back({name, id, lstrip, false});
+    return id;
+  };
+  t.specials_.cls = t.bos_ = special("<s>", false);
+  t.specials_.pad = special("<pad>", false);
+  t.specials_.sep = t.eos_ = special("</s>", false);
+  t.specials_.unk = special("<unk>", false);
+  t.specials_.mask = special("<mask>", true);  // RoBERTa's <mask> takes the space before it
+  return t;
+}
+
+ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokenizer_json(const std::string& path) {
+  const json j = parse_json(path, "tokenizer.json");
+  auto need = [&](const json& parent, const char* key, const std::string& where) -> const json& {
+    if (!parent.is_object() || !parent.contains(key)) fail(path, "no " + where + key);
+    return parent.at(key);
+  };
+  const json& model = need(j, "model", "");
+  if (need(model, "type", "model.") != "BPE")
+    fail(path, "model.type is " + model.at("type").dump() + ", not BPE (this is the byte-level BPE loader)");
+  for (const char* key : {"dropout", "continuing_subword_prefix", "end_of_word_suffix"}) {
+    const json v = model.value(key, json());
+    if (!v.is_null() && !(v.is_string() && v.get<std::string>().empty()))
+      fail(path, std::string("model.") + key + " = " + v.dump() + " is not supported (byte-level BPE has none)");
+  }
+  if (model.value("byte_fallback", false))
+    fail(path, "model.byte_fallback is not supported (byte-level BPE needs none)");
+  ByteLevelBpeTokenizer t;
+  t.options_.ignore_merges = model.value("ignore_merges", false);
+  const json& normalizer = j.contains("normalizer") ? j.at("normalizer") : json();
+  if (!normalizer.is_null())
+    fail(path, "normalizer " + normalizer.value("type", std::string("?")) +
+                   " is not supported with byte-level BPE (RoBERTa and GPT-2 have none)");
+  const json& pre = need(j, "pre_tokenizer", "");
+  if (!pre.is_object() || pre.value("type", "") != "ByteLevel" || !pre.value("use_regex", true))
+    fail(path, "pre_tokenizer " + pre.dump().substr(0, 80) + " is not supported (ByteLevel with use_regex expected)");
+  t.options_.add_prefix_space = pre.value("add_prefix_space", false);
+
+  const json& v = need(model, "vocab", "model.");
+  if (!v.is_object()) fail(path, "model.vocab is not an object of token -> id");
+  std::unordered_map<std::string, int32_t> vocab;
+  for (const auto& [token, id] : v.items()) {
+    if (!id.is_number_integer()) fail(path, "model.vocab: the id of " + token + " is not an integer");
+    vocab.emplace(token, id.get<int32_t>());
+  }
+  std::vector<std::pair<std::string, std::string>> merges;
+  const json& m = need(model, "merges", "model.");
+  if (!m.is_array()) fail(path, "model.merges is not an array");
+  for (size_t i = 0; i < m.size(); ++i)
+    merges.push_back(merge_of(m[i], path + ": model.merges[" + std::to_string(i) + "]"));
+  // Added tokens may sit past the model's vocabulary (ids appended): they join the id table.
+  std::vector<AddedToken> added;
+  if (j.contains("added_tokens") && j.at("added_tokens").is_array()) {
+    for (const json& a : j.at("added_tokens")) {
+      const std::string content = a.value("content", "");
+      const int32_t id = a.value("id", -1);
+      if (content.empty() || id < 0) fail(path, "added_tokens entry without content or id: " + a.dump());
+      added.push_back({content, id, a.value("lstrip", false), a.value("rstrip", false)});
+      vocab.emplace(content, id);
+    }
+  }
+  t.build(std::move(vocab), merges, path);
+  t.added_ = std::move(added);
+
+  const json& post = j.contains("post_processor") ? j.at("post_processor") : json();
+  if (post.is_null() || post.value("type", "") == "ByteLevel") {
+    t.options_.add_special = false;  // GPT-2: no special tokens around the ids
+  } else if (post.value("type", "") == "RobertaProcessing" || post.value("type", "") == "BertProcessing") {
+    auto special = [&](const char* key) {
+      const json& s = need(post, key, "post_processor.");
+      if (!s.is_array() || s.size() != 2 || !s[1].is_number_integer())
+        fail(path, std::string("post_processor.") + key + " is not [token, id]");
+      return s[1].get<int32_t>();
+    };
+    t.bos_ = special("cls");
+    t.eos_ = special("sep");
+  } else {
+    fail(path, "post_processor " + post.value("type", std::string("?")) +
+                   " is not supported (RobertaProcessing, BertProcessing, ByteLevel or none)");
+  }
+  t.specials_.cls = t.bos_ >= 0 ? t.bos_ : t.id_of("<s>");
+  t.specials_.sep = t.eos_ >= 0 ? t.eos_ : t.id_of("</s>");
+  t.specials_.pad = t.id_of("<pad>");
+  t.specials_.unk = t.id_of("<unk>");
+  t.specials_.mask = t.id_of("<mask>");
+  return t;
+}
+
+void ByteLevelBpeTokenizer::encode_word(std::string_view word, std::vector<int32_t>& out) const {
+  if (options_.ignore_merges) {
+    std::string mapped;
+    for (unsigned char b : word) mapped += byte_chars()[b];
+    const int32_t whole = id_of(mapped);
+    if (whole >= 0) return out.push_back(whole);
+  }
+  const size_t start = out.size();
+  for (unsigned char b : word) out.push_back(byte_ids_[b]);
+  // Merge the lowest-ranked adjacent pair (leftmost on ties) until none is in the merge table.
+  size_t n = out.size() - start;
+  int32_t* sym = out.data() + start;
+  while (n > 1) {
+    int32_t best = INT_MAX, merged = -1;
+    size_t at = 0;
+    for (size_t k = 0; k + 1 < n; ++k) {
+      auto it = merges_.find(pair_key(sym[k], sym[k + 1]));
+      if (it != merges_.end() && it->second.rank < best) best = it->second.rank, merged = it->second.id, at = k;
+    }
+    if (merged < 0) break;
+    sym[at] = merged;
+    std::copy(sym + at + 2, sym + n, sym + at + 1);
+    --n;
+  }
+  out.resize(start + n);
+}
+
+void ByteLevelBpeTokenizer::encode_segment(std::string_view text, std::vector<int32_t>& out) const {
+  if (text.empty()) return;
+  std::string prefixed;
+  if (options_.add_prefix_space && text.front() != ' ') {
+    prefixed = " " + std::string(text);
+    text = prefixed;
+  }
+  std::vector<CodePoint> cps;
+  decode(text, cps);
+  for_each_piece(cps, [&](uint32_t b, uint32_t e) { encode_word(text.substr(b, e - b), out); });
+}
+
+bool ByteLevelBpeTokenizer::encode(std::string_view text, std::vector<int32_t>& out, size_t max_len) const {
+  out.clear();
+  if (options_.add_special) out.push_back(bos_);
+  // Added tokens first (leftmost, longest), each with its lstrip / rstrip of adjacent whitespace;
+  // the text between them goes through the pre-tokenizer and the merges.
+  std::vector<CodePoint> cps;
+  auto trim_end = [&](std::string_view s) {  // drop trailing White_Space
+    decode(s, cps);
+    size_t end = 0;
+    for (const CodePoint& c : cps)
+      if (c.cls != Cls::kSpace) end = c.end;
+    return s.substr(0, end);
+  };
+  size_t segment = 0;
+  for (size_t i = 0; i < text.size();) {
+    const AddedToken* hit = nullptr;
+    for (const AddedToken& a : added_)
+      if (text.compare(i, a.content.size(), a.content) == 0 && (!hit || a.content.size() > hit->content.size()))
+        hit = &a;
+    if (!hit) {
+      ++i;
+      continue;
+    }
+    std::string_view before = text.substr(segment, i - segment);
+    encode_segment(hit->lstrip ? trim_end(before) : before, out);
+    out.push_back(hit->id);
+    i += hit->content.size();
+    if (hit->rstrip) {
+      decode(text.substr(i), cps);
+      for (const CodePoint& c : cps) {
+        if (c.cls != Cls::kSpace) break;
+        i += c.end - c.begin;
+      }
+    }
+    segment = i;
+  }
+  encode_segment(text.substr(segment), out);
+  const size_t specials = options_.add_special ? 2 : 0;
+  bool truncated = false;
+  if (max_len > 0 && out.size() + (specials ? 1 : 0) > max_len) {
+    out.resize(std::max(max_len, specials) - (specials ? 1 : 0));
+    truncated = true;
+  }
+  if (options_.add_special) out.push_back(eos_);
+  return truncated;
+}
+
+}  // namespace modtrain

@@ -1,0 +1,118 @@
+// Byte-level BPE (RoBERTa's tokenizer) against Hugging Face tokenizers: the golden ids in
+// tests/data/tokenizer/bpe come from tests/tokenizer/reference_json.js (npm tokenizers 0.23.2) on a
+// BPE trained on fortunes text (make_bpe.py), over the shared parity cases (emoji, CJK, Arabic,
+// Hindi, accents, controls, whitespace runs, contractions) and BPE-specific ones (<mask> lstrip,
+// special tokens in the text, numbers, mentions and URLs), whole and truncated to 12.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "modtrain/core/error.h"
+#include "modtrain/data/bpe.h"
+#include "test_util.h"
+
+using namespace modtrain;
+using nlohmann::json;
+
+namespace {
+const std::string kDir = MODTRAIN_TEST_DATA "/tokenizer/";
+
+template <class T>
+std::vector<T> read_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<T> rows;
+  std::string line;
+  while (std::getline(in, line)) rows.push_back(json::parse(line).get<T>());
+  return rows;
+}
+
+void check_parity(const Tokenizer& tokenizer, const std::string& cases_file, const std::string& golden_file,
+                  size_t max_len) {
+  const auto cases = read_jsonl<std::string>(kDir + cases_file);
+  const auto golden = read_jsonl<std::vector<int32_t>>(kDir + "bpe/" + golden_file);
+  REQUIRE(cases.size() == golden.size());
+  REQUIRE(cases.size() > 20);
+  size_t mismatches = 0, truncations = 0;
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    truncations += tokenizer.encode(cases[i], ids, max_len);
+    if (ids != golden[i] && ++mismatches <= 10)
+      UNSCOPED_INFO("case " << i << " " << json(cases[i]).dump() << "\n  expected " << json(golden[i]).dump()
+                            << "\n  got      " << json(ids).dump());
+  }
+  CHECK(mismatches == 0);
+  if (max_len == 0) CHECK(truncations == 0);
+  if (max_len > 0) CHECK(truncations > 0);
+}
+}  // namespace
+
+TEST_CASE("byte-level BPE from tokenizer.json matches Hugging Face tokenizers id for id", "[tokenizer][bpe]") {
+  const auto t = ByteLevelBpeTokenizer::from_tokenizer_json(kDir + "bpe/tokenizer.json");
+  CHECK(t.vocab_size() == 3261);
+  CHECK(t.special_ids().cls == 0);
+  CHECK(t.special_ids().pad == 1);
+  CHECK(t.special_ids().sep == 2);
+  CHECK(t.special_ids().unk == 3);
+  CHECK(t.special_ids().mask == 3260);
+  check_parity(t, "cases.jsonl", "golden.jsonl", 0);
+  check_parity(t, "bpe/cases-bpe.jsonl", "golden-bpe.jsonl", 0);
+  check_parity(t, "cases.jsonl", "golden-max12.jsonl", 12);
+}
+
+TEST_CASE("byte-level BPE from vocab.json + merges.txt equals the tokenizer.json load", "[tokenizer][bpe]") {
+  const auto t = ByteLevelBpeTokenizer::from_files(kDir + "bpe/vocab.json", kDir + "bpe/merges.txt");
+  CHECK(t.type() == "bpe");
+  check_parity(t, "cases.jsonl", "golden.jsonl", 0);
+  check_parity(t, "bpe/cases-bpe.jsonl", "golden-bpe.jsonl", 0);
+}
+
+TEST_CASE("GPT-2's pre-tokenizer split", "[tokenizer][bpe]") {
+  using V = std::vector<std::string>;
+  CHECK(ByteLevelBpeTokenizer::split("Hello world's") == V{"Hello", " world", "'s"});
+  CHECK(ByteLevelBpeTokenizer::split("a   b") == V{"a", "  ", " b"});
+  CHECK(ByteLevelBpeTokenizer::split("a\t\nb  ") == V{"a", "\t", "\n", "b", "  "});
+  CHECK(ByteLevelBpeTokenizer::split("I'LL we'll 'x") == V{"I", "'", "LL", " we", "'ll", " '", "x"});
+  CHECK(ByteLevelBpeTokenizer::split("route 66!? #tag") == V{"route", " 66", "!?", " #", "tag"});
+  CHECK(ByteLevelBpeTokenizer::split("日本語 ٣٤") == V{"日本語", " ٣٤"});
+}
+
+TEST_CASE("bad BPE tokenizer files: one line naming the file and the field", "[tokenizer][bpe]") {
+  test::TempDir dir;
+  const json good = json::parse(io::read_file(kDir + "bpe/tokenizer.json"));
+  auto load_with = [&](const std::function<void(json&)>& edit) {
+    json j = good;
+    edit(j);
+    const std::string path = dir.write("tokenizer.json", j.dump());
+    ByteLevelBpeTokenizer::from_tokenizer_json(path);
+  };
+  CHECK_THROWS_WITH(load_with([](json& j) { j["model"]["type"] = "Unigram"; }),
+                    Catch::Contains("tokenizer.json: model.type is \"Unigram\", not BPE"));
+  CHECK_THROWS_WITH(load_with([](json& j) { j["model"]["merges"].push_back("Ġzz qq"); }),
+                    Catch::Contains("merge 3001 (Ġzz qq): Ġzz is not in the vocabulary"));
+  CHECK_THROWS_WITH(load_with([](json& j) { j["model"]["vocab"].erase("Ā"); }),
+                    Catch::Contains("not 0..") || Catch::Contains("byte-level character for byte 0"));
+  CHECK_THROWS_WITH(load_with([](json& j) {
+                      j["normalizer"] = {{"type", "NFC"}};
+                    }),
+                    Catch::Contains("normalizer NFC is not supported"));
+  CHECK_THROWS_WITH(load_with([](json& j) {
+                      j["pre_tokenizer"] = {{"type", "Whitespace"}};
+                    }),
+                    Catch::Contains("pre_tokenizer") && Catch::Contains("ByteLevel with use_regex expected"));
+  CHECK_THROWS_WITH(load_with([](json& j) {
+                      j["post_processor"] = {{"type", "Sequence"}};
+                    }),
+                    Catch::Contains("post_processor Sequence is not supported"));
+  CHECK_THROWS_WITH(load_with([](json& j) { j["model"]["merges"][0] = "onlyone"; }),
+                    Catch::Contains("model.merges[0] is not a merge"));
+  CHECK_THROWS_AS(load_with([](json& j) { j.erase("model"); }), UserError);
+  const std::string broken = dir.write("broken.json", "{\"model\": ");
+  CHECK_THROWS_WITH(ByteLevelBpeTokenizer::from_tokenizer_json(broken), Catch::Contains("broken.json: not valid JSON"));
+  CHECK_THROWS_WITH(ByteLevelBpeTokenizer::from_tokenizer_json(dir.file("missing.json")),
+                    Catch::Contains("missing.json"));
+  const std::string vocab = dir.write("vocab.json", "{\"a\": 0}");
+  CHECK_THROWS_WITH(ByteLevelBpeTokenizer::from_files(vocab, kDir + "bpe/merges.txt"),
+                    Catch::Contains("byte-level character for byte 0"));
+}
