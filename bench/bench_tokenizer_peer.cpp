@@ -11,6 +11,7 @@
 
 #include "bench_common.h"
 #include "modtrain/data/bpe.h"
+#include "modtrain/data/unigram.h"
 
 using namespace modtrain;
 
@@ -25,6 +26,8 @@ int main(int argc, char** argv) {
   const std::string type = spec.at("model").at("type");
   if (type == "BPE")
     tokenizer = std::make_unique<ByteLevelBpeTokenizer>(ByteLevelBpeTokenizer::from_tokenizer_json(argv[1]));
+  else if (type == "Unigram")
+    tokenizer = std::make_unique<UnigramTokenizer>(UnigramTokenizer::from_tokenizer_json(argv[1]));
   else {
     std::fprintf(stderr, "model type %s: not benchmarked yet\n", type.c_str());
     return 2;

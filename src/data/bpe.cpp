@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "hf_tokenizer_json.h"
 #include "modtrain/core/error.h"
 #include "modtrain/io/files.h"
 
@@ -201,9 +202,10 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_files(const std::string& vocab
     t.added_.push_back({name, id, lstrip, false});
     return id;
   };
-  t.specials_.cls = t.bos_ = special("<s>", false);
+  t.specials_.cls = special("<s>", false);
   t.specials_.pad = special("<pad>", false);
-  t.specials_.sep = t.eos_ = special("</s>", false);
+  t.specials_.sep = special("</s>", false);
+  if (options.add_special) t.template_ = {{t.specials_.cls}, {t.specials_.sep}};
   t.specials_.unk = special("<unk>", false);
   t.specials_.mask = special("<mask>", true);  // RoBERTa's <mask> takes the space before it
   return t;
@@ -249,37 +251,14 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokenizer_json(const std::stri
   for (size_t i = 0; i < m.size(); ++i)
     merges.push_back(merge_of(m[i], path + ": model.merges[" + std::to_string(i) + "]"));
   // Added tokens may sit past the model's vocabulary (ids appended): they join the id table.
-  std::vector<AddedToken> added;
-  if (j.contains("added_tokens") && j.at("added_tokens").is_array()) {
-    for (const json& a : j.at("added_tokens")) {
-      const std::string content = a.value("content", "");
-      const int32_t id = a.value("id", -1);
-      if (content.empty() || id < 0) fail(path, "added_tokens entry without content or id: " + a.dump());
-      added.push_back({content, id, a.value("lstrip", false), a.value("rstrip", false)});
-      vocab.emplace(content, id);
-    }
-  }
+  std::vector<hf::AddedToken> added = hf::added_tokens(j, path);
+  for (const auto& a : added) vocab.emplace(a.content, a.id);
   t.build(std::move(vocab), merges, path);
   t.added_ = std::move(added);
 
-  const json& post = j.contains("post_processor") ? j.at("post_processor") : json();
-  if (post.is_null() || post.value("type", "") == "ByteLevel") {
-    t.options_.add_special = false;  // GPT-2: no special tokens around the ids
-  } else if (post.value("type", "") == "RobertaProcessing" || post.value("type", "") == "BertProcessing") {
-    auto special = [&](const char* key) {
-      const json& s = need(post, key, "post_processor.");
-      if (!s.is_array() || s.size() != 2 || !s[1].is_number_integer())
-        fail(path, std::string("post_processor.") + key + " is not [token, id]");
-      return s[1].get<int32_t>();
-    };
-    t.bos_ = special("cls");
-    t.eos_ = special("sep");
-  } else {
-    fail(path, "post_processor " + post.value("type", std::string("?")) +
-                   " is not supported (RobertaProcessing, BertProcessing, ByteLevel or none)");
-  }
-  t.specials_.cls = t.bos_ >= 0 ? t.bos_ : t.id_of("<s>");
-  t.specials_.sep = t.eos_ >= 0 ? t.eos_ : t.id_of("</s>");
+  t.template_ = hf::post_processor(j, path);
+  t.specials_.cls = t.template_.before.empty() ? t.id_of("<s>") : t.template_.before.front();
+  t.specials_.sep = t.template_.after.empty() ? t.id_of("</s>") : t.template_.after.back();
   t.specials_.pad = t.id_of("<pad>");
   t.specials_.unk = t.id_of("<unk>");
   t.specials_.mask = t.id_of("<mask>");
@@ -326,50 +305,11 @@ void ByteLevelBpeTokenizer::encode_segment(std::string_view text, std::vector<in
 }
 
 bool ByteLevelBpeTokenizer::encode(std::string_view text, std::vector<int32_t>& out, size_t max_len) const {
-  out.clear();
-  if (options_.add_special) out.push_back(bos_);
-  // Added tokens first (leftmost, longest), each with its lstrip / rstrip of adjacent whitespace;
-  // the text between them goes through the pre-tokenizer and the merges.
-  std::vector<CodePoint> cps;
-  auto trim_end = [&](std::string_view s) {  // drop trailing White_Space
-    decode(s, cps);
-    size_t end = 0;
-    for (const CodePoint& c : cps)
-      if (c.cls != Cls::kSpace) end = c.end;
-    return s.substr(0, end);
-  };
-  size_t segment = 0;
-  for (size_t i = 0; i < text.size();) {
-    const AddedToken* hit = nullptr;
-    for (const AddedToken& a : added_)
-      if (text.compare(i, a.content.size(), a.content) == 0 && (!hit || a.content.size() > hit->content.size()))
-        hit = &a;
-    if (!hit) {
-      ++i;
-      continue;
-    }
-    std::string_view before = text.substr(segment, i - segment);
-    encode_segment(hit->lstrip ? trim_end(before) : before, out);
-    out.push_back(hit->id);
-    i += hit->content.size();
-    if (hit->rstrip) {
-      decode(text.substr(i), cps);
-      for (const CodePoint& c : cps) {
-        if (c.cls != Cls::kSpace) break;
-        i += c.end - c.begin;
-      }
-    }
-    segment = i;
-  }
-  encode_segment(text.substr(segment), out);
-  const size_t specials = options_.add_special ? 2 : 0;
-  bool truncated = false;
-  if (max_len > 0 && out.size() + (specials ? 1 : 0) > max_len) {
-    out.resize(std::max(max_len, specials) - (specials ? 1 : 0));
-    truncated = true;
-  }
-  if (options_.add_special) out.push_back(eos_);
-  return truncated;
+  std::vector<int32_t> content;
+  hf::split_added(
+      text, added_, [&](std::string_view segment, bool) { encode_segment(segment, content); },
+      [&](int32_t id) { content.push_back(id); });
+  return hf::finish(template_, content, max_len, out);
 }
 
 }  // namespace modtrain

@@ -20,7 +20,7 @@ namespace modtrain {
 struct BpeOptions {
   bool add_prefix_space = false;  // ByteLevel: a space before a segment that does not start with one
   bool ignore_merges = false;     // a pre-token found whole in the vocabulary is taken as one token
-  bool add_special = true;        // <s> ... </s> around the ids (RobertaProcessing)
+  bool add_special = true;        // <s> ... </s> around the ids (from_files; tokenizer.json: its post_processor)
 };
 
 class ByteLevelBpeTokenizer final : public Tokenizer {
@@ -43,11 +43,6 @@ class ByteLevelBpeTokenizer final : public Tokenizer {
   int32_t id_of(const std::string& token) const;  // -1 when absent
 
  private:
-  struct AddedToken {
-    std::string content;
-    int32_t id;
-    bool lstrip, rstrip;
-  };
   struct Merge {
     int32_t rank, id;
   };
@@ -61,9 +56,9 @@ class ByteLevelBpeTokenizer final : public Tokenizer {
   std::unordered_map<std::string, int32_t> ids_;  // token -> id
   std::unordered_map<uint64_t, Merge> merges_;    // (left id << 32 | right id) -> rank, merged id
   int32_t byte_ids_[256] = {};                    // each byte's stand-in character's id
-  std::vector<AddedToken> added_;
+  std::vector<hf::AddedToken> added_;
+  hf::Template template_;  // what the post-processor puts around the ids
   SpecialIds specials_;
-  int32_t bos_ = -1, eos_ = -1;  // what the post-processor puts around the ids
 };
 
 }  // namespace modtrain

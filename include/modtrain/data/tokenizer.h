@@ -19,6 +19,17 @@ struct SpecialIds {
   int32_t mask = -1;  // [MASK] or <mask>
 };
 
+namespace hf {
+struct AddedToken {  // a token matched in the raw text before anything else
+  std::string content;
+  int32_t id;
+  bool lstrip, rstrip;
+};
+struct Template {  // the post-processor's special tokens before and after a single sequence
+  std::vector<int32_t> before, after;
+};
+}  // namespace hf
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;

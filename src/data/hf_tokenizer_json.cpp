@@ -1,0 +1,124 @@
+#include "hf_tokenizer_json.h"
+
+#include <utf8proc.h>
+
+#include "modtrain/core/error.h"
+#include "modtrain/io/files.h"
+
+namespace modtrain::hf {
+
+using json = nlohmann::json;
+
+void fail(const std::string& path, const std::string& what) { throw UserError(path + ": " + what); }
+
+json parse_file(const std::string& path, const std::string& what) {
+  const std::string text = io::read_file(path, io::kMaxReadBytes, what);
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    fail(path, std::string("not valid JSON (") + e.what() + ")");
+  }
+}
+
+namespace {
+bool is_white_space(int32_t cp) {
+  if ((cp >= 0x09 && cp <= 0x0D) || cp == 0x85) return true;
+  const auto c = utf8proc_category(cp);
+  return c == UTF8PROC_CATEGORY_ZS || c == UTF8PROC_CATEGORY_ZL || c == UTF8PROC_CATEGORY_ZP;
+}
+}  // namespace
+
+size_t trailing_space_start(std::string_view s) {
+  size_t end = 0;
+  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
+  for (size_t i = 0; i < s.size();) {
+    utf8proc_int32_t cp = -1;
+    utf8proc_ssize_t n = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+    if (n <= 0) n = 1, cp = -1;
+    i += static_cast<size_t>(n);
+    if (cp < 0 || !is_white_space(cp)) end = i;
+  }
+  return end;
+}
+
+size_t leading_space_end(std::string_view s) {
+  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
+  size_t i = 0;
+  while (i < s.size()) {
+    utf8proc_int32_t cp = -1;
+    const utf8proc_ssize_t n = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+    if (n <= 0 || !is_white_space(cp)) break;
+    i += static_cast<size_t>(n);
+  }
+  return i;
+}
+
+std::vector<AddedToken> added_tokens(const json& spec, const std::string& path) {
+  std::vector<AddedToken> added;
+  if (!spec.contains("added_tokens") || spec.at("added_tokens").is_null()) return added;
+  if (!spec.at("added_tokens").is_array()) fail(path, "added_tokens is not an array");
+  for (const json& a : spec.at("added_tokens")) {
+    const std::string content = a.value("content", "");
+    const int32_t id = a.value("id", -1);
+    if (content.empty() || id < 0) fail(path, "added_tokens entry without content or id: " + a.dump());
+    added.push_back({content, id, a.value("lstrip", false), a.value("rstrip", false)});
+  }
+  return added;
+}
+
+Template post_processor(const json& spec, const std::string& path) {
+  const json post = spec.contains("post_processor") ? spec.at("post_processor") : json();
+  Template t;
+  const std::string type = post.is_null() ? "" : post.value("type", std::string("?"));
+  if (type.empty() || type == "ByteLevel") return t;  // GPT-2: nothing around the ids
+  if (type == "RobertaProcessing" || type == "BertProcessing") {
+    auto special = [&](const char* key) {
+      const json s = post.value(key, json());
+      if (!s.is_array() || s.size() != 2 || !s[1].is_number_integer())
+        fail(path, std::string("post_processor.") + key + " is not [token, id]");
+      return s[1].get<int32_t>();
+    };
+    t.before = {special("cls")};
+    t.after = {special("sep")};
+    return t;
+  }
+  if (type == "TemplateProcessing") {
+    const json single = post.value("single", json());
+    const json specials = post.value("special_tokens", json::object());
+    if (!single.is_array()) fail(path, "post_processor.single is not a list");
+    bool seen_a = false;
+    for (const json& piece : single) {
+      if (piece.contains("Sequence")) {
+        if (seen_a) fail(path, "post_processor.single has two sequences");
+        seen_a = true;
+      } else if (piece.contains("SpecialToken")) {
+        const std::string name = piece.at("SpecialToken").value("id", "");
+        if (!specials.contains(name) || !specials.at(name).contains("ids"))
+          fail(path, "post_processor.special_tokens has no ids for " + name);
+        for (const json& id : specials.at(name).at("ids")) (seen_a ? t.after : t.before).push_back(id.get<int32_t>());
+      } else {
+        fail(path, "post_processor.single entry " + piece.dump() + " is neither Sequence nor SpecialToken");
+      }
+    }
+    if (!seen_a) fail(path, "post_processor.single has no sequence ($A)");
+    return t;
+  }
+  fail(path, "post_processor " + type +
+                 " is not supported (TemplateProcessing, RobertaProcessing, BertProcessing, ByteLevel or none)");
+}
+
+bool finish(const Template& t, std::vector<int32_t>& content, size_t max_len, std::vector<int32_t>& out) {
+  const size_t extra = t.before.size() + t.after.size();
+  bool truncated = false;
+  if (max_len > 0 && content.size() + extra > max_len) {
+    content.resize(max_len > extra ? max_len - extra : 0);
+    truncated = true;
+  }
+  out.clear();
+  out.insert(out.end(), t.before.begin(), t.before.end());
+  out.insert(out.end(), content.begin(), content.end());
+  out.insert(out.end(), t.after.begin(), t.after.end());
+  return truncated;
+}
+
+}  // namespace modtrain::hf

@@ -1,0 +1,55 @@
+// What the tokenizer.json-driven tokenizers (byte-level BPE, Unigram) share: added tokens matched
+// in the raw text before anything else (leftmost, longest; lstrip / rstrip take the whitespace
+// beside them), the post-processor's tokens around the ids, and loading both from tokenizer.json.
+// Internal to src/data.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "modtrain/data/tokenizer.h"
+
+namespace modtrain::hf {
+
+// AddedToken and Template are declared in modtrain/data/tokenizer.h.
+
+std::vector<AddedToken> added_tokens(const nlohmann::json& spec, const std::string& path);
+// RobertaProcessing, BertProcessing, TemplateProcessing (single), ByteLevel or none.
+Template post_processor(const nlohmann::json& spec, const std::string& path);
+nlohmann::json parse_file(const std::string& path, const std::string& what);
+[[noreturn]] void fail(const std::string& path, const std::string& what);
+size_t trailing_space_start(std::string_view s);  // where the trailing White_Space begins
+size_t leading_space_end(std::string_view s);     // where the leading White_Space ends
+
+// Calls on_segment(text, first) for the text between added tokens (first: it starts at 0) and
+// on_added(id) for each added token, in order.
+template <class OnSegment, class OnAdded>
+void split_added(std::string_view text, const std::vector<AddedToken>& added, OnSegment on_segment, OnAdded on_added) {
+  size_t segment = 0;
+  for (size_t i = 0; i < text.size();) {
+    const AddedToken* hit = nullptr;
+    for (const AddedToken& a : added)
+      if (text.compare(i, a.content.size(), a.content) == 0 && (!hit || a.content.size() > hit->content.size()))
+        hit = &a;
+    if (!hit) {
+      ++i;
+      continue;
+    }
+    std::string_view before = text.substr(segment, i - segment);
+    if (hit->lstrip) before = before.substr(0, trailing_space_start(before));
+    if (!before.empty()) on_segment(before, segment == 0);
+    on_added(hit->id);
+    i += hit->content.size();
+    if (hit->rstrip) i += leading_space_end(text.substr(i));
+    segment = i;
+  }
+  if (segment < text.size()) on_segment(text.substr(segment), segment == 0);
+}
+
+// Truncates `content` to leave room for the template's tokens within max_len (0 = no limit),
+// then writes before + content + after to `out`. Returns true when it truncated.
+bool finish(const Template& t, std::vector<int32_t>& content, size_t max_len, std::vector<int32_t>& out);
+
+}  // namespace modtrain::hf
