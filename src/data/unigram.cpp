@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <map>
 
 #include "hf_tokenizer_json.h"
 #include "modtrain/core/error.h"
+#include "modtrain/io/files.h"
 
 namespace modtrain {
 
@@ -53,7 +55,146 @@ uint32_t offset_of(uint32_t u) { return (u >> 10) << ((u & (1U << 9)) >> 6); }
 }  // namespace
 
 UnigramTokenizer UnigramTokenizer::from_tokenizer_json(const std::string& path) {
-  const json j = hf::parse_file(path, "tokenizer.json");
+  return from_spec(hf::parse_file(path, "tokenizer.json"), path);
+}
+
+// ---- sentencepiece.bpe.model: SentencePiece's ModelProto ------------------------------------------
+// Read by hand (protobuf's wire format: varints, fixed32 and length-delimited fields; Debian's
+// libsentencepiece-dev ships no sentencepiece_model.pb.h) and turned into the tokenizer.json that
+// transformers' XLMRobertaConverter writes for it, so that a directory with only the .model
+// tokenizes exactly as AutoTokenizer (which converts it the same way) would.
+namespace {
+struct ProtoReader {
+  std::string_view data;
+  size_t at = 0;
+  const std::string& path;
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (at >= data.size()) fail(path, "truncated SentencePiece model (a varint runs past the end)");
+      const auto c = static_cast<unsigned char>(data[at++]);
+      v |= static_cast<uint64_t>(c & 0x7F) << shift;
+      if (c < 0x80) return v;
+    }
+    fail(path, "not a SentencePiece model (a varint longer than 10 bytes)");
+  }
+  // Calls on_field(number, wire type, varint value, bytes) for each field.
+  template <class F>
+  void fields(F on_field) {
+    while (at < data.size()) {
+      const uint64_t key = varint();
+      const int wire = static_cast<int>(key & 7);
+      const uint32_t number = static_cast<uint32_t>(key >> 3);
+      uint64_t value = 0;
+      std::string_view bytes;
+      if (wire == 0) {
+        value = varint();
+      } else if (wire == 1 || wire == 5) {
+        const size_t n = wire == 1 ? 8 : 4;
+        if (data.size() - at < n) fail(path, "truncated SentencePiece model");
+        bytes = data.substr(at, n);
+        at += n;
+      } else if (wire == 2) {
+        const uint64_t n = varint();
+        if (n > data.size() - at) fail(path, "truncated SentencePiece model (a field runs past the end)");
+        bytes = data.substr(at, static_cast<size_t>(n));
+        at += static_cast<size_t>(n);
+      } else {
+        fail(path, "not a SentencePiece model (protobuf wire type " + std::to_string(wire) + ")");
+      }
+      on_field(number, wire, value, bytes);
+    }
+  }
+};
+
+std::string base64_encode(std::string_view in) {
+  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const uint32_t v =
+        (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) | static_cast<uint8_t>(in[i + 2]);
+    for (int k = 18; k >= 0; k -= 6) out += alphabet[(v >> k) & 63];
+  }
+  if (i < in.size()) {
+    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<uint8_t>(in[i + 1]) << 8;
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += i + 1 < in.size() ? alphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+json special(const std::string& content, int32_t id, bool lstrip = false) {
+  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", lstrip},
+          {"rstrip", false}, {"normalized", false}, {"special", true}};
+}
+}  // namespace
+
+UnigramTokenizer UnigramTokenizer::from_sentencepiece_model(const std::string& path) {
+  const std::string blob = io::read_file(path, io::kMaxReadBytes, "SentencePiece model");
+  std::vector<std::pair<std::string, double>> pieces;
+  std::string charsmap;
+  bool add_dummy_prefix = true;
+  int64_t model_type = 1;  // UNIGRAM, protobuf's default
+  ProtoReader top{blob, 0, path};
+  top.fields([&](uint32_t number, int wire, uint64_t, std::string_view bytes) {
+    if (number == 1 && wire == 2) {  // SentencePiece { piece = 1; score = 2; type = 3 }
+      std::string piece;
+      float score = 0;
+      ProtoReader r{bytes, 0, path};
+      r.fields([&](uint32_t n, int w, uint64_t, std::string_view b) {
+        if (n == 1 && w == 2) piece = std::string(b);
+        if (n == 2 && w == 5) std::memcpy(&score, b.data(), 4);
+      });
+      pieces.emplace_back(piece, static_cast<double>(score));
+    } else if (number == 2 && wire == 2) {  // TrainerSpec { model_type = 3 }
+      ProtoReader r{bytes, 0, path};
+      r.fields([&](uint32_t n, int w, uint64_t v, std::string_view) {
+        if (n == 3 && w == 0) model_type = static_cast<int64_t>(v);
+      });
+    } else if (number == 3 && wire == 2) {  // NormalizerSpec { precompiled_charsmap = 2; add_dummy_prefix = 3 }
+      ProtoReader r{bytes, 0, path};
+      r.fields([&](uint32_t n, int w, uint64_t v, std::string_view b) {
+        if (n == 2 && w == 2) charsmap = std::string(b);
+        if (n == 3 && w == 0) add_dummy_prefix = v != 0;
+      });
+    }
+  });
+  if (model_type != 1)
+    fail(path, "a SentencePiece model of type " + std::to_string(model_type) +
+                   " (2 = BPE, 3 = word, 4 = char); XLM-R's family is Unigram (1)");
+  if (pieces.size() < 4 || pieces[0].first != "<unk>" || pieces[1].first != "<s>" || pieces[2].first != "</s>")
+    fail(path, "does not start with <unk> <s> </s> as XLM-R's SentencePiece model does (" +
+                   std::to_string(pieces.size()) + " pieces)");
+  // fairseq's order: <s> <pad> </s> <unk>, then the pieces from 3 on (ids shifted by one), <mask> last.
+  json vocab = json::array({json::array({"<s>", 0.0}), json::array({"<pad>", 0.0}), json::array({"</s>", 0.0}),
+                            json::array({"<unk>", 0.0})});
+  for (size_t i = 3; i < pieces.size(); ++i) vocab.push_back(json::array({pieces[i].first, pieces[i].second}));
+  vocab.push_back(json::array({"<mask>", 0.0}));
+  const int32_t mask = static_cast<int32_t>(vocab.size() - 1);
+  json normalizers = json::array();
+  if (!charsmap.empty())
+    normalizers.push_back({{"type", "Precompiled"}, {"precompiled_charsmap", base64_encode(charsmap)}});
+  normalizers.push_back({{"type", "Replace"}, {"pattern", {{"Regex", " {2,}"}}}, {"content", " "}});
+  const json spec = {
+      {"added_tokens", json::array({special("<s>", 0), special("<pad>", 1), special("</s>", 2), special("<unk>", 3),
+                                    special("<mask>", mask, true)})},
+      {"normalizer", {{"type", "Sequence"}, {"normalizers", normalizers}}},
+      {"pre_tokenizer",
+       {{"type", "Metaspace"},
+        {"replacement", "\xE2\x96\x81"},
+        {"prepend_scheme", add_dummy_prefix ? "always" : "never"},
+        {"split", true}}},
+      {"post_processor",
+       {{"type", "RobertaProcessing"}, {"cls", json::array({"<s>", 0})}, {"sep", json::array({"</s>", 2})}}},
+      {"model", {{"type", "Unigram"}, {"unk_id", 3}, {"vocab", vocab}, {"byte_fallback", false}}}};
+  return from_spec(spec, path);
+}
+
+UnigramTokenizer UnigramTokenizer::from_spec(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object() || !j.contains("model")) fail(path, "no model");
   const json& model = j.at("model");
   if (model.value("type", std::string()) != "Unigram")

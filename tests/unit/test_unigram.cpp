@@ -123,3 +123,27 @@ TEST_CASE("bad Unigram tokenizer files: one line naming the file and the field",
                     }),
                     Catch::Contains("normalizer BertNormalizer is not supported with Unigram"));
 }
+
+TEST_CASE("Unigram from XLM-R's sentencepiece.bpe.model tokenizes as its tokenizer.json", "[tokenizer][unigram]") {
+  const auto t = UnigramTokenizer::from_sentencepiece_model(kDir + "unigram/sentencepiece.bpe.model");
+  CHECK(t.vocab_size() == 2002);
+  CHECK(t.special_ids().mask == 2001);
+  const auto cases = read_jsonl<std::string>(kDir + "cases.jsonl");
+  const auto golden = read_jsonl<std::vector<int32_t>>(kDir + "unigram/golden.jsonl");
+  size_t mismatches = 0;
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    t.encode(cases[i], ids);
+    if (ids != golden[i] && ++mismatches <= 10) UNSCOPED_INFO("case " << i << " " << json(cases[i]).dump());
+  }
+  CHECK(mismatches == 0);
+
+  test::TempDir dir;
+  const std::string model = io::read_file(kDir + "unigram/sentencepiece.bpe.model");
+  CHECK_THROWS_WITH(UnigramTokenizer::from_sentencepiece_model(dir.write("cut.model", model.substr(0, 1000))),
+                    Catch::Contains("cut.model: truncated SentencePiece model"));
+  CHECK_THROWS_WITH(UnigramTokenizer::from_sentencepiece_model(dir.write("text.model", "hello, not a model\n")),
+                    Catch::Contains("text.model: "));
+  CHECK_THROWS_WITH(UnigramTokenizer::from_sentencepiece_model(dir.file("absent.model")),
+                    Catch::Contains("absent.model"));
+}

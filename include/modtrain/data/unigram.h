@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "modtrain/data/tokenizer.h"
 
 namespace modtrain {
@@ -25,6 +27,9 @@ class UnigramTokenizer final : public Tokenizer {
  public:
   // A tokenizer.json whose model is Unigram. Throws UserError naming the file and the field.
   static UnigramTokenizer from_tokenizer_json(const std::string& path);
+  // XLM-R's sentencepiece.bpe.model (a SentencePiece Unigram ModelProto), converted as transformers'
+  // XLMRobertaConverter does (fairseq ids: <s> <pad> </s> <unk>, pieces shifted by one, <mask> last).
+  static UnigramTokenizer from_sentencepiece_model(const std::string& path);
 
   bool encode(std::string_view text, std::vector<int32_t>& out, size_t max_len = 0) const override;
   size_t vocab_size() const override { return pieces_.size(); }
@@ -48,6 +53,7 @@ class UnigramTokenizer final : public Tokenizer {
     uint8_t byte;
     uint32_t child;
   };
+  static UnigramTokenizer from_spec(const nlohmann::json& spec, const std::string& path);
   std::string precompiled(std::string_view text) const;
   const char* charsmap_lookup(std::string_view chunk) const;  // HF's transform(): the first prefix match
   void encode_segment(std::string_view text, bool first, std::vector<int32_t>& out) const;
