@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "bert_words.h"
+#include "hf_tokenizer_json.h"
 #include "modtrain/core/error.h"
 #include "modtrain/core/text.h"
 #include "modtrain/io/files.h"
@@ -104,7 +105,56 @@ int32_t Vocab::id_of(std::string_view token) const {
 
 // ---- WordPieceTokenizer ---------------------------------------------------------------------
 WordPieceTokenizer::WordPieceTokenizer(std::shared_ptr<const Vocab> vocab, WordPieceOptions options)
-    : vocab_(std::move(vocab)), options_(options) {}
+    : vocab_(std::move(vocab)), options_(options) {
+  specials_ = {vocab_->pad_id(), vocab_->unk_id(), vocab_->cls_id(), vocab_->sep_id(), vocab_->mask_id()};
+}
+
+WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const std::string& path) {
+  using json = nlohmann::json;
+  const json j = hf::parse_file(path, "tokenizer.json");
+  const json model = j.value("model", json());
+  if (model.value("type", std::string()) != "WordPiece")
+    hf::fail(path, "model.type is " + model.value("type", json("none")).dump() + ", not WordPiece");
+  if (model.value("continuing_subword_prefix", std::string("##")) != "##")
+    hf::fail(path, "model.continuing_subword_prefix must be \"##\" (BERT's)");
+  const json v = model.value("vocab", json());
+  if (!v.is_object() || v.empty()) hf::fail(path, "model.vocab is not an object of token -> id");
+  std::vector<std::string> tokens(v.size());
+  for (const auto& [token, id] : v.items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<size_t>() >= tokens.size() ||
+        !tokens[id.get<size_t>()].empty())
+      hf::fail(path, "model.vocab: the id of " + token + " is not one of 0.." + std::to_string(tokens.size() - 1) +
+                         " or repeats");
+    tokens[id.get<size_t>()] = token;
+  }
+  WordPieceOptions options;
+  options.max_input_chars_per_word = model.value("max_input_chars_per_word", size_t{100});
+  const json n = j.value("normalizer", json());
+  if (!n.is_object() || n.value("type", "") != "BertNormalizer")
+    hf::fail(path,
+             "normalizer " + n.dump().substr(0, 60) + " is not supported with WordPiece (BertNormalizer expected)");
+  options.lowercase = n.value("lowercase", true);
+  const json strip = n.value("strip_accents", json());
+  if (!strip.is_null() && strip.get<bool>() != options.lowercase)
+    hf::fail(path, "normalizer.strip_accents " + strip.dump() + " with lowercase " +
+                       (options.lowercase ? "true" : "false") +
+                       " is not supported (modtrain strips accents exactly when it lowercases, as bert-base does)");
+  if (!n.value("clean_text", true) || !n.value("handle_chinese_chars", true))
+    hf::fail(path, "normalizer: clean_text and handle_chinese_chars must be true (BERT's)");
+  if (j.value("pre_tokenizer", json()).value("type", "") != "BertPreTokenizer")
+    hf::fail(path, "pre_tokenizer must be BertPreTokenizer for WordPiece");
+  Vocab vocab;
+  try {
+    vocab = Vocab::from_tokens(tokens);
+  } catch (const UserError& e) {
+    const std::string what = e.what();
+    hf::fail(path, "model.vocab is " + what.substr(what.find(": ") + 2));
+  }
+  const hf::Template t = hf::post_processor(j, path);
+  if (t.before != std::vector<int32_t>{vocab.cls_id()} || t.after != std::vector<int32_t>{vocab.sep_id()})
+    hf::fail(path, "post_processor must put [CLS] before and [SEP] after the ids (BERT's template)");
+  return WordPieceTokenizer(std::make_shared<Vocab>(std::move(vocab)), options);
+}
 
 namespace {
 // Greedy longest-match-first over one word; appends its pieces or a single [UNK].

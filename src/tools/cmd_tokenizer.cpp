@@ -85,7 +85,7 @@ int tokenizer_train(TrainFlags flags) {
 }
 
 struct TokenizeFlags {
-  std::string vocab;
+  std::string vocab, tokenizer;
   bool cased = false, tweets = false;
   int64_t max_len = 0;
   int threads = 1;
@@ -94,11 +94,14 @@ struct TokenizeFlags {
 int tokenize(const TokenizeFlags& flags) {
   if (flags.max_len < 0 || flags.max_len == 1)
     throw UserError("--max-len " + std::to_string(flags.max_len) +
-                    (flags.max_len < 0 ? " is negative" : " leaves no room for [CLS] and [SEP]") +
+                    (flags.max_len < 0 ? " is negative" : " leaves no room for the special tokens") +
                     "; give 0 (no limit) or 2 and more");
+  if (flags.vocab.empty() == flags.tokenizer.empty())
+    throw UserError("give one of --vocab (a WordPiece vocab.txt) or --tokenizer (a model directory or tokenizer file)");
   io::Output out("-", {});
-  auto vocab = std::make_shared<Vocab>(Vocab::load(flags.vocab));
-  WordPieceTokenizer tokenizer(vocab, {!flags.cased, 100});
+  const std::unique_ptr<Tokenizer> loaded =
+      load_tokenizer(flags.vocab.empty() ? flags.tokenizer : flags.vocab, !flags.cased);
+  const Tokenizer& tokenizer = *loaded;
   const size_t threads = static_cast<size_t>(std::max(1, flags.threads));
   std::vector<std::string> lines;
   std::vector<std::string> outputs;
@@ -167,10 +170,14 @@ void add_tokenizer_commands(CLI::App& app, Action& action) {
 
   auto tok = std::make_shared<TokenizeFlags>();
   CLI::App* k = app.add_subcommand("tokenize", "Text lines on stdin -> one JSON array of ids per line on stdout");
-  k->add_option("--vocab", tok->vocab, "vocab.txt")->required();
-  k->add_flag("--cased", tok->cased, "Cased vocabulary: no lowercasing or accent stripping");
+  k->add_option("--vocab", tok->vocab, "A WordPiece vocab.txt");
+  k->add_option("--tokenizer", tok->tokenizer,
+                "A model directory or tokenizer file: tokenizer.json (WordPiece, byte-level BPE or Unigram), "
+                "vocab.json + merges.txt, sentencepiece.bpe.model or vocab.txt");
+  k->add_flag("--cased", tok->cased, "Cased vocab.txt: no lowercasing or accent stripping");
   k->add_flag("--tweets", tok->tweets, "Normalise tweets first (@user, http, entities, whitespace)");
-  k->add_option("--max-len", tok->max_len, "Truncate to this many ids, [CLS] and [SEP] included (0 = none, else >= 2)");
+  k->add_option("--max-len", tok->max_len,
+                "Truncate to this many ids, the special tokens included (0 = none, else >= 2)");
   k->add_option("--threads", tok->threads, "Threads (default 1)")->check(CLI::Range(1, 1024));
   k->callback([&action, tok] { action = [tok] { return run_local([&] { return tokenize(*tok); }); }; });
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,5 +43,12 @@ class Tokenizer {
   virtual std::string token(int32_t id) const = 0;  // the vocabulary entry (for `modtrain tokenize`)
   virtual std::string type() const = 0;             // "wordpiece", "bpe", "unigram"
 };
+
+// A tokenizer from a model directory or a tokenizer file. A directory: tokenizer.json (the family
+// by its model.type: WordPiece, BPE, Unigram), else vocab.json + merges.txt (byte-level BPE), else
+// sentencepiece.bpe.model (XLM-R's Unigram), else vocab.txt (WordPiece; lowercased unless
+// tokenizer_config.json says do_lower_case false or `lowercase` is false). A file: one of those by
+// its name. Throws UserError naming what is missing or unsupported.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path, bool lowercase = true);
 
 }  // namespace modtrain

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "modtrain/data/tokenizer.h"
+
 namespace modtrain {
 
 // The special tokens every modtrain vocabulary has (a trained vocab puts them at ids 0-4).
@@ -55,13 +57,20 @@ struct WordPieceOptions {
   size_t max_input_chars_per_word = 100;  // longer words become [UNK], as in BERT
 };
 
-class WordPieceTokenizer {
+class WordPieceTokenizer final : public Tokenizer {
  public:
   WordPieceTokenizer(std::shared_ptr<const Vocab> vocab, WordPieceOptions options = {});
+  // BERT's tokenizer.json (model WordPiece with "##", BertNormalizer, BertPreTokenizer, [CLS] $A
+  // [SEP]). Throws UserError naming the file and the field that modtrain's WordPiece cannot honour.
+  static WordPieceTokenizer from_tokenizer_json(const std::string& path);
 
   // Appends [CLS] ids... [SEP] to `out` (cleared first), at most `max_len` ids in all (0 = no
   // limit). Returns true when the text was truncated. Thread-safe (const, no shared scratch).
-  bool encode(std::string_view text, std::vector<int32_t>& out, size_t max_len = 0) const;
+  bool encode(std::string_view text, std::vector<int32_t>& out, size_t max_len = 0) const override;
+  size_t vocab_size() const override { return vocab_->size(); }
+  const SpecialIds& special_ids() const override { return specials_; }
+  std::string token(int32_t id) const override { return vocab_->token(id); }
+  std::string type() const override { return "wordpiece"; }
 
   // The BERT pre-tokenized, normalized words of `text` (for tests and vocabulary training).
   std::vector<std::string> words(std::string_view text) const;
@@ -72,6 +81,7 @@ class WordPieceTokenizer {
  private:
   std::shared_ptr<const Vocab> vocab_;
   WordPieceOptions options_;
+  SpecialIds specials_;
 };
 
 }  // namespace modtrain
