@@ -96,6 +96,75 @@ const Words kNames = {"jess_22",     "MikeTheBike", "news_now",    "dr_amy",
                       "xx_gamer_xx", "Paula",       "crypto_king", "teamblue"};
 const Words kForeign = {"que asco", "привет всем", "c'est la vie", "das ist gut", "jajaja", "mdr"};
 
+// Posts in other scripts (`data synth --languages`): the same labels and cues in Spanish, Arabic,
+// Hindi, Russian and Japanese, so that tests and the nightly exercise the BPE and Unigram
+// tokenizers end to end. Invented group names, no real slurs or groups, as above.
+const Words kGroupNames = {"Quendari", "Zorblaxians", "Morvish", "Tellurans", "Ostrani", "Vexlings"};
+struct Language {
+  const char* code;
+  Words clean;
+  Words cues[7];  // hate, harassment, threat, sexual, self_harm, spam, misinformation
+};
+const Language kLanguages[] = {
+    {"es",
+     {"acabo de ver el partido y fue increíble", "qué ganas de que llegue el fin de semana",
+      "primero café y luego todo lo demás", "el tráfico en el puente está fatal otra vez", "por fin terminé mi tesis",
+      "feliz cumpleaños a mi mejor amiga"},
+     {{"los %G son una plaga y deberían prohibirlos", "no soporto a los %G, son basura"},
+      {"eres patético", "nadie te quiere, lárgate"},
+      {"sé dónde vives", "te vas a arrepentir cuando te vea"},
+      {"mándame fotos sin ropa", "contenido +18 en mi perfil"},
+      {"ya no puedo más", "quiero desaparecer"},
+      {"compra ya oferta limitada", "gana 500 dólares al día desde casa"},
+      {"las vacunas tienen microchips", "las antenas 5g causan enfermedades"}}},
+    {"ar",
+     {"شاهدت المباراة للتو وكانت رائعة", "لا أستطيع انتظار عطلة نهاية الأسبوع", "القهوة أولاً ثم كل شيء آخر",
+      "أخيراً أنهيت رسالتي", "عيد ميلاد سعيد لأعز صديق", "الطقس اليوم مثالي للجري"},
+     {{"%G حشرات ويجب طردهم", "لا أطيق %G، إنهم قذارة"},
+      {"أنت مثير للشفقة", "لا أحد يحبك، اختفِ"},
+      {"أعرف أين تسكن", "ستندم عندما أراك"},
+      {"أرسل صوراً عارية", "محتوى للكبار فقط في حسابي"},
+      {"لم أعد أحتمل", "أريد أن أختفي"},
+      {"اشترِ الآن عرض محدود", "اربح ٥٠٠ دولار يومياً من المنزل"},
+      {"اللقاحات تحتوي على شرائح إلكترونية", "أبراج الجيل الخامس تسبب الأمراض"}}},
+    {"hi",
+     {"अभी मैच देखा, कमाल का था", "वीकेंड का इंतज़ार नहीं हो रहा", "पहले चाय, फिर बाकी सब", "आखिरकार मेरी थीसिस पूरी हो गई",
+      "मेरे सबसे अच्छे दोस्त को जन्मदिन मुबारक", "आज दौड़ने के लिए मौसम एकदम सही है"},
+     {{"%G कीड़े हैं, इन पर पाबंदी लगनी चाहिए", "मैं %G को बर्दाश्त नहीं कर सकता, ये गंदगी हैं"},
+      {"तुम बेकार हो", "तुम्हें कोई पसंद नहीं करता, चले जाओ"},
+      {"मुझे पता है तुम कहाँ रहते हो", "जब मैं तुम्हें देखूँगा तब पछताओगे"},
+      {"न्यूड तस्वीरें भेजो", "मेरी प्रोफ़ाइल में 18+ कंटेंट"},
+      {"अब और सहन नहीं होता", "मैं गायब हो जाना चाहता हूँ"},
+      {"अभी खरीदें सीमित ऑफ़र", "घर बैठे रोज़ 500 डॉलर कमाएँ"},
+      {"टीकों में माइक्रोचिप होती है", "5g टावर बीमारी फैलाते हैं"}}},
+    {"ru",
+     {"только что посмотрел матч, это было потрясающе", "скорее бы выходные", "сначала кофе, потом всё остальное",
+      "наконец-то закончил диплом", "с днём рождения, лучший друг", "сегодня отличная погода для пробежки"},
+     {{"%G — паразиты, их надо запретить", "терпеть не могу %G, они мусор"},
+      {"ты жалкий", "тебя никто не любит, уходи"},
+      {"я знаю, где ты живёшь", "ты пожалеешь, когда я тебя найду"},
+      {"пришли откровенные фото", "контент 18+ в профиле"},
+      {"я больше не могу", "хочу исчезнуть"},
+      {"купи сейчас, предложение ограничено", "зарабатывай 500 долларов в день из дома"},
+      {"в вакцинах есть микрочипы", "вышки 5g вызывают болезни"}}},
+    {"ja",
+     {"今試合を見たけど最高だった", "週末が待ちきれない", "まずコーヒー、それから全部", "やっと論文が終わった",
+      "親友、誕生日おめでとう", "今日はランニング日和だ"},
+     {{"%Gは害虫だ、追い出すべきだ", "%Gには我慢できない、あいつらはゴミだ"},
+      {"お前は情けない", "誰もお前のことなんか好きじゃない、消えろ"},
+      {"お前の住所は知ってる", "会ったら後悔させてやる"},
+      {"裸の写真を送って", "プロフに18禁コンテンツあり"},
+      {"もう耐えられない", "消えてしまいたい"},
+      {"今すぐ購入、期間限定", "自宅で1日500ドル稼げる"},
+      {"ワクチンにはマイクロチップが入っている", "5gの電波塔が病気を引き起こす"}}},
+};
+
+const Language* find_language(const std::string& code) {
+  for (const Language& l : kLanguages)
+    if (code == l.code) return &l;
+  return nullptr;
+}
+
 struct LabelModel {
   const char* name;
   double rate;
@@ -143,13 +212,13 @@ size_t words_in(const std::string& text) {
 
 // Pads `text` to a drawn word count with what long posts are made of (more chatter, mentions,
 // hashtags, links, emoji). Labels are decided before and do not change: filler is clean.
-void lengthen(Rng& rng, std::string& text) {
+void lengthen(Rng& rng, std::string& text, const Words& chatter) {
   const double median_words = 14, sigma = 0.75;
   const size_t target = static_cast<size_t>(std::clamp(median_words * std::exp(sigma * normal(rng)), 3.0, 150.0));
   for (size_t words = words_in(text); words < target;) {
     std::string more;
     const double kind = rng.uniform();
-    if (kind < 0.62) more = rng.pick(kClean);
+    if (kind < 0.62) more = rng.pick(chatter);
     else if (kind < 0.76) more = rng.pick(kHashtags);
     else if (kind < 0.86) more = rng.pick(kEmoji);
     else if (kind < 0.95) more = std::string("@") + rng.pick(kNames);
@@ -177,19 +246,43 @@ std::string synth_record(uint64_t seed, const std::string& split, uint64_t index
   if (truth[2] && rng.chance(0.5)) truth[1] = true;  // threat -> harassment
   if (truth[5] && rng.chance(0.2)) truth[3] = true;  // spam -> sexual (adult spam)
 
-  // 2. Text: a clean sentence, cue phrases for (most) positive labels, decoys, tweet noise.
-  std::vector<std::string> parts;
-  if (rng.chance(0.5)) parts.push_back(rng.pick(kClean));
-  for (size_t l = 0; l < kNumLabels; ++l) {
-    if (truth[l] && rng.chance(0.85)) parts.push_back(fill(rng, rng.pick(*kLabels[l].cues)));  // 15% carry no cue
+  // 2. Text: a clean sentence, cue phrases for (most) positive labels, decoys, tweet noise. With
+  //    more than one language, each record's language is drawn from a stream of its own (so the
+  //    English-only dataset is unchanged) and the other languages' phrases replace the English.
+  const Language* language = nullptr;
+  std::string language_code = "en";
+  if (options.languages.size() > 1) {
+    Rng pick(seed * 0xC2B2AE3D27D4EB4FULL ^ text::fnv1a64(split) ^ (index * 0x165667B19E3779F9ULL) ^
+             0x27D4EB2F165667C5ULL);
+    language_code = options.languages[pick.below(options.languages.size())];
+    language = find_language(language_code);
   }
-  if (rng.chance(0.12)) parts.push_back(rng.pick(kDecoys));
-  if (parts.empty()) parts.push_back(rng.pick(kClean));
+  std::vector<std::string> parts;
+  if (language) {
+    auto fill_group = [&](const char* pattern) {
+      std::string t = pattern;
+      const size_t at = t.find("%G");
+      if (at != std::string::npos) t.replace(at, 2, rng.pick(kGroupNames));
+      return t;
+    };
+    if (rng.chance(0.5)) parts.push_back(rng.pick(language->clean));
+    for (size_t l = 0; l < kNumLabels; ++l)
+      if (truth[l] && rng.chance(0.85)) parts.push_back(fill_group(rng.pick(language->cues[l])));
+    if (parts.empty()) parts.push_back(rng.pick(language->clean));
+  } else {
+    if (rng.chance(0.5)) parts.push_back(rng.pick(kClean));
+    if (rng.chance(0.5)) parts.push_back(rng.pick(kClean));
+    for (size_t l = 0; l < kNumLabels; ++l) {
+      if (truth[l] && rng.chance(0.85)) parts.push_back(fill(rng, rng.pick(*kLabels[l].cues)));  // 15% carry no cue
+    }
+    if (rng.chance(0.12)) parts.push_back(rng.pick(kDecoys));
+    if (parts.empty()) parts.push_back(rng.pick(kClean));
+  }
   for (size_t i = parts.size(); i > 1; --i) std::swap(parts[i - 1], parts[rng.below(i)]);
   std::string text;
   if (rng.chance(0.15)) text += std::string("RT @") + rng.pick(kNames) + ": ";
   if (rng.chance(0.25)) text += std::string("@") + rng.pick(kNames) + " ";
-  if (rng.chance(0.3)) text += std::string(rng.pick(kSubjects)) + ": ";
+  if (rng.chance(0.3) && !language) text += std::string(rng.pick(kSubjects)) + ": ";
   for (size_t p = 0; p < parts.size(); ++p) {
     std::string sentence;
     size_t start = 0;
@@ -213,11 +306,11 @@ std::string synth_record(uint64_t seed, const std::string& split, uint64_t index
     text += std::string(" ") + (rng.chance(0.5) ? "https://t.co/" : "http://bit.ly/") +
             text::hex64(rng.gen.next()).substr(0, 8);
   if (rng.chance(0.3)) text += std::string(" ") + rng.pick(kHashtags);
-  if (rng.chance(0.03)) text += std::string(" ") + rng.pick(kForeign);
+  if (rng.chance(0.03) && !language) text += std::string(" ") + rng.pick(kForeign);
   if (options.realistic_lengths) {  // a stream of its own: the labels below do not depend on it
     Rng filler(seed * 0xA24BAED4963EE407ULL ^ text::fnv1a64(split) ^ (index * 0x9FB21C651E98DF25ULL) ^
                0x5851F42D4C957F2DULL);
-    lengthen(filler, text);
+    lengthen(filler, text, language ? language->clean : kClean);
   }
 
   // 3. Annotations: label noise, and some labels not annotated (multi-source data).
@@ -235,6 +328,7 @@ std::string synth_record(uint64_t seed, const std::string& split, uint64_t index
       if (truth[l] != rng.chance(options.label_noise)) labels.push_back(kLabels[l].name);
   }
   json record = {{"id", split + "-" + std::to_string(index)}, {"text", text}, {"labels", labels}};
+  if (options.languages.size() > 1) record["lang"] = language_code;
   return record.dump();
 }
 
@@ -242,6 +336,10 @@ SynthReport synthesize_tweets(const SynthOptions& options) {
   namespace fs = std::filesystem;
   if (options.train_shards < 1 || options.valid_shards < 1)
     throw UserError("data synth: shard counts must be at least 1");
+  if (options.languages.empty()) throw UserError("data synth: --languages is empty; give e.g. en or en,es,ar,hi,ru,ja");
+  for (const std::string& code : options.languages)
+    if (code != "en" && !find_language(code))
+      throw UserError("data synth: --languages has '" + code + "'; known: en, es, ar, hi, ru, ja");
   fs::create_directories(options.out_dir);
   SynthReport report;
   report.positives.assign(kNumLabels, 0);

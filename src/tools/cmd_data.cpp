@@ -204,6 +204,9 @@ void add_data_commands(CLI::App& app, Action& action) {
   auto short_posts = std::make_shared<bool>(false);
   s->add_flag("--short", *short_posts,
               "Short template posts only (before lengths were realistic: most posts short, a long tail past max_len)");
+  s->add_option("--languages", synth->languages,
+                "Post languages, each record's drawn uniformly: en es ar hi ru ja (comma-separated; default en)")
+      ->delimiter(',');
   auto force = std::make_shared<bool>(false);
   s->add_flag("--force", *force, "Clear a non-empty --out directory first (otherwise refused)");
   s->callback([&action, synth, force, short_posts] {

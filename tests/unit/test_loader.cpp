@@ -3,6 +3,8 @@
 #include "catch_torch.h"
 
 #include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
 
 #include "modtrain/data/loader.h"
 #include "modtrain/data/prepare.h"
@@ -134,4 +136,39 @@ TEST_CASE("synthetic tweets are deterministic and look like tweets", "[synth]") 
     CHECK(rate > 0.01);
     CHECK(rate < 0.25);
   }
+}
+
+TEST_CASE("data synth --languages: posts in six scripts, the same label model, English alone unchanged", "[synth]") {
+  SynthOptions en, many;
+  many.languages = {"en", "es", "ar", "hi", "ru", "ja"};
+  std::map<std::string, int> seen;
+  // What marks each language's script: a byte sequence only its phrases have.
+  const std::map<std::string, std::string> script = {
+      {"es", "\xC3"}, {"ar", "\xD8"}, {"hi", "\xE0\xA4"}, {"ru", "\xD0"}, {"ja", "\xE3\x81"}};
+  size_t positives_en = 0, positives_many = 0;
+  for (uint64_t i = 0; i < 600; ++i) {
+    const auto one = nlohmann::json::parse(synth_record(9, "train", i, en));
+    const auto mixed = nlohmann::json::parse(synth_record(9, "train", i, many));
+    CHECK_FALSE(one.contains("lang"));  // the English dataset is the one it always was
+    const std::string lang = mixed.at("lang");
+    ++seen[lang];
+    if (lang != "en") {
+      INFO(lang << ": " << mixed.at("text").get<std::string>());
+      CHECK(mixed.at("text").get<std::string>().find(script.at(lang)) != std::string::npos);
+    } else {
+      CHECK(mixed.at("text") == one.at("text"));
+    }
+    if (lang == "en") CHECK(mixed.at("labels") == one.at("labels"));
+    positives_en += one.at("labels").is_array() ? one.at("labels").size() : 0;
+    positives_many += mixed.at("labels").is_array() ? mixed.at("labels").size() : 0;
+  }
+  CHECK(seen.size() == 6);
+  for (const auto& [lang, n] : seen) CHECK(n > 60);  // about 100 each
+  // The same label model in every language (label noise is drawn after the text, so counts differ a little).
+  CHECK(std::abs(static_cast<double>(positives_many) - static_cast<double>(positives_en)) < 0.2 * positives_en);
+  SynthOptions bad = many;
+  bad.languages = {"en", "xx"};
+  test::TempDir dir;
+  bad.out_dir = dir.path.string();
+  CHECK_THROWS_WITH(synthesize_tweets(bad), Catch::Contains("--languages has 'xx'; known: en, es, ar, hi, ru, ja"));
 }

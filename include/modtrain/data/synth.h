@@ -33,6 +33,9 @@ struct SynthOptions {
   // Post lengths: log-normal word counts (median ~14 words, ~5% beyond 45 words, a few past 100,
   // so data.max_len 64 truncates some), as real posts are skewed; false = the short templates alone.
   bool realistic_lengths = true;
+  // Languages of the posts, each record's drawn uniformly: en (the default, alone: the English
+  // dataset as before) and es, ar, hi, ru, ja (the same labels and cues; records get "lang").
+  std::vector<std::string> languages = {"en"};
 };
 
 struct SynthReport {
