@@ -29,7 +29,11 @@ struct EnumTable;
 MT_ENUM_TABLE(Problem, {Problem::kMultiLabel, "multi_label"}, {Problem::kMultiClass, "multi_class"})
 MT_ENUM_TABLE(BadRecordPolicy, {BadRecordPolicy::kFail, "fail"}, {BadRecordPolicy::kSkip, "skip"})
 MT_ENUM_TABLE(PreparePolicy, {PreparePolicy::kAuto, "auto"}, {PreparePolicy::kCheck, "check"})
-MT_ENUM_TABLE(ModelArch, {ModelArch::kBert, "bert"})
+MT_ENUM_TABLE(ModelArch, {ModelArch::kBert, "bert"}, {ModelArch::kRoberta, "roberta"},
+              {ModelArch::kXlmRoberta, "xlm-roberta"})
+MT_ENUM_TABLE(PositionEmbeddingType, {PositionEmbeddingType::kAbsolute, "absolute"},
+              {PositionEmbeddingType::kRelativeKey, "relative_key"},
+              {PositionEmbeddingType::kRelativeKeyQuery, "relative_key_query"})
 MT_ENUM_TABLE(OptimizerKind, {OptimizerKind::kAdamW, "adamw"})
 MT_ENUM_TABLE(Schedule, {Schedule::kConstant, "constant"}, {Schedule::kLinear, "linear"}, {Schedule::kCosine, "cosine"})
 MT_ENUM_TABLE(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kFp16, "fp16"})
@@ -378,7 +382,15 @@ std::vector<Field> build_fields() {
       make("tokenizer", &C::tokenizer, "normalize_tweets", &TokenizerConfig::normalize_tweets, any<bool>(),
            "@mentions -> @user, URLs -> http, HTML entities unescaped, whitespace collapsed."),
 
-      make("model", &C::model, "arch", &ModelConfig::arch, any<ModelArch>(), "Model architecture."),
+      make("model", &C::model, "arch", &ModelConfig::arch, any<ModelArch>(),
+           "Model architecture: bert (BertForSequenceClassification: pooler, linear head), roberta or xlm-roberta "
+           "(RobertaForSequenceClassification: positions start at pad id + 1, so max_positions must exceed "
+           "data.max_len by 2 as in RoBERTa's 514; one token type; no pooler; head dense, tanh, out_proj on <s>)."),
+      make("model", &C::model, "position_embedding_type", &ModelConfig::position_embedding_type,
+           any<PositionEmbeddingType>(),
+           "absolute (learned positions added to the embeddings) or, as TwHIN-BERT, relative_key / "
+           "relative_key_query: a learned embedding of the distance between two positions per attention layer, "
+           "added to the attention scores (transformers' BertSelfAttention); no absolute positions then."),
       make("model", &C::model, "layers", &ModelConfig::layers, between(1, 128), "Transformer layers."),
       make("model", &C::model, "hidden", &ModelConfig::hidden, between(8, 16384),
            "Hidden size; must be divisible by model.heads."),
@@ -511,6 +523,7 @@ const char* to_string(Problem v) { return config_impl::enum_name(v); }
 const char* to_string(BadRecordPolicy v) { return config_impl::enum_name(v); }
 const char* to_string(PreparePolicy v) { return config_impl::enum_name(v); }
 const char* to_string(ModelArch v) { return config_impl::enum_name(v); }
+const char* to_string(PositionEmbeddingType v) { return config_impl::enum_name(v); }
 const char* to_string(Schedule v) { return config_impl::enum_name(v); }
 const char* to_string(OptimizerKind v) { return config_impl::enum_name(v); }
 const char* to_string(Precision v) { return config_impl::enum_name(v); }

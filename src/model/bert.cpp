@@ -26,10 +26,18 @@ BertConfig BertConfig::from(const ModelConfig& m, int64_t vocab_size, int64_t nu
   c.hidden_dropout = c.attention_dropout = m.dropout;
   c.num_labels = num_labels;
   c.pad_token_id = pad_id;
+  c.arch = m.arch;
+  c.position_embedding_type = m.position_embedding_type;
+  if (c.roberta()) c.type_vocab_size = 1;  // RoBERTa has one token type
   c.validate();
-  if (max_len > c.max_positions)
-    throw UserError("data.max_len = " + std::to_string(max_len) + " exceeds model.max_positions = " +
-                    std::to_string(c.max_positions) + "; lower data.max_len or raise model.max_positions");
+  if (max_len + c.position_offset() > c.max_positions)
+    throw UserError(
+        "data.max_len = " + std::to_string(max_len) +
+        (c.roberta() ? " + " + std::to_string(c.position_offset()) + " (RoBERTa numbers positions from the pad id + 1)"
+                     : std::string()) +
+        " exceeds model.max_positions = " + std::to_string(c.max_positions) +
+        "; lower data.max_len or raise model.max_positions" +
+        (c.roberta() ? " (RoBERTa checkpoints have 514 for max_len 512)" : ""));
   return c;
 }
 
@@ -103,11 +111,31 @@ UnpaddedBatch unpad_batch(const torch::Tensor& input_ids, const torch::Tensor& a
 BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
     : heads(c.heads),
       head_dim(c.hidden / c.heads),
+      max_positions(c.max_positions),
       dropout(c.attention_dropout),
-      use_sdpa(c.use_sdpa && sdpa_available()) {
+      use_sdpa(c.use_sdpa && sdpa_available()),
+      relative(c.position_embedding_type) {
   query = register_module("query", nn::Linear(c.hidden, c.hidden));
   key = register_module("key", nn::Linear(c.hidden, c.hidden));
   value = register_module("value", nn::Linear(c.hidden, c.hidden));
+  if (c.relative())
+    distance_embedding = register_module("distance_embedding", nn::Embedding(2 * c.max_positions - 1, head_dim));
+}
+
+torch::Tensor BertSelfAttentionImpl::relative_scores(const torch::Tensor& q, const torch::Tensor& k) {
+  // transformers' distance_embedding(l - r + max_positions - 1), E [T(l), T(r), hd]:
+  //   relative_key:        S[b,h,l,r] = sum_d q[b,h,l,d] E[l,r,d]
+  //   relative_key_query:  + sum_d k[b,h,r,d] E[l,r,d]
+  // as batched GEMMs over l (and over r for the key term) instead of einsum.
+  const int64_t b = q.size(0), t = q.size(2);
+  const torch::Tensor pos = torch::arange(t, torch::TensorOptions().dtype(torch::kInt64).device(q.device()));
+  const torch::Tensor e = distance_embedding(pos.unsqueeze(1) - pos.unsqueeze(0) + (max_positions - 1)).to(q.dtype());
+  torch::Tensor scores = torch::bmm(q.permute({2, 0, 1, 3}).reshape({t, b * heads, head_dim}), e.transpose(1, 2));
+  if (relative == PositionEmbeddingType::kRelativeKeyQuery) {
+    torch::Tensor by_key = torch::bmm(e.transpose(0, 1), k.permute({2, 3, 0, 1}).reshape({t, head_dim, b * heads}));
+    scores = scores + by_key.permute({1, 2, 0});  // [r, l, BH] -> [l, BH, r]
+  }
+  return scores.view({t, b, heads, t}).permute({1, 2, 0, 3});  // [B, nh, T(l), T(r)]
 }
 
 torch::Tensor BertSelfAttentionImpl::project_qkv(const torch::Tensor& x) {
@@ -124,19 +152,26 @@ torch::Tensor BertSelfAttentionImpl::attend(const torch::Tensor& qkv, const torc
   };  // [B, nh, T, hd]
   std::vector<torch::Tensor> parts = qkv.chunk(3, -1);
   torch::Tensor q = split(parts[0]), k = split(parts[1]), v = split(parts[2]);
+  // The additive bias on the scaled scores: the padding mask [B, 1, 1, T], plus with relative_*
+  // positions their scores [B, nh, T, T] (transformers adds them before the 1/sqrt(hd) scale).
+  torch::Tensor bias = mask.to(q.dtype());
+  if (relative != PositionEmbeddingType::kAbsolute)
+    bias = relative_scores(q, k) * (1.0 / std::sqrt(static_cast<double>(head_dim))) + bias;
   torch::Tensor context;  // [B, nh, T, hd]
 #if TORCH_VERSION_MAJOR >= 2
   if (use_sdpa) {
-    context = at::scaled_dot_product_attention(q, k, v, mask.to(q.dtype()), is_training() ? dropout : 0.0, false);
+    context = at::scaled_dot_product_attention(q, k, v, bias, is_training() ? dropout : 0.0, false);
   } else
 #endif
   {
-    // mask + (Q K^T) / sqrt(hd) as one batched GEMM (scale as alpha, the mask as the beta = 1
+    // bias + (Q K^T) / sqrt(hd) as one batched GEMM (scale as alpha, the bias as the beta = 1
     // input): no separate passes for the division and the addition over [B, nh, T, T].
     const int64_t bh = b * heads;
-    torch::Tensor scores = torch::baddbmm(mask.to(q.dtype()).expand({b, heads, 1, t}).reshape({bh, 1, t}),
-                                          q.reshape({bh, t, head_dim}), k.reshape({bh, t, head_dim}).transpose(1, 2),
-                                          1.0, 1.0 / std::sqrt(static_cast<double>(head_dim)));  // [B nh, T, T]
+    torch::Tensor input = bias.size(2) == 1 ? bias.expand({b, heads, 1, t}).reshape({bh, 1, t})
+                                            : bias.expand({b, heads, t, t}).reshape({bh, t, t});
+    torch::Tensor scores =
+        torch::baddbmm(input, q.reshape({bh, t, head_dim}), k.reshape({bh, t, head_dim}).transpose(1, 2), 1.0,
+                       1.0 / std::sqrt(static_cast<double>(head_dim)));  // [B nh, T, T]
     torch::Tensor probs = torch::dropout(torch::softmax(scores, -1), dropout, is_training());
     context = torch::bmm(probs, v.reshape({bh, t, head_dim})).view({b, heads, t, head_dim});
   }
@@ -150,7 +185,7 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch
 torch::Tensor BertSelfAttentionImpl::forward_unpadded(const torch::Tensor& x, const UnpaddedBatch& u) {
   torch::Tensor qkv = project_qkv(x);                                                     // [N, 3H]
   std::vector<torch::Tensor> parts = qkv.view({u.tokens, 3, heads, head_dim}).unbind(1);  // [N, nh, hd] each
-  if (use_varlen_flash(parts[0]))
+  if (relative == PositionEmbeddingType::kAbsolute && use_varlen_flash(parts[0]))
     return varlen_flash_attention(parts[0], parts[1], parts[2], u.cu_seqlens, u.max_len, is_training() ? dropout : 0.0)
         .view({u.tokens, heads * head_dim});
   // Otherwise (CPU, fp32, or no verified flash kernel) attention per record: the projected tokens
@@ -213,7 +248,11 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
       "word_embeddings",
       nn::Embedding(
           nn::EmbeddingOptions(c.vocab_size, c.hidden).padding_idx(c.pad_token_id).sparse(c.sparse_embedding_grad)));
-  position_embeddings = register_module("position_embeddings", nn::Embedding(c.max_positions, c.hidden));
+  nn::EmbeddingOptions positions(c.max_positions, c.hidden);
+  if (c.roberta()) positions.padding_idx(c.pad_token_id);  // RoBERTa's padding position row
+  position_embeddings = register_module("position_embeddings", nn::Embedding(positions));
+  position_offset = c.position_offset();
+  absolute = !c.relative();
   token_type_embeddings = register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, c.hidden));
   LayerNorm = register_module("LayerNorm", nn::LayerNorm(nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps)));
   dropout = register_module("dropout", nn::Dropout(c.hidden_dropout));
@@ -221,14 +260,19 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
 
 torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids) {
   const int64_t t = input_ids.size(1);
-  torch::Tensor positions = torch::arange(t, input_ids.options()).unsqueeze(0);  // [1, T]
   // Single-segment inputs: token type 0 everywhere, as BertForSequenceClassification gets them.
+  // RoBERTa: the real tokens' positions start at pad id + 1 (padding rows are masked as keys and
+  // never read, so their positions do not matter).
+  if (!absolute) return dropout(LayerNorm(word_embeddings(input_ids) + token_type_embeddings->weight[0]));
+  torch::Tensor positions = torch::arange(position_offset, position_offset + t, input_ids.options()).unsqueeze(0);
   torch::Tensor x = word_embeddings(input_ids) + position_embeddings(positions) + token_type_embeddings->weight[0];
   return dropout(LayerNorm(x));
 }
 
 torch::Tensor BertEmbeddingsImpl::forward_unpadded(const UnpaddedBatch& u) {
-  torch::Tensor x = word_embeddings(u.ids) + position_embeddings(u.positions) + token_type_embeddings->weight[0];
+  if (!absolute) return dropout(LayerNorm(word_embeddings(u.ids) + token_type_embeddings->weight[0]));
+  torch::Tensor positions = position_offset ? u.positions + position_offset : u.positions;
+  torch::Tensor x = word_embeddings(u.ids) + position_embeddings(positions) + token_type_embeddings->weight[0];
   return dropout(LayerNorm(x));  // [N, H]
 }
 
@@ -254,7 +298,8 @@ BertPoolerImpl::BertPoolerImpl(const BertConfig& c) {
 BertModelImpl::BertModelImpl(const BertConfig& c) {
   embeddings = register_module("embeddings", BertEmbeddings(c));
   encoder = register_module("encoder", BertEncoder(c));
-  pooler = register_module("pooler", BertPooler(c));
+  roberta = c.roberta();
+  if (!roberta) pooler = register_module("pooler", BertPooler(c));
 }
 
 torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
@@ -262,18 +307,30 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch
   torch::Tensor keep = attention_mask.to(torch::kFloat32).unsqueeze(1).unsqueeze(2);
   torch::Tensor mask = (1.0 - keep) * std::numeric_limits<float>::lowest();
   torch::Tensor h = encoder(embeddings(input_ids), mask);  // [B, T, H]
-  return pooler(h);
+  return roberta ? h.select(1, 0) : pooler(h);
 }
 
 torch::Tensor BertModelImpl::forward_unpadded(const UnpaddedBatch& u) {
   torch::Tensor h = encoder->forward_unpadded(embeddings->forward_unpadded(u), u);  // [N, H]
+  if (roberta) return h.index_select(0, u.first);                                   // each record's <s> row
   return pooler(h.index_select(0, u.first).unsqueeze(1));  // each record's [CLS] row as a [B, 1, H] batch
 }
 
+RobertaHeadImpl::RobertaHeadImpl(torch::nn::Linear d, torch::nn::Linear o) : dense(d), out_proj(o) {
+  register_module("dense", dense);
+  register_module("out_proj", out_proj);
+}
+
 BertForClassificationImpl::BertForClassificationImpl(const BertConfig& c) : config_(c) {
-  bert = register_module("bert", BertModel(c));
+  bert = register_module(c.prefix(), BertModel(c));
   dropout = register_module("dropout", nn::Dropout(c.hidden_dropout));
-  classifier = register_module("classifier", nn::Linear(c.hidden, c.num_labels));
+  if (c.roberta()) {
+    head_dense = nn::Linear(c.hidden, c.hidden);
+    classifier = nn::Linear(c.hidden, c.num_labels);
+    register_module("classifier", RobertaHead(head_dense, classifier));
+  } else {
+    classifier = register_module("classifier", nn::Linear(c.hidden, c.num_labels));
+  }
   init_bert_weights(*this, c);
 }
 
@@ -288,12 +345,18 @@ torch::Tensor head(const torch::Tensor& pooled, torch::nn::Linear& classifier) {
 }
 }  // namespace
 
+torch::Tensor BertForClassificationImpl::classify(const torch::Tensor& features) {
+  torch::Tensor x = features;  // RobertaClassificationHead: dropout, dense, tanh, dropout, out_proj
+  if (head_dense) x = torch::tanh(head_dense(dropout(x)));
+  return head(dropout(x).to(torch::kFloat32), classifier);
+}
+
 torch::Tensor BertForClassificationImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
-  return head(dropout(bert(input_ids, attention_mask)).to(torch::kFloat32), classifier);
+  return classify(bert(input_ids, attention_mask));
 }
 
 torch::Tensor BertForClassificationImpl::forward_unpadded(const UnpaddedBatch& u) {
-  return head(dropout(bert->forward_unpadded(u)).to(torch::kFloat32), classifier);
+  return classify(bert->forward_unpadded(u));
 }
 
 torch::Tensor BertForClassificationImpl::logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,

@@ -150,12 +150,18 @@ void export_huggingface(const std::string& given, const std::string& out_dir) {
   const auto values = meta.at("thresholds").get<std::vector<double>>();
   for (size_t i = 0; i < labels.size(); ++i) thresholds[labels[i]] = values.at(i);
   io::write_file_atomic(out("thresholds.json"), thresholds.dump(2) + "\n");
-  std::string card = "# Content-moderation classifier (BERT)\n\nTrained with modtrain " + std::string(build_version()) +
-                     " (" + build_commit() + ").\n\n- problem: " + meta.at("problem").get<std::string>() +
-                     "\n- tweet normalisation before tokenization: " +
-                     (meta.at("normalize_tweets").get<bool>() ? "yes (@user, http, entities)" : "no") +
-                     "\n- max length: " + std::to_string(max_len) +
-                     " tokens\n\n| label | decision threshold |\n|---|---|\n";
+  std::string family = "bert";
+  try {
+    family = json::parse(io::read_file(in("config.json"))).value("model_type", family);
+  } catch (const json::exception& e) {
+    throw UserError(in("config.json") + ": malformed (" + std::string(e.what()) + ")");
+  }
+  std::string card =
+      "# Content-moderation classifier (" + family + ")\n\nTrained with modtrain " + std::string(build_version()) +
+      " (" + build_commit() + ").\n\n- problem: " + meta.at("problem").get<std::string>() +
+      "\n- tweet normalisation before tokenization: " +
+      (meta.at("normalize_tweets").get<bool>() ? "yes (@user, http, entities)" : "no") +
+      "\n- max length: " + std::to_string(max_len) + " tokens\n\n| label | decision threshold |\n|---|---|\n";
   for (size_t i = 0; i < labels.size(); ++i) card += "| " + labels[i] + " | " + std::to_string(values[i]) + " |\n";
   if (fs::exists(in("eval.json"))) card += evaluation_card(in("eval.json"));
   card +=

@@ -65,6 +65,10 @@ ImportReport import_huggingface_bert(const std::string& dir, BertForClassificati
   } catch (const json::exception& e) {
     throw UserError(config_path + ": not valid JSON (" + std::string(e.what()) + ")");
   }
+  if (config.model.arch != ModelArch::kBert)
+    throw UserError(where + ": model.arch " + to_string(config.model.arch) +
+                    ": model.init_from imports BERT checkpoints only so far (the RoBERTa family's import, with its "
+                    "tokenizer files, is not built yet); train this architecture from scratch or use model.arch bert");
   if (hf.contains("model_type") && hf["model_type"] != "bert")
     throw UserError(config_path + ": model_type is " + hf["model_type"].dump() +
                     "; model.init_from loads BERT checkpoints (model_type bert)");
@@ -88,9 +92,11 @@ ImportReport import_huggingface_bert(const std::string& dir, BertForClassificati
     if (hf.contains("type_vocab_size") && hf["type_vocab_size"].get<int64_t>() != 2)
       throw UserError(config_path + ": type_vocab_size " + hf["type_vocab_size"].dump() +
                       " is not supported (BERT's 2)");
-    if (hf.contains("position_embedding_type") && hf["position_embedding_type"] != "absolute")
-      throw UserError(config_path + ": position_embedding_type " + hf["position_embedding_type"].dump() +
-                      " is not supported (absolute)");
+    const std::string positions = hf.value("position_embedding_type", std::string("absolute"));
+    if (positions != to_string(config.model.position_embedding_type))
+      throw UserError(config_path + ": position_embedding_type " + positions +
+                      " differs from model.position_embedding_type " + to_string(config.model.position_embedding_type) +
+                      "; set model.position_embedding_type: " + positions);
   } catch (const json::exception& e) {
     throw UserError(config_path + ": unexpected field type (" + std::string(e.what()) + ")");
   }

@@ -84,8 +84,11 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
     label2id[m.labels[i]] = i;
   }
   const BertConfig& c = m.bert;
-  json config = {{"architectures", {"BertForSequenceClassification"}},
-                 {"model_type", "bert"},
+  const char* architecture = c.arch == ModelArch::kRoberta      ? "RobertaForSequenceClassification"
+                             : c.arch == ModelArch::kXlmRoberta ? "XLMRobertaForSequenceClassification"
+                                                                : "BertForSequenceClassification";
+  json config = {{"architectures", {architecture}},
+                 {"model_type", to_string(c.arch)},
                  {"vocab_size", c.vocab_size},
                  {"hidden_size", c.hidden},
                  {"num_hidden_layers", c.layers},
@@ -99,7 +102,7 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
                  {"initializer_range", c.initializer_range},
                  {"layer_norm_eps", c.layer_norm_eps},
                  {"pad_token_id", c.pad_token_id},
-                 {"position_embedding_type", "absolute"},
+                 {"position_embedding_type", to_string(c.position_embedding_type)},
                  {"classifier_dropout", nullptr},
                  {"use_cache", true},
                  {"torch_dtype", "float32"},
@@ -138,9 +141,9 @@ void validate_meta(const ModelMeta& m, const std::string& problem, const json& c
       throw bad("the threshold of '" + m.labels[i] + "' is " + std::to_string(t) +
                 "; thresholds are probabilities in (0, 1]");
   }
-  if (m.max_len < 2 || m.max_len > m.bert.max_positions)
-    throw bad("max_len " + std::to_string(m.max_len) +
-              " is outside [2, max_position_embeddings = " + std::to_string(m.bert.max_positions) + "]");
+  if (m.max_len < 2 || m.max_len + m.bert.position_offset() > m.bert.max_positions)
+    throw bad("max_len " + std::to_string(m.max_len) + " is outside [2, max_position_embeddings = " +
+              std::to_string(m.bert.max_positions) + (m.bert.position_offset() ? " - pad id - 1" : "") + "]");
   if (config.contains("id2label")) {
     const json& id2label = config.at("id2label");
     for (size_t i = 0; i < m.labels.size(); ++i) {
@@ -183,6 +186,18 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
     c.pad_token_id = config.value("pad_token_id", int64_t{0});
     c.hidden_dropout = config.value("hidden_dropout_prob", 0.1);
     c.attention_dropout = config.value("attention_probs_dropout_prob", 0.1);
+    const std::string type = config.value("model_type", std::string("bert"));
+    if (type == "bert") c.arch = ModelArch::kBert;
+    else if (type == "roberta") c.arch = ModelArch::kRoberta;
+    else if (type == "xlm-roberta") c.arch = ModelArch::kXlmRoberta;
+    else throw UserError(path("config.json") + ": model_type " + type + " is not bert, roberta or xlm-roberta");
+    const std::string positions = config.value("position_embedding_type", std::string("absolute"));
+    if (positions == "absolute") c.position_embedding_type = PositionEmbeddingType::kAbsolute;
+    else if (positions == "relative_key") c.position_embedding_type = PositionEmbeddingType::kRelativeKey;
+    else if (positions == "relative_key_query") c.position_embedding_type = PositionEmbeddingType::kRelativeKeyQuery;
+    else
+      throw UserError(path("config.json") + ": position_embedding_type " + positions +
+                      " is not absolute, relative_key or relative_key_query");
     c.num_labels = static_cast<int64_t>(m.labels.size());
     c.validate();
     validate_meta(m, mt.at("problem").get<std::string>(), config, path("modtrain.json"));

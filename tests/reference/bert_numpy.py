@@ -3,7 +3,11 @@
 NumPy, written from the Hugging Face BertForSequenceClassification definition (post-LayerNorm
 encoder, exact-erf GELU, tanh pooler on [CLS], linear classifier), reading only what `modtrain
 export` writes: config.json and model.safetensors (parsed here by hand: 8-byte little-endian
-header length, JSON header, raw little-endian tensors).
+header length, JSON header, raw little-endian tensors). Also the RoBERTa family as
+RobertaForSequenceClassification defines it (model_type roberta / xlm-roberta: "roberta." names,
+positions from padding_idx + 1, one token type, no pooler, the head dense -> tanh -> out_proj on
+<s>), and position_embedding_type relative_key / relative_key_query (a distance embedding per
+attention layer added to the scores, no absolute positions), as transformers' BertSelfAttention.
 
 Usage: bert_numpy.py EXPORT_DIR IDS_JSONL > LOGITS_JSONL
 IDS_JSONL: one JSON array of token ids per line ([CLS] ... [SEP], as `modtrain tokenize` prints).
@@ -52,17 +56,28 @@ def classify(ids, W, cfg):
     H, heads, eps = cfg["hidden_size"], cfg["num_attention_heads"], cfg["layer_norm_eps"]
     d = H // heads
     T = len(ids)
-    p = "bert."
-    x = W[p + "embeddings.word_embeddings.weight"][ids] + W[p + "embeddings.position_embeddings.weight"][:T] + \
-        W[p + "embeddings.token_type_embeddings.weight"][0]
+    roberta = cfg.get("model_type", "bert") in ("roberta", "xlm-roberta")
+    relative = cfg.get("position_embedding_type", "absolute")
+    p = "roberta." if roberta else "bert."
+    first = cfg["pad_token_id"] + 1 if roberta else 0  # RoBERTa's positions start after padding_idx
+    x = W[p + "embeddings.word_embeddings.weight"][ids] + W[p + "embeddings.token_type_embeddings.weight"][0]
+    if relative == "absolute":
+        x = x + W[p + "embeddings.position_embeddings.weight"][first:first + T]
     x = layer_norm(x, W[p + "embeddings.LayerNorm.weight"], W[p + "embeddings.LayerNorm.bias"], eps)
     lin = lambda v, name: v @ W[name + ".weight"].T + W[name + ".bias"]
+    distance = np.arange(T)[:, None] - np.arange(T)[None, :]
     for l in range(cfg["num_hidden_layers"]):
         q = "%sencoder.layer.%d." % (p, l)
         Q = lin(x, q + "attention.self.query").reshape(T, heads, d).transpose(1, 0, 2)
         K = lin(x, q + "attention.self.key").reshape(T, heads, d).transpose(1, 0, 2)
         V = lin(x, q + "attention.self.value").reshape(T, heads, d).transpose(1, 0, 2)
-        s = Q @ K.transpose(0, 2, 1) / math.sqrt(d)
+        s = Q @ K.transpose(0, 2, 1)
+        if relative in ("relative_key", "relative_key_query"):
+            E = W[q + "attention.self.distance_embedding.weight"][distance + cfg["max_position_embeddings"] - 1]  # [T, T, d]
+            s = s + np.einsum("hld,lrd->hlr", Q, E)
+            if relative == "relative_key_query":
+                s = s + np.einsum("hrd,lrd->hlr", K, E)
+        s = s / math.sqrt(d)
         s = np.exp(s - s.max(-1, keepdims=True))
         a = (s / s.sum(-1, keepdims=True)) @ V
         a = a.transpose(1, 0, 2).reshape(T, H)
@@ -70,6 +85,8 @@ def classify(ids, W, cfg):
                        W[q + "attention.output.LayerNorm.bias"], eps)
         h = gelu(lin(x, q + "intermediate.dense"))
         x = layer_norm(lin(h, q + "output.dense") + x, W[q + "output.LayerNorm.weight"], W[q + "output.LayerNorm.bias"], eps)
+    if roberta:
+        return lin(np.tanh(lin(x[0], "classifier.dense")), "classifier.out_proj")
     pooled = np.tanh(lin(x[0], p + "pooler.dense"))
     return lin(pooled, "classifier")
 
@@ -77,7 +94,8 @@ def classify(ids, W, cfg):
 def main():
     export_dir, ids_path = sys.argv[1], sys.argv[2]
     cfg = json.load(open(export_dir + "/config.json"))
-    assert cfg["hidden_act"] == "gelu" and cfg.get("position_embedding_type", "absolute") == "absolute"
+    assert cfg["hidden_act"] == "gelu"
+    assert cfg.get("position_embedding_type", "absolute") in ("absolute", "relative_key", "relative_key_query")
     W = load_safetensors(export_dir + "/model.safetensors")
     for line in open(ids_path):
         if line.strip():

@@ -426,6 +426,23 @@ TEST_CASE("model.init_from mismatches are errors naming the field or tensor", "[
     CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
                       Contains("model_type is \"roberta\""));
   }
+  SECTION("relative positions that the config does not ask for") {
+    test::TempDir hf;
+    nlohmann::json c = hf_config();
+    c["position_embedding_type"] = "relative_key";
+    write_hf(hf, pretrained, "", false, false, c);
+    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
+                      Contains("position_embedding_type relative_key differs from model.position_embedding_type "
+                               "absolute; set model.position_embedding_type: relative_key"));
+  }
+  SECTION("a RoBERTa-family architecture") {
+    test::TempDir hf;
+    write_hf(hf, pretrained, "", false, false, hf_config());
+    Config roberta = config;
+    roberta.model.arch = ModelArch::kRoberta;
+    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, roberta, vocab),
+                      Contains("model.arch roberta: model.init_from imports BERT checkpoints only so far"));
+  }
   SECTION("missing files") {
     test::TempDir hf;
     hf.write("config.json", hf_config().dump());

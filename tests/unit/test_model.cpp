@@ -3,6 +3,10 @@
 // fused SDPA path against the plain one where LibTorch >= 2.0), safetensors round trip.
 #include "catch_torch.h"
 
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "modtrain/core/error.h"
@@ -274,4 +278,99 @@ TEST_CASE("varlen flash attention is used only where it can run: CUDA, fp16/bf16
 #if TORCH_VERSION_MAJOR < 2
   CHECK_FALSE(varlen_flash_registered());  // LibTorch 1.13 has no such operator: the padded layout
 #endif
+}
+
+TEST_CASE("RoBERTa and relative-position parameters carry transformers' names and shapes", "[model][arch]") {
+  BertConfig c = small();
+  c.arch = ModelArch::kRoberta;
+  c.type_vocab_size = 1;
+  BertForClassification roberta(c);
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& p : roberta->named_parameters()) shapes[p.key()] = p.value().sizes().vec();
+  CHECK(shapes.at("roberta.embeddings.word_embeddings.weight") == std::vector<int64_t>{50, 32});
+  CHECK(shapes.at("roberta.embeddings.position_embeddings.weight") == std::vector<int64_t>{40, 32});
+  CHECK(shapes.at("roberta.embeddings.token_type_embeddings.weight") == std::vector<int64_t>{1, 32});
+  CHECK(shapes.at("roberta.encoder.layer.1.attention.self.query.weight") == std::vector<int64_t>{32, 32});
+  CHECK(shapes.at("classifier.dense.weight") == std::vector<int64_t>{32, 32});
+  CHECK(shapes.at("classifier.out_proj.weight") == std::vector<int64_t>{3, 32});
+  CHECK(shapes.at("classifier.out_proj.bias") == std::vector<int64_t>{3});
+  for (const auto& [name, shape] : shapes) {
+    INFO(name);
+    CHECK(name.rfind("bert.", 0) != 0);
+    CHECK(name.find("pooler") == std::string::npos);  // RobertaForSequenceClassification has no pooler
+  }
+  // RoBERTa's padding position row starts at zero, as nn.Embedding(padding_idx) in transformers
+  CHECK(roberta->bert->embeddings->position_embeddings->weight[c.pad_token_id].abs().sum().item<float>() == 0.0f);
+
+  BertConfig r = small();
+  r.position_embedding_type = PositionEmbeddingType::kRelativeKeyQuery;
+  BertForClassification relative(r);
+  auto params = relative->named_parameters();
+  REQUIRE(params.contains("bert.encoder.layer.0.attention.self.distance_embedding.weight"));
+  CHECK(params["bert.encoder.layer.0.attention.self.distance_embedding.weight"].sizes() == std::vector<int64_t>{79, 8});
+  CHECK(params.contains("bert.embeddings.position_embeddings.weight"));  // kept (and saved), not added
+  CHECK(params.contains("bert.pooler.dense.weight"));
+}
+
+TEST_CASE("RoBERTa, XLM-R and relative_key(_query) logits equal an independent float64 NumPy reference",
+          "[model][arch]") {
+  struct Variant {
+    const char* name;
+    ModelArch arch;
+    PositionEmbeddingType positions;
+  };
+  const Variant variants[] = {
+      {"bert relative_key", ModelArch::kBert, PositionEmbeddingType::kRelativeKey},
+      {"bert relative_key_query", ModelArch::kBert, PositionEmbeddingType::kRelativeKeyQuery},
+      {"roberta", ModelArch::kRoberta, PositionEmbeddingType::kAbsolute},
+      {"xlm-roberta relative_key_query", ModelArch::kXlmRoberta, PositionEmbeddingType::kRelativeKeyQuery}};
+  const std::string vocab = MODTRAIN_TEST_DATA "/tokenizer/vocab-uncased.txt";
+  const std::string reference = MODTRAIN_TEST_DATA "/../reference/bert_numpy.py";
+  const std::vector<int64_t> lengths = {1, 37, 5, 20, 2};
+  for (const Variant& v : variants) {
+    INFO(v.name);
+    torch::manual_seed(21);
+    BertConfig c = small();
+    c.vocab_size = 220;  // the test vocabulary's size
+    c.arch = v.arch;
+    c.position_embedding_type = v.positions;
+    if (c.roberta()) c.type_vocab_size = 1;
+    c.initializer_range = 0.2;  // large weights: position and head mistakes show in the logits
+    BertForClassification model(c);
+    model->eval();
+    test::TempDir dir;
+    ModelMeta meta;
+    meta.bert = c;
+    meta.labels = {"a", "b", "c"};
+    meta.thresholds = {0.5, 0.5, 0.5};
+    meta.max_len = 38;
+    save_model_dir(dir.path.string(), *model, meta, vocab);
+    auto [ids, mask] = padded_batch(lengths, 38, c.vocab_size);  // RoBERTa: 38 + pad id 0 + 1 <= 40 positions
+    std::string lines;
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      std::vector<int64_t> row(ids[static_cast<int64_t>(i)].data_ptr<int64_t>(),
+                               ids[static_cast<int64_t>(i)].data_ptr<int64_t>() + lengths[i]);
+      lines += nlohmann::json(row).dump() + "\n";
+    }
+    const std::string ids_file = dir.write("ids.jsonl", lines), out_file = (dir.path / "ref.jsonl").string();
+    const std::string command =
+        "/usr/bin/python3 " + reference + " " + dir.path.string() + " " + ids_file + " > " + out_file;
+    REQUIRE(std::system(command.c_str()) == 0);
+    std::ifstream in(out_file);
+    torch::NoGradGuard no_grad;
+    const torch::Tensor padded = model->forward(ids, mask), unpadded = model->logits(ids, mask, true, torch::kCPU);
+    std::string line;
+    for (int64_t i = 0; i < static_cast<int64_t>(lengths.size()); ++i) {
+      REQUIRE(std::getline(in, line));
+      const auto want = torch::tensor(nlohmann::json::parse(line).get<std::vector<double>>(), torch::kFloat64);
+      INFO("record " << i << " of length " << lengths[static_cast<size_t>(i)]);
+      CHECK((padded[i].to(torch::kFloat64) - want).abs().max().item<double>() < 1e-5);
+      CHECK((unpadded[i].to(torch::kFloat64) - want).abs().max().item<double>() < 1e-5);
+    }
+    // The directory loads back as the same architecture.
+    LoadedModel loaded = load_model_dir(dir.path.string(), torch::kCPU);
+    CHECK(loaded.meta.bert.arch == c.arch);
+    CHECK(loaded.meta.bert.position_embedding_type == c.position_embedding_type);
+    CHECK(torch::allclose(loaded.model->forward(ids, mask), padded, 0, 0));
+  }
 }

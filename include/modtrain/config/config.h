@@ -13,7 +13,8 @@ namespace modtrain {
 enum class Problem { kMultiLabel, kMultiClass };
 enum class BadRecordPolicy { kFail, kSkip };
 enum class PreparePolicy { kAuto, kCheck };
-enum class ModelArch { kBert };
+enum class ModelArch { kBert, kRoberta, kXlmRoberta };
+enum class PositionEmbeddingType { kAbsolute, kRelativeKey, kRelativeKeyQuery };
 enum class Schedule { kConstant, kLinear, kCosine };
 enum class OptimizerKind { kAdamW };
 enum class Precision { kFp32, kBf16, kFp16 };
@@ -73,7 +74,8 @@ struct TokenizerConfig {
 };
 
 struct ModelConfig {
-  ModelArch arch = ModelArch::kBert;
+  ModelArch arch = ModelArch::kBert;  // roberta / xlm-roberta: RobertaForSequenceClassification's layout
+  PositionEmbeddingType position_embedding_type = PositionEmbeddingType::kAbsolute;  // relative_*: TwHIN-BERT
   int layers = 2;
   int hidden = 128;
   int heads = 2;
@@ -155,6 +157,7 @@ const char* to_string(Problem v);
 const char* to_string(BadRecordPolicy v);
 const char* to_string(PreparePolicy v);
 const char* to_string(ModelArch v);
+const char* to_string(PositionEmbeddingType v);
 const char* to_string(Schedule v);
 const char* to_string(OptimizerKind v);
 const char* to_string(Precision v);

@@ -3,6 +3,9 @@
 // bert.encoder.layer.N.attention.self.query.weight, ..., bert.pooler.dense.weight,
 // classifier.weight), so export/import is a plain name map. Post-LayerNorm, exact (erf) GELU,
 // additive padding mask, pooler = tanh(dense(h[CLS])), dropout where BERT has it, init N(0, 0.02).
+// model.arch roberta / xlm-roberta gives RobertaForSequenceClassification instead (roberta.*
+// names, positions from pad id + 1, no pooler, classifier.dense / classifier.out_proj on <s>), and
+// position_embedding_type relative_key(_query) the per-layer distance embedding TwHIN-BERT uses.
 #pragma once
 
 #include <torch/torch.h>
@@ -32,6 +35,14 @@ struct BertConfig {
   // [vocab, hidden] tensor: on CPU the dense one costs a zero-fill and an add of the whole table
   // every backward (~10% of the tiny step). Same values; the trainer sets it on CPU.
   bool sparse_embedding_grad = false;
+  ModelArch arch = ModelArch::kBert;
+  PositionEmbeddingType position_embedding_type = PositionEmbeddingType::kAbsolute;
+
+  bool roberta() const { return arch != ModelArch::kBert; }
+  bool relative() const { return position_embedding_type != PositionEmbeddingType::kAbsolute; }
+  // The first real token's position: RoBERTa numbers positions from padding_idx + 1.
+  int64_t position_offset() const { return roberta() ? pad_token_id + 1 : 0; }
+  const char* prefix() const { return roberta() ? "roberta" : "bert"; }  // the encoder's parameter prefix
 
   // From the experiment config; throws ConfigError-style UserError for inconsistent shapes.
   static BertConfig from(const ModelConfig& model, int64_t vocab_size, int64_t num_labels, int64_t max_len,
@@ -72,10 +83,14 @@ struct BertSelfAttentionImpl : torch::nn::Module {
   torch::Tensor forward_unpadded(const torch::Tensor& x, const UnpaddedBatch& u);
   torch::Tensor project_qkv(const torch::Tensor& x);                          // [..., H] -> [..., 3H]
   torch::Tensor attend(const torch::Tensor& qkv, const torch::Tensor& mask);  // [B, T, 3H] -> [B, T, H]
+  // relative_key(_query): q (and k) [B, nh, T, hd] against the distance embedding -> [B, nh, T, T]
+  torch::Tensor relative_scores(const torch::Tensor& q, const torch::Tensor& k);
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
-  int64_t heads, head_dim;
+  torch::nn::Embedding distance_embedding{nullptr};  // relative_* only: [2 max_positions - 1, hd]
+  int64_t heads, head_dim, max_positions;
   double dropout;
   bool use_sdpa;
+  PositionEmbeddingType relative;
 };
 TORCH_MODULE(BertSelfAttention);
 
@@ -122,6 +137,8 @@ struct BertEmbeddingsImpl : torch::nn::Module {
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
   torch::nn::Dropout dropout{nullptr};
+  int64_t position_offset = 0;  // RoBERTa: pad id + 1
+  bool absolute = true;         // false with relative_key(_query): position_embeddings exist but are not added
 };
 TORCH_MODULE(BertEmbeddings);
 
@@ -148,8 +165,16 @@ struct BertModelImpl : torch::nn::Module {
   torch::Tensor forward_unpadded(const UnpaddedBatch& u);  // -> pooled [B, H] from each record's first token
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};
-  BertPooler pooler{nullptr};
+  BertPooler pooler{nullptr};  // BERT only; RoBERTa's forward returns the first token's hidden state
+  bool roberta = false;
 };
+
+// RobertaClassificationHead's parameters: classifier.dense and classifier.out_proj.
+struct RobertaHeadImpl : torch::nn::Module {
+  RobertaHeadImpl(torch::nn::Linear dense, torch::nn::Linear out_proj);
+  torch::nn::Linear dense, out_proj;
+};
+TORCH_MODULE(RobertaHead);
 TORCH_MODULE(BertModel);
 
 struct BertForClassificationImpl : torch::nn::Module {
@@ -160,10 +185,12 @@ struct BertForClassificationImpl : torch::nn::Module {
   // A right-padded batch [B, T] (CPU tensors) through the path `unpad` picks, on `device`.
   torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, bool unpad,
                        const torch::Device& device);
+  torch::Tensor classify(const torch::Tensor& features);  // the head on [B, H] (pooled or <s>) -> [B, L]
   const BertConfig& config() const { return config_; }
-  BertModel bert{nullptr};
+  BertModel bert{nullptr};  // registered as "bert", or "roberta" for the RoBERTa family
   torch::nn::Dropout dropout{nullptr};
-  torch::nn::Linear classifier{nullptr};
+  torch::nn::Linear classifier{nullptr};  // BERT: classifier; RoBERTa: classifier.out_proj
+  torch::nn::Linear head_dense{nullptr};  // RoBERTa: classifier.dense (before tanh); BERT: none
 
  private:
   BertConfig config_;

@@ -43,6 +43,6 @@ expect_error 2 "afile/run.*Not a directory.*check the path" -- "$mt" train "${cf
 expect_error 2 "Not a directory" -- "$mt" data synth --out afile/data --train 10 --valid 10
 
 # tokenize --max-len: no silent acceptance of nonsense
-expect_error 2 "--max-len 1 leaves no room for \[CLS\] and \[SEP\]" -- "$mt" tokenize --vocab vocab.txt --max-len 1
+expect_error 2 "--max-len 1 leaves no room for the special tokens" -- "$mt" tokenize --vocab vocab.txt --max-len 1
 expect_error 2 "--max-len -5 is negative" -- "$mt" tokenize --vocab vocab.txt --max-len -5
 echo "hostile inputs ok ($cases cases)"
