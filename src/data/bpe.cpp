@@ -105,16 +105,7 @@ uint64_t pair_key(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
 
-[[noreturn]] void fail(const std::string& path, const std::string& what) { throw UserError(path + ": " + what); }
-
-json parse_json(const std::string& path, const std::string& what) {
-  const std::string text = io::read_file(path, io::kMaxReadBytes, what);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail(path, std::string("not valid JSON (") + e.what() + ")");
-  }
-}
+using hf::fail;
 
 // tokenizer.json's merges: "a b" strings (tokenizers < 0.20) or ["a", "b"] pairs.
 std::pair<std::string, std::string> merge_of(const json& m, const std::string& where) {
@@ -177,7 +168,7 @@ void ByteLevelBpeTokenizer::build(std::unordered_map<std::string, int32_t> vocab
 
 ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt,
                                                         BpeOptions options) {
-  const json v = parse_json(vocab_json, "vocab.json");
+  const json v = hf::parse_file(vocab_json, "vocab.json");
   if (!v.is_object()) fail(vocab_json, "not a JSON object of token -> id");
   std::unordered_map<std::string, int32_t> vocab;
   for (const auto& [token, id] : v.items()) {
@@ -212,7 +203,7 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_files(const std::string& vocab
 }
 
 ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokenizer_json(const std::string& path) {
-  const json j = parse_json(path, "tokenizer.json");
+  const json j = hf::parse_file(path, "tokenizer.json");
   auto need = [&](const json& parent, const char* key, const std::string& where) -> const json& {
     if (!parent.is_object() || !parent.contains(key)) fail(path, "no " + where + key);
     return parent.at(key);

@@ -12,26 +12,19 @@
 #include "modtrain/core/error.h"
 #include "modtrain/data/bpe.h"
 #include "test_util.h"
+#include "tokenizer_cases.h"
 
 using namespace modtrain;
 using nlohmann::json;
 
 namespace {
-const std::string kDir = MODTRAIN_TEST_DATA "/tokenizer/";
-
-template <class T>
-std::vector<T> read_jsonl(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<T> rows;
-  std::string line;
-  while (std::getline(in, line)) rows.push_back(json::parse(line).get<T>());
-  return rows;
-}
+const std::string& kDir = test::kTokenizerData;
+using test::read_jsonl;
 
 void check_parity(const Tokenizer& tokenizer, const std::string& cases_file, const std::string& golden_file,
                   size_t max_len) {
-  const auto cases = read_jsonl<std::string>(kDir + cases_file);
-  const auto golden = read_jsonl<std::vector<int32_t>>(kDir + "bpe/" + golden_file);
+  const auto cases = read_jsonl<std::string>(cases_file);
+  const auto golden = read_jsonl<std::vector<int32_t>>("bpe/" + golden_file);
   REQUIRE(cases.size() == golden.size());
   REQUIRE(cases.size() > 20);
   size_t mismatches = 0, truncations = 0;

@@ -11,25 +11,18 @@
 #include "modtrain/data/tokenizer.h"
 #include "modtrain/data/wordpiece.h"
 #include "test_util.h"
+#include "tokenizer_cases.h"
 
 using namespace modtrain;
 using nlohmann::json;
 
 namespace {
-const std::string kDir = MODTRAIN_TEST_DATA "/tokenizer/";
-
-template <class T>
-std::vector<T> read_jsonl(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<T> rows;
-  std::string line;
-  while (std::getline(in, line)) rows.push_back(json::parse(line).get<T>());
-  return rows;
-}
+const std::string& kDir = test::kTokenizerData;
+using test::read_jsonl;
 
 size_t mismatches(const Tokenizer& t, const std::string& golden_file) {
-  const auto cases = read_jsonl<std::string>(kDir + "cases.jsonl");
-  const auto golden = read_jsonl<std::vector<int32_t>>(kDir + golden_file);
+  const auto cases = read_jsonl<std::string>("cases.jsonl");
+  const auto golden = read_jsonl<std::vector<int32_t>>(golden_file);
   REQUIRE(golden.size() == cases.size());
   size_t bad = 0;
   std::vector<int32_t> ids;

@@ -12,21 +12,14 @@
 #include "modtrain/core/error.h"
 #include "modtrain/data/unigram.h"
 #include "test_util.h"
+#include "tokenizer_cases.h"
 
 using namespace modtrain;
 using nlohmann::json;
 
 namespace {
-const std::string kDir = MODTRAIN_TEST_DATA "/tokenizer/";
-
-template <class T>
-std::vector<T> read_jsonl(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<T> rows;
-  std::string line;
-  while (std::getline(in, line)) rows.push_back(json::parse(line).get<T>());
-  return rows;
-}
+const std::string& kDir = test::kTokenizerData;
+using test::read_jsonl;
 
 const UnigramTokenizer& tokenizer() {
   static const UnigramTokenizer t = UnigramTokenizer::from_tokenizer_json(kDir + "unigram/tokenizer.json");
@@ -43,10 +36,10 @@ TEST_CASE("Unigram from tokenizer.json matches Hugging Face tokenizers id for id
   CHECK(t.special_ids().sep == 2);
   CHECK(t.special_ids().unk == 3);
   CHECK(t.special_ids().mask == 2001);
-  const auto cases = read_jsonl<std::string>(kDir + "cases.jsonl");
+  const auto cases = read_jsonl<std::string>("cases.jsonl");
   for (const auto& [golden_file, max_len] :
        {std::pair<std::string, size_t>{"golden.jsonl", 0}, {"golden-max12.jsonl", 12}}) {
-    const auto golden = read_jsonl<std::vector<int32_t>>(kDir + "unigram/" + golden_file);
+    const auto golden = read_jsonl<std::vector<int32_t>>("unigram/" + golden_file);
     REQUIRE(golden.size() == cases.size());
     size_t mismatches = 0, truncations = 0;
     std::vector<int32_t> ids;
@@ -62,9 +55,9 @@ TEST_CASE("Unigram from tokenizer.json matches Hugging Face tokenizers id for id
 }
 
 TEST_CASE("Unigram agrees with SentencePiece itself wherever HF tokenizers does", "[tokenizer][unigram]") {
-  const auto cases = read_jsonl<std::string>(kDir + "cases.jsonl");
-  const auto hf = read_jsonl<std::vector<int32_t>>(kDir + "unigram/golden.jsonl");
-  const auto spm = read_jsonl<std::vector<int32_t>>(kDir + "unigram/golden-spm.jsonl");
+  const auto cases = read_jsonl<std::string>("cases.jsonl");
+  const auto hf = read_jsonl<std::vector<int32_t>>("unigram/golden.jsonl");
+  const auto spm = read_jsonl<std::vector<int32_t>>("unigram/golden-spm.jsonl");
   REQUIRE(spm.size() == cases.size());
   size_t agree = 0, mismatches = 0;
   std::vector<int32_t> ids;
@@ -128,8 +121,8 @@ TEST_CASE("Unigram from XLM-R's sentencepiece.bpe.model tokenizes as its tokeniz
   const auto t = UnigramTokenizer::from_sentencepiece_model(kDir + "unigram/sentencepiece.bpe.model");
   CHECK(t.vocab_size() == 2002);
   CHECK(t.special_ids().mask == 2001);
-  const auto cases = read_jsonl<std::string>(kDir + "cases.jsonl");
-  const auto golden = read_jsonl<std::vector<int32_t>>(kDir + "unigram/golden.jsonl");
+  const auto cases = read_jsonl<std::string>("cases.jsonl");
+  const auto golden = read_jsonl<std::vector<int32_t>>("unigram/golden.jsonl");
   size_t mismatches = 0;
   std::vector<int32_t> ids;
   for (size_t i = 0; i < cases.size(); ++i) {
