@@ -27,8 +27,14 @@ size_t leading_space_end(std::string_view s);     // where the leading White_Spa
 // on_added(id) for each added token, in order.
 template <class OnSegment, class OnAdded>
 void split_added(std::string_view text, const std::vector<AddedToken>& added, OnSegment on_segment, OnAdded on_added) {
+  bool first_byte[256] = {};  // a byte that starts some added token: the only places to look
+  for (const AddedToken& a : added) first_byte[static_cast<unsigned char>(a.content[0])] = true;
   size_t segment = 0;
   for (size_t i = 0; i < text.size();) {
+    if (!first_byte[static_cast<unsigned char>(text[i])]) {
+      ++i;
+      continue;
+    }
     const AddedToken* hit = nullptr;
     for (const AddedToken& a : added)
       if (text.compare(i, a.content.size(), a.content) == 0 && (!hit || a.content.size() > hit->content.size()))

@@ -98,10 +98,13 @@ int tokenize(const TokenizeFlags& flags) {
                     "; give 0 (no limit) or 2 and more");
   if (flags.vocab.empty() == flags.tokenizer.empty())
     throw UserError("give one of --vocab (a WordPiece vocab.txt) or --tokenizer (a model directory or tokenizer file)");
-  io::Output out("-", {});
   const std::unique_ptr<Tokenizer> loaded =
       load_tokenizer(flags.vocab.empty() ? flags.tokenizer : flags.vocab, !flags.cased);
   const Tokenizer& tokenizer = *loaded;
+  if (flags.cased && loaded->type() != "wordpiece")
+    throw UserError("--cased applies to a WordPiece vocab.txt; " + flags.tokenizer + " is a " + loaded->type() +
+                    " tokenizer whose files say how it treats case; drop --cased");
+  io::Output out("-", {});
   const size_t threads = static_cast<size_t>(std::max(1, flags.threads));
   std::vector<std::string> lines;
   std::vector<std::string> outputs;
