@@ -1,7 +1,5 @@
 #include "modtrain/data/bpe.h"
 
-#include <utf8proc.h>
-
 #include <climits>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -9,6 +7,7 @@
 #include "hf_tokenizer_json.h"
 #include "modtrain/core/error.h"
 #include "modtrain/io/files.h"
+#include "unicode.h"
 
 namespace modtrain {
 
@@ -22,14 +21,13 @@ enum class Cls : uint8_t { kLetter, kNumber, kSpace, kOther };
 
 struct CodePoint {
   uint32_t begin, end;  // bytes
-  int32_t cp;           // -1 for a byte that is not UTF-8
+  int32_t cp;           // U+FFFD for a byte that is not UTF-8
   Cls cls;
 };
 
-Cls classify(int32_t cp) {
-  if (cp < 0) return Cls::kOther;
-  if ((cp >= 0x09 && cp <= 0x0D) || cp == 0x85) return Cls::kSpace;  // \s: Unicode White_Space
-  switch (utf8proc_category(cp)) {
+Cls classify(char32_t cp) {
+  if (unicode::is_whitespace(cp)) return Cls::kSpace;  // \s: Unicode White_Space
+  switch (unicode::category(cp)) {
     case UTF8PROC_CATEGORY_LU:
     case UTF8PROC_CATEGORY_LL:
     case UTF8PROC_CATEGORY_LT:
@@ -47,13 +45,9 @@ Cls classify(int32_t cp) {
 
 void decode(std::string_view s, std::vector<CodePoint>& out) {
   out.clear();
-  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
-  for (size_t i = 0; i < s.size();) {
-    utf8proc_int32_t cp = -1;
-    utf8proc_ssize_t n = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
-    if (n <= 0) n = 1, cp = -1;
-    out.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(i + static_cast<size_t>(n)), cp, classify(cp)});
-    i += static_cast<size_t>(n);
+  for (size_t i = 0, n = 0; i < s.size(); i += n) {
+    const char32_t cp = unicode::decode(s, i, n);  // invalid UTF-8: U+FFFD for one byte
+    out.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(i + n), static_cast<int32_t>(cp), classify(cp)});
   }
 }
 
@@ -91,10 +85,7 @@ const std::vector<std::string>& byte_chars() {
     int next = 256;
     for (int b = 0; b < 256; ++b) {
       const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-      const int cp = printable ? b : next++;
-      utf8proc_uint8_t buf[4];
-      const auto len = utf8proc_encode_char(cp, buf);
-      out[static_cast<size_t>(b)] = std::string(reinterpret_cast<char*>(buf), static_cast<size_t>(len));
+      unicode::append_utf8(out[static_cast<size_t>(b)], static_cast<char32_t>(printable ? b : next++));
     }
     return out;
   }();
@@ -199,6 +190,7 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_files(const std::string& vocab
   if (options.add_special) t.template_ = {{t.specials_.cls}, {t.specials_.sep}};
   t.specials_.unk = special("<unk>", false);
   t.specials_.mask = special("<mask>", true);  // RoBERTa's <mask> takes the space before it
+  t.added_first_ = hf::first_bytes(t.added_);
   return t;
 }
 
@@ -253,6 +245,7 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokenizer_json(const std::stri
   t.specials_.pad = t.id_of("<pad>");
   t.specials_.unk = t.id_of("<unk>");
   t.specials_.mask = t.id_of("<mask>");
+  t.added_first_ = hf::first_bytes(t.added_);
   return t;
 }
 
@@ -298,7 +291,7 @@ void ByteLevelBpeTokenizer::encode_segment(std::string_view text, std::vector<in
 bool ByteLevelBpeTokenizer::encode(std::string_view text, std::vector<int32_t>& out, size_t max_len) const {
   std::vector<int32_t> content;
   hf::split_added(
-      text, added_, [&](std::string_view segment, bool) { encode_segment(segment, content); },
+      text, added_, added_first_, [&](std::string_view segment, bool) { encode_segment(segment, content); },
       [&](int32_t id) { content.push_back(id); });
   return hf::finish(template_, content, max_len, out);
 }

@@ -1,9 +1,8 @@
 #include "hf_tokenizer_json.h"
 
-#include <utf8proc.h>
-
 #include "modtrain/core/error.h"
 #include "modtrain/io/files.h"
+#include "unicode.h"
 
 namespace modtrain::hf {
 
@@ -20,36 +19,16 @@ json parse_file(const std::string& path, const std::string& what) {
   }
 }
 
-namespace {
-bool is_white_space(int32_t cp) {
-  if ((cp >= 0x09 && cp <= 0x0D) || cp == 0x85) return true;
-  const auto c = utf8proc_category(cp);
-  return c == UTF8PROC_CATEGORY_ZS || c == UTF8PROC_CATEGORY_ZL || c == UTF8PROC_CATEGORY_ZP;
-}
-}  // namespace
-
 size_t trailing_space_start(std::string_view s) {
   size_t end = 0;
-  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
-  for (size_t i = 0; i < s.size();) {
-    utf8proc_int32_t cp = -1;
-    utf8proc_ssize_t n = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
-    if (n <= 0) n = 1, cp = -1;
-    i += static_cast<size_t>(n);
-    if (cp < 0 || !is_white_space(cp)) end = i;
-  }
+  for (size_t i = 0, n = 0; i < s.size(); i += n)
+    if (!unicode::is_whitespace(unicode::decode(s, i, n))) end = i + n;
   return end;
 }
 
 size_t leading_space_end(std::string_view s) {
-  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
   size_t i = 0;
-  while (i < s.size()) {
-    utf8proc_int32_t cp = -1;
-    const utf8proc_ssize_t n = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
-    if (n <= 0 || !is_white_space(cp)) break;
-    i += static_cast<size_t>(n);
-  }
+  for (size_t n = 0; i < s.size() && unicode::is_whitespace(unicode::decode(s, i, n));) i += n;
   return i;
 }
 
@@ -105,6 +84,12 @@ Template post_processor(const json& spec, const std::string& path) {
   }
   fail(path, "post_processor " + type +
                  " is not supported (TemplateProcessing, RobertaProcessing, BertProcessing, ByteLevel or none)");
+}
+
+FirstBytes first_bytes(const std::vector<AddedToken>& added) {
+  FirstBytes first{};
+  for (const AddedToken& a : added) first[static_cast<unsigned char>(a.content[0])] = true;
+  return first;
 }
 
 bool finish(const Template& t, std::vector<int32_t>& content, size_t max_len, std::vector<int32_t>& out) {

@@ -4,6 +4,7 @@
 // Internal to src/data.
 #pragma once
 
+#include <array>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -23,12 +24,15 @@ nlohmann::json parse_file(const std::string& path, const std::string& what);
 size_t trailing_space_start(std::string_view s);  // where the trailing White_Space begins
 size_t leading_space_end(std::string_view s);     // where the leading White_Space ends
 
+// Which bytes start some added token: the only places split_added looks (built once per tokenizer).
+using FirstBytes = std::array<bool, 256>;
+FirstBytes first_bytes(const std::vector<AddedToken>& added);
+
 // Calls on_segment(text, first) for the text between added tokens (first: it starts at 0) and
 // on_added(id) for each added token, in order.
 template <class OnSegment, class OnAdded>
-void split_added(std::string_view text, const std::vector<AddedToken>& added, OnSegment on_segment, OnAdded on_added) {
-  bool first_byte[256] = {};  // a byte that starts some added token: the only places to look
-  for (const AddedToken& a : added) first_byte[static_cast<unsigned char>(a.content[0])] = true;
+void split_added(std::string_view text, const std::vector<AddedToken>& added, const FirstBytes& first_byte,
+                 OnSegment on_segment, OnAdded on_added) {
   size_t segment = 0;
   for (size_t i = 0; i < text.size();) {
     if (!first_byte[static_cast<unsigned char>(text[i])]) {

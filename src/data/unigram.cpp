@@ -11,6 +11,7 @@
 #include "hf_tokenizer_json.h"
 #include "modtrain/core/error.h"
 #include "modtrain/io/files.h"
+#include "unicode.h"
 
 namespace modtrain {
 
@@ -35,16 +36,6 @@ std::string base64_decode(const std::string& in, const std::string& path) {
     }
   }
   return out;
-}
-
-size_t utf8_length(unsigned char lead) {
-  return lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 1;
-}
-
-void append_utf8(int32_t cp, std::string& out) {
-  utf8proc_uint8_t buf[4];
-  const auto n = utf8proc_encode_char(cp, buf);
-  out.append(reinterpret_cast<char*>(buf), static_cast<size_t>(n));
 }
 
 // darts-clone's double-array unit fields (SentencePiece's charsmap trie).
@@ -310,7 +301,9 @@ UnigramTokenizer UnigramTokenizer::from_spec(const nlohmann::json& j, const std:
   if (!pre.is_object() || pre.value("type", "") != "Metaspace")
     fail(path, "pre_tokenizer " + pre.dump().substr(0, 80) + " is not supported with Unigram (Metaspace expected)");
   t.replacement_ = pre.value("replacement", std::string("\xE2\x96\x81"));
-  if (t.replacement_.empty() || utf8_length(static_cast<unsigned char>(t.replacement_[0])) != t.replacement_.size())
+  size_t replacement_length = 0;
+  if (!t.replacement_.empty()) unicode::decode(t.replacement_, 0, replacement_length);
+  if (replacement_length == 0 || replacement_length != t.replacement_.size())
     fail(path, "pre_tokenizer.replacement must be one character");
   const std::string scheme =
       pre.value("prepend_scheme", std::string(pre.value("add_prefix_space", true) ? "always" : "never"));
@@ -336,6 +329,7 @@ UnigramTokenizer UnigramTokenizer::from_spec(const nlohmann::json& j, const std:
   t.specials_.sep = t.template_.after.empty() ? find("</s>") : t.template_.after.back();
   t.specials_.pad = find("<pad>");
   t.specials_.mask = find("<mask>");
+  t.added_first_ = hf::first_bytes(t.added_);
   return t;
 }
 
@@ -363,7 +357,6 @@ std::string UnigramTokenizer::precompiled(std::string_view text) const {
   // up whole (its first prefix match replaces all of it), otherwise each character on its own.
   std::string out;
   out.reserve(text.size());
-  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
   std::vector<std::pair<size_t, size_t>> chars;  // the grapheme's characters (byte ranges)
   auto flush = [&] {
     if (chars.empty()) return;
@@ -382,14 +375,11 @@ std::string UnigramTokenizer::precompiled(std::string_view text) const {
     chars.clear();
   };
   utf8proc_int32_t prev = -1, state = 0;
-  for (size_t i = 0; i < text.size();) {
-    utf8proc_int32_t cp = -1;
-    utf8proc_ssize_t n = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(text.size() - i), &cp);
-    if (n <= 0) n = 1, cp = 0xFFFD;
+  for (size_t i = 0, n = 0; i < text.size(); i += n) {
+    const auto cp = static_cast<utf8proc_int32_t>(unicode::decode(text, i, n));
     if (prev >= 0 && utf8proc_grapheme_break_stateful(prev, cp, &state)) flush();
-    chars.emplace_back(i, i + static_cast<size_t>(n));
+    chars.emplace_back(i, i + n);
     prev = cp;
-    i += static_cast<size_t>(n);
   }
   flush();
   return out;
@@ -433,14 +423,9 @@ std::string UnigramTokenizer::normalize(std::string_view text) const {
       }
       case Normalizer::kLowercase: {
         std::string out;
-        const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
-        for (size_t i = 0; i < s.size();) {
-          utf8proc_int32_t cp = -1;
-          utf8proc_ssize_t len = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
-          if (len <= 0) len = 1, cp = 0xFFFD;
-          append_utf8(utf8proc_tolower(cp), out);
-          i += static_cast<size_t>(len);
-        }
+        for (size_t i = 0, n = 0; i < s.size(); i += n)
+          unicode::append_utf8(
+              out, static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(unicode::decode(s, i, n)))));
         s = std::move(out);
         break;
       }
@@ -459,7 +444,8 @@ void UnigramTokenizer::viterbi(std::string_view word, std::vector<int32_t>& out)
   std::vector<Best> best(size + 1);
   best[0].start = 0;
   for (size_t at = 0; at < size;) {
-    const size_t char_len = std::min(utf8_length(static_cast<unsigned char>(word[at])), size - at);
+    size_t char_len = 1;
+    unicode::decode(word, at, char_len);
     const double here = best[at].score;
     bool single = false;
     uint32_t node = 0;
@@ -517,7 +503,8 @@ void UnigramTokenizer::encode_segment(std::string_view text, bool first, std::ve
 bool UnigramTokenizer::encode(std::string_view text, std::vector<int32_t>& out, size_t max_len) const {
   std::vector<int32_t> content;
   hf::split_added(
-      text, added_, [&](std::string_view segment, bool first) { encode_segment(segment, first, content); },
+      text, added_, added_first_,
+      [&](std::string_view segment, bool first) { encode_segment(segment, first, content); },
       [&](int32_t id) { content.push_back(id); });
   return hf::finish(template_, content, max_len, out);
 }

@@ -183,11 +183,14 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch
 }
 
 torch::Tensor BertSelfAttentionImpl::forward_unpadded(const torch::Tensor& x, const UnpaddedBatch& u) {
-  torch::Tensor qkv = project_qkv(x);                                                     // [N, 3H]
-  std::vector<torch::Tensor> parts = qkv.view({u.tokens, 3, heads, head_dim}).unbind(1);  // [N, nh, hd] each
-  if (relative == PositionEmbeddingType::kAbsolute && use_varlen_flash(parts[0]))
-    return varlen_flash_attention(parts[0], parts[1], parts[2], u.cu_seqlens, u.max_len, is_training() ? dropout : 0.0)
-        .view({u.tokens, heads * head_dim});
+  torch::Tensor qkv = project_qkv(x);  // [N, 3H]
+  if (qkv.is_cuda() && relative == PositionEmbeddingType::kAbsolute) {
+    std::vector<torch::Tensor> parts = qkv.view({u.tokens, 3, heads, head_dim}).unbind(1);  // [N, nh, hd] each
+    if (use_varlen_flash(parts[0]))
+      return varlen_flash_attention(parts[0], parts[1], parts[2], u.cu_seqlens, u.max_len,
+                                    is_training() ? dropout : 0.0)
+          .view({u.tokens, heads * head_dim});
+  }
   // Otherwise (CPU, fp32, or no verified flash kernel) attention per record: the projected tokens
   // laid out at the longest record (rows of other records' padding are zeros, masked as keys;
   // their outputs are never gathered). Scores and

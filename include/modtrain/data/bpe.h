@@ -6,6 +6,7 @@
 // (sentencepiece's BPE is a different algorithm on different files), and this is ~300 lines.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -57,7 +58,8 @@ class ByteLevelBpeTokenizer final : public Tokenizer {
   std::unordered_map<uint64_t, Merge> merges_;    // (left id << 32 | right id) -> rank, merged id
   int32_t byte_ids_[256] = {};                    // each byte's stand-in character's id
   std::vector<hf::AddedToken> added_;
-  hf::Template template_;  // what the post-processor puts around the ids
+  std::array<bool, 256> added_first_{};  // hf::first_bytes(added_)
+  hf::Template template_;                // what the post-processor puts around the ids
   SpecialIds specials_;
 };
 

@@ -12,6 +12,7 @@
 // on the cases where the two agree.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -72,6 +73,7 @@ class UnigramTokenizer final : public Tokenizer {
   enum class Prepend { kAlways, kFirst, kNever } prepend_ = Prepend::kAlways;
   bool split_ = true;
   std::vector<hf::AddedToken> added_;
+  std::array<bool, 256> added_first_{};  // hf::first_bytes(added_)
   hf::Template template_;
   SpecialIds specials_;
 };
