@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
     last = checkpoints.save({*model, optimizer_state, meta, vocab, "run: {}\n", state}, false);
     save_s.push_back(bench::now_seconds() - t0);
     t0 = bench::now_seconds();
-    load_checkpoint(last, *model, *optimizer, config, Vocab::load(vocab), 1, 100);
+    load_checkpoint(last, *model, *optimizer, config, 1, 100);
     load_s.push_back(bench::now_seconds() - t0);
   }
   uint64_t bytes = 0;

@@ -6,7 +6,8 @@
 #   evaluate -> kill -9 a second identical run after its first checkpoint, resume it, and check
 #   its final weights equal the first run's bit for bit -> export for Hugging Face -> predict on
 #   the export -> compare the export's scores with the checkpoint's (identical) and with an
-#   independent float64 NumPy BERT (tests/reference/bert_numpy.py)
+#   independent float64 NumPy BERT (tests/reference/bert_numpy.py) -> fine-tune a small RoBERTa
+#   (byte-level BPE) and a TwHIN-BERT-style model (Unigram) from Hugging Face directories
 #
 # Bars (bench/baseline/nightly.json): quality floors on the final evaluation, bitwise resume,
 # export == checkpoint, reference agreement, and training throughput judged as a ratio measured in
@@ -110,6 +111,19 @@ with open(sys.argv[1]) as f:
   stage predict_ckpt "$mt" predict --model "$work/run/model" --input "$work/texts.txt" --output "$work/pred_ckpt.jsonl" || return
   stage reference bash -c "'$mt' tokenize --vocab '$work/hf/vocab.txt' --tweets --max-len 64 < '$work/texts.txt' > '$work/ids.jsonl' &&
     /usr/bin/python3 '$repo/tests/reference/bert_numpy.py' '$work/hf' '$work/ids.jsonl' > '$work/ref_logits.jsonl'" || return
+
+  # The pretrained families besides BERT: a small RoBERTa (byte-level BPE) and a TwHIN-BERT-style
+  # relative_key BERT with XLM-R's Unigram tokenizer, each a Hugging Face directory fine-tuned on
+  # multilingual posts on 2 ranks, exported, predicted, checked against the NumPy reference and
+  # imported again (tests/cli/families.sh).
+  local family
+  for family in roberta twhin; do
+    if stage finetune_$family bash "$repo/tests/cli/families.sh" "$mt" "$repo" $family; then
+      check finetune_$family 1 "ok" "ok" "$(grep -o 'max |p_modtrain - p_reference| = [^ ]*' "$out/logs/finetune_$family.log")"
+    else
+      check finetune_$family 0 "failed" "ok" "see logs/finetune_$family.log"
+    fi
+  done
 }
 run_all
 [[ -z $failed_stage ]] || check "stage_$failed_stage" 0 "failed" "exit 0" "see logs/$failed_stage.log"

@@ -29,6 +29,8 @@ struct EnumTable;
 MT_ENUM_TABLE(Problem, {Problem::kMultiLabel, "multi_label"}, {Problem::kMultiClass, "multi_class"})
 MT_ENUM_TABLE(BadRecordPolicy, {BadRecordPolicy::kFail, "fail"}, {BadRecordPolicy::kSkip, "skip"})
 MT_ENUM_TABLE(PreparePolicy, {PreparePolicy::kAuto, "auto"}, {PreparePolicy::kCheck, "check"})
+MT_ENUM_TABLE(TokenizerType, {TokenizerType::kAuto, "auto"}, {TokenizerType::kWordPiece, "wordpiece"},
+              {TokenizerType::kBpe, "bpe"}, {TokenizerType::kUnigram, "unigram"})
 MT_ENUM_TABLE(ModelArch, {ModelArch::kBert, "bert"}, {ModelArch::kRoberta, "roberta"},
               {ModelArch::kXlmRoberta, "xlm-roberta"})
 MT_ENUM_TABLE(PositionEmbeddingType, {PositionEmbeddingType::kAbsolute, "absolute"},
@@ -363,7 +365,8 @@ std::vector<Field> build_fields() {
       make("data", &C::data, "problem", &DataConfig::problem, any<Problem>(),
            "multi_label: independent sigmoid per label; multi_class: exactly one label per record (softmax)."),
       make("data", &C::data, "max_len", &DataConfig::max_len, between(8, 8192),
-           "Maximum tokens per record including [CLS] and [SEP]; longer texts are truncated (and counted)."),
+           "Maximum tokens per record including the special tokens ([CLS] [SEP] or <s> </s>); longer texts are "
+           "truncated (and counted)."),
       make("data", &C::data, "prepared_dir", &DataConfig::prepared_dir, non_empty(),
            "Where `modtrain data prepare` writes the binary shards and manifest.json."),
       make("data", &C::data, "on_bad_record", &DataConfig::on_bad_record, any<BadRecordPolicy>(),
@@ -376,9 +379,18 @@ std::vector<Field> build_fields() {
            "Batch records of similar length together (less padding); batch order stays shuffled."),
 
       make("tokenizer", &C::tokenizer, "vocab", &TokenizerConfig::vocab, non_empty(),
-           "WordPiece vocab.txt (one token per line, [PAD] [UNK] [CLS] [SEP] [MASK] included)."),
+           "The tokenizer: a Hugging Face model directory or one tokenizer file. A directory is read as "
+           "transformers would: tokenizer.json (WordPiece, byte-level BPE or SentencePiece Unigram), else "
+           "vocab.json + merges.txt (RoBERTa's byte-level BPE), else sentencepiece.bpe.model (XLM-R's Unigram), "
+           "else vocab.txt (BERT's WordPiece, [PAD] [UNK] [CLS] [SEP] [MASK] included). Special tokens come from "
+           "these files."),
+      make("tokenizer", &C::tokenizer, "type", &TokenizerConfig::type, any<TokenizerType>(),
+           "auto: whatever tokenizer.vocab holds; wordpiece, bpe or unigram: the same, and an error if it holds "
+           "another kind."),
       make("tokenizer", &C::tokenizer, "lowercase", &TokenizerConfig::lowercase, any<bool>(),
-           "Uncased BERT: lowercase and strip accents. false for cased vocabularies."),
+           "WordPiece: lowercase and strip accents (uncased BERT); false for cased vocabularies. Must agree with "
+           "the directory's tokenizer.json / tokenizer_config.json where they say. BPE and Unigram tokenizers "
+           "normalise as their tokenizer.json says and ignore it."),
       make("tokenizer", &C::tokenizer, "normalize_tweets", &TokenizerConfig::normalize_tweets, any<bool>(),
            "@mentions -> @user, URLs -> http, HTML entities unescaped, whitespace collapsed."),
 
@@ -411,10 +423,11 @@ std::vector<Field> build_fields() {
            "offsets, once it passed its check on the device). Same parameters and logits (1e-5) as the padded path; "
            "training, evaluation and predict. false: every batch padded to its longest record."),
       make("model", &C::model, "init_from", &ModelConfig::init_from, any<std::string>(),
-           "Fine-tune a pretrained Hugging Face BERT: a directory with config.json, model.safetensors and vocab.txt "
-           "(BertModel, BertForPreTraining or BertForSequenceClassification weights). model.* must match its "
-           "config.json and tokenizer.vocab its vocab.txt; the classifier head is fresh unless its labels match. "
-           "Empty = random initialisation."),
+           "Fine-tune a pretrained Hugging Face encoder of the BERT or RoBERTa family (BERT, TwHIN-BERT, RoBERTa, "
+           "twitter-roberta, XLM-R, XLM-T): a directory with config.json, model.safetensors and its tokenizer "
+           "(...Model, ...ForMaskedLM, ...ForPreTraining or ...ForSequenceClassification weights). model.* must "
+           "match its config.json (model_type: model.arch) and tokenizer.vocab should be the same directory; the "
+           "classifier head is fresh unless its labels match. Empty = random initialisation."),
 
       make("train", &C::train, "micro_batch", &TrainConfig::micro_batch, between(1, 1 << 20),
            "Records per rank per forward/backward pass."),
@@ -522,6 +535,7 @@ namespace modtrain {
 const char* to_string(Problem v) { return config_impl::enum_name(v); }
 const char* to_string(BadRecordPolicy v) { return config_impl::enum_name(v); }
 const char* to_string(PreparePolicy v) { return config_impl::enum_name(v); }
+const char* to_string(TokenizerType v) { return config_impl::enum_name(v); }
 const char* to_string(ModelArch v) { return config_impl::enum_name(v); }
 const char* to_string(PositionEmbeddingType v) { return config_impl::enum_name(v); }
 const char* to_string(Schedule v) { return config_impl::enum_name(v); }

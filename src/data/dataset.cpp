@@ -6,6 +6,7 @@
 
 #include "modtrain/core/error.h"
 #include "modtrain/core/text.h"
+#include "modtrain/data/tokenizer.h"
 #include "modtrain/io/files.h"
 
 namespace modtrain {
@@ -34,7 +35,8 @@ std::string Manifest::to_json() const {
   j["format"] = "modtrain-prepared";
   j["version"] = version;
   j["created_by"] = created_by;
-  j["vocab"] = {{"path", vocab_path}, {"sha256", vocab_sha256}, {"size", vocab_size}};
+  // sha256: the tokenizer's fingerprint (TokenizerFiles: a single file's hash, e.g. vocab.txt's)
+  j["vocab"] = {{"path", vocab_path}, {"sha256", vocab_sha256}, {"size", vocab_size}, {"type", vocab_type}};
   j["labels"] = labels;
   j["problem"] = problem;
   j["max_len"] = max_len;
@@ -82,6 +84,7 @@ Manifest Manifest::load(const std::string& dir) {
     m.vocab_path = j.at("vocab").at("path").get<std::string>();
     m.vocab_sha256 = j.at("vocab").at("sha256").get<std::string>();
     m.vocab_size = j.at("vocab").at("size").get<uint64_t>();
+    m.vocab_type = j.at("vocab").value("type", std::string("wordpiece"));
     m.labels = j.at("labels").get<std::vector<std::string>>();
     m.problem = j.at("problem").get<std::string>();
     m.max_len = j.at("max_len").get<uint32_t>();
@@ -139,8 +142,9 @@ DataExpectations DataExpectations::from_config(const Config& config) {
   e.normalize_tweets = config.tokenizer.normalize_tweets;
   if (!fs::exists(config.tokenizer.vocab))
     throw UserError("tokenizer.vocab: " + config.tokenizer.vocab +
-                    " not found (train one with `modtrain tokenizer train`)");
-  e.vocab_sha256 = io::sha256_file(config.tokenizer.vocab);
+                    " not found (a model directory or tokenizer file; train a WordPiece vocab.txt with `modtrain "
+                    "tokenizer train`)");
+  e.vocab_sha256 = find_tokenizer_files(config.tokenizer.vocab).fingerprint();
   return e;
 }
 
@@ -162,7 +166,7 @@ PreparedDataset PreparedDataset::open(const std::string& dir, const std::string&
   if (m.lowercase != expect.lowercase || m.normalize_tweets != expect.normalize_tweets)
     throw UserError(where + "prepared with other tokenizer settings (lowercase, normalize_tweets)" + fix);
   if (!expect.vocab_sha256.empty() && m.vocab_sha256 != expect.vocab_sha256)
-    throw UserError(where + "prepared with another vocabulary (sha256 " + m.vocab_sha256.substr(0, 12) +
+    throw UserError(where + "prepared with another tokenizer (sha256 " + m.vocab_sha256.substr(0, 12) +
                     ") than tokenizer.vocab (sha256 " + expect.vocab_sha256.substr(0, 12) + ")" + fix);
   auto it = m.splits.find(split);
   if (it == m.splits.end()) throw UserError(where + "has no '" + split + "' split (is data." + split + " set?)" + fix);

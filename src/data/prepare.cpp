@@ -18,8 +18,8 @@
 #include "modtrain/core/log.h"
 #include "modtrain/core/text.h"
 #include "modtrain/data/raw_reader.h"
+#include "modtrain/data/tokenizer.h"
 #include "modtrain/data/tweet_normalizer.h"
-#include "modtrain/data/wordpiece.h"
 #include "modtrain/io/files.h"
 
 namespace modtrain {
@@ -78,7 +78,7 @@ SourceStamp stamp_of(const std::string& file) {
 
 struct Preparer {
   const Config& config;
-  const WordPieceTokenizer& tokenizer;
+  const Tokenizer& tokenizer;
   ShardSchema schema;
   int threads;
   std::string skip_hint;
@@ -207,19 +207,20 @@ std::string PrepareReport::summary() const {
 PrepareReport prepare_data(const Config& config, const PrepareOptions& options) {
   auto start = std::chrono::steady_clock::now();
   const std::string dir = config.data.prepared_dir;
-  auto vocab = std::make_shared<Vocab>(Vocab::load(config.tokenizer.vocab));
-  WordPieceTokenizer tokenizer(vocab, {config.tokenizer.lowercase, 100});
+  const std::unique_ptr<Tokenizer> loaded = load_tokenizer(config.tokenizer);
+  const Tokenizer& tokenizer = *loaded;
 
   Manifest m;
   m.vocab_path = config.tokenizer.vocab;
-  m.vocab_sha256 = io::sha256_file(config.tokenizer.vocab);
-  m.vocab_size = vocab->size();
+  m.vocab_sha256 = find_tokenizer_files(config.tokenizer.vocab).fingerprint();
+  m.vocab_type = tokenizer.type();
+  m.vocab_size = tokenizer.vocab_size();
   m.labels = config.data.labels;
   m.problem = to_string(config.data.problem);
   m.max_len = static_cast<uint32_t>(config.data.max_len);
   m.lowercase = config.tokenizer.lowercase;
   m.normalize_tweets = config.tokenizer.normalize_tweets;
-  m.token_bytes = vocab->size() <= 65536 ? 2 : 4;
+  m.token_bytes = tokenizer.vocab_size() <= 65536 ? 2 : 4;
   m.created_by = std::string("modtrain ") + build_version() + " (" + build_commit() + ")";
 
   std::vector<std::pair<std::string, std::vector<std::string>>> splits = {
@@ -290,8 +291,8 @@ std::string prepared_data_stale(const Config& config) {
   if (m.lowercase != config.tokenizer.lowercase || m.normalize_tweets != config.tokenizer.normalize_tweets)
     return "tokenizer.lowercase / tokenizer.normalize_tweets changed";
   if (!fs::exists(config.tokenizer.vocab)) return "";  // the trainer says tokenizer.vocab is missing
-  if (io::sha256_file(config.tokenizer.vocab) != m.vocab_sha256)
-    return "tokenizer.vocab " + config.tokenizer.vocab + " is not the vocabulary it was prepared with";
+  if (find_tokenizer_files(config.tokenizer.vocab).fingerprint() != m.vocab_sha256)
+    return "tokenizer.vocab " + config.tokenizer.vocab + " is not the tokenizer it was prepared with";
   // The sources: the same files (what the patterns match now), unchanged since.
   std::vector<std::pair<std::string, std::vector<std::string>>> splits = {{"train", config.data.train}};
   if (!config.data.valid.empty()) splits.emplace_back("valid", config.data.valid);

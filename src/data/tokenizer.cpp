@@ -1,5 +1,6 @@
 #include "modtrain/data/tokenizer.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -8,6 +9,7 @@
 #include "modtrain/data/bpe.h"
 #include "modtrain/data/unigram.h"
 #include "modtrain/data/wordpiece.h"
+#include "modtrain/io/files.h"
 
 namespace modtrain {
 
@@ -38,32 +40,114 @@ std::unique_ptr<Tokenizer> from_vocab_txt(const std::string& path, bool lowercas
 }
 }  // namespace
 
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path, bool lowercase) {
+TokenizerFiles find_tokenizer_files(const std::string& path) {
   std::error_code ec;
+  TokenizerFiles f;
+  auto add = [&](std::vector<TokenizerFiles::File>& to, const char* name, const fs::path& p) {
+    to.emplace_back(name, p.string());
+  };
   if (fs::is_directory(path, ec)) {
     const fs::path d(path);
     auto has = [&](const char* name) { return fs::exists(d / name, ec); };
-    if (has("tokenizer.json")) return from_tokenizer_json((d / "tokenizer.json").string());
-    if (has("vocab.json") && has("merges.txt"))
-      return std::make_unique<ByteLevelBpeTokenizer>(
-          ByteLevelBpeTokenizer::from_files((d / "vocab.json").string(), (d / "merges.txt").string()));
-    if (has("sentencepiece.bpe.model"))
-      return std::make_unique<UnigramTokenizer>(
-          UnigramTokenizer::from_sentencepiece_model((d / "sentencepiece.bpe.model").string()));
-    if (has("vocab.txt")) return from_vocab_txt((d / "vocab.txt").string(), lowercase);
-    throw UserError("no tokenizer in " + path +
-                    ": expected tokenizer.json, vocab.json + merges.txt, sentencepiece.bpe.model or vocab.txt");
+    if (has("tokenizer.json")) {
+      add(f.defining, "tokenizer.json", d / "tokenizer.json");
+      if (has("vocab.json") && has("merges.txt")) {
+        add(f.companions, "vocab.json", d / "vocab.json");
+        add(f.companions, "merges.txt", d / "merges.txt");
+      }
+      for (const char* name : {"sentencepiece.bpe.model", "vocab.txt"})
+        if (has(name)) add(f.companions, name, d / name);
+    } else if (has("vocab.json") && has("merges.txt")) {
+      add(f.defining, "vocab.json", d / "vocab.json");
+      add(f.defining, "merges.txt", d / "merges.txt");
+    } else if (has("sentencepiece.bpe.model")) {
+      add(f.defining, "sentencepiece.bpe.model", d / "sentencepiece.bpe.model");
+    } else if (has("vocab.txt")) {
+      add(f.defining, "vocab.txt", d / "vocab.txt");
+    } else {
+      throw UserError("no tokenizer in " + path +
+                      ": expected tokenizer.json, vocab.json + merges.txt, sentencepiece.bpe.model or vocab.txt");
+    }
+    return f;
   }
+  if (!fs::exists(path, ec))
+    throw UserError(path +
+                    " not found: a tokenizer is a model directory or a tokenizer.json, vocab.json (with "
+                    "merges.txt beside it), sentencepiece.bpe.model or vocab.txt file");
   const std::string name = fs::path(path).filename().string();
   auto ends_with = [&](const std::string& suffix) {
     return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
-  if (ends_with(".json") && name != "vocab.json") return from_tokenizer_json(path);
-  if (ends_with(".model")) return std::make_unique<UnigramTokenizer>(UnigramTokenizer::from_sentencepiece_model(path));
+  if (name == "vocab.json") {
+    const fs::path merges = fs::path(path).parent_path() / "merges.txt";
+    if (!fs::exists(merges, ec))
+      throw UserError(path + ": a byte-level BPE vocab.json needs its merges.txt beside it; " + merges.string() +
+                      " is missing");
+    add(f.defining, "vocab.json", path);
+    add(f.defining, "merges.txt", merges);
+  } else if (ends_with(".json")) {
+    add(f.defining, "tokenizer.json", path);
+  } else if (ends_with(".model")) {
+    add(f.defining, "sentencepiece.bpe.model", path);
+  } else {
+    add(f.defining, "vocab.txt", path);
+  }
+  return f;
+}
+
+std::string TokenizerFiles::fingerprint() const {
+  if (defining.size() == 1) return io::sha256_file(defining.front().second);
+  std::string lines;
+  for (const auto& [name, path] : defining) lines += name + " " + io::sha256_file(path) + "\n";
+  return io::sha256_bytes(lines);
+}
+
+void copy_tokenizer_files(const TokenizerFiles& files, const std::string& dir) {
+  // Read first: the source may be `dir` itself. Then no file of another tokenizer stays behind
+  // (a tokenizer.json left from an earlier save would be read before a new vocab.txt).
+  std::vector<std::pair<std::string, std::string>> contents;
+  for (const auto* list : {&files.defining, &files.companions})
+    for (const auto& [name, path] : *list) contents.emplace_back(name, io::read_file(path));
+  for (const char* name : {"tokenizer.json", "vocab.json", "merges.txt", "sentencepiece.bpe.model", "vocab.txt"}) {
+    const bool kept = std::any_of(contents.begin(), contents.end(), [&](const auto& c) { return c.first == name; });
+    std::error_code ec;
+    if (!kept) fs::remove(fs::path(dir) / name, ec);
+  }
+  for (const auto& [name, bytes] : contents) io::write_file_atomic((fs::path(dir) / name).string(), bytes);
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path, bool lowercase) {
+  const TokenizerFiles files = find_tokenizer_files(path);
+  const auto& [name, file] = files.defining.front();
+  if (name == "tokenizer.json") return from_tokenizer_json(file);
   if (name == "vocab.json")
-    return std::make_unique<ByteLevelBpeTokenizer>(
-        ByteLevelBpeTokenizer::from_files(path, (fs::path(path).parent_path() / "merges.txt").string()));
-  return from_vocab_txt(path, lowercase);
+    return std::make_unique<ByteLevelBpeTokenizer>(ByteLevelBpeTokenizer::from_files(file, files.defining[1].second));
+  if (name == "sentencepiece.bpe.model")
+    return std::make_unique<UnigramTokenizer>(UnigramTokenizer::from_sentencepiece_model(file));
+  return from_vocab_txt(file, lowercase);
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const TokenizerConfig& config) {
+  std::error_code ec;
+  if (!fs::exists(config.vocab, ec))
+    throw UserError("tokenizer.vocab: " + config.vocab +
+                    " not found (a model directory or tokenizer file; train a WordPiece vocab.txt with `modtrain "
+                    "tokenizer train`)");
+  std::unique_ptr<Tokenizer> t = load_tokenizer(config.vocab, config.lowercase);
+  if (config.type != TokenizerType::kAuto && t->type() != to_string(config.type))
+    throw UserError("tokenizer.vocab: " + config.vocab + " holds a " + t->type() + " tokenizer, tokenizer.type says " +
+                    to_string(config.type) + "; set tokenizer.type: " + t->type() + " (or auto)");
+  if (const auto* wp = dynamic_cast<const WordPieceTokenizer*>(t.get());
+      wp && wp->options().lowercase != config.lowercase)
+    throw UserError("tokenizer.lowercase is " + std::string(config.lowercase ? "true" : "false") + " but " +
+                    config.vocab + " is " + (wp->options().lowercase ? "an uncased" : "a cased") +
+                    " WordPiece tokenizer (its tokenizer.json normalizer or tokenizer_config.json do_lower_case says "
+                    "so); set tokenizer.lowercase: " +
+                    (wp->options().lowercase ? "true" : "false"));
+  if (t->special_ids().pad < 0)
+    throw UserError("tokenizer.vocab: " + config.vocab +
+                    " has no padding token (<pad> or [PAD] among its special tokens); batches need one");
+  return t;
 }
 
 }  // namespace modtrain

@@ -125,6 +125,21 @@ json special(const std::string& content, int32_t id, bool lstrip = false) {
 }  // namespace
 
 UnigramTokenizer UnigramTokenizer::from_sentencepiece_model(const std::string& path) {
+  return from_spec(sentencepiece_spec(path), path);
+}
+
+std::string UnigramTokenizer::sentencepiece_to_tokenizer_json(const std::string& path) {
+  json spec = sentencepiece_spec(path);
+  json out = {{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr}};
+  for (auto& [key, value] : spec.items()) out[key] = value;
+  for (auto& token : out["added_tokens"])
+    token["single_word"] = false, token["normalized"] = false, token["special"] = true;
+  out["decoder"] = {
+      {"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "always"}, {"split", true}};
+  return out.dump(2) + "\n";
+}
+
+nlohmann::json UnigramTokenizer::sentencepiece_spec(const std::string& path) {
   const std::string blob = io::read_file(path, io::kMaxReadBytes, "SentencePiece model");
   std::vector<std::pair<std::string, double>> pieces;
   std::string charsmap;
@@ -170,19 +185,18 @@ UnigramTokenizer UnigramTokenizer::from_sentencepiece_model(const std::string& p
   if (!charsmap.empty())
     normalizers.push_back({{"type", "Precompiled"}, {"precompiled_charsmap", base64_encode(charsmap)}});
   normalizers.push_back({{"type", "Replace"}, {"pattern", {{"Regex", " {2,}"}}}, {"content", " "}});
-  const json spec = {
-      {"added_tokens", json::array({special("<s>", 0), special("<pad>", 1), special("</s>", 2), special("<unk>", 3),
-                                    special("<mask>", mask, true)})},
-      {"normalizer", {{"type", "Sequence"}, {"normalizers", normalizers}}},
-      {"pre_tokenizer",
-       {{"type", "Metaspace"},
-        {"replacement", "\xE2\x96\x81"},
-        {"prepend_scheme", add_dummy_prefix ? "always" : "never"},
-        {"split", true}}},
-      {"post_processor",
-       {{"type", "RobertaProcessing"}, {"cls", json::array({"<s>", 0})}, {"sep", json::array({"</s>", 2})}}},
-      {"model", {{"type", "Unigram"}, {"unk_id", 3}, {"vocab", vocab}, {"byte_fallback", false}}}};
-  return from_spec(spec, path);
+  json spec = {{"added_tokens", json::array({special("<s>", 0), special("<pad>", 1), special("</s>", 2),
+                                             special("<unk>", 3), special("<mask>", mask, true)})},
+               {"normalizer", {{"type", "Sequence"}, {"normalizers", normalizers}}},
+               {"pre_tokenizer",
+                {{"type", "Metaspace"},
+                 {"replacement", "\xE2\x96\x81"},
+                 {"prepend_scheme", add_dummy_prefix ? "always" : "never"},
+                 {"split", true}}},
+               {"post_processor",
+                {{"type", "RobertaProcessing"}, {"cls", json::array({"<s>", 0})}, {"sep", json::array({"</s>", 2})}}},
+               {"model", {{"type", "Unigram"}, {"unk_id", 3}, {"vocab", vocab}, {"byte_fallback", false}}}};
+  return spec;
 }
 
 UnigramTokenizer UnigramTokenizer::from_spec(const nlohmann::json& j, const std::string& path) {

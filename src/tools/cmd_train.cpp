@@ -18,8 +18,8 @@
 #include "modtrain/dist/device.h"
 #include "modtrain/dist/guard.h"
 #include "modtrain/dist/startup.h"
-#include "modtrain/serve/model_dir.h"
-#include "modtrain/serve/model_path.h"
+#include "modtrain/modelio/model_dir.h"
+#include "modtrain/modelio/model_path.h"
 #include "modtrain/train/distributed.h"
 #include "modtrain/train/trainer.h"
 
@@ -118,7 +118,7 @@ int eval(const EvalFlags& flags) {
   c.data.max_len = static_cast<int>(m.max_len);
   c.data.prepared_dir = scratch + "/prepared";
   c.data.on_bad_record = flags.on_bad_record == "skip" ? BadRecordPolicy::kSkip : BadRecordPolicy::kFail;
-  c.tokenizer.vocab = (fs::path(resolve_model_path(flags.model)) / "vocab.txt").string();
+  c.tokenizer.vocab = resolve_model_path(flags.model);  // its own tokenizer, whatever the family
   c.tokenizer.lowercase = m.lowercase;
   c.tokenizer.normalize_tweets = m.normalize_tweets;
   PrepareOptions prepare_options;
@@ -135,7 +135,7 @@ int eval(const EvalFlags& flags) {
   o.problem = m.problem;
   o.loss.problem = m.problem;
   o.batch = flags.batch;
-  o.pad_id = loaded.vocab->pad_id();
+  o.pad_id = loaded.tokenizer->special_ids().pad;
   o.fixed_thresholds = m.thresholds;  // the model's own thresholds
   o.unpad = true;                     // as predict: no work on padding (equal logits, tested)
   EvalResult r = evaluate_model(*loaded.model, data, o);

@@ -12,9 +12,10 @@
 #include "modtrain/core/fault.h"
 #include "modtrain/core/log.h"
 #include "modtrain/core/text.h"
+#include "modtrain/data/tokenizer.h"
 #include "modtrain/io/files.h"
 #include "modtrain/io/safetensors.h"
-#include "modtrain/serve/model_path.h"
+#include "modtrain/modelio/model_path.h"
 
 namespace modtrain {
 
@@ -232,7 +233,7 @@ void Checkpoints::write(const CheckpointContent& c, bool best) {
   const fs::path tmp = fs::path(dir_) / (".tmp-" + name(c.state.step));
   io::remove_tree(tmp.string());  // a save that was killed earlier
   fs::create_directories(tmp);
-  save_model_dir(tmp.string(), c.model, c.meta, c.vocab_path);
+  save_model_dir(tmp.string(), c.model, c.meta, c.tokenizer_path);
   save_optimizer_state((tmp / "optimizer.safetensors").string(), c.optimizer);
   io::write_file_atomic((tmp / "config.yaml").string(), c.config_yaml);
   fault::point("checkpoint-mid-save");
@@ -291,8 +292,7 @@ std::string Checkpoints::resolve(const std::string& resume, const std::string& r
 // ---- loading ---------------------------------------------------------------------------------
 
 TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, Optimizer& optimizer,
-                             const Config& config, const Vocab& vocab, int world, uint64_t batches_per_epoch,
-                             bool report) {
+                             const Config& config, int world, uint64_t batches_per_epoch, bool report) {
   const fs::path d(dir);
   TrainerState s =
       TrainerState::from_json(io::read_file((d / "trainer_state.json").string()), (d / "trainer_state.json").string());
@@ -303,9 +303,9 @@ TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, O
   if (s.problem != to_string(config.data.problem))
     throw UserError(dir + ": checkpoint problem " + s.problem + " differs from data.problem " +
                     to_string(config.data.problem));
-  if (Vocab::load((d / "vocab.txt").string()).tokens() != vocab.tokens())
-    throw UserError(dir + ": the checkpoint's vocab.txt differs from tokenizer.vocab (" + config.tokenizer.vocab +
-                    "); token ids would change meaning. Resume with the vocab the run was trained with");
+  if (find_tokenizer_files(dir).fingerprint() != find_tokenizer_files(config.tokenizer.vocab).fingerprint())
+    throw UserError(dir + ": the checkpoint's tokenizer differs from tokenizer.vocab (" + config.tokenizer.vocab +
+                    "); token ids would change meaning. Resume with the tokenizer the run was trained with");
   io::SafetensorsFile weights((d / "model.safetensors").string());
   load_state(model, weights.view(), (d / "model.safetensors").string());  // shape mismatches name the tensor
   optimizer.load_state(load_optimizer_state((d / "optimizer.safetensors").string()),

@@ -13,8 +13,8 @@
 #include "modtrain/core/text.h"
 #include "modtrain/data/raw_reader.h"
 #include "modtrain/dist/grad_reducer.h"
-#include "modtrain/serve/hf_import.h"
-#include "modtrain/serve/model_dir.h"
+#include "modtrain/modelio/hf_import.h"
+#include "modtrain/modelio/model_dir.h"
 #include "modtrain/train/schedule.h"
 
 namespace modtrain {
@@ -68,7 +68,7 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   check_precision(c.train.precision, device_);
 
   // ---- data ----
-  vocab_ = std::make_shared<Vocab>(Vocab::load(c.tokenizer.vocab));
+  tokenizer_ = load_tokenizer(c.tokenizer);
   DataExpectations expect = DataExpectations::from_config(c);
   train_data_ = std::make_shared<PreparedDataset>(PreparedDataset::open(c.data.prepared_dir, "train", expect));
   if (!c.data.valid.empty())
@@ -81,7 +81,7 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   sampler_ = std::make_shared<DistributedSampler>(train_data_->size(), sampler_options,
                                                   [data](uint64_t i) { return data->length(i); });
   LoaderOptions loader_options;
-  loader_options.pad_id = vocab_->pad_id();
+  loader_options.pad_id = tokenizer_->special_ids().pad;
   loader_options.pin_memory = device_.is_cuda();
   loader_ = std::make_unique<Loader>(train_data_, sampler_, loader_options);
   total_steps_ = c.train.epochs > 0
@@ -99,8 +99,9 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   }
 
   // ---- model: identical initialisation on every rank (dropout: per-rank, per-step seeds) ----
-  bert_config_ = BertConfig::from(c.model, static_cast<int64_t>(vocab_->size()),
-                                  static_cast<int64_t>(c.data.labels.size()), c.data.max_len, vocab_->pad_id());
+  bert_config_ =
+      BertConfig::from(c.model, static_cast<int64_t>(tokenizer_->vocab_size()),
+                       static_cast<int64_t>(c.data.labels.size()), c.data.max_len, tokenizer_->special_ids().pad);
   bert_config_.attention_dropout = c.model.attention_dropout;
   bert_config_.layer_norm_eps = c.model.layer_norm_eps;
   bert_config_.sparse_embedding_grad = !device_.is_cuda();  // accumulated into the flat (dense) gradient
@@ -215,7 +216,7 @@ int64_t Trainer::resume(const std::string& resume) {
     if (!config_.model.init_from.empty()) {  // every rank reads the weights; the replicas are then compared
       ImportReport imported;
       load_on_every_rank("model.init_from " + config_.model.init_from, [&] {
-        imported = import_huggingface_bert(config_.model.init_from, *model_, config_, *vocab_);
+        imported = import_huggingface(config_.model.init_from, *model_, config_, *tokenizer_);
       });
       check_replicas_after_load(named_parameters(*model_), *collectives_, config_.model.init_from);
       log::info("model.init_from " + config_.model.init_from + ": " + imported.summary());
@@ -226,8 +227,7 @@ int64_t Trainer::resume(const std::string& resume) {
   optimizer_->sync_params();
   TrainerState loaded;
   load_on_every_rank("checkpoint " + dir + " (rank 0 resumes from it)", [&] {
-    loaded =
-        load_checkpoint(dir, *model_, *optimizer_, config_, *vocab_, world_, sampler_->batches_per_epoch(), rank_ == 0);
+    loaded = load_checkpoint(dir, *model_, *optimizer_, config_, world_, sampler_->batches_per_epoch(), rank_ == 0);
   });
   // The same path may hold different files on different nodes: the ranks must stand at one step.
   const auto steps = collectives_->all_gather(std::vector<double>{static_cast<double>(loaded.step)}, "resumed step");
@@ -441,7 +441,7 @@ EvalResult Trainer::evaluate() {
   o.problem = config_.data.problem;
   o.loss = loss_options_;
   o.batch = config_.eval.micro_batch > 0 ? config_.eval.micro_batch : 2 * config_.train.micro_batch;
-  o.pad_id = vocab_->pad_id();
+  o.pad_id = tokenizer_->special_ids().pad;
   o.device = device_;
   o.unpad = config_.model.unpad;
   // Evaluation runs in fp32 even when training autocasts to bf16: on the GPU, bf16 scores ranked

@@ -17,7 +17,8 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 names = {c["name"] for c in r["checks"]}
 assert r["verdict"] == "PASS", r["verdict"]
-assert {"resume_exact", "throughput", "export_equals_checkpoint", "reference_logits", "quality_macro_roc_auc"} <= names, names
+assert {"resume_exact", "throughput", "export_equals_checkpoint", "reference_logits", "quality_macro_roc_auc",
+        "finetune_roberta", "finetune_twhin"} <= names, names
 PY
 # Impossible bars: the verdict must turn.
 /usr/bin/python3 -c '

@@ -291,12 +291,12 @@ TEST_CASE("distributed evaluation equals single-process evaluation", "[mpi][eval
   Trainer trainer(rc, cpu_placement(), distributed.comms());
   TrainOutcome dist_out = trainer.run();
   // the same weights scored by one process: every rank evaluates the whole split alone
-  auto vocab = Vocab::load(rc.config.tokenizer.vocab);
+  auto tokenizer = load_tokenizer(rc.config.tokenizer);
   PreparedDataset valid =
       PreparedDataset::open(rc.config.data.prepared_dir, "valid", DataExpectations::from_config(rc.config));
   EvalOptions o;
   o.labels = rc.config.data.labels;
-  o.pad_id = vocab.pad_id();
+  o.pad_id = tokenizer->special_ids().pad;
   o.batch = 64;
   o.policy = rc.config.eval.thresholds;
   o.unpad = rc.config.model.unpad;  // the same path (the other one differs by rounding, enough to reorder ties)

@@ -10,7 +10,7 @@
 
 #include "modtrain/core/error.h"
 #include "modtrain/io/safetensors.h"
-#include "modtrain/serve/hf_import.h"
+#include "modtrain/modelio/hf_import.h"
 #include "modtrain/train/checkpoint.h"
 #include "test_util.h"
 
@@ -243,34 +243,34 @@ TEST_CASE("checkpoints are written whole, pointed to by latest, pruned to keep_l
 TEST_CASE("a checkpoint that does not fit the run is a clear error", "[checkpoint]") {
   Trained t;
   const std::string dir = Checkpoints(t.run.path.string(), {}, true).save(t.at(40), false);
-  Vocab vocab = Vocab::load(t.vocab);
   Config config = small_config(t.vocab);
 
   WithAdamW fresh_model(small());
   BertForClassification& fresh = fresh_model.model;
   Optimizer& opt_fresh = *fresh_model.opt;
-  TrainerState s = load_checkpoint(dir, *fresh, opt_fresh, config, vocab, /*world=*/2, /*batches_per_epoch=*/20);
+  TrainerState s = load_checkpoint(dir, *fresh, opt_fresh, config, /*world=*/2, /*batches_per_epoch=*/20);
   CHECK(s.step == 40);
   CHECK(s.sampler == SamplerState{1, 7});
   CHECK(same_parameters(t.model, fresh));
 
   Config other_labels = config;
   other_labels.data.labels = {"a", "b", "x"};
-  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, other_labels, vocab, 2, 20),
+  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, other_labels, 2, 20),
                     Contains("checkpoint labels [a, b, c] differ"));
   Config other_problem = config;
   other_problem.data.problem = Problem::kMultiClass;
-  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, other_problem, vocab, 2, 20),
+  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, other_problem, 2, 20),
                     Contains("differs from data.problem multi_class"));
-  Vocab other_vocab = Vocab::load(t.run.write("vocab2.txt", std::string(kVocab) + "extra\n"));
-  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, config, other_vocab, 2, 20),
-                    Contains("vocab.txt differs from tokenizer.vocab"));
+  Config other_vocab = config;
+  other_vocab.tokenizer.vocab = t.run.write("vocab2.txt", std::string(kVocab) + "extra\n");
+  CHECK_THROWS_WITH(load_checkpoint(dir, *fresh, opt_fresh, other_vocab, 2, 20),
+                    Contains("the checkpoint's tokenizer differs from tokenizer.vocab"));
   WithAdamW wide(small(4));
-  CHECK_THROWS_WITH(load_checkpoint(dir, *wide.model, *wide.opt, config, vocab, 2, 20),
+  CHECK_THROWS_WITH(load_checkpoint(dir, *wide.model, *wide.opt, config, 2, 20),
                     Contains("tensor 'classifier.weight' has shape [3x16]"));
 
   // Another world size: same fraction of the epoch (7 of 20 batches -> 4 of 10 with twice the ranks).
-  s = load_checkpoint(dir, *fresh, opt_fresh, config, vocab, /*world=*/4, /*batches_per_epoch=*/10);
+  s = load_checkpoint(dir, *fresh, opt_fresh, config, /*world=*/4, /*batches_per_epoch=*/10);
   CHECK(s.sampler == SamplerState{1, 4});
 }
 
@@ -321,7 +321,7 @@ struct Pretrained {
   BertForClassification model;
   test::TempDir stage;
   std::string vocab_path = stage.write("vocab.txt", kVocab);
-  Vocab vocab = Vocab::load(vocab_path);
+  std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(vocab_path);
   Config config = small_config(vocab_path);
   explicit Pretrained(uint64_t seed) : model(seeded(seed)) {}
 };
@@ -345,7 +345,7 @@ TEST_CASE("model.init_from loads BertModel and BertForPreTraining weights with a
       write_hf(hf, p.model, prefix, gamma_beta, /*head=*/false, hf_config());
       BertForClassification model = seeded(4);
       const torch::Tensor head_before = model->classifier->weight.clone();
-      ImportReport r = import_huggingface_bert(hf.path.string(), *model, p.config, p.vocab);
+      ImportReport r = import_huggingface(hf.path.string(), *model, p.config, *p.tokenizer);
       CHECK(same_encoder(model, p.model));
       CHECK(torch::equal(model->classifier->weight, head_before));  // fresh head
       CHECK_FALSE(r.head);
@@ -363,7 +363,7 @@ TEST_CASE("model.init_from keeps the classifier head only when the labels are ou
     test::TempDir hf;
     write_hf(hf, p.model, "bert.", false, /*head=*/true, ours ? same : other);
     BertForClassification model(small());
-    ImportReport r = import_huggingface_bert(hf.path.string(), *model, p.config, p.vocab);
+    ImportReport r = import_huggingface(hf.path.string(), *model, p.config, *p.tokenizer);
     CHECK(r.head == ours);
     CHECK(torch::equal(model->classifier->weight, p.model->classifier->weight) == ours);
   }
@@ -373,7 +373,7 @@ TEST_CASE("model.init_from mismatches are errors naming the field or tensor", "[
   Pretrained p(6);
   BertForClassification pretrained = p.model;
   const Config& config = p.config;
-  const Vocab& vocab = p.vocab;
+  const Tokenizer& vocab = *p.tokenizer;
   BertForClassification model(small());
 
   SECTION("config.json shape fields") {
@@ -383,7 +383,7 @@ TEST_CASE("model.init_from mismatches are errors naming the field or tensor", "[
     c["num_hidden_layers"] = 12;
     write_hf(hf, pretrained, "bert.", false, false, c);
     CHECK_THROWS_WITH(
-        import_huggingface_bert(hf.path.string(), *model, config, vocab),
+        import_huggingface(hf.path.string(), *model, config, vocab),
         Contains("shape differs from this config; set model.hidden: 768 (is 16), model.layers: 12 (is 2)"));
   }
   SECTION("a tensor's shape") {
@@ -394,7 +394,7 @@ TEST_CASE("model.init_from mismatches are errors naming the field or tensor", "[
     test::TempDir hf;
     write_hf(hf, other, "bert.", false, false, hf_config());
     CHECK_THROWS_WITH(
-        import_huggingface_bert(hf.path.string(), *model, config, vocab),
+        import_huggingface(hf.path.string(), *model, config, vocab),
         Contains("tensor 'bert.embeddings.word_embeddings.weight' has shape [13x16], the model needs [12x16]"));
   }
   SECTION("a missing tensor") {
@@ -406,7 +406,7 @@ TEST_CASE("model.init_from mismatches are errors naming the field or tensor", "[
       if (name != "bert.encoder.layer.1.output.dense.weight") kept.push_back(t);
     io::write_safetensors(hf.file("model2.safetensors"), kept);
     fs::rename(hf.file("model2.safetensors"), hf.file("model.safetensors"));
-    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
+    CHECK_THROWS_WITH(import_huggingface(hf.path.string(), *model, config, vocab),
                       Contains("missing tensor 'bert.encoder.layer.1.output.dense.weight'"));
   }
   SECTION("another vocab") {
@@ -415,23 +415,25 @@ TEST_CASE("model.init_from mismatches are errors naming the field or tensor", "[
     std::string changed = kVocab;
     changed.replace(changed.find("hate"), 4, "love");
     hf.write("vocab.txt", changed);
-    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
-                      Contains("its vocab.txt differs from tokenizer.vocab"));
+    CHECK_THROWS_WITH(
+        import_huggingface(hf.path.string(), *model, config, vocab),
+        Contains("its tokenizer differs from tokenizer.vocab (" + config.tokenizer.vocab +
+                 "): token 11 is 'love' there, 'hate' in tokenizer.vocab; set tokenizer.vocab: " + hf.path.string()));
   }
   SECTION("not a BERT") {
     test::TempDir hf;
     nlohmann::json c = hf_config();
     c["model_type"] = "roberta";
     write_hf(hf, pretrained, "", false, false, c);
-    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
-                      Contains("model_type is \"roberta\""));
+    CHECK_THROWS_WITH(import_huggingface(hf.path.string(), *model, config, vocab),
+                      Contains("model_type is roberta but model.arch is bert; set model.arch: roberta"));
   }
   SECTION("relative positions that the config does not ask for") {
     test::TempDir hf;
     nlohmann::json c = hf_config();
     c["position_embedding_type"] = "relative_key";
     write_hf(hf, pretrained, "", false, false, c);
-    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
+    CHECK_THROWS_WITH(import_huggingface(hf.path.string(), *model, config, vocab),
                       Contains("position_embedding_type relative_key differs from model.position_embedding_type "
                                "absolute; set model.position_embedding_type: relative_key"));
   }
@@ -440,17 +442,42 @@ TEST_CASE("model.init_from mismatches are errors naming the field or tensor", "[
     write_hf(hf, pretrained, "", false, false, hf_config());
     Config roberta = config;
     roberta.model.arch = ModelArch::kRoberta;
-    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, roberta, vocab),
-                      Contains("model.arch roberta: model.init_from imports BERT checkpoints only so far"));
+    CHECK_THROWS_WITH(import_huggingface(hf.path.string(), *model, roberta, vocab),
+                      Contains("model_type is bert but model.arch is roberta; set model.arch: bert"));
   }
   SECTION("missing files") {
     test::TempDir hf;
     hf.write("config.json", hf_config().dump());
     hf.write("vocab.txt", kVocab);
     hf.write("pytorch_model.bin", "x");
-    CHECK_THROWS_WITH(import_huggingface_bert(hf.path.string(), *model, config, vocab),
+    CHECK_THROWS_WITH(import_huggingface(hf.path.string(), *model, config, vocab),
                       Contains("only pytorch_model.bin is there"));
-    CHECK_THROWS_WITH(import_huggingface_bert("/nonexistent/bert", *model, config, vocab),
-                      Contains("is not a directory"));
+    CHECK_THROWS_WITH(import_huggingface("/nonexistent/bert", *model, config, vocab), Contains("is not a directory"));
+  }
+  SECTION("no tokenizer files") {
+    test::TempDir hf;
+    write_hf(hf, pretrained, "", false, false, hf_config());
+    fs::remove(hf.path / "vocab.txt");
+    CHECK_THROWS_WITH(import_huggingface(hf.path.string(), *model, config, vocab),
+                      Contains("model.init_from: " + hf.path.string() + ": no tokenizer in " + hf.path.string() +
+                               ": expected tokenizer.json, vocab.json + merges.txt, sentencepiece.bpe.model or "
+                               "vocab.txt; copy the model's tokenizer files there too"));
+  }
+  SECTION("a vocab_size that disagrees with the tokenizer") {
+    test::TempDir hf;
+    nlohmann::json c = hf_config();
+    c["vocab_size"] = 13;
+    write_hf(hf, pretrained, "", false, false, c);
+    CHECK_THROWS_WITH(import_huggingface(hf.path.string(), *model, config, vocab),
+                      Contains("config.json: vocab_size is 13 but tokenizer.vocab (" + config.tokenizer.vocab +
+                               ") has 12 tokens; the word embedding needs one row per token"));
+  }
+  SECTION("a model_type modtrain does not have") {
+    test::TempDir hf;
+    nlohmann::json c = hf_config();
+    c["model_type"] = "deberta-v2";
+    write_hf(hf, pretrained, "", false, false, c);
+    CHECK_THROWS_WITH(import_huggingface(hf.path.string(), *model, config, vocab),
+                      Contains("model_type deberta-v2 is not a family modtrain has"));
   }
 }

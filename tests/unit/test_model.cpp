@@ -13,7 +13,7 @@
 #include "modtrain/io/safetensors.h"
 #include "modtrain/model/bert.h"
 #include "modtrain/model/varlen_attention.h"
-#include "modtrain/serve/model_dir.h"
+#include "modtrain/modelio/model_dir.h"
 #include "test_util.h"
 
 using namespace modtrain;

@@ -200,7 +200,7 @@ TEST_CASE("corrupted, truncated and mismatched shards are clear errors", "[data]
     CHECK_THROWS_WITH(PreparedDataset::open(c.data.prepared_dir, "train", other), Contains("prepared as multi_label"));
     other = expect;
     other.vocab_sha256 = io::sha256_file(MODTRAIN_TEST_DATA "/tokenizer/vocab-cased.txt");
-    CHECK_THROWS_WITH(PreparedDataset::open(c.data.prepared_dir, "train", other), Contains("another vocabulary"));
+    CHECK_THROWS_WITH(PreparedDataset::open(c.data.prepared_dir, "train", other), Contains("another tokenizer"));
     // the shard itself also refuses a schema it was not written for
     ShardSchema schema = Manifest::load(c.data.prepared_dir).schema();
     schema.labels_fingerprint ^= 1;

@@ -13,6 +13,7 @@ namespace modtrain {
 enum class Problem { kMultiLabel, kMultiClass };
 enum class BadRecordPolicy { kFail, kSkip };
 enum class PreparePolicy { kAuto, kCheck };
+enum class TokenizerType { kAuto, kWordPiece, kBpe, kUnigram };
 enum class ModelArch { kBert, kRoberta, kXlmRoberta };
 enum class PositionEmbeddingType { kAbsolute, kRelativeKey, kRelativeKeyQuery };
 enum class Schedule { kConstant, kLinear, kCosine };
@@ -68,7 +69,10 @@ struct DataConfig {
 };
 
 struct TokenizerConfig {
+  // A tokenizer: a model directory (tokenizer.json, vocab.json + merges.txt,
+  // sentencepiece.bpe.model or vocab.txt) or one such file. The key keeps its first name.
   std::string vocab = "runs/default/vocab.txt";
+  TokenizerType type = TokenizerType::kAuto;  // checked against what tokenizer.vocab holds
   bool lowercase = true;
   bool normalize_tweets = true;
 };
@@ -156,6 +160,7 @@ struct Config {
 const char* to_string(Problem v);
 const char* to_string(BadRecordPolicy v);
 const char* to_string(PreparePolicy v);
+const char* to_string(TokenizerType v);
 const char* to_string(ModelArch v);
 const char* to_string(PositionEmbeddingType v);
 const char* to_string(Schedule v);

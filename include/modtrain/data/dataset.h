@@ -44,7 +44,8 @@ struct SplitEntry {
 
 struct Manifest {
   int version = kManifestVersion;
-  std::string vocab_path, vocab_sha256;
+  std::string vocab_path, vocab_sha256;  // vocab_sha256: the tokenizer's fingerprint (TokenizerFiles)
+  std::string vocab_type = "wordpiece";  // the tokenizer's type()
   uint64_t vocab_size = 0;
   std::vector<std::string> labels;
   std::string problem;
@@ -66,7 +67,7 @@ struct DataExpectations {
   uint32_t max_len = 0;
   bool lowercase = true, normalize_tweets = true;
   std::string vocab_sha256;                                   // "" = do not check
-  static DataExpectations from_config(const Config& config);  // hashes tokenizer.vocab
+  static DataExpectations from_config(const Config& config);  // fingerprints tokenizer.vocab
 };
 
 class PreparedDataset {

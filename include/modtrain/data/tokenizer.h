@@ -7,7 +7,10 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include "modtrain/config/config.h"
 
 namespace modtrain {
 
@@ -50,5 +53,27 @@ class Tokenizer {
 // tokenizer_config.json says do_lower_case false or `lowercase` is false). A file: one of those by
 // its name. Throws UserError naming what is missing or unsupported.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path, bool lowercase = true);
+
+// tokenizer.vocab, checked against the rest of the config: tokenizer.type (when not auto), and for
+// WordPiece tokenizer.lowercase against what the files say (tokenizer.json's normalizer,
+// tokenizer_config.json's do_lower_case). A tokenizer without a padding token is refused.
+std::unique_ptr<Tokenizer> load_tokenizer(const TokenizerConfig& config);
+
+// The files a tokenizer is made of, found as load_tokenizer finds them: what checkpoints and model
+// directories carry, and what prepared data's manifest fingerprints.
+struct TokenizerFiles {
+  using File = std::pair<std::string, std::string>;  // the name a model directory gives it, its path
+  std::vector<File> defining;  // what load_tokenizer reads: tokenizer.json, vocab.json + merges.txt, ...
+  // Beside a tokenizer.json, the slow tokenizer's files (vocab.json + merges.txt, sentencepiece.bpe.model,
+  // vocab.txt) that transformers' slow classes read: carried along, not part of the fingerprint.
+  std::vector<File> companions;
+  // One defining file: its SHA-256 (so a vocab.txt's fingerprint is its hash, as manifests always
+  // recorded); several: the SHA-256 of their "name sha256" lines.
+  std::string fingerprint() const;
+};
+TokenizerFiles find_tokenizer_files(const std::string& path);  // throws UserError as load_tokenizer does
+
+// Writes the defining and companion files into `dir` under their model-directory names.
+void copy_tokenizer_files(const TokenizerFiles& files, const std::string& dir);
 
 }  // namespace modtrain

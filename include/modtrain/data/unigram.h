@@ -31,6 +31,9 @@ class UnigramTokenizer final : public Tokenizer {
   // XLM-R's sentencepiece.bpe.model (a SentencePiece Unigram ModelProto), converted as transformers'
   // XLMRobertaConverter does (fairseq ids: <s> <pad> </s> <unk>, pieces shifted by one, <mask> last).
   static UnigramTokenizer from_sentencepiece_model(const std::string& path);
+  // The same conversion written as a tokenizer.json (what an export carries when the model
+  // directory has only the SentencePiece model).
+  static std::string sentencepiece_to_tokenizer_json(const std::string& path);
 
   bool encode(std::string_view text, std::vector<int32_t>& out, size_t max_len = 0) const override;
   size_t vocab_size() const override { return pieces_.size(); }
@@ -55,6 +58,7 @@ class UnigramTokenizer final : public Tokenizer {
     uint32_t child;
   };
   static UnigramTokenizer from_spec(const nlohmann::json& spec, const std::string& path);
+  static nlohmann::json sentencepiece_spec(const std::string& path);
   std::string precompiled(std::string_view text) const;
   const char* charsmap_lookup(std::string_view chunk) const;  // HF's transform(): the first prefix match
   void encode_segment(std::string_view text, bool first, std::vector<int32_t>& out) const;

@@ -49,6 +49,8 @@ void remove_tree(const std::string& path);
 
 // SHA-256 of a file's bytes, lowercase hex (OpenSSL).
 std::string sha256_file(const std::string& path);
+// SHA-256 of bytes in memory, lowercase hex.
+std::string sha256_bytes(std::string_view bytes);
 
 // An output file, or standard output for "-". A regular file is written under a temporary name
 // beside it and renamed over `path` by commit() after an fsync, so a run that fails leaves the old

@@ -1,6 +1,6 @@
 // Checkpoints of a training run, for exact resume and for serving:
 //
-//   RUN/checkpoints/step-0000040/   model.safetensors, config.json, modtrain.json, vocab.txt (a
+//   RUN/checkpoints/step-0000040/   model.safetensors, config.json, modtrain.json, the tokenizer (a
 //                                   model directory: `predict`, `eval` and `export` read it as is),
 //                                   optimizer.safetensors (the optimiser's full, unsharded state
 //                                   by parameter name: AdamW moments + step; any world size or
@@ -29,7 +29,7 @@
 
 #include "modtrain/config/config.h"
 #include "modtrain/data/sampler.h"
-#include "modtrain/serve/model_dir.h"
+#include "modtrain/modelio/model_dir.h"
 #include "modtrain/train/optimizer.h"
 
 namespace modtrain {
@@ -68,7 +68,7 @@ struct CheckpointContent {
   torch::nn::Module& model;
   const OptimizerState& optimizer;  // gathered on every rank before the save (collective under ZeRO-1)
   ModelMeta meta;
-  std::string vocab_path;
+  std::string tokenizer_path;  // tokenizer.vocab: its files are copied in
   std::string config_yaml;
   TrainerState state;
 };
@@ -103,12 +103,11 @@ class Checkpoints {
 };
 
 // Reads a checkpoint into the model and optimiser after checking that it fits this run: model
-// shape, label set, problem and vocab are errors when they differ; a different world size or
+// shape, label set, problem and tokenizer are errors when they differ; a different world size or
 // micro batch resumes at the same fraction of the epoch with a warning about data order.
 // Returns the state with `sampler` already translated to this run's sampler.
 // Warnings are printed only when `report` (rank 0), not once per rank.
 TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, Optimizer& optimizer,
-                             const Config& config, const Vocab& vocab, int world, uint64_t batches_per_epoch,
-                             bool report = true);
+                             const Config& config, int world, uint64_t batches_per_epoch, bool report = true);
 
 }  // namespace modtrain

@@ -12,7 +12,7 @@
 
 #include "modtrain/config/loader.h"
 #include "modtrain/data/loader.h"
-#include "modtrain/data/wordpiece.h"
+#include "modtrain/data/tokenizer.h"
 #include "modtrain/dist/collectives.h"
 #include "modtrain/dist/communicator.h"
 #include "modtrain/dist/device.h"
@@ -101,7 +101,7 @@ class Trainer {
   Collectives* collectives_;                        // the control plane
   int rank_, world_;
   torch::Device device_;
-  std::shared_ptr<Vocab> vocab_;
+  std::shared_ptr<const Tokenizer> tokenizer_;  // tokenizer.vocab: pad id, vocabulary size
   std::shared_ptr<PreparedDataset> train_data_, valid_data_;
   std::shared_ptr<DistributedSampler> sampler_;
   std::unique_ptr<Loader> loader_;

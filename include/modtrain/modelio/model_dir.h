@@ -1,5 +1,6 @@
 // A trained model on disk: model.safetensors (Hugging Face parameter names), config.json (HF
-// BertConfig fields, id2label/label2id, problem_type), vocab.txt and modtrain.json (labels,
+// BertConfig fields, id2label/label2id, problem_type), the tokenizer's files (vocab.txt,
+// tokenizer.json, vocab.json + merges.txt or sentencepiece.bpe.model) and modtrain.json (labels,
 // problem, thresholds, tokenizer settings, max_len). What `train` writes at the end, and what
 // `eval` (and later `predict` and `export`) read.
 #pragma once
@@ -11,7 +12,7 @@
 #include <vector>
 
 #include "modtrain/config/config.h"
-#include "modtrain/data/wordpiece.h"
+#include "modtrain/data/tokenizer.h"
 #include "modtrain/io/safetensors.h"
 #include "modtrain/model/bert.h"
 
@@ -41,12 +42,18 @@ void copy_tensor(torch::Tensor& param, const io::TensorBytes& t, const std::stri
 void load_state(torch::nn::Module& model, const io::SafetensorsView& view, const std::string& source,
                 const std::vector<std::string>& skip = {});
 
+// Writes the model, its metadata and the tokenizer at `tokenizer_path` (a model directory or
+// tokenizer file, as tokenizer.vocab) under its model-directory names.
 void save_model_dir(const std::string& dir, torch::nn::Module& model, const ModelMeta& meta,
-                    const std::string& vocab_path);
+                    const std::string& tokenizer_path);
+
+// The tokenizer against the model's config.json: one embedding row per token, the same pad id.
+void check_tokenizer_fits(const Tokenizer& tokenizer, const BertConfig& config, const std::string& tokenizer_where,
+                          const std::string& config_where);
 
 struct LoadedModel {
   ModelMeta meta;
-  std::shared_ptr<Vocab> vocab;
+  std::shared_ptr<const Tokenizer> tokenizer;
   BertForClassification model{nullptr};
 };
 LoadedModel load_model_dir(const std::string& dir, const torch::Device& device);

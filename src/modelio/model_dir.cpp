@@ -1,4 +1,4 @@
-#include "modtrain/serve/model_dir.h"
+#include "modtrain/modelio/model_dir.h"
 
 #include <cmath>
 #include <filesystem>
@@ -6,7 +6,7 @@
 
 #include "modtrain/core/error.h"
 #include "modtrain/io/files.h"
-#include "modtrain/serve/model_path.h"
+#include "modtrain/modelio/model_path.h"
 
 namespace modtrain {
 
@@ -74,7 +74,7 @@ void load_state(torch::nn::Module& model, const io::SafetensorsView& view, const
 }
 
 void save_model_dir(const std::string& dir, torch::nn::Module& model, const ModelMeta& m,
-                    const std::string& vocab_path) {
+                    const std::string& tokenizer_path) {
   fs::create_directories(dir);
   std::vector<torch::Tensor> keep;
   io::write_safetensors((fs::path(dir) / "model.safetensors").string(), state_tensors(model, keep), {{"format", "pt"}});
@@ -114,7 +114,7 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
   json mt = {{"labels", m.labels},       {"problem", to_string(m.problem)},        {"thresholds", m.thresholds},
              {"lowercase", m.lowercase}, {"normalize_tweets", m.normalize_tweets}, {"max_len", m.max_len}};
   io::write_file_atomic((fs::path(dir) / "modtrain.json").string(), mt.dump(2) + "\n");
-  io::write_file_atomic((fs::path(dir) / "vocab.txt").string(), io::read_file(vocab_path));
+  copy_tokenizer_files(find_tokenizer_files(tokenizer_path), dir);
   if (!m.evaluation.empty()) io::write_file_atomic((fs::path(dir) / "eval.json").string(), m.evaluation + "\n");
 }
 
@@ -156,10 +156,22 @@ void validate_meta(const ModelMeta& m, const std::string& problem, const json& c
 }
 }  // namespace
 
+void check_tokenizer_fits(const Tokenizer& tokenizer, const BertConfig& c, const std::string& tokenizer_where,
+                          const std::string& config_where) {
+  if (static_cast<int64_t>(tokenizer.vocab_size()) != c.vocab_size)
+    throw UserError(config_where + ": vocab_size is " + std::to_string(c.vocab_size) + " but the " + tokenizer.type() +
+                    " tokenizer in " + tokenizer_where + " has " + std::to_string(tokenizer.vocab_size()) +
+                    " tokens; the word embedding must have one row per token (is it the model's own tokenizer?)");
+  if (tokenizer.special_ids().pad != c.pad_token_id)
+    throw UserError(config_where + ": pad_token_id is " + std::to_string(c.pad_token_id) + " but the tokenizer in " +
+                    tokenizer_where + " pads with id " + std::to_string(tokenizer.special_ids().pad) + " (" +
+                    tokenizer.token(tokenizer.special_ids().pad) + ")");
+}
+
 LoadedModel load_model_dir(const std::string& given, const torch::Device& device) {
   const std::string dir = resolve_model_path(given);
   auto path = [&](const char* name) { return (fs::path(dir) / name).string(); };
-  for (const char* required : {"config.json", "modtrain.json", "model.safetensors", "vocab.txt"})
+  for (const char* required : {"config.json", "modtrain.json", "model.safetensors"})
     if (!fs::exists(path(required)))
       throw UserError(dir + ": not a modtrain model directory (" + required +
                       " is missing); pass a run's model/ directory");
@@ -204,10 +216,11 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
   } catch (const json::exception& e) {
     throw UserError(dir + ": malformed config.json or modtrain.json (" + std::string(e.what()) + ")");
   }
-  out.vocab = std::make_shared<Vocab>(Vocab::load(path("vocab.txt")));
-  if (static_cast<int64_t>(out.vocab->size()) != out.meta.bert.vocab_size)
-    throw UserError(dir + ": vocab.txt has " + std::to_string(out.vocab->size()) + " tokens, config.json says " +
-                    std::to_string(out.meta.bert.vocab_size));
+  TokenizerConfig tokenizer;
+  tokenizer.vocab = dir;
+  tokenizer.lowercase = out.meta.lowercase;
+  out.tokenizer = load_tokenizer(tokenizer);
+  check_tokenizer_fits(*out.tokenizer, out.meta.bert, dir, path("config.json"));
   out.model = BertForClassification(out.meta.bert);
   io::SafetensorsFile weights(path("model.safetensors"));
   load_state(*out.model, weights.view(), path("model.safetensors"));

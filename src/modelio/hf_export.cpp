@@ -1,13 +1,16 @@
-#include "modtrain/serve/hf_export.h"
+#include "modtrain/modelio/hf_export.h"
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "modtrain/core/build_info.h"
 #include "modtrain/core/error.h"
+#include "modtrain/data/tokenizer.h"
+#include "modtrain/data/unigram.h"
 #include "modtrain/data/wordpiece.h"
 #include "modtrain/io/files.h"
-#include "modtrain/serve/model_path.h"
+#include "modtrain/modelio/model_path.h"
 
 namespace modtrain {
 
@@ -105,14 +108,84 @@ std::string evaluation_card(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+ordered added_token(const std::string& content, int32_t id, bool lstrip) {
+  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", lstrip},
+          {"rstrip", false}, {"normalized", false}, {"special", true}};
+}
+
+// RoBERTa's tokenizer.json from its slow files (as transformers' RobertaConverter writes it).
+std::string bpe_tokenizer_json(const std::string& vocab_json, const std::string& merges_txt, const Tokenizer& t) {
+  ordered vocab;
+  try {
+    vocab = ordered::parse(io::read_file(vocab_json));
+  } catch (const ordered::exception& e) {
+    throw UserError(vocab_json + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+  ordered merges = ordered::array();
+  std::istringstream in(io::read_file(merges_txt));
+  std::string line;
+  for (size_t n = 1; std::getline(in, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (n == 1 && line.rfind("#version", 0) == 0)) continue;
+    merges.push_back(line);
+  }
+  const SpecialIds& s = t.special_ids();
+  ordered added = ordered::array();
+  for (int32_t id : {s.cls, s.pad, s.sep, s.unk})
+    if (id >= 0) added.push_back(added_token(t.token(id), id, false));
+  if (s.mask >= 0) added.push_back(added_token(t.token(s.mask), s.mask, true));  // <mask> takes the space before it
+  ordered byte_level = {
+      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  ordered spec = {{"version", "1.0"},
+                  {"truncation", nullptr},
+                  {"padding", nullptr},
+                  {"added_tokens", added},
+                  {"normalizer", nullptr},
+                  {"pre_tokenizer", byte_level},
+                  {"post_processor",
+                   {{"type", "RobertaProcessing"},
+                    {"sep", {t.token(s.sep), s.sep}},
+                    {"cls", {t.token(s.cls), s.cls}},
+                    {"trim_offsets", true},
+                    {"add_prefix_space", false}}},
+                  {"decoder", byte_level},
+                  {"model",
+                   {{"type", "BPE"},
+                    {"dropout", nullptr},
+                    {"unk_token", nullptr},
+                    {"continuing_subword_prefix", ""},
+                    {"end_of_word_suffix", ""},
+                    {"fuse_unk", false},
+                    {"byte_fallback", false},
+                    {"vocab", vocab},
+                    {"merges", merges}}}};
+  return spec.dump(2) + "\n";
+}
+
+// RoBERTa's slow files (vocab.json, merges.txt) from a BPE tokenizer.json's model.
+std::pair<std::string, std::string> bpe_slow_files(const std::string& tokenizer_json) {
+  const ordered j = ordered::parse(io::read_file(tokenizer_json));
+  const ordered& model = j.at("model");
+  std::string merges = "#version: 0.2\n";
+  for (const auto& m : model.at("merges"))
+    merges +=
+        (m.is_array() ? m.at(0).get<std::string>() + " " + m.at(1).get<std::string>() : m.get<std::string>()) + "\n";
+  return {model.at("vocab").dump() + "\n", merges};
+}
+
+}  // namespace
+
 void export_huggingface(const std::string& given, const std::string& out_dir) {
   const std::string model_dir = resolve_model_path(given);
   auto in = [&](const char* name) { return (fs::path(model_dir) / name).string(); };
   auto out = [&](const char* name) { return (fs::path(out_dir) / name).string(); };
-  for (const char* required : {"config.json", "modtrain.json", "model.safetensors", "vocab.txt"})
+  for (const char* required : {"config.json", "modtrain.json", "model.safetensors"})
     if (!fs::exists(in(required)))
       throw UserError(model_dir + ": not a modtrain model directory (" + required +
                       " is missing); pass a run's model/ directory");
+  const TokenizerFiles tokenizer_files = find_tokenizer_files(model_dir);
   json meta;
   try {
     meta = json::parse(io::read_file(in("modtrain.json")));
@@ -123,27 +196,59 @@ void export_huggingface(const std::string& given, const std::string& out_dir) {
     throw UserError("--out " + out_dir + " is the model directory being exported; choose another directory");
   const bool lowercase = meta.at("lowercase").get<bool>();
   const int max_len = meta.at("max_len").get<int>();
+  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(model_dir, lowercase);
   fs::create_directories(out_dir);
   // modtrain.json too: the export is then also a modtrain model directory (`predict --model EXPORT`).
-  for (const char* name : {"config.json", "model.safetensors", "vocab.txt", "modtrain.json"})
+  for (const char* name : {"config.json", "model.safetensors", "modtrain.json"})
     io::write_file_atomic(out(name), io::read_file(in(name)));
-  io::write_file_atomic(out("tokenizer.json"), tokenizer_json(in("vocab.txt"), lowercase, max_len));
-  json tokenizer_config = {{"tokenizer_class", "BertTokenizer"},
-                           {"do_lower_case", lowercase},
-                           {"strip_accents", nullptr},
-                           {"tokenize_chinese_chars", true},
-                           {"model_max_length", max_len},
-                           {"unk_token", "[UNK]"},
-                           {"sep_token", "[SEP]"},
-                           {"pad_token", "[PAD]"},
-                           {"cls_token", "[CLS]"},
-                           {"mask_token", "[MASK]"}};
+  // The tokenizer: its files as trained with, plus what the family's Hugging Face layout has
+  // besides: tokenizer.json (the fast tokenizer, what AutoTokenizer and TEI load) and, for
+  // RoBERTa, vocab.json + merges.txt (the slow one).
+  copy_tokenizer_files(tokenizer_files, out_dir);
+  const std::string defining = tokenizer_files.defining.front().first;
+  if (defining == "vocab.txt") {
+    io::write_file_atomic(out("tokenizer.json"), tokenizer_json(in("vocab.txt"), lowercase, max_len));
+  } else if (defining == "vocab.json") {
+    io::write_file_atomic(out("tokenizer.json"), bpe_tokenizer_json(in("vocab.json"), in("merges.txt"), *tokenizer));
+  } else if (defining == "sentencepiece.bpe.model") {
+    io::write_file_atomic(out("tokenizer.json"),
+                          UnigramTokenizer::sentencepiece_to_tokenizer_json(in("sentencepiece.bpe.model")));
+  } else if (tokenizer->type() == "bpe" && !fs::exists(in("merges.txt"))) {
+    try {
+      const auto [vocab, merges] = bpe_slow_files(in("tokenizer.json"));
+      io::write_file_atomic(out("vocab.json"), vocab);
+      io::write_file_atomic(out("merges.txt"), merges);
+    } catch (const ordered::exception& e) {
+      throw UserError(in("tokenizer.json") + ": malformed BPE model (" + std::string(e.what()) + ")");
+    }
+  }
+  const SpecialIds& ids = tokenizer->special_ids();
+  auto name_of = [&](int32_t id) { return id >= 0 ? ordered(tokenizer->token(id)) : ordered(nullptr); };
+  ordered special_map = ordered::object();
+  if (tokenizer->type() != "wordpiece")
+    special_map["bos_token"] = name_of(ids.cls), special_map["eos_token"] = name_of(ids.sep);
+  special_map["unk_token"] = name_of(ids.unk);
+  special_map["sep_token"] = name_of(ids.sep);
+  special_map["pad_token"] = name_of(ids.pad);
+  special_map["cls_token"] = name_of(ids.cls);
+  special_map["mask_token"] = name_of(ids.mask);
+  ordered tokenizer_config = ordered::object();
+  if (tokenizer->type() == "wordpiece") {
+    tokenizer_config = {{"tokenizer_class", "BertTokenizer"},
+                        {"do_lower_case", lowercase},
+                        {"strip_accents", nullptr},
+                        {"tokenize_chinese_chars", true}};
+  } else if (tokenizer->type() == "bpe") {
+    tokenizer_config = {{"tokenizer_class", "RobertaTokenizer"},
+                        {"add_prefix_space", false},
+                        {"trim_offsets", true},
+                        {"errors", "replace"}};
+  } else {
+    tokenizer_config = {{"tokenizer_class", "XLMRobertaTokenizer"}};
+  }
+  tokenizer_config["model_max_length"] = max_len;
+  for (const auto& [key, value] : special_map.items()) tokenizer_config[key] = value;
   io::write_file_atomic(out("tokenizer_config.json"), tokenizer_config.dump(2) + "\n");
-  json special_map = {{"unk_token", "[UNK]"},
-                      {"sep_token", "[SEP]"},
-                      {"pad_token", "[PAD]"},
-                      {"cls_token", "[CLS]"},
-                      {"mask_token", "[MASK]"}};
   io::write_file_atomic(out("special_tokens_map.json"), special_map.dump(2) + "\n");
   ordered thresholds = ordered::object();  // in label order
   const auto labels = meta.at("labels").get<std::vector<std::string>>();

@@ -1,4 +1,4 @@
-#include "modtrain/serve/model_path.h"
+#include "modtrain/modelio/model_path.h"
 
 #include <filesystem>
 

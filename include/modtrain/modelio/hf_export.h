@@ -1,0 +1,21 @@
+// Export of a trained model directory in the layout Hugging Face transformers
+// (AutoModelForSequenceClassification + AutoTokenizer) and text-embeddings-inference load, for
+// each family: config.json (model_type, architectures), model.safetensors, the tokenizer's own
+// files, tokenizer.json (written from vocab.txt, vocab.json + merges.txt or
+// sentencepiece.bpe.model when the model has none), RoBERTa's vocab.json + merges.txt (written
+// from a BPE tokenizer.json when absent), tokenizer_config.json (BertTokenizer, RobertaTokenizer or
+// XLMRobertaTokenizer by tokenizer type, the special tokens from the tokenizer),
+// special_tokens_map.json, thresholds.json and a README.md model card.
+#pragma once
+
+#include <string>
+
+namespace modtrain {
+
+// `model_dir` is a modtrain model directory (RUN/model); `out_dir` is created or overwritten.
+void export_huggingface(const std::string& model_dir, const std::string& out_dir);
+
+// The tokenizer.json for a vocabulary and tokenizer settings (exposed for tests).
+std::string tokenizer_json(const std::string& vocab_path, bool lowercase, int max_len);
+
+}  // namespace modtrain
