@@ -251,6 +251,9 @@ std::string finish_sha256(EVP_MD_CTX* ctx) {
 }  // namespace
 
 std::string sha256_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))  // a FIFO would block, /dev/zero never end
+    throw UserError("cannot hash " + path + ": it is " + describe_path(path) + ", not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError("cannot read " + path + " to hash it");
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();

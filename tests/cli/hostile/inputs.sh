@@ -25,6 +25,12 @@ expect_error 2 "vocab /dev/zero is a character device" -- "$mt" tokenize --vocab
 expect_error 2 "vocab fifo is a FIFO" -- "$mt" tokenize --vocab fifo
 cp -r run/model m && rm -f m/vocab.txt && ln -s /dev/zero m/vocab.txt
 expect_error 2 "vocab .*m/vocab.txt is a character device" -- "$mt" predict --model m --input data/valid-00000.jsonl --output p.jsonl
+# tokenizer.vocab a FIFO: prepare reads it, train's staleness check hashes it; neither may block
+expect_error 2 "vocab fifo is a FIFO" -- "$mt" data prepare "${cfg[@]}" --set tokenizer.vocab=fifo
+expect_error 2 "fifo.* a FIFO" -- "$mt" train "${cfg[@]}" --set tokenizer.vocab=fifo --set run.dir=run_fifo
+# a model directory whose tokenizer.json is another model's type
+cp -r run/model m2 && printf '{"model": {"type": "WordLevel", "vocab": {}}}' > m2/tokenizer.json
+expect_error 2 "m2/tokenizer.json: model.type WordLevel is not a tokenizer modtrain has" -- "$mt" predict --model m2 --input data/valid-00000.jsonl --output p.jsonl
 mkdir -p ck && ln -s "$PWD/fifo" ck/latest && mkdir -p ck/step-0000001
 expect_error 2 "pointer file ck/latest is a FIFO" -- "$mt" predict --model ck/latest --input data/valid-00000.jsonl --output p.jsonl
 
