@@ -298,25 +298,73 @@ BertPoolerImpl::BertPoolerImpl(const BertConfig& c) {
   dense = register_module("dense", nn::Linear(c.hidden, c.hidden));
 }
 
-BertModelImpl::BertModelImpl(const BertConfig& c) {
+BertModelImpl::BertModelImpl(const BertConfig& c, bool add_pooler) {
   embeddings = register_module("embeddings", BertEmbeddings(c));
   encoder = register_module("encoder", BertEncoder(c));
   roberta = c.roberta();
-  if (!roberta) pooler = register_module("pooler", BertPooler(c));
+  if (!roberta && add_pooler) pooler = register_module("pooler", BertPooler(c));
 }
 
-torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+torch::Tensor BertModelImpl::sequence(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
   // [B, T] 1/0 -> additive [B, 1, 1, T]: 0 where attended, the dtype's lowest value where padded
   torch::Tensor keep = attention_mask.to(torch::kFloat32).unsqueeze(1).unsqueeze(2);
   torch::Tensor mask = (1.0 - keep) * std::numeric_limits<float>::lowest();
-  torch::Tensor h = encoder(embeddings(input_ids), mask);  // [B, T, H]
+  return encoder(embeddings(input_ids), mask);  // [B, T, H]
+}
+
+torch::Tensor BertModelImpl::sequence_unpadded(const UnpaddedBatch& u) {
+  return encoder->forward_unpadded(embeddings->forward_unpadded(u), u);  // [N, H]
+}
+
+torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  torch::Tensor h = sequence(input_ids, attention_mask);
   return roberta ? h.select(1, 0) : pooler(h);
 }
 
 torch::Tensor BertModelImpl::forward_unpadded(const UnpaddedBatch& u) {
-  torch::Tensor h = encoder->forward_unpadded(embeddings->forward_unpadded(u), u);  // [N, H]
-  if (roberta) return h.index_select(0, u.first);                                   // each record's <s> row
+  torch::Tensor h = sequence_unpadded(u);
+  if (roberta) return h.index_select(0, u.first);          // each record's <s> row
   return pooler(h.index_select(0, u.first).unsqueeze(1));  // each record's [CLS] row as a [B, 1, H] batch
+}
+
+BertForMaskedLMImpl::BertForMaskedLMImpl(const BertConfig& given) : config_(given) {
+  // The word embedding is also the decoder, whose gradient is dense: no sparse embedding gradient.
+  config_.sparse_embedding_grad = false;
+  const BertConfig& c = config_;
+  bert = register_module(c.prefix(), BertModel(c, /*add_pooler=*/false));
+  dense = nn::Linear(c.hidden, c.hidden);
+  norm = nn::LayerNorm(nn::LayerNormOptions({c.hidden}).eps(c.layer_norm_eps));
+  bias = torch::zeros({c.vocab_size});
+  if (c.roberta()) {  // lm_head.{dense, layer_norm, bias}
+    auto head = register_module("lm_head", std::make_shared<torch::nn::Module>());
+    head->register_module("dense", dense);
+    head->register_module("layer_norm", norm);
+    bias = head->register_parameter("bias", bias);
+  } else {  // cls.predictions.{transform.{dense, LayerNorm}, bias}
+    auto predictions = register_module("cls", std::make_shared<torch::nn::Module>())
+                           ->register_module("predictions", std::make_shared<torch::nn::Module>());
+    auto transform = predictions->register_module("transform", std::make_shared<torch::nn::Module>());
+    transform->register_module("dense", dense);
+    transform->register_module("LayerNorm", norm);
+    bias = predictions->register_parameter("bias", bias);
+  }
+  init_bert_weights(*this, c);
+}
+
+torch::Tensor BertForMaskedLMImpl::predict(const torch::Tensor& hidden) {
+  torch::Tensor h = norm(torch::gelu(dense(hidden)));
+  // The decoder is the word embedding (tied); the logits go on in float32 to the softmax.
+  return torch::nn::functional::linear(h, bert->embeddings->word_embeddings->weight, bias).to(torch::kFloat32);
+}
+
+torch::Tensor BertForMaskedLMImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                           const torch::Tensor& chosen) {
+  torch::Tensor h = bert->sequence(input_ids, attention_mask);
+  return predict(h.reshape({-1, h.size(-1)}).index_select(0, chosen));
+}
+
+torch::Tensor BertForMaskedLMImpl::forward_unpadded(const UnpaddedBatch& u, const torch::Tensor& chosen) {
+  return predict(bert->sequence_unpadded(u).index_select(0, chosen));
 }
 
 RobertaHeadImpl::RobertaHeadImpl(torch::nn::Linear d, torch::nn::Linear o) : dense(d), out_proj(o) {

@@ -9,9 +9,10 @@ positions from padding_idx + 1, one token type, no pooler, the head dense -> tan
 <s>), and position_embedding_type relative_key / relative_key_query (a distance embedding per
 attention layer added to the scores, no absolute positions), as transformers' BertSelfAttention.
 
-Usage: bert_numpy.py EXPORT_DIR IDS_JSONL > LOGITS_JSONL
+Usage: bert_numpy.py EXPORT_DIR IDS_JSONL [--mlm] > LOGITS_JSONL
 IDS_JSONL: one JSON array of token ids per line ([CLS] ... [SEP], as `modtrain tokenize` prints).
-Output: one JSON array of logits per line, in config.json's id2label order.
+Output: one JSON array of logits per line, in config.json's id2label order; with --mlm the masked-LM
+head's logits at every position ([T][V] per line, BertForMaskedLM / RobertaForMaskedLM names).
 """
 import json
 import math
@@ -52,7 +53,7 @@ def layer_norm(x, w, b, eps):
     return (x - mu) / np.sqrt(var + eps) * w + b
 
 
-def classify(ids, W, cfg):
+def encode(ids, W, cfg):
     H, heads, eps = cfg["hidden_size"], cfg["num_attention_heads"], cfg["layer_norm_eps"]
     d = H // heads
     T = len(ids)
@@ -85,21 +86,44 @@ def classify(ids, W, cfg):
                        W[q + "attention.output.LayerNorm.bias"], eps)
         h = gelu(lin(x, q + "intermediate.dense"))
         x = layer_norm(lin(h, q + "output.dense") + x, W[q + "output.LayerNorm.weight"], W[q + "output.LayerNorm.bias"], eps)
-    if roberta:
+    return x
+
+
+def classify(ids, W, cfg):
+    x = encode(ids, W, cfg)
+    lin = lambda v, name: v @ W[name + ".weight"].T + W[name + ".bias"]
+    if cfg.get("model_type", "bert") in ("roberta", "xlm-roberta"):
         return lin(np.tanh(lin(x[0], "classifier.dense")), "classifier.out_proj")
-    pooled = np.tanh(lin(x[0], p + "pooler.dense"))
+    pooled = np.tanh(lin(x[0], "bert.pooler.dense"))
     return lin(pooled, "classifier")
 
 
+def masked_lm(ids, W, cfg):
+    """BertForMaskedLM / RobertaForMaskedLM logits [T, V]: transform dense -> GELU -> LayerNorm ->
+    decoder (its own weight when stored, else the word embedding it is tied to) + bias."""
+    x = encode(ids, W, cfg)
+    roberta = cfg.get("model_type", "bert") in ("roberta", "xlm-roberta")
+    lin = lambda v, name: v @ W[name + ".weight"].T + W[name + ".bias"]
+    if roberta:
+        h, norm, head = lin(x, "lm_head.dense"), "lm_head.layer_norm", "lm_head"
+    else:
+        h, norm, head = lin(x, "cls.predictions.transform.dense"), "cls.predictions.transform.LayerNorm", "cls.predictions"
+    h = layer_norm(gelu(h), W[norm + ".weight"], W[norm + ".bias"], cfg["layer_norm_eps"])
+    decoder = W.get(head + ".decoder.weight", W[("roberta." if roberta else "bert.") + "embeddings.word_embeddings.weight"])
+    bias = W[head + ".bias"] if head + ".bias" in W else W[head + ".decoder.bias"]
+    return h @ decoder.T + bias
+
+
 def main():
-    export_dir, ids_path = sys.argv[1], sys.argv[2]
+    mlm = "--mlm" in sys.argv
+    export_dir, ids_path = [a for a in sys.argv[1:] if a != "--mlm"]
     cfg = json.load(open(export_dir + "/config.json"))
     assert cfg["hidden_act"] == "gelu"
     assert cfg.get("position_embedding_type", "absolute") in ("absolute", "relative_key", "relative_key_query")
     W = load_safetensors(export_dir + "/model.safetensors")
     for line in open(ids_path):
         if line.strip():
-            print(json.dumps(classify(json.loads(line), W, cfg).tolist()))
+            print(json.dumps((masked_lm if mlm else classify)(json.loads(line), W, cfg).tolist()))
 
 
 if __name__ == "__main__":

@@ -159,10 +159,13 @@ struct BertPoolerImpl : torch::nn::Module {
 TORCH_MODULE(BertPooler);
 
 struct BertModelImpl : torch::nn::Module {
-  explicit BertModelImpl(const BertConfig& c);
+  // add_pooler false: no pooler (BERT's masked-LM model has none: add_pooling_layer=False)
+  explicit BertModelImpl(const BertConfig& c, bool add_pooler = true);
   // input_ids, attention_mask [B, T] -> pooled [B, H]
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
   torch::Tensor forward_unpadded(const UnpaddedBatch& u);  // -> pooled [B, H] from each record's first token
+  torch::Tensor sequence(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);  // -> [B, T, H]
+  torch::Tensor sequence_unpadded(const UnpaddedBatch& u);                                      // -> [N, H]
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};
   BertPooler pooler{nullptr};  // BERT only; RoBERTa's forward returns the first token's hidden state
@@ -196,6 +199,31 @@ struct BertForClassificationImpl : torch::nn::Module {
   BertConfig config_;
 };
 TORCH_MODULE(BertForClassification);
+
+// BertForMaskedLM / RobertaForMaskedLM: the encoder without pooler and the masked-LM head with
+// transformers' names and semantics, transform dense -> GELU -> LayerNorm -> decoder tied to the
+// word embedding + bias: BERT cls.predictions.{transform.dense, transform.LayerNorm, bias},
+// RoBERTa lm_head.{dense, layer_norm, bias}. The decoder has no matrix of its own (it is the
+// [V, H] word embedding), and the head runs on the chosen positions only: the vocabulary
+// projection is the costliest layer (30k-250k outputs per token), so it never sees the others.
+struct BertForMaskedLMImpl : torch::nn::Module {
+  explicit BertForMaskedLMImpl(const BertConfig& c);
+  // Padded [B, T] inputs; `chosen` [M] int64 flat indices into B x T -> logits [M, V] (float32)
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                        const torch::Tensor& chosen);
+  // The real tokens; `chosen` [M] int64 indices into the N tokens -> logits [M, V] (float32)
+  torch::Tensor forward_unpadded(const UnpaddedBatch& u, const torch::Tensor& chosen);
+  torch::Tensor predict(const torch::Tensor& hidden);  // the head on [M, H] -> [M, V]
+  const BertConfig& config() const { return config_; }
+  BertModel bert{nullptr};  // "bert" or "roberta"
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+  torch::Tensor bias;  // [V]
+
+ private:
+  BertConfig config_;
+};
+TORCH_MODULE(BertForMaskedLM);
 
 // HF's _init_weights: Linear and Embedding weights ~ N(0, initializer_range), biases 0, the
 // padding embedding row 0, LayerNorm weight 1 and bias 0. Uses torch's global generator.
