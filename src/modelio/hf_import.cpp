@@ -55,6 +55,7 @@ std::string ImportReport::summary() const {
                   (family == "bert" && !pooler ? "; pooler fresh (not in the checkpoint)" : "");
   if (!ignored.empty())
     s += "; " + std::to_string(ignored.size()) + " checkpoint tensors unused (first: " + ignored.front() + ")";
+  for (const auto& note : notes) s += "; " + note;
   return s;
 }
 
@@ -97,6 +98,7 @@ ImportReport import_huggingface(const std::string& dir, BertForClassificationImp
                     "; set model.arch: " + family);
   const BertConfig& ours = model.config();
   std::string mismatches;
+  std::vector<std::string> notes;
   auto expect = [&](const char* hf_key, int64_t mine, const char* our_key) {
     if (!hf.contains(hf_key)) return;
     int64_t theirs = hf[hf_key].get<int64_t>();
@@ -132,12 +134,21 @@ ImportReport import_huggingface(const std::string& dir, BertForClassificationImp
                       " tokens; the word embedding needs one row per token: set tokenizer.vocab to the model's "
                       "own tokenizer (" +
                       dir + ")");
+    // RoBERTa numbers positions from pad_token_id + 1: it must be the tokenizer's pad. BERT uses it
+    // only as the embedding row that takes no gradient, and TwHIN-BERT's config.json says 0 (<s>)
+    // while its XLM-R tokenizer pads with 1: the tokenizer's id is used, and said.
     if (hf.contains("pad_token_id") && !hf["pad_token_id"].is_null() &&
-        hf["pad_token_id"].get<int64_t>() != ours.pad_token_id)
-      throw UserError(config_path + ": pad_token_id is " + hf["pad_token_id"].dump() + " but tokenizer.vocab (" +
-                      config.tokenizer.vocab + ") pads with id " + std::to_string(ours.pad_token_id) +
-                      (ours.roberta() ? " (RoBERTa's positions start after it)" : "") +
-                      "; set tokenizer.vocab to the model's own tokenizer (" + dir + ")");
+        hf["pad_token_id"].get<int64_t>() != ours.pad_token_id) {
+      if (ours.roberta())
+        throw UserError(config_path + ": pad_token_id is " + hf["pad_token_id"].dump() + " but tokenizer.vocab (" +
+                        config.tokenizer.vocab + ") pads with id " + std::to_string(ours.pad_token_id) +
+                        " (RoBERTa's positions start after it); set tokenizer.vocab to the model's own tokenizer (" +
+                        dir + ")");
+      notes.push_back("config.json's pad_token_id " + hf["pad_token_id"].dump() + " is not the tokenizer's pad id " +
+                      std::to_string(ours.pad_token_id) +
+                      "; the tokenizer's is used (for BERT it only marks the "
+                      "embedding row that takes no gradient)");
+    }
   } catch (const json::exception& e) {
     throw UserError(config_path + ": unexpected field type (" + std::string(e.what()) + ")");
   }
@@ -155,6 +166,7 @@ ImportReport import_huggingface(const std::string& dir, BertForClassificationImp
   std::map<std::string, const io::TensorBytes*> by_ours;
   ImportReport report;
   report.family = family;
+  report.notes = notes;
   const std::string prefix = model.config().prefix();
   for (const auto& [name, t] : file.view().tensors()) {
     std::string ours = our_name(name, prefix);

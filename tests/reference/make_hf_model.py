@@ -142,7 +142,9 @@ def main():
         "type_vocab_size": 1 if roberta else 2,
         "initializer_range": 0.02,
         "layer_norm_eps": 1e-05 if roberta else 1e-12,
-        "pad_token_id": pad,
+        # TwHIN-BERT's config.json says 0 although its XLM-R tokenizer pads with 1 (BERT only uses it
+        # for the embedding row without gradient); the import must take the tokenizer's.
+        "pad_token_id": 0 if a.family == "twhin" else pad,
         "bos_token_id": 0,
         "eos_token_id": 2,
         "position_embedding_type": positions,

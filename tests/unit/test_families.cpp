@@ -125,6 +125,8 @@ TEST_CASE("RoBERTa, XLM-R and TwHIN-BERT directories import, match the float64 r
     CHECK(report.family == to_string(f.arch));
     INFO(report.summary());
     CHECK(report.ignored.empty());
+    // TwHIN-BERT's config.json pads with 0, its tokenizer with 1: said, and the tokenizer's used
+    CHECK(report.notes.size() == (std::string(f.name) == "twhin" ? 1u : 0u));
 
     // Logits against the NumPy reference reading only the HF directory, padded and unpadded.
     std::vector<std::vector<int32_t>> rows;
@@ -276,6 +278,18 @@ TEST_CASE("bad model directories of the families are one clear error each", "[mo
     CHECK_THROWS_WITH(import_huggingface(hf.string(), *model, config, *tokenizer),
                       Contains("tensor 'bert.encoder.layer.0.attention.self.distance_embedding.weight' has shape "
                                "[79x16], the model needs [127x16]"));
+  }
+  SECTION("RoBERTa's pad_token_id must be the tokenizer's (positions start after it)") {
+    make_hf(roberta, hf);
+    nlohmann::json c = nlohmann::json::parse(test::read(hf / "config.json"));
+    c["pad_token_id"] = 0;
+    dir.write("hf/config.json", c.dump());
+    const Config config = config_for(roberta, hf.string());
+    const auto tokenizer = load_tokenizer(config.tokenizer);
+    BertForClassification model = model_for(config, *tokenizer);
+    CHECK_THROWS_WITH(import_huggingface(hf.string(), *model, config, *tokenizer),
+                      Contains("config.json: pad_token_id is 0 but tokenizer.vocab (" + hf.string() +
+                               ") pads with id 1 (RoBERTa's positions start after it)"));
   }
   SECTION("RoBERTa's layer_norm_eps and the family are checked") {
     make_hf(roberta, hf);

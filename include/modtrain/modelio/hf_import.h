@@ -25,6 +25,7 @@ struct ImportReport {
   bool head = false;                 // the classifier head came from the checkpoint
   bool pooler = false;               // BERT's pooler came from the checkpoint (BertModel without pooler: fresh)
   std::vector<std::string> ignored;  // checkpoint tensors not used (besides cls.*, lm_head.* and position_ids)
+  std::vector<std::string> notes;    // differences that were resolved, said once in the log
   std::string summary() const;
 };
 
