@@ -2,7 +2,8 @@
 # Fine-tuning a pretrained encoder of each family end to end with the real executable: a small
 # Hugging Face directory (tests/reference/make_hf_model.py: random weights, the real test
 # tokenizers) -> `data prepare` with its tokenizer on multilingual posts -> 20 steps on 2 ranks
-# (model.init_from) -> export in the family's layout -> predict with the run's model and with the
+# (model.init_from), and again stopped at step 10 and resumed (bitwise equal) -> export in the
+# family's layout -> predict with the run's model and with the
 # export (identical scores), the export's scores against the float64 NumPy reference reading only
 # the export (2e-5), `tokenize` with the export equal to the original tokenizer, eval on the export,
 # and the export imported again (its head, same labels) by a second fine-tune.
@@ -28,6 +29,13 @@ cfg=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=hf --set data.prep
 "$mt" data prepare "${cfg[@]}" > prep.txt 2>&1 || { cat prep.txt; fail "prepare with the $family tokenizer"; }
 mpiexec --oversubscribe -np 2 "$mt" train "${cfg[@]}" > train.txt 2>&1 || { cat train.txt; fail "2-rank fine-tune"; }
 grep -q "model.init_from hf: $arch, .* tensors loaded; classifier head fresh" train.txt || { cat train.txt; fail "init_from summary"; }
+# Stopped after step 10 and resumed on 2 ranks: the same weights, bit for bit (the checkpoint
+# carries the family's tokenizer files; resume compares their fingerprint with tokenizer.vocab's).
+mpiexec --oversubscribe -np 2 "$mt" train "${cfg[@]}" --set run.dir=resumed --stop-after 10 > stop.txt 2>&1 ||
+  { cat stop.txt; fail "stop after step 10"; }
+mpiexec --oversubscribe -np 2 "$mt" train "${cfg[@]}" --set run.dir=resumed --resume auto > resume.txt 2>&1 ||
+  { cat resume.txt; fail "resume"; }
+cmp -s run/model/model.safetensors resumed/model/model.safetensors || fail "the resumed run ended with other weights"
 "$mt" export --checkpoint run/model --out export > /dev/null
 "$py" - "$arch" <<'PY' || fail "the export's layout"
 import json, os, sys
