@@ -12,19 +12,25 @@ namespace modtrain {
 Predictor::Predictor(LoadedModel& model, int batch, Sink sink)
     : m_(model), batch_(static_cast<size_t>(std::max(1, batch))), sink_(std::move(sink)) {}
 
-std::vector<int32_t> Predictor::encode(std::string_view text) const {
-  std::string normalized;
-  if (m_.meta.normalize_tweets) {
-    normalize_tweet(text, normalized);
-    text = normalized;
+namespace {
+std::vector<int32_t> model_inputs(const LoadedModel& m, std::string_view text, std::string& scratch) {
+  if (m.meta.normalize_tweets) {
+    normalize_tweet(text, scratch);
+    text = scratch;
   }
   std::vector<int32_t> ids;
-  m_.tokenizer->encode(text, ids, static_cast<size_t>(m_.meta.max_len));
+  m.tokenizer->encode(text, ids, static_cast<size_t>(m.meta.max_len));
   return ids;
+}
+}  // namespace
+
+std::vector<int32_t> Predictor::encode(std::string_view text) const {
+  std::string scratch;
+  return model_inputs(m_, text, scratch);
 }
 
 void Predictor::add(std::string id, uint64_t line, std::string_view text) {
-  pending_.push_back({std::move(id), line, encode(text)});
+  pending_.push_back({std::move(id), line, model_inputs(m_, text, normalized_)});
   if (pending_.size() >= batch_ * kWindowBatches) flush();
 }
 

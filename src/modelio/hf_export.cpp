@@ -18,6 +18,14 @@ namespace fs = std::filesystem;
 using json = nlohmann::ordered_json;  // keys in insertion order: labels in the model's order
 using ordered = nlohmann::ordered_json;
 
+namespace {
+// One entry of a tokenizer.json's added_tokens (a special token, matched before anything else).
+ordered added_token(const std::string& content, int32_t id, bool lstrip) {
+  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", lstrip},
+          {"rstrip", false}, {"normalized", false}, {"special", true}};
+}
+}  // namespace
+
 std::string tokenizer_json(const std::string& vocab_path, bool lowercase, int max_len) {
   Vocab vocab = Vocab::load(vocab_path);
   ordered vocab_map = ordered::object();
@@ -25,14 +33,7 @@ std::string tokenizer_json(const std::string& vocab_path, bool lowercase, int ma
   ordered added = ordered::array();
   for (const char* special : kSpecialTokens) {
     int32_t id = vocab.id_of(special);
-    if (id < 0) continue;
-    added.push_back({{"id", id},
-                     {"content", special},
-                     {"single_word", false},
-                     {"lstrip", false},
-                     {"rstrip", false},
-                     {"normalized", false},
-                     {"special", true}});
+    if (id >= 0) added.push_back(added_token(special, id, false));
   }
   auto special = [&](const char* t) { return ordered{{"id", t}, {"ids", {vocab.id_of(t)}}, {"tokens", {t}}}; };
   ordered spec = {
@@ -109,11 +110,6 @@ std::string evaluation_card(const std::string& path) {
 }  // namespace
 
 namespace {
-
-ordered added_token(const std::string& content, int32_t id, bool lstrip) {
-  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", lstrip},
-          {"rstrip", false}, {"normalized", false}, {"special", true}};
-}
 
 // RoBERTa's tokenizer.json from its slow files (as transformers' RobertaConverter writes it).
 std::string bpe_tokenizer_json(const std::string& vocab_json, const std::string& merges_txt, const Tokenizer& t) {

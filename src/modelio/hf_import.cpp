@@ -97,8 +97,9 @@ ImportReport import_huggingface(const std::string& dir, BertForClassificationImp
     throw UserError(config_path + ": model_type is " + family + " but model.arch is " + to_string(config.model.arch) +
                     "; set model.arch: " + family);
   const BertConfig& ours = model.config();
+  ImportReport report;
+  report.family = family;
   std::string mismatches;
-  std::vector<std::string> notes;
   auto expect = [&](const char* hf_key, int64_t mine, const char* our_key) {
     if (!hf.contains(hf_key)) return;
     int64_t theirs = hf[hf_key].get<int64_t>();
@@ -144,10 +145,10 @@ ImportReport import_huggingface(const std::string& dir, BertForClassificationImp
                         config.tokenizer.vocab + ") pads with id " + std::to_string(ours.pad_token_id) +
                         " (RoBERTa's positions start after it); set tokenizer.vocab to the model's own tokenizer (" +
                         dir + ")");
-      notes.push_back("config.json's pad_token_id " + hf["pad_token_id"].dump() + " is not the tokenizer's pad id " +
-                      std::to_string(ours.pad_token_id) +
-                      "; the tokenizer's is used (for BERT it only marks the "
-                      "embedding row that takes no gradient)");
+      report.notes.push_back("config.json's pad_token_id " + hf["pad_token_id"].dump() +
+                             " is not the tokenizer's pad id " + std::to_string(ours.pad_token_id) +
+                             "; the tokenizer's is used (for BERT it only marks the "
+                             "embedding row that takes no gradient)");
     }
   } catch (const json::exception& e) {
     throw UserError(config_path + ": unexpected field type (" + std::string(e.what()) + ")");
@@ -164,9 +165,6 @@ ImportReport import_huggingface(const std::string& dir, BertForClassificationImp
   const std::string weights_path = (d / "model.safetensors").string();
   io::SafetensorsFile file(weights_path);
   std::map<std::string, const io::TensorBytes*> by_ours;
-  ImportReport report;
-  report.family = family;
-  report.notes = notes;
   const std::string prefix = model.config().prefix();
   for (const auto& [name, t] : file.view().tensors()) {
     std::string ours = our_name(name, prefix);

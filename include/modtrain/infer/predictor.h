@@ -49,6 +49,7 @@ class Predictor {
   size_t batch_;
   Sink sink_;
   std::vector<Pending> pending_;
+  std::string normalized_;  // add()'s scratch for the normalised text, reused record after record
 };
 
 }  // namespace modtrain
