@@ -100,3 +100,32 @@ TEST_CASE("WordPiece from tokenizer.json refuses what it cannot honour", "[token
   CHECK_THROWS_WITH(load_with([](json& j) { j["post_processor"] = nullptr; }),
                     Catch::Contains("post_processor must put [CLS] before and [SEP] after"));
 }
+
+TEST_CASE("tokenizer.vocab is checked against tokenizer.lowercase and carried with its files", "[tokenizer][loader]") {
+  // The WordPiece tokenizer.json fixture lowercases (its BertNormalizer says so): a cased config
+  // is one line saying what to set.
+  TokenizerConfig c;
+  c.vocab = kDir + "wordpiece/tokenizer.json";
+  c.lowercase = false;
+  CHECK_THROWS_WITH(load_tokenizer(c), Catch::Contains("tokenizer.lowercase is false but " + c.vocab +
+                                                       " is an uncased WordPiece tokenizer") &&
+                                           Catch::Contains("set tokenizer.lowercase: true"));
+  c.lowercase = true;
+  CHECK(load_tokenizer(c)->type() == "wordpiece");
+
+  // Copied into a directory that held another tokenizer: nothing of the old one stays behind (a
+  // stale vocab.txt beside a new tokenizer.json, or the reverse, would be read instead).
+  test::TempDir dir;
+  dir.write("model/vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nold\n");
+  const std::string model = (dir.path / "model").string();
+  copy_tokenizer_files(find_tokenizer_files(kDir + "bpe"), model);
+  const TokenizerFiles copied = find_tokenizer_files(model);
+  CHECK(copied.defining.front().first == "tokenizer.json");
+  CHECK_FALSE(std::filesystem::exists(dir.path / "model" / "vocab.txt"));
+  CHECK(std::filesystem::exists(dir.path / "model" / "merges.txt"));  // the slow files come along
+  CHECK(copied.fingerprint() == find_tokenizer_files(kDir + "bpe").fingerprint());
+  // The source may be the destination: its files stay whole.
+  copy_tokenizer_files(copied, model);
+  CHECK(find_tokenizer_files(model).fingerprint() == copied.fingerprint());
+  CHECK(load_tokenizer(model)->type() == "bpe");
+}
