@@ -120,8 +120,19 @@ def main():
         worst = max(abs(1 / (1 + math.exp(-logit)) - p["scores"][label]) for r, p in zip(ref, pred_export) for label, logit in zip(labels, r))
         check("reference_logits", len(ref) == len(pred_export) and worst < 2e-5, "max abs(dp) = %.1e over %d records" % (worst, len(ref)),
               "< 2e-05", "float64 NumPy BERT (tests/reference/bert_numpy.py) on the export's files")
+    # ---- domain-adaptive pretraining (tests/cli/pretrain.sh): MLM, then 5% of the labels ----
+    pretrain_path = os.path.join(a.out, "pretrain", "pretrain.json")
+    if os.path.exists(pretrain_path):
+        with open(pretrain_path) as f:
+            figures["pretrain"] = json.load(f)
+        try:
+            figures.setdefault("plots", [])
+            figures["plots"] += [os.path.relpath(p, a.out) for p in plot_run.plot(
+                os.path.join(a.out, "pretrain", "run"), os.path.join(a.out, "plots", "pretrain"))]
+        except SystemExit as e:
+            check("plots", False, "not rendered", "rendered", str(e))
     for required in ("resume_exact", "export_equals_checkpoint", "reference_logits", "throughput", "finetune_roberta",
-                     "finetune_twhin"):
+                     "finetune_twhin", "pretrain_beats_scratch"):
         if not any(c["name"] == required for c in checks):
             check(required, False, "not measured", "measured", "an earlier stage failed")
 
@@ -155,6 +166,14 @@ def main():
             md += ["", "Reference workload (the step's matrix products in NumPy, 1 thread per rank, timed just before): "
                    "%.0f samples/s; training / reference = %.3f; throughput baseline from: %s; this machine: %s." %
                    (t["reference_samples_per_s"], t["train_per_reference"], t.get("baseline_machine", "none yet"), report["machine"]["cpu"])]
+    if "pretrain" in figures:
+        p = figures["pretrain"]
+        md += ["", "## Domain-adaptive pretraining", "",
+               "Masked-LM pretraining on %d unlabelled posts for %d steps: masked-token loss %.3f, accuracy %.3f, "
+               "perplexity %.2f. Fine-tuned on %d labelled records (5%%) for %d steps: macro PR-AUC %.4f from the "
+               "pretrained encoder, %.4f from scratch." %
+               (p["train_records"], p["pretrain_steps"], p["mlm_loss"], p["mlm_accuracy"], p["perplexity"],
+                p["labelled_records"], p["finetune_steps"], p["macro_pr_auc_pretrained"], p["macro_pr_auc_scratch"])]
     for p in figures.get("plots", []):
         md += ["", "![%s](%s)" % (os.path.splitext(os.path.basename(p))[0], p)]
     with open(os.path.join(a.out, "REPORT.md"), "w") as f:

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Plots of a run's metrics.jsonl (what `modtrain train` writes): loss.png (training loss, and
 the evaluation loss), lr.png (learning rate), eval.png (macro/micro F1, macro ROC-AUC, macro
-PR-AUC), throughput.png (samples/s and tokens/s over all ranks). Only the latest run in the
+PR-AUC; under train.objective mlm the masked-token accuracy and perplexity), throughput.png
+(samples/s and tokens/s over all ranks). Only the latest run in the
 file counts (after its last "start" event); a step logged twice (a run resumed from a checkpoint
 older than where it was killed) keeps its last record.
 
@@ -61,7 +62,9 @@ def plot(run_dir, out_dir):
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, [e["loss"] for e in train], label="train loss (mean over ranks)")
     if evals:
-        ax.plot([e["step"] for e in evals], [e["metrics"]["loss"] for e in evals], "o-", label="eval loss")
+        mlm = "mlm_loss" in evals[0]["metrics"]
+        ax.plot([e["step"] for e in evals], [e["metrics"]["mlm_loss" if mlm else "loss"] for e in evals], "o-",
+                label="eval masked-token loss" if mlm else "eval loss")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title("Loss")
@@ -77,7 +80,21 @@ def plot(run_dir, out_dir):
     ax.grid(alpha=0.3)
     save(fig, "lr.png")
 
-    if evals:
+    if evals and "mlm_loss" in evals[0]["metrics"]:  # train.objective mlm
+        fig, ax = plt.subplots(figsize=(7, 4))
+        es = [e["step"] for e in evals]
+        ax.plot(es, [e["metrics"]["mlm_accuracy"] for e in evals], "o-", color="tab:blue")
+        ax.set_ylabel("masked-token accuracy", color="tab:blue")
+        ax.set_ylim(0, 1)
+        ax2 = ax.twinx()
+        ax2.plot(es, [e["metrics"]["perplexity"] for e in evals], "s--", color="tab:orange")
+        ax2.set_yscale("log")
+        ax2.set_ylabel("perplexity", color="tab:orange")
+        ax.set_xlabel("step")
+        ax.set_title("Evaluation (masked tokens)")
+        ax.grid(alpha=0.3)
+        save(fig, "eval.png")
+    elif evals:
         fig, ax = plt.subplots(figsize=(7, 4))
         es = [e["step"] for e in evals]
         for key, sub, label in [("macro", "roc_auc", "macro ROC-AUC"), ("macro", "pr_auc", "macro PR-AUC"),

@@ -228,7 +228,28 @@ void validate(const ResolvedConfig& r) {
     if (!seen.insert(label).second)
       throw ConfigError(at(where("data.labels")) + "data.labels lists '" + label + "' twice; each label once");
   }
-  if (c.data.problem == Problem::kMultiClass && c.data.labels.size() < 2) {
+  const bool mlm = c.train.objective == Objective::kMlm;
+  if (c.data.labels.empty() && !mlm) {
+    throw ConfigError(at(where("data.labels")) +
+                      "data.labels is empty: a classifier needs its labels (e.g. [hate, spam]); for pretraining on "
+                      "unlabelled posts set train.objective: mlm");
+  }
+  if (mlm) {
+    if (c.mlm.mask_fraction + c.mlm.random_fraction > 1.0 + 1e-12)
+      throw ConfigError(at(where("mlm.random_fraction")) + "mlm.mask_fraction + mlm.random_fraction = " +
+                        std::to_string(c.mlm.mask_fraction + c.mlm.random_fraction) +
+                        " exceeds 1 (they are shares of the chosen tokens; BERT: 0.8 and 0.1)");
+    const BestMetric best = c.checkpoint.best_metric;
+    if (best != BestMetric::kAuto && best != BestMetric::kNone && best != BestMetric::kLoss)
+      throw ConfigError(at(where("checkpoint.best_metric")) + "checkpoint.best_metric = " + to_string(best) +
+                        " is a classification metric, but train.objective is mlm (set at " +
+                        where("train.objective").str() + "); use loss (the masked-token loss), auto or none");
+    if (c.train.pos_weight.kind != PosWeight::Kind::kNone)
+      throw ConfigError(at(where("train.pos_weight")) +
+                        "train.pos_weight weighs classification labels; train.objective is mlm (set at " +
+                        where("train.objective").str() + "): remove train.pos_weight");
+  }
+  if (c.data.problem == Problem::kMultiClass && c.data.labels.size() < 2 && !mlm) {
     throw ConfigError(
         at(where("data.problem")) +
         "data.problem = multi_class needs at least 2 labels in data.labels; use multi_label for one label");

@@ -36,15 +36,16 @@ MT_ENUM_TABLE(ModelArch, {ModelArch::kBert, "bert"}, {ModelArch::kRoberta, "robe
 MT_ENUM_TABLE(PositionEmbeddingType, {PositionEmbeddingType::kAbsolute, "absolute"},
               {PositionEmbeddingType::kRelativeKey, "relative_key"},
               {PositionEmbeddingType::kRelativeKeyQuery, "relative_key_query"})
+MT_ENUM_TABLE(Objective, {Objective::kClassify, "classify"}, {Objective::kMlm, "mlm"})
 MT_ENUM_TABLE(OptimizerKind, {OptimizerKind::kAdamW, "adamw"})
 MT_ENUM_TABLE(Schedule, {Schedule::kConstant, "constant"}, {Schedule::kLinear, "linear"}, {Schedule::kCosine, "cosine"})
 MT_ENUM_TABLE(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kFp16, "fp16"})
 MT_ENUM_TABLE(Backend, {Backend::kAuto, "auto"}, {Backend::kMpi, "mpi"}, {Backend::kNccl, "nccl"})
 MT_ENUM_TABLE(DeviceKind, {DeviceKind::kAuto, "auto"}, {DeviceKind::kCpu, "cpu"}, {DeviceKind::kCuda, "cuda"})
 MT_ENUM_TABLE(NonFinitePolicy, {NonFinitePolicy::kSkip, "skip"}, {NonFinitePolicy::kStop, "stop"})
-MT_ENUM_TABLE(BestMetric, {BestMetric::kNone, "none"}, {BestMetric::kLoss, "loss"}, {BestMetric::kMacroF1, "macro_f1"},
-              {BestMetric::kMicroF1, "micro_f1"}, {BestMetric::kMacroRocAuc, "macro_roc_auc"},
-              {BestMetric::kMacroPrAuc, "macro_pr_auc"})
+MT_ENUM_TABLE(BestMetric, {BestMetric::kAuto, "auto"}, {BestMetric::kNone, "none"}, {BestMetric::kLoss, "loss"},
+              {BestMetric::kMacroF1, "macro_f1"}, {BestMetric::kMicroF1, "micro_f1"},
+              {BestMetric::kMacroRocAuc, "macro_roc_auc"}, {BestMetric::kMacroPrAuc, "macro_pr_auc"})
 MT_ENUM_TABLE(LogLevel, {LogLevel::kDebug, "debug"}, {LogLevel::kInfo, "info"}, {LogLevel::kWarn, "warn"},
               {LogLevel::kError, "error"})
 #undef MT_ENUM_TABLE
@@ -299,14 +300,6 @@ Rule<double> closed_open(double lo, double hi) {  // [lo, hi)
 Rule<std::string> non_empty() {
   return {"non-empty", [](const std::string& s) { return !s.empty(); }};
 }
-Rule<std::vector<std::string>> non_empty_list() {
-  return {"at least one item, none empty", [](const std::vector<std::string>& v) {
-            if (v.empty()) return false;
-            for (const auto& s : v)
-              if (s.empty()) return false;
-            return true;
-          }};
-}
 Rule<std::vector<std::string>> no_empty_items() {
   return {"no empty items", [](const std::vector<std::string>& v) {
             for (const auto& s : v)
@@ -360,8 +353,10 @@ std::vector<Field> build_fields() {
            "Training shards: glob patterns of JSONL/CSV/TSV files."),
       make("data", &C::data, "valid", &DataConfig::valid, no_empty_items(),
            "Validation shards: glob patterns; empty disables evaluation."),
-      make("data", &C::data, "labels", &DataConfig::labels, non_empty_list(),
-           "The label set, in output order (names as they appear in the data)."),
+      make("data", &C::data, "labels", &DataConfig::labels, no_empty_items(),
+           "The label set, in output order (names as they appear in the data). Empty ([]) only with "
+           "train.objective: mlm: unlabelled shards (JSONL with only `text`, CSV/TSV with a `text` column, or .txt "
+           "files, one post per line)."),
       make("data", &C::data, "problem", &DataConfig::problem, any<Problem>(),
            "multi_label: independent sigmoid per label; multi_class: exactly one label per record (softmax)."),
       make("data", &C::data, "max_len", &DataConfig::max_len, between(8, 8192),
@@ -429,6 +424,10 @@ std::vector<Field> build_fields() {
            "match its config.json (model_type: model.arch) and tokenizer.vocab should be the same directory; the "
            "classifier head is fresh unless its labels match. Empty = random initialisation."),
 
+      make("train", &C::train, "objective", &TrainConfig::objective, any<Objective>(),
+           "classify: train the classifier on data.labels; mlm: masked-language-model pretraining of the encoder on "
+           "the posts' text (mlm.*; labels, if any, are ignored), written as a ...ForMaskedLM model that "
+           "model.init_from fine-tunes."),
       make("train", &C::train, "micro_batch", &TrainConfig::micro_batch, between(1, 1 << 20),
            "Records per rank per forward/backward pass."),
       make("train", &C::train, "tokens_per_batch", &TrainConfig::tokens_per_batch, between(0, 1 << 24),
@@ -469,6 +468,18 @@ std::vector<Field> build_fields() {
       make("train", &C::train, "on_nonfinite", &TrainConfig::on_nonfinite, any<NonFinitePolicy>(),
            "A non-finite loss or gradient: skip the step (reported; 20 in a row stop the run) or stop at once."),
 
+      make("mlm", &C::mlm, "probability", &MlmConfig::probability, open_closed(0.0, 1.0),
+           "train.objective mlm: the chance that a token (a word, with mlm.whole_word) is chosen for the loss; never "
+           "a special token or padding. Drawn from (run.seed, step, record): resume and any rank count draw alike."),
+      make("mlm", &C::mlm, "mask_fraction", &MlmConfig::mask_fraction, between(0.0, 1.0),
+           "Of the chosen tokens: the share replaced by the mask token (BERT: 0.8)."),
+      make("mlm", &C::mlm, "random_fraction", &MlmConfig::random_fraction, between(0.0, 1.0),
+           "Of the chosen tokens: the share replaced by a random token (BERT: 0.1); the rest stay as they are. "
+           "mask_fraction + random_fraction <= 1."),
+      make("mlm", &C::mlm, "whole_word", &MlmConfig::whole_word, any<bool>(),
+           "Whole-word masking: choose words and mask all their pieces (WordPiece ##, SentencePiece ▁ and "
+           "byte-level BPE Ġ word marks)."),
+
       make("dist", &C::dist, "backend", &DistConfig::backend, any<Backend>(),
            "Gradient all-reduce backend: auto = nccl on CUDA, mpi on CPU (one rank: no communication). "
            "Set explicitly, even one rank runs the whole multi-rank path (host values always go over MPI)."),
@@ -497,7 +508,8 @@ std::vector<Field> build_fields() {
            "Checkpoints kept: the newest K, plus the best one by checkpoint.best_metric."),
       make("checkpoint", &C::checkpoint, "best_metric", &CheckpointConfig::best_metric, any<BestMetric>(),
            "Evaluation metric that marks the best checkpoint (saved when it improves; `best` points to it): "
-           "loss (lower is better), macro_f1, micro_f1, macro_roc_auc, macro_pr_auc, or none."),
+           "loss (lower is better; the masked-token loss under train.objective mlm), macro_f1, micro_f1, "
+           "macro_roc_auc, macro_pr_auc, none, or auto: macro_pr_auc for classify, loss for mlm."),
 
       make("eval", &C::eval, "every", &EvalConfig::every, between<int64_t>(0, kMaxSteps),
            "Evaluate on data.valid every N steps; 0 = only at the end."),
@@ -539,6 +551,11 @@ const char* to_string(TokenizerType v) { return config_impl::enum_name(v); }
 const char* to_string(ModelArch v) { return config_impl::enum_name(v); }
 const char* to_string(PositionEmbeddingType v) { return config_impl::enum_name(v); }
 const char* to_string(Schedule v) { return config_impl::enum_name(v); }
+const char* to_string(Objective v) { return config_impl::enum_name(v); }
+BestMetric effective_best_metric(const Config& c) {
+  if (c.checkpoint.best_metric != BestMetric::kAuto) return c.checkpoint.best_metric;
+  return c.train.objective == Objective::kMlm ? BestMetric::kLoss : BestMetric::kMacroPrAuc;
+}
 const char* to_string(OptimizerKind v) { return config_impl::enum_name(v); }
 const char* to_string(Precision v) { return config_impl::enum_name(v); }
 const char* to_string(Backend v) { return config_impl::enum_name(v); }

@@ -38,6 +38,7 @@ std::string Manifest::to_json() const {
   // sha256: the tokenizer's fingerprint (TokenizerFiles: a single file's hash, e.g. vocab.txt's)
   j["vocab"] = {{"path", vocab_path}, {"sha256", vocab_sha256}, {"size", vocab_size}, {"type", vocab_type}};
   j["labels"] = labels;
+  j["labelled"] = !labels.empty();  // false: unlabelled text, for train.objective mlm only
   j["problem"] = problem;
   j["max_len"] = max_len;
   j["normalization"] = {{"lowercase", lowercase}, {"normalize_tweets", normalize_tweets}};

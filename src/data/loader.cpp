@@ -6,6 +6,52 @@
 
 namespace modtrain {
 
+namespace {
+
+// MLM inputs for a collated batch (see Batch::mlm_*): chosen tokens rewritten in input_ids, their
+// targets and their indices in both layouts.
+void apply_masking(Batch& batch, const LoaderOptions& options) {
+  const int64_t b = batch.input_ids.size(0), t = batch.input_ids.size(1);
+  const int64_t step =
+      options.mask_batches_per_epoch > 0
+          ? static_cast<int64_t>(batch.position.epoch * options.mask_batches_per_epoch + batch.position.batch)
+          : -1;
+  int64_t* ids = batch.input_ids.data_ptr<int64_t>();
+  const int64_t* attention = batch.attention_mask.data_ptr<int64_t>();
+  const bool* padding = batch.padding.data_ptr<bool>();
+  std::vector<int64_t> targets(static_cast<size_t>(t));
+  std::vector<int64_t> labels, positions, packed;
+  int64_t real = 0;  // real tokens before this row
+  for (int64_t i = 0; i < b; ++i) {
+    int64_t n = 0;
+    while (n < t && attention[i * t + n]) ++n;
+    if (!padding[i]) {
+      std::fill(targets.begin(), targets.end(), kNotMasked);
+      options.masker->mask(ids + i * t, targets.data(), n, options.mask_seed, step,
+                           batch.indices[static_cast<size_t>(i)]);
+      for (int64_t k = 0; k < n; ++k) {
+        if (targets[static_cast<size_t>(k)] == kNotMasked) continue;
+        labels.push_back(targets[static_cast<size_t>(k)]);
+        positions.push_back(i * t + k);
+        packed.push_back(real + k);
+      }
+    }
+    real += n;
+  }
+  auto host = torch::TensorOptions().dtype(torch::kInt64).pinned_memory(options.pin_memory);
+  auto tensor = [&](const std::vector<int64_t>& v) {
+    torch::Tensor out = torch::empty({static_cast<int64_t>(v.size())}, host);
+    std::copy(v.begin(), v.end(), out.data_ptr<int64_t>());
+    return out;
+  };
+  batch.mlm_labels = tensor(labels);
+  batch.mlm_positions = tensor(positions);
+  batch.mlm_packed = tensor(packed);
+  batch.masked = static_cast<int64_t>(labels.size());
+}
+
+}  // namespace
+
 Batch collate(const PreparedDataset& data, const SampledBatch& sampled, const LoaderOptions& options) {
   const int64_t b = static_cast<int64_t>(sampled.indices.size());
   const int64_t num_labels = static_cast<int64_t>(data.num_labels());
@@ -44,6 +90,7 @@ Batch collate(const PreparedDataset& data, const SampledBatch& sampled, const Lo
   }
   batch.indices = sampled.indices;
   batch.position = {sampled.epoch, sampled.batch};
+  if (options.masker) apply_masking(batch, options);
   return batch;
 }
 

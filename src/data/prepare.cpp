@@ -132,7 +132,7 @@ struct Preparer {
   ShardEntry prepare_file(const std::string& source, const std::string& out_path, const std::string& split,
                           size_t index, size_t count) {
     LabelSpec spec{config.data.labels, config.data.problem};
-    RawShardReader reader(source, spec);
+    RawShardReader reader(source, spec, /*labels_required=*/!spec.names.empty());  // []: unlabelled text (mlm)
     for (const auto& w : reader.warnings()) log::warn(w);
     ShardWriter writer(out_path, schema);
     ShardEntry entry;

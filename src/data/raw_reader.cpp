@@ -65,15 +65,21 @@ RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool lab
   if (ext == "jsonl" || ext == "ndjson" || ext == "json") format_ = RawFormat::kJsonl;
   else if (ext == "csv") format_ = RawFormat::kCsv;
   else if (ext == "tsv" || ext == "tab") format_ = RawFormat::kTsv;
+  else if (ext == "txt" || ext == "text") format_ = RawFormat::kText;
   else if (ext.empty())
     throw UserError(path +
                     ": no file extension to tell the data format; name it .jsonl (one JSON object per line), "
                     ".csv or .tsv");
   else
-    throw UserError(path + ": unknown data format '." + ext + "'; use .jsonl (one JSON object per line), .csv or .tsv");
+    throw UserError(path + ": unknown data format '." + ext +
+                    "'; use .jsonl (one JSON object per line), .csv, .tsv, or .txt (one unlabelled post per line)");
+  if (format_ == RawFormat::kText && labels_required_ && !spec_.names.empty())
+    throw UserError(path +
+                    ": a .txt file is unlabelled text (one post per line) but data.labels names labels; pretrain on "
+                    "it with train.objective: mlm and data.labels: [], or give labelled JSONL/CSV/TSV");
   in_.open(path, std::ios::binary);
   if (!in_) throw UserError(path + ": cannot open data file (check the path and permissions)");
-  if (format_ == RawFormat::kJsonl) return;
+  if (format_ == RawFormat::kJsonl || format_ == RawFormat::kText) return;
 
   RawUnit header;
   if (!read_csv_row(header))
@@ -134,7 +140,7 @@ bool RawShardReader::read_csv_row(RawUnit& unit) {
 }
 
 bool RawShardReader::next(RawUnit& unit) {
-  if (format_ != RawFormat::kJsonl) return read_csv_row(unit);
+  if (format_ == RawFormat::kCsv || format_ == RawFormat::kTsv) return read_csv_row(unit);
   unit = RawUnit{};
   if (!std::getline(in_, unit.source)) return false;
   ++line_;
@@ -146,7 +152,14 @@ bool RawShardReader::next(RawUnit& unit) {
 
 bool RawShardReader::decode(const RawUnit& unit, RawRecord& record, std::string& reason) const {
   record = RawRecord{};
-  bool ok = format_ == RawFormat::kJsonl ? decode_json(unit, record, reason) : decode_csv(unit, record, reason);
+  bool ok = true;
+  if (format_ == RawFormat::kText) {  // the line is the post; no id, no labels
+    record.text = unit.source;
+    record.utf8_repairs = unicode::repair_utf8(record.text);
+    record.labels.assign(spec_.names.size(), kLabelUnannotated);
+  } else {
+    ok = format_ == RawFormat::kJsonl ? decode_json(unit, record, reason) : decode_csv(unit, record, reason);
+  }
   if (!ok) return false;
   if (record.id.empty()) record.id = path_ + ":" + std::to_string(unit.line);
   if (is_blank(record.text)) {

@@ -47,7 +47,7 @@ void BertConfig::validate() const {
     fail("hidden " + std::to_string(hidden) + " is not divisible by heads " + std::to_string(heads) +
          " (model.hidden, model.heads)");
   if (vocab_size < 5) fail("vocabulary of " + std::to_string(vocab_size) + " tokens is too small (tokenizer.vocab)");
-  if (num_labels < 1) fail("no labels (data.labels)");
+  if (num_labels < 0) fail("a negative number of labels");
   if (pad_token_id < 0 || pad_token_id >= vocab_size) fail("[PAD] id outside the vocabulary");
   if (layers < 1 || intermediate < 1 || max_positions < 1)
     fail("layers, intermediate and max_positions must be positive");
@@ -367,12 +367,20 @@ torch::Tensor BertForMaskedLMImpl::forward_unpadded(const UnpaddedBatch& u, cons
   return predict(bert->sequence_unpadded(u).index_select(0, chosen));
 }
 
+torch::Tensor BertForMaskedLMImpl::logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                          const torch::Tensor& positions, const torch::Tensor& packed, bool unpad,
+                                          const torch::Device& device) {
+  if (unpad) return forward_unpadded(unpad_batch(input_ids, attention_mask).to(device, true), packed.to(device, true));
+  return forward(input_ids.to(device, true), attention_mask.to(device, true), positions.to(device, true));
+}
+
 RobertaHeadImpl::RobertaHeadImpl(torch::nn::Linear d, torch::nn::Linear o) : dense(d), out_proj(o) {
   register_module("dense", dense);
   register_module("out_proj", out_proj);
 }
 
 BertForClassificationImpl::BertForClassificationImpl(const BertConfig& c) : config_(c) {
+  if (c.num_labels < 1) throw UserError("model: a classifier needs labels (data.labels)");
   bert = register_module(c.prefix(), BertModel(c));
   dropout = register_module("dropout", nn::Dropout(c.hidden_dropout));
   if (c.roberta()) {

@@ -84,6 +84,11 @@ std::string evaluation_card(const std::string& path) {
       std::snprintf(b, sizeof b, "%.3f", x.get<double>());
       return std::string(b);
     };
+    if (m.contains("mlm_loss"))  // train.objective mlm
+      return "\n## Evaluation\n\nOn " + std::to_string(m.at("records").get<uint64_t>()) + " validation records (" +
+             e.at("data").at("valid").dump() + ") after step " + std::to_string(e.at("step").get<int64_t>()) + ", " +
+             std::to_string(m.at("masked_tokens").get<uint64_t>()) + " masked tokens: loss " + num(m.at("mlm_loss")) +
+             ", accuracy " + num(m.at("mlm_accuracy")) + ", perplexity " + num(m.at("perplexity")) + ".\n";
     std::string card = "\n## Evaluation\n\nOn " + std::to_string(m.at("records").get<uint64_t>()) +
                        " validation records (" + e.at("data").at("valid").dump() + ") after step " +
                        std::to_string(e.at("step").get<int64_t>()) + " of training on " +
@@ -246,17 +251,33 @@ void export_huggingface(const std::string& given, const std::string& out_dir) {
   for (const auto& [key, value] : special_map.items()) tokenizer_config[key] = value;
   io::write_file_atomic(out("tokenizer_config.json"), tokenizer_config.dump(2) + "\n");
   io::write_file_atomic(out("special_tokens_map.json"), special_map.dump(2) + "\n");
-  ordered thresholds = ordered::object();  // in label order
-  const auto labels = meta.at("labels").get<std::vector<std::string>>();
-  const auto values = meta.at("thresholds").get<std::vector<double>>();
-  for (size_t i = 0; i < labels.size(); ++i) thresholds[labels[i]] = values.at(i);
-  io::write_file_atomic(out("thresholds.json"), thresholds.dump(2) + "\n");
   std::string family = "bert";
   try {
     family = json::parse(io::read_file(in("config.json"))).value("model_type", family);
   } catch (const json::exception& e) {
     throw UserError(in("config.json") + ": malformed (" + std::string(e.what()) + ")");
   }
+  if (meta.value("objective", std::string("classify")) == "mlm") {
+    std::string card = "# Masked-language model (" + family +
+                       ", domain-adapted on posts)\n\nPretrained with modtrain " + std::string(build_version()) + " (" +
+                       build_commit() +
+                       ") with the masked-language-model objective.\n\n- tweet normalisation before tokenization: " +
+                       (meta.at("normalize_tweets").get<bool>() ? "yes (@user, http, entities)" : "no") +
+                       "\n- max length: " + std::to_string(max_len) + " tokens\n";
+    if (fs::exists(in("eval.json"))) card += evaluation_card(in("eval.json"));
+    card +=
+        "\nLoad with `AutoModelForMaskedLM.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)` (the "
+        "decoder is tied to the word embedding). To fine-tune a classifier from it with modtrain, set "
+        "`model.init_from` to this directory (and `tokenizer.vocab` to it).\n";
+    io::write_file_atomic(out("README.md"), card);
+    if (fs::exists(in("eval.json"))) io::write_file_atomic(out("eval_results.json"), io::read_file(in("eval.json")));
+    return;
+  }
+  ordered thresholds = ordered::object();  // in label order
+  const auto labels = meta.at("labels").get<std::vector<std::string>>();
+  const auto values = meta.at("thresholds").get<std::vector<double>>();
+  for (size_t i = 0; i < labels.size(); ++i) thresholds[labels[i]] = values.at(i);
+  io::write_file_atomic(out("thresholds.json"), thresholds.dump(2) + "\n");
   std::string card =
       "# Content-moderation classifier (" + family + ")\n\nTrained with modtrain " + std::string(build_version()) +
       " (" + build_commit() + ").\n\n- problem: " + meta.at("problem").get<std::string>() +

@@ -21,13 +21,20 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 // A checkpoint tensor name -> our parameter name ("" for tensors we do not use). `prefix` is the
-// encoder's ("bert" or "roberta").
-std::string our_name(std::string name, const std::string& prefix) {
+// encoder's ("bert" or "roberta"); `mlm`: the target is BertForMaskedLM, whose head keeps
+// transformers' names (cls.predictions.*, lm_head.*), else the pre-training heads are unused.
+std::string our_name(std::string name, const std::string& prefix, bool mlm) {
   if (name.rfind(prefix + ".", 0) == 0) name = name.substr(prefix.size() + 1);
-  if (name.rfind("classifier.", 0) == 0) return name;
-  if (name.rfind("cls.", 0) == 0 || name.rfind("lm_head.", 0) == 0) return "";  // pre-training heads (MLM, NSP)
   if (ends_with(name, "LayerNorm.gamma")) name = name.substr(0, name.size() - 5) + "weight";
   if (ends_with(name, "LayerNorm.beta")) name = name.substr(0, name.size() - 4) + "bias";
+  if (name.rfind("classifier.", 0) == 0) return name;
+  const bool bert_mlm = name.rfind("cls.predictions.", 0) == 0, roberta_mlm = name.rfind("lm_head.", 0) == 0;
+  if (bert_mlm || roberta_mlm) {
+    if (!mlm || ends_with(name, "decoder.weight")) return "";  // the decoder is tied to the word embedding
+    if (ends_with(name, "decoder.bias")) return name.substr(0, name.size() - 12) + "bias";  // tied to the head's bias
+    return name;
+  }
+  if (name.rfind("cls.", 0) == 0) return "";  // next-sentence prediction (...ForPreTraining)
   return prefix + "." + name;
 }
 
@@ -50,8 +57,8 @@ std::string same_tokens(const std::string& dir, const Tokenizer& ours, const std
 }  // namespace
 
 std::string ImportReport::summary() const {
-  std::string s = family + ", " + std::to_string(tensors) + " tensors loaded; classifier head " +
-                  (head ? "from the checkpoint" : "fresh") +
+  std::string s = family + ", " + std::to_string(tensors) + " tensors loaded; " +
+                  (mlm ? "masked-LM head " : "classifier head ") + (head ? "from the checkpoint" : "fresh") +
                   (family == "bert" && !pooler ? "; pooler fresh (not in the checkpoint)" : "");
   if (!ignored.empty())
     s += "; " + std::to_string(ignored.size()) + " checkpoint tensors unused (first: " + ignored.front() + ")";
@@ -59,8 +66,11 @@ std::string ImportReport::summary() const {
   return s;
 }
 
-ImportReport import_huggingface(const std::string& dir, BertForClassificationImpl& model, const Config& config,
-                                const Tokenizer& tokenizer) {
+namespace {
+
+// Into a classifier or (mlm) a masked-LM model with the encoder of `ours`.
+ImportReport import_into(const std::string& dir, torch::nn::Module& model, const BertConfig& ours, bool mlm,
+                         const Config& config, const Tokenizer& tokenizer) {
   const fs::path d(dir);
   const std::string where = "model.init_from: " + dir;
   const std::string layout =
@@ -96,8 +106,8 @@ ImportReport import_huggingface(const std::string& dir, BertForClassificationImp
   if (family != to_string(config.model.arch))
     throw UserError(config_path + ": model_type is " + family + " but model.arch is " + to_string(config.model.arch) +
                     "; set model.arch: " + family);
-  const BertConfig& ours = model.config();
   ImportReport report;
+  report.mlm = mlm;
   report.family = family;
   std::string mismatches;
   auto expect = [&](const char* hf_key, int64_t mine, const char* our_key) {
@@ -165,13 +175,18 @@ ImportReport import_huggingface(const std::string& dir, BertForClassificationImp
   const std::string weights_path = (d / "model.safetensors").string();
   io::SafetensorsFile file(weights_path);
   std::map<std::string, const io::TensorBytes*> by_ours;
-  const std::string prefix = model.config().prefix();
+  const std::string prefix = ours.prefix();
   for (const auto& [name, t] : file.view().tensors()) {
-    std::string ours = our_name(name, prefix);
-    if (ours.empty() || ends_with(name, "position_ids")) continue;
-    if (by_ours.count(ours))
-      throw UserError(weights_path + ": tensors '" + name + "' and another map to the same parameter '" + ours + "'");
-    by_ours[ours] = &t;
+    std::string mine = our_name(name, prefix, mlm);
+    if (mine.empty() || ends_with(name, "position_ids")) continue;
+    if (auto it = by_ours.find(mine); it != by_ours.end()) {
+      // The head's bias under its own and its tied decoder.bias name: the own name wins.
+      if (ends_with(name, "decoder.bias")) continue;
+      if (!ends_with(it->second->name, "decoder.bias"))
+        throw UserError(weights_path + ": tensors '" + name + "' and '" + it->second->name +
+                        "' map to the same parameter '" + mine + "'");
+    }
+    by_ours[mine] = &t;
   }
   // The head only when the labels are ours, in our order.
   bool same_labels = false;
@@ -186,14 +201,15 @@ ImportReport import_huggingface(const std::string& dir, BertForClassificationImp
   for (auto& item : model.named_parameters(/*recurse=*/true)) {
     const std::string& name = item.key();
     auto it = by_ours.find(name);
-    const bool is_head = name.rfind("classifier.", 0) == 0, is_pooler = name.rfind(prefix + ".pooler.", 0) == 0;
+    const bool is_head = name.rfind(mlm ? (ours.roberta() ? "lm_head." : "cls.") : "classifier.", 0) == 0,
+               is_pooler = name.rfind(prefix + ".pooler.", 0) == 0;
     if (it == by_ours.end()) {
       if (is_head || is_pooler) continue;  // fresh
       throw UserError(weights_path + ": missing tensor '" + name +
                       "' (also looked for its bare and LayerNorm gamma/beta names); is this a " + family +
                       " checkpoint of this shape?");
     }
-    if (is_head && !same_labels) {
+    if (is_head && !mlm && !same_labels) {
       by_ours.erase(it);
       continue;
     }
@@ -203,8 +219,20 @@ ImportReport import_huggingface(const std::string& dir, BertForClassificationImp
     ++report.tensors;
     by_ours.erase(it);
   }
-  for (const auto& [ours, t] : by_ours) report.ignored.push_back(t->name);
+  for (const auto& [mine, t] : by_ours) report.ignored.push_back(t->name);
   return report;
+}
+
+}  // namespace
+
+ImportReport import_huggingface(const std::string& dir, BertForClassificationImpl& model, const Config& config,
+                                const Tokenizer& tokenizer) {
+  return import_into(dir, model, model.config(), false, config, tokenizer);
+}
+
+ImportReport import_huggingface(const std::string& dir, BertForMaskedLMImpl& model, const Config& config,
+                                const Tokenizer& tokenizer) {
+  return import_into(dir, model, model.config(), true, config, tokenizer);
 }
 
 }  // namespace modtrain

@@ -77,16 +77,30 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
                     const std::string& tokenizer_path) {
   fs::create_directories(dir);
   std::vector<torch::Tensor> keep;
-  io::write_safetensors((fs::path(dir) / "model.safetensors").string(), state_tensors(model, keep), {{"format", "pt"}});
+  std::vector<io::TensorBytes> tensors = state_tensors(model, keep);
+  if (m.objective == Objective::kMlm) {
+    // transformers' MLM decoder carries the output bias as decoder.bias, tied to the head's bias;
+    // both names are written so that any version's loader finds the one it looks for.
+    const std::string head = m.bert.roberta() ? "lm_head." : "cls.predictions.";
+    for (const io::TensorBytes& t : std::vector<io::TensorBytes>(tensors))
+      if (t.name == head + "bias") {
+        io::TensorBytes alias = t;
+        alias.name = head + "decoder.bias";
+        tensors.push_back(alias);
+      }
+  }
+  io::write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   json id2label = json::object(), label2id = json::object();
   for (size_t i = 0; i < m.labels.size(); ++i) {
     id2label[std::to_string(i)] = m.labels[i];
     label2id[m.labels[i]] = i;
   }
   const BertConfig& c = m.bert;
-  const char* architecture = c.arch == ModelArch::kRoberta      ? "RobertaForSequenceClassification"
-                             : c.arch == ModelArch::kXlmRoberta ? "XLMRobertaForSequenceClassification"
-                                                                : "BertForSequenceClassification";
+  const bool mlm = m.objective == Objective::kMlm;
+  const std::string family = c.arch == ModelArch::kRoberta      ? "Roberta"
+                             : c.arch == ModelArch::kXlmRoberta ? "XLMRoberta"
+                                                                : "Bert";
+  const std::string architecture = family + (mlm ? "ForMaskedLM" : "ForSequenceClassification");
   json config = {{"architectures", {architecture}},
                  {"model_type", to_string(c.arch)},
                  {"vocab_size", c.vocab_size},
@@ -110,15 +124,31 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
                  {"label2id", label2id},
                  {"problem_type",
                   m.problem == Problem::kMultiLabel ? "multi_label_classification" : "single_label_classification"}};
+  if (mlm) {  // AutoModelForMaskedLM: no labels; the decoder is tied to the word embedding
+    for (const char* key : {"id2label", "label2id", "problem_type", "classifier_dropout"}) config.erase(key);
+    config["tie_word_embeddings"] = true;
+  }
   io::write_file_atomic((fs::path(dir) / "config.json").string(), config.dump(2) + "\n");
-  json mt = {{"labels", m.labels},       {"problem", to_string(m.problem)},        {"thresholds", m.thresholds},
-             {"lowercase", m.lowercase}, {"normalize_tweets", m.normalize_tweets}, {"max_len", m.max_len}};
+  json mt = {{"objective", to_string(m.objective)},
+             {"labels", m.labels},
+             {"problem", to_string(m.problem)},
+             {"thresholds", m.thresholds},
+             {"lowercase", m.lowercase},
+             {"normalize_tweets", m.normalize_tweets},
+             {"max_len", m.max_len}};
   io::write_file_atomic((fs::path(dir) / "modtrain.json").string(), mt.dump(2) + "\n");
   copy_tokenizer_files(find_tokenizer_files(tokenizer_path), dir);
   if (!m.evaluation.empty()) io::write_file_atomic((fs::path(dir) / "eval.json").string(), m.evaluation + "\n");
 }
 
 namespace {
+void check_max_len(const ModelMeta& m, const std::string& file) {
+  if (m.max_len < 2 || m.max_len + m.bert.position_offset() > m.bert.max_positions)
+    throw UserError(file + ": max_len " + std::to_string(m.max_len) +
+                    " is outside [2, max_position_embeddings = " + std::to_string(m.bert.max_positions) +
+                    (m.bert.position_offset() ? " - pad id - 1" : "") + "]; the model directory is damaged");
+}
+
 // What a model directory says about its labels and thresholds, checked before anything is served
 // with it (a threshold of 1.5 would flag nothing, ever; labels out of step with config.json would
 // put scores under the wrong names).
@@ -141,9 +171,7 @@ void validate_meta(const ModelMeta& m, const std::string& problem, const json& c
       throw bad("the threshold of '" + m.labels[i] + "' is " + std::to_string(t) +
                 "; thresholds are probabilities in (0, 1]");
   }
-  if (m.max_len < 2 || m.max_len + m.bert.position_offset() > m.bert.max_positions)
-    throw bad("max_len " + std::to_string(m.max_len) + " is outside [2, max_position_embeddings = " +
-              std::to_string(m.bert.max_positions) + (m.bert.position_offset() ? " - pad id - 1" : "") + "]");
+  check_max_len(m, file);
   if (config.contains("id2label")) {
     const json& id2label = config.at("id2label");
     for (size_t i = 0; i < m.labels.size(); ++i) {
@@ -168,18 +196,34 @@ void check_tokenizer_fits(const Tokenizer& tokenizer, const BertConfig& c, const
                     tokenizer.token(tokenizer.special_ids().pad) + ")");
 }
 
-LoadedModel load_model_dir(const std::string& given, const torch::Device& device) {
+Objective model_dir_objective(const std::string& dir) {
+  try {
+    const json mt = json::parse(io::read_file((fs::path(dir) / "modtrain.json").string()));
+    return mt.value("objective", std::string("classify")) == "mlm" ? Objective::kMlm : Objective::kClassify;
+  } catch (const std::exception&) {
+    return Objective::kClassify;  // unreadable: the caller's own checks say why
+  }
+}
+
+LoadedModel load_model_dir(const std::string& given, const torch::Device& device, bool allow_mlm) {
   const std::string dir = resolve_model_path(given);
   auto path = [&](const char* name) { return (fs::path(dir) / name).string(); };
   for (const char* required : {"config.json", "modtrain.json", "model.safetensors"})
     if (!fs::exists(path(required)))
       throw UserError(dir + ": not a modtrain model directory (" + required +
                       " is missing); pass a run's model/ directory");
+  const bool mlm = model_dir_objective(dir) == Objective::kMlm;
+  if (mlm && !allow_mlm)
+    throw UserError(dir +
+                    " is a masked-language model (train.objective: mlm): it predicts tokens, not labels. Fine-tune "
+                    "a classifier from it (model.init_from: " +
+                    dir + ") and use that model");
   LoadedModel out;
   try {
     json config = json::parse(io::read_file(path("config.json")));
     json mt = json::parse(io::read_file(path("modtrain.json")));
     ModelMeta& m = out.meta;
+    m.objective = mlm ? Objective::kMlm : Objective::kClassify;
     m.labels = mt.at("labels").get<std::vector<std::string>>();
     m.problem = mt.at("problem").get<std::string>() == "multi_class" ? Problem::kMultiClass : Problem::kMultiLabel;
     m.thresholds = mt.at("thresholds").get<std::vector<double>>();
@@ -212,7 +256,8 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
                       " is not absolute, relative_key or relative_key_query");
     c.num_labels = static_cast<int64_t>(m.labels.size());
     c.validate();
-    validate_meta(m, mt.at("problem").get<std::string>(), config, path("modtrain.json"));
+    if (mlm) check_max_len(m, path("modtrain.json"));
+    else validate_meta(m, mt.at("problem").get<std::string>(), config, path("modtrain.json"));
   } catch (const json::exception& e) {
     throw UserError(dir + ": malformed config.json or modtrain.json (" + std::string(e.what()) + ")");
   }
@@ -221,11 +266,18 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
   tokenizer.lowercase = out.meta.lowercase;
   out.tokenizer = load_tokenizer(tokenizer);
   check_tokenizer_fits(*out.tokenizer, out.meta.bert, dir, path("config.json"));
-  out.model = BertForClassification(out.meta.bert);
+  torch::nn::Module* model = nullptr;
+  if (mlm) {
+    out.mlm_model = BertForMaskedLM(out.meta.bert);
+    model = out.mlm_model.ptr().get();
+  } else {
+    out.model = BertForClassification(out.meta.bert);
+    model = out.model.ptr().get();
+  }
   io::SafetensorsFile weights(path("model.safetensors"));
-  load_state(*out.model, weights.view(), path("model.safetensors"));
-  out.model->to(device);
-  out.model->eval();
+  load_state(*model, weights.view(), path("model.safetensors"));
+  model->to(device);
+  model->eval();
   return out;
 }
 

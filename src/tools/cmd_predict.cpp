@@ -125,9 +125,9 @@ void add_predict_commands(CLI::App& app, Action& action) {
       return run_local([&] {
         // Read and validate what is exported (metadata, vocab, every weight finite), then the
         // written copy the same way: an export is never a byte copy of a corrupt model.
-        load_model_dir(export_flags->first, torch::kCPU);
+        load_model_dir(export_flags->first, torch::kCPU, /*allow_mlm=*/true);
         export_huggingface(export_flags->first, export_flags->second);
-        load_model_dir(export_flags->second, torch::kCPU);
+        load_model_dir(export_flags->second, torch::kCPU, /*allow_mlm=*/true);
         std::printf("exported %s -> %s\n", export_flags->first.c_str(), export_flags->second.c_str());
         return kExitOk;
       });

@@ -87,6 +87,12 @@ int train(const TrainFlags& flags) {
       return kExitOk;
     }
     if (world.is_root() && out.final_eval.records > 0) std::printf("\n%s", out.final_eval.to_table().c_str());
+    if (world.is_root() && out.final_mlm_eval.tokens > 0)
+      std::printf(
+          "\nmasked-token evaluation on %lld records (%lld chosen tokens): loss %.4f  accuracy %.4f  "
+          "perplexity %.3f\n",
+          static_cast<long long>(out.final_mlm_eval.records), static_cast<long long>(out.final_mlm_eval.tokens),
+          out.final_mlm_eval.loss, out.final_mlm_eval.accuracy, out.final_mlm_eval.perplexity);
     return kExitOk;
   });
 }

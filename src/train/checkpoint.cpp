@@ -41,7 +41,8 @@ std::string TrainerState::to_json() const {
               {"value", std::isnan(best_value) ? json(nullptr) : json(best_value)},
               {"step", best_step}}},
             {"labels", labels},
-            {"problem", problem}};
+            {"problem", problem},
+            {"objective", objective}};
   return j.dump(2) + "\n";
 }
 
@@ -73,6 +74,7 @@ TrainerState TrainerState::from_json(const std::string& text, const std::string&
     s.best_step = best.at("step").get<int64_t>();
     s.labels = j.at("labels").get<std::vector<std::string>>();
     s.problem = j.at("problem").get<std::string>();
+    s.objective = j.value("objective", std::string("classify"));
   } catch (const json::exception& e) {
     throw UserError(source + ": malformed trainer state (" + std::string(e.what()) +
                     "); the checkpoint is damaged, resume from another one");
@@ -296,6 +298,13 @@ TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, O
   const fs::path d(dir);
   TrainerState s =
       TrainerState::from_json(io::read_file((d / "trainer_state.json").string()), (d / "trainer_state.json").string());
+  if (s.objective != to_string(config.train.objective))
+    throw UserError(dir + ": a checkpoint of train.objective " + s.objective + ", but this run's is " +
+                    to_string(config.train.objective) +
+                    (config.train.objective == Objective::kClassify
+                         ? "; to fine-tune a classifier from it, start a new run with model.init_from: " + dir
+                         : "; resume with the objective it was trained with") +
+                    " (not --resume)");
   if (s.labels != config.data.labels)
     throw UserError(dir + ": checkpoint labels [" + text::join(s.labels, ", ") + "] differ from data.labels [" +
                     text::join(config.data.labels, ", ") +

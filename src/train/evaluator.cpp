@@ -1,5 +1,8 @@
 #include "modtrain/train/evaluator.h"
 
+#include <cmath>
+#include <nlohmann/json.hpp>
+
 #include "modtrain/core/check.h"
 #include "modtrain/data/loader.h"
 #include "modtrain/data/sampler.h"
@@ -77,6 +80,57 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
   r.probs = std::move(probs);
   r.targets = std::move(targets);
   r.mask = std::move(mask);
+  return r;
+}
+
+std::string MlmEvalReport::to_json() const {
+  return nlohmann::json({{"mlm_loss", loss},
+                         {"mlm_accuracy", accuracy},
+                         {"perplexity", perplexity},
+                         {"masked_tokens", tokens},
+                         {"records", records}})
+      .dump();
+}
+
+MlmEvalReport evaluate_mlm(BertForMaskedLMImpl& model, const PreparedDataset& data, const EvalOptions& o) {
+  MT_CHECK(o.masker, "evaluate_mlm without a masker");
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::NoGradGuard no_grad;
+  const int rank = o.collectives ? o.collectives->rank() : 0, world = o.collectives ? o.collectives->size() : 1;
+  DistributedSampler sampler(data.size(),
+                             {0, rank, world, static_cast<uint32_t>(o.batch), /*shuffle=*/false, false, 64});
+  LoaderOptions loader_options;
+  loader_options.pad_id = o.pad_id;
+  loader_options.masker = o.masker;
+  loader_options.mask_seed = o.mask_seed;  // mask_batches_per_epoch 0: one fixed draw per record
+  torch::Tensor loss = torch::zeros({}, torch::TensorOptions().device(o.device).dtype(torch::kFloat64));
+  torch::Tensor correct = torch::zeros({}, torch::TensorOptions().device(o.device).dtype(torch::kInt64));
+  double tokens = 0, records = 0;
+  for (uint64_t b = 0; b < sampler.batches_per_epoch(); ++b) {
+    Batch batch = collate(data, sampler.batch(0, b), loader_options);
+    records += static_cast<double>(batch.padding.logical_not().sum().item<int64_t>());
+    if (batch.masked == 0) continue;
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(o.bf16 ? Precision::kBf16 : Precision::kFp32, o.device);
+      logits =
+          model.logits(batch.input_ids, batch.attention_mask, batch.mlm_positions, batch.mlm_packed, o.unpad, o.device);
+    }
+    torch::Tensor targets = batch.mlm_labels.to(o.device);
+    loss += mlm_loss_total(logits, targets).to(torch::kFloat64);
+    correct += logits.argmax(1).eq(targets).sum();
+    tokens += static_cast<double>(batch.masked);
+  }
+  if (was_training) model.train();
+  std::vector<double> sums = {loss.item<double>(), static_cast<double>(correct.item<int64_t>()), tokens, records};
+  if (o.collectives) o.collectives->sum(sums, "masked-token evaluation");
+  MlmEvalReport r;
+  r.tokens = static_cast<int64_t>(sums[2]);
+  r.records = static_cast<int64_t>(sums[3]);
+  r.loss = sums[2] > 0 ? sums[0] / sums[2] : 0.0;
+  r.accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0.0;
+  r.perplexity = std::exp(r.loss);
   return r;
 }
 

@@ -59,4 +59,9 @@ std::vector<double> auto_pos_weight(const std::vector<uint64_t>& positives, cons
   return w;
 }
 
+torch::Tensor mlm_loss_total(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), targets,
+                                              torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+}
+
 }  // namespace modtrain

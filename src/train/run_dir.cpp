@@ -51,12 +51,13 @@ bool under_launcher() {
 ProgressLine::ProgressLine(bool enabled)
     : enabled_(enabled), live_(enabled && ::isatty(STDOUT_FILENO) && !under_launcher()) {}
 
-void ProgressLine::update(int64_t step, int64_t total, double loss, double lr, double tokens_per_s, double eta_s) {
+void ProgressLine::update(int64_t step, int64_t total, double loss, double lr, double tokens_per_s, double eta_s,
+                          const std::string& extra) {
   if (!enabled_) return;
   int eta = static_cast<int>(eta_s);
-  std::printf("%sstep %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  eta %d:%02d:%02d%s", live_ ? "\r" : "",
-              static_cast<long long>(step), static_cast<long long>(total), loss, lr, tokens_per_s, eta / 3600,
-              eta / 60 % 60, eta % 60, live_ ? "   " : "\n");
+  std::printf("%sstep %lld/%lld  loss %.4f%s%s  lr %.2e  %.0f tok/s  eta %d:%02d:%02d%s", live_ ? "\r" : "",
+              static_cast<long long>(step), static_cast<long long>(total), loss, extra.empty() ? "" : "  ",
+              extra.c_str(), lr, tokens_per_s, eta / 3600, eta / 60 % 60, eta % 60, live_ ? "   " : "\n");
   std::fflush(stdout);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "modtrain/core/error.h"
@@ -68,7 +69,11 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   check_precision(c.train.precision, device_);
 
   // ---- data ----
+  const bool mlm = c.train.objective == Objective::kMlm;
   tokenizer_ = load_tokenizer(c.tokenizer);
+  if (mlm)  // needs the tokenizer's mask token (an error line says so when it has none)
+    masker_ = std::make_shared<TokenMasker>(
+        *tokenizer_, MaskingOptions{c.mlm.probability, c.mlm.mask_fraction, c.mlm.random_fraction, c.mlm.whole_word});
   DataExpectations expect = DataExpectations::from_config(c);
   train_data_ = std::make_shared<PreparedDataset>(PreparedDataset::open(c.data.prepared_dir, "train", expect));
   if (!c.data.valid.empty())
@@ -83,6 +88,9 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   LoaderOptions loader_options;
   loader_options.pad_id = tokenizer_->special_ids().pad;
   loader_options.pin_memory = device_.is_cuda();
+  loader_options.masker = masker_;  // mlm: masks drawn from (seed, the batch's ordinal, record) on the loader thread
+  loader_options.mask_seed = c.run.seed;
+  loader_options.mask_batches_per_epoch = sampler_->batches_per_epoch();
   loader_ = std::make_unique<Loader>(train_data_, sampler_, loader_options);
   total_steps_ = c.train.epochs > 0
                      ? static_cast<int64_t>(std::ceil(
@@ -107,9 +115,16 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   bert_config_.sparse_embedding_grad = !device_.is_cuda();  // accumulated into the flat (dense) gradient
   set_blas_threads(c.dist.blas_threads, c.model.hidden, placement_.cpu_threads);
   torch::manual_seed(c.run.seed);
-  model_ = BertForClassification(bert_config_);  // model.init_from is applied by resume() on a fresh start
-  model_->to(device_);
-  model_->train();
+  // model.init_from is applied by resume() on a fresh start
+  if (mlm) {
+    mlm_model_ = BertForMaskedLM(bert_config_);
+    net_ = mlm_model_.ptr().get();
+  } else {
+    model_ = BertForClassification(bert_config_);
+    net_ = model_.ptr().get();
+  }
+  net_->to(device_);
+  net_->train();
 
   // ---- loss, optimiser, gradient sync ----
   loss_options_.problem = c.data.problem;
@@ -130,7 +145,7 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   flat.first_bucket_cap_bytes = std::min<size_t>(flat.bucket_cap_bytes, 1u << 20);
   if (c.train.zero == 1 && comms_.communicator)
     flat = {flat.bucket_cap_bytes, flat.first_bucket_cap_bytes, true, world_, rank_};
-  flat_ = std::make_unique<FlatParams>(named_parameters(*model_), flat);
+  flat_ = std::make_unique<FlatParams>(named_parameters(*net_), flat);
   reducer_ = comms_.make_reducer ? comms_.make_reducer(*flat_) : std::make_unique<LocalReducer>(*flat_);
   optimizer_ = make_optimizer(c.train, *flat_, comms_.communicator);
 
@@ -141,7 +156,8 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   state_.micro_batch = c.train.micro_batch;
   state_.accum_steps = c.train.accum_steps;
   state_.seed = c.run.seed;
-  state_.best_metric = to_string(c.checkpoint.best_metric);
+  state_.best_metric = to_string(effective_best_metric(c));
+  state_.objective = to_string(c.train.objective);
   state_.labels = c.data.labels;
   state_.problem = to_string(c.data.problem);
   thresholds_.assign(c.data.labels.size(), 0.5);
@@ -216,9 +232,10 @@ int64_t Trainer::resume(const std::string& resume) {
     if (!config_.model.init_from.empty()) {  // every rank reads the weights; the replicas are then compared
       ImportReport imported;
       load_on_every_rank("model.init_from " + config_.model.init_from, [&] {
-        imported = import_huggingface(config_.model.init_from, *model_, config_, *tokenizer_);
+        imported = mlm_model_ ? import_huggingface(config_.model.init_from, *mlm_model_, config_, *tokenizer_)
+                              : import_huggingface(config_.model.init_from, *model_, config_, *tokenizer_);
       });
-      check_replicas_after_load(named_parameters(*model_), *collectives_, config_.model.init_from);
+      check_replicas_after_load(named_parameters(*net_), *collectives_, config_.model.init_from);
       log::info("model.init_from " + config_.model.init_from + ": " + imported.summary());
     }
     run_dir_.append_metrics(json({{"event", "start"}, {"step", 0}}).dump());
@@ -227,7 +244,7 @@ int64_t Trainer::resume(const std::string& resume) {
   optimizer_->sync_params();
   TrainerState loaded;
   load_on_every_rank("checkpoint " + dir + " (rank 0 resumes from it)", [&] {
-    loaded = load_checkpoint(dir, *model_, *optimizer_, config_, world_, sampler_->batches_per_epoch(), rank_ == 0);
+    loaded = load_checkpoint(dir, *net_, *optimizer_, config_, world_, sampler_->batches_per_epoch(), rank_ == 0);
   });
   // The same path may hold different files on different nodes: the ranks must stand at one step.
   const auto steps = collectives_->all_gather(std::vector<double>{static_cast<double>(loaded.step)}, "resumed step");
@@ -240,7 +257,7 @@ int64_t Trainer::resume(const std::string& resume) {
     if (rank_ == 0) log::error(why);
     throw CollectiveError(why, kExitUsage, /*already_reported=*/true);
   }
-  check_replicas_after_load(named_parameters(*model_), *collectives_, dir);
+  check_replicas_after_load(named_parameters(*net_), *collectives_, dir);
   loader_->restore(loaded.sampler);
   scaler_.restore(loaded.loss_scale, static_cast<int>(loaded.loss_scale_good_steps));
   state_.skipped_steps = loaded.skipped_steps;
@@ -278,19 +295,9 @@ Trainer::Requests Trainer::agree_on_requests(int64_t step, int64_t stop_after) {
   return asked;
 }
 
-bool Trainer::track_best(int64_t step, const EvalReport& r) {
-  const BestMetric metric = config_.checkpoint.best_metric;
-  if (metric == BestMetric::kNone) return false;
-  double value = 0;
-  switch (metric) {
-    case BestMetric::kLoss: value = r.loss; break;
-    case BestMetric::kMacroF1: value = r.macro_f1; break;
-    case BestMetric::kMicroF1: value = r.micro_f1; break;
-    case BestMetric::kMacroRocAuc: value = r.macro_roc_auc; break;
-    case BestMetric::kMacroPrAuc: value = r.macro_pr_auc; break;
-    case BestMetric::kNone: break;
-  }
-  if (!std::isfinite(value)) return false;
+bool Trainer::track_best(int64_t step, double value) {
+  const BestMetric metric = effective_best_metric(config_);
+  if (metric == BestMetric::kNone || !std::isfinite(value)) return false;
   const bool lower_is_better = metric == BestMetric::kLoss;
   const bool better =
       std::isnan(state_.best_value) || (lower_is_better ? value < state_.best_value : value > state_.best_value);
@@ -322,9 +329,17 @@ bool Trainer::checkpoint_after(int64_t step, bool best, const RunControl& contro
 
 ModelMeta Trainer::model_meta() const {
   const Config& c = config_;
-  return {
-      bert_config_,   c.data.labels, c.data.problem, thresholds_, c.tokenizer.lowercase, c.tokenizer.normalize_tweets,
-      c.data.max_len, evaluation_};
+  ModelMeta m;
+  m.bert = bert_config_;
+  m.objective = c.train.objective;
+  m.labels = c.data.labels;
+  m.problem = c.data.problem;
+  m.thresholds = thresholds_;
+  m.lowercase = c.tokenizer.lowercase;
+  m.normalize_tweets = c.tokenizer.normalize_tweets;
+  m.max_len = c.data.max_len;
+  m.evaluation = evaluation_;
+  return m;
 }
 
 std::string Trainer::save_checkpoint(int64_t step, bool best) {
@@ -336,7 +351,7 @@ std::string Trainer::save_checkpoint(int64_t step, bool best) {
   const auto start = std::chrono::steady_clock::now();
   const OptimizerState optimizer_state = optimizer_->state();  // collective under ZeRO-1: gathered everywhere
   std::string dir =
-      checkpoints_.save({*model_, optimizer_state, model_meta(), c.tokenizer.vocab, resolved_.to_yaml(), state_}, best);
+      checkpoints_.save({*net_, optimizer_state, model_meta(), c.tokenizer.vocab, resolved_.to_yaml(), state_}, best);
   std::vector<double> done = {1.0};
   collectives_->sum(done, "checkpoint written");  // all wait until rank 0 has written (an error there aborts the job)
   if (rank_ == 0) {
@@ -352,7 +367,7 @@ std::string Trainer::save_checkpoint(int64_t step, bool best) {
 void Trainer::log_start() const {
   const Config& c = config_;
   int64_t params = 0;
-  for (const auto& p : model_->parameters()) params += p.numel();
+  for (const auto& p : net_->parameters()) params += p.numel();
   const bool tokens = c.train.tokens_per_batch > 0;
   const int per_rank = tokens ? c.train.tokens_per_batch : c.train.micro_batch;
   const int64_t global = static_cast<int64_t>(per_rank) * c.train.accum_steps * world_;
@@ -380,6 +395,16 @@ void Trainer::log_start() const {
            std::to_string(values[i].item<float>()).substr(0, 5);
     log::info("pos_weight: " + w);
   }
+  if (masker_) {
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "objective mlm: %.1f%% of the %s chosen per record (%.0f%% mask, %.0f%% random, %.0f%% kept), the "
+                  "loss over the chosen tokens of all ranks",
+                  100 * c.mlm.probability, c.mlm.whole_word ? "words (all their pieces)" : "tokens",
+                  100 * c.mlm.mask_fraction, 100 * c.mlm.random_fraction,
+                  100 * (1 - c.mlm.mask_fraction - c.mlm.random_fraction));
+    log::info(line);
+  }
 }
 
 Trainer::StepStats Trainer::train_step(int64_t step) {
@@ -387,30 +412,26 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
   const int accum = config_.train.accum_steps;
   torch::manual_seed(step_seed(config_.run.seed, rank_, step));  // dropout: a function of (seed, rank, step)
   reducer_->zero_grad();  // in place: the gradients are views into the flat buckets
-  // The loss of the step is its sum over annotated labels on all ranks / their count on all ranks
-  // (one all-reduced number): each rank contributes world x its sum / that count, and the reducer
-  // averages over ranks. Exact data parallelism whatever each rank's share of the records.
+  // The loss of the step is its sum over annotated labels (mlm: chosen tokens) on all ranks / their
+  // count on all ranks (one all-reduced number): each rank contributes world x its sum / that
+  // count, and the reducer averages over ranks. Exact data parallelism whatever each rank's share.
   std::vector<Batch> batches;
   std::vector<double> count = {0.0};
   for (int micro = 0; micro < accum; ++micro) {
     batches.push_back(loader_->next());
-    count[0] += annotated_count(batches.back().label_mask, config_.data.problem);
+    count[0] += loss_count(batches.back());
   }
-  collectives_->sum(count, "annotated labels of the step");
+  collectives_->sum(count, masker_ ? "chosen tokens of the step" : "annotated labels of the step");
   const double norm = static_cast<double>(world_) / std::max(1.0, count[0]);
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device_));
   for (int micro = 0; micro < accum; ++micro) {
     const Batch& batch = batches[static_cast<size_t>(micro)];
     if (micro == 0) optimizer_->sync_params();  // ZeRO-1: the last step's parameter all-gather ran until here
-    torch::Tensor logits;
+    torch::Tensor loss;
     {
       Timeline::Scope span(comms_.timeline, "forward");
-      AutocastScope autocast(config_.train.precision, device_);
-      logits = model_->logits(batch.input_ids, batch.attention_mask, config_.model.unpad, device_);  // [B, L]
+      loss = loss_total(batch) * norm;
     }
-    torch::Tensor loss = classification_loss_total(logits, batch.labels.to(device_, true),
-                                                   batch.label_mask.to(device_, true), loss_options_) *
-                         norm;
     loss_sum += loss.detach();                       // stays on the device: read at log steps only
     reducer_->prepare_backward(micro + 1 == accum);  // accumulation micro-steps do not communicate
     {
@@ -432,6 +453,85 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
   s.grad_norm = u.grad_norm;
   s.skipped = !u.applied;
   return s;
+}
+
+torch::Tensor Trainer::loss_total(const Batch& batch) {
+  if (masker_) {  // the head and the vocabulary projection on the chosen tokens only
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(config_.train.precision, device_);
+      logits = mlm_model_->logits(batch.input_ids, batch.attention_mask, batch.mlm_positions, batch.mlm_packed,
+                                  config_.model.unpad, device_);  // [M, V] float32
+    }
+    return mlm_loss_total(logits, batch.mlm_labels.to(device_, true));
+  }
+  torch::Tensor logits;
+  {
+    AutocastScope autocast(config_.train.precision, device_);
+    logits = model_->logits(batch.input_ids, batch.attention_mask, config_.model.unpad, device_);  // [B, L]
+  }
+  return classification_loss_total(logits, batch.labels.to(device_, true), batch.label_mask.to(device_, true),
+                                   loss_options_);
+}
+
+double Trainer::loss_count(const Batch& batch) const {
+  return masker_ ? static_cast<double>(batch.masked) : annotated_count(batch.label_mask, config_.data.problem);
+}
+
+MlmEvalReport Trainer::evaluate_mlm_split() {
+  optimizer_->sync_params();
+  EvalOptions o;
+  o.batch = config_.eval.micro_batch > 0 ? config_.eval.micro_batch : 2 * config_.train.micro_batch;
+  o.pad_id = tokenizer_->special_ids().pad;
+  o.device = device_;
+  o.unpad = config_.model.unpad;
+  o.collectives = collectives_;
+  o.masker = masker_;
+  o.mask_seed = config_.run.seed;  // the same chosen tokens at every evaluation of the run
+  return evaluate_mlm(*mlm_model_, *valid_data_, o);
+}
+
+double Trainer::evaluate_and_record(int64_t step, const ProgressLine& progress, TrainOutcome& out) {
+  const Config& c = config_;
+  json metrics;
+  char line[256];
+  double best_value = std::numeric_limits<double>::quiet_NaN();
+  if (masker_) {
+    const MlmEvalReport r = evaluate_mlm_split();
+    metrics = json::parse(r.to_json());
+    std::snprintf(line, sizeof line,
+                  "eval @ step %lld: masked-token loss %.4f  accuracy %.3f  perplexity %.2f  (%lld tokens)",
+                  static_cast<long long>(step), r.loss, r.accuracy, r.perplexity, static_cast<long long>(r.tokens));
+    if (effective_best_metric(c) == BestMetric::kLoss) best_value = r.loss;
+    out.final_mlm_eval = r;
+  } else {
+    const EvalResult r = evaluate();
+    metrics = json::parse(r.report.to_json());
+    thresholds_ = r.thresholds;
+    std::snprintf(line, sizeof line,
+                  "eval @ step %lld: loss %.4f  macro F1 %.3f  macro ROC-AUC %.3f  macro PR-AUC %.3f  micro F1 %.3f",
+                  static_cast<long long>(step), r.report.loss, r.report.macro_f1, r.report.macro_roc_auc,
+                  r.report.macro_pr_auc, r.report.micro_f1);
+    switch (effective_best_metric(c)) {
+      case BestMetric::kLoss: best_value = r.report.loss; break;
+      case BestMetric::kMacroF1: best_value = r.report.macro_f1; break;
+      case BestMetric::kMicroF1: best_value = r.report.micro_f1; break;
+      case BestMetric::kMacroRocAuc: best_value = r.report.macro_roc_auc; break;
+      case BestMetric::kMacroPrAuc: best_value = r.report.macro_pr_auc; break;
+      case BestMetric::kAuto:
+      case BestMetric::kNone: break;
+    }
+    out.final_eval = r.report;
+  }
+  evaluation_ = json({{"step", step},
+                      {"train_records", train_data_->size()},
+                      {"data", {{"train", c.data.train}, {"valid", c.data.valid}}},
+                      {"metrics", metrics}})
+                    .dump();
+  run_dir_.append_metrics(json({{"event", "eval"}, {"step", step}, {"metrics", metrics}}).dump());
+  if (progress.live()) std::printf("\n");
+  log::info(line);
+  return best_value;
 }
 
 EvalResult Trainer::evaluate() {
@@ -465,24 +565,6 @@ TrainOutcome Trainer::run(const RunControl& control) {
   auto window_start = start;
   torch::Tensor window_loss = torch::zeros({}, torch::TensorOptions().device(device_).dtype(torch::kFloat64));
   int64_t window_steps = 0, window_samples = 0, window_tokens = 0, consecutive_skips = 0;
-  auto eval_event = [&](int64_t step, const EvalResult& r) {
-    const json metrics = json::parse(r.report.to_json());
-    thresholds_ = r.thresholds;
-    evaluation_ = json({{"step", step},
-                        {"train_records", train_data_->size()},
-                        {"data", {{"train", c.data.train}, {"valid", c.data.valid}}},
-                        {"metrics", metrics}})
-                      .dump();
-    json event = {{"event", "eval"}, {"step", step}, {"metrics", metrics}};
-    run_dir_.append_metrics(event.dump());
-    char line[256];
-    std::snprintf(line, sizeof line,
-                  "eval @ step %lld: loss %.4f  macro F1 %.3f  macro ROC-AUC %.3f  macro PR-AUC %.3f  micro F1 %.3f",
-                  static_cast<long long>(step), r.report.loss, r.report.macro_f1, r.report.macro_roc_auc,
-                  r.report.macro_pr_auc, r.report.micro_f1);
-    if (progress.live()) std::printf("\n");
-    log::info(line);
-  };
 
   int64_t step = out.start_step;
   for (; step < total_steps_; ++step) {
@@ -510,7 +592,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
       consecutive_skips = 0;
       if (c.dist.check_replicas_every > 0 && (step + 1) % c.dist.check_replicas_every == 0) {
         optimizer_->sync_params();
-        check_replicas(named_parameters(*model_), *collectives_, step + 1);
+        check_replicas(named_parameters(*net_), *collectives_, step + 1);
       }
       window_loss += s.loss;
       ++window_steps;
@@ -542,8 +624,15 @@ TrainOutcome Trainer::run(const RunControl& control) {
                     {"elapsed_s", seconds_since(start)},
                     {"skipped_steps", out.skipped_steps}};
       if (scaler_.enabled()) event["loss_scale"] = scaler_.scale();
+      std::string extra;  // mlm: the training perplexity of the window besides its masked-token loss
+      if (masker_) {
+        event["perplexity"] = std::exp(mean_loss);
+        char ppl[48];
+        std::snprintf(ppl, sizeof ppl, "ppl %.2f", std::exp(mean_loss));
+        extra = ppl;
+      }
       run_dir_.append_metrics(event.dump());
-      progress.update(step + 1, total_steps_, mean_loss, lr, totals[3] / seconds, eta);
+      progress.update(step + 1, total_steps_, mean_loss, lr, totals[3] / seconds, eta, extra);
       window_loss.zero_();
       window_steps = window_samples = window_tokens = 0;
       window_start = std::chrono::steady_clock::now();
@@ -552,9 +641,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
     // ---- evaluation: every eval.every steps (the final one follows the loop) ----
     bool best = false;
     if (!s.skipped && valid_data_ && c.eval.every > 0 && (step + 1) % c.eval.every == 0 && step + 1 < total_steps_) {
-      EvalResult r = evaluate();
-      eval_event(step + 1, r);
-      best = track_best(step + 1, r.report);
+      best = track_best(step + 1, evaluate_and_record(step + 1, progress, out));
       window_start = std::chrono::steady_clock::now();  // throughput counts training time only
     }
 
@@ -575,17 +662,12 @@ TrainOutcome Trainer::run(const RunControl& control) {
 
   // ---- the end: final evaluation, tuned thresholds, the final checkpoint and model directory ----
   bool best = false;
-  if (valid_data_) {
-    EvalResult r = evaluate();
-    eval_event(total_steps_, r);
-    out.final_eval = r.report;
-    best = track_best(total_steps_, r.report);
-  }
+  if (valid_data_) best = track_best(total_steps_, evaluate_and_record(total_steps_, progress, out));
   out.thresholds = thresholds_;
   out.checkpoint = save_checkpoint(total_steps_, best);
   out.model_dir = run_dir_.path("model");
   if (rank_ == 0) {
-    save_model_dir(out.model_dir, *model_, model_meta(), c.tokenizer.vocab);
+    save_model_dir(out.model_dir, *net_, model_meta(), c.tokenizer.vocab);
     log::info("model written to " + out.model_dir + " (" + std::to_string(out.skipped_steps) + " steps skipped)");
   }
   return out;

@@ -8,7 +8,8 @@ mt=$1 repo=$2
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 "$repo/scripts/nightly.sh" --binary "$mt" --out "$dir/n" || { cat "$dir"/n/logs/*.log | tail -50; fail "nightly verdict on a healthy build"; }
-for f in REPORT.md report.json plots/loss.png plots/lr.png plots/eval.png plots/throughput.png; do
+for f in REPORT.md report.json plots/loss.png plots/lr.png plots/eval.png plots/throughput.png plots/pretrain/eval.png \
+  plots/pretrain/loss.png; do
   [[ -s $dir/n/$f ]] || fail "$f missing"
 done
 grep -q "^# Nightly report: PASS" "$dir/n/REPORT.md" || fail "REPORT.md verdict"
@@ -18,7 +19,10 @@ r = json.load(open(sys.argv[1]))
 names = {c["name"] for c in r["checks"]}
 assert r["verdict"] == "PASS", r["verdict"]
 assert {"resume_exact", "throughput", "export_equals_checkpoint", "reference_logits", "quality_macro_roc_auc",
-        "finetune_roberta", "finetune_twhin"} <= names, names
+        "finetune_roberta", "finetune_twhin", "pretrain_beats_scratch"} <= names, names
+assert all(c["ok"] for c in r["checks"] if c["name"] == "pretrain_beats_scratch")
+p = r["figures"]["pretrain"]
+assert p["macro_pr_auc_pretrained"] > p["macro_pr_auc_scratch"], p
 PY
 # Impossible bars: the verdict must turn.
 /usr/bin/python3 -c '

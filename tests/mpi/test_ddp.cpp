@@ -87,7 +87,7 @@ Placement cpu_placement() {
 
 std::vector<std::pair<std::string, torch::Tensor>> params_of(Trainer& t) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& p : t.model()->named_parameters()) out.emplace_back(p.key(), p.value().detach().clone());
+  for (const auto& p : t.network().named_parameters()) out.emplace_back(p.key(), p.value().detach().clone());
   return out;
 }
 
@@ -107,12 +107,13 @@ double max_relative_difference(const std::vector<std::pair<std::string, torch::T
 // Trains `ranks x micro_batch x accum` on all ranks and `1 x (ranks*micro_batch) x accum` locally
 // (with `tokens` > 0: token budgets, `tokens` per rank against `ranks x tokens` in one process);
 // returns the largest relative difference of the final weights.
-double equivalence(const std::string& name, int micro_batch, int accum, double bucket_mb, int steps = 5,
-                   int tokens = 0) {
+double equivalence(const std::string& name, int micro_batch, int accum, double bucket_mb, int steps = 5, int tokens = 0,
+                   const std::vector<std::string>& extra = {}) {
   World& w = world();
   std::vector<std::string> common = {"train.max_steps=" + std::to_string(steps), "train.warmup_steps=1",
                                      "data.valid=[]", "train.accum_steps=" + std::to_string(accum),
                                      "dist.bucket_mb=" + std::to_string(bucket_mb)};
+  common.insert(common.end(), extra.begin(), extra.end());
   auto with = [&](std::vector<std::string> more) {
     more.insert(more.begin(), common.begin(), common.end());
     return more;
@@ -242,6 +243,44 @@ TEST_CASE("token budgets: W ranks x T tokens equal 1 rank x W*T tokens (loss ove
   // annotated labels over all ranks, so the sum of the ranks' gradients is one batch's gradient.
   CHECK(equivalence("tokens", 0, 1, 25, 5, 160) < 1e-5);
   CHECK(equivalence("tokens-accum", 0, 2, 25, 4, 100) < 1e-5);
+}
+
+TEST_CASE("masked LM: W ranks x B equals 1 rank x W*B (the loss over the step's chosen tokens on all ranks)",
+          "[mpi][equivalence][mlm]") {
+  // The masks are a function of (seed, batch ordinal, record), so both runs choose the same tokens.
+  const std::vector<std::string> mlm = {"train.objective=mlm"};
+  CHECK(equivalence("mlm", 8, 1, 25, 5, 0, mlm) < 1e-5);
+  CHECK(equivalence("mlm-accum", 4, 2, 25, 5, 0, mlm) < 1e-5);
+  CHECK(equivalence("mlm-padded-wwm", 8, 1, 25, 4, 0,
+                    {"train.objective=mlm", "model.unpad=false", "mlm.whole_word=true"}) < 1e-5);
+  CHECK(equivalence("mlm-tokens", 0, 1, 25, 4, 160, mlm) < 1e-5);
+  CHECK(equivalence("mlm-zero1", 8, 1, 25, 5, 0, {"train.objective=mlm", "train.zero=1"}) < 1e-5);
+}
+
+TEST_CASE("masked LM: distributed evaluation equals single-process evaluation", "[mpi][eval][mlm]") {
+  World& w = world();
+  const std::vector<std::string> common = {"train.objective=mlm", "train.max_steps=3", "train.warmup_steps=1",
+                                           "eval.every=0", "checkpoint.every=0"};
+  auto with = [&](std::vector<std::string> more) {
+    more.insert(more.begin(), common.begin(), common.end());
+    return more;
+  };
+  ResolvedConfig dp = data().config("mlm-eval-dp", with({"train.micro_batch=8"}));
+  DistributedTraining distributed(w, cpu_placement(), dp.config);
+  Trainer parallel(dp, cpu_placement(), distributed.comms());
+  const TrainOutcome p = parallel.run();
+  ResolvedConfig one = data().config("mlm-eval-one", with({"train.micro_batch=" + std::to_string(8 * w.size())}));
+  Trainer single(one, cpu_placement(), TrainComms{});
+  const TrainOutcome s = single.run();
+  REQUIRE(p.final_mlm_eval.tokens > 100);
+  CHECK(p.final_mlm_eval.tokens == s.final_mlm_eval.tokens);    // the same chosen tokens, split over the ranks
+  CHECK(p.final_mlm_eval.records == s.final_mlm_eval.records);  // repeated records dropped
+  CHECK(std::abs(p.final_mlm_eval.loss - s.final_mlm_eval.loss) < 1e-4);
+  // an argmax may flip on a near tie (weights equal within 1e-5): at most one token apart
+  CHECK(std::abs(p.final_mlm_eval.accuracy - s.final_mlm_eval.accuracy) *
+            static_cast<double>(s.final_mlm_eval.tokens) <=
+        1.0 + 1e-9);
+  CHECK(p.final_eval.records == 0);  // no classification metrics under mlm
 }
 
 TEST_CASE("bucket edge cases train identically: many tiny buckets, one bucket per huge cap", "[mpi][equivalence]") {

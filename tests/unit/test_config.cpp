@@ -151,7 +151,8 @@ TEST_CASE("out-of-range values name the allowed range", "[config][errors]") {
   CHECK(err("train:\n  micro_batch: 0\n") ==
         "x.yaml:2:16: train.micro_batch = 0 is out of range (allowed: [1, 1048576])");
   CHECK(err("data:\n  labels: []\n") ==
-        "x.yaml:2:11: data.labels = [] is out of range (allowed: at least one item, none empty)");
+        "x.yaml:2:11: data.labels is empty: a classifier needs its labels (e.g. [hate, spam]); for pretraining on "
+        "unlabelled posts set train.objective: mlm");
   CHECK(err("run:\n  dir: \"\"\n") == "x.yaml:2:8: run.dir = '' is out of range (allowed: non-empty)");
   CHECK_THAT(config_error([] { load_config("", {"dist.bucket_mb=0"}); }),
              StartsWith("--set dist.bucket_mb=0: dist.bucket_mb = 0.0 is out of range (allowed: (0.0, 4096.0])"));
@@ -236,8 +237,8 @@ TEST_CASE("the schema documents every key", "[config]") {
     CHECK(!field.type.empty());
     CHECK_THAT(doc, Contains("`" + field.dotted() + "`"));
   }
-  CHECK(config_sections() ==
-        std::vector<std::string>{"run", "data", "tokenizer", "model", "train", "dist", "checkpoint", "eval", "log"});
+  CHECK(config_sections() == std::vector<std::string>{"run", "data", "tokenizer", "model", "train", "mlm", "dist",
+                                                      "checkpoint", "eval", "log"});
 }
 
 TEST_CASE("train.tokens_per_batch: at least data.max_len, and not with group_by_length", "[config][errors]") {
@@ -248,4 +249,30 @@ TEST_CASE("train.tokens_per_batch: at least data.max_len, and not with group_by_
              }),
              Contains("data.group_by_length and train.tokens_per_batch (set at t.yaml:4:21) are alternatives"));
   CHECK(load_config_text("train:\n  tokens_per_batch: 512\n", "t.yaml").config.train.tokens_per_batch == 512);
+}
+
+TEST_CASE("train.objective mlm: labels may be empty, best_metric auto is the masked-token loss, mlm.* checked",
+          "[config][errors][mlm]") {
+  const Config mlm = load_config("", {"train.objective=mlm", "data.labels=[]"}).config;
+  CHECK(mlm.data.labels.empty());
+  CHECK(effective_best_metric(mlm) == BestMetric::kLoss);
+  CHECK(effective_best_metric(load_config("", {}).config) == BestMetric::kMacroPrAuc);
+  CHECK(mlm.mlm.probability == 0.15);
+  CHECK_THAT(config_error([] { load_config("", {"data.labels=[]"}); }),
+             StartsWith("--set data.labels=[]: data.labels is empty: a classifier needs its labels") &&
+                 Contains("set train.objective: mlm"));
+  CHECK_THAT(config_error([] {
+               load_config_text("train:\n  objective: mlm\ncheckpoint:\n  best_metric: macro_f1\n", "m.yaml");
+             }),
+             StartsWith("m.yaml:4:16: checkpoint.best_metric = macro_f1 is a classification metric, but "
+                        "train.objective is mlm (set at m.yaml:2:14)"));
+  CHECK_THAT(config_error([] {
+               load_config("", {"train.objective=mlm", "mlm.random_fraction=0.3"});
+             }),
+             Contains("mlm.mask_fraction + mlm.random_fraction = 1.1") && Contains("exceeds 1"));
+  CHECK_THAT(config_error([] {
+               load_config("", {"train.objective=mlm", "train.pos_weight=auto"});
+             }),
+             Contains("train.pos_weight weighs classification labels"));
+  CHECK_THAT(config_error([] { load_config("", {"mlm.probability=0"}); }), Contains("mlm.probability"));
 }

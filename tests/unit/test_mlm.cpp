@@ -6,14 +6,23 @@
 #include <nlohmann/json.hpp>
 
 #include "catch_torch.h"
+#include "modtrain/config/loader.h"
+#include "modtrain/core/error.h"
+#include "modtrain/data/loader.h"
 #include "modtrain/data/masking.h"
+#include "modtrain/data/prepare.h"
 #include "modtrain/data/tokenizer.h"
 #include "modtrain/io/safetensors.h"
+#include "modtrain/modelio/hf_export.h"
+#include "modtrain/modelio/hf_import.h"
 #include "modtrain/modelio/model_dir.h"
+#include "modtrain/train/loss.h"
+#include "synth_fixture.h"
 #include "test_util.h"
 #include "tokenizer_cases.h"
 
 using namespace modtrain;
+using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 namespace {
@@ -233,5 +242,221 @@ TEST_CASE("BertForMaskedLM and RobertaForMaskedLM logits equal the float64 NumPy
         ++row;
       }
     }
+  }
+}
+
+namespace {
+
+// Unlabelled posts (a .txt file, one per line) prepared for train.objective mlm, and its config.
+struct UnlabelledData {
+  test::TempDir dir;
+  Config config;
+  UnlabelledData() {
+    const auto overrides = test::synth_with_vocab(dir.file("raw"), dir.file("vocab.txt"), dir.file("prep"), 300, 40, 1);
+    std::string lines;
+    std::ifstream raw(dir.file("raw/train-00000.jsonl"));
+    for (std::string line; std::getline(raw, line);)
+      lines += nlohmann::json::parse(line).at("text").get<std::string>() + "\n";
+    dir.write("posts.txt", lines + "\n");  // a trailing blank line: counted, not a record
+    std::vector<std::string> all = overrides;
+    for (const char* o : {"data.labels=[]", "train.objective=mlm", "data.max_len=32"}) all.push_back(o);
+    all.push_back("data.train=[" + dir.file("posts.txt") + "]");
+    config = load_config("", all).config;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("unlabelled posts: .txt lines and text-only JSONL prepare with no labels, the manifest says so",
+          "[mlm][data]") {
+  UnlabelledData u;
+  prepare_data(u.config, {1, false});
+  const nlohmann::json manifest =
+      nlohmann::json::parse(test::read(fs::path(u.config.data.prepared_dir) / "manifest.json"));
+  CHECK(manifest.at("labelled") == false);
+  CHECK(manifest.at("labels").empty());
+  const auto& shard = manifest.at("splits").at("train").at("shards").at(0);
+  CHECK(shard.at("input_records") == 300);
+  CHECK(shard.at("records") == 300);  // input = kept + rejected
+  CHECK(shard.at("rejected") == 0);
+  CHECK(shard.at("blank_lines") == 1);
+  const PreparedDataset data =
+      PreparedDataset::open(u.config.data.prepared_dir, "train", DataExpectations::from_config(u.config));
+  CHECK(data.size() == 300);
+  CHECK(data.num_labels() == 0);
+  // the labelled validation JSONL is read as text only: data.labels is empty
+  CHECK(PreparedDataset::open(u.config.data.prepared_dir, "valid", DataExpectations::from_config(u.config)).size() ==
+        40);
+
+  // A .txt file where labels are required is one line saying what to do.
+  Config labelled = u.config;
+  labelled.data.labels = {"hate"};
+  labelled.train.objective = Objective::kClassify;
+  labelled.data.prepared_dir = u.dir.file("prep-labelled");
+  CHECK_THROWS_WITH(prepare_data(labelled, {1, false}),
+                    Contains("posts.txt: a .txt file is unlabelled text") && Contains("data.labels: []"));
+}
+
+TEST_CASE("MLM batches: masked on the loader thread, the chosen tokens agree in both layouts, drawn from the batch",
+          "[mlm][data]") {
+  UnlabelledData u;
+  prepare_data(u.config, {1, false});
+  auto data = std::make_shared<PreparedDataset>(
+      PreparedDataset::open(u.config.data.prepared_dir, "train", DataExpectations::from_config(u.config)));
+  const auto tokenizer = load_tokenizer(u.config.tokenizer);
+  auto masker = std::make_shared<const TokenMasker>(*tokenizer, MaskingOptions{});
+  DistributedSampler sampler(data->size(), {5, 0, 1, 16, true, false, 64});
+  LoaderOptions plain;
+  plain.pad_id = tokenizer->special_ids().pad;
+  LoaderOptions masked = plain;
+  masked.masker = masker;
+  masked.mask_seed = 5;
+  masked.mask_batches_per_epoch = sampler.batches_per_epoch();
+
+  const SampledBatch sampled = sampler.batch(0, 2);
+  const Batch original = collate(*data, sampled, plain), batch = collate(*data, sampled, masked);
+  REQUIRE(batch.masked > 0);
+  REQUIRE(batch.mlm_labels.numel() == batch.masked);
+  const torch::Tensor flat_original = original.input_ids.flatten(), flat = batch.input_ids.flatten();
+  // targets are the original ids at the chosen positions; the packed indices name the same tokens
+  CHECK(torch::equal(flat_original.index_select(0, batch.mlm_positions), batch.mlm_labels));
+  const UnpaddedBatch unpadded = unpad_batch(batch.input_ids, batch.attention_mask);
+  CHECK(torch::equal(unpadded.ids.index_select(0, batch.mlm_packed), flat.index_select(0, batch.mlm_positions)));
+  // only chosen tokens differ; most of the chosen became the mask token
+  const torch::Tensor changed = flat.ne(flat_original);
+  CHECK(changed.sum().item<int64_t>() <= batch.masked);
+  const int64_t as_mask =
+      flat.index_select(0, batch.mlm_positions).eq(tokenizer->special_ids().mask).sum().item<int64_t>();
+  CHECK(as_mask > batch.masked / 2);
+  CHECK(torch::equal(batch.attention_mask, original.attention_mask));
+
+  // the same batch draws the same (a resumed run, another rank layout); another batch ordinal other masks
+  const Batch again = collate(*data, sampled, masked);
+  CHECK(torch::equal(again.input_ids, batch.input_ids));
+  CHECK(torch::equal(again.mlm_positions, batch.mlm_positions));
+  SampledBatch next_epoch = sampled;
+  next_epoch.epoch = 1;
+  CHECK_FALSE(torch::equal(collate(*data, next_epoch, masked).mlm_positions, batch.mlm_positions));
+
+  // records repeated to even out the ranks take no loss
+  SampledBatch repeated = sampled;
+  repeated.padding.assign(repeated.indices.size(), 0);
+  repeated.padding[0] = 1;
+  const Batch with_padding = collate(*data, repeated, masked);
+  const int64_t width = with_padding.input_ids.size(1);
+  CHECK(with_padding.mlm_positions.lt(width).sum().item<int64_t>() == 0);
+  CHECK(torch::equal(with_padding.input_ids[0], original.input_ids[0]));
+}
+
+TEST_CASE("the MLM loss is the summed cross-entropy of the chosen tokens; none chosen gives 0", "[mlm][loss]") {
+  torch::manual_seed(3);
+  const torch::Tensor logits = torch::randn({5, 11}, torch::kFloat32).requires_grad_(true);
+  const torch::Tensor targets = torch::tensor(std::vector<int64_t>{0, 3, 10, 3, 7});
+  const torch::Tensor loss = mlm_loss_total(logits, targets);
+  const torch::Tensor l64 = logits.detach().to(torch::kFloat64);
+  double want = 0;
+  for (int64_t i = 0; i < 5; ++i)
+    want += (l64[i].exp().sum().log() - l64[i][targets[i].item<int64_t>()]).item<double>();
+  CHECK(std::abs(loss.item<double>() - want) < 1e-5);
+  const torch::Tensor none = torch::zeros({0, 11}, torch::kFloat32).requires_grad_(true);
+  const torch::Tensor zero = mlm_loss_total(none, torch::zeros({0}, torch::kInt64));
+  CHECK(zero.item<double>() == 0.0);
+  zero.backward();
+  CHECK(none.grad().numel() == 0);
+}
+
+TEST_CASE("an MLM model directory: the ForMaskedLM layout, both bias names, export, and the hand-over to fine-tuning",
+          "[mlm][modelio]") {
+  for (const char* family : {"roberta", "bert"}) {
+    INFO(family);
+    const bool roberta = std::string(family) == "roberta";
+    test::TempDir dir;
+    const fs::path hf = dir.path / "hf";
+    REQUIRE(std::system(("/usr/bin/python3 " MODTRAIN_SOURCE_DIR "/tests/reference/make_hf_model.py " +
+                         std::string(family) + " " + MODTRAIN_TEST_DATA "/tokenizer " + hf.string() + " --max-len 40")
+                            .c_str()) == 0);
+    const nlohmann::json cfg = nlohmann::json::parse(test::read(hf / "config.json"));
+    Config config;
+    config.train.objective = Objective::kMlm;
+    config.data.labels = {};
+    config.model.arch = roberta ? ModelArch::kRoberta : ModelArch::kBert;
+    config.model.hidden = 32, config.model.layers = 2, config.model.heads = 2, config.model.intermediate = 64;
+    config.model.max_positions = cfg.at("max_position_embeddings");
+    config.model.layer_norm_eps = cfg.at("layer_norm_eps");
+    config.data.max_len = roberta ? config.model.max_positions - 2 : config.model.max_positions;
+    config.tokenizer.vocab = hf.string();
+    const auto tokenizer = load_tokenizer(config.tokenizer);
+    BertConfig c = BertConfig::from(config.model, static_cast<int64_t>(tokenizer->vocab_size()), 0, config.data.max_len,
+                                    tokenizer->special_ids().pad);
+    c.layer_norm_eps = config.model.layer_norm_eps;
+
+    // import: the encoder and the masked-LM head, one for one
+    BertForMaskedLM imported(c), by_name(c);
+    imported->eval(), by_name->eval();
+    const ImportReport r = import_huggingface(hf.string(), *imported, config, *tokenizer);
+    CHECK(r.head);
+    CHECK(r.tensors == imported->named_parameters().size());
+    io::SafetensorsFile weights((hf / "model.safetensors").string());
+    load_state(*by_name, weights.view(), "hf");
+    for (const auto& p : imported->named_parameters())
+      CHECK(torch::equal(p.value(), by_name->named_parameters()[p.key()]));
+
+    // the model directory: ...ForMaskedLM, no labels, the bias under both names
+    ModelMeta meta;
+    meta.bert = c;
+    meta.objective = Objective::kMlm;
+    meta.max_len = config.data.max_len;
+    const std::string model_dir = (dir.path / "model").string();
+    save_model_dir(model_dir, *imported, meta, hf.string());
+    const nlohmann::json written = nlohmann::json::parse(test::read(fs::path(model_dir) / "config.json"));
+    CHECK(written.at("architectures").at(0) == std::string(roberta ? "RobertaForMaskedLM" : "BertForMaskedLM"));
+    CHECK_FALSE(written.contains("id2label"));
+    CHECK(written.at("tie_word_embeddings") == true);
+    const std::string head = roberta ? "lm_head." : "cls.predictions.";
+    io::SafetensorsFile saved((fs::path(model_dir) / "model.safetensors").string());
+    REQUIRE(saved.view().find(head + "bias"));
+    REQUIRE(saved.view().find(head + "decoder.bias"));
+    CHECK(nlohmann::json::parse(test::read(fs::path(model_dir) / "modtrain.json")).at("objective") == "mlm");
+    CHECK(model_dir_objective(model_dir) == Objective::kMlm);
+
+    // serving it as a classifier is one line with the fix; export and its own loader take it
+    CHECK_THROWS_WITH(load_model_dir(model_dir, torch::kCPU),
+                      Contains("is a masked-language model") && Contains("model.init_from: " + model_dir));
+    LoadedModel loaded = load_model_dir(model_dir, torch::kCPU, /*allow_mlm=*/true);
+    REQUIRE(loaded.mlm_model);
+    for (const auto& p : loaded.mlm_model->named_parameters())
+      CHECK(torch::equal(p.value(), imported->named_parameters()[p.key()]));
+    const std::string exported = (dir.path / "export").string();
+    export_huggingface(model_dir, exported);
+    CHECK_THAT(test::read(fs::path(exported) / "README.md"), Contains("AutoModelForMaskedLM"));
+    CHECK_FALSE(fs::exists(fs::path(exported) / "thresholds.json"));
+    CHECK(fs::exists(fs::path(exported) / "tokenizer.json"));
+
+    // a checkpoint that has the bias only under decoder.bias imports it
+    std::vector<torch::Tensor> keep;
+    std::vector<io::TensorBytes> tensors = state_tensors(*imported, keep);
+    for (auto& t : tensors)
+      if (t.name == head + "bias") t.name = head + "decoder.bias";
+    const fs::path renamed = dir.path / "renamed";
+    fs::create_directories(renamed);
+    for (const auto& entry : fs::directory_iterator(model_dir))
+      if (entry.path().filename() != "model.safetensors") fs::copy(entry.path(), renamed / entry.path().filename());
+    io::write_safetensors((renamed / "model.safetensors").string(), tensors, {{"format", "pt"}});
+    BertForMaskedLM from_alias(c);
+    CHECK(import_huggingface(renamed.string(), *from_alias, config, *tokenizer).head);
+    CHECK(torch::equal(from_alias->bias, imported->bias));
+
+    // the hand-over: a classifier takes the encoder from the MLM directory, the head is fresh
+    Config classify = config;
+    classify.train.objective = Objective::kClassify;
+    classify.data.labels = {"a", "b"};
+    BertConfig cc = c;
+    cc.num_labels = 2;
+    BertForClassification classifier(cc);
+    const ImportReport h = import_huggingface(model_dir, *classifier, classify, *tokenizer);
+    CHECK_FALSE(h.head);
+    const std::string prefix = std::string(c.prefix()) + ".";
+    for (const auto& p : imported->named_parameters())
+      if (p.key().rfind(prefix, 0) == 0) CHECK(torch::equal(p.value(), classifier->named_parameters()[p.key()]));
   }
 }

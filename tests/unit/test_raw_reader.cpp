@@ -140,7 +140,7 @@ TEST_CASE("CSV and TSV with headers, quotes, empty cells", "[data][raw]") {
   REQUIRE(trows.size() == 1);
   CHECK(trows[0].record.labels == std::vector<uint8_t>{0, 1, 0});
   CHECK_THROWS_WITH(RawShardReader(dir.write("c.csv", "id,body\n1,x\n"), spec()), Contains("no `text` column"));
-  CHECK_THROWS_WITH(RawShardReader(dir.write("d.txt", "x"), spec()), Contains("unknown data format"));
+  CHECK_THROWS_WITH(RawShardReader(dir.write("d.xml", "x"), spec()), Contains("unknown data format"));
 }
 
 TEST_CASE("globs expand sorted, a pattern with no match is an error", "[data][raw]") {
@@ -152,4 +152,26 @@ TEST_CASE("globs expand sorted, a pattern with no match is an error", "[data][ra
   CHECK_THAT(files[0], Contains("train-1.jsonl"));
   CHECK_THROWS_WITH(expand_globs({(dir.path / "valid-*.jsonl").string()}, "data.valid"),
                     Contains("data.valid: '") && Contains("matches no file"));
+}
+
+TEST_CASE("plain .txt: one unlabelled post per line, only where no labels are required", "[data][raw][mlm]") {
+  test::TempDir dir;
+  const std::string path = dir.write("posts.txt", "first post\r\n\nsecond \xff post\n   \nthird\n");
+  const auto records = read_all(path, LabelSpec{});
+  REQUIRE(records.size() == 3);
+  CHECK(records[0].record.text == "first post");
+  CHECK(records[0].record.id == path + ":1");
+  CHECK(records[1].line == 3);
+  CHECK(records[1].record.utf8_repairs == 1);
+  CHECK(records[2].record.text == "third");
+  CHECK(records[2].record.labels.empty());
+  CHECK_THROWS_WITH(RawShardReader(path, spec()), Contains("posts.txt: a .txt file is unlabelled text") &&
+                                                      Contains("train.objective: mlm and data.labels: []"));
+  RawShardReader unlabelled(path, spec(), /*labels_required=*/false);  // labels listed, none required: not annotated
+  RawUnit unit;
+  RawRecord record;
+  std::string reason;
+  REQUIRE(unlabelled.next(unit));
+  REQUIRE(unlabelled.decode(unit, record, reason));
+  CHECK(record.labels == std::vector<uint8_t>(3, kLabelUnannotated));
 }

@@ -16,6 +16,7 @@ enum class PreparePolicy { kAuto, kCheck };
 enum class TokenizerType { kAuto, kWordPiece, kBpe, kUnigram };
 enum class ModelArch { kBert, kRoberta, kXlmRoberta };
 enum class PositionEmbeddingType { kAbsolute, kRelativeKey, kRelativeKeyQuery };
+enum class Objective { kClassify, kMlm };
 enum class Schedule { kConstant, kLinear, kCosine };
 enum class OptimizerKind { kAdamW };
 enum class Precision { kFp32, kBf16, kFp16 };
@@ -48,8 +49,9 @@ struct PosWeight {
 };
 
 enum class NonFinitePolicy { kSkip, kStop };
-// The evaluation metric that picks the best checkpoint (kept besides the newest ones).
-enum class BestMetric { kNone, kLoss, kMacroF1, kMicroF1, kMacroRocAuc, kMacroPrAuc };
+// The evaluation metric that picks the best checkpoint (kept besides the newest ones). kAuto:
+// macro PR-AUC for train.objective classify, the masked-token loss for mlm.
+enum class BestMetric { kAuto, kNone, kLoss, kMacroF1, kMicroF1, kMacroRocAuc, kMacroPrAuc };
 
 struct RunConfig {
   std::string dir = "runs/default";
@@ -93,6 +95,7 @@ struct ModelConfig {
 };
 
 struct TrainConfig {
+  Objective objective = Objective::kClassify;  // mlm: masked-language-model pretraining (mlm.*), no labels needed
   int micro_batch = 32;
   int tokens_per_batch = 0;  // > 0: each rank's micro batch holds about this many real tokens (not micro_batch records)
   int accum_steps = 1;
@@ -115,6 +118,14 @@ struct TrainConfig {
   NonFinitePolicy on_nonfinite = NonFinitePolicy::kSkip;
 };
 
+// train.objective: mlm (data/masking.h): which tokens are chosen and what the model sees there.
+struct MlmConfig {
+  double probability = 0.15;     // chance that a token (a word, with whole_word) is chosen for the loss
+  double mask_fraction = 0.8;    // of the chosen: replaced by the mask token
+  double random_fraction = 0.1;  // of the chosen: replaced by a random token (the rest keep theirs)
+  bool whole_word = false;       // choose words, mask all their pieces
+};
+
 struct DistConfig {
   Backend backend = Backend::kAuto;
   double bucket_mb = 25.0;
@@ -129,7 +140,7 @@ struct DistConfig {
 struct CheckpointConfig {
   int64_t every = 100;  // 0 = only at the end
   int keep_last = 3;
-  BestMetric best_metric = BestMetric::kMacroPrAuc;  // kNone: keep only the newest
+  BestMetric best_metric = BestMetric::kAuto;  // kNone: keep only the newest
 };
 
 struct EvalConfig {
@@ -150,6 +161,7 @@ struct Config {
   TokenizerConfig tokenizer;
   ModelConfig model;
   TrainConfig train;
+  MlmConfig mlm;
   DistConfig dist;
   CheckpointConfig checkpoint;
   EvalConfig eval;
@@ -163,6 +175,7 @@ const char* to_string(PreparePolicy v);
 const char* to_string(TokenizerType v);
 const char* to_string(ModelArch v);
 const char* to_string(PositionEmbeddingType v);
+const char* to_string(Objective v);
 const char* to_string(Schedule v);
 const char* to_string(OptimizerKind v);
 const char* to_string(Precision v);
@@ -172,6 +185,8 @@ const char* to_string(LogLevel v);
 const char* to_string(NonFinitePolicy v);
 const char* to_string(BestMetric v);
 std::string to_string(const PosWeight& v);
+// checkpoint.best_metric with auto resolved for train.objective (never kAuto).
+BestMetric effective_best_metric(const Config& c);
 std::string to_string(const ThresholdPolicy& v);
 
 }  // namespace modtrain

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "modtrain/data/dataset.h"
+#include "modtrain/data/masking.h"
 #include "modtrain/data/sampler.h"
 
 namespace modtrain {
@@ -24,6 +25,12 @@ struct Batch {
   std::vector<uint64_t> indices;  // global record indices
   SamplerState position;          // where this batch came from (epoch, batch)
   int64_t tokens = 0;             // real (non-pad) tokens
+  // train.objective mlm (LoaderOptions::masker): input_ids already hold what the model sees; the M
+  // chosen tokens, in row-major order, are these. Records repeated to even out the ranks have none.
+  torch::Tensor mlm_labels;     // [M] int64, the original ids (the targets)
+  torch::Tensor mlm_positions;  // [M] int64, flat indices into [B, T] (the padded path)
+  torch::Tensor mlm_packed;     // [M] int64, indices into the batch's real tokens (UnpaddedBatch, model.unpad)
+  int64_t masked = 0;           // M
 };
 
 struct LoaderOptions {
@@ -31,6 +38,12 @@ struct LoaderOptions {
   int64_t pad_multiple = 8;  // dynamic padding rounds T up to this (tensor-core friendly)
   size_t prefetch = 4;       // batches built ahead
   bool pin_memory = false;   // page-locked host tensors for fast async copies to CUDA
+  // MLM: mask each batch with this masker, drawn from (mask_seed, the batch's ordinal epoch x
+  // mask_batches_per_epoch + batch, record). mask_batches_per_epoch 0: one fixed draw (evaluation,
+  // so that every evaluation of a run scores the same masked tokens).
+  std::shared_ptr<const TokenMasker> masker;
+  uint64_t mask_seed = 0;
+  uint64_t mask_batches_per_epoch = 0;
 };
 
 // Builds one batch (used by the loader thread; exposed for tests and benchmarks).

@@ -1,5 +1,6 @@
 // Raw tweet shards: JSONL ({"id", "text", "labels"}) and CSV/TSV with a header (a `text` column
-// and one 0/1 column per label). A reader yields raw units (a line, or a CSV row) cheaply on one
+// and one 0/1 column per label); for unlabelled text (train.objective mlm, data.labels []) also
+// plain .txt files, one post per line. A reader yields raw units (a line, or a CSV row) cheaply on one
 // thread; decode() turns a unit into a record or a reason it is bad, on any thread.
 #pragma once
 
@@ -37,12 +38,13 @@ struct RawUnit {
   bool blank = false;               // an empty or whitespace-only line (counted, not a record)
 };
 
-enum class RawFormat { kJsonl, kCsv, kTsv };
+enum class RawFormat { kJsonl, kCsv, kTsv, kText };
 
 class RawShardReader {
  public:
-  // Picks the format from the extension (.jsonl/.ndjson/.json, .csv, .tsv/.tab). Throws UserError
-  // for an unreadable file, an unknown extension, or a CSV header without a `text` column.
+  // Picks the format from the extension (.jsonl/.ndjson/.json, .csv, .tsv/.tab, .txt). Throws
+  // UserError for an unreadable file, an unknown extension, a CSV header without a `text` column,
+  // or a .txt file where labels are required (plain lines carry none).
   RawShardReader(const std::string& path, LabelSpec spec, bool labels_required = true);
 
   const std::string& path() const { return path_; }

@@ -214,6 +214,11 @@ struct BertForMaskedLMImpl : torch::nn::Module {
   // The real tokens; `chosen` [M] int64 indices into the N tokens -> logits [M, V] (float32)
   torch::Tensor forward_unpadded(const UnpaddedBatch& u, const torch::Tensor& chosen);
   torch::Tensor predict(const torch::Tensor& hidden);  // the head on [M, H] -> [M, V]
+  // A right-padded batch [B, T] (CPU tensors) through the path `unpad` picks, on `device`: the
+  // chosen tokens as flat indices into B x T (`positions`) and into the real tokens (`packed`).
+  torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                       const torch::Tensor& positions, const torch::Tensor& packed, bool unpad,
+                       const torch::Device& device);
   const BertConfig& config() const { return config_; }
   BertModel bert{nullptr};  // "bert" or "roberta"
   torch::nn::Linear dense{nullptr};

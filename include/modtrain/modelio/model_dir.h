@@ -28,6 +28,7 @@ struct ModelMeta {
   // The evaluation behind the thresholds, as JSON ({"step", "train_records", "data", "metrics"}):
   // written to eval.json and shown in the exported model card. "" = none.
   std::string evaluation;
+  Objective objective = Objective::kClassify;  // mlm: a ...ForMaskedLM model (no labels, no thresholds)
 };
 
 // The model's tensors as safetensors entries (float32 on the CPU; `keep` holds the copies).
@@ -51,11 +52,18 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
 void check_tokenizer_fits(const Tokenizer& tokenizer, const BertConfig& config, const std::string& tokenizer_where,
                           const std::string& config_where);
 
+// The train.objective a model directory (or checkpoint) was written by: modtrain.json's
+// "objective", classify when absent (older directories) or unreadable.
+Objective model_dir_objective(const std::string& dir);
+
 struct LoadedModel {
   ModelMeta meta;
   std::shared_ptr<const Tokenizer> tokenizer;
-  BertForClassification model{nullptr};
+  BertForClassification model{nullptr};  // classify
+  BertForMaskedLM mlm_model{nullptr};    // train.objective mlm (allow_mlm only)
 };
-LoadedModel load_model_dir(const std::string& dir, const torch::Device& device);
+// Reads and checks a model directory (metadata, tokenizer, every tensor). A masked-language model
+// is an error naming the fix (fine-tune it first) unless `allow_mlm` (export).
+LoadedModel load_model_dir(const std::string& dir, const torch::Device& device, bool allow_mlm = false);
 
 }  // namespace modtrain

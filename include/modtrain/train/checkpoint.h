@@ -49,6 +49,7 @@ struct TrainerState {
   int64_t best_step = -1;
   std::vector<std::string> labels;
   std::string problem;
+  std::string objective = "classify";  // train.objective (absent in older checkpoints: classify)
 
   std::string to_json() const;
   static TrainerState from_json(const std::string& text, const std::string& source);  // UserError naming source

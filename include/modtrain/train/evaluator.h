@@ -5,9 +5,12 @@
 
 #include <torch/torch.h>
 
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "modtrain/data/dataset.h"
+#include "modtrain/data/masking.h"
 #include "modtrain/dist/collectives.h"
 #include "modtrain/model/bert.h"
 #include "modtrain/train/loss.h"
@@ -29,6 +32,10 @@ struct EvalOptions {
   // The control plane: each rank scores its part and the parts are gathered. Null: this process
   // scores the whole split alone.
   Collectives* collectives = nullptr;
+  // evaluate_mlm: the masker, drawn once from (mask_seed, record) so that every evaluation of a
+  // run scores the same chosen tokens.
+  std::shared_ptr<const TokenMasker> masker;
+  uint64_t mask_seed = 0;
 };
 
 struct EvalResult {
@@ -38,6 +45,16 @@ struct EvalResult {
 };
 
 EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDataset& data, const EvalOptions& options);
+
+// train.objective mlm on a validation split: the mean cross-entropy over the chosen tokens of all
+// ranks, the share predicted exactly (argmax), and perplexity = exp(loss).
+struct MlmEvalReport {
+  double loss = 0, accuracy = 0, perplexity = 0;
+  int64_t tokens = 0;   // chosen tokens scored, all ranks
+  int64_t records = 0;  // records, all ranks (repeated ones dropped)
+  std::string to_json() const;
+};
+MlmEvalReport evaluate_mlm(BertForMaskedLMImpl& model, const PreparedDataset& data, const EvalOptions& options);
 
 // Probabilities from logits: sigmoid (multi_label) or softmax (multi_class).
 torch::Tensor probabilities(const torch::Tensor& logits, Problem problem);

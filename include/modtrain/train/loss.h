@@ -38,6 +38,11 @@ double annotated_count(const torch::Tensor& label_mask, Problem problem);
 std::pair<double, double> classification_loss_sum(const torch::Tensor& logits, const torch::Tensor& labels,
                                                   const torch::Tensor& label_mask, const LossOptions& options);
 
+// train.objective mlm: cross-entropy of the chosen tokens' logits [M, V] (float32) against their
+// original ids [M], summed (the trainer divides by the step's chosen tokens over all ranks, as
+// for classification). M = 0 gives 0, with a gradient of zeros.
+torch::Tensor mlm_loss_total(const torch::Tensor& logits, const torch::Tensor& targets);
+
 // pos_weight = negatives / positives per label over annotated training records, capped (the
 // `train.pos_weight: auto` rule).
 std::vector<double> auto_pos_weight(const std::vector<uint64_t>& positives, const std::vector<uint64_t>& annotated,

@@ -28,7 +28,9 @@ class ProgressLine {
  public:
   explicit ProgressLine(bool enabled);  // live only when stdout is a terminal
   bool live() const { return live_; }
-  void update(int64_t step, int64_t total, double loss, double lr, double tokens_per_s, double eta_s);
+  // `extra`: more figures after the loss (e.g. "ppl 41.2" under train.objective mlm)
+  void update(int64_t step, int64_t total, double loss, double lr, double tokens_per_s, double eta_s,
+              const std::string& extra = "");
   void finish();
 
  private:

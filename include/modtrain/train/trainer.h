@@ -1,7 +1,8 @@
 // The trainer: builds the model, optimiser, schedule, loss and data from the config and runs
-// the step loop (accumulation, precision, clipping, non-finite handling), with logging and
-// evaluation in fenced periodic blocks. Data-parallel through two seams: a GradientReducer (the
-// data plane: gradients) and Collectives (the control plane: flags, logged sums, scores).
+// the step loop (train.objective classify: BertForClassification on the labels; mlm:
+// BertForMaskedLM on masked tokens, the same step, engine and checkpoints) (accumulation, precision, clipping,
+// non-finite handling), with logging and evaluation in fenced periodic blocks. Data-parallel through two seams: a
+// GradientReducer (the data plane: gradients) and Collectives (the control plane: flags, logged sums, scores).
 #pragma once
 
 #include <torch/torch.h>
@@ -36,7 +37,8 @@ struct TrainOutcome {
   int64_t checkpoint_step = -1;
   int64_t skipped_steps = 0;  // non-finite gradients
   double last_loss = 0;
-  EvalReport final_eval;  // empty when there is no validation data
+  EvalReport final_eval;         // empty when there is no validation data (or under train.objective mlm)
+  MlmEvalReport final_mlm_eval;  // train.objective mlm: tokens == 0 when there is no validation data
   std::vector<double> thresholds;
   std::string model_dir;
 };
@@ -62,7 +64,9 @@ class Trainer {
   Trainer(const ResolvedConfig& resolved, const Placement& placement, TrainComms comms = {});
   TrainOutcome run(const RunControl& control = {});
 
-  BertForClassification& model() { return model_; }
+  BertForClassification& model() { return model_; }    // null under train.objective mlm
+  BertForMaskedLM& mlm_model() { return mlm_model_; }  // null under train.objective classify
+  torch::nn::Module& network() { return *net_; }       // whichever of the two this run trains
   const FlatParams& flat() const { return *flat_; }
   Optimizer& optimizer() { return *optimizer_; }
   int64_t total_steps() const { return total_steps_; }
@@ -75,7 +79,15 @@ class Trainer {
     bool skipped = false;
   };
   StepStats train_step(int64_t step);
+  // The step's loss numerator for one micro batch on the device, and what it is divided by
+  // (annotated labels, or chosen tokens under mlm), counted on the host.
+  torch::Tensor loss_total(const Batch& batch);
+  double loss_count(const Batch& batch) const;
   EvalResult evaluate();
+  MlmEvalReport evaluate_mlm_split();
+  // One evaluation: metrics.jsonl, the log line, the model card's record; returns the value
+  // checkpoint.best_metric tracks (NaN: none).
+  double evaluate_and_record(int64_t step, const ProgressLine& progress, TrainOutcome& out);
   void log_start() const;
   // The step to start at; a fresh start applies model.init_from. Rank 0 resolves --resume; every
   // rank loads what it chose, the ranks agree that all of them could, and compare the weights.
@@ -86,7 +98,7 @@ class Trainer {
     bool stop = false, save = false;
   };
   Requests agree_on_requests(int64_t step, int64_t stop_after);  // every rank returns the same
-  bool track_best(int64_t step, const EvalReport& report);       // true when `report` is a new best
+  bool track_best(int64_t step, double value);                   // true when `value` is a new best
   std::string save_checkpoint(int64_t step, bool best);
   ModelMeta model_meta() const;  // what a model directory records of this run
   // After `step`: saves when due (periodic, a new best, SIGUSR2) or asked to stop; true = stop.
@@ -106,8 +118,11 @@ class Trainer {
   std::shared_ptr<DistributedSampler> sampler_;
   std::unique_ptr<Loader> loader_;
   BertConfig bert_config_;
-  BertForClassification model_{nullptr};
-  std::unique_ptr<FlatParams> flat_;  // parameters and gradients in buckets (before the reducer and optimiser)
+  BertForClassification model_{nullptr};       // train.objective classify
+  BertForMaskedLM mlm_model_{nullptr};         // train.objective mlm
+  torch::nn::Module* net_ = nullptr;           // the one of the two this run trains
+  std::shared_ptr<const TokenMasker> masker_;  // mlm: what the loader and evaluation mask
+  std::unique_ptr<FlatParams> flat_;           // parameters and gradients in buckets (before the reducer and optimiser)
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<Optimizer> optimizer_;
   LossOptions loss_options_;
