@@ -3,7 +3,8 @@
 # train` with dist.backend=nccl (bucketed reducer over NCCL, control plane over MPI, distributed
 # evaluation, replica checks, checkpoints), --stop-after then --resume auto, export, predict, and
 # the export loaded by the machine's own Hugging Face transformers (AutoTokenizer +
-# AutoModelForSequenceClassification) with its ids and probabilities compared to modtrain's.
+# AutoModelForSequenceClassification) with its ids and probabilities compared to modtrain's; then the same
+# for masked-LM pretraining (train.objective mlm) and AutoModelForMaskedLM on its export.
 # Called by scripts/gpu/check.sh. Usage: cli_np1.sh MODTRAIN REPO_DIR WORK_DIR; prints PASS/FAIL lines.
 set -uo pipefail
 mt=$1 repo=$2 work=$3
@@ -74,4 +75,42 @@ print("cli np1: transformers %s: max |p_transformers - p_modtrain| = %.2e over %
       "predict's scores in id2label order: %s" % (type(model).__name__, worst, len(pred), len(labels), order))
 assert not mismatch and len(pred) == len(texts) and worst < 1e-4 and order
 PY
-echo "cli np1: PASS (train -np 1 nccl, stop 40 + resume to 60, export, predict, transformers)"
+
+# Masked-LM pretraining (train.objective mlm) on the same path: bf16 over NCCL at -np 1, stopped and
+# resumed, exported, and loaded by transformers' AutoModelForMaskedLM (tied decoder, no missing
+# weights), whose masked-token accuracy on held-out texts must be of the order modtrain reported.
+mlm=("${cfg[@]}" --set train.objective=mlm --set 'data.labels=[]' --set data.prepared_dir=prep-mlm --set run.dir=run-mlm
+     --set train.max_steps=300 --set train.warmup_steps=20 --set train.lr=2e-3 --set eval.every=100 --set checkpoint.every=100)
+"$mt" data prepare "${mlm[@]}" > prepare-mlm.log 2>&1 || fail "data prepare (unlabelled)"
+"${np1[@]}" train "${mlm[@]}" --stop-after 100 > mlm1.log 2>&1 || { tail -5 mlm1.log; fail "MLM to step 100 (nccl, -np 1)"; }
+"${np1[@]}" train "${mlm[@]}" --resume auto > mlm2.log 2>&1 || { tail -5 mlm2.log; fail "MLM --resume auto"; }
+grep -q "resumed from .*step-0000100 at step 100 of 300" mlm2.log || fail "MLM resume line"
+grep "^eval @ step" mlm1.log mlm2.log | sed 's/^/cli np1 mlm: /'
+"$mt" export --checkpoint run-mlm/model --out hf-mlm > export-mlm.log 2>&1 || fail "MLM export"
+HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python3 - <<'PY' || fail "transformers' AutoModelForMaskedLM on the MLM export"
+import json, torch
+from transformers import AutoTokenizer, AutoModelForMaskedLM
+ours = json.load(open("run-mlm/model/eval.json"))["metrics"]
+tok = AutoTokenizer.from_pretrained("hf-mlm")
+model, info = AutoModelForMaskedLM.from_pretrained("hf-mlm", output_loading_info=True)
+model.eval()
+missing = [k for k in info["missing_keys"] if not k.endswith("decoder.weight")]
+tied = model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+texts = [t for t in open("texts.txt", encoding="utf-8").read().split("\n") if t]
+batch = tok(texts, truncation=True, max_length=64, padding=True, return_tensors="pt")
+g = torch.Generator().manual_seed(0)
+chosen = (torch.rand(batch["input_ids"].shape, generator=g) < 0.15) & (batch["attention_mask"] == 1)
+for i, row in enumerate(batch["input_ids"].tolist()):
+    chosen[i] &= torch.tensor(tok.get_special_tokens_mask(row, already_has_special_tokens=True)) == 0
+inputs = batch["input_ids"].clone()
+inputs[chosen] = tok.mask_token_id
+with torch.no_grad():
+    logits = model(input_ids=inputs, attention_mask=batch["attention_mask"]).logits
+accuracy = (logits.argmax(-1)[chosen] == batch["input_ids"][chosen]).double().mean().item()
+print("cli np1 mlm: transformers %s: missing %s, unexpected %s, decoder tied %s; masked-token accuracy %.3f on %d "
+      "tokens (modtrain's evaluation: %.3f, perplexity %.2f)" % (type(model).__name__, missing,
+      info["unexpected_keys"], tied, accuracy, int(chosen.sum()), ours["mlm_accuracy"], ours["perplexity"]))
+assert not missing and not info["unexpected_keys"] and tied
+assert ours["mlm_accuracy"] > 0.1 and accuracy > 0.5 * ours["mlm_accuracy"]
+PY
+echo "cli np1: PASS (train -np 1 nccl, stop 40 + resume to 60, export, predict, transformers; MLM: stop 100 + resume to 300, export, AutoModelForMaskedLM)"

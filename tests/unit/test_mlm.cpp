@@ -348,7 +348,7 @@ TEST_CASE("MLM batches: masked on the loader thread, the chosen tokens agree in 
   CHECK(torch::equal(with_padding.input_ids[0], original.input_ids[0]));
 }
 
-TEST_CASE("the MLM loss is the summed cross-entropy of the chosen tokens; none chosen gives 0", "[mlm][loss]") {
+TEST_CASE("the MLM loss is the summed cross-entropy of the chosen tokens, and 0 when none are chosen", "[mlm][loss]") {
   torch::manual_seed(3);
   const torch::Tensor logits = torch::randn({5, 11}, torch::kFloat32).requires_grad_(true);
   const torch::Tensor targets = torch::tensor(std::vector<int64_t>{0, 3, 10, 3, 7});
