@@ -12,7 +12,9 @@ TokenMasker::TokenMasker(const Tokenizer& tokenizer, MaskingOptions options)
   const SpecialIds& s = tokenizer.special_ids();
   if (s.mask < 0)
     throw UserError("the " + tokenizer.type() +
-                    " tokenizer has no mask token ([MASK] or <mask>); masked-language-model training needs one");
+                    " tokenizer has no mask token ([MASK] or <mask>); masked-language-model training needs one: "
+                    "set tokenizer.vocab to a tokenizer that has it (a pretrained model's own, or a vocab.txt "
+                    "from `modtrain tokenizer train`)");
   mask_id_ = s.mask;
   special_.assign(static_cast<size_t>(vocab_), 0);
   for (int32_t id : {s.pad, s.unk, s.cls, s.sep, s.mask})

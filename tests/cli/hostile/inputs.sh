@@ -48,6 +48,23 @@ touch afile
 expect_error 2 "afile/run.*Not a directory.*check the path" -- "$mt" train "${cfg[@]}" --set run.dir=afile/run
 expect_error 2 "Not a directory" -- "$mt" data synth --out afile/data --train 10 --valid 10
 
+# masked-LM pretraining (train.objective mlm): a tokenizer without a mask token, a .txt shard for a
+# labelled run, an unlabelled run without the objective, an MLM model served or resumed as a classifier
+grep -v '^\[MASK\]$' vocab.txt > vocab-nomask.txt
+printf 'a post\nanother post\n' > posts.txt
+mlm=(--set train.objective=mlm --set 'data.labels=[]' --set 'data.train=[posts.txt]' --set 'data.valid=[]')
+expect_error 2 "the wordpiece tokenizer has no mask token .*set tokenizer.vocab to a tokenizer that has it" -- \
+  "$mt" train "${cfg[@]}" "${mlm[@]}" --set tokenizer.vocab=vocab-nomask.txt --set data.prepared_dir=prep_nomask --set run.dir=run_nomask
+expect_error 2 "posts.txt: a .txt file is unlabelled text .* data.labels: \[\]" -- \
+  "$mt" data prepare "${cfg[@]}" --set 'data.train=[posts.txt]' --set data.prepared_dir=prep_txt
+expect_error 2 "data.labels is empty: a classifier needs its labels" -- "$mt" config check --set 'data.labels=[]'
+"$mt" train "${cfg[@]}" "${mlm[@]}" --set data.prepared_dir=prep_mlm --set run.dir=run_mlm > mlm.txt 2>&1 || { cat mlm.txt; fail "tiny MLM run"; }
+expect_error 2 "run_mlm/model is a masked-language model .*model.init_from: .*run_mlm/model" -- \
+  "$mt" eval --model run_mlm/model --data data/valid-00000.jsonl
+expect_error 2 "a checkpoint of train.objective mlm, but this run's is classify" -- "$mt" train "${cfg[@]}" --set run.dir=run_mlm --resume auto
+expect_error 2 "a checkpoint of train.objective classify, but this run's is mlm; resume with the objective it was trained with" -- \
+  "$mt" train "${cfg[@]}" "${mlm[@]}" --set data.prepared_dir=prep_mlm --set run.dir=run --resume auto
+
 # tokenize --max-len: no silent acceptance of nonsense
 expect_error 2 "--max-len 1 leaves no room for the special tokens" -- "$mt" tokenize --vocab vocab.txt --max-len 1
 expect_error 2 "--max-len -5 is negative" -- "$mt" tokenize --vocab vocab.txt --max-len -5
