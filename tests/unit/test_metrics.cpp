@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "modtrain/train/metrics.h"
+#include "modtrain/train/moderation_metrics.h"
 
 using namespace modtrain;
 using Catch::Detail::Approx;
@@ -110,4 +111,125 @@ TEST_CASE("multi-class report: argmax accuracy and macro F1", "[metrics]") {
   CHECK(report.accuracy == Approx(m["accuracy"].get<double>()));
   CHECK(report.macro_f1 == Approx(m["macro_f1"].get<double>()));
   CHECK(report.micro_f1 == Approx(m["micro_f1"].get<double>()));
+}
+
+// ---- moderation metrics (issue 17): bias against identity subgroups, calibration ----------------
+namespace {
+json moderation_golden() {
+  std::ifstream in(MODTRAIN_TEST_DATA "/metrics/moderation_golden.json");
+  return json::parse(in);
+}
+void check_auc(double ours, const json& want) {
+  if (want.is_null()) CHECK(std::isnan(ours));
+  else CHECK(ours == Approx(want.get<double>()).epsilon(1e-9));
+}
+}  // namespace
+
+TEST_CASE("subgroup, BPSN and BNSP AUCs and the combined bias score match scikit-learn", "[metrics][bias]") {
+  const json all = moderation_golden();
+  REQUIRE(all["bias"].size() == 4);
+  for (const auto& c : all["bias"]) {
+    INFO(c["name"].get<std::string>());
+    LabelScores s;
+    for (double v : c["scores"]) s.scores.push_back(static_cast<float>(v));
+    for (double t : c["targets"]) s.truth.push_back(t >= 0.5 ? 1 : 0);  // soft targets binarised at 0.5
+    std::vector<std::vector<uint8_t>> member;
+    std::vector<std::string> names;
+    for (const auto& m : c["members"]) {
+      member.push_back(m.get<std::vector<uint8_t>>());
+      names.push_back("g" + std::to_string(names.size()));
+    }
+    const BiasReport r = bias_metrics(s, names, member, c["min_examples"].get<uint64_t>());
+    check_auc(r.overall_auc, c["overall_auc"]);
+    REQUIRE(r.subgroups.size() == c["subgroups"].size());
+    for (size_t g = 0; g < r.subgroups.size(); ++g) {
+      INFO("subgroup " << g);
+      const json& want = c["subgroups"][g];
+      const SubgroupAuc& got = r.subgroups[g];
+      CHECK(got.name == names[g]);
+      CHECK(got.size == want["size"].get<uint64_t>());
+      CHECK(got.positives == want["positives"].get<uint64_t>());
+      check_auc(got.subgroup_auc, want["subgroup_auc"]);
+      check_auc(got.bpsn_auc, want["bpsn_auc"]);
+      check_auc(got.bnsp_auc, want["bnsp_auc"]);
+      CHECK(got.reported == want["reported"].get<bool>());
+      CHECK(got.reported == got.why.empty());  // a subgroup left out says why
+    }
+    for (int k = 0; k < 3; ++k) check_auc(r.power_means[k], c["power_means"][static_cast<size_t>(k)]);
+    check_auc(r.bias_score, c["bias_score"]);
+    CHECK_FALSE(std::isnan(r.bias_score));  // small or empty subgroups never poison the score
+  }
+  // the reasons, and the worst reported AUC (the nightly's floor)
+  const json c = all["bias"][1];
+  LabelScores s;
+  for (double v : c["scores"]) s.scores.push_back(static_cast<float>(v));
+  for (double t : c["targets"]) s.truth.push_back(t >= 0.5 ? 1 : 0);
+  std::vector<std::vector<uint8_t>> member;
+  for (const auto& m : c["members"]) member.push_back(m.get<std::vector<uint8_t>>());
+  const BiasReport r = bias_metrics(s, {"a", "b", "c"}, member, 10);
+  CHECK(r.subgroups[1].why == "2 records (fewer than 10)");
+  CHECK(r.subgroups[2].why == "0 records (fewer than 10)");
+  CHECK(r.reported() == 1);
+  CHECK(r.worst_subgroup_auc() ==
+        std::min({r.subgroups[0].subgroup_auc, r.subgroups[0].bpsn_auc, r.subgroups[0].bnsp_auc}));
+  const json d = all["bias"][3];
+  LabelScores s3;
+  for (double v : d["scores"]) s3.scores.push_back(static_cast<float>(v));
+  for (double t : d["targets"]) s3.truth.push_back(t >= 0.5 ? 1 : 0);
+  std::vector<std::vector<uint8_t>> m3;
+  for (const auto& m : d["members"]) m3.push_back(m.get<std::vector<uint8_t>>());
+  CHECK(bias_metrics(s3, {"a", "b"}, m3, 10).subgroups[0].why == "no positives among its records");
+  CHECK(std::isnan(bias_metrics(s3, {"a", "b"}, {m3[0]}, 10).bias_score));  // none reported: NaN, said so
+  CHECK(power_mean({0.5, 0.5}, -5) == Approx(0.5));
+  CHECK(power_mean({0.9, 0.1}, -5) < 0.2);  // p = -5 leans on the worst subgroup
+}
+
+TEST_CASE("expected calibration error (15 bins), Brier score and temperature scaling match scikit-learn and SciPy",
+          "[metrics][calibration]") {
+  const json all = moderation_golden();
+  REQUIRE(all["calibration"].size() == 3);
+  for (const auto& c : all["calibration"]) {
+    INFO(c["name"].get<std::string>());
+    LabelScores s;
+    for (double v : c["probs"]) s.scores.push_back(static_cast<float>(v));
+    for (double t : c["targets"]) s.truth.push_back(t >= 0.5 ? 1 : 0);
+    const CalibrationReport r = calibration(s, c["bins"].get<int>());
+    CHECK(r.ece == Approx(c["ece"].get<double>()).epsilon(1e-9));
+    CHECK(r.brier == Approx(c["brier"].get<double>()).epsilon(1e-9));
+    REQUIRE(r.bins.size() == 15);
+    std::vector<uint64_t> counts;
+    uint64_t total = 0;
+    for (const auto& b : r.bins) {
+      if (b.count) counts.push_back(b.count);
+      total += b.count;
+    }
+    CHECK(counts == c["bin_counts"].get<std::vector<uint64_t>>());
+    CHECK(total == r.records);
+    const auto logits = c["logits"].get<std::vector<double>>(), targets = c["targets"].get<std::vector<double>>();
+    CHECK(binary_nll(logits, targets, 1.0) == Approx(c["nll_before"].get<double>()).epsilon(1e-12));
+    const TemperatureFit fit = fit_temperature(logits, targets);
+    CHECK(fit.temperature == Approx(c["temperature"].get<double>()).epsilon(1e-6));
+    CHECK(fit.nll_after == Approx(c["nll_after"].get<double>()).epsilon(1e-9));
+    CHECK(fit.nll_after <= fit.nll_before);
+    CHECK_FALSE(fit.at_bound);
+  }
+  // the deliberately over-confident model: T well above 1 lowers the validation NLL and the ECE
+  const json& over = all["calibration"][1];
+  const auto logits = over["logits"].get<std::vector<double>>(), targets = over["targets"].get<std::vector<double>>();
+  const TemperatureFit fit = fit_temperature(logits, targets);
+  CHECK(fit.temperature > 2.5);
+  CHECK(fit.nll_after < fit.nll_before - 0.1);
+  LabelScores scaled;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    scaled.scores.push_back(static_cast<float>(1 / (1 + std::exp(-logits[i] / fit.temperature))));
+    scaled.truth.push_back(targets[i] >= 0.5 ? 1 : 0);
+  }
+  CHECK(calibration(scaled).ece < 0.5 * over["ece"].get<double>());
+  // separable data: the optimum is T -> 0; clamped and said so. No records, or all logits 0: T = 1.
+  const TemperatureFit separable = fit_temperature({-3, -1, 2, 4}, {0, 0, 1, 1});
+  CHECK(separable.at_bound);
+  CHECK(separable.temperature == Approx(0.01));
+  CHECK(fit_temperature({}, {}).temperature == 1.0);
+  CHECK(fit_temperature({0, 0}, {0, 1}).temperature == 1.0);
+  CHECK(std::isnan(calibration(LabelScores{}).ece));
 }
