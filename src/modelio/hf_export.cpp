@@ -95,17 +95,24 @@ std::string evaluation_card(const std::string& path) {
                        std::to_string(e.at("train_records").get<uint64_t>()) + " records (" +
                        e.at("data").at("train").dump() +
                        "); the thresholds were tuned on the same validation set.\n\n"
-                       "| label | threshold | precision | recall | F1 | ROC-AUC | PR-AUC | support "
-                       "|\n|---|---|---|---|---|---|---|---|\n";
+                       "| label | threshold | precision | recall | F1 | ROC-AUC | PR-AUC | ECE | Brier | support "
+                       "|\n|---|---|---|---|---|---|---|---|---|---|\n";
+    const json absent;  // evaluations written before calibration was measured: n/a
+    auto field = [&](const json& r, const char* key) -> const json& { return r.contains(key) ? r.at(key) : absent; };
     for (const auto& [label, r] : m.at("labels").items())
       card += "| " + label + " | " + num(r.at("threshold")) + " | " + num(r.at("precision")) + " | " +
               num(r.at("recall")) + " | " + num(r.at("f1")) + " | " + num(r.at("roc_auc")) + " | " +
-              num(r.at("pr_auc")) + " | " + std::to_string(r.at("support").get<uint64_t>()) + " |\n";
+              num(r.at("pr_auc")) + " | " + num(field(r, "ece")) + " | " + num(field(r, "brier")) + " | " +
+              std::to_string(r.at("support").get<uint64_t>()) + " |\n";
     const json& macro = m.at("macro");
     card += "| **macro** | | " + num(macro.at("precision")) + " | " + num(macro.at("recall")) + " | " +
-            num(macro.at("f1")) + " | " + num(macro.at("roc_auc")) + " | " + num(macro.at("pr_auc")) + " | |\n";
+            num(macro.at("f1")) + " | " + num(macro.at("roc_auc")) + " | " + num(macro.at("pr_auc")) + " | " +
+            num(field(macro, "ece")) + " | " + num(field(macro, "brier")) + " | |\n";
     card += "| **micro** | | " + num(m.at("micro").at("precision")) + " | " + num(m.at("micro").at("recall")) + " | " +
-            num(m.at("micro").at("f1")) + " | | | |\n";
+            num(m.at("micro").at("f1")) + " | | | | | |\n";
+    card +=
+        "\nECE: expected calibration error of the scores over 15 equal-width bins (0 = a score of p is right p of "
+        "the time); Brier: mean squared error of the scores. Both on the same validation records.\n";
     return card;
   } catch (const json::exception& ex) {
     throw UserError(path + ": malformed evaluation record (" + std::string(ex.what()) + ")");

@@ -1,5 +1,7 @@
 #include "modtrain/train/metrics.h"
 
+#include "modtrain/train/moderation_metrics.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -129,7 +131,7 @@ EvalReport evaluate_scores(const std::vector<std::string>& names, Problem proble
   r.loss = loss;
   r.records = N;
   BinaryCounts micro;
-  size_t with_support = 0, with_auc = 0, with_ap = 0;
+  size_t with_support = 0, with_auc = 0, with_ap = 0, with_records = 0;
   for (size_t l = 0; l < L; ++l) {
     LabelScores s = label_scores(probs, targets, mask, L, l);
     LabelReport lr;
@@ -143,6 +145,10 @@ EvalReport evaluate_scores(const std::vector<std::string>& names, Problem proble
     lr.f1 = c.f1();
     lr.roc_auc = roc_auc(s);
     lr.pr_auc = average_precision(s);
+    const CalibrationReport calibrated = calibration(s);
+    lr.ece = calibrated.ece;
+    lr.brier = calibrated.brier;
+    if (!s.scores.empty()) ++with_records, r.macro_ece += lr.ece, r.macro_brier += lr.brier;
     if (problem == Problem::kMultiLabel) {
       micro.tp += c.tp;
       micro.fp += c.fp;
@@ -166,6 +172,8 @@ EvalReport evaluate_scores(const std::vector<std::string>& names, Problem proble
   r.macro_f1 = mean(r.macro_f1, with_support);
   r.macro_roc_auc = mean(r.macro_roc_auc, with_auc);
   r.macro_pr_auc = mean(r.macro_pr_auc, with_ap);
+  r.macro_ece = mean(r.macro_ece, with_records);
+  r.macro_brier = mean(r.macro_brier, with_records);
   if (problem == Problem::kMultiClass) {
     // argmax predictions: accuracy, and per-class precision/recall/F1 from the confusion counts
     std::vector<BinaryCounts> per(L);
@@ -216,7 +224,8 @@ std::string EvalReport::to_json() const {
   for (const auto& l : labels)
     labels_json[l.name] = {{"threshold", l.threshold}, {"precision", num(l.precision)}, {"recall", num(l.recall)},
                            {"f1", num(l.f1)},          {"roc_auc", num(l.roc_auc)},     {"pr_auc", num(l.pr_auc)},
-                           {"support", l.support},     {"annotated", l.annotated}};
+                           {"ece", num(l.ece)},        {"brier", num(l.brier)},         {"support", l.support},
+                           {"annotated", l.annotated}};
   nlohmann::ordered_json j = {
       {"loss", num(loss)},
       {"records", records},
@@ -226,7 +235,9 @@ std::string EvalReport::to_json() const {
         {"recall", num(macro_recall)},
         {"f1", num(macro_f1)},
         {"roc_auc", num(macro_roc_auc)},
-        {"pr_auc", num(macro_pr_auc)}}},
+        {"pr_auc", num(macro_pr_auc)},
+        {"ece", num(macro_ece)},
+        {"brier", num(macro_brier)}}},
       {"micro", {{"precision", num(micro_precision)}, {"recall", num(micro_recall)}, {"f1", num(micro_f1)}}},
       {"accuracy", num(accuracy)}};
   return j.dump();
@@ -248,6 +259,9 @@ std::string EvalReport::to_table() const {
     row(l.name.c_str(), l.threshold, l.precision, l.recall, l.f1, l.roc_auc, l.pr_auc, l.support, true);
   row("macro", std::nan(""), macro_precision, macro_recall, macro_f1, macro_roc_auc, macro_pr_auc, 0, false);
   row("micro", std::nan(""), micro_precision, micro_recall, micro_f1, std::nan(""), std::nan(""), 0, false);
+  std::snprintf(line, sizeof line, "calibration: macro ECE %.4f (15 bins), macro Brier %.4f (per label: --json)\n",
+                macro_ece, macro_brier);
+  out += line;
   std::snprintf(line, sizeof line, "loss %.4f over %llu records%s\n", loss, static_cast<unsigned long long>(records),
                 accuracy > 0 ? (", accuracy " + std::to_string(accuracy)).c_str() : "");
   out += line;

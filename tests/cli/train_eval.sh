@@ -29,6 +29,8 @@ r = json.load(open("eval.json"))
 assert r["records"] == 300, r["records"]
 assert set(r["labels"]) == {"hate", "harassment", "threat", "sexual", "self_harm", "spam", "misinformation"}
 assert 0.5 < r["macro"]["roc_auc"] <= 1.0, r["macro"]
+assert 0 <= r["macro"]["ece"] < 0.5 and 0 <= r["macro"]["brier"] < 0.5, r["macro"]  # calibration per label and macro
+assert all(0 <= r["labels"][l]["ece"] <= 1 and 0 <= r["labels"][l]["brier"] <= 1 for l in r["labels"])
 thresholds = json.load(open("run/model/modtrain.json"))["thresholds"]
 assert [r["labels"][l]["threshold"] for l in json.load(open("run/model/modtrain.json"))["labels"]] == thresholds
 # every JSON that lists labels lists them in the model's order (config.json id2label), not sorted
@@ -88,6 +90,7 @@ for f in config.json model.safetensors vocab.txt tokenizer.json tokenizer_config
   [[ -s hf/$f ]] || fail "export: hf/$f"
 done
 cmp -s hf/model.safetensors run/model/model.safetensors || fail "export: weights"
+grep -q "| ECE | Brier | support |" hf/README.md || fail "export: the model card's calibration columns"
 python3 - <<'PY' || fail "export: tokenizer.json"
 import json
 t = json.load(open("hf/tokenizer.json"))

@@ -98,6 +98,20 @@ TEST_CASE("multi-label report: masked entries ignored, macro and micro averages"
   CHECK(report.macro_f1 == Approx(r["macro_f1"].get<double>()));
   CHECK(report.micro_f1 == Approx(r["micro_f1"].get<double>()));
   CHECK(report.loss == 0.25);
+  // calibration per label on the annotated entries (the function itself is checked against sklearn below)
+  double ece = 0, brier = 0;
+  for (size_t l = 0; l < 3; ++l) {
+    const CalibrationReport c = calibration(label_scores(probs, targets, mask, 3, l));
+    CHECK(report.labels[l].ece == c.ece);
+    CHECK(report.labels[l].brier == c.brier);
+    ece += c.ece / 3, brier += c.brier / 3;
+  }
+  CHECK(report.macro_ece == Approx(ece));
+  CHECK(report.macro_brier == Approx(brier));
+  const json j = json::parse(report.to_json());
+  CHECK(j["labels"]["a"]["ece"].get<double>() == report.labels[0].ece);
+  CHECK(j["macro"]["brier"].get<double>() == report.macro_brier);
+  CHECK_THAT(report.to_table(), Catch::Contains("calibration: macro ECE"));
   CHECK(json::parse(report.to_json())["macro"]["roc_auc"].get<double>() == Approx(r["macro_roc_auc"].get<double>()));
 }
 

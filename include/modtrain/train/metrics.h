@@ -1,6 +1,7 @@
 // Exact classification metrics for moderation labels: per-label precision, recall and F1 at the
 // label's threshold, ROC-AUC and average precision (PR-AUC) from sorted scores with ties handled
-// as scikit-learn does, support; macro and micro averages; accuracy and macro-F1 for multi_class.
+// as scikit-learn does, expected calibration error and Brier score, support; macro and micro
+// averages; accuracy and macro-F1 for multi_class.
 // Not-annotated entries are left out of their label's metrics. Plain C++ (no torch).
 #pragma once
 
@@ -43,7 +44,8 @@ struct LabelReport {
   std::string name;
   double threshold = 0.5;
   double precision = 0, recall = 0, f1 = 0, roc_auc = 0, pr_auc = 0;
-  uint64_t support = 0;  // positives among annotated records
+  double ece = 0, brier = 0;  // calibration of the scores (moderation_metrics.h: 15 bins); NaN without records
+  uint64_t support = 0;       // positives among annotated records
   uint64_t annotated = 0;
 };
 
@@ -54,7 +56,8 @@ struct EvalReport {
   double macro_precision = 0, macro_recall = 0, macro_f1 = 0, macro_roc_auc = 0,
          macro_pr_auc = 0;  // over labels with support
   double micro_precision = 0, micro_recall = 0, micro_f1 = 0;
-  double accuracy = 0;  // multi_class only (argmax)
+  double macro_ece = 0, macro_brier = 0;  // over labels with annotated records
+  double accuracy = 0;                    // multi_class only (argmax)
   std::string to_json() const;
   std::string to_table() const;
 };
