@@ -33,6 +33,36 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def reliability_plot(ev, path):
+    """The reliability diagram of the final evaluation: per label, the positive rate of each score
+    bin (15 equal-width bins, `eval --json`'s reliability) against its mean score."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    for label, r in ev["labels"].items():
+        rel = r.get("reliability")
+        if not rel:
+            continue
+        points = [(s, p) for c, s, p in zip(rel["counts"], rel["mean_score"], rel["positive_rate"]) if c > 0]
+        if points:
+            ax.plot([s for s, _ in points], [p for _, p in points], "o-", markersize=3,
+                    label="%s (ECE %.3f)" % (label, r["ece"] if r.get("ece") is not None else float("nan")))
+    ax.set_xlabel("mean score in the bin")
+    ax.set_ylabel("positive rate in the bin")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title("Reliability (final evaluation)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -57,6 +87,10 @@ def main():
         with open(eval_path) as f:
             ev = json.load(f)
         figures["eval"] = {"records": ev["records"], "loss": ev["loss"], "macro": ev["macro"], "micro": ev["micro"]}
+        try:
+            figures["reliability_plot"] = os.path.relpath(reliability_plot(ev, os.path.join(a.out, "plots", "reliability.png")), a.out)
+        except Exception as e:  # noqa: BLE001 - a plot must not hide the verdict
+            check("plots", False, "reliability diagram not rendered", "rendered", str(e))
         for metric, floor in sorted(baseline["quality_floor"].items()):
             value = ev["macro"][metric]
             check("quality_macro_" + metric, value is not None and value >= floor, "%.4f" % (value or float("nan")),
@@ -158,6 +192,10 @@ def main():
         md += ["", "## Final evaluation", "",
                "%d records, loss %.4f; macro ROC-AUC %.4f, macro PR-AUC %.4f, macro F1 %.4f; micro F1 %.4f" %
                (e["records"], e["loss"], e["macro"]["roc_auc"], e["macro"]["pr_auc"], e["macro"]["f1"], e["micro"]["f1"])]
+        if e["macro"].get("ece") is not None:
+            md += ["", "Calibration: macro ECE %.4f (15 bins), macro Brier %.4f." % (e["macro"]["ece"], e["macro"]["brier"])]
+        if "reliability_plot" in figures:
+            md += ["", "![reliability](%s)" % figures["reliability_plot"]]
     if "train" in figures:
         t = figures["train"]
         md += ["", "## Training", "", "%d steps in %.1f s; final loss %.4f; median %.0f samples/s, %.0f tokens/s over 2 ranks" %

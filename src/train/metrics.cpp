@@ -148,6 +148,11 @@ EvalReport evaluate_scores(const std::vector<std::string>& names, Problem proble
     const CalibrationReport calibrated = calibration(s);
     lr.ece = calibrated.ece;
     lr.brier = calibrated.brier;
+    for (const ReliabilityBin& b : calibrated.bins) {
+      lr.bin_counts.push_back(b.count);
+      lr.bin_scores.push_back(b.mean_score);
+      lr.bin_positive_rates.push_back(b.positive_rate);
+    }
     if (!s.scores.empty()) ++with_records, r.macro_ece += lr.ece, r.macro_brier += lr.brier;
     if (problem == Problem::kMultiLabel) {
       micro.tp += c.tp;
@@ -222,10 +227,19 @@ std::string EvalReport::to_json() const {
   auto num = [](double x) { return std::isnan(x) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(x); };
   nlohmann::ordered_json labels_json = nlohmann::ordered_json::object();
   for (const auto& l : labels)
-    labels_json[l.name] = {{"threshold", l.threshold}, {"precision", num(l.precision)}, {"recall", num(l.recall)},
-                           {"f1", num(l.f1)},          {"roc_auc", num(l.roc_auc)},     {"pr_auc", num(l.pr_auc)},
-                           {"ece", num(l.ece)},        {"brier", num(l.brier)},         {"support", l.support},
-                           {"annotated", l.annotated}};
+    labels_json[l.name] = {
+        {"threshold", l.threshold},
+        {"precision", num(l.precision)},
+        {"recall", num(l.recall)},
+        {"f1", num(l.f1)},
+        {"roc_auc", num(l.roc_auc)},
+        {"pr_auc", num(l.pr_auc)},
+        {"ece", num(l.ece)},
+        {"brier", num(l.brier)},
+        {"support", l.support},
+        {"annotated", l.annotated},
+        {"reliability",
+         {{"counts", l.bin_counts}, {"mean_score", l.bin_scores}, {"positive_rate", l.bin_positive_rates}}}};
   nlohmann::ordered_json j = {
       {"loss", num(loss)},
       {"records", records},

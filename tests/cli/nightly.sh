@@ -8,7 +8,7 @@ mt=$1 repo=$2
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 "$repo/scripts/nightly.sh" --binary "$mt" --out "$dir/n" || { cat "$dir"/n/logs/*.log | tail -50; fail "nightly verdict on a healthy build"; }
-for f in REPORT.md report.json plots/loss.png plots/lr.png plots/eval.png plots/throughput.png plots/pretrain/eval.png \
+for f in REPORT.md report.json plots/loss.png plots/lr.png plots/eval.png plots/throughput.png plots/reliability.png plots/pretrain/eval.png \
   plots/pretrain/loss.png; do
   [[ -s $dir/n/$f ]] || fail "$f missing"
 done

@@ -104,6 +104,11 @@ TEST_CASE("multi-label report: masked entries ignored, macro and micro averages"
     const CalibrationReport c = calibration(label_scores(probs, targets, mask, 3, l));
     CHECK(report.labels[l].ece == c.ece);
     CHECK(report.labels[l].brier == c.brier);
+    REQUIRE(report.labels[l].bin_counts.size() == 15);
+    for (size_t b = 0; b < 15; ++b) {
+      CHECK(report.labels[l].bin_counts[b] == c.bins[b].count);
+      CHECK(report.labels[l].bin_positive_rates[b] == c.bins[b].positive_rate);
+    }
     ece += c.ece / 3, brier += c.brier / 3;
   }
   CHECK(report.macro_ece == Approx(ece));
@@ -111,6 +116,7 @@ TEST_CASE("multi-label report: masked entries ignored, macro and micro averages"
   const json j = json::parse(report.to_json());
   CHECK(j["labels"]["a"]["ece"].get<double>() == report.labels[0].ece);
   CHECK(j["macro"]["brier"].get<double>() == report.macro_brier);
+  CHECK(j["labels"]["b"]["reliability"]["counts"].size() == 15);
   CHECK_THAT(report.to_table(), Catch::Contains("calibration: macro ECE"));
   CHECK(json::parse(report.to_json())["macro"]["roc_auc"].get<double>() == Approx(r["macro_roc_auc"].get<double>()));
 }

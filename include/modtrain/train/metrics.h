@@ -45,7 +45,10 @@ struct LabelReport {
   double threshold = 0.5;
   double precision = 0, recall = 0, f1 = 0, roc_auc = 0, pr_auc = 0;
   double ece = 0, brier = 0;  // calibration of the scores (moderation_metrics.h: 15 bins); NaN without records
-  uint64_t support = 0;       // positives among annotated records
+  // The reliability diagram: per bin (of 15, equal width) its records, mean score and positive rate.
+  std::vector<uint64_t> bin_counts;
+  std::vector<double> bin_scores, bin_positive_rates;
+  uint64_t support = 0;  // positives among annotated records
   uint64_t annotated = 0;
 };
 
