@@ -15,13 +15,20 @@ torch::Tensor probabilities(const torch::Tensor& logits, Problem problem) {
   return problem == Problem::kMultiLabel ? torch::sigmoid(x) : torch::softmax(x, 1);
 }
 
+namespace {
+// This rank's share of the split, in order; records repeated to even out the ranks are marked.
+DistributedSampler rank_share(const PreparedDataset& data, const EvalOptions& o) {
+  const int rank = o.collectives ? o.collectives->rank() : 0, world = o.collectives ? o.collectives->size() : 1;
+  return DistributedSampler(data.size(),
+                            {0, rank, world, static_cast<uint32_t>(o.batch), /*shuffle=*/false, false, 64});
+}
+}  // namespace
+
 EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDataset& data, const EvalOptions& o) {
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
-  const int rank = o.collectives ? o.collectives->rank() : 0, world = o.collectives ? o.collectives->size() : 1;
-  DistributedSampler sampler(data.size(),
-                             {0, rank, world, static_cast<uint32_t>(o.batch), /*shuffle=*/false, false, 64});
+  const DistributedSampler sampler = rank_share(data, o);
   LoaderOptions loader_options;
   loader_options.pad_id = o.pad_id;
   std::vector<float> probs, targets, mask;
@@ -97,9 +104,7 @@ MlmEvalReport evaluate_mlm(BertForMaskedLMImpl& model, const PreparedDataset& da
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
-  const int rank = o.collectives ? o.collectives->rank() : 0, world = o.collectives ? o.collectives->size() : 1;
-  DistributedSampler sampler(data.size(),
-                             {0, rank, world, static_cast<uint32_t>(o.batch), /*shuffle=*/false, false, 64});
+  const DistributedSampler sampler = rank_share(data, o);
   LoaderOptions loader_options;
   loader_options.pad_id = o.pad_id;
   loader_options.masker = o.masker;

@@ -139,6 +139,16 @@ json moderation_golden() {
   std::ifstream in(MODTRAIN_TEST_DATA "/metrics/moderation_golden.json");
   return json::parse(in);
 }
+// A bias case of the golden: the scores, the targets binarised at 0.5, the subgroups' members.
+struct BiasCase {
+  LabelScores s;
+  std::vector<std::vector<uint8_t>> member;
+  explicit BiasCase(const json& c) {
+    for (double v : c["scores"]) s.scores.push_back(static_cast<float>(v));
+    for (double t : c["targets"]) s.truth.push_back(t >= 0.5 ? 1 : 0);  // soft targets binarised at 0.5
+    for (const auto& m : c["members"]) member.push_back(m.get<std::vector<uint8_t>>());
+  }
+};
 void check_auc(double ours, const json& want) {
   if (want.is_null()) CHECK(std::isnan(ours));
   else CHECK(ours == Approx(want.get<double>()).epsilon(1e-9));
@@ -150,16 +160,10 @@ TEST_CASE("subgroup, BPSN and BNSP AUCs and the combined bias score match scikit
   REQUIRE(all["bias"].size() == 4);
   for (const auto& c : all["bias"]) {
     INFO(c["name"].get<std::string>());
-    LabelScores s;
-    for (double v : c["scores"]) s.scores.push_back(static_cast<float>(v));
-    for (double t : c["targets"]) s.truth.push_back(t >= 0.5 ? 1 : 0);  // soft targets binarised at 0.5
-    std::vector<std::vector<uint8_t>> member;
+    const BiasCase b(c);
     std::vector<std::string> names;
-    for (const auto& m : c["members"]) {
-      member.push_back(m.get<std::vector<uint8_t>>());
-      names.push_back("g" + std::to_string(names.size()));
-    }
-    const BiasReport r = bias_metrics(s, names, member, c["min_examples"].get<uint64_t>());
+    while (names.size() < b.member.size()) names.push_back("g" + std::to_string(names.size()));
+    const BiasReport r = bias_metrics(b.s, names, b.member, c["min_examples"].get<uint64_t>());
     check_auc(r.overall_auc, c["overall_auc"]);
     REQUIRE(r.subgroups.size() == c["subgroups"].size());
     for (size_t g = 0; g < r.subgroups.size(); ++g) {
@@ -180,26 +184,16 @@ TEST_CASE("subgroup, BPSN and BNSP AUCs and the combined bias score match scikit
     CHECK_FALSE(std::isnan(r.bias_score));  // small or empty subgroups never poison the score
   }
   // the reasons, and the worst reported AUC (the nightly's floor)
-  const json c = all["bias"][1];
-  LabelScores s;
-  for (double v : c["scores"]) s.scores.push_back(static_cast<float>(v));
-  for (double t : c["targets"]) s.truth.push_back(t >= 0.5 ? 1 : 0);
-  std::vector<std::vector<uint8_t>> member;
-  for (const auto& m : c["members"]) member.push_back(m.get<std::vector<uint8_t>>());
-  const BiasReport r = bias_metrics(s, {"a", "b", "c"}, member, 10);
+  const BiasCase tiny(all["bias"][1]);
+  const BiasReport r = bias_metrics(tiny.s, {"a", "b", "c"}, tiny.member, 10);
   CHECK(r.subgroups[1].why == "2 records (fewer than 10)");
   CHECK(r.subgroups[2].why == "0 records (fewer than 10)");
   CHECK(r.reported() == 1);
   CHECK(r.worst_subgroup_auc() ==
         std::min({r.subgroups[0].subgroup_auc, r.subgroups[0].bpsn_auc, r.subgroups[0].bnsp_auc}));
-  const json d = all["bias"][3];
-  LabelScores s3;
-  for (double v : d["scores"]) s3.scores.push_back(static_cast<float>(v));
-  for (double t : d["targets"]) s3.truth.push_back(t >= 0.5 ? 1 : 0);
-  std::vector<std::vector<uint8_t>> m3;
-  for (const auto& m : d["members"]) m3.push_back(m.get<std::vector<uint8_t>>());
-  CHECK(bias_metrics(s3, {"a", "b"}, m3, 10).subgroups[0].why == "no positives among its records");
-  CHECK(std::isnan(bias_metrics(s3, {"a", "b"}, {m3[0]}, 10).bias_score));  // none reported: NaN, said so
+  const BiasCase none(all["bias"][3]);
+  CHECK(bias_metrics(none.s, {"a", "b"}, none.member, 10).subgroups[0].why == "no positives among its records");
+  CHECK(std::isnan(bias_metrics(none.s, {"a"}, {none.member[0]}, 10).bias_score));  // none reported: NaN, said so
   CHECK(power_mean({0.5, 0.5}, -5) == Approx(0.5));
   CHECK(power_mean({0.9, 0.1}, -5) < 0.2);  // p = -5 leans on the worst subgroup
 }
