@@ -345,6 +345,12 @@ TEST_CASE("distributed evaluation equals single-process evaluation", "[mpi][eval
   CHECK(dist_out.final_eval.macro_roc_auc == Approx(single.report.macro_roc_auc).epsilon(1e-6));
   CHECK(dist_out.final_eval.macro_pr_auc == Approx(single.report.macro_pr_auc).epsilon(1e-6));
   CHECK(dist_out.final_eval.loss == Approx(single.report.loss).epsilon(1e-5));
+  // calibration: the gathered scores give the same bins, ECE and Brier score
+  CHECK(dist_out.final_eval.macro_ece == Approx(single.report.macro_ece).epsilon(1e-6));
+  CHECK(dist_out.final_eval.macro_brier == Approx(single.report.macro_brier).epsilon(1e-6));
+  REQUIRE(dist_out.final_eval.labels.size() == single.report.labels.size());
+  for (size_t l = 0; l < single.report.labels.size(); ++l)
+    CHECK(dist_out.final_eval.labels[l].bin_counts == single.report.labels[l].bin_counts);
   REQUIRE(dist_out.thresholds.size() == single.thresholds.size());
   for (size_t l = 0; l < single.thresholds.size(); ++l) CHECK(dist_out.thresholds[l] == Approx(single.thresholds[l]));
 }
