@@ -1,5 +1,7 @@
 #include "modtrain/modelio/model_dir.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -82,12 +84,13 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
     // transformers' MLM decoder carries the output bias as decoder.bias, tied to the head's bias;
     // both names are written so that any version's loader finds the one it looks for.
     const std::string head = m.bert.roberta() ? "lm_head." : "cls.predictions.";
-    for (const io::TensorBytes& t : std::vector<io::TensorBytes>(tensors))
-      if (t.name == head + "bias") {
-        io::TensorBytes alias = t;
-        alias.name = head + "decoder.bias";
-        tensors.push_back(alias);
-      }
+    const auto bias =
+        std::find_if(tensors.begin(), tensors.end(), [&](const auto& t) { return t.name == head + "bias"; });
+    if (bias != tensors.end()) {
+      io::TensorBytes alias = *bias;
+      alias.name = head + "decoder.bias";
+      tensors.push_back(alias);
+    }
   }
   io::write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   json id2label = json::object(), label2id = json::object();

@@ -456,20 +456,14 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
 }
 
 torch::Tensor Trainer::loss_total(const Batch& batch) {
-  if (masker_) {  // the head and the vocabulary projection on the chosen tokens only
-    torch::Tensor logits;
-    {
-      AutocastScope autocast(config_.train.precision, device_);
-      logits = mlm_model_->logits(batch.input_ids, batch.attention_mask, batch.mlm_positions, batch.mlm_packed,
-                                  config_.model.unpad, device_);  // [M, V] float32
-    }
-    return mlm_loss_total(logits, batch.mlm_labels.to(device_, true));
-  }
   torch::Tensor logits;
   {
     AutocastScope autocast(config_.train.precision, device_);
-    logits = model_->logits(batch.input_ids, batch.attention_mask, config_.model.unpad, device_);  // [B, L]
+    logits = masker_ ? mlm_model_->logits(batch.input_ids, batch.attention_mask, batch.mlm_positions, batch.mlm_packed,
+                                          config_.model.unpad, device_)  // [M, V]: chosen tokens only
+                     : model_->logits(batch.input_ids, batch.attention_mask, config_.model.unpad, device_);  // [B, L]
   }
+  if (masker_) return mlm_loss_total(logits, batch.mlm_labels.to(device_, true));
   return classification_loss_total(logits, batch.labels.to(device_, true), batch.label_mask.to(device_, true),
                                    loss_options_);
 }
@@ -478,14 +472,19 @@ double Trainer::loss_count(const Batch& batch) const {
   return masker_ ? static_cast<double>(batch.masked) : annotated_count(batch.label_mask, config_.data.problem);
 }
 
-MlmEvalReport Trainer::evaluate_mlm_split() {
-  optimizer_->sync_params();
+EvalOptions Trainer::eval_options() const {
   EvalOptions o;
   o.batch = config_.eval.micro_batch > 0 ? config_.eval.micro_batch : 2 * config_.train.micro_batch;
   o.pad_id = tokenizer_->special_ids().pad;
   o.device = device_;
   o.unpad = config_.model.unpad;
   o.collectives = collectives_;
+  return o;
+}
+
+MlmEvalReport Trainer::evaluate_mlm_split() {
+  optimizer_->sync_params();
+  EvalOptions o = eval_options();
   o.masker = masker_;
   o.mask_seed = config_.run.seed;  // the same chosen tokens at every evaluation of the run
   return evaluate_mlm(*mlm_model_, *valid_data_, o);
@@ -536,20 +535,15 @@ double Trainer::evaluate_and_record(int64_t step, const ProgressLine& progress, 
 
 EvalResult Trainer::evaluate() {
   optimizer_->sync_params();
-  EvalOptions o;
+  EvalOptions o = eval_options();
   o.labels = config_.data.labels;
   o.problem = config_.data.problem;
   o.loss = loss_options_;
-  o.batch = config_.eval.micro_batch > 0 ? config_.eval.micro_batch : 2 * config_.train.micro_batch;
-  o.pad_id = tokenizer_->special_ids().pad;
-  o.device = device_;
-  o.unpad = config_.model.unpad;
   // Evaluation runs in fp32 even when training autocasts to bf16: on the GPU, bf16 scores ranked
   // worse (ROC-AUC 0.615 vs 0.730 on the same weights, docs/gpu-results.md), and thresholds tuned
   // on bf16 scores would not fit the fp32 scores that `predict` and exported models produce.
   o.bf16 = false;
   o.policy = config_.eval.thresholds;
-  o.collectives = collectives_;
   return evaluate_model(*model_, *valid_data_, o);
 }
 

@@ -83,6 +83,7 @@ class Trainer {
   // (annotated labels, or chosen tokens under mlm), counted on the host.
   torch::Tensor loss_total(const Batch& batch);
   double loss_count(const Batch& batch) const;
+  EvalOptions eval_options() const;  // batch, device, path and ranks: what both evaluations share
   EvalResult evaluate();
   MlmEvalReport evaluate_mlm_split();
   // One evaluation: metrics.jsonl, the log line, the model card's record; returns the value
