@@ -9,7 +9,9 @@
 #   independent float64 NumPy BERT (tests/reference/bert_numpy.py) -> fine-tune a small RoBERTa
 #   (byte-level BPE) and a TwHIN-BERT-style model (Unigram) from Hugging Face directories ->
 #   masked-LM pretraining on the posts' text, then fine-tuning on 5% of the labels from it and
-#   from scratch (tests/cli/pretrain.sh): the pretrained encoder must win
+#   from scratch (tests/cli/pretrain.sh): the pretrained encoder must win -> soft labels, identity
+#   subgroups and temperature scaling (tests/cli/moderation.sh): the worst subgroup AUC above its
+#   floor, calibration lowering the expected calibration error
 #
 # Bars (bench/baseline/nightly.json): quality floors on the final evaluation, bitwise resume,
 # export == checkpoint, reference agreement, and training throughput judged as a ratio measured in
@@ -141,6 +143,12 @@ with open(sys.argv[1]) as f:
   else
     check pretrain_beats_scratch 0 "not measured" "pretrained > scratch + 0.03" "see logs/pretrain.log"
   fi
+
+  # Moderation-grade evaluation: soft labels from simulated annotators, identity subgroups (bias
+  # metrics), temperature scaling and slices (tests/cli/moderation.sh); figures in moderation/.
+  stage moderation bash "$repo/tests/cli/moderation.sh" "$mt" "$repo" "$out/moderation"
+  grep -q "^moderation ok" "$out/logs/moderation.log" ||
+    check moderation 0 "failed" "ok" "see logs/moderation.log"
 }
 run_all
 [[ -z $failed_stage ]] || check "stage_$failed_stage" 0 "failed" "exit 0" "see logs/$failed_stage.log"

@@ -63,6 +63,37 @@ def reliability_plot(ev, path):
     return path
 
 
+def subgroup_plot(ev, path):
+    """The bias figures of the moderation run: per identity subgroup, the lowest subgroup, BPSN and
+    BNSP AUC over the labels (bars), with the worst-subgroup floor."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    groups = ev["bias"]["subgroups"]
+    kinds = [("subgroup_auc", "subgroup AUC"), ("bpsn_auc", "BPSN AUC"), ("bnsp_auc", "BNSP AUC")]
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    width = 0.26
+    for k, (key, name) in enumerate(kinds):
+        values = []
+        for g in groups:
+            vs = [b["subgroups"][g][key] for b in ev["bias"]["labels"].values()
+                  if b["subgroups"][g]["reported"] and b["subgroups"][g][key] is not None]
+            values.append(min(vs) if vs else float("nan"))
+        ax.bar([i + (k - 1) * width for i in range(len(groups))], values, width, label=name + " (lowest over labels)")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups, rotation=20)
+    ax.set_ylim(0, 1)
+    ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    ax.set_title("Identity subgroups (moderation run): worst AUC %.3f" % ev["bias"]["worst_subgroup_auc"])
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -165,8 +196,23 @@ def main():
                 os.path.join(a.out, "pretrain", "run"), os.path.join(a.out, "plots", "pretrain"))]
         except SystemExit as e:
             check("plots", False, "not rendered", "rendered", str(e))
+    # ---- moderation-grade evaluation (tests/cli/moderation.sh): bias floor, calibration ----
+    moderation_path = os.path.join(a.out, "moderation", "moderation.json")
+    if os.path.exists(moderation_path):
+        with open(moderation_path) as f:
+            figures["moderation"] = m = json.load(f)
+        floor = baseline["bias_floor"]["worst_subgroup_auc"]
+        check("bias_worst_subgroup_auc", m["worst_subgroup_auc"] >= floor, "%.4f" % m["worst_subgroup_auc"],
+              ">= %.4f" % floor, "lowest subgroup / BPSN / BNSP AUC over 7 labels x 6 identity subgroups (soft labels, 2 ranks)")
+        check("calibration_lowers_ece", m["ece_after"] < m["ece_before"], "%.4f -> %.4f" % (m["ece_before"], m["ece_after"]),
+              "lower after temperature scaling", "macro ECE on the validation split (15 bins)")
+        try:
+            with open(os.path.join(a.out, "moderation", "eval.json")) as f:
+                figures["subgroup_plot"] = os.path.relpath(subgroup_plot(json.load(f), os.path.join(a.out, "plots", "subgroups.png")), a.out)
+        except Exception as e:  # noqa: BLE001 - a plot must not hide the verdict
+            check("plots", False, "subgroup plot not rendered", "rendered", str(e))
     for required in ("resume_exact", "export_equals_checkpoint", "reference_logits", "throughput", "finetune_roberta",
-                     "finetune_twhin", "pretrain_beats_scratch"):
+                     "finetune_twhin", "pretrain_beats_scratch", "bias_worst_subgroup_auc", "calibration_lowers_ece"):
         if not any(c["name"] == required for c in checks):
             check(required, False, "not measured", "measured", "an earlier stage failed")
 
@@ -212,6 +258,16 @@ def main():
                "pretrained encoder, %.4f from scratch." %
                (p["train_records"], p["pretrain_steps"], p["mlm_loss"], p["mlm_accuracy"], p["perplexity"],
                 p["labelled_records"], p["finetune_steps"], p["macro_pr_auc_pretrained"], p["macro_pr_auc_scratch"])]
+    if "moderation" in figures:
+        m = figures["moderation"]
+        md += ["", "## Moderation-grade evaluation", "",
+               "Soft labels from 5 simulated annotators, identity mentions of 6 invented groups (mostly benign), "
+               "temperature scaling: worst subgroup AUC %.4f; bias scores %s; macro ECE %.4f -> %.4f after "
+               "temperature scaling; macro PR-AUC %.4f." %
+               (m["worst_subgroup_auc"], ", ".join("%s %.3f" % (k, v) for k, v in m["bias_scores"].items() if v is not None),
+                m["ece_before"], m["ece_after"], m["macro_pr_auc"])]
+        if "subgroup_plot" in figures:
+            md += ["", "![subgroups](%s)" % figures["subgroup_plot"]]
     for p in figures.get("plots", []):
         md += ["", "![%s](%s)" % (os.path.splitext(os.path.basename(p))[0], p)]
     with open(os.path.join(a.out, "REPORT.md"), "w") as f:

@@ -21,8 +21,8 @@ inline std::vector<std::string> synth_overrides(const std::string& raw_dir, cons
 
 inline std::vector<std::string> synth_with_vocab(const std::string& raw_dir, const std::string& vocab_path,
                                                  const std::string& prepared_dir, uint64_t train, uint64_t valid,
-                                                 int train_shards = 4) {
-  SynthOptions synth;
+                                                 int train_shards = 4, const SynthOptions& base = {}) {
+  SynthOptions synth = base;
   synth.out_dir = raw_dir;
   synth.train = train;
   synth.valid = valid;

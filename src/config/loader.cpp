@@ -249,6 +249,26 @@ void validate(const ResolvedConfig& r) {
                         "train.pos_weight weighs classification labels; train.objective is mlm (set at " +
                         where("train.objective").str() + "): remove train.pos_weight");
   }
+  if (c.data.soft_labels && c.data.problem == Problem::kMultiClass)
+    throw ConfigError(at(where("data.soft_labels")) + "data.soft_labels needs data.problem: multi_label (set at " +
+                      where("data.problem").str() + "); multi_class records have exactly one 0/1 label");
+  if (c.eval.calibrate && c.data.problem == Problem::kMultiClass)
+    throw ConfigError(at(where("eval.calibrate")) +
+                      "eval.calibrate fits one temperature per sigmoid label; data.problem is multi_class (set at " +
+                      where("data.problem").str() + "): set eval.calibrate: false");
+  {
+    std::set<std::string> names(c.data.labels.begin(), c.data.labels.end());
+    const std::set<std::string> reserved = {"id", "text", "labels"};
+    for (const auto& [key, list] : {std::make_pair(std::string("data.subgroups"), c.data.subgroups),
+                                    std::make_pair(std::string("eval.slice_by"), c.eval.slice_by)}) {
+      for (const auto& name : list) {
+        if (reserved.count(name) || !names.insert(name).second)
+          throw ConfigError(at(where(key)) + key + " names '" + name +
+                            "', which is already a label, subgroup or slice field or one of id/text/labels; each "
+                            "field has one role");
+      }
+    }
+  }
   if (c.data.problem == Problem::kMultiClass && c.data.labels.size() < 2 && !mlm) {
     throw ConfigError(
         at(where("data.problem")) +

@@ -372,6 +372,15 @@ std::vector<Field> build_fields() {
            "check stops with what changed."),
       make("data", &C::data, "group_by_length", &DataConfig::group_by_length, any<bool>(),
            "Batch records of similar length together (less padding); batch order stays shuffled."),
+      make("data", &C::data, "soft_labels", &DataConfig::soft_labels, any<bool>(),
+           "Label values in [0, 1] (e.g. the share of annotators who said yes, as Jigsaw's Civil Comments): "
+           "trained on with binary cross-entropy against the value, stored to 1/240 (exact for 1-6, 8, 10, 12, "
+           "15, 16 or 20 annotators); metrics binarise at eval.positive_at. Off: labels must be 0/1. "
+           "multi_label only."),
+      make("data", &C::data, "subgroups", &DataConfig::subgroups, no_empty_items(),
+           "Identity-mention fields (JSONL keys / CSV columns named like the subgroup, values in [0, 1] or "
+           "true/false; a mention when >= 0.5; missing = not mentioned), carried into the shards: every "
+           "evaluation reports subgroup, BPSN and BNSP AUC per label and subgroup and the Jigsaw bias score."),
 
       make("tokenizer", &C::tokenizer, "vocab", &TokenizerConfig::vocab, non_empty(),
            "The tokenizer: a Hugging Face model directory or one tokenizer file. A directory is read as "
@@ -518,6 +527,22 @@ std::vector<Field> build_fields() {
            "threshold sits halfway between the lowest flagged score and the next lower one)."),
       make("eval", &C::eval, "micro_batch", &EvalConfig::micro_batch, between(0, 1 << 20),
            "Records per rank per evaluation batch; 0 = 2 x train.micro_batch."),
+      make("eval", &C::eval, "positive_at", &EvalConfig::positive_at, open_closed(0.0, 1.0),
+           "A label value at least this counts as positive for the metrics (soft labels; Jigsaw: 0.5)."),
+      make("eval", &C::eval, "calibrate", &EvalConfig::calibrate, any<bool>(),
+           "Fit a temperature per label on data.valid (scores sigmoid(logit / T)), save it with the model "
+           "(modtrain.json, config.json) and apply it in eval and predict; thresholds are tuned on the calibrated "
+           "scores. multi_label only."),
+      make("eval", &C::eval, "slice_by", &EvalConfig::slice_by, no_empty_items(),
+           "Record fields (JSONL keys / CSV columns, e.g. lang, source) carried through prepare: evaluation "
+           "reports the metric table per value of each."),
+      make("eval", &C::eval, "min_subgroup_records", &EvalConfig::min_subgroup_records,
+           between<int64_t>(1, int64_t{1} << 40),
+           "Subgroups with fewer records in data.valid are reported as too small and left out of the bias score."),
+      make("eval", &C::eval, "min_subgroup_class", &EvalConfig::min_subgroup_class,
+           between<int64_t>(1, int64_t{1} << 40),
+           "Likewise subgroups with fewer positives or fewer negatives of a label (an AUC over one or two positives "
+           "says little)."),
 
       make("log", &C::log, "every", &LogConfig::every, between<int64_t>(1, kMaxSteps),
            "Log training metrics every N steps."),

@@ -6,6 +6,7 @@
 
 #include "modtrain/core/error.h"
 #include "modtrain/core/text.h"
+#include "modtrain/data/raw_reader.h"
 #include "modtrain/data/tokenizer.h"
 #include "modtrain/io/files.h"
 
@@ -43,6 +44,10 @@ std::string Manifest::to_json() const {
   j["max_len"] = max_len;
   j["normalization"] = {{"lowercase", lowercase}, {"normalize_tweets", normalize_tweets}};
   j["token_bytes"] = token_bytes;
+  j["soft_labels"] = soft_labels;
+  j["label_scale"] = soft_labels ? 240 : 1;
+  j["subgroups"] = subgroups;
+  j["slice_by"] = slice_by;
   json splits_json = json::object();
   for (const auto& [name, split] : splits) {
     json shards = json::array();
@@ -61,6 +66,8 @@ std::string Manifest::to_json() const {
                         {"blank_lines", s.blank},
                         {"truncated", s.truncated},
                         {"utf8_repaired", s.utf8_repaired}});
+      if (!subgroups.empty()) shards.back()["subgroup_missing"] = s.subgroup_missing;
+      if (!slice_by.empty()) shards.back()["slice_missing"] = s.slice_missing;
     }
     splits_json[name] = {{"records", split.records()}, {"patterns", split.patterns}, {"shards", shards}};
   }
@@ -92,6 +99,9 @@ Manifest Manifest::load(const std::string& dir) {
     m.lowercase = j.at("normalization").at("lowercase").get<bool>();
     m.normalize_tweets = j.at("normalization").at("normalize_tweets").get<bool>();
     m.token_bytes = j.at("token_bytes").get<uint32_t>();
+    m.soft_labels = j.value("soft_labels", false);
+    m.subgroups = j.value("subgroups", std::vector<std::string>{});
+    m.slice_by = j.value("slice_by", std::vector<std::string>{});
     for (const auto& [name, split] : j.at("splits").items()) {
       SplitEntry entry;
       entry.patterns = split.value("patterns", std::vector<std::string>{});
@@ -111,6 +121,8 @@ Manifest Manifest::load(const std::string& dir) {
         e.blank = s.value("blank_lines", uint64_t{0});
         e.truncated = s.value("truncated", uint64_t{0});
         e.utf8_repaired = s.value("utf8_repaired", uint64_t{0});
+        e.subgroup_missing = s.value("subgroup_missing", std::vector<uint64_t>(m.subgroups.size(), 0));
+        e.slice_missing = s.value("slice_missing", std::vector<uint64_t>(m.slice_by.size(), 0));
         if (e.file.find('/') != std::string::npos || e.file.find("..") != std::string::npos)
           throw UserError(path + ": shard file name '" + e.file + "' must be a plain name inside the prepared dir");
         entry.shards.push_back(e);
@@ -131,6 +143,9 @@ ShardSchema Manifest::schema() const {
   s.vocab_fingerprint = vocab_fingerprint(vocab_sha256);
   s.labels_fingerprint = labels_fingerprint(labels, problem);
   s.vocab_size = vocab_size;
+  s.label_scale = soft_labels ? kSoftLabelScale : 1;
+  s.subgroups = subgroups;
+  s.slice_by = slice_by;
   return s;
 }
 
@@ -141,6 +156,9 @@ DataExpectations DataExpectations::from_config(const Config& config) {
   e.max_len = static_cast<uint32_t>(config.data.max_len);
   e.lowercase = config.tokenizer.lowercase;
   e.normalize_tweets = config.tokenizer.normalize_tweets;
+  e.soft_labels = config.data.soft_labels;
+  e.subgroups = config.data.subgroups;
+  e.slice_by = config.eval.slice_by;
   if (!fs::exists(config.tokenizer.vocab))
     throw UserError("tokenizer.vocab: " + config.tokenizer.vocab +
                     " not found (a model directory or tokenizer file; train a WordPiece vocab.txt with `modtrain "
@@ -169,6 +187,15 @@ PreparedDataset PreparedDataset::open(const std::string& dir, const std::string&
   if (!expect.vocab_sha256.empty() && m.vocab_sha256 != expect.vocab_sha256)
     throw UserError(where + "prepared with another tokenizer (sha256 " + m.vocab_sha256.substr(0, 12) +
                     ") than tokenizer.vocab (sha256 " + expect.vocab_sha256.substr(0, 12) + ")" + fix);
+  if (m.soft_labels != expect.soft_labels)
+    throw UserError(where + "prepared with data.soft_labels " + (m.soft_labels ? "true" : "false") + " but it is " +
+                    (expect.soft_labels ? "true" : "false") + " now" + fix);
+  if (m.subgroups != expect.subgroups)
+    throw UserError(where + "prepared with subgroups [" + text::join(m.subgroups, ", ") + "] but data.subgroups is [" +
+                    text::join(expect.subgroups, ", ") + "]" + fix);
+  if (m.slice_by != expect.slice_by)
+    throw UserError(where + "prepared with slice fields [" + text::join(m.slice_by, ", ") + "] but eval.slice_by is [" +
+                    text::join(expect.slice_by, ", ") + "]" + fix);
   auto it = m.splits.find(split);
   if (it == m.splits.end()) throw UserError(where + "has no '" + split + "' split (is data." + split + " set?)" + fix);
   ShardSchema schema = m.schema();

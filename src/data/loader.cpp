@@ -81,10 +81,10 @@ Batch collate(const PreparedDataset& data, const SampledBatch& sampled, const Lo
     shard.copy_tokens(record, ids + i * t);
     std::fill(mask + i * t, mask + i * t + len, int64_t{1});
     batch.tokens += len;
-    const uint8_t* l = shard.labels(record);
     for (int64_t k = 0; k < num_labels; ++k) {
-      labels[i * num_labels + k] = l[k] == kLabelPositive ? 1.0f : 0.0f;
-      label_mask[i * num_labels + k] = l[k] == kLabelUnannotated ? 0.0f : 1.0f;
+      const float v = shard.label_value(record, static_cast<size_t>(k));  // soft labels: the share in [0, 1]
+      labels[i * num_labels + k] = v >= 0.0f ? v : 0.0f;
+      label_mask[i * num_labels + k] = v >= 0.0f ? 1.0f : 0.0f;
     }
     padding[i] = sampled.padding[static_cast<size_t>(i)] != 0;
   }

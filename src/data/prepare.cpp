@@ -38,6 +38,9 @@ struct Processed {
   std::string reason;
   std::vector<int32_t> ids;
   std::vector<uint8_t> labels;
+  std::vector<uint8_t> subgroups;
+  std::vector<std::string> slices;
+  std::vector<uint8_t> slice_present;
 };
 
 class Progress {
@@ -108,6 +111,9 @@ struct Preparer {
         }
         p.truncated = tokenizer.encode(text, p.ids, static_cast<size_t>(config.data.max_len));
         p.labels = std::move(record.labels);
+        p.subgroups = std::move(record.subgroups);
+        p.slices = std::move(record.slices);
+        p.slice_present = std::move(record.slice_present);
       }
     };
     size_t n = units.size(), per = (n + static_cast<size_t>(threads) - 1) / static_cast<size_t>(threads);
@@ -131,7 +137,8 @@ struct Preparer {
 
   ShardEntry prepare_file(const std::string& source, const std::string& out_path, const std::string& split,
                           size_t index, size_t count) {
-    LabelSpec spec{config.data.labels, config.data.problem};
+    LabelSpec spec{config.data.labels, config.data.problem, config.data.soft_labels, config.data.subgroups,
+                   config.eval.slice_by};
     RawShardReader reader(source, spec, /*labels_required=*/!spec.names.empty());  // []: unlabelled text (mlm)
     for (const auto& w : reader.warnings()) log::warn(w);
     ShardWriter writer(out_path, schema);
@@ -142,6 +149,8 @@ struct Preparer {
     entry.source_path = stamp.path;
     entry.source_bytes = stamp.bytes;
     entry.source_mtime_ns = stamp.mtime_ns;
+    entry.subgroup_missing.assign(spec.subgroups.size(), 0);
+    entry.slice_missing.assign(spec.slice_by.size(), 0);
     std::vector<RawUnit> units;
     std::vector<Processed> results;
     bool more = true;
@@ -165,12 +174,25 @@ struct Preparer {
         }
         entry.truncated += p.truncated;
         entry.utf8_repaired += p.utf8_repairs > 0;
-        writer.add(p.ids, p.labels.data(), units[i].line);
+        for (size_t g = 0; g < p.subgroups.size(); ++g)
+          entry.subgroup_missing[g] += p.subgroups[g] == kLabelUnannotated;
+        for (size_t f = 0; f < p.slice_present.size(); ++f) entry.slice_missing[f] += !p.slice_present[f];
+        writer.add(p.ids, p.labels.data(), units[i].line, p.subgroups.data(), p.slices, p.slice_present);
       }
       progress.update(split, index + 1, count, writer.records(), bytes_done);
     }
     entry.records = writer.records();
     entry.tokens = writer.tokens();
+    if (reader.format() == RawFormat::kJsonl && entry.records > 0) {  // CSV/TSV: the header check warned already
+      for (size_t g = 0; g < spec.subgroups.size(); ++g)
+        if (entry.subgroup_missing[g] == entry.records)
+          log::warn(source + ": no record has a value for subgroup " + spec.subgroups[g] +
+                    " (data.subgroups): it counts as not mentioned in this file");
+      for (size_t f = 0; f < spec.slice_by.size(); ++f)
+        if (entry.slice_missing[f] == entry.records)
+          log::warn(source + ": no record has slice field " + spec.slice_by[f] +
+                    " (eval.slice_by): its records count as having no value");
+    }
     writer.finish();
     entry.bytes = writer.bytes();
     entry.checksum = text::hex64(writer.checksum());
@@ -200,6 +222,20 @@ std::string PrepareReport::summary() const {
                   static_cast<unsigned long long>(truncated), static_cast<unsigned long long>(repaired),
                   static_cast<unsigned long long>(tokens));
     out += line;
+    for (size_t g = 0; g < manifest.subgroups.size(); ++g) {
+      uint64_t missing = 0;
+      for (const auto& s : split.shards) missing += g < s.subgroup_missing.size() ? s.subgroup_missing[g] : 0;
+      if (missing > 0)
+        out += "  " + name + ": subgroup " + manifest.subgroups[g] + " has no value in " + std::to_string(missing) +
+               " of " + std::to_string(split.records()) + " kept records (counted as not mentioned)\n";
+    }
+    for (size_t f = 0; f < manifest.slice_by.size(); ++f) {
+      uint64_t missing = 0;
+      for (const auto& s : split.shards) missing += f < s.slice_missing.size() ? s.slice_missing[f] : 0;
+      if (missing > 0)
+        out += "  " + name + ": slice field " + manifest.slice_by[f] + " is absent in " + std::to_string(missing) +
+               " of " + std::to_string(split.records()) + " kept records (their own slice, \"(none)\")\n";
+    }
   }
   return out;
 }
@@ -221,6 +257,9 @@ PrepareReport prepare_data(const Config& config, const PrepareOptions& options) 
   m.lowercase = config.tokenizer.lowercase;
   m.normalize_tweets = config.tokenizer.normalize_tweets;
   m.token_bytes = tokenizer.vocab_size() <= 65536 ? 2 : 4;
+  m.soft_labels = config.data.soft_labels;
+  m.subgroups = config.data.subgroups;
+  m.slice_by = config.eval.slice_by;
   m.created_by = std::string("modtrain ") + build_version() + " (" + build_commit() + ")";
 
   std::vector<std::pair<std::string, std::vector<std::string>>> splits = {
@@ -290,6 +329,15 @@ std::string prepared_data_stale(const Config& config) {
            std::to_string(m.max_len);
   if (m.lowercase != config.tokenizer.lowercase || m.normalize_tweets != config.tokenizer.normalize_tweets)
     return "tokenizer.lowercase / tokenizer.normalize_tweets changed";
+  if (m.soft_labels != config.data.soft_labels)
+    return std::string("data.soft_labels is ") + (config.data.soft_labels ? "true" : "false") + ", it was prepared " +
+           (m.soft_labels ? "with" : "without") + " soft labels";
+  if (m.subgroups != config.data.subgroups)
+    return "data.subgroups is [" + text::join(config.data.subgroups, ", ") + "], it was prepared with [" +
+           text::join(m.subgroups, ", ") + "]";
+  if (m.slice_by != config.eval.slice_by)
+    return "eval.slice_by is [" + text::join(config.eval.slice_by, ", ") + "], it was prepared with [" +
+           text::join(m.slice_by, ", ") + "]";
   if (!fs::exists(config.tokenizer.vocab)) return "";  // the trainer says tokenizer.vocab is missing
   if (find_tokenizer_files(config.tokenizer.vocab).fingerprint() != m.vocab_sha256)
     return "tokenizer.vocab " + config.tokenizer.vocab + " is not the tokenizer it was prepared with";

@@ -4,6 +4,8 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -53,7 +55,56 @@ void csv_field(void* data, size_t length, void* row) {
 void csv_row_end(int, void* row) { static_cast<CsvRow*>(row)->done = true; }
 int csv_no_space(unsigned char) { return 0; }  // keep cells exactly as written
 
+// A whole cell as a number ("0.25", "1", "1e-1"); false for anything else.
+bool parse_number(const std::string& cell, double& v) {
+  if (cell.empty()) return false;
+  char* end = nullptr;
+  v = std::strtod(cell.c_str(), &end);
+  return end == cell.c_str() + cell.size();
+}
+
+std::string trimmed(std::string cell) {
+  while (!cell.empty() && (cell.back() == ' ' || cell.back() == '\r')) cell.pop_back();
+  while (!cell.empty() && cell.front() == ' ') cell.erase(cell.begin());
+  return cell;
+}
+
+// Subgroup mentions and slice values of a JSONL record: top-level keys named like the field.
+bool decode_json_extras(const LabelSpec& spec, const json& j, RawRecord& record, std::string& reason) {
+  record.subgroups.assign(spec.subgroups.size(), kLabelUnannotated);
+  for (size_t g = 0; g < spec.subgroups.size(); ++g) {
+    auto it = j.find(spec.subgroups[g]);
+    if (it == j.end() || it->is_null()) continue;
+    if (it->is_boolean()) record.subgroups[g] = it->get<bool>() ? kSoftLabelScale : 0;
+    else if (!it->is_number() || !encode_fraction(it->get<double>(), record.subgroups[g])) {
+      reason = "subgroup '" + spec.subgroups[g] + "' has value " + it->dump() +
+               "; use a share in [0, 1], true/false, or null when unknown";
+      return false;
+    }
+  }
+  record.slices.assign(spec.slice_by.size(), "");
+  record.slice_present.assign(spec.slice_by.size(), 0);
+  for (size_t f = 0; f < spec.slice_by.size(); ++f) {
+    auto it = j.find(spec.slice_by[f]);
+    if (it == j.end() || it->is_null()) continue;
+    if (it->is_string()) record.slices[f] = it->get<std::string>();
+    else if (it->is_number_integer() || it->is_boolean()) record.slices[f] = it->dump();
+    else {
+      reason = "slice field '" + spec.slice_by[f] + "' has value " + it->dump() + "; use a string or an integer";
+      return false;
+    }
+    record.slice_present[f] = 1;
+  }
+  return true;
+}
+
 }  // namespace
+
+bool encode_fraction(double v, uint8_t& out) {
+  if (!(v >= 0.0 && v <= 1.0)) return false;  // NaN too
+  out = static_cast<uint8_t>(std::lround(v * kSoftLabelScale));
+  return true;
+}
 
 RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool labels_required)
     : path_(path), spec_(std::move(spec)), labels_required_(labels_required) {
@@ -86,13 +137,27 @@ RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool lab
     throw UserError(path + ":1: empty file; a CSV/TSV shard needs a header row with a `text` column");
   columns_ = header.fields.size();
   label_columns_.assign(spec_.names.size(), -1);
+  subgroup_columns_.assign(spec_.subgroups.size(), -1);
+  slice_columns_.assign(spec_.slice_by.size(), -1);
   for (size_t c = 0; c < header.fields.size(); ++c) {
     std::string name = header.fields[c];
     if (c == 0 && name.rfind("\xEF\xBB\xBF", 0) == 0) name = name.substr(3);  // UTF-8 byte order mark
     if (name == "text") text_column_ = static_cast<int>(c);
     else if (name == "id") id_column_ = static_cast<int>(c);
     else if (int l = label_index(spec_, name); l >= 0) label_columns_[static_cast<size_t>(l)] = static_cast<int>(c);
+    for (size_t g = 0; g < spec_.subgroups.size(); ++g)
+      if (spec_.subgroups[g] == name) subgroup_columns_[g] = static_cast<int>(c);
+    for (size_t f = 0; f < spec_.slice_by.size(); ++f)
+      if (spec_.slice_by[f] == name) slice_columns_[f] = static_cast<int>(c);
   }
+  for (size_t g = 0; g < spec_.subgroups.size(); ++g)
+    if (subgroup_columns_[g] < 0)
+      warnings_.push_back(path + ":1: no column for subgroup " + spec_.subgroups[g] +
+                          " (data.subgroups): not annotated in this file (its records count as not mentioning it)");
+  for (size_t f = 0; f < spec_.slice_by.size(); ++f)
+    if (slice_columns_[f] < 0)
+      warnings_.push_back(path + ":1: no column for slice field " + spec_.slice_by[f] +
+                          " (eval.slice_by): its records count as having no value");
   if (text_column_ < 0) throw UserError(path + ":1: the header has no `text` column (columns: " + header.source + ")");
   std::vector<std::string> missing;
   for (size_t l = 0; l < spec_.names.size(); ++l)
@@ -157,6 +222,9 @@ bool RawShardReader::decode(const RawUnit& unit, RawRecord& record, std::string&
     record.text = unit.source;
     record.utf8_repairs = unicode::repair_utf8(record.text);
     record.labels.assign(spec_.names.size(), kLabelUnannotated);
+    record.subgroups.assign(spec_.subgroups.size(), kLabelUnannotated);
+    record.slices.assign(spec_.slice_by.size(), "");
+    record.slice_present.assign(spec_.slice_by.size(), 0);
   } else {
     ok = format_ == RawFormat::kJsonl ? decode_json(unit, record, reason) : decode_csv(unit, record, reason);
   }
@@ -206,6 +274,7 @@ bool RawShardReader::decode_json(const RawUnit& unit, RawRecord& record, std::st
       return false;
     }
   }
+  if (!decode_json_extras(spec_, j, record, reason)) return false;
   const size_t n = spec_.names.size();
   if (!labels_required_ && n == 0) return true;  // text only (vocabulary training)
   auto labels = j.find("labels");
@@ -217,6 +286,7 @@ bool RawShardReader::decode_json(const RawUnit& unit, RawRecord& record, std::st
     record.labels.assign(n, kLabelUnannotated);
     return true;
   }
+  const uint8_t positive = static_cast<uint8_t>(spec_.label_scale());
   if (labels->is_array()) {  // the labels listed are positive, every other label negative
     record.labels.assign(n, kLabelNegative);
     for (const auto& name : *labels) {
@@ -229,7 +299,7 @@ bool RawShardReader::decode_json(const RawUnit& unit, RawRecord& record, std::st
         reason = "unknown label '" + name.get<std::string>() + "' (data.labels: " + known_labels(spec_) + ")";
         return false;
       }
-      record.labels[static_cast<size_t>(l)] = kLabelPositive;
+      record.labels[static_cast<size_t>(l)] = positive;
     }
     return true;
   }
@@ -243,11 +313,19 @@ bool RawShardReader::decode_json(const RawUnit& unit, RawRecord& record, std::st
       }
       uint8_t v;
       if (value.is_null() || (value.is_number_integer() && value.get<int64_t>() == -1)) v = kLabelUnannotated;
-      else if (value.is_boolean()) v = value.get<bool>() ? kLabelPositive : kLabelNegative;
-      else if (value.is_number() && (value.get<double>() == 0.0 || value.get<double>() == 1.0))
+      else if (value.is_boolean()) v = value.get<bool>() ? positive : kLabelNegative;
+      else if (spec_.soft) {
+        if (!value.is_number() || !encode_fraction(value.get<double>(), v)) {
+          reason = "label '" + name + "' has value " + value.dump() +
+                   "; soft labels (data.soft_labels) lie in [0, 1], or null/-1 for not annotated";
+          return false;
+        }
+      } else if (value.is_number() && (value.get<double>() == 0.0 || value.get<double>() == 1.0))
         v = value.get<double>() == 1.0 ? kLabelPositive : kLabelNegative;
       else {
-        reason = "label '" + name + "' has value " + value.dump() + "; use 1, 0, or null/-1 for not annotated";
+        const bool share = value.is_number() && value.get<double>() > 0.0 && value.get<double>() < 1.0;
+        reason = "label '" + name + "' has value " + value.dump() + "; use 1, 0, or null/-1 for not annotated" +
+                 (share ? " (shares in [0, 1] need data.soft_labels: true)" : "");
         return false;
       }
       record.labels[static_cast<size_t>(l)] = v;
@@ -271,16 +349,45 @@ bool RawShardReader::decode_csv(const RawUnit& unit, RawRecord& record, std::str
   for (size_t l = 0; l < spec_.names.size(); ++l) {
     int column = label_columns_[l];
     if (column < 0) continue;
-    std::string cell = unit.fields[static_cast<size_t>(column)];
-    while (!cell.empty() && (cell.back() == ' ' || cell.back() == '\r')) cell.pop_back();
-    while (!cell.empty() && cell.front() == ' ') cell.erase(cell.begin());
+    const std::string cell = trimmed(unit.fields[static_cast<size_t>(column)]);
     if (cell.empty() || cell == "-1") continue;
-    if (cell == "1" || cell == "1.0" || cell == "true") record.labels[l] = kLabelPositive;
-    else if (cell == "0" || cell == "0.0" || cell == "false") record.labels[l] = kLabelNegative;
+    double v = 0;
+    if (cell == "true") record.labels[l] = static_cast<uint8_t>(spec_.label_scale());
+    else if (cell == "false") record.labels[l] = kLabelNegative;
+    else if (spec_.soft) {
+      if (!parse_number(cell, v) || !encode_fraction(v, record.labels[l])) {
+        reason = "label '" + spec_.names[l] + "' has value '" + cell +
+                 "'; soft labels (data.soft_labels) lie in [0, 1], or empty for not annotated";
+        return false;
+      }
+    } else if (cell == "1" || cell == "1.0") record.labels[l] = kLabelPositive;
+    else if (cell == "0" || cell == "0.0") record.labels[l] = kLabelNegative;
     else {
-      reason = "label '" + spec_.names[l] + "' has value '" + cell + "'; use 1, 0, or empty for not annotated";
+      const bool share = parse_number(cell, v) && v > 0.0 && v < 1.0;
+      reason = "label '" + spec_.names[l] + "' has value '" + cell + "'; use 1, 0, or empty for not annotated" +
+               (share ? " (shares in [0, 1] need data.soft_labels: true)" : "");
       return false;
     }
+  }
+  record.subgroups.assign(spec_.subgroups.size(), kLabelUnannotated);
+  for (size_t g = 0; g < spec_.subgroups.size(); ++g) {
+    if (subgroup_columns_[g] < 0) continue;
+    const std::string cell = trimmed(unit.fields[static_cast<size_t>(subgroup_columns_[g])]);
+    double v = 0;
+    if (cell.empty()) continue;
+    if (cell == "true" || cell == "false") record.subgroups[g] = cell == "true" ? kSoftLabelScale : 0;
+    else if (!parse_number(cell, v) || !encode_fraction(v, record.subgroups[g])) {
+      reason = "subgroup '" + spec_.subgroups[g] + "' has value '" + cell +
+               "'; use a share in [0, 1], true/false, or empty when unknown";
+      return false;
+    }
+  }
+  record.slices.assign(spec_.slice_by.size(), "");
+  record.slice_present.assign(spec_.slice_by.size(), 0);
+  for (size_t f = 0; f < spec_.slice_by.size(); ++f) {
+    if (slice_columns_[f] < 0) continue;
+    record.slices[f] = trimmed(unit.fields[static_cast<size_t>(slice_columns_[f])]);
+    record.slice_present[f] = !record.slices[f].empty();
   }
   return true;
 }

@@ -228,12 +228,24 @@ void lengthen(Rng& rng, std::string& text, const Words& chatter) {
   }
 }
 
-std::string fill(Rng& rng, const char* pattern) {
+// Fills %G with a group; `group` receives its index (kGroups order = synth_subgroups()).
+std::string fill(Rng& rng, const char* pattern, int* group = nullptr) {
   std::string s = pattern;
   size_t at = s.find("%G");
-  if (at != std::string::npos) s.replace(at, 2, rng.pick(kGroups));
+  if (at != std::string::npos) {
+    const size_t g = rng.below(kGroups.size());
+    s.replace(at, 2, kGroups[g]);
+    if (group) *group = static_cast<int>(g);
+  }
   return s;
 }
+
+// Benign identity mentions (%N: the group's adjective): what a toxicity model must not flag.
+const Words kGroupAdjectives = {"Quendari", "Zorblaxian", "Morvish", "Telluran", "Ostrani", "Vexling"};
+const Words kBenignMentions = {"as a %N woman i love this city",         "proud to be %N",
+                               "my %N grandmother makes the best bread", "happy new year to all my %N friends",
+                               "as a %N man i find this hilarious",      "the %N festival downtown was beautiful",
+                               "learning the %N language this year",     "our %N neighbours invited us for dinner"};
 
 }  // namespace
 
@@ -258,6 +270,7 @@ std::string synth_record(uint64_t seed, const std::string& split, uint64_t index
     language = find_language(language_code);
   }
   std::vector<std::string> parts;
+  std::vector<uint8_t> mentions(kGroups.size(), 0);
   if (language) {
     auto fill_group = [&](const char* pattern) {
       std::string t = pattern;
@@ -273,10 +286,25 @@ std::string synth_record(uint64_t seed, const std::string& split, uint64_t index
     if (rng.chance(0.5)) parts.push_back(rng.pick(kClean));
     if (rng.chance(0.5)) parts.push_back(rng.pick(kClean));
     for (size_t l = 0; l < kNumLabels; ++l) {
-      if (truth[l] && rng.chance(0.85)) parts.push_back(fill(rng, rng.pick(*kLabels[l].cues)));  // 15% carry no cue
+      if (truth[l] && rng.chance(0.85)) {  // 15% carry no cue
+        int group = -1;
+        parts.push_back(fill(rng, rng.pick(*kLabels[l].cues), &group));
+        if (group >= 0) mentions[static_cast<size_t>(group)] = 1;
+      }
     }
     if (rng.chance(0.12)) parts.push_back(rng.pick(kDecoys));
     if (parts.empty()) parts.push_back(rng.pick(kClean));
+  }
+  if (options.identities && !language) {  // a stream of its own: the default dataset does not change
+    Rng id(seed * 0x2545F4914F6CDD1DULL ^ text::fnv1a64(split) ^ (index * 0xBF58476D1CE4E5B9ULL) ^
+           0x94D049BB133111EBULL);
+    if (id.chance(0.15)) {
+      const size_t g = id.below(kGroups.size());
+      std::string t = id.pick(kBenignMentions);
+      t.replace(t.find("%N"), 2, kGroupAdjectives[g]);
+      parts.push_back(t);
+      mentions[g] = 1;
+    }
   }
   for (size_t i = parts.size(); i > 1; --i) std::swap(parts[i - 1], parts[rng.below(i)]);
   std::string text;
@@ -327,8 +355,26 @@ std::string synth_record(uint64_t seed, const std::string& split, uint64_t index
     for (size_t l = 0; l < kNumLabels; ++l)
       if (truth[l] != rng.chance(options.label_noise)) labels.push_back(kLabels[l].name);
   }
+  if (options.annotators > 0) {  // the share of N annotators who said yes; nulls stay not annotated
+    Rng votes(seed * 0x369DEA0F31A53F85ULL ^ text::fnv1a64(split) ^ (index * 0xDB4F0B9175AE2165ULL) ^
+              0x4F1BBCDCBFA53E0AULL);
+    json shares = json::object();
+    for (size_t l = 0; l < kNumLabels; ++l) {
+      if (labels.is_object() && labels[kLabels[l].name].is_null()) {
+        shares[kLabels[l].name] = nullptr;
+        continue;
+      }
+      const double noise = std::min(0.5, options.annotator_noise * (truth[l] && votes.chance(0.3) ? 2.5 : 1.0));
+      int yes = 0;
+      for (int a = 0; a < options.annotators; ++a) yes += truth[l] != votes.chance(noise);
+      shares[kLabels[l].name] = static_cast<double>(yes) / options.annotators;
+    }
+    labels = shares;
+  }
   json record = {{"id", split + "-" + std::to_string(index)}, {"text", text}, {"labels", labels}};
   if (options.languages.size() > 1) record["lang"] = language_code;
+  if (options.identities)
+    for (size_t g = 0; g < kGroups.size(); ++g) record[synth_subgroups()[g]] = mentions[g];
   return record.dump();
 }
 
@@ -336,6 +382,11 @@ SynthReport synthesize_tweets(const SynthOptions& options) {
   namespace fs = std::filesystem;
   if (options.train_shards < 1 || options.valid_shards < 1)
     throw UserError("data synth: shard counts must be at least 1");
+  if (options.annotators < 0 || options.annotators > 1000)
+    throw UserError("data synth: --annotators is " + std::to_string(options.annotators) +
+                    "; give 0 (0/1 labels) to 1000");
+  if (!(options.annotator_noise >= 0 && options.annotator_noise <= 0.5))
+    throw UserError("data synth: --annotator-noise must lie in [0, 0.5]");
   if (options.languages.empty()) throw UserError("data synth: --languages is empty; give e.g. en or en,es,ar,hi,ru,ja");
   for (const std::string& code : options.languages)
     if (code != "en" && !find_language(code))
@@ -359,8 +410,9 @@ SynthReport synthesize_tweets(const SynthOptions& options) {
         json j = json::parse(line);
         const json& labels = j["labels"];
         for (size_t l = 0; l < kNumLabels; ++l) {
+          const json value = labels.is_object() ? labels.value(kLabels[l].name, json(nullptr)) : json(nullptr);
           bool positive = labels.is_array() ? std::find(labels.begin(), labels.end(), kLabels[l].name) != labels.end()
-                                            : labels.value(kLabels[l].name, json(nullptr)) == json(1);
+                                            : value.is_number() && value.get<double>() >= 0.5;
           report.positives[l] += positive;
         }
         out << line << '\n';

@@ -58,7 +58,8 @@ void Predictor::flush() {
         id[i * t + static_cast<int64_t>(k)] = v[k], keep[i * t + static_cast<int64_t>(k)] = 1;
     }
     torch::Tensor probs =
-        probabilities(m_.model->logits(ids, mask, /*unpad=*/true, torch::kCPU), m_.meta.problem).contiguous();
+        probabilities(m_.model->logits(ids, mask, /*unpad=*/true, torch::kCPU), m_.meta.problem, m_.meta.temperatures)
+            .contiguous();
     const float* row = probs.data_ptr<float>();
     for (int64_t i = 0; i < b; ++i)
       std::copy(row + i * static_cast<int64_t>(L), row + (i + 1) * static_cast<int64_t>(L),

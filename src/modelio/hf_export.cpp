@@ -113,6 +113,45 @@ std::string evaluation_card(const std::string& path) {
     card +=
         "\nECE: expected calibration error of the scores over 15 equal-width bins (0 = a score of p is right p of "
         "the time); Brier: mean squared error of the scores. Both on the same validation records.\n";
+    // Calibration: one line per label whose scores were temperature-scaled (eval.calibrate).
+    std::string calibration;
+    for (const auto& [label, r] : m.at("labels").items()) {
+      if (!r.contains("calibration")) continue;
+      const json& c = r.at("calibration");
+      calibration += "- " + label + ": T = " + num(c.at("temperature")) +
+                     (c.value("at_bound", false) ? " (at the bound)" : "") + "; cross-entropy " +
+                     num(c.at("nll_before")) + " -> " + num(c.at("nll_after")) + ", ECE " + num(c.at("ece_before")) +
+                     " -> " + num(r.at("ece")) + "\n";
+    }
+    if (!calibration.empty())
+      card +=
+          "\n### Calibration\n\nTemperature scaling fitted per label on the validation set (score = "
+          "sigmoid(logit / T)); the thresholds and the figures above are for the calibrated scores.\n\n" +
+          calibration;
+    // Bias (data.subgroups): per label the Jigsaw bias score and every subgroup's three AUCs.
+    if (m.contains("bias")) {
+      const json& bias = m.at("bias");
+      card +=
+          "\n### Unintended bias (identity subgroups)\n\nPer label: the subgroup AUC (within posts that "
+          "mention the group), BPSN AUC (background positives vs. subgroup negatives: low when benign mentions "
+          "are flagged) and BNSP AUC (background negatives vs. subgroup positives: low when abuse aimed at the "
+          "group is missed); the bias score is the Jigsaw Unintended Bias combination (overall AUC and the "
+          "power means, p = -5). Worst subgroup AUC: " +
+          num(bias.at("worst_subgroup_auc")) +
+          ".\n\n| label | subgroup | records | positives | subgroup AUC | BPSN AUC | BNSP AUC |\n"
+          "|---|---|---|---|---|---|---|\n";
+      for (const auto& [label, b] : bias.at("labels").items()) {
+        card += "| **" + label + "** | bias score " + num(b.at("bias_score")) + " (overall AUC " +
+                num(b.at("overall_auc")) + ") | | | | | |\n";
+        for (const auto& [group, g] : b.at("subgroups").items())
+          card += "| | " + group + " | " + std::to_string(g.at("records").get<uint64_t>()) + " | " +
+                  std::to_string(g.at("positives").get<uint64_t>()) + " | " +
+                  (g.at("reported").get<bool>()
+                       ? num(g.at("subgroup_auc")) + " | " + num(g.at("bpsn_auc")) + " | " + num(g.at("bnsp_auc"))
+                       : "not reported: " + g.at("why").get<std::string>() + " | | ") +
+                  " |\n";
+      }
+    }
     return card;
   } catch (const json::exception& ex) {
     throw UserError(path + ": malformed evaluation record (" + std::string(ex.what()) + ")");
@@ -291,12 +330,39 @@ void export_huggingface(const std::string& given, const std::string& out_dir) {
       "\n- tweet normalisation before tokenization: " +
       (meta.at("normalize_tweets").get<bool>() ? "yes (@user, http, entities)" : "no") +
       "\n- max length: " + std::to_string(max_len) + " tokens\n\n| label | decision threshold |\n|---|---|\n";
-  for (size_t i = 0; i < labels.size(); ++i) card += "| " + labels[i] + " | " + std::to_string(values[i]) + " |\n";
+  const auto temperatures = meta.value("temperatures", std::vector<double>{});
+  if (!temperatures.empty()) {
+    card = card.substr(0, card.rfind("| label | decision threshold |")) +
+           "| label | decision threshold | temperature |\n|---|---|---|\n";
+    for (size_t i = 0; i < labels.size(); ++i)
+      card +=
+          "| " + labels[i] + " | " + std::to_string(values[i]) + " | " + std::to_string(temperatures.at(i)) + " |\n";
+  } else {
+    for (size_t i = 0; i < labels.size(); ++i) card += "| " + labels[i] + " | " + std::to_string(values[i]) + " |\n";
+  }
   if (fs::exists(in("eval.json"))) card += evaluation_card(in("eval.json"));
-  card +=
-      "\nLoad with `AutoModelForSequenceClassification.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)`; "
-      "apply a sigmoid (multi_label) or softmax (multi_class) to the logits and flag a label when its probability "
-      "reaches the threshold in thresholds.json.\n";
+  if (temperatures.empty()) {
+    card +=
+        "\nLoad with `AutoModelForSequenceClassification.from_pretrained(dir)` and "
+        "`AutoTokenizer.from_pretrained(dir)`; "
+        "apply a sigmoid (multi_label) or softmax (multi_class) to the logits and flag a label when its probability "
+        "reaches the threshold in thresholds.json (also in config.json under `modtrain.thresholds`).\n";
+  } else {
+    card +=
+        "\n## How to apply the calibration\n\nThe scores are calibrated: divide each label's logit by its temperature "
+        "before the sigmoid, then compare with the threshold (both per label name in config.json under `modtrain`, "
+        "which transformers keeps as `model.config.modtrain`):\n\n```python\nimport torch\n"
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+        "model = AutoModelForSequenceClassification.from_pretrained(DIR).eval()\n"
+        "tokenizer = AutoTokenizer.from_pretrained(DIR)\n"
+        "names = [model.config.id2label[i] for i in range(model.config.num_labels)]\n"
+        "T = torch.tensor([model.config.modtrain[\"temperatures\"][n] for n in names])\n"
+        "thresholds = torch.tensor([model.config.modtrain[\"thresholds\"][n] for n in names])\n"
+        "with torch.no_grad():\n"
+        "    logits = model(**tokenizer(texts, padding=True, truncation=True, return_tensors=\"pt\")).logits\n"
+        "scores = torch.sigmoid(logits / T)\nflagged = scores >= thresholds\n```\n\n"
+        "Without the division the scores are the uncalibrated ones and the thresholds do not fit them.\n";
+  }
   io::write_file_atomic(out("README.md"), card);
   if (fs::exists(in("eval.json"))) io::write_file_atomic(out("eval_results.json"), io::read_file(in("eval.json")));
 }

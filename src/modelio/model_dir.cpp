@@ -130,6 +130,18 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
   if (mlm) {  // AutoModelForMaskedLM: no labels; the decoder is tied to the word embedding
     for (const char* key : {"id2label", "label2id", "problem_type", "classifier_dropout"}) config.erase(key);
     config["tie_word_embeddings"] = true;
+  } else {
+    // For serving stacks that read only config.json (transformers keeps unknown keys as attributes):
+    // per label the decision threshold and the temperature, score = sigmoid(logit / temperature).
+    json thresholds = json::object(), temperatures = json::object();
+    for (size_t i = 0; i < m.labels.size(); ++i) {
+      if (i < m.thresholds.size()) thresholds[m.labels[i]] = m.thresholds[i];
+      temperatures[m.labels[i]] = i < m.temperatures.size() ? m.temperatures[i] : 1.0;
+    }
+    config["modtrain"] = {
+        {"thresholds", thresholds},
+        {"temperatures", temperatures},
+        {"score", m.problem == Problem::kMultiLabel ? "sigmoid(logit / temperature)" : "softmax(logits)"}};
   }
   io::write_file_atomic((fs::path(dir) / "config.json").string(), config.dump(2) + "\n");
   json mt = {{"objective", to_string(m.objective)},
@@ -139,6 +151,13 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
              {"lowercase", m.lowercase},
              {"normalize_tweets", m.normalize_tweets},
              {"max_len", m.max_len}};
+  if (!m.temperatures.empty()) mt["temperatures"] = m.temperatures;
+  if (!mlm) {
+    mt["positive_at"] = m.positive_at;
+    mt["soft_labels"] = m.soft_labels;
+    mt["subgroups"] = m.subgroups;
+    mt["slice_by"] = m.slice_by;
+  }
   io::write_file_atomic((fs::path(dir) / "modtrain.json").string(), mt.dump(2) + "\n");
   copy_tokenizer_files(find_tokenizer_files(tokenizer_path), dir);
   if (!m.evaluation.empty()) io::write_file_atomic((fs::path(dir) / "eval.json").string(), m.evaluation + "\n");
@@ -174,6 +193,14 @@ void validate_meta(const ModelMeta& m, const std::string& problem, const json& c
       throw bad("the threshold of '" + m.labels[i] + "' is " + std::to_string(t) +
                 "; thresholds are probabilities in (0, 1]");
   }
+  if (!m.temperatures.empty() && m.temperatures.size() != m.labels.size())
+    throw bad(std::to_string(m.temperatures.size()) + " temperatures for " + std::to_string(m.labels.size()) +
+              " labels");
+  for (size_t i = 0; i < m.temperatures.size(); ++i)
+    if (!(m.temperatures[i] >= 0.01 && m.temperatures[i] <= 100.0))  // fit_temperature's range; NaN too
+      throw bad("the temperature of '" + m.labels[i] + "' is " + std::to_string(m.temperatures[i]) +
+                "; temperatures lie in [0.01, 100]");
+  if (!m.temperatures.empty() && problem != "multi_label") throw bad("temperatures for a multi_class model");
   check_max_len(m, file);
   if (config.contains("id2label")) {
     const json& id2label = config.at("id2label");
@@ -233,6 +260,11 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
     m.lowercase = mt.at("lowercase").get<bool>();
     m.normalize_tweets = mt.at("normalize_tweets").get<bool>();
     m.max_len = mt.at("max_len").get<int64_t>();
+    m.temperatures = mt.value("temperatures", std::vector<double>{});
+    m.positive_at = mt.value("positive_at", 0.5);
+    m.soft_labels = mt.value("soft_labels", false);
+    m.subgroups = mt.value("subgroups", std::vector<std::string>{});
+    m.slice_by = mt.value("slice_by", std::vector<std::string>{});
     BertConfig& c = m.bert;
     c.vocab_size = config.at("vocab_size").get<int64_t>();
     c.hidden = config.at("hidden_size").get<int64_t>();

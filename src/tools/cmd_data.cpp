@@ -119,10 +119,13 @@ int data_stats(const StatsFlags& flags) {
   expect.max_len = m.max_len;
   expect.lowercase = m.lowercase;
   expect.normalize_tweets = m.normalize_tweets;
+  expect.soft_labels = m.soft_labels;
+  expect.subgroups = m.subgroups;
+  expect.slice_by = m.slice_by;
   nlohmann::ordered_json out;  // labels in the data's order
   for (const auto& [split, entry] : m.splits) {
     PreparedDataset data = PreparedDataset::open(flags.dir, split, expect);
-    std::vector<uint64_t> positives(m.labels.size()), annotated(m.labels.size());
+    std::vector<uint64_t> positives(m.labels.size()), annotated(m.labels.size()), mentions(m.subgroups.size());
     std::vector<uint64_t> histogram((m.max_len + 7) / 8 + 1);
     std::vector<uint32_t> lengths;
     lengths.reserve(data.size());
@@ -132,11 +135,13 @@ int data_stats(const StatsFlags& flags) {
     for (size_t s = 0; s < data.num_shards(); ++s) {
       const PreparedShard& shard = data.shard(s);
       for (uint64_t r = 0; r < shard.size(); ++r) {
-        const uint8_t* l = shard.labels(r);
         for (size_t k = 0; k < m.labels.size(); ++k) {
-          positives[k] += l[k] == kLabelPositive;
-          annotated[k] += l[k] != kLabelUnannotated;
+          const float v = shard.label_value(r, k);  // soft labels: positive from 0.5 (as eval.positive_at's default)
+          positives[k] += v >= 0.5f;
+          annotated[k] += v >= 0.0f;
         }
+        for (size_t g = 0; g < m.subgroups.size(); ++g)
+          mentions[g] += shard.subgroup(r, g) != kLabelUnannotated && shard.subgroup(r, g) >= kSoftLabelScale / 2;
         tokens += shard.length(r);
         lengths.push_back(static_cast<uint32_t>(shard.length(r)));
         ++histogram[shard.length(r) / 8];
@@ -154,6 +159,11 @@ int data_stats(const StatsFlags& flags) {
                   {"truncated", truncated},
                   {"padding_fraction", {{"batch", flags.batch}, {"shuffled", padding}}},
                   {"rejected", entry.rejected()}};
+    if (!m.subgroups.empty()) {
+      nlohmann::ordered_json groups = nlohmann::ordered_json::object();
+      for (size_t g = 0; g < m.subgroups.size(); ++g) groups[m.subgroups[g]] = mentions[g];
+      out[split]["subgroup_mentions"] = groups;
+    }
     if (flags.json) continue;
     std::printf("%s: %llu records in %zu shards, %llu tokens (%.1f per record), %llu rejected at prepare\n",
                 split.c_str(), static_cast<unsigned long long>(data.size()), data.num_shards(),
@@ -165,6 +175,9 @@ int data_stats(const StatsFlags& flags) {
       std::printf("  %-16s %10llu %10llu %7.2f%%\n", m.labels[k].c_str(), static_cast<unsigned long long>(positives[k]),
                   static_cast<unsigned long long>(annotated[k]),
                   annotated[k] ? 100.0 * positives[k] / annotated[k] : 0.0);
+    for (size_t g = 0; g < m.subgroups.size(); ++g)
+      std::printf("  subgroup %-16s %10llu records mention it\n", m.subgroups[g].c_str(),
+                  static_cast<unsigned long long>(mentions[g]));
     std::printf(
         "  padded batches of %d in shuffled order: %.1f%% of positions are padding (model.unpad skips them);\n"
         "  %llu records (%.1f%%) were truncated to max_len %lld\n",
@@ -208,6 +221,13 @@ void add_data_commands(CLI::App& app, Action& action) {
                 "Post languages, each record's drawn uniformly: en es ar hi ru ja (comma-separated; default en)")
       ->delimiter(',');
   auto force = std::make_shared<bool>(false);
+  s->add_flag("--identities", synth->identities,
+              "Mentions of invented identity groups, mostly benign, as 0/1 fields (for data.subgroups)");
+  s->add_option("--annotators", synth->annotators,
+                "Soft labels: each label is the share of N simulated annotators who said yes (0 = 0/1 labels)")
+      ->capture_default_str();
+  s->add_option("--annotator-noise", synth->annotator_noise, "How often a simulated annotator is wrong")
+      ->capture_default_str();
   s->add_flag("--force", *force, "Clear a non-empty --out directory first (otherwise refused)");
   s->callback([&action, synth, force, short_posts] {
     synth->realistic_lengths = !*short_posts;

@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include <iostream>
 #include <memory>
+#include <set>
 #include <thread>
 #include "modtrain/io/files.h"
 
@@ -103,6 +105,10 @@ struct EvalFlags {
   bool json = false;
   int batch = 64;
   std::string on_bad_record = "fail";
+  // How to read the data; unset: as the model was trained (modtrain.json).
+  std::optional<std::vector<std::string>> subgroups, slice_by;
+  std::optional<double> positive_at;
+  std::optional<bool> soft_labels;
 };
 
 int eval(const EvalFlags& flags) {
@@ -124,6 +130,21 @@ int eval(const EvalFlags& flags) {
   c.data.max_len = static_cast<int>(m.max_len);
   c.data.prepared_dir = scratch + "/prepared";
   c.data.on_bad_record = flags.on_bad_record == "skip" ? BadRecordPolicy::kSkip : BadRecordPolicy::kFail;
+  c.data.soft_labels = flags.soft_labels.value_or(m.soft_labels);
+  c.data.subgroups = flags.subgroups.value_or(m.subgroups);
+  c.eval.slice_by = flags.slice_by.value_or(m.slice_by);
+  if (c.data.soft_labels && m.problem == Problem::kMultiClass)
+    throw UserError("--soft-labels: the model is multi_class; its records have exactly one 0/1 label");
+  {
+    std::set<std::string> taken(m.labels.begin(), m.labels.end());
+    taken.insert({"id", "text", "labels"});
+    for (const auto& [flag, names] :
+         {std::make_pair("--subgroups", c.data.subgroups), std::make_pair("--slice-by", c.eval.slice_by)})
+      for (const auto& name : names)
+        if (name.empty() || !taken.insert(name).second)
+          throw UserError(std::string(flag) + " names '" + name +
+                          "', which is empty, a label, id/text/labels or named twice; each field has one role");
+  }
   c.tokenizer.vocab = resolve_model_path(flags.model);  // its own tokenizer, whatever the family
   c.tokenizer.lowercase = m.lowercase;
   c.tokenizer.normalize_tweets = m.normalize_tweets;
@@ -142,8 +163,10 @@ int eval(const EvalFlags& flags) {
   o.loss.problem = m.problem;
   o.batch = flags.batch;
   o.pad_id = loaded.tokenizer->special_ids().pad;
-  o.fixed_thresholds = m.thresholds;  // the model's own thresholds
-  o.unpad = true;                     // as predict: no work on padding (equal logits, tested)
+  o.fixed_thresholds = m.thresholds;      // the model's own thresholds
+  o.fixed_temperatures = m.temperatures;  // and calibration (eval.calibrate), which the thresholds assume
+  o.positive_at = flags.positive_at.value_or(m.positive_at);
+  o.unpad = true;  // as predict: no work on padding (equal logits, tested)
   EvalResult r = evaluate_model(*loaded.model, data, o);
   if (!std::isfinite(r.report.loss))
     throw Error("the model's loss on " + std::to_string(r.report.records) +
@@ -178,6 +201,19 @@ void add_train_commands(CLI::App& app, Action& action) {
   e->add_option("--batch", eval_flags->batch, "Records per forward pass")->check(CLI::Range(1, 65536));
   e->add_option("--on-bad-record", eval_flags->on_bad_record, "fail or skip (as data.on_bad_record)")
       ->check(CLI::IsMember({"fail", "skip"}));
+  e->add_option("--subgroups", eval_flags->subgroups,
+                "Identity-mention fields for the bias metrics (default: the model's data.subgroups)")
+      ->delimiter(',')
+      ->type_name("NAME,...");
+  e->add_option("--slice-by", eval_flags->slice_by,
+                "Record fields to report metrics per value of (default: the model's eval.slice_by)")
+      ->delimiter(',')
+      ->type_name("FIELD,...");
+  e->add_option("--positive-at", eval_flags->positive_at,
+                "A label value at least this counts as positive (default: the model's eval.positive_at)")
+      ->check(CLI::Range(1e-9, 1.0));
+  e->add_option("--soft-labels", eval_flags->soft_labels, "Label values in [0, 1] (default: as the model was trained)")
+      ->type_name("true|false");
   e->callback(
       [&action, eval_flags] { action = [eval_flags] { return run_local([&] { return eval(*eval_flags); }); }; });
 }

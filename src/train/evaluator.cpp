@@ -1,26 +1,86 @@
 #include "modtrain/train/evaluator.h"
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "modtrain/core/check.h"
 #include "modtrain/data/loader.h"
+#include "modtrain/data/raw_reader.h"
 #include "modtrain/data/sampler.h"
 #include "modtrain/train/precision.h"
 
 namespace modtrain {
 
-torch::Tensor probabilities(const torch::Tensor& logits, Problem problem) {
+torch::Tensor probabilities(const torch::Tensor& logits, Problem problem, const std::vector<double>& temperatures) {
   torch::Tensor x = logits.to(torch::kFloat32);
+  if (problem == Problem::kMultiLabel && !temperatures.empty()) {
+    MT_CHECK(static_cast<int64_t>(temperatures.size()) == x.size(-1),
+             temperatures.size() << " temperatures for " << x.size(-1) << " labels");
+    x = x / torch::tensor(temperatures, torch::kFloat64).to(x.device(), torch::kFloat32);
+  }
   return problem == Problem::kMultiLabel ? torch::sigmoid(x) : torch::softmax(x, 1);
 }
 
 namespace {
-// This rank's share of the split, in order; records repeated to even out the ranks are marked.
-DistributedSampler rank_share(const PreparedDataset& data, const EvalOptions& o) {
-  const int rank = o.collectives ? o.collectives->rank() : 0, world = o.collectives ? o.collectives->size() : 1;
+// A rank's share of the split, in order; records repeated to even out the ranks are marked.
+DistributedSampler rank_share(const PreparedDataset& data, const EvalOptions& o, int rank, int world) {
   return DistributedSampler(data.size(),
                             {0, rank, world, static_cast<uint32_t>(o.batch), /*shuffle=*/false, false, 64});
+}
+DistributedSampler rank_share(const PreparedDataset& data, const EvalOptions& o) {
+  return rank_share(data, o, o.collectives ? o.collectives->rank() : 0, o.collectives ? o.collectives->size() : 1);
+}
+
+// The global record indices in the order the gather puts the records (rank 0's share, then rank
+// 1's, ...; repeated records left out).
+std::vector<uint64_t> gathered_indices(const PreparedDataset& data, const EvalOptions& o) {
+  std::vector<uint64_t> out;
+  const int world = o.collectives ? o.collectives->size() : 1;
+  for (int rank = 0; rank < world; ++rank) {
+    const DistributedSampler sampler = rank_share(data, o, rank, world);
+    for (uint64_t b = 0; b < sampler.batches_per_epoch(); ++b) {
+      const SampledBatch batch = sampler.batch(0, b);
+      for (size_t i = 0; i < batch.indices.size(); ++i)
+        if (!batch.padding[i]) out.push_back(batch.indices[i]);
+    }
+  }
+  return out;
+}
+
+// Rows [N x width] put into the order `perm` gives (row k = old row perm[k]).
+void permute_rows(std::vector<float>& v, const std::vector<size_t>& perm, size_t width) {
+  std::vector<float> out(v.size());
+  for (size_t k = 0; k < perm.size(); ++k)
+    std::copy(v.begin() + static_cast<std::ptrdiff_t>(perm[k] * width),
+              v.begin() + static_cast<std::ptrdiff_t>((perm[k] + 1) * width),
+              out.begin() + static_cast<std::ptrdiff_t>(k * width));
+  v = std::move(out);
+}
+
+// The subgroup mentions and slice values of records 0..N-1. Every rank reads them from its own copy
+// of the prepared split, so only the scores travel.
+RecordGroups record_groups(const PreparedDataset& data, const EvalOptions& o) {
+  RecordGroups g;
+  g.subgroups = data.subgroups();
+  g.slice_by = data.slice_by();
+  g.min_subgroup_records = o.min_subgroup_records;
+  g.min_subgroup_class = o.min_subgroup_class;
+  g.slice_values.resize(g.slice_by.size());
+  if (g.subgroups.empty() && g.slice_by.empty()) return g;
+  for (uint64_t index = 0; index < data.size(); ++index) {
+    const PreparedDataset::Ref ref = data.locate(index);
+    const PreparedShard& shard = data.shard(ref.shard);
+    for (size_t k = 0; k < g.subgroups.size(); ++k) {
+      const uint8_t v = shard.subgroup(ref.record, k);  // no value: not mentioned (as Jigsaw's NaN >= 0.5)
+      g.mentions.push_back(v != kLabelUnannotated && v >= kSoftLabelScale / 2 ? 1 : 0);
+    }
+    for (size_t f = 0; f < g.slice_by.size(); ++f) {
+      const std::string* value = shard.slice(ref.record, f);
+      g.slice_values[f].push_back(value ? *value : "(none)");
+    }
+  }
+  return g;
 }
 }  // namespace
 
@@ -31,7 +91,7 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
   const DistributedSampler sampler = rank_share(data, o);
   LoaderOptions loader_options;
   loader_options.pad_id = o.pad_id;
-  std::vector<float> probs, targets, mask;
+  std::vector<float> logits_all, targets, mask;
   double loss_sum = 0, loss_count = 0;
   for (uint64_t b = 0; b < sampler.batches_per_epoch(); ++b) {
     Batch batch = collate(data, sampler.batch(0, b), loader_options);
@@ -46,8 +106,8 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
     auto [sum, count] = classification_loss_sum(logits, labels, label_mask, o.loss);
     loss_sum += sum;
     loss_count += count;
-    torch::Tensor p = probabilities(logits, o.problem).contiguous();
-    probs.insert(probs.end(), p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+    logits = logits.contiguous();
+    logits_all.insert(logits_all.end(), logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
     targets.insert(targets.end(), labels.data_ptr<float>(), labels.data_ptr<float>() + labels.numel());
     mask.insert(mask.end(), label_mask.data_ptr<float>(), label_mask.data_ptr<float>() + label_mask.numel());
   }
@@ -55,17 +115,17 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
 
   EvalResult r;
   if (o.collectives) {
-    // One gather of [probs | targets | mask] per rank (each part records x labels), one sum of the loss.
-    const size_t mine = probs.size();
-    std::vector<float> packed = probs;
+    // One gather of [logits | targets | mask] per rank (each part records x labels), one sum of the loss.
+    const size_t mine = logits_all.size();
+    std::vector<float> packed = logits_all;
     packed.insert(packed.end(), targets.begin(), targets.end());
     packed.insert(packed.end(), mask.begin(), mask.end());
     const std::vector<std::vector<float>> parts = o.collectives->all_gather(packed, "evaluation scores");
-    probs.clear(), targets.clear(), mask.clear();
+    logits_all.clear(), targets.clear(), mask.clear();
     for (const auto& part : parts) {
       const size_t n = part.size() / 3;
       MT_CHECK(part.size() == 3 * n, "evaluation part of " << part.size() << " values (this rank: " << 3 * mine << ")");
-      probs.insert(probs.end(), part.begin(), part.begin() + static_cast<ptrdiff_t>(n));
+      logits_all.insert(logits_all.end(), part.begin(), part.begin() + static_cast<ptrdiff_t>(n));
       targets.insert(targets.end(), part.begin() + static_cast<ptrdiff_t>(n),
                      part.begin() + static_cast<ptrdiff_t>(2 * n));
       mask.insert(mask.end(), part.begin() + static_cast<ptrdiff_t>(2 * n), part.end());
@@ -75,15 +135,72 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
     loss_sum = loss[0];
     loss_count = loss[1];
   }
-  const size_t L = o.labels.size();
+  const size_t L = o.labels.size(), N = L ? logits_all.size() / L : 0;
+  // Back into the split's order, whatever the world size: every figure below (temperatures, ties
+  // among equal scores, the groups) is then computed over the same sequence as in one process.
+  {
+    const std::vector<uint64_t> index = gathered_indices(data, o);
+    MT_CHECK(index.size() == N, "gathered " << N << " records, the samplers name " << index.size());
+    std::vector<size_t> perm(N);
+    for (size_t k = 0; k < N; ++k) perm[k] = k;
+    std::sort(perm.begin(), perm.end(), [&](size_t a, size_t b) { return index[a] < index[b]; });
+    if (!std::is_sorted(index.begin(), index.end())) {
+      permute_rows(logits_all, perm, L);
+      permute_rows(targets, perm, L);
+      permute_rows(mask, perm, L);
+    }
+    MT_CHECK(N == data.size(), "evaluated " << N << " of " << data.size() << " records");
+  }
+  // The metrics see binary targets: a soft label counts as positive from positive_at (Jigsaw: 0.5).
+  std::vector<float> binary(targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) binary[i] = targets[i] >= o.positive_at ? 1.0f : 0.0f;
+  // Temperatures: fitted per label on the annotated records' binarised targets, or given, or none.
+  std::vector<TemperatureFit> fits(L);
+  r.temperatures.assign(L, 1.0);
+  if (o.problem == Problem::kMultiLabel && o.calibrate) {
+    for (size_t l = 0; l < L; ++l) {
+      std::vector<double> z, y;
+      for (size_t i = 0; i < N; ++i)
+        if (mask[i * L + l] != 0) z.push_back(logits_all[i * L + l]), y.push_back(binary[i * L + l]);
+      fits[l] = fit_temperature(z, y);
+      r.temperatures[l] = fits[l].temperature;
+    }
+  } else if (o.problem == Problem::kMultiLabel && !o.fixed_temperatures.empty()) {
+    MT_CHECK(o.fixed_temperatures.size() == L, o.fixed_temperatures.size() << " temperatures for " << L << " labels");
+    r.temperatures = o.fixed_temperatures;
+  }
+  const bool scaled = std::any_of(r.temperatures.begin(), r.temperatures.end(), [](double t) { return t != 1.0; });
+  auto probs_of = [&](const std::vector<double>& temperatures) {
+    torch::Tensor x =
+        torch::from_blob(logits_all.data(), {static_cast<int64_t>(N), static_cast<int64_t>(L)}, torch::kFloat32);
+    torch::Tensor p = probabilities(x, o.problem, temperatures).contiguous();
+    return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+  };
+  std::vector<float> probs = probs_of(scaled ? r.temperatures : std::vector<double>{});
   r.thresholds = o.fixed_thresholds;
-  if (r.thresholds.empty()) {
+  if (r.thresholds.empty()) {  // tuned on the calibrated scores
     for (size_t l = 0; l < L; ++l)
       r.thresholds.push_back(
-          o.problem == Problem::kMultiLabel ? tune_threshold(label_scores(probs, targets, mask, L, l), o.policy) : 0.5);
+          o.problem == Problem::kMultiLabel ? tune_threshold(label_scores(probs, binary, mask, L, l), o.policy) : 0.5);
   }
-  r.report = evaluate_scores(o.labels, o.problem, probs, targets, mask, r.thresholds,
-                             loss_count > 0 ? loss_sum / loss_count : 0.0);
+  const RecordGroups groups = record_groups(data, o);
+  r.report = evaluate_scores(o.labels, o.problem, probs, binary, mask, r.thresholds,
+                             loss_count > 0 ? loss_sum / loss_count : 0.0, &groups);
+  if (scaled || o.calibrate) {
+    const EvalReport raw = evaluate_scores(o.labels, o.problem, probs_of({}), binary, mask, r.thresholds, 0.0);
+    for (size_t l = 0; l < L; ++l) {
+      LabelReport& lr = r.report.labels[l];
+      std::vector<double> z, y;
+      for (size_t i = 0; i < N; ++i)
+        if (mask[i * L + l] != 0) z.push_back(logits_all[i * L + l]), y.push_back(binary[i * L + l]);
+      lr.calibrated = true;
+      lr.temperature = r.temperatures[l];
+      lr.temperature_at_bound = fits[l].at_bound;
+      lr.nll_uncalibrated = z.empty() ? std::nan("") : binary_nll(z, y, 1.0);
+      lr.nll_calibrated = z.empty() ? std::nan("") : binary_nll(z, y, lr.temperature);
+      lr.ece_uncalibrated = raw.labels[l].ece;
+    }
+  }
   r.probs = std::move(probs);
   r.targets = std::move(targets);
   r.mask = std::move(mask);

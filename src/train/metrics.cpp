@@ -123,9 +123,73 @@ double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy) {
   return found ? between(best) : kNeverFlagThreshold;  // nothing reaches it: flag nothing
 }
 
+namespace {
+
+// Bias per label and subgroup over the label's annotated records, and a metric row per slice value.
+void add_groups(EvalReport& r, const std::vector<std::string>& names, Problem problem, const std::vector<float>& probs,
+                const std::vector<float>& targets, const std::vector<float>& mask,
+                const std::vector<double>& thresholds, const RecordGroups& g) {
+  const size_t L = names.size(), N = L ? probs.size() / L : 0, G = g.subgroups.size();
+  if (G > 0) {
+    r.subgroups = g.subgroups;
+    for (size_t l = 0; l < L; ++l) {
+      LabelScores s;
+      std::vector<std::vector<uint8_t>> member(G);
+      for (size_t i = 0; i < N; ++i) {
+        if (mask[i * L + l] == 0) continue;
+        s.scores.push_back(probs[i * L + l]);
+        s.truth.push_back(targets[i * L + l] > 0.5f);
+        for (size_t k = 0; k < G; ++k) member[k].push_back(g.mentions[i * G + k]);
+      }
+      r.bias.push_back(bias_metrics(s, g.subgroups, member, g.min_subgroup_records, g.min_subgroup_class));
+      const double worst = r.bias.back().worst_subgroup_auc();
+      if (!std::isnan(worst) && !(worst >= r.worst_subgroup_auc)) r.worst_subgroup_auc = worst;
+    }
+  }
+  for (size_t f = 0; f < g.slice_by.size(); ++f) {
+    SliceTable table;
+    table.field = g.slice_by[f];
+    std::vector<std::string> values = g.slice_values[f];
+    std::sort(values.begin(), values.end());
+    values.erase(std::unique(values.begin(), values.end()), values.end());
+    for (const std::string& value : values) {
+      std::vector<float> p, t, m;
+      for (size_t i = 0; i < N; ++i) {
+        if (g.slice_values[f][i] != value) continue;
+        p.insert(p.end(), probs.begin() + static_cast<std::ptrdiff_t>(i * L),
+                 probs.begin() + static_cast<std::ptrdiff_t>((i + 1) * L));
+        t.insert(t.end(), targets.begin() + static_cast<std::ptrdiff_t>(i * L),
+                 targets.begin() + static_cast<std::ptrdiff_t>((i + 1) * L));
+        m.insert(m.end(), mask.begin() + static_cast<std::ptrdiff_t>(i * L),
+                 mask.begin() + static_cast<std::ptrdiff_t>((i + 1) * L));
+      }
+      const EvalReport sub = evaluate_scores(names, problem, p, t, m, thresholds, std::nan(""));
+      SliceRow row;
+      row.value = value;
+      row.records = sub.records;
+      row.macro_pr_auc = sub.macro_pr_auc;
+      row.macro_roc_auc = sub.macro_roc_auc;
+      row.macro_f1 = sub.macro_f1;
+      row.macro_ece = sub.macro_ece;
+      for (const LabelReport& lr : sub.labels) {
+        row.pr_auc.push_back(lr.pr_auc);
+        row.roc_auc.push_back(lr.roc_auc);
+        row.f1.push_back(lr.f1);
+        row.support.push_back(lr.support);
+      }
+      table.rows.push_back(std::move(row));
+    }
+    std::stable_sort(table.rows.begin(), table.rows.end(),
+                     [](const SliceRow& a, const SliceRow& b) { return a.records > b.records; });
+    r.slices.push_back(std::move(table));
+  }
+}
+
+}  // namespace
+
 EvalReport evaluate_scores(const std::vector<std::string>& names, Problem problem, const std::vector<float>& probs,
                            const std::vector<float>& targets, const std::vector<float>& mask,
-                           const std::vector<double>& thresholds, double loss) {
+                           const std::vector<double>& thresholds, double loss, const RecordGroups* groups) {
   const size_t L = names.size(), N = L ? probs.size() / L : 0;
   EvalReport r;
   r.loss = loss;
@@ -220,6 +284,7 @@ EvalReport evaluate_scores(const std::vector<std::string>& names, Problem proble
   r.micro_precision = micro.precision();
   r.micro_recall = micro.recall();
   r.micro_f1 = micro.f1();
+  if (groups) add_groups(r, names, problem, probs, targets, mask, thresholds, *groups);
   return r;
 }
 
@@ -239,7 +304,15 @@ std::string EvalReport::to_json() const {
         {"support", l.support},
         {"annotated", l.annotated},
         {"reliability",
-         {{"counts", l.bin_counts}, {"mean_score", l.bin_scores}, {"positive_rate", l.bin_positive_rates}}}};
+         {{"counts", l.bin_counts}, {"mean_score", l.bin_scores}, {"positive_rate", l.bin_positive_rates}}},
+        {"temperature", l.temperature}};
+  for (const auto& l : labels)
+    if (l.calibrated)
+      labels_json[l.name]["calibration"] = {{"temperature", l.temperature},
+                                            {"at_bound", l.temperature_at_bound},
+                                            {"nll_before", num(l.nll_uncalibrated)},
+                                            {"nll_after", num(l.nll_calibrated)},
+                                            {"ece_before", num(l.ece_uncalibrated)}};
   nlohmann::ordered_json j = {
       {"loss", num(loss)},
       {"records", records},
@@ -254,7 +327,57 @@ std::string EvalReport::to_json() const {
         {"brier", num(macro_brier)}}},
       {"micro", {{"precision", num(micro_precision)}, {"recall", num(micro_recall)}, {"f1", num(micro_f1)}}},
       {"accuracy", num(accuracy)}};
-  return j.dump();
+  if (!subgroups.empty()) {
+    nlohmann::ordered_json per_label = nlohmann::ordered_json::object();
+    for (size_t l = 0; l < bias.size() && l < labels.size(); ++l) {
+      const BiasReport& b = bias[l];
+      nlohmann::ordered_json groups = nlohmann::ordered_json::object();
+      for (const SubgroupAuc& g : b.subgroups)
+        groups[g.name] = {{"records", g.size},
+                          {"positives", g.positives},
+                          {"subgroup_auc", num(g.subgroup_auc)},
+                          {"bpsn_auc", num(g.bpsn_auc)},
+                          {"bnsp_auc", num(g.bnsp_auc)},
+                          {"reported", g.reported},
+                          {"why", g.why}};
+      per_label[labels[l].name] = {{"overall_auc", num(b.overall_auc)},
+                                   {"bias_score", num(b.bias_score)},
+                                   {"power_means",
+                                    {{"subgroup_auc", num(b.power_means[0])},
+                                     {"bpsn_auc", num(b.power_means[1])},
+                                     {"bnsp_auc", num(b.power_means[2])}}},
+                                   {"subgroups", groups}};
+    }
+    j["bias"] = {{"subgroups", subgroups},
+                 {"power", kBiasPowerMeanP},
+                 {"worst_subgroup_auc", num(worst_subgroup_auc)},
+                 {"labels", per_label}};
+  }
+  if (!slices.empty()) {
+    nlohmann::ordered_json tables = nlohmann::ordered_json::object();
+    for (const SliceTable& t : slices) {
+      nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+      for (const SliceRow& row : t.rows) {
+        nlohmann::ordered_json per = nlohmann::ordered_json::object();
+        for (size_t l = 0; l < row.pr_auc.size() && l < labels.size(); ++l)
+          per[labels[l].name] = {{"pr_auc", num(row.pr_auc[l])},
+                                 {"roc_auc", num(row.roc_auc[l])},
+                                 {"f1", num(row.f1[l])},
+                                 {"support", row.support[l]}};
+        rows.push_back({{"value", row.value},
+                        {"records", row.records},
+                        {"macro",
+                         {{"pr_auc", num(row.macro_pr_auc)},
+                          {"roc_auc", num(row.macro_roc_auc)},
+                          {"f1", num(row.macro_f1)},
+                          {"ece", num(row.macro_ece)}}},
+                        {"labels", per}});
+      }
+      tables[t.field] = rows;
+    }
+    j["slices"] = tables;
+  }
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 std::string EvalReport::to_table() const {
@@ -276,6 +399,45 @@ std::string EvalReport::to_table() const {
   std::snprintf(line, sizeof line, "calibration: macro ECE %.4f (15 bins), macro Brier %.4f (per label: --json)\n",
                 macro_ece, macro_brier);
   out += line;
+  std::string temps;
+  for (const auto& l : labels)
+    if (l.calibrated) {
+      std::snprintf(line, sizeof line, "%s%s T=%.3f (ECE %.4f -> %.4f)", temps.empty() ? "" : ", ", l.name.c_str(),
+                    l.temperature, l.ece_uncalibrated, l.ece);
+      temps += line;
+    }
+  if (!temps.empty()) out += "temperature scaling: " + temps + "\n";
+  for (size_t l = 0; l < bias.size() && l < labels.size(); ++l) {
+    const BiasReport& b = bias[l];
+    std::snprintf(line, sizeof line,
+                  "bias %s: score %.3f (overall AUC %.3f; power means p=-5: subgroup %.3f, BPSN %.3f, BNSP %.3f)\n",
+                  labels[l].name.c_str(), b.bias_score, b.overall_auc, b.power_means[0], b.power_means[1],
+                  b.power_means[2]);
+    out += line;
+    for (const SubgroupAuc& g : b.subgroups) {
+      if (g.reported)
+        std::snprintf(line, sizeof line, "  %-16s %7llu records %6llu pos   subgroup %.3f  BPSN %.3f  BNSP %.3f\n",
+                      g.name.c_str(), static_cast<unsigned long long>(g.size),
+                      static_cast<unsigned long long>(g.positives), g.subgroup_auc, g.bpsn_auc, g.bnsp_auc);
+      else std::snprintf(line, sizeof line, "  %-16s not reported: %s\n", g.name.c_str(), g.why.c_str());
+      out += line;
+    }
+  }
+  if (!subgroups.empty()) {
+    std::snprintf(line, sizeof line, "worst subgroup AUC: %.3f\n", worst_subgroup_auc);
+    out += line;
+  }
+  for (const SliceTable& t : slices) {
+    std::snprintf(line, sizeof line, "slice %-10s %9s %9s %9s %9s %9s\n", t.field.c_str(), "records", "pr_auc",
+                  "roc_auc", "f1", "ece");
+    out += line;
+    for (const SliceRow& row : t.rows) {
+      std::snprintf(line, sizeof line, "  %-14.14s %9llu %9.3f %9.3f %9.3f %9.4f\n", row.value.c_str(),
+                    static_cast<unsigned long long>(row.records), row.macro_pr_auc, row.macro_roc_auc, row.macro_f1,
+                    row.macro_ece);
+      out += line;
+    }
+  }
   std::snprintf(line, sizeof line, "loss %.4f over %llu records%s\n", loss, static_cast<unsigned long long>(records),
                 accuracy > 0 ? (", accuracy " + std::to_string(accuracy)).c_str() : "");
   out += line;

@@ -1,4 +1,5 @@
 #include "modtrain/train/moderation_metrics.h"
+#include "modtrain/train/metrics.h"
 
 #include <algorithm>
 #include <cmath>
@@ -42,7 +43,8 @@ double power_mean(const std::vector<double>& v, double p) {
 }
 
 BiasReport bias_metrics(const LabelScores& s, const std::vector<std::string>& names,
-                        const std::vector<std::vector<uint8_t>>& member, uint64_t min_examples) {
+                        const std::vector<std::vector<uint8_t>>& member, uint64_t min_examples,
+                        uint64_t min_each_class) {
   BiasReport r;
   r.overall_auc = roc_auc(s);
   std::vector<double> lists[3];
@@ -66,6 +68,9 @@ BiasReport bias_metrics(const LabelScores& s, const std::vector<std::string>& na
       a.why = std::to_string(a.size) + " records (fewer than " + std::to_string(min_examples) + ")";
     else if (a.positives == 0) a.why = "no positives among its records";
     else if (a.positives == a.size) a.why = "no negatives among its records";
+    else if (a.positives < min_each_class || a.size - a.positives < min_each_class)
+      a.why = std::to_string(a.positives) + " positives and " + std::to_string(a.size - a.positives) +
+              " negatives (fewer than " + std::to_string(min_each_class) + " of one)";
     else if (std::isnan(a.bpsn_auc) || std::isnan(a.bnsp_auc))
       a.why = "the background has no positives or no negatives";
     a.reported = a.why.empty();

@@ -30,17 +30,21 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// Per label: positives and annotated records over the whole split, in one pass.
+// Per label: positives and annotated records over the whole split, in one pass. Soft labels count
+// their expected positives (the sum of the shares, rounded), as the loss sees them.
 void label_counts(const PreparedDataset& data, std::vector<uint64_t>& positives, std::vector<uint64_t>& annotated) {
-  positives.assign(data.num_labels(), 0);
+  std::vector<double> sum(data.num_labels(), 0.0);
   annotated.assign(data.num_labels(), 0);
   for (size_t s = 0; s < data.num_shards(); ++s)
     for (uint64_t r = 0; r < data.shard(s).size(); ++r)
-      for (size_t l = 0; l < positives.size(); ++l) {
-        uint8_t v = data.shard(s).labels(r)[l];
-        positives[l] += v == kLabelPositive;
-        annotated[l] += v != kLabelUnannotated;
+      for (size_t l = 0; l < sum.size(); ++l) {
+        const float v = data.shard(s).label_value(r, l);
+        if (v < 0.0f) continue;
+        sum[l] += v;
+        ++annotated[l];
       }
+  positives.assign(sum.size(), 0);
+  for (size_t l = 0; l < sum.size(); ++l) positives[l] = static_cast<uint64_t>(std::llround(sum[l]));
 }
 
 NamedParameters named_parameters(torch::nn::Module& model) {
@@ -161,6 +165,7 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   state_.labels = c.data.labels;
   state_.problem = to_string(c.data.problem);
   thresholds_.assign(c.data.labels.size(), 0.5);
+  temperatures_.assign(c.data.labels.size(), 1.0);
 }
 
 std::string Trainer::agree_on_checkpoint(const std::string& resume) {
@@ -335,6 +340,11 @@ ModelMeta Trainer::model_meta() const {
   m.labels = c.data.labels;
   m.problem = c.data.problem;
   m.thresholds = thresholds_;
+  if (c.eval.calibrate) m.temperatures = temperatures_;
+  m.positive_at = c.eval.positive_at;
+  m.soft_labels = c.data.soft_labels;
+  m.subgroups = c.data.subgroups;
+  m.slice_by = c.eval.slice_by;
   m.lowercase = c.tokenizer.lowercase;
   m.normalize_tweets = c.tokenizer.normalize_tweets;
   m.max_len = c.data.max_len;
@@ -479,6 +489,10 @@ EvalOptions Trainer::eval_options() const {
   o.device = device_;
   o.unpad = config_.model.unpad;
   o.collectives = collectives_;
+  o.positive_at = config_.eval.positive_at;
+  o.calibrate = config_.eval.calibrate;
+  o.min_subgroup_records = static_cast<uint64_t>(config_.eval.min_subgroup_records);
+  o.min_subgroup_class = static_cast<uint64_t>(config_.eval.min_subgroup_class);
   return o;
 }
 
@@ -507,10 +521,15 @@ double Trainer::evaluate_and_record(int64_t step, const ProgressLine& progress, 
     const EvalResult r = evaluate();
     metrics = json::parse(r.report.to_json());
     thresholds_ = r.thresholds;
+    temperatures_ = r.temperatures;
     std::snprintf(line, sizeof line,
                   "eval @ step %lld: loss %.4f  macro F1 %.3f  macro ROC-AUC %.3f  macro PR-AUC %.3f  micro F1 %.3f",
                   static_cast<long long>(step), r.report.loss, r.report.macro_f1, r.report.macro_roc_auc,
                   r.report.macro_pr_auc, r.report.micro_f1);
+    if (!r.report.subgroups.empty()) {  // the bias figure a moderation team watches
+      const size_t used = std::strlen(line);
+      std::snprintf(line + used, sizeof line - used, "  worst subgroup AUC %.3f", r.report.worst_subgroup_auc);
+    }
     switch (effective_best_metric(c)) {
       case BestMetric::kLoss: best_value = r.report.loss; break;
       case BestMetric::kMacroF1: best_value = r.report.macro_f1; break;

@@ -10,6 +10,7 @@
 
 #include "modtrain/config/loader.h"
 #include "modtrain/core/error.h"
+#include "modtrain/core/text.h"
 #include "modtrain/data/prepare.h"
 #include "modtrain/data/synth.h"
 #include "modtrain/data/vocab_trainer.h"
@@ -353,6 +354,98 @@ TEST_CASE("distributed evaluation equals single-process evaluation", "[mpi][eval
     CHECK(dist_out.final_eval.labels[l].bin_counts == single.report.labels[l].bin_counts);
   REQUIRE(dist_out.thresholds.size() == single.thresholds.size());
   for (size_t l = 0; l < single.thresholds.size(); ++l) CHECK(dist_out.thresholds[l] == Approx(single.thresholds[l]));
+}
+
+TEST_CASE("distributed evaluation equals single-process evaluation: soft labels, bias, slices, temperatures",
+          "[mpi][eval][bias]") {
+  World& w = world();
+  const std::string dir = data().dir + "/moderation";
+  std::vector<std::string> overrides = {
+      "data.max_len=32", "model.hidden=32", "model.heads=2", "model.intermediate=64", "log.level=warn",
+      "dist.threads=1", "data.soft_labels=true", "eval.calibrate=true", "eval.min_subgroup_records=3",
+      "eval.min_subgroup_class=1", "train.max_steps=40", "train.lr=2e-3", "train.warmup_steps=4", "eval.every=0",
+      // one record per forward pass on every rank and in the single process: bitwise equal logits,
+      // so that near-tied scores of near-identical posts break alike (batches of other records
+      // shift logits by rounding, enough to reorder such ties)
+      "eval.micro_batch=1", "eval.slice_by=[lang]", "data.subgroups=[" + text::join(synth_subgroups(), ",") + "]"};
+  const auto paths = test::synth_overrides(dir + "/raw", dir + "/vocab.txt", dir + "/prep");
+  overrides.insert(overrides.end(), paths.begin(), paths.end());
+  overrides.push_back("run.dir=" + dir + "/run-rank" + std::to_string(w.rank()));
+  if (w.is_root()) {
+    SynthOptions synth;
+    synth.identities = true;
+    synth.annotators = 5;
+    synth.languages = {"en", "en", "es"};  // "lang" on every record; identity mentions on the English ones
+    test::synth_with_vocab(dir + "/raw", dir + "/vocab.txt", dir + "/prep", 600, 301, 2, synth);
+    prepare_data(load_config("", overrides).config, {1, false});
+  }
+  w.barrier();
+  ResolvedConfig rc = load_config("", overrides);
+  DistributedTraining distributed(w, cpu_placement(), rc.config);
+  Trainer trainer(rc, cpu_placement(), distributed.comms());
+  const TrainOutcome dist_out = trainer.run();
+  auto tokenizer = load_tokenizer(rc.config.tokenizer);
+  PreparedDataset valid =
+      PreparedDataset::open(rc.config.data.prepared_dir, "valid", DataExpectations::from_config(rc.config));
+  EvalOptions o;
+  o.labels = rc.config.data.labels;
+  o.pad_id = tokenizer->special_ids().pad;
+  o.batch = 1;
+  o.policy = rc.config.eval.thresholds;
+  o.unpad = rc.config.model.unpad;
+  o.calibrate = true;
+  o.min_subgroup_records = 3;
+  o.min_subgroup_class = 1;
+  const EvalResult single = evaluate_model(*trainer.model(), valid, o);
+  const EvalReport& d = dist_out.final_eval;
+  const EvalReport& s = single.report;
+  REQUIRE(d.records == 301);
+  REQUIRE(s.records == 301);
+  CHECK(d.loss == Approx(s.loss).epsilon(1e-5));  // soft-target BCE
+  CHECK(d.macro_pr_auc == Approx(s.macro_pr_auc).epsilon(1e-6));
+  // temperatures (fitted on the gathered logits) and the thresholds tuned after them
+  REQUIRE(dist_out.thresholds.size() == single.thresholds.size());
+  for (size_t l = 0; l < s.labels.size(); ++l) {
+    INFO(s.labels[l].name);
+    CHECK(d.labels[l].temperature == Approx(s.labels[l].temperature).epsilon(1e-5));
+    CHECK(d.labels[l].nll_calibrated == Approx(s.labels[l].nll_calibrated).epsilon(1e-5));
+    CHECK(d.labels[l].ece == Approx(s.labels[l].ece).margin(1e-6));
+    CHECK(dist_out.thresholds[l] == Approx(single.thresholds[l]).epsilon(1e-6));
+  }
+  // the bias tables: every subgroup's size, positives and three AUCs, the bias score
+  REQUIRE(d.bias.size() == s.bias.size());
+  REQUIRE(s.bias.size() == 7);
+  size_t reported = 0;
+  for (size_t l = 0; l < s.bias.size(); ++l) {
+    INFO("label " << l << " overall " << d.bias[l].overall_auc << " vs " << s.bias[l].overall_auc << ", means "
+                  << d.bias[l].power_means[0] << "/" << d.bias[l].power_means[1] << "/" << d.bias[l].power_means[2]
+                  << " vs " << s.bias[l].power_means[0] << "/" << s.bias[l].power_means[1] << "/"
+                  << s.bias[l].power_means[2] << ", macro roc " << d.macro_roc_auc << " vs " << s.macro_roc_auc);
+    CHECK(std::isnan(d.bias[l].bias_score) == std::isnan(s.bias[l].bias_score));  // NaN: no subgroup reported
+    if (!std::isnan(s.bias[l].bias_score)) CHECK(d.bias[l].bias_score == Approx(s.bias[l].bias_score).epsilon(1e-6));
+    for (size_t g = 0; g < s.bias[l].subgroups.size(); ++g) {
+      const SubgroupAuc &a = d.bias[l].subgroups[g], &b = s.bias[l].subgroups[g];
+      CHECK(a.size == b.size);
+      CHECK(a.positives == b.positives);
+      CHECK(a.why == b.why);
+      if (!b.reported) continue;
+      ++reported;
+      CHECK(a.subgroup_auc == Approx(b.subgroup_auc).epsilon(1e-6));
+      CHECK(a.bpsn_auc == Approx(b.bpsn_auc).epsilon(1e-6));
+      CHECK(a.bnsp_auc == Approx(b.bnsp_auc).epsilon(1e-6));
+    }
+  }
+  CHECK(reported > 0);
+  CHECK(d.worst_subgroup_auc == Approx(s.worst_subgroup_auc).epsilon(1e-6));
+  // the slice tables: the same values with the same counts and figures
+  REQUIRE(d.slices.size() == 1);
+  REQUIRE(s.slices.size() == 1);
+  REQUIRE(d.slices[0].rows.size() == 2);
+  for (size_t k = 0; k < s.slices[0].rows.size(); ++k) {
+    CHECK(d.slices[0].rows[k].value == s.slices[0].rows[k].value);
+    CHECK(d.slices[0].rows[k].records == s.slices[0].rows[k].records);
+    CHECK(d.slices[0].rows[k].macro_roc_auc == Approx(s.slices[0].rows[k].macro_roc_auc).epsilon(1e-6));
+  }
 }
 
 TEST_CASE("a parameter without a gradient: no hang, zero contribution", "[mpi][reducer]") {

@@ -11,9 +11,13 @@
 #include "modtrain/config/loader.h"
 #include "modtrain/data/prepare.h"
 #include "modtrain/data/synth.h"
+#include "modtrain/data/tokenizer.h"
 #include "modtrain/data/vocab_trainer.h"
 #include "modtrain/dist/grad_reducer.h"
+#include "modtrain/infer/predictor.h"
+#include "modtrain/modelio/model_dir.h"
 #include "modtrain/train/distributed.h"
+#include "modtrain/train/evaluator.h"
 #include "modtrain/train/loss.h"
 #include "modtrain/train/schedule.h"
 #include "modtrain/train/trainer.h"
@@ -21,6 +25,7 @@
 #include "test_util.h"
 
 using namespace modtrain;
+namespace fs = std::filesystem;
 
 TEST_CASE("masked BCE: entries not annotated contribute nothing, pos_weight scales positives", "[train][loss]") {
   torch::Tensor logits = torch::tensor({{2.0f, -1.0f}, {0.5f, 0.3f}}).requires_grad_();
@@ -393,4 +398,87 @@ TEST_CASE("train.tokens_per_batch: a run stopped mid-epoch and resumed equals th
   CHECK(b.run(second).start_step == 5);
   auto pw = params(t), pr = params(b);
   for (size_t i = 0; i < pw.size(); ++i) CHECK(torch::equal(pw[i], pr[i]));
+}
+
+TEST_CASE("eval.calibrate: temperatures lower the NLL of an over-confident model, predict applies the saved ones",
+          "[train][calibration]") {
+  test::TempDir run;
+  ResolvedConfig rc = train_data().config(
+      run, {"train.max_steps=80", "train.lr=1e-3", "train.warmup_steps=10", "eval.every=0", "eval.calibrate=true"});
+  Trainer trainer(rc, cpu(), {});
+  TrainOutcome out = trainer.run();
+  // the run's own calibration is saved with the model, in modtrain.json and config.json
+  const nlohmann::json meta = nlohmann::json::parse(test::read(run.path / "model" / "modtrain.json"));
+  REQUIRE(meta.at("temperatures").size() == 7);
+  const nlohmann::json config = nlohmann::json::parse(test::read(run.path / "model" / "config.json"));
+  CHECK(config.at("modtrain").at("temperatures").at("hate") == meta.at("temperatures").at(0));
+  CHECK(config.at("modtrain").at("thresholds").at("spam") == meta.at("thresholds").at(5));
+  REQUIRE(out.final_eval.labels.size() == 7);
+  CHECK(out.final_eval.labels[0].calibrated);
+
+  // Over-confident: the classifier's logits scaled by 6.
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : trainer.model()->named_parameters())
+      if (p.key().rfind("classifier", 0) == 0) p.value().mul_(6.0);
+  }
+  auto tokenizer = load_tokenizer(rc.config.tokenizer);
+  PreparedDataset valid =
+      PreparedDataset::open(rc.config.data.prepared_dir, "valid", DataExpectations::from_config(rc.config));
+  EvalOptions o;
+  o.labels = rc.config.data.labels;
+  o.pad_id = tokenizer->special_ids().pad;
+  o.unpad = true;
+  o.policy = rc.config.eval.thresholds;
+  o.calibrate = true;
+  const EvalResult r = evaluate_model(*trainer.model(), valid, o);
+  double before = 0, after = 0, ece_before = 0, ece_after = 0;
+  for (const LabelReport& l : r.report.labels) {
+    INFO(l.name << ": T " << l.temperature << ", NLL " << l.nll_uncalibrated << " -> " << l.nll_calibrated << ", ECE "
+                << l.ece_uncalibrated << " -> " << l.ece);
+    CHECK(l.calibrated);
+    CHECK(l.temperature > 1.0);  // over-confident scores are softened
+    CHECK(l.nll_calibrated <= l.nll_uncalibrated);
+    before += l.nll_uncalibrated, after += l.nll_calibrated;
+    ece_before += l.ece_uncalibrated, ece_after += l.ece;
+  }
+  CHECK(after < 0.8 * before);
+  CHECK(ece_after < ece_before);
+  // thresholds are tuned on the calibrated scores
+  std::vector<float> binary(r.targets.size());
+  for (size_t i = 0; i < binary.size(); ++i) binary[i] = r.targets[i] >= 0.5f ? 1.0f : 0.0f;
+  for (size_t l = 0; l < 7; ++l)
+    CHECK(r.thresholds[l] == tune_threshold(label_scores(r.probs, binary, r.mask, 7, l), o.policy));
+
+  // predict applies the saved temperatures: sigmoid(logit / T) of the uncalibrated score
+  ModelMeta m = load_model_dir((run.path / "model").string(), torch::kCPU).meta;
+  m.temperatures = r.temperatures;
+  m.thresholds = r.thresholds;
+  const std::string dir = (run.path / "calibrated").string();
+  save_model_dir(dir, *trainer.model(), m, rc.config.tokenizer.vocab);
+  LoadedModel loaded = load_model_dir(dir, torch::kCPU);
+  REQUIRE(loaded.meta.temperatures == r.temperatures);
+  const std::vector<std::string> texts = {"the Quendari are vermin", "free crypto giveaway http://bit.ly/x",
+                                          "coffee first then everything else"};
+  auto score = [&](LoadedModel& model) {
+    std::vector<std::vector<float>> scores;
+    Predictor p(model, 8, [&](const Prediction& pr) { scores.push_back(pr.scores); });
+    for (size_t i = 0; i < texts.size(); ++i) p.add(std::to_string(i), i + 1, texts[i]);
+    p.flush();
+    return scores;
+  };
+  const auto calibrated = score(loaded);
+  loaded.meta.temperatures.clear();
+  const auto raw = score(loaded);
+  for (size_t i = 0; i < texts.size(); ++i)
+    for (size_t l = 0; l < 7; ++l) {
+      const double z = std::log(raw[i][l]) - std::log1p(-static_cast<double>(raw[i][l]));
+      CHECK(calibrated[i][l] == Approx(1 / (1 + std::exp(-z / r.temperatures[l]))).epsilon(1e-4));
+    }
+  // a damaged temperature is refused when the model is loaded
+  nlohmann::json bad = nlohmann::json::parse(test::read(fs::path(dir) / "modtrain.json"));
+  bad["temperatures"][2] = 0.0;
+  std::ofstream(fs::path(dir) / "modtrain.json") << bad.dump();
+  CHECK_THROWS_WITH(load_model_dir(dir, torch::kCPU), Catch::Matchers::Contains("the temperature of 'threat' is 0.0") &&
+                                                          Catch::Matchers::Contains("[0.01, 100]"));
 }

@@ -68,6 +68,12 @@ struct DataConfig {
   BadRecordPolicy on_bad_record = BadRecordPolicy::kFail;
   PreparePolicy prepare = PreparePolicy::kAuto;  // train: re-prepare stale or missing data (auto) or refuse (check)
   bool group_by_length = false;
+  // Soft labels: label values in [0, 1] (the share of annotators who said yes), trained on with BCE
+  // against the value; metrics binarise at eval.positive_at. Off: labels are strictly 0/1.
+  bool soft_labels = false;
+  // Identity-mention fields (soft or 0/1; a mention when >= 0.5), carried into the shards for the
+  // bias metrics of every evaluation.
+  std::vector<std::string> subgroups;
 };
 
 struct TokenizerConfig {
@@ -146,7 +152,12 @@ struct CheckpointConfig {
 struct EvalConfig {
   int64_t every = 100;  // 0 = only at the end
   ThresholdPolicy thresholds;
-  int micro_batch = 0;  // 0 = 2 x train.micro_batch (no gradients to keep)
+  int micro_batch = 0;                // 0 = 2 x train.micro_batch (no gradients to keep)
+  double positive_at = 0.5;           // a (soft) label value at least this counts as positive in the metrics
+  bool calibrate = false;             // fit a temperature per label on data.valid; thresholds tuned after it
+  std::vector<std::string> slice_by;  // record fields carried through prepare: a metric table per value
+  int64_t min_subgroup_records = 10;  // smaller subgroups are reported as too small, not averaged
+  int64_t min_subgroup_class = 5;     // ... and those with fewer positives or negatives than this
 };
 
 struct LogConfig {

@@ -29,9 +29,11 @@ struct ShardEntry {
   uint64_t tokens = 0;
   uint64_t input_records = 0;  // records read (lines for JSONL, rows for CSV/TSV), blank lines excluded
   uint64_t rejected = 0;
-  uint64_t blank = 0;          // blank lines (not records)
-  uint64_t truncated = 0;      // records cut to max_len
-  uint64_t utf8_repaired = 0;  // records whose invalid UTF-8 was replaced
+  uint64_t blank = 0;                      // blank lines (not records)
+  uint64_t truncated = 0;                  // records cut to max_len
+  uint64_t utf8_repaired = 0;              // records whose invalid UTF-8 was replaced
+  std::vector<uint64_t> subgroup_missing;  // per data.subgroups: kept records without a value
+  std::vector<uint64_t> slice_missing;     // per eval.slice_by: kept records without a value
 };
 
 struct SplitEntry {
@@ -52,6 +54,9 @@ struct Manifest {
   uint32_t max_len = 0;
   bool lowercase = true, normalize_tweets = true;
   uint32_t token_bytes = 2;
+  bool soft_labels = false;                  // absent in older manifests: false
+  std::vector<std::string> subgroups;        // data.subgroups it was prepared with
+  std::vector<std::string> slice_by;         // eval.slice_by it was prepared with
   std::string created_by;                    // modtrain version and commit
   std::map<std::string, SplitEntry> splits;  // "train", "valid"
 
@@ -66,6 +71,8 @@ struct DataExpectations {
   Problem problem = Problem::kMultiLabel;
   uint32_t max_len = 0;
   bool lowercase = true, normalize_tweets = true;
+  bool soft_labels = false;
+  std::vector<std::string> subgroups, slice_by;
   std::string vocab_sha256;                                   // "" = do not check
   static DataExpectations from_config(const Config& config);  // fingerprints tokenizer.vocab
 };
@@ -78,6 +85,8 @@ class PreparedDataset {
   uint64_t size() const { return total_; }
   size_t num_shards() const { return shards_.size(); }
   size_t num_labels() const { return num_labels_; }
+  const std::vector<std::string>& subgroups() const { return manifest_.subgroups; }
+  const std::vector<std::string>& slice_by() const { return manifest_.slice_by; }
   const PreparedShard& shard(size_t i) const { return *shards_[i]; }
   const Manifest& manifest() const { return manifest_; }
 

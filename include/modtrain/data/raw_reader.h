@@ -18,17 +18,29 @@ namespace modtrain {
 inline constexpr uint8_t kLabelNegative = 0;
 inline constexpr uint8_t kLabelPositive = 1;
 inline constexpr uint8_t kLabelUnannotated = 0xFF;  // masked out of the loss
+// Soft labels (data.soft_labels) and subgroup mentions are fractions stored as round(v x 240): exact
+// for shares of 1-6, 8, 10, 12, 15, 16 or 20 annotators, within 1/480 otherwise; 255 = not annotated.
+inline constexpr uint8_t kSoftLabelScale = 240;
+// A fraction's byte (v in [0, 1]); false for anything else (NaN, outside [0, 1]).
+bool encode_fraction(double v, uint8_t& out);
 
 struct LabelSpec {
   std::vector<std::string> names;
   Problem problem = Problem::kMultiLabel;
+  bool soft = false;                   // labels as fractions (kSoftLabelScale), else 0/1
+  std::vector<std::string> subgroups;  // identity-mention fields (data.subgroups)
+  std::vector<std::string> slice_by;   // record fields to slice metrics by (eval.slice_by)
+  uint32_t label_scale() const { return soft ? kSoftLabelScale : 1; }
 };
 
 struct RawRecord {
-  std::string id;               // from the data, or "<file>:<line>" when absent
-  std::string text;             // UTF-8 (invalid sequences replaced by U+FFFD)
-  std::vector<uint8_t> labels;  // [num labels]: kLabelNegative / kLabelPositive / kLabelUnannotated
-  size_t utf8_repairs = 0;      // invalid UTF-8 sequences replaced in this record
+  std::string id;                      // from the data, or "<file>:<line>" when absent
+  std::string text;                    // UTF-8 (invalid sequences replaced by U+FFFD)
+  std::vector<uint8_t> labels;         // [num labels]: 0..label_scale() (positive) or kLabelUnannotated
+  std::vector<uint8_t> subgroups;      // [num subgroups]: 0..kSoftLabelScale or kLabelUnannotated (no value)
+  std::vector<std::string> slices;     // [num slice fields]: the value as text
+  std::vector<uint8_t> slice_present;  // [num slice fields]: 0 where the record has no value
+  size_t utf8_repairs = 0;             // invalid UTF-8 sequences replaced in this record
 };
 
 struct RawUnit {
@@ -69,7 +81,8 @@ class RawShardReader {
   uint64_t line_ = 0;
   // CSV/TSV
   int text_column_ = -1, id_column_ = -1;
-  std::vector<int> label_columns_;  // per label: column index or -1 (not in the file: not annotated)
+  std::vector<int> label_columns_;                     // per label: column index or -1 (not in the file: not annotated)
+  std::vector<int> subgroup_columns_, slice_columns_;  // likewise
   size_t columns_ = 0;
   std::vector<std::string> warnings_;
 };

@@ -14,26 +14,37 @@
 namespace modtrain {
 
 inline constexpr char kShardMagic[8] = {'M', 'T', 'S', 'H', 'A', 'R', 'D', '\0'};
-inline constexpr uint32_t kShardVersion = 1;
+// Version 2 (issue 17) adds soft labels (label_scale), subgroup mentions and slice fields; version 1
+// shards (hard labels only) still load.
+inline constexpr uint32_t kShardVersion = 2;
 inline constexpr size_t kShardHeaderBytes = 64;
+inline constexpr size_t kShardExtensionBytes = 64;  // version 2: after the header, inside the checksum
 
 // What a shard must agree with: written into the header, checked by the reader.
 struct ShardSchema {
   uint32_t token_bytes = 2;  // 2 when the vocab has at most 65,536 tokens, else 4
   uint32_t num_labels = 0;
-  uint32_t max_len = 0;             // no record is longer (tokens, [CLS] and [SEP] included)
-  uint64_t vocab_fingerprint = 0;   // first 8 bytes of the vocab's SHA-256
-  uint64_t labels_fingerprint = 0;  // hash of the problem type and label names
-  uint64_t vocab_size = 0;          // reader only: every token id must be below it
+  uint32_t max_len = 0;                // no record is longer (tokens, [CLS] and [SEP] included)
+  uint64_t vocab_fingerprint = 0;      // first 8 bytes of the vocab's SHA-256
+  uint64_t labels_fingerprint = 0;     // hash of the problem type and label names
+  uint64_t vocab_size = 0;             // reader only: every token id must be below it
+  uint32_t label_scale = 1;            // a label byte v (not 255) means v / label_scale: 1 hard, 240 soft
+  std::vector<std::string> subgroups;  // identity-mention fields, a byte each per record (scale 240)
+  std::vector<std::string> slice_by;   // slice fields, a value index each per record
 };
 
 uint64_t labels_fingerprint(const std::vector<std::string>& labels, const std::string& problem);
+uint64_t names_fingerprint(const std::vector<std::string>& names);  // subgroup / slice field lists
 uint64_t vocab_fingerprint(const std::string& vocab_sha256_hex);
 
 class ShardWriter {
  public:
   ShardWriter(std::string path, ShardSchema schema);
-  void add(const std::vector<int32_t>& ids, const uint8_t* labels, uint64_t source_line);
+  // subgroups: schema.subgroups.size() bytes; slices / slice_present: one per schema.slice_by (may be
+  // empty when there are none).
+  void add(const std::vector<int32_t>& ids, const uint8_t* labels, uint64_t source_line,
+           const uint8_t* subgroups = nullptr, const std::vector<std::string>& slices = {},
+           const std::vector<uint8_t>& slice_present = {});
   uint64_t records() const { return lines_.size(); }
   uint64_t tokens() const { return tokens_.size() / schema_.token_bytes; }
   void finish();                                   // writes and renames into place
@@ -47,6 +58,9 @@ class ShardWriter {
   std::vector<uint64_t> lines_;
   std::vector<uint8_t> tokens_;  // token_bytes each, little-endian
   std::vector<uint8_t> labels_;
+  std::vector<uint8_t> subgroups_;
+  std::vector<uint32_t> slices_;                  // per record and field: 0 = no value, k = values[f][k - 1]
+  std::vector<std::vector<std::string>> values_;  // per slice field, in order of first appearance
   uint64_t checksum_ = 0, bytes_ = 0;
 };
 
@@ -64,6 +78,18 @@ class PreparedShard {
   void copy_tokens(uint64_t record, int64_t* dst) const;
   std::vector<int32_t> ids(uint64_t record) const;
   const uint8_t* labels(uint64_t record) const { return labels_ + record * num_labels_; }
+  uint32_t label_scale() const { return label_scale_; }  // a label byte v (not 255) means v / label_scale()
+  // The label as a target in [0, 1], or a negative number when not annotated.
+  float label_value(uint64_t record, size_t label) const {
+    const uint8_t v = labels(record)[label];
+    return v == 0xFF ? -1.0f : static_cast<float>(v) / static_cast<float>(label_scale_);
+  }
+  size_t num_subgroups() const { return num_subgroups_; }
+  // Subgroup g's byte (0..240, 255 = no value); a mention when >= 120 (0.5).
+  uint8_t subgroup(uint64_t record, size_t g) const { return subgroups_[record * num_subgroups_ + g]; }
+  size_t num_slices() const { return num_slices_; }
+  // Slice field f's value of the record; nullptr when it has none.
+  const std::string* slice(uint64_t record, size_t f) const;
   uint64_t source_line(uint64_t record) const { return lines_[record]; }
   uint64_t checksum() const { return checksum_; }  // of the body, verified at open
   uint64_t bytes() const { return file_->size(); }
@@ -77,6 +103,11 @@ class PreparedShard {
   const uint64_t* lines_ = nullptr;
   const uint8_t* token_data_ = nullptr;
   const uint8_t* labels_ = nullptr;
+  uint32_t label_scale_ = 1;
+  size_t num_subgroups_ = 0, num_slices_ = 0;
+  const uint8_t* subgroups_ = nullptr;
+  const uint32_t* slices_ = nullptr;
+  std::vector<std::vector<std::string>> slice_values_;
 };
 
 }  // namespace modtrain

@@ -36,7 +36,24 @@ struct SynthOptions {
   // Languages of the posts, each record's drawn uniformly: en (the default, alone: the English
   // dataset as before) and es, ar, hi, ru, ja (the same labels and cues; records get "lang").
   std::vector<std::string> languages = {"en"};
+  // Identity mentions (issue 17; off by default so the default dataset and its baselines stay as they
+  // are): ~18% of posts mention one of the invented groups, most of them benignly ("as a Morvish
+  // woman i ...", "proud to be Ostrani"), the hateful ones through the hate cues; every record carries
+  // each group as a 0/1 field (synth_subgroups()) for data.subgroups.
+  bool identities = false;
+  // Simulated annotators: 0 = one 0/1 label per record (label_noise flips it); N > 0 = each label is
+  // the share of N annotators who said yes (data.soft_labels), each annotator wrong with
+  // annotator_noise, more often on posts whose positive label carries no cue (harder cases).
+  int annotators = 0;
+  double annotator_noise = 0.1;
 };
+
+// The identity subgroups of `identities` (the JSONL field names).
+inline const std::vector<std::string>& synth_subgroups() {
+  static const std::vector<std::string> groups = {"quendari", "zorblaxian", "morvish",
+                                                  "telluran", "ostrani",    "vexling"};
+  return groups;
+}
 
 struct SynthReport {
   std::vector<std::string> files;

@@ -29,6 +29,13 @@ struct ModelMeta {
   // written to eval.json and shown in the exported model card. "" = none.
   std::string evaluation;
   Objective objective = Objective::kClassify;  // mlm: a ...ForMaskedLM model (no labels, no thresholds)
+  // eval.calibrate: per label, scores are sigmoid(logit / T); empty = not calibrated (T = 1). The
+  // thresholds apply to the calibrated scores.
+  std::vector<double> temperatures;
+  // How the training data was read, so that `eval` reads new data alike.
+  double positive_at = 0.5;
+  bool soft_labels = false;
+  std::vector<std::string> subgroups, slice_by;
 };
 
 // The model's tensors as safetensors entries (float32 on the CPU; `keep` holds the copies).

@@ -29,6 +29,14 @@ struct EvalOptions {
   bool unpad = false;                    // the padding-free path (model.unpad; equal logits within 1e-5)
   ThresholdPolicy policy;                // how thresholds are tuned on these scores
   std::vector<double> fixed_thresholds;  // if set: use these (e.g. the model's) instead of tuning
+  double positive_at = 0.5;              // metrics: a (soft) target at least this is positive
+  // Temperature scaling (multi_label): calibrate fits one per label on these records, against the
+  // targets binarised at positive_at (the targets ECE and Brier score use; thresholds are then tuned
+  // on the calibrated scores); else fixed_temperatures (e.g. the model's) apply.
+  bool calibrate = false;
+  std::vector<double> fixed_temperatures;
+  uint64_t min_subgroup_records = 10;  // smaller subgroups are reported as too small
+  uint64_t min_subgroup_class = 5;     // ... and those with fewer positives or negatives
   // The control plane: each rank scores its part and the parts are gathered. Null: this process
   // scores the whole split alone.
   Collectives* collectives = nullptr;
@@ -41,7 +49,8 @@ struct EvalOptions {
 struct EvalResult {
   EvalReport report;
   std::vector<double> thresholds;
-  std::vector<float> probs, targets, mask;  // all ranks' records, [N x L]
+  std::vector<double> temperatures;         // per label; all 1 when neither fitted nor given
+  std::vector<float> probs, targets, mask;  // all ranks' records, [N x L]; targets as stored (soft labels too)
 };
 
 EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDataset& data, const EvalOptions& options);
@@ -56,7 +65,8 @@ struct MlmEvalReport {
 };
 MlmEvalReport evaluate_mlm(BertForMaskedLMImpl& model, const PreparedDataset& data, const EvalOptions& options);
 
-// Probabilities from logits: sigmoid (multi_label) or softmax (multi_class).
-torch::Tensor probabilities(const torch::Tensor& logits, Problem problem);
+// Probabilities from logits: sigmoid (multi_label) or softmax (multi_class). temperatures (multi_label,
+// one per label, empty = none): sigmoid(logit / T).
+torch::Tensor probabilities(const torch::Tensor& logits, Problem problem, const std::vector<double>& temperatures = {});
 
 }  // namespace modtrain

@@ -6,18 +6,14 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "modtrain/config/config.h"
+#include "modtrain/train/moderation_metrics.h"
 
 namespace modtrain {
-
-// Scores and targets of one label over the evaluated records (annotated records only).
-struct LabelScores {
-  std::vector<float> scores;   // probabilities
-  std::vector<uint8_t> truth;  // 0/1
-};
 
 // Label `label`'s scores and targets from row-major [N x num_labels] arrays, entries not annotated left out.
 LabelScores label_scores(const std::vector<float>& probs, const std::vector<float>& targets,
@@ -50,6 +46,36 @@ struct LabelReport {
   std::vector<double> bin_scores, bin_positive_rates;
   uint64_t support = 0;  // positives among annotated records
   uint64_t annotated = 0;
+  // eval.calibrate: the scores are sigmoid(logit / temperature); the cross-entropy on the (soft)
+  // targets and the ECE before it was applied. temperature 1 and NaNs when not calibrated.
+  double temperature = 1.0;
+  bool calibrated = false, temperature_at_bound = false;
+  double nll_uncalibrated = std::numeric_limits<double>::quiet_NaN();
+  double nll_calibrated = std::numeric_limits<double>::quiet_NaN();
+  double ece_uncalibrated = std::numeric_limits<double>::quiet_NaN();
+};
+
+// The metric figures of the records that share one value of a slice field (eval.slice_by).
+struct SliceRow {
+  std::string value;  // "(none)": records without a value
+  uint64_t records = 0;
+  double macro_pr_auc = 0, macro_roc_auc = 0, macro_f1 = 0, macro_ece = 0;
+  std::vector<double> pr_auc, roc_auc, f1;  // per label
+  std::vector<uint64_t> support;            // per label
+};
+struct SliceTable {
+  std::string field;
+  std::vector<SliceRow> rows;  // most records first
+};
+
+// Per-record groups of the evaluated records, aligned with their rows in probs (issue 17).
+struct RecordGroups {
+  std::vector<std::string> subgroups;                  // data.subgroups
+  std::vector<uint8_t> mentions;                       // [N x subgroups] 0/1
+  std::vector<std::string> slice_by;                   // eval.slice_by
+  std::vector<std::vector<std::string>> slice_values;  // [field][N], "(none)" where absent
+  uint64_t min_subgroup_records = 10;
+  uint64_t min_subgroup_class = 5;  // positives and negatives a reported subgroup has at least
 };
 
 struct EvalReport {
@@ -61,6 +87,12 @@ struct EvalReport {
   double micro_precision = 0, micro_recall = 0, micro_f1 = 0;
   double macro_ece = 0, macro_brier = 0;  // over labels with annotated records
   double accuracy = 0;                    // multi_class only (argmax)
+  // data.subgroups: per label (in label order) the subgroup / BPSN / BNSP AUCs and the bias score;
+  // the lowest reported subgroup AUC of all labels (NaN: none reported).
+  std::vector<std::string> subgroups;
+  std::vector<BiasReport> bias;
+  double worst_subgroup_auc = std::numeric_limits<double>::quiet_NaN();
+  std::vector<SliceTable> slices;  // eval.slice_by
   std::string to_json() const;
   std::string to_table() const;
 };
@@ -69,6 +101,7 @@ struct EvalReport {
 // the argmax for accuracy and macro-F1 and one-vs-rest scores for the AUCs.
 EvalReport evaluate_scores(const std::vector<std::string>& label_names, Problem problem,
                            const std::vector<float>& probs, const std::vector<float>& targets,
-                           const std::vector<float>& mask, const std::vector<double>& thresholds, double loss);
+                           const std::vector<float>& mask, const std::vector<double>& thresholds, double loss,
+                           const RecordGroups* groups = nullptr);
 
 }  // namespace modtrain

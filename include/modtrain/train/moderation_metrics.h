@@ -20,9 +20,13 @@
 #include <string>
 #include <vector>
 
-#include "modtrain/train/metrics.h"
-
 namespace modtrain {
+
+// Scores and targets of one label over the evaluated records (annotated records only).
+struct LabelScores {
+  std::vector<float> scores;   // probabilities
+  std::vector<uint8_t> truth;  // 0/1
+};
 
 inline constexpr double kBiasPowerMeanP = -5.0;
 
@@ -51,8 +55,11 @@ double power_mean(const std::vector<double>& v, double p);
 
 // `s`: the label's scores and binarised targets; member[g][i] != 0 when record i mentions
 // subgroup g (each member[g] as long as s.scores).
+// min_each_class: a subgroup with fewer positives or fewer negatives is reported as too small too
+// (an AUC over one or two positives says little; 1 = only subgroups of one class are left out).
 BiasReport bias_metrics(const LabelScores& s, const std::vector<std::string>& names,
-                        const std::vector<std::vector<uint8_t>>& member, uint64_t min_examples = 10);
+                        const std::vector<std::vector<uint8_t>>& member, uint64_t min_examples = 10,
+                        uint64_t min_each_class = 1);
 
 struct ReliabilityBin {
   double lower = 0, upper = 0;

@@ -130,10 +130,11 @@ class Trainer {
   LossScaler scaler_;
   RunDir run_dir_;
   Checkpoints checkpoints_;
-  TrainerState state_;              // what checkpoints record (best metric, skipped steps, ...)
-  std::vector<double> thresholds_;  // from the latest evaluation (0.5 before any)
-  std::string stop_reason_;         // why agree_on_requests() asked to stop
-  std::string evaluation_;          // the latest evaluation for the model card (ModelMeta::evaluation)
+  TrainerState state_;                // what checkpoints record (best metric, skipped steps, ...)
+  std::vector<double> thresholds_;    // from the latest evaluation (0.5 before any)
+  std::vector<double> temperatures_;  // likewise (eval.calibrate; 1 before any)
+  std::string stop_reason_;           // why agree_on_requests() asked to stop
+  std::string evaluation_;            // the latest evaluation for the model card (ModelMeta::evaluation)
   int64_t total_steps_ = 0;
 };
 
