@@ -56,7 +56,20 @@ int main(int argc, char** argv) {
   CheckpointConfig cc;
   cc.keep_last = 2;
   Checkpoints checkpoints(dir, cc, true);
-  ModelMeta meta{c, config.data.labels, Problem::kMultiLabel, std::vector<double>(7, 0.5), true, true, 128, ""};
+  ModelMeta meta{c,
+                 config.data.labels,
+                 Problem::kMultiLabel,
+                 std::vector<double>(7, 0.5),
+                 true,
+                 true,
+                 128,
+                 "",
+                 Objective::kClassify,
+                 {},
+                 0.5,
+                 false,
+                 {},
+                 {}};
   TrainerState state;
   state.total_steps = 1000;
   state.batches_per_epoch = 100;

@@ -46,8 +46,9 @@ grep "^eval @ step\|^macro" train1.log train2.log | sed 's/^/cli np1: /'
 python3 - > texts.txt <<'PY'
 import json
 texts = [json.loads(l)["text"] for l in open("data/valid-00000.jsonl")]
-# the export's tokenizer does not do modtrain's tweet normalisation (@user, http): texts without those
-plain = [t.replace("\n", " ") for t in texts if not any(m in t for m in ("@", "http", "www.", "&"))][:48]
+# raw posts, mentions, links and character references included: the export's tokenizer.json carries
+# modtrain's tweet normalisation (issue 18), so transformers must see the ids modtrain saw
+plain = [t.replace("\n", " ") for t in texts][:48]
 plain += ["you are all idiots and should leave", "buy cheap followers now", "the vaccine causes autism, wake up",
           "I will find you and hurt you", "lovely weather in the park today", "Ünïcödé têxt and emoji 😀 too"]
 print("\n".join(plain))

@@ -396,7 +396,8 @@ std::vector<Field> build_fields() {
            "the directory's tokenizer.json / tokenizer_config.json where they say. BPE and Unigram tokenizers "
            "normalise as their tokenizer.json says and ignore it."),
       make("tokenizer", &C::tokenizer, "normalize_tweets", &TokenizerConfig::normalize_tweets, any<bool>(),
-           "@mentions -> @user, URLs -> http, HTML entities unescaped, whitespace collapsed."),
+           "@mentions -> @user, URLs -> http, character references unescaped (a bounded set), whitespace collapsed; "
+           "an export writes the same steps into tokenizer.json (docs/data-format.md)."),
 
       make("model", &C::model, "arch", &ModelConfig::arch, any<ModelArch>(),
            "Model architecture: bert (BertForSequenceClassification: pooler, linear head), roberta or xlm-roberta "

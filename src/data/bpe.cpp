@@ -212,7 +212,7 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokenizer_json(const std::stri
     fail(path, "model.byte_fallback is not supported (byte-level BPE needs none)");
   ByteLevelBpeTokenizer t;
   t.options_.ignore_merges = model.value("ignore_merges", false);
-  const json& normalizer = j.contains("normalizer") ? j.at("normalizer") : json();
+  const json normalizer = hf::without_tweet_steps(j.contains("normalizer") ? j.at("normalizer") : json());
   if (!normalizer.is_null())
     fail(path, "normalizer " + normalizer.value("type", std::string("?")) +
                    " is not supported with byte-level BPE (RoBERTa and GPT-2 have none)");

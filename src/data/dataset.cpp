@@ -42,7 +42,9 @@ std::string Manifest::to_json() const {
   j["labelled"] = !labels.empty();  // false: unlabelled text, for train.objective mlm only
   j["problem"] = problem;
   j["max_len"] = max_len;
-  j["normalization"] = {{"lowercase", lowercase}, {"normalize_tweets", normalize_tweets}};
+  j["normalization"] = {{"lowercase", lowercase},
+                        {"normalize_tweets", normalize_tweets},
+                        {"tweet_normalizer_version", tweet_normalizer_version}};
   j["token_bytes"] = token_bytes;
   j["soft_labels"] = soft_labels;
   j["label_scale"] = soft_labels ? 240 : 1;
@@ -98,6 +100,7 @@ Manifest Manifest::load(const std::string& dir) {
     m.max_len = j.at("max_len").get<uint32_t>();
     m.lowercase = j.at("normalization").at("lowercase").get<bool>();
     m.normalize_tweets = j.at("normalization").at("normalize_tweets").get<bool>();
+    m.tweet_normalizer_version = j.at("normalization").value("tweet_normalizer_version", 1);
     m.token_bytes = j.at("token_bytes").get<uint32_t>();
     m.soft_labels = j.value("soft_labels", false);
     m.subgroups = j.value("subgroups", std::vector<std::string>{});

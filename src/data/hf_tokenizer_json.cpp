@@ -1,10 +1,25 @@
 #include "hf_tokenizer_json.h"
 
+#include "modtrain/data/tweet_normalizer.h"
+
 #include "modtrain/core/error.h"
 #include "modtrain/io/files.h"
 #include "unicode.h"
 
 namespace modtrain::hf {
+
+nlohmann::json without_tweet_steps(const nlohmann::json& normalizer) {
+  if (!normalizer.is_object() || normalizer.value("type", "") != "Sequence") return normalizer;
+  const nlohmann::json tweet = nlohmann::json::parse(tweet_normalizer_hf_steps());
+  const nlohmann::json& steps = normalizer.at("normalizers");
+  if (!steps.is_array() || steps.size() < tweet.size()) return normalizer;
+  for (size_t i = 0; i < tweet.size(); ++i)
+    if (steps[i] != tweet[i]) return normalizer;
+  const nlohmann::json rest(steps.begin() + static_cast<std::ptrdiff_t>(tweet.size()), steps.end());
+  if (rest.empty()) return nullptr;
+  if (rest.size() == 1) return rest[0];
+  return {{"type", "Sequence"}, {"normalizers", rest}};
+}
 
 using json = nlohmann::json;
 

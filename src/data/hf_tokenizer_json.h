@@ -20,6 +20,10 @@ std::vector<AddedToken> added_tokens(const nlohmann::json& spec, const std::stri
 // RobertaProcessing, BertProcessing, TemplateProcessing (single), ByteLevel or none.
 Template post_processor(const nlohmann::json& spec, const std::string& path);
 nlohmann::json parse_file(const std::string& path, const std::string& what);
+// A tokenizer.json normalizer without the tweet-normalisation steps an export puts in front
+// (tweet_normalizer_hf_steps): modtrain applies them itself when tokenizer.normalize_tweets is on.
+// What is left: null, the one remaining normalizer, or a Sequence of the rest.
+nlohmann::json without_tweet_steps(const nlohmann::json& normalizer);
 [[noreturn]] void fail(const std::string& path, const std::string& what);
 size_t trailing_space_start(std::string_view s);  // where the trailing White_Space begins
 size_t leading_space_end(std::string_view s);     // where the leading White_Space ends

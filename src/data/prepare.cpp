@@ -257,6 +257,7 @@ PrepareReport prepare_data(const Config& config, const PrepareOptions& options) 
   m.lowercase = config.tokenizer.lowercase;
   m.normalize_tweets = config.tokenizer.normalize_tweets;
   m.token_bytes = tokenizer.vocab_size() <= 65536 ? 2 : 4;
+  m.tweet_normalizer_version = kTweetNormalizerVersion;
   m.soft_labels = config.data.soft_labels;
   m.subgroups = config.data.subgroups;
   m.slice_by = config.eval.slice_by;
@@ -329,6 +330,10 @@ std::string prepared_data_stale(const Config& config) {
            std::to_string(m.max_len);
   if (m.lowercase != config.tokenizer.lowercase || m.normalize_tweets != config.tokenizer.normalize_tweets)
     return "tokenizer.lowercase / tokenizer.normalize_tweets changed";
+  if (m.normalize_tweets && m.tweet_normalizer_version != kTweetNormalizerVersion)
+    return "it was normalised with tweet normaliser version " + std::to_string(m.tweet_normalizer_version) +
+           ", this modtrain's is version " + std::to_string(kTweetNormalizerVersion) +
+           " (character references: a bounded set that exported tokenizers reproduce)";
   if (m.soft_labels != config.data.soft_labels)
     return std::string("data.soft_labels is ") + (config.data.soft_labels ? "true" : "false") + ", it was prepared " +
            (m.soft_labels ? "with" : "without") + " soft labels";

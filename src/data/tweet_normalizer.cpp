@@ -1,40 +1,51 @@
 #include "modtrain/data/tweet_normalizer.h"
 
-#include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "unicode.h"
 
 namespace modtrain {
 namespace {
 
-struct NamedEntity {
-  const char* name;
+// The character references decoded: a bounded set, so that Hugging Face tokenizers can express the
+// same decoding with one regex Replace per character (tweet_normalizer_hf_steps). The named ones
+// that social-media text carries (the platforms escape only & < > and quotes; HTML-scraped text
+// adds the typographic ones) and, in any numeric form (decimal or hex, any case, leading zeros),
+// the same characters plus ASCII punctuation and space. Not decoded: other numeric references
+// (&#128545; stays as written: decoding every code point cannot be expressed as a bounded set of
+// replacements), '#' and ';' (their decoding could complete another reference), unknown names.
+struct Decoded {
   char32_t cp;
+  const char* names[2];  // named forms ("" = none)
 };
-// The named references that social-media text carries in practice (the HTML5 table has 2,231;
-// the platforms escape only & < > and quotes). Unknown names are left as written.
-constexpr NamedEntity kNamed[] = {
-    {"amp", '&'},      {"lt", '<'},        {"gt", '>'},       {"quot", '"'},     {"apos", '\''},
-    {"nbsp", 0xA0},    {"hellip", 0x2026}, {"mdash", 0x2014}, {"ndash", 0x2013}, {"lsquo", 0x2018},
-    {"rsquo", 0x2019}, {"ldquo", 0x201C},  {"rdquo", 0x201D}, {"copy", 0xA9},    {"reg", 0xAE},
-    {"trade", 0x2122}, {"euro", 0x20AC},   {"pound", 0xA3},   {"laquo", 0xAB},   {"raquo", 0xBB},
+constexpr Decoded kDecoded[] = {
+    {'"', {"quot", ""}},     {'\'', {"apos", ""}},     {'<', {"lt", ""}},       {'>', {"gt", ""}},
+    {0xA0, {"nbsp", ""}},    {0x2026, {"hellip", ""}}, {0x2014, {"mdash", ""}}, {0x2013, {"ndash", ""}},
+    {0x2018, {"lsquo", ""}}, {0x2019, {"rsquo", ""}},  {0x201C, {"ldquo", ""}}, {0x201D, {"rdquo", ""}},
+    {0xA9, {"copy", ""}},    {0xAE, {"reg", ""}},      {0x2122, {"trade", ""}}, {0x20AC, {"euro", ""}},
+    {0xA3, {"pound", ""}},   {0xAB, {"laquo", ""}},    {0xBB, {"raquo", ""}},   {' ', {"", ""}},
+    {'!', {"", ""}},         {'$', {"", ""}},          {'%', {"", ""}},         {'(', {"", ""}},
+    {')', {"", ""}},         {'*', {"", ""}},          {'+', {"", ""}},         {',', {"", ""}},
+    {'-', {"", ""}},         {'.', {"", ""}},          {'/', {"", ""}},         {':', {"", ""}},
+    {'=', {"", ""}},         {'?', {"", ""}},          {'@', {"", ""}},         {'[', {"", ""}},
+    {'\\', {"", ""}},        {']', {"", ""}},          {'^', {"", ""}},         {'_', {"", ""}},
+    {'`', {"", ""}},         {'{', {"", ""}},          {'|', {"", ""}},         {'}', {"", ""}},
+    {'~', {"", ""}},         {'&', {"amp", ""}},  // last: its output starts references, so it must run after every
+                                                  // other step
 };
+
+const Decoded* decoded(char32_t cp) {
+  for (const Decoded& d : kDecoded)
+    if (d.cp == cp) return &d;
+  return nullptr;
+}
 
 bool is_word_byte(unsigned char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
-
-bool starts_with_nocase(std::string_view s, size_t i, const char* prefix) {
-  size_t n = std::strlen(prefix);
-  if (s.size() - i < n) return false;
-  for (size_t k = 0; k < n; ++k) {
-    char c = s[i + k];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-    if (c != prefix[k]) return false;
-  }
-  return true;
-}
+bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 // Length of the whitespace code point at text[i] (0 if none).
 size_t whitespace_at(std::string_view text, size_t i) {
@@ -43,95 +54,163 @@ size_t whitespace_at(std::string_view text, size_t i) {
   return unicode::is_whitespace(cp) ? len : 0;
 }
 
+// "http://", "https://" or "www." at text[i], ASCII letters in any case.
+bool url_start(std::string_view s, size_t i) {
+  auto at = [&](size_t k, char lower) { return i + k < s.size() && (s[i + k] == lower || s[i + k] == lower - 32); };
+  if (at(0, 'w') && at(1, 'w') && at(2, 'w') && i + 3 < s.size() && s[i + 3] == '.') return true;
+  if (!(at(0, 'h') && at(1, 't') && at(2, 't') && at(3, 'p'))) return false;
+  size_t k = 4 + (at(4, 's') ? 1 : 0);
+  return s.substr(i + k, 3) == "://";
+}
+
+// Step 2: URLs not preceded by a word character -> "http" (to the next whitespace).
+void replace_urls(std::string_view s, std::string& out) {
+  out.clear();
+  for (size_t i = 0; i < s.size();) {
+    if ((i == 0 || !is_word_byte(static_cast<unsigned char>(s[i - 1]))) && url_start(s, i)) {
+      while (i < s.size() && !whitespace_at(s, i)) {
+        size_t len = 0;
+        unicode::decode(s, i, len);
+        i += len;
+      }
+      out += "http";
+      continue;
+    }
+    out.push_back(s[i++]);
+  }
+}
+
+// Step 3: "@" + word characters, not preceded by a word character (e-mail addresses stay) -> "@user".
+void replace_mentions(std::string_view s, std::string& out) {
+  out.clear();
+  for (size_t i = 0; i < s.size();) {
+    if (s[i] == '@' && (i == 0 || !is_word_byte(static_cast<unsigned char>(s[i - 1]))) && i + 1 < s.size() &&
+        is_word_byte(static_cast<unsigned char>(s[i + 1]))) {
+      ++i;
+      while (i < s.size() && is_word_byte(static_cast<unsigned char>(s[i]))) ++i;
+      out += "@user";
+      continue;
+    }
+    out.push_back(s[i++]);
+  }
+}
+
+// Step 4: whitespace runs -> one space, none at either end.
+void collapse_whitespace(std::string_view s, std::string& out) {
+  out.clear();
+  bool pending = false;
+  for (size_t i = 0; i < s.size();) {
+    if (size_t ws = whitespace_at(s, i)) {
+      pending = true;
+      i += ws;
+      continue;
+    }
+    if (pending && !out.empty()) out.push_back(' ');
+    pending = false;
+    size_t len = 0;
+    unicode::decode(s, i, len);
+    out.append(s.substr(i, len));
+    i += len;
+  }
+}
+
+// The whitespace class of unicode::is_whitespace, for the regexes.
+constexpr const char* kWhitespaceClass =
+    "\\t\\n\\x{0B}\\x{0C}\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
+
+std::string hex_pattern(char32_t cp) {  // 2A -> 2[aA]
+  char digits[16];
+  std::snprintf(digits, sizeof digits, "%X", static_cast<unsigned>(cp));
+  std::string out;
+  for (const char* d = digits; *d; ++d) {
+    if (*d >= 'A' && *d <= 'F') out += std::string("[") + static_cast<char>(*d + 32) + *d + "]";
+    else out += *d;
+  }
+  return out;
+}
+
 }  // namespace
 
 void unescape_html(std::string_view text, std::string& out) {
   out.clear();
   out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    char c = text[i];
-    if (c != '&') {
-      out.push_back(c);
-      ++i;
+  for (size_t i = 0; i < text.size();) {
+    if (text[i] != '&') {
+      out.push_back(text[i++]);
       continue;
     }
-    size_t semi = text.find(';', i + 1);
-    if (semi == std::string_view::npos || semi - i > 12) {
-      out.push_back(c);
-      ++i;
-      continue;
-    }
-    std::string_view body = text.substr(i + 1, semi - i - 1);
-    char32_t cp = 0;
-    if (body.size() >= 2 && body[0] == '#') {
-      bool hex = body[1] == 'x' || body[1] == 'X';
-      std::string digits(body.substr(hex ? 2 : 1));
-      char* end = nullptr;
-      unsigned long value = digits.empty() ? 0 : std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
-      bool valid = !digits.empty() && end && *end == '\0' && value > 0 && value <= 0x10FFFF &&
-                   !(value >= 0xD800 && value <= 0xDFFF);
-      cp = valid ? static_cast<char32_t>(value) : 0;
+    const Decoded* hit = nullptr;
+    size_t end = 0;  // one past the ';'
+    if (i + 1 < text.size() && text[i + 1] == '#') {
+      const bool hex = i + 2 < text.size() && (text[i + 2] == 'x' || text[i + 2] == 'X');
+      size_t k = i + (hex ? 3 : 2), start = k;
+      uint64_t value = 0;
+      while (k < text.size() && (hex ? is_hex(text[k]) : (text[k] >= '0' && text[k] <= '9'))) {
+        const char c = text[k];
+        const uint64_t digit = c <= '9' ? static_cast<uint64_t>(c - '0') : static_cast<uint64_t>((c | 32) - 'a' + 10);
+        value = std::min<uint64_t>(value * (hex ? 16 : 10) + digit, 0x110000);  // saturate: no overflow
+        ++k;
+      }
+      if (k > start && k < text.size() && text[k] == ';' && value < 0x110000) {
+        hit = decoded(static_cast<char32_t>(value));
+        end = k + 1;
+      }
     } else {
-      for (const auto& e : kNamed)
-        if (body == e.name) cp = e.cp;
+      for (const Decoded& d : kDecoded)
+        for (const char* name : d.names) {
+          const size_t n = std::strlen(name);
+          if (n > 0 && text.substr(i + 1, n) == name && i + 1 + n < text.size() && text[i + 1 + n] == ';') {
+            hit = &d;
+            end = i + 2 + n;
+          }
+        }
     }
-    if (cp == 0) {  // not a reference we know: keep the text as written
-      out.push_back(c);
-      ++i;
+    if (!hit) {  // not a reference of the set: keep the text as written
+      out.push_back(text[i++]);
       continue;
     }
-    unicode::append_utf8(out, cp);
-    i = semi + 1;
+    unicode::append_utf8(out, hit->cp);
+    i = end;
   }
 }
 
 void normalize_tweet(std::string_view text, std::string& out) {
-  thread_local std::string unescaped;
-  unescape_html(text, unescaped);
-  std::string_view s = unescaped;
-  out.clear();
-  out.reserve(s.size());
-  bool pending_space = false;
-  auto put = [&](std::string_view piece) {
-    if (pending_space && !out.empty()) out.push_back(' ');
-    pending_space = false;
-    out.append(piece);
-  };
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    bool at_word_start = i == 0 || !is_word_byte(static_cast<unsigned char>(s[i - 1]));
-    if (size_t ws = whitespace_at(s, i)) {
-      pending_space = true;
-      i += ws;
-      continue;
-    }
-    // URLs: http(s)://... or www.... up to the next whitespace -> "http"
-    if (at_word_start && (starts_with_nocase(s, i, "http://") || starts_with_nocase(s, i, "https://") ||
-                          starts_with_nocase(s, i, "www."))) {
-      while (i < s.size() && !whitespace_at(s, i)) ++i;
-      put("http");
-      continue;
-    }
-    // @mentions: "@" + [A-Za-z0-9_]+ not preceded by a word character (e-mail addresses stay)
-    if (c == '@' && at_word_start && i + 1 < s.size() && is_word_byte(static_cast<unsigned char>(s[i + 1]))) {
-      i += 1;
-      while (i < s.size() && is_word_byte(static_cast<unsigned char>(s[i]))) ++i;
-      put("@user");
-      continue;
-    }
-    size_t len = 0;
-    unicode::decode(s, i, len);
-    put(s.substr(i, len));
-    i += len;
-  }
+  thread_local std::string a, b;
+  unescape_html(text, a);
+  replace_urls(a, b);
+  replace_mentions(b, a);
+  collapse_whitespace(a, out);
 }
 
 std::string normalize_tweet(std::string_view text) {
   std::string out;
   normalize_tweet(text, out);
   return out;
+}
+
+std::string tweet_normalizer_hf_steps() {
+  using nlohmann::ordered_json;
+  ordered_json steps = ordered_json::array();
+  auto replace = [&](const std::string& regex, const std::string& content) {
+    steps.push_back({{"type", "Replace"}, {"pattern", {{"Regex", regex}}}, {"content", content}});
+  };
+  // 1. character references, one step per character, '&' last (see kDecoded)
+  for (const Decoded& d : kDecoded) {
+    std::string alternatives;
+    for (const char* name : d.names)
+      if (*name) alternatives += std::string(name) + "|";
+    alternatives += "#0*" + std::to_string(static_cast<unsigned>(d.cp)) + "|#[xX]0*" + hex_pattern(d.cp);
+    std::string out;
+    unicode::append_utf8(out, d.cp);
+    replace("&(?:" + alternatives + ");", out);
+  }
+  // 2. URLs, 3. mentions (not after a word character), 4. whitespace runs, then both ends
+  const std::string ws = kWhitespaceClass;
+  replace("(?<![0-9A-Za-z_])(?:[hH][tT][tT][pP][sS]?://|[wW][wW][wW]\\.)[^" + ws + "]*", "http");
+  replace("(?<![0-9A-Za-z_])@[0-9A-Za-z_]+", "@user");
+  replace("[" + ws + "]+", " ");
+  steps.push_back({{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}});
+  return steps.dump();
 }
 
 }  // namespace modtrain

@@ -249,7 +249,7 @@ UnigramTokenizer UnigramTokenizer::from_spec(const nlohmann::json& j, const std:
   }
 
   // The normalizer sequence.
-  const json normalizer = j.value("normalizer", json());
+  const json normalizer = hf::without_tweet_steps(j.value("normalizer", json()));
   std::vector<json> steps;
   if (!normalizer.is_null()) {
     if (normalizer.value("type", "") == "Sequence") {

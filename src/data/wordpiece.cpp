@@ -129,7 +129,7 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const std::string& pa
   }
   WordPieceOptions options;
   options.max_input_chars_per_word = model.value("max_input_chars_per_word", size_t{100});
-  const json n = j.value("normalizer", json());
+  const json n = hf::without_tweet_steps(j.value("normalizer", json()));
   if (!n.is_object() || n.value("type", "") != "BertNormalizer")
     hf::fail(path,
              "normalizer " + n.dump().substr(0, 60) + " is not supported with WordPiece (BertNormalizer expected)");

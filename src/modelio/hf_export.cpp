@@ -7,6 +7,7 @@
 #include "modtrain/core/build_info.h"
 #include "modtrain/core/error.h"
 #include "modtrain/data/tokenizer.h"
+#include "modtrain/data/tweet_normalizer.h"
 #include "modtrain/data/unigram.h"
 #include "modtrain/data/wordpiece.h"
 #include "modtrain/io/files.h"
@@ -25,6 +26,21 @@ ordered added_token(const std::string& content, int32_t id, bool lstrip) {
           {"rstrip", false}, {"normalized", false}, {"special", true}};
 }
 }  // namespace
+
+std::string with_tweet_normalizer(const std::string& text) {
+  ordered spec = ordered::parse(text);
+  const ordered steps = ordered::parse(tweet_normalizer_hf_steps());
+  const ordered current = spec.value("normalizer", ordered());
+  if (current.is_object() && current.value("type", "") == "Sequence" &&
+      current.at("normalizers").size() >= steps.size() &&
+      ordered(current.at("normalizers").begin(),
+              current.at("normalizers").begin() + static_cast<std::ptrdiff_t>(steps.size())) == steps)
+    return text;  // a re-export: the steps are there already
+  ordered normalizers = steps;
+  if (!current.is_null()) normalizers.push_back(current);
+  spec["normalizer"] = {{"type", "Sequence"}, {"normalizers", normalizers}};
+  return spec.dump(2) + "\n";
+}
 
 std::string tokenizer_json(const std::string& vocab_path, bool lowercase, int max_len) {
   Vocab vocab = Vocab::load(vocab_path);
@@ -72,6 +88,11 @@ std::string tokenizer_json(const std::string& vocab_path, bool lowercase, int ma
 }
 
 namespace {
+
+constexpr const char* kTweetNormalisationCard =
+    "yes (mentions -> @user, links -> http, character references such as &amp; and &#39; decoded, whitespace "
+    "collapsed), in tokenizer.json's normalizer: AutoTokenizer and every Hugging Face tokenizers binding apply "
+    "it, so raw posts go in as they are";
 
 // The model card's evaluation section from eval.json (written by `train` with the final model).
 std::string evaluation_card(const std::string& path) {
@@ -224,7 +245,7 @@ std::pair<std::string, std::string> bpe_slow_files(const std::string& tokenizer_
 
 }  // namespace
 
-void export_huggingface(const std::string& given, const std::string& out_dir) {
+void export_huggingface(const std::string& given, const std::string& out_dir, bool allow_skew) {
   const std::string model_dir = resolve_model_path(given);
   auto in = [&](const char* name) { return (fs::path(model_dir) / name).string(); };
   auto out = [&](const char* name) { return (fs::path(out_dir) / name).string(); };
@@ -269,6 +290,27 @@ void export_huggingface(const std::string& given, const std::string& out_dir) {
       throw UserError(in("tokenizer.json") + ": malformed BPE model (" + std::string(e.what()) + ")");
     }
   }
+  // The tweet normalisation, in front of the family's normalizer (once: a re-export keeps one copy).
+  std::string skew;
+  if (meta.at("normalize_tweets").get<bool>()) {
+    const int version = meta.value("tweet_normalizer_version", 1);
+    if (version != kTweetNormalizerVersion) {
+      skew = "this model was trained with modtrain's tweet normaliser version " + std::to_string(version) +
+             ", which decoded every numeric character reference (&#128512; became the emoji); tokenizer.json can "
+             "express only a bounded set of them (version " +
+             std::to_string(kTweetNormalizerVersion) +
+             "), so served posts with other numeric references get other ids than training gave them";
+      if (!allow_skew)
+        throw UserError(model_dir + ": " + skew +
+                        ". Retrain with this modtrain, or pass --allow-skew to export anyway (the model card then "
+                        "says so in bold)");
+    }
+    try {
+      io::write_file_atomic(out("tokenizer.json"), with_tweet_normalizer(io::read_file(out("tokenizer.json"))));
+    } catch (const ordered::exception& e) {
+      throw UserError(out("tokenizer.json") + ": malformed (" + std::string(e.what()) + ")");
+    }
+  }
   const SpecialIds& ids = tokenizer->special_ids();
   auto name_of = [&](int32_t id) { return id >= 0 ? ordered(tokenizer->token(id)) : ordered(nullptr); };
   ordered special_map = ordered::object();
@@ -308,8 +350,9 @@ void export_huggingface(const std::string& given, const std::string& out_dir) {
                        ", domain-adapted on posts)\n\nPretrained with modtrain " + std::string(build_version()) + " (" +
                        build_commit() +
                        ") with the masked-language-model objective.\n\n- tweet normalisation before tokenization: " +
-                       (meta.at("normalize_tweets").get<bool>() ? "yes (@user, http, entities)" : "no") +
+                       (meta.at("normalize_tweets").get<bool>() ? kTweetNormalisationCard : "no") +
                        "\n- max length: " + std::to_string(max_len) + " tokens\n";
+    if (!skew.empty()) card += "\n**Train/serve skew (exported with --allow-skew): " + skew + ".**\n";
     if (fs::exists(in("eval.json"))) card += evaluation_card(in("eval.json"));
     card +=
         "\nLoad with `AutoModelForMaskedLM.from_pretrained(dir)` and `AutoTokenizer.from_pretrained(dir)` (the "
@@ -328,8 +371,10 @@ void export_huggingface(const std::string& given, const std::string& out_dir) {
       "# Content-moderation classifier (" + family + ")\n\nTrained with modtrain " + std::string(build_version()) +
       " (" + build_commit() + ").\n\n- problem: " + meta.at("problem").get<std::string>() +
       "\n- tweet normalisation before tokenization: " +
-      (meta.at("normalize_tweets").get<bool>() ? "yes (@user, http, entities)" : "no") +
-      "\n- max length: " + std::to_string(max_len) + " tokens\n\n| label | decision threshold |\n|---|---|\n";
+      (meta.at("normalize_tweets").get<bool>() ? kTweetNormalisationCard : "no") +
+      "\n- max length: " + std::to_string(max_len) + " tokens\n" +
+      (skew.empty() ? std::string() : "\n**Train/serve skew (exported with --allow-skew): " + skew + ".**\n") +
+      "\n| label | decision threshold |\n|---|---|\n";
   const auto temperatures = meta.value("temperatures", std::vector<double>{});
   if (!temperatures.empty()) {
     card = card.substr(0, card.rfind("| label | decision threshold |")) +
@@ -341,27 +386,34 @@ void export_huggingface(const std::string& given, const std::string& out_dir) {
     for (size_t i = 0; i < labels.size(); ++i) card += "| " + labels[i] + " | " + std::to_string(values[i]) + " |\n";
   }
   if (fs::exists(in("eval.json"))) card += evaluation_card(in("eval.json"));
-  if (temperatures.empty()) {
+  if (meta.at("problem").get<std::string>() != "multi_label") {
     card +=
         "\nLoad with `AutoModelForSequenceClassification.from_pretrained(dir)` and "
         "`AutoTokenizer.from_pretrained(dir)`; "
         "apply a sigmoid (multi_label) or softmax (multi_class) to the logits and flag a label when its probability "
         "reaches the threshold in thresholds.json (also in config.json under `modtrain.thresholds`).\n";
   } else {
-    card +=
-        "\n## How to apply the calibration\n\nThe scores are calibrated: divide each label's logit by its temperature "
-        "before the sigmoid, then compare with the threshold (both per label name in config.json under `modtrain`, "
-        "which transformers keeps as `model.config.modtrain`):\n\n```python\nimport torch\n"
-        "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
-        "model = AutoModelForSequenceClassification.from_pretrained(DIR).eval()\n"
-        "tokenizer = AutoTokenizer.from_pretrained(DIR)\n"
-        "names = [model.config.id2label[i] for i in range(model.config.num_labels)]\n"
-        "T = torch.tensor([model.config.modtrain[\"temperatures\"][n] for n in names])\n"
-        "thresholds = torch.tensor([model.config.modtrain[\"thresholds\"][n] for n in names])\n"
-        "with torch.no_grad():\n"
-        "    logits = model(**tokenizer(texts, padding=True, truncation=True, return_tensors=\"pt\")).logits\n"
-        "scores = torch.sigmoid(logits / T)\nflagged = scores >= thresholds\n```\n\n"
-        "Without the division the scores are the uncalibrated ones and the thresholds do not fit them.\n";
+    card += std::string("\n## Usage (reproduces `modtrain predict`)\n\n") +
+            (temperatures.empty() ? ""
+                                  : "The scores are calibrated: each label's logit is divided by its temperature "
+                                    "before the sigmoid. ") +
+            "Raw posts go in as they are (tokenizer.json normalises them as training did). Per label name, config.json "
+            "holds the decision threshold and the temperature under `modtrain`, which transformers keeps as "
+            "`model.config.modtrain`:\n\n```python\nimport torch\n"
+            "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+            "model = AutoModelForSequenceClassification.from_pretrained(DIR).eval()\n"
+            "tokenizer = AutoTokenizer.from_pretrained(DIR)\n"
+            "names = [model.config.id2label[i] for i in range(model.config.num_labels)]\n"
+            "T = torch.tensor([model.config.modtrain[\"temperatures\"][n] for n in names])\n"
+            "thresholds = torch.tensor([model.config.modtrain[\"thresholds\"][n] for n in names])\n"
+            "with torch.no_grad():\n"
+            "    logits = model(**tokenizer(texts, padding=True, truncation=True, max_length=" +
+            std::to_string(max_len) +
+            ", return_tensors=\"pt\")).logits\n"
+            "scores = torch.sigmoid(logits / T)\nflagged = scores >= thresholds\n```\n\n" +
+            std::string(temperatures.empty() ? ""
+                                             : "Without the division the scores are the uncalibrated ones and the "
+                                               "thresholds do not fit them.\n");
   }
   io::write_file_atomic(out("README.md"), card);
   if (fs::exists(in("eval.json"))) io::write_file_atomic(out("eval_results.json"), io::read_file(in("eval.json")));

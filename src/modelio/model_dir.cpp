@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "modtrain/core/error.h"
+#include "modtrain/data/tweet_normalizer.h"
 #include "modtrain/io/files.h"
 #include "modtrain/modelio/model_path.h"
 
@@ -151,6 +152,7 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
              {"lowercase", m.lowercase},
              {"normalize_tweets", m.normalize_tweets},
              {"max_len", m.max_len}};
+  if (m.normalize_tweets) mt["tweet_normalizer_version"] = kTweetNormalizerVersion;  // what tokenizer.json can express
   if (!m.temperatures.empty()) mt["temperatures"] = m.temperatures;
   if (!mlm) {
     mt["positive_at"] = m.positive_at;

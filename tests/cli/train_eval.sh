@@ -95,7 +95,11 @@ python3 - <<'PY' || fail "export: tokenizer.json"
 import json
 t = json.load(open("hf/tokenizer.json"))
 vocab = open("hf/vocab.txt", encoding="utf-8").read().split("\n")[:-1]
-assert t["normalizer"] == {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True, "strip_accents": None, "lowercase": True}
+steps = t["normalizer"]["normalizers"]  # the tweet normalisation (normalize_tweets), then BERT's
+assert t["normalizer"]["type"] == "Sequence" and steps[0]["type"] == "Replace" and steps[-2]["type"] == "Strip", steps[:2]
+assert {"type": "Replace", "pattern": {"Regex": "(?<![0-9A-Za-z_])@[0-9A-Za-z_]+"}, "content": "@user"} in steps
+assert steps[-1] == {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True, "strip_accents": None, "lowercase": True}
+assert json.load(open("hf/modtrain.json"))["tweet_normalizer_version"] == 2
 assert t["pre_tokenizer"]["type"] == "BertPreTokenizer" and t["model"]["type"] == "WordPiece"
 assert t["model"]["vocab"] == {tok: i for i, tok in enumerate(vocab)}
 assert t["post_processor"]["special_tokens"]["[CLS]"]["ids"] == [vocab.index("[CLS]")]
@@ -104,6 +108,18 @@ th = json.load(open("hf/thresholds.json")); meta = json.load(open("run/model/mod
 assert list(th) == meta["labels"] and list(th.values()) == meta["thresholds"]
 assert json.load(open("hf/config.json"))["architectures"] == ["BertForSequenceClassification"]
 PY
+
+# a model trained with the version-1 tweet normaliser: tokenizer.json cannot express it exactly
+cp -r run/model old-model
+python3 -c 'import json; p="old-model/modtrain.json"; m=json.load(open(p)); del m["tweet_normalizer_version"]; json.dump(m, open(p, "w"))'
+set +e
+"$mt" export --checkpoint old-model --out old-hf > skew.txt 2>&1; rc=$?
+set -e
+[[ $rc -eq 2 ]] && grep -q "tweet normaliser version 1" skew.txt && grep -q -- "--allow-skew" skew.txt || fail "skewed export: $(cat skew.txt)"
+[[ $(wc -l < skew.txt) -eq 1 ]] || fail "skewed export: one line"
+"$mt" export --checkpoint old-model --out old-hf --allow-skew > /dev/null || fail "export --allow-skew"
+grep -q '^\*\*Train/serve skew (exported with --allow-skew)' old-hf/README.md || fail "the skew in bold in the card"
+grep -q "reproduces \`modtrain predict\`" hf/README.md || fail "the card's usage snippet"
 
 # a precision the CPU cannot do is one clear error
 set +e

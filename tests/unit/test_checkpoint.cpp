@@ -97,7 +97,20 @@ struct Trained {
   WithAdamW trained{small()};
   BertForClassification& model = trained.model;
   OptimizerState opt;
-  ModelMeta meta{small(), {"a", "b", "c"}, Problem::kMultiLabel, {0.5, 0.5, 0.5}, true, true, 16, ""};
+  ModelMeta meta{small(),
+                 {"a", "b", "c"},
+                 Problem::kMultiLabel,
+                 {0.5, 0.5, 0.5},
+                 true,
+                 true,
+                 16,
+                 "",
+                 Objective::kClassify,
+                 {},
+                 0.5,
+                 false,
+                 {},
+                 {}};
   Trained() {
     trained.step();
     opt = trained.opt->state();

@@ -24,7 +24,8 @@ namespace fs = std::filesystem;
 namespace {
 
 LabelSpec soft_spec() {
-  LabelSpec s{{"hate", "spam", "threat"}, Problem::kMultiLabel};
+  LabelSpec s;
+  s.names = {"hate", "spam", "threat"};
   s.soft = true;
   s.subgroups = {"quendari", "ostrani"};
   s.slice_by = {"lang"};

@@ -12,7 +12,12 @@ using namespace modtrain;
 using Catch::Matchers::Contains;
 
 namespace {
-LabelSpec spec(Problem problem = Problem::kMultiLabel) { return {{"hate", "spam", "threat"}, problem}; }
+LabelSpec spec(Problem problem = Problem::kMultiLabel) {
+  LabelSpec s;
+  s.names = {"hate", "spam", "threat"};
+  s.problem = problem;
+  return s;
+}
 
 struct Decoded {
   bool ok;

@@ -22,7 +22,11 @@ TEST_CASE("URLs become http", "[tweets]") {
 
 TEST_CASE("HTML entities are unescaped once", "[tweets]") {
   CHECK(normalize_tweet("fish &amp; chips &lt;3 &gt;:( &quot;q&quot; it&#39;s") == "fish & chips <3 >:( \"q\" it's");
-  CHECK(normalize_tweet("&#x1F600; &#128512;") == "\xF0\x9F\x98\x80 \xF0\x9F\x98\x80");
+  // numeric references: punctuation and the named characters in any form; other code points stay
+  CHECK(normalize_tweet("it&#039;s &#X27; &#x2a;&#x2A; &#8220;q&#x201d;") == "it's ' ** \u201cq\u201d");
+  CHECK(normalize_tweet("&#x1F600; &#128512;") == "&#x1F600; &#128512;");
+  CHECK(normalize_tweet("&#35;tag &#59; &#65;") == "&#35;tag &#59; &#65;");  // '#', ';' and letters: not decoded
+  CHECK(normalize_tweet("&#38;lt; &amp;#39; &#64;bob") == "&lt; &#39; @user");
   CHECK(normalize_tweet("&amp;lt;") == "&lt;");
   CHECK(normalize_tweet("&bogus; & &#0; &#xD800; &") == "&bogus; & &#0; &#xD800; &");
   CHECK(normalize_tweet("a&nbsp;b") == "a b");  // nbsp is whitespace: collapsed

@@ -55,6 +55,7 @@ struct Manifest {
   bool lowercase = true, normalize_tweets = true;
   uint32_t token_bytes = 2;
   bool soft_labels = false;                  // absent in older manifests: false
+  int tweet_normalizer_version = 1;          // normalization.tweet_normalizer_version (absent: 1)
   std::vector<std::string> subgroups;        // data.subgroups it was prepared with
   std::vector<std::string> slice_by;         // eval.slice_by it was prepared with
   std::string created_by;                    // modtrain version and commit

@@ -13,7 +13,15 @@
 namespace modtrain {
 
 // `model_dir` is a modtrain model directory (RUN/model); `out_dir` is created or overwritten.
-void export_huggingface(const std::string& model_dir, const std::string& out_dir);
+// A model trained with tokenizer.normalize_tweets gets the tweet normalisation in tokenizer.json's
+// normalizer, so that every Hugging Face tokenizers user feeds it the ids training saw. A model
+// whose normalisation tokenizer.json cannot express exactly (one trained with the version-1
+// normaliser) is refused unless allow_skew, which says the difference in bold in the model card.
+void export_huggingface(const std::string& model_dir, const std::string& out_dir, bool allow_skew = false);
+
+// A tokenizer.json (its text) with the tweet normalisation in front of its normalizer, as an
+// export of a model trained with tokenizer.normalize_tweets writes it; unchanged when it has it.
+std::string with_tweet_normalizer(const std::string& tokenizer_json_text);
 
 // The tokenizer.json for a vocabulary and tokenizer settings (exposed for tests).
 std::string tokenizer_json(const std::string& vocab_path, bool lowercase, int max_len);
