@@ -90,9 +90,10 @@ std::string tokenizer_json(const std::string& vocab_path, bool lowercase, int ma
 namespace {
 
 constexpr const char* kTweetNormalisationCard =
-    "yes (mentions -> @user, links -> http, character references such as &amp; and &#39; decoded, whitespace "
-    "collapsed), in tokenizer.json's normalizer: AutoTokenizer and every Hugging Face tokenizers binding apply "
-    "it, so raw posts go in as they are";
+    "yes (mentions -> @user, links -> http, character references decoded from a bounded set: the common named "
+    "ones and the numeric forms of punctuation, so &amp; and &#39; are decoded and &#128545; stays as written; "
+    "whitespace collapsed), in tokenizer.json's normalizer: AutoTokenizer and every Hugging Face tokenizers "
+    "binding apply it, so raw posts go in as they are";
 
 // The model card's evaluation section from eval.json (written by `train` with the final model).
 std::string evaluation_card(const std::string& path) {

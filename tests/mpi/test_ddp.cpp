@@ -86,6 +86,22 @@ Placement cpu_placement() {
   return p;
 }
 
+// The validation split of a run's config, and the options that score it in this one process as the
+// run's own evaluation does (the unpadded path too: the other differs by rounding, enough to
+// reorder ties).
+PreparedDataset valid_split(const ResolvedConfig& rc) {
+  return PreparedDataset::open(rc.config.data.prepared_dir, "valid", DataExpectations::from_config(rc.config));
+}
+EvalOptions single_process_eval(const ResolvedConfig& rc, int64_t batch) {
+  EvalOptions o;
+  o.labels = rc.config.data.labels;
+  o.pad_id = load_tokenizer(rc.config.tokenizer)->special_ids().pad;
+  o.batch = batch;
+  o.policy = rc.config.eval.thresholds;
+  o.unpad = rc.config.model.unpad;
+  return o;
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> params_of(Trainer& t) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& p : t.network().named_parameters()) out.emplace_back(p.key(), p.value().detach().clone());
@@ -331,15 +347,8 @@ TEST_CASE("distributed evaluation equals single-process evaluation", "[mpi][eval
   Trainer trainer(rc, cpu_placement(), distributed.comms());
   TrainOutcome dist_out = trainer.run();
   // the same weights scored by one process: every rank evaluates the whole split alone
-  auto tokenizer = load_tokenizer(rc.config.tokenizer);
-  PreparedDataset valid =
-      PreparedDataset::open(rc.config.data.prepared_dir, "valid", DataExpectations::from_config(rc.config));
-  EvalOptions o;
-  o.labels = rc.config.data.labels;
-  o.pad_id = tokenizer->special_ids().pad;
-  o.batch = 64;
-  o.policy = rc.config.eval.thresholds;
-  o.unpad = rc.config.model.unpad;  // the same path (the other one differs by rounding, enough to reorder ties)
+  PreparedDataset valid = valid_split(rc);
+  EvalOptions o = single_process_eval(rc, 64);
   EvalResult single = evaluate_model(*trainer.model(), valid, o);
   CHECK(dist_out.final_eval.records == 203);
   CHECK(single.report.records == 203);
@@ -384,15 +393,8 @@ TEST_CASE("distributed evaluation equals single-process evaluation: soft labels,
   DistributedTraining distributed(w, cpu_placement(), rc.config);
   Trainer trainer(rc, cpu_placement(), distributed.comms());
   const TrainOutcome dist_out = trainer.run();
-  auto tokenizer = load_tokenizer(rc.config.tokenizer);
-  PreparedDataset valid =
-      PreparedDataset::open(rc.config.data.prepared_dir, "valid", DataExpectations::from_config(rc.config));
-  EvalOptions o;
-  o.labels = rc.config.data.labels;
-  o.pad_id = tokenizer->special_ids().pad;
-  o.batch = 1;
-  o.policy = rc.config.eval.thresholds;
-  o.unpad = rc.config.model.unpad;
+  PreparedDataset valid = valid_split(rc);
+  EvalOptions o = single_process_eval(rc, 1);
   o.calibrate = true;
   o.min_subgroup_records = 3;
   o.min_subgroup_class = 1;
