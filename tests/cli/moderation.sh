@@ -65,7 +65,7 @@ PY
 
 # export: the card carries the bias table and how to apply the temperatures; predict agrees
 "$mt" export --checkpoint run/model --out hf > /dev/null 2>&1 || fail "export"
-for want in "### Unintended bias" "### Calibration" "How to apply the calibration" "logits / T"; do
+for want in "### Unintended bias" "### Calibration" "The scores are calibrated" "logits / T"; do
   grep -q "$want" hf/README.md || fail "model card: $want"
 done
 "$py" -c '
