@@ -222,20 +222,21 @@ std::string PrepareReport::summary() const {
                   static_cast<unsigned long long>(truncated), static_cast<unsigned long long>(repaired),
                   static_cast<unsigned long long>(tokens));
     out += line;
-    for (size_t g = 0; g < manifest.subgroups.size(); ++g) {
-      uint64_t missing = 0;
-      for (const auto& s : split.shards) missing += g < s.subgroup_missing.size() ? s.subgroup_missing[g] : 0;
-      if (missing > 0)
-        out += "  " + name + ": subgroup " + manifest.subgroups[g] + " has no value in " + std::to_string(missing) +
-               " of " + std::to_string(split.records()) + " kept records (counted as not mentioned)\n";
-    }
-    for (size_t f = 0; f < manifest.slice_by.size(); ++f) {
-      uint64_t missing = 0;
-      for (const auto& s : split.shards) missing += f < s.slice_missing.size() ? s.slice_missing[f] : 0;
-      if (missing > 0)
-        out += "  " + name + ": slice field " + manifest.slice_by[f] + " is absent in " + std::to_string(missing) +
-               " of " + std::to_string(split.records()) + " kept records (their own slice, \"(none)\")\n";
-    }
+    // Per subgroup / slice field: kept records without a value (shards list one count per name).
+    auto missing_lines = [&](const std::vector<std::string>& names, std::vector<uint64_t> ShardEntry::*counts,
+                             const std::string& what, const std::string& verb, const std::string& consequence) {
+      for (size_t k = 0; k < names.size(); ++k) {
+        uint64_t missing = 0;
+        for (const auto& s : split.shards) missing += k < (s.*counts).size() ? (s.*counts)[k] : 0;
+        if (missing > 0)
+          out += "  " + name + ": " + what + " " + names[k] + " " + verb + " " + std::to_string(missing) + " of " +
+                 std::to_string(split.records()) + " kept records (" + consequence + ")\n";
+      }
+    };
+    missing_lines(manifest.subgroups, &ShardEntry::subgroup_missing, "subgroup", "has no value in",
+                  "counted as not mentioned");
+    missing_lines(manifest.slice_by, &ShardEntry::slice_missing, "slice field", "is absent in",
+                  "their own slice, \"(none)\"");
   }
   return out;
 }

@@ -154,15 +154,17 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
   // The metrics see binary targets: a soft label counts as positive from positive_at (Jigsaw: 0.5).
   std::vector<float> binary(targets.size());
   for (size_t i = 0; i < targets.size(); ++i) binary[i] = targets[i] >= o.positive_at ? 1.0f : 0.0f;
+  // Each label's annotated logits and binarised targets, once: the temperature fit and the report use them.
+  std::vector<std::vector<double>> z(L), y(L);
+  for (size_t i = 0; i < N; ++i)
+    for (size_t l = 0; l < L; ++l)
+      if (mask[i * L + l] != 0) z[l].push_back(logits_all[i * L + l]), y[l].push_back(binary[i * L + l]);
   // Temperatures: fitted per label on the annotated records' binarised targets, or given, or none.
   std::vector<TemperatureFit> fits(L);
   r.temperatures.assign(L, 1.0);
   if (o.problem == Problem::kMultiLabel && o.calibrate) {
     for (size_t l = 0; l < L; ++l) {
-      std::vector<double> z, y;
-      for (size_t i = 0; i < N; ++i)
-        if (mask[i * L + l] != 0) z.push_back(logits_all[i * L + l]), y.push_back(binary[i * L + l]);
-      fits[l] = fit_temperature(z, y);
+      fits[l] = fit_temperature(z[l], y[l]);
       r.temperatures[l] = fits[l].temperature;
     }
   } else if (o.problem == Problem::kMultiLabel && !o.fixed_temperatures.empty()) {
@@ -187,18 +189,15 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
   r.report = evaluate_scores(o.labels, o.problem, probs, binary, mask, r.thresholds,
                              loss_count > 0 ? loss_sum / loss_count : 0.0, &groups);
   if (scaled || o.calibrate) {
-    const EvalReport raw = evaluate_scores(o.labels, o.problem, probs_of({}), binary, mask, r.thresholds, 0.0);
+    const std::vector<float> raw = probs_of({});
     for (size_t l = 0; l < L; ++l) {
       LabelReport& lr = r.report.labels[l];
-      std::vector<double> z, y;
-      for (size_t i = 0; i < N; ++i)
-        if (mask[i * L + l] != 0) z.push_back(logits_all[i * L + l]), y.push_back(binary[i * L + l]);
       lr.calibrated = true;
       lr.temperature = r.temperatures[l];
       lr.temperature_at_bound = fits[l].at_bound;
-      lr.nll_uncalibrated = z.empty() ? std::nan("") : binary_nll(z, y, 1.0);
-      lr.nll_calibrated = z.empty() ? std::nan("") : binary_nll(z, y, lr.temperature);
-      lr.ece_uncalibrated = raw.labels[l].ece;
+      lr.nll_uncalibrated = z[l].empty() ? std::nan("") : binary_nll(z[l], y[l], 1.0);
+      lr.nll_calibrated = z[l].empty() ? std::nan("") : binary_nll(z[l], y[l], lr.temperature);
+      lr.ece_uncalibrated = calibration(label_scores(raw, binary, mask, L, l)).ece;
     }
   }
   r.probs = std::move(probs);
