@@ -1,6 +1,7 @@
 // Strict layered loading: defaults < extends chain < file < --set overrides.
 #include "modtrain/config/loader.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -268,6 +269,12 @@ void validate(const ResolvedConfig& r) {
                             "field has one role");
       }
     }
+  }
+  for (const auto& [label, policy] : c.eval.thresholds.labels) {
+    if (std::find(c.data.labels.begin(), c.data.labels.end(), label) == c.data.labels.end())
+      throw ConfigError(at(where("eval.thresholds")) + "eval.thresholds names '" + label +
+                        "', which is not in data.labels (" + text::join(c.data.labels, ", ") +
+                        "); use a label's name or default");
   }
   if (c.data.problem == Problem::kMultiClass && c.data.labels.size() < 2 && !mlm) {
     throw ConfigError(

@@ -203,7 +203,7 @@ struct Codec<E, std::enable_if_t<std::is_enum_v<E>>> {
 
 template <>
 struct Codec<ThresholdPolicy> {
-  static std::string type() { return "max_f1 | precision_at:P | fixed:T"; }
+  static std::string type() { return "max_f1 | precision_at:P | recall_at:R | fixed:T"; }
   static ThresholdPolicy parse(const YAML::Node& v, const Location& where, const std::string& key) {
     // Accept the scalar form `precision_at:0.9` and the mapping form `{precision_at: 0.9}`.
     std::string kind, number;
@@ -227,8 +227,10 @@ struct Codec<ThresholdPolicy> {
       return policy;
     }
     double x = 0;
-    if ((kind == "precision_at" || kind == "fixed") && parse_float(number, x)) {
-      policy.kind = kind == "fixed" ? ThresholdPolicy::Kind::kFixed : ThresholdPolicy::Kind::kPrecisionAt;
+    if ((kind == "precision_at" || kind == "recall_at" || kind == "fixed") && parse_float(number, x)) {
+      policy.kind = kind == "fixed"          ? ThresholdPolicy::Kind::kFixed
+                    : kind == "precision_at" ? ThresholdPolicy::Kind::kPrecisionAt
+                                             : ThresholdPolicy::Kind::kRecallAt;
       policy.value = x;
       bool ok = kind == "fixed" ? (x >= 0 && x <= 1) : (x > 0 && x <= 1);
       if (!ok)
@@ -237,10 +239,50 @@ struct Codec<ThresholdPolicy> {
       return policy;
     }
     throw ConfigError(at(where) + key + ": '" + (v.IsScalar() ? v.Scalar() : kind) +
-                      "' is not a threshold policy; use max_f1, precision_at:0.9 or fixed:0.5");
+                      "' is not a threshold policy; use max_f1, precision_at:0.9, recall_at:0.9 or fixed:0.5");
   }
   static std::string show(const ThresholdPolicy& x) { return to_string(x); }
   static void emit(YAML::Emitter& out, const ThresholdPolicy& x) { out << to_string(x); }
+};
+
+template <>
+struct Codec<ThresholdPolicies> {
+  static std::string type() {
+    return Codec<ThresholdPolicy>::type() + ", or a map {default: POLICY, LABEL: POLICY, ...}";
+  }
+  static bool is_policy_name(const std::string& k) {
+    return k == "max_f1" || k == "precision_at" || k == "recall_at" || k == "fixed";
+  }
+  static ThresholdPolicies parse(const YAML::Node& v, const Location& where, const std::string& key) {
+    ThresholdPolicies p;
+    if (v.IsScalar() || (v.IsMap() && v.size() == 1 && is_policy_name(v.begin()->first.Scalar()))) {
+      p.all = Codec<ThresholdPolicy>::parse(v, where, key);
+      return p;
+    }
+    if (!v.IsMap() || v.size() == 0) type_error(where, key, type(), v);
+    for (const auto& item : v) {
+      const std::string name = item.first.Scalar();
+      const ThresholdPolicy policy = Codec<ThresholdPolicy>::parse(item.second, where, key + "." + name);
+      if (name == "default") {
+        p.all = policy;
+        continue;
+      }
+      for (const auto& [seen, unused] : p.labels)
+        if (seen == name) throw ConfigError(at(where) + key + " names '" + name + "' twice; one policy per label");
+      p.labels.emplace_back(name, policy);
+    }
+    return p;
+  }
+  static std::string show(const ThresholdPolicies& x) { return to_string(x); }
+  static void emit(YAML::Emitter& out, const ThresholdPolicies& x) {
+    if (x.labels.empty()) {
+      out << to_string(x.all);
+      return;
+    }
+    out << YAML::BeginMap << YAML::Key << "default" << YAML::Value << to_string(x.all);
+    for (const auto& [label, policy] : x.labels) out << YAML::Key << label << YAML::Value << to_string(policy);
+    out << YAML::EndMap;
+  }
 };
 
 template <>
@@ -523,9 +565,16 @@ std::vector<Field> build_fields() {
 
       make("eval", &C::eval, "every", &EvalConfig::every, between<int64_t>(0, kMaxSteps),
            "Evaluate on data.valid every N steps; 0 = only at the end."),
-      make("eval", &C::eval, "thresholds", &EvalConfig::thresholds, any<ThresholdPolicy>(),
-           "Per-label decision thresholds tuned on the validation set: max_f1, precision_at:P or fixed:T (a tuned "
-           "threshold sits halfway between the lowest flagged score and the next lower one)."),
+      make("eval", &C::eval, "thresholds", &EvalConfig::thresholds, any<ThresholdPolicies>(),
+           "Per-label decision thresholds tuned on the validation set: max_f1 (the best F1), precision_at:P (the "
+           "most recall at precision >= P: auto-removal), recall_at:R (the most precision at recall >= R: a "
+           "review queue) or fixed:T; one policy for all labels, or a map {default: max_f1, spam: "
+           "precision_at:0.95, self_harm: recall_at:0.9}. A tuned threshold sits halfway between the lowest "
+           "flagged score and the next lower one; eval.min_precision guards max_f1 and recall_at."),
+      make("eval", &C::eval, "min_precision", &EvalConfig::min_precision, closed_open(0.0, 1.0),
+           "The threshold tuner's guard: max_f1 and recall_at never choose a cut whose validation precision is "
+           "below this (a weak model's best F1 can sit at precision 0.1, flagging nearly every post); a label "
+           "where no cut reaches it flags nothing, and training and eval say so. 0 = no guard."),
       make("eval", &C::eval, "micro_batch", &EvalConfig::micro_batch, between(0, 1 << 20),
            "Records per rank per evaluation batch; 0 = 2 x train.micro_batch."),
       make("eval", &C::eval, "positive_at", &EvalConfig::positive_at, open_closed(0.0, 1.0),
@@ -607,9 +656,17 @@ std::string to_string(const ThresholdPolicy& v) {
   switch (v.kind) {
     case ThresholdPolicy::Kind::kMaxF1: return "max_f1";
     case ThresholdPolicy::Kind::kPrecisionAt: return "precision_at:" + text::format_double(v.value);
+    case ThresholdPolicy::Kind::kRecallAt: return "recall_at:" + text::format_double(v.value);
     case ThresholdPolicy::Kind::kFixed: return "fixed:" + text::format_double(v.value);
   }
   return "?";
+}
+
+std::string to_string(const ThresholdPolicies& v) {
+  if (v.labels.empty()) return to_string(v.all);
+  std::string s = "{default: " + to_string(v.all);
+  for (const auto& [label, policy] : v.labels) s += ", " + label + ": " + to_string(policy);
+  return s + "}";
 }
 
 std::vector<FieldInfo> config_fields() {

@@ -8,26 +8,20 @@
 
 #include "modtrain/core/error.h"
 #include "modtrain/core/text.h"
-#include "modtrain/data/sampler.h"
+#include "synth_internal.h"
 
-namespace modtrain {
-namespace {
+// The driver of both tasks (latent truth, annotations, Bayes scores, files) and the cues task: the
+// generator before issue 32, kept for the stored baselines (`data synth --task cues`): each positive
+// label's fixed cue phrase, decoys that share a word with a cue, label noise.
+namespace modtrain::synth_detail {
 
 using nlohmann::json;
-using Words = std::vector<const char*>;
-
-struct Rng {
-  SplitMix64 gen;
-  explicit Rng(uint64_t seed) : gen(seed) {}
-  double uniform() { return static_cast<double>(gen.next() >> 11) * (1.0 / 9007199254740992.0); }
-  bool chance(double p) { return uniform() < p; }
-  size_t below(size_t n) { return static_cast<size_t>(gen.below(n)); }
-  const char* pick(const Words& w) { return w[below(w.size())]; }
-};
 
 // ---- vocabulary of the generator ------------------------------------------------------------
+namespace {
 const Words kSubjects = {"i",        "we",        "my friends", "my mom",    "the team",
                          "everyone", "this city", "my boss",    "our class", "the neighbours"};
+}  // namespace
 const Words kClean = {"just watched the game and it was amazing",
                       "can't wait for the weekend",
                       "coffee first then everything else",
@@ -59,6 +53,7 @@ const Words kClean = {"just watched the game and it was amazing",
                       "gonna sleep for twelve hours",
                       "that test destroyed me lol"};
 const Words kGroups = {"the Quendari", "Zorblaxians", "the Morvish", "Tellurans", "the Ostrani", "Vexlings"};
+namespace {
 const Words kHate = {"%G are subhuman and should be banned", "%G are vermin",           "%G ruin everything they touch",
                      "i can't stand %G, they are filth",     "%G don't deserve rights", "get %G out of our country",
                      "%G are a disease on this society"};
@@ -90,16 +85,20 @@ const Words kDecoys = {"this song kills me",
                        "you're killing me with these jokes",
                        "free coffee at work today",
                        "what a hot day"};
+}  // namespace
 const Words kHashtags = {"#mood", "#news", "#blessed", "#gameday", "#tbt", "#fail", "#wow", "#truth", "#deal", "#help"};
 const Words kEmoji = {"😂", "🔥", "😭", "🙏", "💯", "❤️", "😡", "🤡", "👀", "😍", "💀", "🥰"};
 const Words kNames = {"jess_22",     "MikeTheBike", "news_now",    "dr_amy",
                       "xx_gamer_xx", "Paula",       "crypto_king", "teamblue"};
+namespace {
 const Words kForeign = {"que asco", "привет всем", "c'est la vie", "das ist gut", "jajaja", "mdr"};
 
 // Posts in other scripts (`data synth --languages`): the same labels and cues in Spanish, Arabic,
 // Hindi, Russian and Japanese, so that tests and the nightly exercise the BPE and Unigram
 // tokenizers end to end. Invented group names, no real slurs or groups, as above.
+}  // namespace
 const Words kGroupNames = {"Quendari", "Zorblaxians", "Morvish", "Tellurans", "Ostrani", "Vexlings"};
+namespace {
 struct Language {
   const char* code;
   Words clean;
@@ -178,7 +177,7 @@ const LabelModel kLabels[] = {{"hate", 0.07, &kHate},
                               {"self_harm", 0.03, &kSelfHarm},
                               {"spam", 0.08, &kSpam},
                               {"misinformation", 0.06, &kMisinfo}};
-constexpr size_t kNumLabels = sizeof(kLabels) / sizeof(kLabels[0]);
+static_assert(sizeof(kLabels) / sizeof(kLabels[0]) == kNumLabels);
 
 std::string typo(Rng& rng, const std::string& word) {
   bool ascii = std::all_of(word.begin(), word.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
@@ -247,30 +246,17 @@ const Words kBenignMentions = {"as a %N woman i love this city",         "proud 
                                "as a %N man i find this hilarious",      "the %N festival downtown was beautiful",
                                "learning the %N language this year",     "our %N neighbours invited us for dinner"};
 
-}  // namespace
+uint64_t stream(uint64_t seed, const std::string& split, uint64_t index, uint64_t a, uint64_t b, uint64_t c) {
+  return seed * a ^ text::fnv1a64(split) ^ (index * b) ^ c;
+}
 
-std::string synth_record(uint64_t seed, const std::string& split, uint64_t index, const SynthOptions& options) {
-  Rng rng(seed * 0x9E3779B97F4A7C15ULL ^ text::fnv1a64(split) ^ (index * 0xD6E8FEB86659FD93ULL));
-  // 1. Latent labels with correlations.
-  bool truth[kNumLabels];
-  for (size_t l = 0; l < kNumLabels; ++l) truth[l] = rng.chance(kLabels[l].rate);
-  if (truth[0] && rng.chance(0.4)) truth[1] = true;  // hate -> harassment
-  if (truth[2] && rng.chance(0.5)) truth[1] = true;  // threat -> harassment
-  if (truth[5] && rng.chance(0.2)) truth[3] = true;  // spam -> sexual (adult spam)
-
-  // 2. Text: a clean sentence, cue phrases for (most) positive labels, decoys, tweet noise. With
-  //    more than one language, each record's language is drawn from a stream of its own (so the
-  //    English-only dataset is unchanged) and the other languages' phrases replace the English.
-  const Language* language = nullptr;
-  std::string language_code = "en";
-  if (options.languages.size() > 1) {
-    Rng pick(seed * 0xC2B2AE3D27D4EB4FULL ^ text::fnv1a64(split) ^ (index * 0x165667B19E3779F9ULL) ^
-             0x27D4EB2F165667C5ULL);
-    language_code = options.languages[pick.below(options.languages.size())];
-    language = find_language(language_code);
-  }
+// The cues task: a clean sentence, cue phrases for (most) positive labels, decoys, tweet noise.
+// With more than one language the other languages' phrases replace the English.
+void cues_post(Rng& rng, uint64_t seed, const std::string& split, uint64_t index, const SynthOptions& options,
+               Latent& latent) {
+  const Language* language = latent.language == "en" ? nullptr : find_language(latent.language);
   std::vector<std::string> parts;
-  std::vector<uint8_t> mentions(kGroups.size(), 0);
+  latent.mentions.assign(kGroups.size(), 0);
   if (language) {
     auto fill_group = [&](const char* pattern) {
       std::string t = pattern;
@@ -280,48 +266,33 @@ std::string synth_record(uint64_t seed, const std::string& split, uint64_t index
     };
     if (rng.chance(0.5)) parts.push_back(rng.pick(language->clean));
     for (size_t l = 0; l < kNumLabels; ++l)
-      if (truth[l] && rng.chance(0.85)) parts.push_back(fill_group(rng.pick(language->cues[l])));
+      if (latent.truth[l] && rng.chance(kCueRate)) {
+        parts.push_back(fill_group(rng.pick(language->cues[l])));
+        latent.evidence[l] = Evidence::kPositive;
+      }
     if (parts.empty()) parts.push_back(rng.pick(language->clean));
   } else {
     if (rng.chance(0.5)) parts.push_back(rng.pick(kClean));
     if (rng.chance(0.5)) parts.push_back(rng.pick(kClean));
     for (size_t l = 0; l < kNumLabels; ++l) {
-      if (truth[l] && rng.chance(0.85)) {  // 15% carry no cue
+      if (latent.truth[l] && rng.chance(kCueRate)) {  // 15% carry no cue
         int group = -1;
         parts.push_back(fill(rng, rng.pick(*kLabels[l].cues), &group));
-        if (group >= 0) mentions[static_cast<size_t>(group)] = 1;
+        if (group >= 0) latent.mentions[static_cast<size_t>(group)] = 1;
+        latent.evidence[l] = Evidence::kPositive;
       }
     }
     if (rng.chance(0.12)) parts.push_back(rng.pick(kDecoys));
     if (parts.empty()) parts.push_back(rng.pick(kClean));
   }
-  if (options.identities && !language) {  // a stream of its own: the default dataset does not change
-    Rng id(seed * 0x2545F4914F6CDD1DULL ^ text::fnv1a64(split) ^ (index * 0xBF58476D1CE4E5B9ULL) ^
-           0x94D049BB133111EBULL);
-    if (id.chance(0.15)) {
-      const size_t g = id.below(kGroups.size());
-      std::string t = id.pick(kBenignMentions);
-      t.replace(t.find("%N"), 2, kGroupAdjectives[g]);
-      parts.push_back(t);
-      mentions[g] = 1;
-    }
-  }
+  if (options.identities && !language) add_benign_mention(seed, split, index, parts, latent.mentions);
   for (size_t i = parts.size(); i > 1; --i) std::swap(parts[i - 1], parts[rng.below(i)]);
-  std::string text;
+  std::string& text = latent.text;
   if (rng.chance(0.15)) text += std::string("RT @") + rng.pick(kNames) + ": ";
   if (rng.chance(0.25)) text += std::string("@") + rng.pick(kNames) + " ";
   if (rng.chance(0.3) && !language) text += std::string(rng.pick(kSubjects)) + ": ";
   for (size_t p = 0; p < parts.size(); ++p) {
-    std::string sentence;
-    size_t start = 0;
-    const std::string& s = parts[p];
-    while (start <= s.size()) {
-      size_t end = s.find(' ', start);
-      if (end == std::string::npos) end = s.size();
-      if (!sentence.empty()) sentence += ' ';
-      sentence += typo(rng, s.substr(start, end - start));
-      start = end + 1;
-    }
+    std::string sentence = with_typos(rng, parts[p]);
     if (rng.chance(0.08)) {
       for (auto& c : sentence) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     }
@@ -330,34 +301,165 @@ std::string synth_record(uint64_t seed, const std::string& split, uint64_t index
   }
   if (rng.chance(0.3)) text += std::string(" ") + rng.pick(kEmoji);
   if (rng.chance(0.15)) text += std::string(" ") + rng.pick(kEmoji) + rng.pick(kEmoji);
-  if (rng.chance(0.25) || truth[5])
+  latent.url = rng.chance(0.25) || latent.truth[5];
+  if (latent.url)
     text += std::string(" ") + (rng.chance(0.5) ? "https://t.co/" : "http://bit.ly/") +
             text::hex64(rng.gen.next()).substr(0, 8);
   if (rng.chance(0.3)) text += std::string(" ") + rng.pick(kHashtags);
   if (rng.chance(0.03) && !language) text += std::string(" ") + rng.pick(kForeign);
-  if (options.realistic_lengths) {  // a stream of its own: the labels below do not depend on it
-    Rng filler(seed * 0xA24BAED4963EE407ULL ^ text::fnv1a64(split) ^ (index * 0x9FB21C651E98DF25ULL) ^
-               0x5851F42D4C957F2DULL);
-    lengthen(filler, text, language ? language->clean : kClean);
+  if (options.realistic_lengths) lengthen_record(seed, split, index, text, language ? language->clean : kClean);
+}
+
+double cues_likelihood(bool truth, Evidence e) {
+  if (truth) return e == Evidence::kPositive ? kCueRate : 1 - kCueRate;
+  return e == Evidence::kPositive ? 0.0 : 1.0;
+}
+
+// P(truth[l] | evidence) for every label: the exact posterior over the 128 truth patterns, their
+// prior times the likelihood of what the generator wrote (each label's evidence and the link).
+void bayes_scores(SynthTask task, const Latent& latent, double out[kNumLabels]) {
+  const std::vector<double>& prior = truth_prior(task);
+  double total = 0, marginal[kNumLabels] = {};
+  for (size_t pattern = 0; pattern < prior.size(); ++pattern) {
+    double p = prior[pattern];
+    for (size_t l = 0; l < kNumLabels && p > 0; ++l) {
+      const bool t = (pattern >> l) & 1;
+      p *= task == SynthTask::kContext ? context_likelihood(l, t, latent.evidence[l]) : cues_likelihood(t, latent.evidence[l]);
+    }
+    const bool spam = (pattern >> 5) & 1;
+    p *= task == SynthTask::kContext ? context_url_likelihood(spam, latent.url) : (latent.url ? (spam ? 1.0 : 0.25) : (spam ? 0.0 : 0.75));
+    total += p;
+    for (size_t l = 0; l < kNumLabels; ++l)
+      if ((pattern >> l) & 1) marginal[l] += p;
   }
+  // Rounded to 1e-6: records with the same evidence for a label have the same posterior, and the
+  // summation's rounding must not break their tie (a float evaluation would merge them, a double
+  // one would order them by rounding noise).
+  for (size_t l = 0; l < kNumLabels; ++l) out[l] = total > 0 ? std::round(marginal[l] / total * 1e6) / 1e6 : 0.0;
+}
+
+}  // namespace
+
+const double* base_rates(SynthTask task) {
+  // cues: the rates of the generator before issue 32. context: an enriched training set (about half
+  // the posts clean, as moderation sets sampled for annotation are), so that each construction has
+  // enough examples on both sides to be learnt in the quickstart's few minutes.
+  static const double cues[kNumLabels] = {0.07, 0.09, 0.04, 0.05, 0.03, 0.08, 0.06};
+  static const double context[kNumLabels] = {0.10, 0.10, 0.08, 0.07, 0.06, 0.10, 0.09};
+  return task == SynthTask::kContext ? context : cues;
+}
+
+void draw_truth(Rng& rng, SynthTask task, bool truth[kNumLabels]) {
+  const double* rates = base_rates(task);
+  for (size_t l = 0; l < kNumLabels; ++l) truth[l] = rng.chance(rates[l]);
+  if (truth[0] && rng.chance(0.4)) truth[1] = true;  // hate -> harassment
+  if (truth[2] && rng.chance(0.5)) truth[1] = true;  // threat -> harassment
+  if (truth[5] && rng.chance(0.2)) truth[3] = true;  // spam -> sexual (adult spam)
+}
+
+const std::vector<double>& truth_prior(SynthTask task) {
+  static const auto make = [](SynthTask t) {
+    const double* rates = base_rates(t);
+    std::vector<double> p(size_t{1} << kNumLabels, 0.0);
+    for (size_t base = 0; base < p.size(); ++base) {
+      double pb = 1;
+      for (size_t l = 0; l < kNumLabels; ++l) pb *= (base >> l) & 1 ? rates[l] : 1 - rates[l];
+      for (unsigned coins = 0; coins < 8; ++coins) {  // the three correlation draws, each taken or not
+        const double pc = (coins & 1 ? 0.4 : 0.6) * (coins & 2 ? 0.5 : 0.5) * (coins & 4 ? 0.2 : 0.8);
+        size_t t = base;
+        if ((t & 1) && (coins & 1)) t |= 2;
+        if ((t & 4) && (coins & 2)) t |= 2;
+        if ((t & 32) && (coins & 4)) t |= 8;
+        p[t] += pb * pc;
+      }
+    }
+    return p;
+  };
+  static const std::vector<double> context = make(SynthTask::kContext), cues = make(SynthTask::kCues);
+  return task == SynthTask::kContext ? context : cues;
+}
+
+std::string with_typos(Rng& rng, const std::string& s) {
+  std::string sentence;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find(' ', start);
+    if (end == std::string::npos) end = s.size();
+    if (!sentence.empty()) sentence += ' ';
+    sentence += typo(rng, s.substr(start, end - start));
+    start = end + 1;
+  }
+  return sentence;
+}
+
+void lengthen_record(uint64_t seed, const std::string& split, uint64_t index, std::string& text, const Words& chatter) {
+  Rng filler(stream(seed, split, index, 0xA24BAED4963EE407ULL, 0x9FB21C651E98DF25ULL, 0x5851F42D4C957F2DULL));
+  lengthen(filler, text, chatter);
+}
+
+void add_benign_mention(uint64_t seed, const std::string& split, uint64_t index, std::vector<std::string>& parts,
+                        std::vector<uint8_t>& mentions) {
+  Rng id(stream(seed, split, index, 0x2545F4914F6CDD1DULL, 0xBF58476D1CE4E5B9ULL, 0x94D049BB133111EBULL));
+  if (id.chance(0.15)) {
+    const size_t g = id.below(kGroups.size());
+    std::string t = id.pick(kBenignMentions);
+    t.replace(t.find("%N"), 2, kGroupAdjectives[g]);
+    parts.push_back(t);
+    mentions[g] = 1;
+  }
+}
+
+const Words* language_clean(const std::string& code) {
+  const Language* l = find_language(code);
+  return l ? &l->clean : nullptr;
+}
+
+}  // namespace modtrain::synth_detail
+
+namespace modtrain {
+
+using namespace synth_detail;
+
+const char* synth_task_name(SynthTask task) { return task == SynthTask::kContext ? "context" : "cues"; }
+
+double synth_label_noise(const SynthOptions& options) {
+  if (options.label_noise >= 0) return options.label_noise;
+  return options.task == SynthTask::kContext ? 0.005 : 0.02;
+}
+
+SynthPost synth_post(uint64_t seed, const std::string& split, uint64_t index, const SynthOptions& options) {
+  Rng rng(seed * 0x9E3779B97F4A7C15ULL ^ text::fnv1a64(split) ^ (index * 0xD6E8FEB86659FD93ULL));
+  // 1. Latent labels with correlations.
+  Latent latent;
+  draw_truth(rng, options.task, latent.truth);
+  const bool* truth = latent.truth;
+
+  // 2. Text. With more than one language, each record's language is drawn from a stream of its own
+  //    (so the English-only dataset is unchanged).
+  if (options.languages.size() > 1) {
+    Rng pick(stream(seed, split, index, 0xC2B2AE3D27D4EB4FULL, 0x165667B19E3779F9ULL, 0x27D4EB2F165667C5ULL));
+    latent.language = options.languages[pick.below(options.languages.size())];
+  }
+  if (options.task == SynthTask::kContext) context_post(rng, seed, split, index, options, latent);
+  else cues_post(rng, seed, split, index, options, latent);
 
   // 3. Annotations: label noise, and some labels not annotated (multi-source data).
+  const double label_noise = synth_label_noise(options);
   json labels;
   bool partial = rng.chance(options.unannotated);
   if (partial) {
     labels = json::object();
     for (size_t l = 0; l < kNumLabels; ++l) {
-      bool value = truth[l] != rng.chance(options.label_noise);
+      bool value = truth[l] != rng.chance(label_noise);
       labels[kLabels[l].name] = rng.chance(0.35) ? json(nullptr) : json(value ? 1 : 0);
     }
   } else {
     labels = json::array();
     for (size_t l = 0; l < kNumLabels; ++l)
-      if (truth[l] != rng.chance(options.label_noise)) labels.push_back(kLabels[l].name);
+      if (truth[l] != rng.chance(label_noise)) labels.push_back(kLabels[l].name);
   }
   if (options.annotators > 0) {  // the share of N annotators who said yes; nulls stay not annotated
-    Rng votes(seed * 0x369DEA0F31A53F85ULL ^ text::fnv1a64(split) ^ (index * 0xDB4F0B9175AE2165ULL) ^
-              0x4F1BBCDCBFA53E0AULL);
+    Rng votes(stream(seed, split, index, 0x369DEA0F31A53F85ULL, 0xDB4F0B9175AE2165ULL, 0x4F1BBCDCBFA53E0AULL));
     json shares = json::object();
     for (size_t l = 0; l < kNumLabels; ++l) {
       if (labels.is_object() && labels[kLabels[l].name].is_null()) {
@@ -371,11 +473,25 @@ std::string synth_record(uint64_t seed, const std::string& split, uint64_t index
     }
     labels = shares;
   }
-  json record = {{"id", split + "-" + std::to_string(index)}, {"text", text}, {"labels", labels}};
-  if (options.languages.size() > 1) record["lang"] = language_code;
+  SynthPost post;
+  for (size_t l = 0; l < kNumLabels; ++l) {  // what an evaluation binarised at 0.5 sees
+    const json v = labels.is_object() ? labels.value(kLabels[l].name, json(nullptr)) : json(nullptr);
+    post.annotated[l] = labels.is_array() || v.is_number();
+    post.observed[l] = labels.is_array() ? std::find(labels.begin(), labels.end(), kLabels[l].name) != labels.end()
+                                         : v.is_number() && v.get<double>() >= 0.5;
+  }
+  bayes_scores(options.task, latent, post.bayes);
+  json record = {{"id", split + "-" + std::to_string(index)}, {"text", latent.text}, {"labels", labels}};
+  if (options.languages.size() > 1) record["lang"] = latent.language;
   if (options.identities)
-    for (size_t g = 0; g < kGroups.size(); ++g) record[synth_subgroups()[g]] = mentions[g];
-  return record.dump();
+    for (size_t g = 0; g < kGroups.size(); ++g) record[synth_subgroups()[g]] = latent.mentions[g];
+  post.id = record["id"].get<std::string>();
+  post.line = record.dump();
+  return post;
+}
+
+std::string synth_record(uint64_t seed, const std::string& split, uint64_t index, const SynthOptions& options) {
+  return synth_post(seed, split, index, options).line;
 }
 
 SynthReport synthesize_tweets(const SynthOptions& options) {
@@ -387,6 +503,8 @@ SynthReport synthesize_tweets(const SynthOptions& options) {
                     "; give 0 (0/1 labels) to 1000");
   if (!(options.annotator_noise >= 0 && options.annotator_noise <= 0.5))
     throw UserError("data synth: --annotator-noise must lie in [0, 0.5]");
+  if (!(options.label_noise < 0.5))
+    throw UserError("data synth: --label-noise must lie in [0, 0.5)");
   if (options.languages.empty()) throw UserError("data synth: --languages is empty; give e.g. en or en,es,ar,hi,ru,ja");
   for (const std::string& code : options.languages)
     if (code != "en" && !find_language(code))
@@ -394,6 +512,9 @@ SynthReport synthesize_tweets(const SynthOptions& options) {
   fs::create_directories(options.out_dir);
   SynthReport report;
   report.positives.assign(kNumLabels, 0);
+  const std::string bayes_path = (fs::path(options.out_dir) / "bayes-valid.jsonl").string();
+  std::ofstream bayes_out(bayes_path, std::ios::binary);
+  if (!bayes_out) throw UserError("data synth: cannot write " + bayes_path);
   for (const auto& [split, count, shards] :
        {std::tuple<std::string, uint64_t, int>{"train", options.train, options.train_shards},
         std::tuple<std::string, uint64_t, int>{"valid", options.valid, options.valid_shards}}) {
@@ -406,22 +527,26 @@ SynthReport synthesize_tweets(const SynthOptions& options) {
       std::ofstream out(path, std::ios::binary);
       if (!out) throw UserError("data synth: cannot write " + path);
       for (uint64_t i = begin; i < end; ++i) {
-        std::string line = synth_record(options.seed, split, i, options);
-        json j = json::parse(line);
-        const json& labels = j["labels"];
+        const SynthPost post = synth_post(options.seed, split, i, options);
+        for (size_t l = 0; l < kNumLabels; ++l) report.positives[l] += post.observed[l];
+        out << post.line << '\n';
+        if (split != "valid") continue;
+        json scores = json::object();
         for (size_t l = 0; l < kNumLabels; ++l) {
-          const json value = labels.is_object() ? labels.value(kLabels[l].name, json(nullptr)) : json(nullptr);
-          bool positive = labels.is_array() ? std::find(labels.begin(), labels.end(), kLabels[l].name) != labels.end()
-                                            : value.is_number() && value.get<double>() >= 0.5;
-          report.positives[l] += positive;
+          scores[kLabels[l].name] = post.bayes[l];
+          report.valid_bayes.push_back(static_cast<float>(post.bayes[l]));
+          report.valid_targets.push_back(post.observed[l] ? 1.0f : 0.0f);
+          report.valid_mask.push_back(post.annotated[l] ? 1.0f : 0.0f);
         }
-        out << line << '\n';
+        bayes_out << json{{"id", post.id}, {"scores", scores}}.dump() << '\n';
       }
       if (!out) throw UserError("data synth: cannot write " + path + " (disk full?)", kExitRuntime);
       report.files.push_back(path);
       report.records += end - begin;
     }
   }
+  if (!bayes_out.flush()) throw UserError("data synth: cannot write " + bayes_path + " (disk full?)", kExitRuntime);
+  report.bayes_file = bayes_path;
   return report;
 }
 

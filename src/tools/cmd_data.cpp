@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -22,6 +24,7 @@
 #include "modtrain/dist/guard.h"
 #include "modtrain/dist/startup.h"
 #include "modtrain/io/files.h"
+#include "modtrain/train/metrics.h"
 
 namespace modtrain::tools {
 namespace {
@@ -57,11 +60,39 @@ int data_synth(const SynthOptions& options, bool force) {
     if (!world.is_root()) return kExitOk;  // one writer
     claim_output_dir(options.out_dir, force);
     SynthReport report = synthesize_tweets(options);
-    std::printf("wrote %llu synthetic tweets to %zu files in %s\n", static_cast<unsigned long long>(report.records),
-                report.files.size(), options.out_dir.c_str());
-    for (size_t l = 0; l < synth_labels().size(); ++l)
-      std::printf("  %-15s %6.2f%% positive\n", synth_labels()[l].c_str(),
-                  100.0 * report.positives[l] / std::max<uint64_t>(1, report.records));
+    std::printf("wrote %llu synthetic tweets (task %s) to %zu files in %s\n",
+                static_cast<unsigned long long>(report.records), synth_task_name(options.task), report.files.size(),
+                options.out_dir.c_str());
+    // The task's ceiling: the Bayes-optimal scorer (the generator's own posterior) evaluated like a
+    // model on the validation split.
+    const size_t L = synth_labels().size();
+    nlohmann::ordered_json ceiling = {{"task", synth_task_name(options.task)},
+                                      {"scorer", "Bayes-optimal: P(label | what the generator wrote), " +
+                                                     report.bayes_file},
+                                      {"valid_records", options.valid},
+                                      {"positive_at", 0.5}};
+    double pr_sum = 0, roc_sum = 0;
+    size_t pr_n = 0, roc_n = 0;
+    nlohmann::ordered_json per_label = nlohmann::ordered_json::array();
+    for (size_t l = 0; l < L; ++l) {
+      const LabelScores s = label_scores(report.valid_bayes, report.valid_targets, report.valid_mask, L, l);
+      const double pr = average_precision(s), roc = roc_auc(s);
+      if (!std::isnan(pr)) pr_sum += pr, ++pr_n;
+      if (!std::isnan(roc)) roc_sum += roc, ++roc_n;
+      per_label.push_back({{"name", synth_labels()[l]},
+                           {"pr_auc", std::isnan(pr) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(pr)},
+                           {"roc_auc", std::isnan(roc) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(roc)}});
+      std::printf("  %-15s %6.2f%% positive   ceiling PR-AUC %.4f ROC-AUC %.4f\n", synth_labels()[l].c_str(),
+                  100.0 * report.positives[l] / std::max<uint64_t>(1, report.records), pr, roc);
+    }
+    const double macro_pr = pr_n ? pr_sum / pr_n : NAN, macro_roc = roc_n ? roc_sum / roc_n : NAN;
+    ceiling["macro_pr_auc"] = macro_pr;
+    ceiling["macro_roc_auc"] = macro_roc;
+    ceiling["labels"] = per_label;
+    const std::string path = (std::filesystem::path(options.out_dir) / "ceiling.json").string();
+    io::write_file_atomic(path, ceiling.dump(2) + "\n");
+    std::printf("ceiling (Bayes-optimal scores on the validation split): macro PR-AUC %.4f, ROC-AUC %.4f (%s)\n",
+                macro_pr, macro_roc, path.c_str());
     return kExitOk;
   });
 }
@@ -214,6 +245,12 @@ void add_data_commands(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(1, 10000));
   s->add_option("--seed", synth->seed, "Seed (same seed, same files)")->capture_default_str();
+  s->add_option("--task", synth->task,
+                "context: labels decided by negation, quotation, stance, speaker and order (a bag of words cannot "
+                "solve it); cues: one fixed cue phrase per positive label (the generator before issue 32)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, SynthTask>{{"context", SynthTask::kContext},
+                                                                          {"cues", SynthTask::kCues}}))
+      ->default_str("context");
   auto short_posts = std::make_shared<bool>(false);
   s->add_flag("--short", *short_posts,
               "Short template posts only (before lengths were realistic: most posts short, a long tail past max_len)");
@@ -223,6 +260,8 @@ void add_data_commands(CLI::App& app, Action& action) {
   auto force = std::make_shared<bool>(false);
   s->add_flag("--identities", synth->identities,
               "Mentions of invented identity groups, mostly benign, as 0/1 fields (for data.subgroups)");
+  s->add_option("--label-noise", synth->label_noise,
+                "Probability that an annotated 0/1 label is flipped (default: the task's, context 0.005, cues 0.02)");
   s->add_option("--annotators", synth->annotators,
                 "Soft labels: each label is the share of N simulated annotators who said yes (0 = 0/1 labels)")
       ->capture_default_str();

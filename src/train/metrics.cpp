@@ -87,7 +87,7 @@ BinaryCounts count_at(const LabelScores& s, double threshold) {
   return c;
 }
 
-double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy) {
+double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy, double min_precision) {
   if (policy.kind == ThresholdPolicy::Kind::kFixed) return policy.value;
   Curve c = curve(s);
   if (c.tps.empty() || c.tps.back() == 0) return 0.5;  // no positives: keep the neutral threshold
@@ -99,17 +99,24 @@ double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy) {
     const double t = i + 1 < c.thresholds.size() ? (c.thresholds[i] + c.thresholds[i + 1]) / 2 : c.thresholds[i];
     return std::max(t, std::numeric_limits<double>::min());  // > 0: a model directory's thresholds are in (0, 1]
   };
+  auto precision = [&](size_t i) { return c.tps[i] / (c.tps[i] + c.fps[i]); };
+  if (policy.kind == ThresholdPolicy::Kind::kRecallAt) {  // the first cut (highest threshold) reaching it
+    for (size_t i = 0; i < c.tps.size(); ++i)
+      if (c.tps[i] / p >= policy.value) return precision(i) >= min_precision ? between(i) : kNeverFlagThreshold;
+    return kNeverFlagThreshold;  // unreachable: the last cut has recall 1
+  }
   if (policy.kind == ThresholdPolicy::Kind::kMaxF1) {
     double best_f1 = -1;
     size_t best = 0;
     for (size_t i = 0; i < c.tps.size(); ++i) {
+      if (precision(i) < min_precision) continue;
       double f1 = 2 * c.tps[i] / (c.tps[i] + c.fps[i] + p);
       if (f1 > best_f1) {  // strict: ties keep the higher threshold (fewer flags)
         best_f1 = f1;
         best = i;
       }
     }
-    return between(best);
+    return best_f1 > 0 ? between(best) : kNeverFlagThreshold;
   }
   // precision_at: the lowest threshold (most recall) whose precision reaches the target
   bool found = false;

@@ -522,6 +522,16 @@ double Trainer::evaluate_and_record(int64_t step, const ProgressLine& progress, 
     metrics = json::parse(r.report.to_json());
     thresholds_ = r.thresholds;
     temperatures_ = r.temperatures;
+    for (size_t l = 0; l < thresholds_.size() && rank_ == 0; ++l) {
+      const ThresholdPolicy& policy = c.eval.thresholds.for_label(c.data.labels[l]);
+      if (thresholds_[l] >= kNeverFlagThreshold && policy.kind != ThresholdPolicy::Kind::kFixed)
+        log::warn("eval @ step " + std::to_string(step) + ": label '" + c.data.labels[l] + "' will flag nothing: no " +
+                  "threshold on data.valid reaches " +
+                  (policy.kind == ThresholdPolicy::Kind::kPrecisionAt
+                       ? "eval.thresholds' precision_at target"
+                       : "precision " + text::format_double(c.eval.min_precision) + " (eval.min_precision)") +
+                  "; train longer, or lower the target");
+    }
     std::snprintf(line, sizeof line,
                   "eval @ step %lld: loss %.4f  macro F1 %.3f  macro ROC-AUC %.3f  macro PR-AUC %.3f  micro F1 %.3f",
                   static_cast<long long>(step), r.report.loss, r.report.macro_f1, r.report.macro_roc_auc,
@@ -563,6 +573,7 @@ EvalResult Trainer::evaluate() {
   // on bf16 scores would not fit the fp32 scores that `predict` and exported models produce.
   o.bf16 = false;
   o.policy = config_.eval.thresholds;
+  o.min_precision = config_.eval.min_precision;
   return evaluate_model(*model_, *valid_data_, o);
 }
 

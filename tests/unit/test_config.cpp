@@ -38,7 +38,7 @@ TEST_CASE("no file: the built-in defaults", "[config]") {
   CHECK(r.config.train.lr == defaults.train.lr);
   CHECK(r.config.model.hidden == 128);
   CHECK(r.config.data.problem == Problem::kMultiLabel);
-  CHECK(r.config.eval.thresholds.kind == ThresholdPolicy::Kind::kMaxF1);
+  CHECK(r.config.eval.thresholds.all.kind == ThresholdPolicy::Kind::kMaxF1);
   CHECK(r.files.empty());
   CHECK(r.origin.empty());
 }
@@ -87,8 +87,8 @@ TEST_CASE("command-line overrides beat every file and are typed by the schema", 
   CHECK(r.config.data.labels == std::vector<std::string>{"x", "y"});
   CHECK(r.config.data.valid == std::vector<std::string>{"v.jsonl"});
   CHECK(r.config.log.all_ranks);
-  CHECK(r.config.eval.thresholds.kind == ThresholdPolicy::Kind::kPrecisionAt);
-  CHECK(r.config.eval.thresholds.value == 0.9);
+  CHECK(r.config.eval.thresholds.all.kind == ThresholdPolicy::Kind::kPrecisionAt);
+  CHECK(r.config.eval.thresholds.all.value == 0.9);
   CHECK(r.config.run.seed == 7);
   CHECK(r.origin.at("train.lr").str() == "--set train.lr=0.01");
   // the later --set wins
@@ -99,12 +99,46 @@ TEST_CASE("threshold policies in scalar and mapping form", "[config]") {
   auto policy = [](const std::string& yaml) {
     return load_config_text("eval:\n  thresholds: " + yaml + "\n", "t.yaml").config.eval.thresholds;
   };
-  CHECK(policy("max_f1").kind == ThresholdPolicy::Kind::kMaxF1);
-  CHECK(policy("fixed:0.3").value == 0.3);
-  CHECK(policy("{precision_at: 0.95}").value == 0.95);
+  CHECK(policy("max_f1").all.kind == ThresholdPolicy::Kind::kMaxF1);
+  CHECK(policy("fixed:0.3").all.value == 0.3);
+  CHECK(policy("{precision_at: 0.95}").all.value == 0.95);
+  CHECK(policy("recall_at:0.8").all.kind == ThresholdPolicy::Kind::kRecallAt);
+  CHECK(policy("recall_at:0.8").labels.empty());
   CHECK_THAT(config_error([&] { policy("precision_at:1.5"); }),
              Contains("t.yaml:2:15: eval.thresholds: precision_at 1.5 is out of range (allowed: (0, 1])"));
-  CHECK_THAT(config_error([&] { policy("best"); }), Contains("use max_f1, precision_at:0.9 or fixed:0.5"));
+  CHECK_THAT(config_error([&] { policy("best"); }), Contains("use max_f1, precision_at:0.9, recall_at:0.9 or fixed:0.5"));
+}
+
+TEST_CASE("per-label threshold policies: a default and one policy per named label", "[config]") {
+  const std::string yaml = "data:\n  labels: [hate, spam, self_harm]\neval:\n  thresholds: {default: max_f1, spam: "
+                           "precision_at:0.95, self_harm: {recall_at: 0.9}}\n";
+  const ThresholdPolicies p = load_config_text(yaml, "t.yaml").config.eval.thresholds;
+  REQUIRE(p.labels.size() == 2);
+  CHECK(p.for_label("hate").kind == ThresholdPolicy::Kind::kMaxF1);
+  CHECK(p.for_label("spam").kind == ThresholdPolicy::Kind::kPrecisionAt);
+  CHECK(p.for_label("spam").value == 0.95);
+  CHECK(p.for_label("self_harm").kind == ThresholdPolicy::Kind::kRecallAt);
+  CHECK(p.for_label("self_harm").value == 0.9);
+  CHECK(to_string(p) == "{default: max_f1, spam: precision_at:0.95, self_harm: recall_at:0.9}");
+  // the resolved config round-trips through its YAML dump
+  const ResolvedConfig r = load_config_text(yaml, "t.yaml");
+  CHECK(load_config_text(r.to_yaml(), "dump.yaml").config.eval.thresholds == p);
+  // a label that is not in data.labels, and a label named twice, are one line each
+  CHECK_THAT(config_error([] {
+               load_config_text("data:\n  labels: [hate]\neval:\n  thresholds: {default: max_f1, spma: fixed:0.5}\n",
+                                "t.yaml");
+             }),
+             Contains("eval.thresholds names 'spma', which is not in data.labels (hate); use a label's name or default"));
+  CHECK_THAT(config_error([] {
+               load_config_text("data:\n  labels: [hate]\neval:\n  thresholds: {spam: fixed:0.5}\n", "t.yaml");
+             }),
+             Contains("names 'spam', which is not in data.labels (hate)"));
+  CHECK_THAT(config_error([] {
+               load_config_text("eval:\n  thresholds: {spam: fixed:0.5, spam: max_f1}\n", "t.yaml");
+             }),
+             Contains("spam"));
+  CHECK_THAT(config_error([] { load_config_text("eval:\n  thresholds: {spam: best}\n", "t.yaml"); }),
+             Contains("eval.thresholds.spam: 'best' is not a threshold policy"));
 }
 
 TEST_CASE("unknown keys name file:line:col and the nearest valid key", "[config][errors]") {

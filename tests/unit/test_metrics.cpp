@@ -77,6 +77,28 @@ TEST_CASE("threshold tuning: max_f1 and precision_at", "[metrics]") {
   CHECK(tune_threshold(LabelScores{{0.2f, 0.9f}, {0, 1}}, {ThresholdPolicy::Kind::kFixed, 0.3}) == 0.3);
 }
 
+TEST_CASE("threshold tuning: recall_at and the min_precision guard", "[metrics]") {
+  // cuts (score: precision, recall): 0.9: 1, 1/3 | 0.8: 1/2, 1/3 | 0.7: 2/3, 2/3 | 0.6: 1/2, 2/3 |
+  // 0.5: 2/5, 2/3 | 0.4: 1/2, 1
+  const LabelScores s{{0.9f, 0.8f, 0.7f, 0.6f, 0.5f, 0.4f}, {1, 0, 1, 0, 0, 1}};
+  using K = ThresholdPolicy::Kind;
+  CHECK(tune_threshold(s, {K::kRecallAt, 0.6}) == Approx(0.65));  // the highest cut with recall >= 0.6
+  CHECK(tune_threshold(s, {K::kRecallAt, 0.3}) == Approx(0.85));
+  CHECK(tune_threshold(s, {K::kRecallAt, 1.0}) == Approx(0.4));
+  CHECK(tune_threshold(s, {K::kRecallAt, 1.0}, 0.6) > 1.0);  // its precision 1/2 is below the guard: flag nothing
+  CHECK(tune_threshold(s, {K::kMaxF1, 0}) == Approx(0.65));   // F1 2/3 at 0.7 (and at 0.4: the higher cut wins)
+  CHECK(tune_threshold(s, {K::kMaxF1, 0}, 0.7) == Approx(0.85));  // only the 0.9 cut has precision >= 0.7
+  CHECK(tune_threshold(s, {K::kMaxF1, 0}, 0.5) == Approx(0.65));
+  // a weak model: the best F1 sits at precision 1/3; the guard makes the label flag nothing
+  const LabelScores weak{{0.9f, 0.8f, 0.1f}, {0, 0, 1}};
+  CHECK(tune_threshold(weak, {K::kMaxF1, 0}) == Approx(0.1f));
+  CHECK(tune_threshold(weak, {K::kMaxF1, 0}, 0.3) == Approx(0.1f));
+  CHECK(tune_threshold(weak, {K::kMaxF1, 0}, 0.5) == kNeverFlagThreshold);
+  // fixed and precision_at ignore the guard (precision_at is a precision target itself)
+  CHECK(tune_threshold(weak, {K::kFixed, 0.2}, 0.9) == 0.2);
+  CHECK(tune_threshold(s, {K::kPrecisionAt, 0.6}, 0.99) == Approx(0.65));
+}
+
 TEST_CASE("multi-label report: masked entries ignored, macro and micro averages", "[metrics]") {
   json r = golden()["report"];
   std::vector<float> probs, targets, mask;

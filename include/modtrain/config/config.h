@@ -28,10 +28,22 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 // YAML: `max_f1`, `precision_at:0.9` (the lowest threshold whose precision reaches 0.9) or
 // `fixed:0.5` (no tuning).
 struct ThresholdPolicy {
-  enum class Kind { kFixed, kMaxF1, kPrecisionAt };
+  enum class Kind { kFixed, kMaxF1, kPrecisionAt, kRecallAt };
   Kind kind = Kind::kMaxF1;
-  double value = 0.5;  // the fixed threshold, or the target precision
+  double value = 0.5;  // the fixed threshold, or the target precision / recall
   bool operator==(const ThresholdPolicy& o) const { return kind == o.kind && value == o.value; }
+};
+// eval.thresholds: one policy for every label, or per label with a default for the others
+// ({default: max_f1, spam: precision_at:0.95, self_harm: recall_at:0.9}).
+struct ThresholdPolicies {
+  ThresholdPolicy all;
+  std::vector<std::pair<std::string, ThresholdPolicy>> labels;
+  const ThresholdPolicy& for_label(const std::string& name) const {
+    for (const auto& [label, policy] : labels)
+      if (label == name) return policy;
+    return all;
+  }
+  bool operator==(const ThresholdPolicies& o) const { return all == o.all && labels == o.labels; }
 };
 
 // The threshold that never flags: the double just above 1 (std::nextafter(1.0, 2.0)), written by
@@ -151,7 +163,11 @@ struct CheckpointConfig {
 
 struct EvalConfig {
   int64_t every = 100;  // 0 = only at the end
-  ThresholdPolicy thresholds;
+  ThresholdPolicies thresholds;
+  // The tuner's guard: max_f1 and recall_at never choose a cut whose validation precision is below
+  // this (a weak model's best F1 often sits at a precision of 0.1: every post flagged); when no cut
+  // reaches it the label flags nothing. 0 = no guard.
+  double min_precision = 0.3;
   int micro_batch = 0;                // 0 = 2 x train.micro_batch (no gradients to keep)
   double positive_at = 0.5;           // a (soft) label value at least this counts as positive in the metrics
   bool calibrate = false;             // fit a temperature per label on data.valid; thresholds tuned after it
@@ -199,5 +215,6 @@ std::string to_string(const PosWeight& v);
 // checkpoint.best_metric with auto resolved for train.objective (never kAuto).
 BestMetric effective_best_metric(const Config& c);
 std::string to_string(const ThresholdPolicy& v);
+std::string to_string(const ThresholdPolicies& v);
 
 }  // namespace modtrain

@@ -27,7 +27,8 @@ struct EvalOptions {
   torch::Device device = torch::kCPU;
   bool bf16 = false;                     // autocast the forward pass (CUDA)
   bool unpad = false;                    // the padding-free path (model.unpad; equal logits within 1e-5)
-  ThresholdPolicy policy;                // how thresholds are tuned on these scores
+  ThresholdPolicies policy;              // how thresholds are tuned on these scores (per label)
+  double min_precision = 0.0;            // the tuner's guard (eval.min_precision)
   std::vector<double> fixed_thresholds;  // if set: use these (e.g. the model's) instead of tuning
   double positive_at = 0.5;              // metrics: a (soft) target at least this is positive
   // Temperature scaling (multi_label): calibrate fits one per label on these records, against the

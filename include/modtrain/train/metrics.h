@@ -30,11 +30,16 @@ struct BinaryCounts {
 };
 BinaryCounts count_at(const LabelScores& s, double threshold);  // positive when score >= threshold
 
-// Chooses a label's threshold on validation scores: max_f1, precision_at:P (the lowest threshold
-// reaching precision P, so the most recall at that precision; 1.0 when none does) or fixed:T.
+// Chooses a label's threshold on validation scores (docs/recipes.md, "Thresholds"):
+//   max_f1:         the cut with the best F1 (ties: the higher threshold, fewer flags);
+//   precision_at:P: the lowest threshold whose precision reaches P (the most recall at that precision);
+//   recall_at:R:    the highest threshold whose recall reaches R (the most precision at that recall);
+//   fixed:T:        T.
+// The guard: max_f1 and recall_at only consider cuts whose precision is at least min_precision.
+// When no cut qualifies (precision_at or the guard) the label flags nothing: kNeverFlagThreshold.
 // A tuned threshold lies halfway between the lowest flagged score and the next lower one (the
 // flagged set is the one chosen, with a margin against rounding differences when serving).
-double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy);
+double tune_threshold(const LabelScores& s, const ThresholdPolicy& policy, double min_precision = 0.0);
 
 struct LabelReport {
   std::string name;
