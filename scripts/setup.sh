@@ -13,6 +13,7 @@ packages=(
   catch2
   clang-format                               # scripts/format.sh and the ctest `format` check
   python3-numpy                              # the float64 reference BERT that checks exported logits (tests)
+  python3-sklearn                            # the TF-IDF + logistic regression baseline (bench/peer, quickstart, tests)
 )
 missing=()
 for p in "${packages[@]}"; do

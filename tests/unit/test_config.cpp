@@ -53,7 +53,10 @@ TEST_CASE("configs/tiny.yaml resolves to the documented values", "[config]") {
   CHECK(c.model.layers == 2);
   CHECK(c.model.hidden == 128);
   CHECK(c.train.micro_batch == 32);
-  CHECK(c.train.lr == 5.0e-4);
+  CHECK(c.train.lr == 1.0e-3);
+  CHECK(c.model.heads == 4);
+  CHECK(c.train.pos_weight.kind == PosWeight::Kind::kAuto);
+  CHECK(c.eval.min_precision == 0.3);
   CHECK(c.train.schedule == Schedule::kLinear);
   CHECK(c.dist.bucket_mb == 25.0);
   CHECK(c.checkpoint.keep_last == 3);
