@@ -127,6 +127,30 @@ def main():
             check("quality_macro_" + metric, value is not None and value >= floor, "%.4f" % (value or float("nan")),
                   ">= %.4f" % floor, "final evaluation on %d validation records" % ev["records"])
 
+    # ---- against the bag-of-words baseline and the task's ceiling (issue 32) ----
+    base_path, ceil_path = os.path.join(a.out, "baseline.json"), os.path.join(a.out, "ceiling.json")
+    if os.path.exists(base_path) and os.path.exists(ceil_path) and os.path.exists(eval_path):
+        with open(base_path) as f:
+            base = json.load(f)
+        with open(ceil_path) as f:
+            ceil = json.load(f)
+        ours = base["compared"]["modtrain"]
+        noise = ours["pr_auc_minus_baseline_sd"]
+        figures["versus"] = {"modtrain": {"pr_auc": ev["macro"]["pr_auc"], "roc_auc": ev["macro"]["roc_auc"]},
+                             "baseline": {"pr_auc": base["macro_pr_auc"], "roc_auc": base["macro_roc_auc"],
+                                          "scorer": base["scorer"]},
+                             "ceiling": {"pr_auc": ceil["macro_pr_auc"], "roc_auc": ceil["macro_roc_auc"]},
+                             "noise_sd": noise, "bootstrap": base["noise"]["bootstrap"]}
+        margin = ev["macro"]["pr_auc"] - base["macro_pr_auc"]
+        check("beats_baseline", margin >= -noise, "%+.4f" % margin, ">= -%.4f (the noise)" % noise,
+              "macro PR-AUC modtrain %.4f vs TF-IDF + LR %.4f (ceiling %.4f); sd of the paired bootstrap difference" %
+              (ev["macro"]["pr_auc"], base["macro_pr_auc"], ceil["macro_pr_auc"]))
+        check("below_ceiling", ev["macro"]["pr_auc"] <= ceil["macro_pr_auc"] + 3 * base["noise"]["macro_pr_auc_sd"],
+              "%.4f" % ev["macro"]["pr_auc"], "<= ceiling %.4f + 3 sd" % ceil["macro_pr_auc"],
+              "a model above the Bayes-optimal scores would mean a leak between the splits")
+    elif os.path.exists(eval_path):
+        check("beats_baseline", False, "not measured", "measured", "see logs/baseline.log")
+
     # ---- throughput: median of the logged windows (the first one includes start-up) ----
     run_dir = os.path.join(a.work, "run")
     metrics = os.path.join(run_dir, "metrics.jsonl")
@@ -242,6 +266,15 @@ def main():
             md += ["", "Calibration: macro ECE %.4f (15 bins), macro Brier %.4f." % (e["macro"]["ece"], e["macro"]["brier"])]
         if "reliability_plot" in figures:
             md += ["", "![reliability](%s)" % figures["reliability_plot"]]
+    if "versus" in figures:
+        v = figures["versus"]
+        md += ["", "## Against the baseline and the ceiling", "",
+               "| scorer | macro PR-AUC | macro ROC-AUC |", "|---|---|---|",
+               "| modtrain (configs/tiny.yaml) | %.4f | %.4f |" % (v["modtrain"]["pr_auc"], v["modtrain"]["roc_auc"]),
+               "| %s | %.4f | %.4f |" % (v["baseline"]["scorer"], v["baseline"]["pr_auc"], v["baseline"]["roc_auc"]),
+               "| ceiling: Bayes-optimal scores of the generator | %.4f | %.4f |" % (v["ceiling"]["pr_auc"], v["ceiling"]["roc_auc"]),
+               "", "The split's noise: sd %.4f of the PR-AUC difference over %d paired bootstrap resamples." %
+               (v["noise_sd"], v["bootstrap"])]
     if "train" in figures:
         t = figures["train"]
         md += ["", "## Training", "", "%d steps in %.1f s; final loss %.4f; median %.0f samples/s, %.0f tokens/s over 2 ranks" %

@@ -4,14 +4,15 @@
 # data, tokenizer, training with checkpoints, evaluation, the TF-IDF + logistic regression baseline
 # on the same split, export for Hugging Face and batch prediction. It prints each step as it runs it
 # and ends with the model beside the baseline and the task's ceiling.
-# QUICKSTART_DIR=DIR puts the run elsewhere than runs/quickstart (the ctest of this script uses it).
+# For the ctest of this script: QUICKSTART_DIR=DIR puts the run elsewhere than runs/quickstart, and
+# MODTRAIN=PATH uses that binary instead of installing and building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+[[ -n ${MODTRAIN:-} ]] || scripts/setup.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 
 step() { printf '\n== %s\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
-mt=$PWD/build/modtrain
+mt=${MODTRAIN:-$PWD/build/modtrain}
 work=${QUICKSTART_DIR:-runs/quickstart}
 mkdir -p "$work"
 cfg=(--config "$PWD/configs/tiny.yaml" --set run.dir=$work --set tokenizer.vocab=$work/vocab.txt
@@ -43,7 +44,12 @@ step "the baseline a practitioner tries first: TF-IDF + logistic regression on t
 step "export for Hugging Face transformers / text-embeddings-inference" "$mt" export --checkpoint $work/model --out $work/hf
 step "plots of the run (loss, learning rate, evaluation metrics, throughput)" scripts/plot_run.sh $work $work/plots
 cp scripts/demo_posts.txt $work/posts.txt
-step "score four posts (probabilities, labels flagged by the tuned thresholds)" "$mt" predict --model $work/model --input $work/posts.txt --output -
+step "score four posts (probabilities, labels flagged by the tuned thresholds)" "$mt" predict --model $work/model --input $work/posts.txt --output $work/predictions.jsonl
+paste -d' ' <(sed 's/^/  /' $work/posts.txt) <(/usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print("-> flagged: " + (", ".join(r["flagged"]) or "nothing"))' $work/predictions.jsonl)
 
 echo
 echo "== done"

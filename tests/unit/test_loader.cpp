@@ -2,14 +2,19 @@
 // resume from a saved state, and synthetic data determinism.
 #include "catch_torch.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "modtrain/data/loader.h"
 #include "modtrain/data/prepare.h"
 #include "modtrain/data/raw_reader.h"
+#include "modtrain/core/text.h"
 #include "modtrain/data/synth.h"
+#include "modtrain/train/metrics.h"
 #include "test_util.h"
 
 using namespace modtrain;
@@ -142,9 +147,11 @@ TEST_CASE("data synth --languages: posts in six scripts, the same label model, E
   SynthOptions en, many;
   many.languages = {"en", "es", "ar", "hi", "ru", "ja"};
   std::map<std::string, int> seen;
-  // What marks each language's script: a byte sequence only its phrases have.
-  const std::map<std::string, std::string> script = {
-      {"es", "\xC3"}, {"ar", "\xD8"}, {"hi", "\xE0\xA4"}, {"ru", "\xD0"}, {"ja", "\xE3\x81"}};
+  // What marks each language: a byte sequence of its script (Spanish: an accented letter or one of
+  // its words; some of its phrases are plain ASCII).
+  const std::map<std::string, std::vector<std::string>> script = {
+      {"es", {"\xC3", "que ", "nunca", "gratis", "eres", "quiero", "los ", "clic"}}, {"ar", {"\xD8"}},
+      {"hi", {"\xE0\xA4"}}, {"ru", {"\xD0"}}, {"ja", {"\xE3\x81"}}};
   size_t positives_en = 0, positives_many = 0;
   for (uint64_t i = 0; i < 600; ++i) {
     const auto one = nlohmann::json::parse(synth_record(9, "train", i, en));
@@ -154,7 +161,10 @@ TEST_CASE("data synth --languages: posts in six scripts, the same label model, E
     ++seen[lang];
     if (lang != "en") {
       INFO(lang << ": " << mixed.at("text").get<std::string>());
-      CHECK(mixed.at("text").get<std::string>().find(script.at(lang)) != std::string::npos);
+      std::string text = mixed.at("text").get<std::string>();
+      std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+      const auto& marks = script.at(lang);
+      CHECK(std::any_of(marks.begin(), marks.end(), [&](const std::string& m) { return text.find(m) != std::string::npos; }));
     } else {
       CHECK(mixed.at("text") == one.at("text"));
     }
@@ -171,4 +181,97 @@ TEST_CASE("data synth --languages: posts in six scripts, the same label model, E
   test::TempDir dir;
   bad.out_dir = dir.path.string();
   CHECK_THROWS_WITH(synthesize_tweets(bad), Catch::Contains("--languages has 'xx'; known: en, es, ar, hi, ru, ja"));
+}
+
+TEST_CASE("data synth --task cues writes the generator before issue 32 byte for byte", "[synth]") {
+  // Hashes of 500 train and 100 valid records written by the generator of commit f54dbea (built
+  // alone from that commit's synth.cpp): the stored baselines measured on the cues task stay valid.
+  SynthOptions plain, languages, annotated;
+  languages.languages = {"en", "es", "ar", "hi", "ru", "ja"};
+  annotated.identities = true;
+  annotated.annotators = 5;
+  annotated.realistic_lengths = false;
+  const std::pair<SynthOptions*, const char*> cases[] = {
+      {&plain, "b378aba27bd7efc2"}, {&languages, "ccda0a37265a936b"}, {&annotated, "425d3aaade689564"}};
+  int compared = 0;
+  for (const auto& [o, want] : cases) {
+    o->task = SynthTask::kCues;
+    std::string all;
+    for (uint64_t i = 0; i < 500; ++i) all += synth_record(1234, "train", i, *o) + "\n";
+    for (uint64_t i = 0; i < 100; ++i) all += synth_record(7, "valid", i, *o) + "\n";
+    CHECK(text::hex64(text::fnv1a64(all)) == want);
+    ++compared;
+  }
+  CHECK(compared == 3);
+}
+
+namespace {
+// The task's ceiling as `data synth` reports it: macro average precision of the Bayes scores.
+double ceiling_pr_auc(const SynthReport& r) {
+  double sum = 0;
+  int n = 0;
+  for (size_t l = 0; l < 7; ++l) {
+    const double ap = average_precision(label_scores(r.valid_bayes, r.valid_targets, r.valid_mask, 7, l));
+    if (!std::isnan(ap)) sum += ap, ++n;
+  }
+  return n ? sum / n : std::nan("");
+}
+}  // namespace
+
+TEST_CASE("the Bayes-optimal scores: the cues task's ceiling is the 0.70 issue 32 estimated", "[synth]") {
+  test::TempDir dir;
+  SynthOptions o;
+  o.task = SynthTask::kCues;
+  o.train = 10;
+  o.valid = 4000;
+  o.out_dir = dir.path.string();
+  const SynthReport r = synthesize_tweets(o);
+  REQUIRE(r.valid_bayes.size() == 4000 * 7);
+  CHECK(ceiling_pr_auc(r) == Approx(0.70).margin(0.03));
+  // every written score is in [0, 1], a record with a label's cue scores 1 for it
+  CHECK(std::all_of(r.valid_bayes.begin(), r.valid_bayes.end(), [](float p) { return p >= 0 && p <= 1; }));
+  CHECK(std::count(r.valid_bayes.begin(), r.valid_bayes.end(), 1.0f) > 200);
+  // bayes-valid.jsonl holds the same scores, one line per validation record
+  CHECK(std::count(std::istreambuf_iterator<char>(*std::make_unique<std::ifstream>(r.bayes_file)),
+                   std::istreambuf_iterator<char>(), '\n') == 4000);
+}
+
+TEST_CASE("the context task: the same words in a label's positives and negatives, a ceiling well above them",
+          "[synth]") {
+  SynthOptions o;  // the default task
+  REQUIRE(o.task == SynthTask::kContext);
+  // Words of the constructions: each must be about as common in the label's negatives as in its
+  // positives (among the records that hold it), so that no single word decides the label.
+  const std::vector<std::pair<std::string, std::string>> words = {
+      {"hate", " vermin"},      {"hate", " human"},           {"hate", "people who call"},   {"hate", " disgusting"},
+      {"harassment", "pathetic"}, {"harassment", "smart"},    {"harassment", "disagree"}, {"threat", " protect "},
+      {"threat", " hurt you"},  {"self_harm", "don't want to"}, {"self_harm", "disappear"},
+      {"misinformation", "microchips"}, {"misinformation", "are safe"}, {"misinformation", " false that"}};
+  std::map<std::string, std::pair<int, int>> counts;  // word -> (positive, all) among records holding it
+  for (uint64_t i = 0; i < 20000; ++i) {
+    const auto j = nlohmann::json::parse(synth_record(o.seed, "train", i, o));
+    if (!j.at("labels").is_array()) continue;
+    std::string text = j.at("text").get<std::string>();
+    std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+    for (const auto& [label, word] : words) {
+      if (text.find(word) == std::string::npos) continue;
+      const auto& labels = j.at("labels");
+      counts[label + ":" + word].first += std::find(labels.begin(), labels.end(), label) != labels.end();
+      counts[label + ":" + word].second += 1;
+    }
+  }
+  REQUIRE(counts.size() == words.size());
+  for (const auto& [key, c] : counts) {
+    INFO(key << ": " << c.first << " positive of " << c.second);
+    CHECK(c.second >= 50);
+    const double share = static_cast<double>(c.first) / c.second;
+    CHECK(share > 0.3);
+    CHECK(share < 0.75);
+  }
+  // and the task is far from solved by those words: its ceiling is high
+  test::TempDir dir;
+  o.train = 10;
+  o.valid = 4000;
+  o.out_dir = dir.path.string();
+  CHECK(ceiling_pr_auc(synthesize_tweets(o)) > 0.85);
 }
