@@ -19,6 +19,7 @@ r = json.load(open(sys.argv[1]))
 names = {c["name"] for c in r["checks"]}
 assert r["verdict"] == "PASS", r["verdict"]
 assert {"resume_exact", "throughput", "export_equals_checkpoint", "reference_logits", "quality_macro_roc_auc",
+        "beats_baseline", "below_ceiling",
         "finetune_roberta", "finetune_twhin", "pretrain_beats_scratch", "bias_worst_subgroup_auc",
         "calibration_lowers_ece"} <= names, names
 assert all(c["ok"] for c in r["checks"] if c["name"] == "pretrain_beats_scratch")
@@ -37,5 +38,13 @@ rc=$?
 grep -q "quality_macro_roc_auc *FAIL" "$dir/fail.txt" || fail "quality bar not enforced"
 grep -q "throughput *FAIL" "$dir/fail.txt" || fail "throughput bar not enforced"
 grep -q "bias_worst_subgroup_auc *FAIL" "$dir/fail.txt" || fail "worst-subgroup floor not enforced"
+# A baseline far above modtrain: beats_baseline must fail (the same figures otherwise).
+/usr/bin/python3 -c '
+import json, sys
+b = json.load(open(sys.argv[1])); b["macro_pr_auc"] = 0.99
+json.dump(b, open(sys.argv[1], "w"))' "$dir/n/baseline.json"
+/usr/bin/python3 "$repo/scripts/nightly_report.py" --out "$dir/n" --work "$dir/n/work" --baseline "$repo/bench/baseline/nightly.json" > "$dir/fail2.txt"
+[[ $? -eq 1 ]] || fail "a baseline above modtrain should exit 1"
+grep -q "beats_baseline *FAIL" "$dir/fail2.txt" || fail "the baseline comparison not enforced"
 grep -q "^# Nightly report: FAIL" "$dir/n/REPORT.md" || fail "REPORT.md should say FAIL"
 echo "nightly ok"
