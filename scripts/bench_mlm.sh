@@ -18,11 +18,11 @@ common=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=vocab.txt --set
         --set checkpoint.every=0 --set dist.threads=1 --set dist.blas_threads=1 --set train.warmup_steps=1
         --set train.max_steps=120 --set log.every=20)
 "$mt" data prepare "${common[@]}" --set data.prepared_dir=prep-classify > /dev/null
-"$mt" data prepare "${common[@]}" --set data.prepared_dir=prep-mlm --set 'data.labels=[]' --set train.objective=mlm > /dev/null
+"$mt" data prepare "${common[@]}" --set data.prepared_dir=prep-mlm --set 'data.labels=[]' --set train.objective=mlm --set train.pos_weight=none > /dev/null
 for rep in $(seq "$repeats"); do
   for objective in classify mlm; do
     extra=(--set data.prepared_dir=prep-$objective --set run.dir=run-$objective-$rep --set train.objective=$objective)
-    [[ $objective == mlm ]] && extra+=(--set 'data.labels=[]')
+    [[ $objective == mlm ]] && extra+=(--set 'data.labels=[]' --set train.pos_weight=none)
     mpiexec -np 2 "$mt" train "${common[@]}" "${extra[@]}" > /dev/null 2>&1
   done
 done

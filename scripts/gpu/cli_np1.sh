@@ -80,7 +80,7 @@ PY
 # Masked-LM pretraining (train.objective mlm) on the same path: bf16 over NCCL at -np 1, stopped and
 # resumed, exported, and loaded by transformers' AutoModelForMaskedLM (tied decoder, no missing
 # weights), whose masked-token accuracy on held-out texts must be of the order modtrain reported.
-mlm=("${cfg[@]}" --set train.objective=mlm --set 'data.labels=[]' --set data.prepared_dir=prep-mlm --set run.dir=run-mlm
+mlm=("${cfg[@]}" --set train.objective=mlm --set train.pos_weight=none --set 'data.labels=[]' --set data.prepared_dir=prep-mlm --set run.dir=run-mlm
      --set train.max_steps=300 --set train.warmup_steps=20 --set train.lr=2e-3 --set eval.every=100 --set checkpoint.every=100)
 "$mt" data prepare "${mlm[@]}" > prepare-mlm.log 2>&1 || fail "data prepare (unlabelled)"
 "${np1[@]}" train "${mlm[@]}" --stop-after 100 > mlm1.log 2>&1 || { tail -5 mlm1.log; fail "MLM to step 100 (nccl, -np 1)"; }

@@ -291,20 +291,11 @@ void cues_post(Rng& rng, uint64_t seed, const std::string& split, uint64_t index
   if (rng.chance(0.15)) text += std::string("RT @") + rng.pick(kNames) + ": ";
   if (rng.chance(0.25)) text += std::string("@") + rng.pick(kNames) + " ";
   if (rng.chance(0.3) && !language) text += std::string(rng.pick(kSubjects)) + ": ";
-  for (size_t p = 0; p < parts.size(); ++p) {
-    std::string sentence = with_typos(rng, parts[p]);
-    if (rng.chance(0.08)) {
-      for (auto& c : sentence) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
-    text += sentence;
-    text += p + 1 < parts.size() ? (rng.chance(0.5) ? ". " : " &amp; ") : "";
-  }
+  append_sentences(rng, parts, text);
   if (rng.chance(0.3)) text += std::string(" ") + rng.pick(kEmoji);
   if (rng.chance(0.15)) text += std::string(" ") + rng.pick(kEmoji) + rng.pick(kEmoji);
   latent.url = rng.chance(0.25) || latent.truth[5];
-  if (latent.url)
-    text += std::string(" ") + (rng.chance(0.5) ? "https://t.co/" : "http://bit.ly/") +
-            text::hex64(rng.gen.next()).substr(0, 8);
+  if (latent.url) append_link(rng, text);
   if (rng.chance(0.3)) text += std::string(" ") + rng.pick(kHashtags);
   if (rng.chance(0.03) && !language) text += std::string(" ") + rng.pick(kForeign);
   if (options.realistic_lengths) lengthen_record(seed, split, index, text, language ? language->clean : kClean);
@@ -324,10 +315,12 @@ void bayes_scores(SynthTask task, const Latent& latent, double out[kNumLabels]) 
     double p = prior[pattern];
     for (size_t l = 0; l < kNumLabels && p > 0; ++l) {
       const bool t = (pattern >> l) & 1;
-      p *= task == SynthTask::kContext ? context_likelihood(l, t, latent.evidence[l]) : cues_likelihood(t, latent.evidence[l]);
+      p *= task == SynthTask::kContext ? context_likelihood(l, t, latent.evidence[l])
+                                       : cues_likelihood(t, latent.evidence[l]);
     }
     const bool spam = (pattern >> 5) & 1;
-    p *= task == SynthTask::kContext ? context_url_likelihood(spam, latent.url) : (latent.url ? (spam ? 1.0 : 0.25) : (spam ? 0.0 : 0.75));
+    p *= task == SynthTask::kContext ? context_url_likelihood(spam, latent.url)
+                                     : (latent.url ? (spam ? 1.0 : 0.25) : (spam ? 0.0 : 0.75));
     total += p;
     for (size_t l = 0; l < kNumLabels; ++l)
       if ((pattern >> l) & 1) marginal[l] += p;
@@ -390,6 +383,22 @@ std::string with_typos(Rng& rng, const std::string& s) {
     start = end + 1;
   }
   return sentence;
+}
+
+void append_sentences(Rng& rng, const std::vector<std::string>& parts, std::string& text) {
+  for (size_t p = 0; p < parts.size(); ++p) {
+    std::string sentence = with_typos(rng, parts[p]);
+    if (rng.chance(0.08)) {
+      for (auto& c : sentence) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    text += sentence;
+    text += p + 1 < parts.size() ? (rng.chance(0.5) ? ". " : " &amp; ") : "";
+  }
+}
+
+void append_link(Rng& rng, std::string& text) {
+  text += std::string(" ") + (rng.chance(0.5) ? "https://t.co/" : "http://bit.ly/") +
+          text::hex64(rng.gen.next()).substr(0, 8);
 }
 
 void lengthen_record(uint64_t seed, const std::string& split, uint64_t index, std::string& text, const Words& chatter) {
@@ -503,8 +512,7 @@ SynthReport synthesize_tweets(const SynthOptions& options) {
                     "; give 0 (0/1 labels) to 1000");
   if (!(options.annotator_noise >= 0 && options.annotator_noise <= 0.5))
     throw UserError("data synth: --annotator-noise must lie in [0, 0.5]");
-  if (!(options.label_noise < 0.5))
-    throw UserError("data synth: --label-noise must lie in [0, 0.5)");
+  if (!(options.label_noise < 0.5)) throw UserError("data synth: --label-noise must lie in [0, 0.5)");
   if (options.languages.empty()) throw UserError("data synth: --languages is empty; give e.g. en or en,es,ar,hi,ru,ja");
   for (const std::string& code : options.languages)
     if (code != "en" && !find_language(code))

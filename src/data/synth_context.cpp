@@ -33,8 +33,8 @@ using Constructions = std::vector<Construction>;
 // Gaps: a word between a frame and its filler, in affirmed and negated frames alike.
 const Words kGaps = {"", "", "", "really", "honestly", "truly", "literally", "actually", "tbh", "ngl", "like"};
 const Words kDehumanising = {"vermin", "a disease", "subhuman", "filth", "parasites", "animals", "a plague"};
-const Words kHumanising = {"human", "welcome here", "our neighbours", "people like us", "equal to us",
-                           "part of this country"};
+const Words kHumanising = {"human",          "welcome here", "our neighbours",
+                           "people like us", "equal to us",  "part of this country"};
 const Words kInsults = {"pathetic", "worthless", "a loser", "an idiot", "a clown", "so ugly", "a waste of space"};
 const Words kPraise = {"welcome here", "smart", "a good person", "worth listening to", "one of us", "wanted here"};
 const Words kFalseClaims = {"vaccines contain microchips", "5g towers cause illness", "the moon landing was staged",
@@ -77,7 +77,8 @@ const Constructions kEnglish[kNumLabels] = {
      {{{"hot singles near you", "nsfw link below", "18+ content in my bio"}, {}}, {}}},
     // self_harm: wanting or not wanting, first person or a message of support
     {{{{"i %A want to %P", "some days i %A want to %P"}, {"i %A don't want to %P", "i no longer %A want to %P"}},
-      {{"disappear", "end it all", "stop existing", "hurt myself"}, {"live", "keep going", "wake up tomorrow", "be alive"}}},
+      {{"disappear", "end it all", "stop existing", "hurt myself"},
+       {"live", "keep going", "wake up tomorrow", "be alive"}}},
      {{{"i feel like i %A can't go on%P", "i think nobody would %A miss me%P"},
        {"if you feel like you %A can't go on%P, please call someone", "remember that people would %A miss you%P"}},
       {{"", " anymore", " lately", " tonight"}, {}}},
@@ -85,7 +86,8 @@ const Constructions kEnglish[kNumLabels] = {
     // spam: an offer to the reader versus a post about the same things
     {{{{"click the link to get %A free %P", "free %P for everyone who follows, %A link below",
         "dm me to win %A free %P"},
-       {"i got %A free %P at work today", "my friend won %A free %P at the fair", "the %P at the cafe were %A free today"}},
+       {"i got %A free %P at work today", "my friend won %A free %P at the fair",
+        "the %P at the cafe were %A free today"}},
       {{"coffee", "pizza", "tickets", "followers", "phone cases", "concert passes"}, {}}},
      {{{"earn $500 a day from home", "free crypto giveaway", "follow for follow"}, {}}, {}}},
     // misinformation: a false claim asserted or a true claim denied, versus the reverse
@@ -106,9 +108,11 @@ const ContextLanguage kOtherLanguages[] = {
     {"es",
      " ",
      {"", "", "realmente", "de verdad", "sinceramente"},
-     {{{{{"los %G son %A %P"}, {"los %G no son %A %P"}}, {{"una plaga", "basura", "parásitos"}, {"humanos", "bienvenidos aquí", "nuestros vecinos"}}},
+     {{{{{"los %G son %A %P"}, {"los %G no son %A %P"}},
+        {{"una plaga", "basura", "parásitos"}, {"humanos", "bienvenidos aquí", "nuestros vecinos"}}},
        {{{"fuera los %G de nuestro país"}, {}}, {}}},
-      {{{{"eres %A %P"}, {"no eres %A %P"}}, {{"patético", "un inútil", "un payaso"}, {"bienvenido aquí", "una buena persona", "inteligente"}}},
+      {{{{"eres %A %P"}, {"no eres %A %P"}},
+        {{"patético", "un inútil", "un payaso"}, {"bienvenido aquí", "una buena persona", "inteligente"}}},
        {{{"nadie te quiere, lárgate"}, {}}, {}}},
       {{{{"sé %A dónde vives%P"}, {"sabes %A dónde vivo%P"}}, {{"", " esta noche", ", recuérdalo"}, {}}},
        {{{"te vas a arrepentir cuando te vea"}, {}}, {}}},
@@ -116,17 +120,21 @@ const ContextLanguage kOtherLanguages[] = {
        {{{"contenido +18 en mi perfil"}, {}}, {}}},
       {{{{"quiero %A %P"}, {"no quiero %A %P"}}, {{"desaparecer", "acabar con todo"}, {"vivir", "seguir adelante"}}},
        {{{"ya no puedo más"}, {}}, {}}},
-      {{{{"haz clic para ganar %A %P gratis"}, {"me regalaron %A %P gratis en el trabajo"}}, {{"café", "entradas", "pizza"}, {}}},
+      {{{{"haz clic para ganar %A %P gratis"}, {"me regalaron %A %P gratis en el trabajo"}},
+        {{"café", "entradas", "pizza"}, {}}},
        {{{"gana 500 dólares al día desde casa"}, {}}, {}}},
       {{{{"es %A verdad que %P"}, {"es %A falso que %P"}},
-        {{"las vacunas tienen microchips", "las antenas 5g causan enfermedades"}, {"las vacunas son seguras", "las antenas 5g son inofensivas"}}},
+        {{"las vacunas tienen microchips", "las antenas 5g causan enfermedades"},
+         {"las vacunas son seguras", "las antenas 5g son inofensivas"}}},
        {{{"los médicos ocultan esta cura"}, {}}, {}}}}},
     {"ar",
      " ",
      {"", "", "حقاً", "فعلاً"},
-     {{{{{"صحيح أن %G %A %P"}, {"ليس صحيحاً أن %G %A %P"}}, {{"حشرات", "قذارة", "وباء"}, {"بشر", "مرحب بهم هنا", "جيراننا"}}},
+     {{{{{"صحيح أن %G %A %P"}, {"ليس صحيحاً أن %G %A %P"}},
+        {{"حشرات", "قذارة", "وباء"}, {"بشر", "مرحب بهم هنا", "جيراننا"}}},
        {{{"اطردوا %G من بلادنا"}, {}}, {}}},
-      {{{{"صحيح أنك %A %P"}, {"ليس صحيحاً أنك %A %P"}}, {{"مثير للشفقة", "فاشل", "غبي"}, {"مرحب بك هنا", "شخص طيب", "ذكي"}}},
+      {{{{"صحيح أنك %A %P"}, {"ليس صحيحاً أنك %A %P"}},
+        {{"مثير للشفقة", "فاشل", "غبي"}, {"مرحب بك هنا", "شخص طيب", "ذكي"}}},
        {{{"لا أحد يحبك، اختفِ"}, {}}, {}}},
       {{{{"أعرف %A أين تسكن%P"}, {"تعرف %A أين أسكن%P"}}, {{"", " الليلة", "، تذكر ذلك"}, {}}},
        {{{"ستندم عندما أراك"}, {}}, {}}},
@@ -137,14 +145,17 @@ const ContextLanguage kOtherLanguages[] = {
       {{{{"اضغط على الرابط لتربح %P مجاناً %A"}, {"حصلت على %P مجاناً في العمل %A"}}, {{"قهوة", "تذاكر", "بيتزا"}, {}}},
        {{{"اربح ٥٠٠ دولار يومياً من المنزل"}, {}}, {}}},
       {{{{"صحيح %A أن %P"}, {"ليس %A صحيحاً أن %P"}},
-        {{"اللقاحات تحتوي على شرائح إلكترونية", "أبراج الجيل الخامس تسبب الأمراض"}, {"اللقاحات آمنة", "أبراج الجيل الخامس غير ضارة"}}},
+        {{"اللقاحات تحتوي على شرائح إلكترونية", "أبراج الجيل الخامس تسبب الأمراض"},
+         {"اللقاحات آمنة", "أبراج الجيل الخامس غير ضارة"}}},
        {{{"الأطباء يخفون هذا العلاج"}, {}}, {}}}}},
     {"hi",
      " ",
      {"", "", "सच में", "वाकई"},
-     {{{{{"%G %A %P हैं, यह सच है"}, {"%G %A %P हैं, यह झूठ है"}}, {{"कीड़े", "गंदगी", "बीमारी"}, {"इंसान", "हमारे पड़ोसी", "यहाँ स्वागत योग्य"}}},
+     {{{{{"%G %A %P हैं, यह सच है"}, {"%G %A %P हैं, यह झूठ है"}},
+        {{"कीड़े", "गंदगी", "बीमारी"}, {"इंसान", "हमारे पड़ोसी", "यहाँ स्वागत योग्य"}}},
        {{{"%G को हमारे देश से निकालो"}, {}}, {}}},
-      {{{{"तुम %A %P हो, यह सच है"}, {"तुम %A %P हो, यह झूठ है"}}, {{"बेकार", "बेवकूफ़", "जोकर"}, {"अच्छे इंसान", "समझदार", "यहाँ स्वागत योग्य"}}},
+      {{{{"तुम %A %P हो, यह सच है"}, {"तुम %A %P हो, यह झूठ है"}},
+        {{"बेकार", "बेवकूफ़", "जोकर"}, {"अच्छे इंसान", "समझदार", "यहाँ स्वागत योग्य"}}},
        {{{"तुम्हें कोई पसंद नहीं करता, चले जाओ"}, {}}, {}}},
       {{{{"मुझे %A पता है तुम कहाँ रहते हो%P"}, {"तुम्हें %A पता है मैं कहाँ रहता हूँ%P"}}, {{"", " आज रात", ", याद रखना"}, {}}},
        {{{"जब मैं तुम्हें देखूँगा तब पछताओगे"}, {}}, {}}},
@@ -160,17 +171,21 @@ const ContextLanguage kOtherLanguages[] = {
     {"ru",
      " ",
      {"", "", "реально", "правда"},
-     {{{{{"правда, что %G — %A %P"}, {"неправда, что %G — %A %P"}}, {{"паразиты", "мусор", "зараза"}, {"люди", "наши соседи", "здесь желанные гости"}}},
+     {{{{{"правда, что %G — %A %P"}, {"неправда, что %G — %A %P"}},
+        {{"паразиты", "мусор", "зараза"}, {"люди", "наши соседи", "здесь желанные гости"}}},
        {{{"гоните %G из нашей страны"}, {}}, {}}},
-      {{{{"правда, что ты %A %P"}, {"неправда, что ты %A %P"}}, {{"жалкий", "никчёмный", "клоун"}, {"хороший человек", "умный", "здесь свой"}}},
+      {{{{"правда, что ты %A %P"}, {"неправда, что ты %A %P"}},
+        {{"жалкий", "никчёмный", "клоун"}, {"хороший человек", "умный", "здесь свой"}}},
        {{{"тебя никто не любит, уходи"}, {}}, {}}},
-      {{{{"я %A знаю, где ты живёшь%P"}, {"ты %A знаешь, где я живу%P"}}, {{"", " сегодня вечером", ", помни об этом"}, {}}},
+      {{{{"я %A знаю, где ты живёшь%P"}, {"ты %A знаешь, где я живу%P"}},
+        {{"", " сегодня вечером", ", помни об этом"}, {}}},
        {{{"ты пожалеешь, когда я тебя найду"}, {}}, {}}},
       {{{{"пришли мне %A %P"}, {"никогда %A не присылай %P незнакомцам"}}, {{"откровенные фото", "интимные фото"}, {}}},
        {{{"контент 18+ в профиле"}, {}}, {}}},
       {{{{"я %A хочу %P"}, {"я %A не хочу %P"}}, {{"исчезнуть", "покончить со всем"}, {"жить", "двигаться дальше"}}},
        {{{"я больше не могу"}, {}}, {}}},
-      {{{{"жми на ссылку и выиграй %A бесплатный %P"}, {"мне %A дали бесплатный %P на работе"}}, {{"кофе", "билет", "телефон"}, {}}},
+      {{{{"жми на ссылку и выиграй %A бесплатный %P"}, {"мне %A дали бесплатный %P на работе"}},
+        {{"кофе", "билет", "телефон"}, {}}},
        {{{"зарабатывай 500 долларов в день из дома"}, {}}, {}}},
       {{{{"это %A правда, что %P"}, {"это %A ложь, что %P"}},
         {{"в вакцинах есть микрочипы", "вышки 5g вызывают болезни"}, {"вакцины безопасны", "вышки 5g безвредны"}}},
@@ -180,7 +195,8 @@ const ContextLanguage kOtherLanguages[] = {
      {"", "", "本当に", "正直"},
      {{{{{"%Gは%A%Pだ"}, {"%Gは%A%Pではない"}}, {{"害虫", "ゴミ", "病気"}, {"人間", "私たちの隣人", "歓迎される存在"}}},
        {{{"%Gをこの国から追い出せ"}, {}}, {}}},
-      {{{{"お前は%A%Pだ"}, {"お前は%A%Pではない"}}, {{"情けない奴", "役立たず", "ピエロ"}, {"いい人", "賢い人", "仲間"}}},
+      {{{{"お前は%A%Pだ"}, {"お前は%A%Pではない"}},
+        {{"情けない奴", "役立たず", "ピエロ"}, {"いい人", "賢い人", "仲間"}}},
        {{{"誰もお前のことなんか好きじゃない、消えろ"}, {}}, {}}},
       {{{{"お前の住所は%A知ってる%P"}, {"私の住所は%A知ってるよね%P"}}, {{"", "、今夜", "、覚えておけ"}, {}}},
        {{{"会ったら後悔させてやる"}, {}}, {}}},
@@ -188,17 +204,20 @@ const ContextLanguage kOtherLanguages[] = {
        {{{"プロフに18禁コンテンツあり"}, {}}, {}}},
       {{{{"%A%Pたい"}, {"%A%Pたくない"}}, {{"消え", "全部終わりにし"}, {"生き", "前に進み"}}},
        {{{"もう耐えられない"}, {}}, {}}},
-      {{{{"リンクをクリックして%A無料の%Pをゲット"}, {"今日職場で%A無料の%Pをもらった"}}, {{"コーヒー", "チケット", "ピザ"}, {}}},
+      {{{{"リンクをクリックして%A無料の%Pをゲット"}, {"今日職場で%A無料の%Pをもらった"}},
+        {{"コーヒー", "チケット", "ピザ"}, {}}},
        {{{"自宅で1日500ドル稼げる"}, {}}, {}}},
       {{{{"%A%P、調べてみて"}, {"%Pというのは%A嘘だ"}},
-        {{"ワクチンにはマイクロチップが入っている", "5gの電波塔が病気を引き起こす"}, {"ワクチンは安全だ", "5gの電波塔は無害だ"}}},
+        {{"ワクチンにはマイクロチップが入っている", "5gの電波塔が病気を引き起こす"},
+         {"ワクチンは安全だ", "5gの電波塔は無害だ"}}},
        {{{"医者はこの治療法を隠している"}, {}}, {}}}}},
 };
 
 constexpr double kSpamUrl = 0.6, kOtherUrl = 0.25;  // how often a post ends with a link
 
-const Words kDecoys = {"this song kills me",       "i'm dead 😂",    "that exam was brutal",
-                       "the spam in my inbox is wild", "i hate mondays", "you're killing me with these jokes",
+const Words kDecoys = {"this song kills me",   "i'm dead 😂",
+                       "that exam was brutal", "the spam in my inbox is wild",
+                       "i hate mondays",       "you're killing me with these jokes",
                        "what a hot day"};
 
 // How often a negative record carries a contrast for a label: as many contrasts as positives carry
@@ -222,7 +241,8 @@ double contrast_rate(size_t label) {
 }
 
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
-  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
 }
 
 // One construction of `set` written harmful (positive) or harmless (contrast). `group` receives the
@@ -302,19 +322,10 @@ void context_post(Rng& rng, uint64_t seed, const std::string& split, uint64_t in
   std::string& text = latent.text;
   if (rng.chance(0.15)) text += std::string("RT @") + rng.pick(kNames) + ": ";
   if (rng.chance(0.25)) text += std::string("@") + rng.pick(kNames) + " ";
-  for (size_t p = 0; p < parts.size(); ++p) {
-    std::string sentence = with_typos(rng, parts[p]);
-    if (rng.chance(0.08)) {
-      for (auto& c : sentence) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
-    text += sentence;
-    text += p + 1 < parts.size() ? (rng.chance(0.5) ? ". " : " &amp; ") : "";
-  }
+  append_sentences(rng, parts, text);
   if (rng.chance(0.3)) text += std::string(" ") + rng.pick(kEmoji);
   latent.url = rng.chance(latent.truth[5] ? kSpamUrl : kOtherUrl);
-  if (latent.url)
-    text += std::string(" ") + (rng.chance(0.5) ? "https://t.co/" : "http://bit.ly/") +
-            text::hex64(rng.gen.next()).substr(0, 8);
+  if (latent.url) append_link(rng, text);
   if (rng.chance(0.3)) text += std::string(" ") + rng.pick(kHashtags);
   if (options.realistic_lengths) lengthen_record(seed, split, index, text, clean);
 }

@@ -33,7 +33,7 @@ enum class Evidence : uint8_t {
 struct Latent {
   bool truth[kNumLabels] = {};
   Evidence evidence[kNumLabels] = {};
-  bool url = false;  // the trailing link (spam posts carry one more often)
+  bool url = false;               // the trailing link (spam posts carry one more often)
   std::vector<uint8_t> mentions;  // per identity group (synth_subgroups())
   std::string text, language = "en";
 };
@@ -43,7 +43,7 @@ struct Latent {
 const double* base_rates(SynthTask task);  // per label, before the correlations
 void draw_truth(Rng& rng, SynthTask task, bool truth[kNumLabels]);
 const std::vector<double>& truth_prior(SynthTask task);  // indexed by the bit pattern sum(truth[l] << l)
-constexpr double kCueRate = 0.85;  // cues task: a positive carries a cue phrase; 15% carry none
+constexpr double kCueRate = 0.85;                        // cues task: a positive carries a cue phrase; 15% carry none
 
 // The context task (synth_context.cpp): fills latent.text, evidence, url and mentions after the
 // truth was drawn. `rng` is the record's stream.
@@ -56,6 +56,10 @@ double context_url_likelihood(bool spam, bool url);
 // Shared tweet noise: a typo now and then in a word of a sentence; the log-normal length filler
 // and the benign identity mentions, each from a stream of its own (labels never depend on them).
 std::string with_typos(Rng& rng, const std::string& sentence);
+// The parts joined as one post (". " or " &amp; " between them), each with typos and now and then
+// in capitals; a t.co or bit.ly link.
+void append_sentences(Rng& rng, const std::vector<std::string>& parts, std::string& text);
+void append_link(Rng& rng, std::string& text);
 void lengthen_record(uint64_t seed, const std::string& split, uint64_t index, std::string& text, const Words& chatter);
 void add_benign_mention(uint64_t seed, const std::string& split, uint64_t index, std::vector<std::string>& parts,
                         std::vector<uint8_t>& mentions);

@@ -66,11 +66,11 @@ int data_synth(const SynthOptions& options, bool force) {
     // The task's ceiling: the Bayes-optimal scorer (the generator's own posterior) evaluated like a
     // model on the validation split.
     const size_t L = synth_labels().size();
-    nlohmann::ordered_json ceiling = {{"task", synth_task_name(options.task)},
-                                      {"scorer", "Bayes-optimal: P(label | what the generator wrote), " +
-                                                     report.bayes_file},
-                                      {"valid_records", options.valid},
-                                      {"positive_at", 0.5}};
+    nlohmann::ordered_json ceiling = {
+        {"task", synth_task_name(options.task)},
+        {"scorer", "Bayes-optimal: P(label | what the generator wrote), " + report.bayes_file},
+        {"valid_records", options.valid},
+        {"positive_at", 0.5}};
     double pr_sum = 0, roc_sum = 0;
     size_t pr_n = 0, roc_n = 0;
     nlohmann::ordered_json per_label = nlohmann::ordered_json::array();
@@ -79,9 +79,10 @@ int data_synth(const SynthOptions& options, bool force) {
       const double pr = average_precision(s), roc = roc_auc(s);
       if (!std::isnan(pr)) pr_sum += pr, ++pr_n;
       if (!std::isnan(roc)) roc_sum += roc, ++roc_n;
-      per_label.push_back({{"name", synth_labels()[l]},
-                           {"pr_auc", std::isnan(pr) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(pr)},
-                           {"roc_auc", std::isnan(roc) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(roc)}});
+      per_label.push_back(
+          {{"name", synth_labels()[l]},
+           {"pr_auc", std::isnan(pr) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(pr)},
+           {"roc_auc", std::isnan(roc) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(roc)}});
       std::printf("  %-15s %6.2f%% positive   ceiling PR-AUC %.4f ROC-AUC %.4f\n", synth_labels()[l].c_str(),
                   100.0 * report.positives[l] / std::max<uint64_t>(1, report.records), pr, roc);
     }
@@ -248,8 +249,8 @@ void add_data_commands(CLI::App& app, Action& action) {
   s->add_option("--task", synth->task,
                 "context: labels decided by negation, quotation, stance, speaker and order (a bag of words cannot "
                 "solve it); cues: one fixed cue phrase per positive label (the generator before issue 32)")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, SynthTask>{{"context", SynthTask::kContext},
-                                                                          {"cues", SynthTask::kCues}}))
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, SynthTask>{{"context", SynthTask::kContext}, {"cues", SynthTask::kCues}}))
       ->default_str("context");
   auto short_posts = std::make_shared<bool>(false);
   s->add_flag("--short", *short_posts,

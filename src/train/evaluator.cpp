@@ -182,10 +182,10 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
   r.thresholds = o.fixed_thresholds;
   if (r.thresholds.empty()) {  // tuned on the calibrated scores
     for (size_t l = 0; l < L; ++l)
-      r.thresholds.push_back(
-          o.problem == Problem::kMultiLabel
-              ? tune_threshold(label_scores(probs, binary, mask, L, l), o.policy.for_label(o.labels[l]), o.min_precision)
-              : 0.5);
+      r.thresholds.push_back(o.problem == Problem::kMultiLabel
+                                 ? tune_threshold(label_scores(probs, binary, mask, L, l),
+                                                  o.policy.for_label(o.labels[l]), o.min_precision)
+                                 : 0.5);
   }
   const RecordGroups groups = record_groups(data, o);
   r.report = evaluate_scores(o.labels, o.problem, probs, binary, mask, r.thresholds,

@@ -9,7 +9,9 @@ cd "$dir"
 fail() { echo "FAIL: $*"; exit 1; }
 
 "$mt" data synth --out data --train 3000 --valid 300 --train-shards 3 | tee synth.txt
-grep -q "wrote 3300 synthetic tweets to 4 files" synth.txt || fail "synth summary"
+grep -q "wrote 3300 synthetic tweets (task context) to 4 files" synth.txt || fail "synth summary"
+grep -qE "^ceiling \(Bayes-optimal scores on the validation split\): macro PR-AUC 0\.[0-9]{4}, ROC-AUC 0\.[0-9]{4}" synth.txt || fail "synth ceiling"
+[[ $(wc -l < data/bayes-valid.jsonl) -eq 300 ]] || fail "bayes-valid.jsonl: one line per validation record"
 "$mt" tokenizer train --input 'data/train-*.jsonl' --vocab-size 1500 --out vocab.txt --threads 1
 "$mt" tokenizer train --input 'data/train-*.jsonl' --vocab-size 1500 --out vocab2.txt --threads 2
 cmp vocab.txt vocab2.txt || fail "vocab training differs between 1 and 2 threads"

@@ -11,7 +11,8 @@ mt=$1 repo=$2
 source "$(dirname "$0")/common.sh"
 synth_data "$mt" 1000 200 1000
 cfg=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=vocab.txt --set data.prepared_dir=prep --set run.dir=run
-     --set train.max_steps=30 --set train.warmup_steps=3 --set eval.every=0 --set dist.threads=1)
+     --set train.max_steps=30 --set train.warmup_steps=3 --set eval.every=0 --set dist.threads=1
+     --set train.pos_weight=none)  # unweighted losses: the first-step comparison below reads them
 "$mt" data prepare "${cfg[@]}" > /dev/null
 "$mt" train "${cfg[@]}" > train.txt 2>&1 || { cat train.txt; fail "train"; }
 "$mt" export --checkpoint run/checkpoints/step-0000030 --out hf > /dev/null

@@ -27,7 +27,7 @@ with open("few.jsonl", "w") as f:  # 5% of the labels
 PY
 common=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=vocab.txt --set dist.threads=1 --set log.every=100
         --set checkpoint.every=0)
-mlm=("${common[@]}" --set train.objective=mlm --set 'data.labels=[]' --set data.prepared_dir=prep-mlm
+mlm=("${common[@]}" --set train.objective=mlm --set train.pos_weight=none --set 'data.labels=[]' --set data.prepared_dir=prep-mlm
      --set 'data.train=[posts.txt]' --set 'data.valid=[valid-text.jsonl]' --set train.lr=2e-3)
 "$mt" data prepare "${mlm[@]}" > prep.txt 2>&1 || { cat prep.txt; fail "prepare unlabelled posts"; }
 grep -q "^train: 20000 input records = 20000 kept + 0 rejected" prep.txt || { cat prep.txt; fail "prepare summary"; }

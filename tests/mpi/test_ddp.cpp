@@ -56,7 +56,11 @@ struct SharedData {
     const auto paths = test::synth_overrides(dir + "/raw", dir + "/vocab.txt", dir + "/prep");
     overrides.insert(overrides.begin(), paths.begin(), paths.end());
     if (w.is_root()) {  // the files, once, on a filesystem every rank reads
-      test::synth_with_vocab(dir + "/raw", dir + "/vocab.txt", dir + "/prep", 1200, 203, 3);  // 203: odd per rank
+      // The cues task: the data the float32 equivalence bounds below were set on (they measure the
+      // distributed mechanics; the context task's posts give other, equally valid roundings).
+      SynthOptions cues;
+      cues.task = SynthTask::kCues;
+      test::synth_with_vocab(dir + "/raw", dir + "/vocab.txt", dir + "/prep", 1200, 203, 3, cues);  // 203: odd per rank
       prepare_data(load_config("", overrides).config, {1, false});
     }
     w.barrier();
@@ -98,6 +102,7 @@ EvalOptions single_process_eval(const ResolvedConfig& rc, int64_t batch) {
   o.pad_id = load_tokenizer(rc.config.tokenizer)->special_ids().pad;
   o.batch = batch;
   o.policy = rc.config.eval.thresholds;
+  o.min_precision = rc.config.eval.min_precision;
   o.unpad = rc.config.model.unpad;
   return o;
 }

@@ -109,12 +109,14 @@ TEST_CASE("threshold policies in scalar and mapping form", "[config]") {
   CHECK(policy("recall_at:0.8").labels.empty());
   CHECK_THAT(config_error([&] { policy("precision_at:1.5"); }),
              Contains("t.yaml:2:15: eval.thresholds: precision_at 1.5 is out of range (allowed: (0, 1])"));
-  CHECK_THAT(config_error([&] { policy("best"); }), Contains("use max_f1, precision_at:0.9, recall_at:0.9 or fixed:0.5"));
+  CHECK_THAT(config_error([&] { policy("best"); }),
+             Contains("use max_f1, precision_at:0.9, recall_at:0.9 or fixed:0.5"));
 }
 
 TEST_CASE("per-label threshold policies: a default and one policy per named label", "[config]") {
-  const std::string yaml = "data:\n  labels: [hate, spam, self_harm]\neval:\n  thresholds: {default: max_f1, spam: "
-                           "precision_at:0.95, self_harm: {recall_at: 0.9}}\n";
+  const std::string yaml =
+      "data:\n  labels: [hate, spam, self_harm]\neval:\n  thresholds: {default: max_f1, spam: "
+      "precision_at:0.95, self_harm: {recall_at: 0.9}}\n";
   const ThresholdPolicies p = load_config_text(yaml, "t.yaml").config.eval.thresholds;
   REQUIRE(p.labels.size() == 2);
   CHECK(p.for_label("hate").kind == ThresholdPolicy::Kind::kMaxF1);
@@ -127,18 +129,17 @@ TEST_CASE("per-label threshold policies: a default and one policy per named labe
   const ResolvedConfig r = load_config_text(yaml, "t.yaml");
   CHECK(load_config_text(r.to_yaml(), "dump.yaml").config.eval.thresholds == p);
   // a label that is not in data.labels, and a label named twice, are one line each
-  CHECK_THAT(config_error([] {
-               load_config_text("data:\n  labels: [hate]\neval:\n  thresholds: {default: max_f1, spma: fixed:0.5}\n",
-                                "t.yaml");
-             }),
-             Contains("eval.thresholds names 'spma', which is not in data.labels (hate); use a label's name or default"));
+  CHECK_THAT(
+      config_error([] {
+        load_config_text("data:\n  labels: [hate]\neval:\n  thresholds: {default: max_f1, spma: fixed:0.5}\n",
+                         "t.yaml");
+      }),
+      Contains("eval.thresholds names 'spma', which is not in data.labels (hate); use a label's name or default"));
   CHECK_THAT(config_error([] {
                load_config_text("data:\n  labels: [hate]\neval:\n  thresholds: {spam: fixed:0.5}\n", "t.yaml");
              }),
              Contains("names 'spam', which is not in data.labels (hate)"));
-  CHECK_THAT(config_error([] {
-               load_config_text("eval:\n  thresholds: {spam: fixed:0.5, spam: max_f1}\n", "t.yaml");
-             }),
+  CHECK_THAT(config_error([] { load_config_text("eval:\n  thresholds: {spam: fixed:0.5, spam: max_f1}\n", "t.yaml"); }),
              Contains("spam"));
   CHECK_THAT(config_error([] { load_config_text("eval:\n  thresholds: {spam: best}\n", "t.yaml"); }),
              Contains("eval.thresholds.spam: 'best' is not a threshold policy"));

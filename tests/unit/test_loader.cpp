@@ -9,10 +9,10 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "modtrain/core/text.h"
 #include "modtrain/data/loader.h"
 #include "modtrain/data/prepare.h"
 #include "modtrain/data/raw_reader.h"
-#include "modtrain/core/text.h"
 #include "modtrain/data/synth.h"
 #include "modtrain/train/metrics.h"
 #include "test_util.h"
@@ -150,8 +150,11 @@ TEST_CASE("data synth --languages: posts in six scripts, the same label model, E
   // What marks each language: a byte sequence of its script (Spanish: an accented letter or one of
   // its words; some of its phrases are plain ASCII).
   const std::map<std::string, std::vector<std::string>> script = {
-      {"es", {"\xC3", "que ", "nunca", "gratis", "eres", "quiero", "los ", "clic"}}, {"ar", {"\xD8"}},
-      {"hi", {"\xE0\xA4"}}, {"ru", {"\xD0"}}, {"ja", {"\xE3\x81"}}};
+      {"es", {"\xC3", "que ", "nunca", "gratis", "eres", "quiero", "los ", "clic"}},
+      {"ar", {"\xD8"}},
+      {"hi", {"\xE0\xA4"}},
+      {"ru", {"\xD0"}},
+      {"ja", {"\xE3\x81"}}};
   size_t positives_en = 0, positives_many = 0;
   for (uint64_t i = 0; i < 600; ++i) {
     const auto one = nlohmann::json::parse(synth_record(9, "train", i, en));
@@ -164,7 +167,8 @@ TEST_CASE("data synth --languages: posts in six scripts, the same label model, E
       std::string text = mixed.at("text").get<std::string>();
       std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
       const auto& marks = script.at(lang);
-      CHECK(std::any_of(marks.begin(), marks.end(), [&](const std::string& m) { return text.find(m) != std::string::npos; }));
+      CHECK(std::any_of(marks.begin(), marks.end(),
+                        [&](const std::string& m) { return text.find(m) != std::string::npos; }));
     } else {
       CHECK(mixed.at("text") == one.at("text"));
     }
@@ -242,11 +246,20 @@ TEST_CASE("the context task: the same words in a label's positives and negatives
   REQUIRE(o.task == SynthTask::kContext);
   // Words of the constructions: each must be about as common in the label's negatives as in its
   // positives (among the records that hold it), so that no single word decides the label.
-  const std::vector<std::pair<std::string, std::string>> words = {
-      {"hate", " vermin"},      {"hate", " human"},           {"hate", "people who call"},   {"hate", " disgusting"},
-      {"harassment", "pathetic"}, {"harassment", "smart"},    {"harassment", "disagree"}, {"threat", " protect "},
-      {"threat", " hurt you"},  {"self_harm", "don't want to"}, {"self_harm", "disappear"},
-      {"misinformation", "microchips"}, {"misinformation", "are safe"}, {"misinformation", " false that"}};
+  const std::vector<std::pair<std::string, std::string>> words = {{"hate", " vermin"},
+                                                                  {"hate", " human"},
+                                                                  {"hate", "people who call"},
+                                                                  {"hate", " disgusting"},
+                                                                  {"harassment", "pathetic"},
+                                                                  {"harassment", "smart"},
+                                                                  {"harassment", "disagree"},
+                                                                  {"threat", " protect "},
+                                                                  {"threat", " hurt you"},
+                                                                  {"self_harm", "don't want to"},
+                                                                  {"self_harm", "disappear"},
+                                                                  {"misinformation", "microchips"},
+                                                                  {"misinformation", "are safe"},
+                                                                  {"misinformation", " false that"}};
   std::map<std::string, std::pair<int, int>> counts;  // word -> (positive, all) among records holding it
   for (uint64_t i = 0; i < 20000; ++i) {
     const auto j = nlohmann::json::parse(synth_record(o.seed, "train", i, o));

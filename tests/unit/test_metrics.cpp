@@ -85,8 +85,8 @@ TEST_CASE("threshold tuning: recall_at and the min_precision guard", "[metrics]"
   CHECK(tune_threshold(s, {K::kRecallAt, 0.6}) == Approx(0.65));  // the highest cut with recall >= 0.6
   CHECK(tune_threshold(s, {K::kRecallAt, 0.3}) == Approx(0.85));
   CHECK(tune_threshold(s, {K::kRecallAt, 1.0}) == Approx(0.4));
-  CHECK(tune_threshold(s, {K::kRecallAt, 1.0}, 0.6) > 1.0);  // its precision 1/2 is below the guard: flag nothing
-  CHECK(tune_threshold(s, {K::kMaxF1, 0}) == Approx(0.65));   // F1 2/3 at 0.7 (and at 0.4: the higher cut wins)
+  CHECK(tune_threshold(s, {K::kRecallAt, 1.0}, 0.6) > 1.0);       // its precision 1/2 is below the guard: flag nothing
+  CHECK(tune_threshold(s, {K::kMaxF1, 0}) == Approx(0.65));       // F1 2/3 at 0.7 (and at 0.4: the higher cut wins)
   CHECK(tune_threshold(s, {K::kMaxF1, 0}, 0.7) == Approx(0.85));  // only the 0.9 cut has precision >= 0.7
   CHECK(tune_threshold(s, {K::kMaxF1, 0}, 0.5) == Approx(0.65));
   // a weak model: the best F1 sits at precision 1/3; the guard makes the label flag nothing

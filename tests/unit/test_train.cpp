@@ -448,7 +448,8 @@ TEST_CASE("eval.calibrate: temperatures lower the NLL of an over-confident model
   std::vector<float> binary(r.targets.size());
   for (size_t i = 0; i < binary.size(); ++i) binary[i] = r.targets[i] >= 0.5f ? 1.0f : 0.0f;
   for (size_t l = 0; l < 7; ++l)
-    CHECK(r.thresholds[l] == tune_threshold(label_scores(r.probs, binary, r.mask, 7, l), o.policy.all, o.min_precision));
+    CHECK(r.thresholds[l] ==
+          tune_threshold(label_scores(r.probs, binary, r.mask, 7, l), o.policy.all, o.min_precision));
 
   // predict applies the saved temperatures: sigmoid(logit / T) of the uncalibrated score
   ModelMeta m = load_model_dir((run.path / "model").string(), torch::kCPU).meta;

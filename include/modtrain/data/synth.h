@@ -9,8 +9,8 @@
 //   cues: the generator before issue 32, each positive label a fixed cue phrase (a bag of words
 //     reaches its ceiling); kept for the baselines stored on it.
 // Both know each record's latent truth and write the Bayes-optimal scores of the validation split
-// (bayes-valid.jsonl): the task's ceiling. Lengths are skewed like real posts: most short, a long tail past data.max_len (filler
-// sentences, mentions, hashtags, links and emoji added from a random stream of their own, so a
+// (bayes-valid.jsonl): the task's ceiling. Lengths are skewed like real posts: most short, a long tail past
+// data.max_len (filler sentences, mentions, hashtags, links and emoji added from a random stream of their own, so a
 // record's labels and cue text do not depend on its length). Group names are invented ("the
 // Quendari"): no real slurs, no real groups.
 #pragma once

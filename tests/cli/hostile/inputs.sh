@@ -52,7 +52,7 @@ expect_error 2 "Not a directory" -- "$mt" data synth --out afile/data --train 10
 # labelled run, an unlabelled run without the objective, an MLM model served or resumed as a classifier
 grep -v '^\[MASK\]$' vocab.txt > vocab-nomask.txt
 printf 'a post\nanother post\n' > posts.txt
-mlm=(--set train.objective=mlm --set 'data.labels=[]' --set 'data.train=[posts.txt]' --set 'data.valid=[]')
+mlm=(--set train.objective=mlm --set train.pos_weight=none --set 'data.labels=[]' --set 'data.train=[posts.txt]' --set 'data.valid=[]')
 expect_error 2 "the wordpiece tokenizer has no mask token .*set tokenizer.vocab to a tokenizer that has it" -- \
   "$mt" train "${cfg[@]}" "${mlm[@]}" --set tokenizer.vocab=vocab-nomask.txt --set data.prepared_dir=prep_nomask --set run.dir=run_nomask
 expect_error 2 "posts.txt: a .txt file is unlabelled text .* data.labels: \[\]" -- \
