@@ -29,7 +29,7 @@ json parse_file(const std::string& path, const std::string& what) {
   const std::string text = io::read_file(path, io::kMaxReadBytes, what);
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors, and numbers that overflow a double (1e400)
     fail(path, std::string("not valid JSON (") + e.what() + ")");
   }
 }

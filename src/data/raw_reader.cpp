@@ -240,16 +240,28 @@ bool RawShardReader::decode(const RawUnit& unit, RawRecord& record, std::string&
 bool RawShardReader::decode_json(const RawUnit& unit, RawRecord& record, std::string& reason) const {
   std::string line = unit.source;
   record.utf8_repairs = unicode::repair_utf8(line);
-  json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  // What the parser says, from "parse error ..." or "number overflow ..." on (a number that
+  // overflows a double, 1e400 even in an ignored key, is a bad record like any other).
+  auto invalid = [&](const json::exception& e) {
+    const std::string what = e.what();
+    size_t at = what.find("parse error");
+    if (at == std::string::npos) at = what.find("number overflow");
+    reason = "invalid JSON: " + (at == std::string::npos ? what : what.substr(at));
+    if (what.find("number overflow") != std::string::npos) reason += " (does not fit a double)";
+    return false;
+  };
+  json j;
+  try {  // the overflow may throw even without exceptions
+    j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  } catch (const json::exception& e) {
+    return invalid(e);
+  }
   if (j.is_discarded()) {
     try {  // parse again only to get the parser's message
       json reparsed = json::parse(line);
       (void)reparsed;
-    } catch (const json::parse_error& e) {
-      std::string what = e.what();
-      size_t colon = what.find("parse error");
-      reason = "invalid JSON: " + (colon == std::string::npos ? what : what.substr(colon));
-      return false;
+    } catch (const json::exception& e) {
+      return invalid(e);
     }
   }
   if (!j.is_object()) {

@@ -76,9 +76,11 @@ TEST_CASE("JSONL: every bad-record class has a reason", "[data][raw]") {
                         "{\"text\": \"a\"}\n"
                         "{\"text\": \"a\", \"labels\": \"hate\"}\n"
                         "{\"text\": \"a\", \"labels\": [1]}\n"
-                        "{\"text\": \"a\", \"id\": [1], \"labels\": []}\n");
+                        "{\"text\": \"a\", \"id\": [1], \"labels\": []}\n"
+                        "{\"text\": \"a\", \"labels\": [], \"ignored\": 1e400}\n"
+                        "{\"text\": \"a\", \"labels\": {\"hate\": -1e999}}\n");
   auto rows = read_all(path);
-  REQUIRE(rows.size() == 12);
+  REQUIRE(rows.size() == 14);
   for (const auto& r : rows) CHECK_FALSE(r.ok);
   CHECK_THAT(rows[0].reason, Contains("invalid JSON"));
   CHECK_THAT(rows[1].reason, Contains("expected a JSON object"));
@@ -92,6 +94,9 @@ TEST_CASE("JSONL: every bad-record class has a reason", "[data][raw]") {
   CHECK_THAT(rows[9].reason, Contains("\"labels\" must be a list"));
   CHECK_THAT(rows[10].reason, Contains("must be label names"));
   CHECK_THAT(rows[11].reason, Contains("\"id\" must be"));
+  // a number that overflows, even in a key that is ignored: one rejected record, not an abort
+  CHECK_THAT(rows[12].reason, Contains("invalid JSON: number overflow parsing '1e400' (does not fit a double)"));
+  CHECK_THAT(rows[13].reason, Contains("number overflow parsing '-1e999'"));
 }
 
 TEST_CASE("multi_class needs exactly one label", "[data][raw]") {

@@ -65,6 +65,17 @@ expect_error 2 "a checkpoint of train.objective mlm, but this run's is classify"
 expect_error 2 "a checkpoint of train.objective classify, but this run's is mlm; resume with the objective it was trained with" -- \
   "$mt" train "${cfg[@]}" "${mlm[@]}" --set data.prepared_dir=prep_mlm --set run.dir=run --resume auto
 
+# a JSON number that overflows a double, even in an ignored key: one bad record (fail: file:line;
+# skip: rejected and counted), never an abort, in prepare's worker threads and in eval alike
+printf '{"text": "a post", "labels": [], "x": 1e400}\n{"text": "b post", "labels": ["hate"]}\n' > overflow.jsonl
+expect_error 2 "overflow.jsonl:1: invalid JSON: number overflow parsing '1e400' \\(does not fit a double\\)" -- \
+  "$mt" data prepare "${cfg[@]}" --set 'data.train=[overflow.jsonl]' --set 'data.valid=[]' --set data.prepared_dir=prep_overflow
+"$mt" data prepare "${cfg[@]}" --set 'data.train=[overflow.jsonl]' --set 'data.valid=[]' --set data.prepared_dir=prep_overflow2 \
+  --set data.on_bad_record=skip > overflow.txt 2>&1 || { cat overflow.txt; fail "prepare with skip and an overflowing number"; }
+grep -q "2 input records = 1 kept + 1 rejected" overflow.txt || { cat overflow.txt; fail "the overflowing record is rejected and counted"; }
+cases=$((cases + 1))
+expect_error 2 "overflow.jsonl:1: invalid JSON: number overflow parsing '1e400'" -- "$mt" eval --model run/model --data overflow.jsonl
+
 # tokenize --max-len: no silent acceptance of nonsense
 expect_error 2 "--max-len 1 leaves no room for the special tokens" -- "$mt" tokenize --vocab vocab.txt --max-len 1
 expect_error 2 "--max-len -5 is negative" -- "$mt" tokenize --vocab vocab.txt --max-len -5
