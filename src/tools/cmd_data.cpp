@@ -71,22 +71,18 @@ int data_synth(const SynthOptions& options, bool force) {
         {"scorer", "Bayes-optimal: P(label | what the generator wrote), " + report.bayes_file},
         {"valid_records", options.valid},
         {"positive_at", 0.5}};
-    double pr_sum = 0, roc_sum = 0;
-    size_t pr_n = 0, roc_n = 0;
+    const std::vector<double> no_thresholds(L, 0.5);  // the ranking metrics do not use them
+    const EvalReport r = evaluate_scores(synth_labels(), Problem::kMultiLabel, report.valid_bayes, report.valid_targets,
+                                         report.valid_mask, no_thresholds, 0.0);
+    auto number = [](double x) { return std::isnan(x) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(x); };
     nlohmann::ordered_json per_label = nlohmann::ordered_json::array();
     for (size_t l = 0; l < L; ++l) {
-      const LabelScores s = label_scores(report.valid_bayes, report.valid_targets, report.valid_mask, L, l);
-      const double pr = average_precision(s), roc = roc_auc(s);
-      if (!std::isnan(pr)) pr_sum += pr, ++pr_n;
-      if (!std::isnan(roc)) roc_sum += roc, ++roc_n;
-      per_label.push_back(
-          {{"name", synth_labels()[l]},
-           {"pr_auc", std::isnan(pr) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(pr)},
-           {"roc_auc", std::isnan(roc) ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(roc)}});
+      const LabelReport& lr = r.labels[l];
+      per_label.push_back({{"name", lr.name}, {"pr_auc", number(lr.pr_auc)}, {"roc_auc", number(lr.roc_auc)}});
       std::printf("  %-15s %6.2f%% positive   ceiling PR-AUC %.4f ROC-AUC %.4f\n", synth_labels()[l].c_str(),
-                  100.0 * report.positives[l] / std::max<uint64_t>(1, report.records), pr, roc);
+                  100.0 * report.positives[l] / std::max<uint64_t>(1, report.records), lr.pr_auc, lr.roc_auc);
     }
-    const double macro_pr = pr_n ? pr_sum / pr_n : NAN, macro_roc = roc_n ? roc_sum / roc_n : NAN;
+    const double macro_pr = r.macro_pr_auc, macro_roc = r.macro_roc_auc;
     ceiling["macro_pr_auc"] = macro_pr;
     ceiling["macro_roc_auc"] = macro_roc;
     ceiling["labels"] = per_label;
@@ -246,12 +242,12 @@ void add_data_commands(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(1, 10000));
   s->add_option("--seed", synth->seed, "Seed (same seed, same files)")->capture_default_str();
-  s->add_option("--task", synth->task,
+  auto task = std::make_shared<std::string>("context");
+  s->add_option("--task", *task,
                 "context: labels decided by negation, quotation, stance, speaker and order (a bag of words cannot "
                 "solve it); cues: one fixed cue phrase per positive label (the generator before issue 32)")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, SynthTask>{{"context", SynthTask::kContext}, {"cues", SynthTask::kCues}}))
-      ->default_str("context");
+      ->check(CLI::IsMember({"context", "cues"}))
+      ->capture_default_str();
   auto short_posts = std::make_shared<bool>(false);
   s->add_flag("--short", *short_posts,
               "Short template posts only (before lengths were realistic: most posts short, a long tail past max_len)");
@@ -262,15 +258,17 @@ void add_data_commands(CLI::App& app, Action& action) {
   s->add_flag("--identities", synth->identities,
               "Mentions of invented identity groups, mostly benign, as 0/1 fields (for data.subgroups)");
   s->add_option("--label-noise", synth->label_noise,
-                "Probability that an annotated 0/1 label is flipped (default: the task's, context 0.005, cues 0.02)");
+                "Probability that an annotated 0/1 label is flipped (default: the task's, context 0.005, cues 0.02)")
+      ->check(CLI::Range(0.0, 0.49));
   s->add_option("--annotators", synth->annotators,
                 "Soft labels: each label is the share of N simulated annotators who said yes (0 = 0/1 labels)")
       ->capture_default_str();
   s->add_option("--annotator-noise", synth->annotator_noise, "How often a simulated annotator is wrong")
       ->capture_default_str();
   s->add_flag("--force", *force, "Clear a non-empty --out directory first (otherwise refused)");
-  s->callback([&action, synth, force, short_posts] {
+  s->callback([&action, synth, force, short_posts, task] {
     synth->realistic_lengths = !*short_posts;
+    synth->task = *task == "cues" ? SynthTask::kCues : SynthTask::kContext;
     action = [synth, force] { return data_synth(*synth, *force); };
   });
 
