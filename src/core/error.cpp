@@ -1,4 +1,8 @@
 #include <mpi.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <exception>
 
 #include "modtrain/core/check.h"
 
@@ -50,5 +54,42 @@ std::string describe_filesystem_error(const std::filesystem::filesystem_error& e
   return (where.empty() ? std::string("a path") : where) + ": " + cause + " (" + operation +
          "); check the path: every parent must be a directory you can write to";
 }
+
+std::string describe_current_exception() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    return what.substr(0, what.find('\n'));
+  } catch (...) {
+    return "an exception of unknown type";
+  }
+}
+
+namespace {
+[[noreturn]] void on_terminate() {
+  std::string what = "std::terminate was called with no exception";
+  if (std::current_exception()) what = describe_current_exception() + " escaped every handler";
+  int initialized = 0, finalized = 0, rank = 0, size = 1;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  const bool mpi = initialized && !finalized;
+  if (mpi) {
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+  }
+  // Straight to the descriptor: the logger's lock may be held by the thread that is terminating.
+  std::string line = (size > 1 ? "[rank " + std::to_string(rank) + "] " : std::string()) +
+                     "error: internal error: " + what + " (a modtrain bug; please report it with the command line)" +
+                     (size > 1 ? "; stopping every rank" : "") + "\n";
+  std::fflush(stdout);
+  if (::write(STDERR_FILENO, line.data(), line.size()) < 0) { /* nowhere left to report */
+  }
+  if (mpi && size > 1) MPI_Abort(MPI_COMM_WORLD, kExitRuntime);
+  std::_Exit(kExitRuntime);
+}
+}  // namespace
+
+void install_terminate_handler() { std::set_terminate(on_terminate); }
 
 }  // namespace modtrain

@@ -3,11 +3,15 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <string>
 
 #include "modtrain/core/error.h"
 
 namespace modtrain::fault {
+namespace {
+struct UnknownFault {};
+}  // namespace
 
 void point(const char* name) {
   static const char* armed = std::getenv("MODTRAIN_FAULT");
@@ -15,6 +19,8 @@ void point(const char* name) {
   const size_t n = std::strlen(name);
   if (std::strncmp(armed, name, n) != 0) return;
   if (armed[n] == '\0') std::raise(SIGKILL);
+  if (std::strcmp(armed + n, ":unknown") == 0) throw UnknownFault{};  // not a std::exception: the catch-alls
+  if (std::strcmp(armed + n, ":terminate") == 0) std::terminate();    // the last-resort handler
   if (std::strcmp(armed + n, ":enospc") == 0)
     throw UserError(std::string("cannot write (fault point ") + name + "): No space left on device (the disk is full)",
                     kExitRuntime);

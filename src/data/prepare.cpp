@@ -15,7 +15,9 @@
 
 #include "modtrain/core/build_info.h"
 #include "modtrain/core/error.h"
+#include "modtrain/core/fault.h"
 #include "modtrain/core/log.h"
+#include "modtrain/core/parallel.h"
 #include "modtrain/core/text.h"
 #include "modtrain/data/raw_reader.h"
 #include "modtrain/data/tokenizer.h"
@@ -117,13 +119,11 @@ struct Preparer {
       }
     };
     size_t n = units.size(), per = (n + static_cast<size_t>(threads) - 1) / static_cast<size_t>(threads);
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) {
+    run_parallel(threads, [&](int t) {  // an exception in a worker reaches this thread
+      fault::point("prepare-worker");
       size_t b = std::min(n, per * static_cast<size_t>(t)), e = std::min(n, b + per);
-      if (b < e) pool.emplace_back(work, b, e);
-    }
-    work(0, std::min(n, per));
-    for (auto& th : pool) th.join();
+      if (b < e) work(b, e);
+    });
   }
 
   void reject(const std::string& file, const RawUnit& unit, const std::string& reason) {

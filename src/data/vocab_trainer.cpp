@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "bert_words.h"
+#include "modtrain/core/parallel.h"
 #include "modtrain/data/tweet_normalizer.h"
 
 namespace modtrain {
@@ -54,10 +55,7 @@ void VocabTrainer::add_texts(const std::vector<std::string>& texts) {
           [](int32_t) { return true; });
     }
   };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
-  work(0);
-  for (auto& th : pool) th.join();
+  run_parallel(threads, work);  // an exception in a worker reaches this thread
   for (size_t t = 0; t < partial.size(); ++t) {
     for (auto& [word, count] : partial[t]) word_counts_[word] += count;
     words_ += partial_words[t];

@@ -35,6 +35,9 @@ int run_guarded(const World& world, const std::function<int()>& body) {
     log::error("out of memory; lower train.micro_batch or data.max_len, or use more ranks");
   } catch (const std::exception& e) {
     log::error(first_line(e.what()));
+  } catch (...) {  // not a std::exception: still one line, and the other ranks are stopped
+    log::error("internal error: " + describe_current_exception() +
+               " (a modtrain bug; please report it with the command line)");
   }
   if (world.size() > 1) world.abort(exit_code);
   return exit_code;

@@ -30,6 +30,10 @@ int run_local(const std::function<int()>& body) {
     std::string what = e.what();
     log::error(what.substr(0, what.find('\n')));
     return kExitRuntime;
+  } catch (...) {  // not a std::exception: still one line and the runtime-failure code
+    log::error("internal error: " + describe_current_exception() +
+               " (a modtrain bug; please report it with the command line)");
+    return kExitRuntime;
   }
 }
 
@@ -46,7 +50,7 @@ int parse_and_run(CLI::App& app, Action& action, int argc, char** argv) {
         app.get_subcommands().empty() ? "modtrain" : ("modtrain " + app.get_subcommands().back()->get_name()).c_str());
     return kExitUsage;
   }
-  const int rc = action();
+  const int rc = run_local(action);  // every command's body already maps its errors; this is the net under it
   if (rc != kExitOk) return rc;
   // Standard output is the product of many commands (tokenize, config show, data stats, eval,
   // predict -): a failed write (a full disk, /dev/full, an I/O error) must not end in exit 0.

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "modtrain/core/error.h"
 #include "modtrain/core/log.h"
+#include "modtrain/core/parallel.h"
 #include "modtrain/data/raw_reader.h"
 #include "modtrain/data/tweet_normalizer.h"
 #include "modtrain/data/vocab_trainer.h"
@@ -137,13 +138,10 @@ int tokenize(const TokenizeFlags& flags) {
     }
     outputs.assign(lines.size(), {});
     size_t per = (lines.size() + threads - 1) / threads;
-    std::vector<std::thread> pool;
-    for (size_t t = 1; t < threads; ++t) {
-      size_t b = std::min(lines.size(), t * per), e = std::min(lines.size(), b + per);
-      if (b < e) pool.emplace_back(encode_range, b, e);
-    }
-    encode_range(0, std::min(lines.size(), per));
-    for (auto& th : pool) th.join();
+    run_parallel(static_cast<int>(threads), [&](int t) {  // an exception in a worker reaches this thread
+      size_t b = std::min(lines.size(), static_cast<size_t>(t) * per), e = std::min(lines.size(), b + per);
+      if (b < e) encode_range(b, e);
+    });
     for (const auto& o : outputs) out.write(o);  // a failed write stops here, naming the cause
   }
   out.commit();

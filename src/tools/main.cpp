@@ -2,8 +2,10 @@
 // This file is the table of contents: one line per group of subcommands.
 #include "commands.h"
 #include "modtrain/core/build_info.h"
+#include "modtrain/core/error.h"
 
 int main(int argc, char** argv) {
+  modtrain::install_terminate_handler();  // the last resort: one line, exit 1, every rank stopped
   CLI::App app{"modtrain: train content-moderation classifiers (BERT) data-parallel over MPI/NCCL ranks"};
   app.set_version_flag("--version", [] { return modtrain::version_text(); });
 

@@ -61,4 +61,14 @@ class CollectiveError : public Error {
 // of "filesystem error: cannot create directories: Not a directory". Its exit code is kExitUsage.
 std::string describe_filesystem_error(const std::filesystem::filesystem_error& e);
 
+// One line for the exception being handled (call inside a catch block): the first line of what()
+// for a std::exception, "an exception of unknown type" for anything else.
+std::string describe_current_exception();
+
+// The last resort, installed first thing in main: std::terminate (an exception that escaped every
+// handler, or one thrown on a thread nobody joined) prints one "error: internal error: ..." line
+// and exits kExitRuntime; under MPI with other ranks it calls MPI_Abort so that no rank is left
+// waiting in a collective. Tested by tests/cli/hostile/crashes.sh (MODTRAIN_FAULT=...:terminate).
+void install_terminate_handler();
+
 }  // namespace modtrain

@@ -1,7 +1,9 @@
 // Fault injection for tests of crash safety: with MODTRAIN_FAULT=<name> in the environment,
 // fault::point("<name>") kills the calling process with SIGKILL (no cleanup, no flush), as a
 // node failure or an OOM kill would; with MODTRAIN_FAULT=<name>:enospc it throws the error a
-// write to a full disk throws, so the cleanup paths of failed writes can be tested anywhere.
+// write to a full disk throws, so the cleanup paths of failed writes can be tested anywhere;
+// <name>:unknown throws a value that is not a std::exception (the CLI's catch-alls) and
+// <name>:terminate calls std::terminate (the last-resort handler).
 // A no-op otherwise (one getenv, cached).
 #pragma once
 
