@@ -10,6 +10,7 @@ if [[ ! -f /usr/share/dict/words ]] && [[ $(id -u) -eq 0 ]]; then
 fi
 mkdir -p bench/results
 build/bench/modtrain_bench_tokenizer --out bench/results/tokenizer.json
+build/bench/modtrain_bench_long_words --out bench/results/long-words.json  # 1 KB to 4 MB words, each family
 build/bench/modtrain_bench_data --out bench/results/data.json
 build/bench/modtrain_bench_train --preset tiny --batch 32 --seq 64 --steps 30
 build/bench/modtrain_bench_train --preset base --batch 8 --seq 128 --steps 3

@@ -1,6 +1,8 @@
 #include "modtrain/data/bpe.h"
 
+#include <algorithm>
 #include <climits>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -256,24 +258,62 @@ void ByteLevelBpeTokenizer::encode_word(std::string_view word, std::vector<int32
     const int32_t whole = id_of(mapped);
     if (whole >= 0) return out.push_back(whole);
   }
-  const size_t start = out.size();
-  for (unsigned char b : word) out.push_back(byte_ids_[b]);
-  // Merge the lowest-ranked adjacent pair (leftmost on ties) until none is in the merge table.
-  size_t n = out.size() - start;
-  int32_t* sym = out.data() + start;
-  while (n > 1) {
-    int32_t best = INT_MAX, merged = -1;
-    size_t at = 0;
-    for (size_t k = 0; k + 1 < n; ++k) {
-      auto it = merges_.find(pair_key(sym[k], sym[k + 1]));
-      if (it != merges_.end() && it->second.rank < best) best = it->second.rank, merged = it->second.id, at = k;
-    }
-    if (merged < 0) break;
-    sym[at] = merged;
-    std::copy(sym + at + 2, sym + n, sym + at + 1);
-    --n;
+  // Merge the lowest-ranked adjacent pair (leftmost on ties) until none is in the merge table, as
+  // HF tokenizers' Word::merge_all does: the symbols form a linked list over the word's bytes and
+  // a min-heap holds the candidate merges by (rank, position). A merge updates two links and pushes
+  // at most two new candidates; a candidate whose pair has changed since it was pushed is skipped
+  // when it comes up. O(n log n) in the word's length: a 1 MB post without spaces is one word, and
+  // rescanning the word per merge (the textbook loop) took minutes on it. Same ids: both merge the
+  // globally lowest-ranked pair first and the leftmost of equals (tests/unit/test_bpe.cpp compares
+  // them on long words; bench/bench_tokenizer.cpp times 1 KB to 4 MB).
+  struct Symbol {
+    int32_t id, prev, next;  // prev/next: positions in the word, -1 at the ends
+    bool alive;
+  };
+  struct Candidate {
+    int32_t rank, pos, id;  // merge the pair that starts at symbol `pos` into `id`
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
+  thread_local std::vector<Symbol> symbols;
+  thread_local std::vector<Candidate> heap;
+  if (word.size() > static_cast<size_t>(INT32_MAX))
+    throw UserError("a word of " + std::to_string(word.size()) + " bytes is longer than BPE can encode (2^31 - 1); " +
+                    "lower data.max_record_bytes");
+  const int32_t n = static_cast<int32_t>(word.size());
+  if (n == 0) return;
+  symbols.resize(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i)
+    symbols[static_cast<size_t>(i)] = {byte_ids_[static_cast<unsigned char>(word[static_cast<size_t>(i)])], i - 1,
+                                       i + 1 < n ? i + 1 : -1, true};
+  heap.clear();
+  const auto later = std::greater<Candidate>();
+  auto consider = [&](int32_t pos) {  // the pair starting at `pos`, if it has a merge
+    const Symbol& left = symbols[static_cast<size_t>(pos)];
+    if (left.next < 0) return;
+    auto it = merges_.find(pair_key(left.id, symbols[static_cast<size_t>(left.next)].id));
+    if (it == merges_.end()) return;
+    heap.push_back({it->second.rank, pos, it->second.id});
+    std::push_heap(heap.begin(), heap.end(), later);
+  };
+  for (int32_t i = 0; i + 1 < n; ++i) consider(i);
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    const Candidate c = heap.back();
+    heap.pop_back();
+    Symbol& left = symbols[static_cast<size_t>(c.pos)];
+    if (!left.alive || left.next < 0) continue;
+    Symbol& right = symbols[static_cast<size_t>(left.next)];
+    auto it = merges_.find(pair_key(left.id, right.id));  // stale: the pair has changed since
+    if (it == merges_.end() || it->second.rank != c.rank || it->second.id != c.id) continue;
+    left.id = c.id;
+    right.alive = false;
+    left.next = right.next;
+    if (left.next >= 0) symbols[static_cast<size_t>(left.next)].prev = c.pos;
+    if (left.prev >= 0) consider(left.prev);
+    consider(c.pos);
   }
-  out.resize(start + n);
+  for (int32_t i = 0; i >= 0; i = symbols[static_cast<size_t>(i)].next)
+    out.push_back(symbols[static_cast<size_t>(i)].id);
 }
 
 void ByteLevelBpeTokenizer::encode_segment(std::string_view text, std::vector<int32_t>& out) const {

@@ -5,12 +5,17 @@
 // special tokens in the text, numbers, mentions and URLs), whole and truncated to 12.
 #include <catch2/catch.hpp>
 
+#include <climits>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <unordered_map>
 
 #include "modtrain/core/error.h"
 #include "modtrain/data/bpe.h"
+#include "modtrain/data/sampler.h"
+#include "modtrain/io/files.h"
 #include "test_util.h"
 #include "tokenizer_cases.h"
 
@@ -59,6 +64,82 @@ TEST_CASE("byte-level BPE from vocab.json + merges.txt equals the tokenizer.json
   CHECK(t.type() == "bpe");
   check_parity(t, "cases.jsonl", "golden.jsonl", 0);
   check_parity(t, "bpe/cases-bpe.jsonl", "golden-bpe.jsonl", 0);
+}
+
+namespace {
+// GPT-2's original bpe() (openai/gpt-2 encoder.py), the algorithm HF's Word::merge_all reproduces:
+// repeatedly take the lowest-ranked adjacent pair and merge every occurrence of it, left to right.
+// Quadratic; the oracle for the heap-based merge on long words.
+std::vector<int32_t> gpt2_bpe(const ByteLevelBpeTokenizer& t, std::string_view word,
+                              const std::unordered_map<std::string, int>& ranks) {
+  std::vector<std::string> chars(256);
+  for (int b = 0, next = 256; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    const int cp = printable ? b : next++;
+    chars[static_cast<size_t>(b)] =
+        cp < 0x80 ? std::string(1, static_cast<char>(cp))
+                  : std::string{static_cast<char>(0xC0 | (cp >> 6)), static_cast<char>(0x80 | (cp & 0x3F))};
+  }
+  std::vector<std::string> symbols;
+  for (unsigned char b : word) symbols.push_back(chars[b]);
+  for (;;) {
+    int best = INT_MAX;
+    std::string a, b;
+    for (size_t k = 0; k + 1 < symbols.size(); ++k) {
+      auto it = ranks.find(symbols[k] + " " + symbols[k + 1]);
+      if (it != ranks.end() && it->second < best) best = it->second, a = symbols[k], b = symbols[k + 1];
+    }
+    if (best == INT_MAX) break;
+    std::vector<std::string> merged;
+    for (size_t k = 0; k < symbols.size(); ++k) {
+      if (k + 1 < symbols.size() && symbols[k] == a && symbols[k + 1] == b) {
+        merged.push_back(a + b);
+        ++k;
+      } else {
+        merged.push_back(symbols[k]);
+      }
+    }
+    symbols = std::move(merged);
+  }
+  std::vector<int32_t> ids;
+  for (const auto& s : symbols) ids.push_back(t.id_of(s));
+  return ids;
+}
+}  // namespace
+
+TEST_CASE("byte-level BPE on long words: the heap merge equals GPT-2's algorithm", "[tokenizer][bpe]") {
+  const auto t = ByteLevelBpeTokenizer::from_files(kDir + "bpe/vocab.json", kDir + "bpe/merges.txt");
+  std::unordered_map<std::string, int> ranks;
+  std::istringstream merges(io::read_file(kDir + "bpe/merges.txt"));
+  std::string line;
+  for (int rank = 0; std::getline(merges, line);)
+    if (!line.empty() && line[0] != '#') ranks.emplace(line, rank++);
+  REQUIRE(ranks.size() == 3000);
+  // Long single pre-tokens: the parity cases' letters run together (one \p{L}+ word), a run of
+  // punctuation, and one of a repeated byte (every merge of one pair overlaps the next).
+  std::string letters, punctuation, same(5000, 'e');
+  for (const auto& c : test::read_jsonl<std::string>("bpe/cases-bpe.jsonl"))
+    for (char ch : c)
+      if (std::isalpha(static_cast<unsigned char>(ch))) letters += ch;
+  while (letters.size() < 6000) letters += letters;
+  SplitMix64 rng(7);
+  const std::string marks = "!?.,;:-_*#()[]{}<>";
+  for (int i = 0; i < 4000; ++i) punctuation += marks[rng.below(marks.size())];
+  size_t words = 0, ids_compared = 0;
+  for (const std::string& word : {letters, punctuation, same, letters.substr(1, 777)}) {
+    REQUIRE(ByteLevelBpeTokenizer::split(word).size() == 1);
+    std::vector<int32_t> got;
+    t.encode(word, got);
+    REQUIRE(got.size() >= 2);
+    got = std::vector<int32_t>(got.begin() + 1, got.end() - 1);  // without <s> ... </s>
+    const std::vector<int32_t> expected = gpt2_bpe(t, word, ranks);
+    CHECK(got == expected);
+    CHECK(got.size() < word.size());  // merges did happen
+    ++words;
+    ids_compared += expected.size();
+  }
+  CHECK(words == 4);
+  CHECK(ids_compared > 3000);
 }
 
 TEST_CASE("GPT-2's pre-tokenizer split", "[tokenizer][bpe]") {
