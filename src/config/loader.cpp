@@ -253,6 +253,10 @@ void validate(const ResolvedConfig& r) {
   if (c.data.soft_labels && c.data.problem == Problem::kMultiClass)
     throw ConfigError(at(where("data.soft_labels")) + "data.soft_labels needs data.problem: multi_label (set at " +
                       where("data.problem").str() + "); multi_class records have exactly one 0/1 label");
+  if (c.eval.calibrate && c.data.valid.empty())
+    throw ConfigError(at(where("eval.calibrate")) +
+                      "eval.calibrate fits the temperatures on data.valid, which is empty (set at " +
+                      where("data.valid").str() + "): give data.valid or set eval.calibrate: false");
   if (c.eval.calibrate && c.data.problem == Problem::kMultiClass)
     throw ConfigError(at(where("eval.calibrate")) +
                       "eval.calibrate fits one temperature per sigmoid label; data.problem is multi_class (set at " +

@@ -29,6 +29,7 @@ struct EnumTable;
 MT_ENUM_TABLE(Problem, {Problem::kMultiLabel, "multi_label"}, {Problem::kMultiClass, "multi_class"})
 MT_ENUM_TABLE(BadRecordPolicy, {BadRecordPolicy::kFail, "fail"}, {BadRecordPolicy::kSkip, "skip"})
 MT_ENUM_TABLE(PreparePolicy, {PreparePolicy::kAuto, "auto"}, {PreparePolicy::kCheck, "check"})
+MT_ENUM_TABLE(VerifySources, {VerifySources::kStat, "stat"}, {VerifySources::kHash, "hash"})
 MT_ENUM_TABLE(TokenizerType, {TokenizerType::kAuto, "auto"}, {TokenizerType::kWordPiece, "wordpiece"},
               {TokenizerType::kBpe, "bpe"}, {TokenizerType::kUnigram, "unigram"})
 MT_ENUM_TABLE(ModelArch, {ModelArch::kBert, "bert"}, {ModelArch::kRoberta, "roberta"},
@@ -232,10 +233,11 @@ struct Codec<ThresholdPolicy> {
                     : kind == "precision_at" ? ThresholdPolicy::Kind::kPrecisionAt
                                              : ThresholdPolicy::Kind::kRecallAt;
       policy.value = x;
-      bool ok = kind == "fixed" ? (x >= 0 && x <= 1) : (x > 0 && x <= 1);
-      if (!ok)
-        throw ConfigError(at(where) + key + ": " + kind + " " + number +
-                          " is out of range (allowed: " + (kind == "fixed" ? "[0, 1]" : "(0, 1]") + ")");
+      // (0, 1] for every kind: a model's thresholds are probabilities in (0, 1] (fixed:0 would flag
+      // every post, and every command would then refuse the saved model as damaged)
+      if (!(x > 0 && x <= 1))
+        throw ConfigError(at(where) + key + ": " + kind + " " + number + " is out of range (allowed: (0, 1]" +
+                          (kind == "fixed" ? "; a threshold of 0 would flag every post" : "") + ")");
       return policy;
     }
     throw ConfigError(at(where) + key + ": '" + (v.IsScalar() ? v.Scalar() : kind) +
@@ -382,6 +384,7 @@ Field make(const char* section, Sec Config::*sec, const char* key, T Sec::*membe
 }
 
 constexpr int64_t kMaxSteps = int64_t{1} << 40;
+constexpr int64_t kMaxRecordBytes = (int64_t{1} << 31) - 1;  // a record is one std::string; BPE words are int32-indexed
 
 std::vector<Field> build_fields() {
   using C = Config;
@@ -412,6 +415,14 @@ std::vector<Field> build_fields() {
            "At `train` start the prepared data is checked against its sources and this config (files, sizes, "
            "modification times, labels, max_len, tokenizer): auto prepares it again when it is missing or stale; "
            "check stops with what changed."),
+      make("data", &C::data, "verify_sources", &DataConfig::verify_sources, any<VerifySources>(),
+           "How train's staleness check tells that a raw shard changed since it was prepared. stat: its path, size "
+           "and modification time (free; misses a same-size edit whose modification time was put back, or a "
+           "clock that went backwards); hash: also its SHA-256, computed once by prepare and again by rank 0 at "
+           "every train start (reads every source once: about 1 s per GB per start)."),
+      make("data", &C::data, "max_record_bytes", &DataConfig::max_record_bytes, between<int64_t>(256, kMaxRecordBytes),
+           "The largest record (a JSONL line, a CSV/TSV row) read; a longer one is a bad record (data.on_bad_record), "
+           "read past without being kept in memory. 1 MiB holds any post with its metadata."),
       make("data", &C::data, "group_by_length", &DataConfig::group_by_length, any<bool>(),
            "Batch records of similar length together (less padding); batch order stays shuffled."),
       make("data", &C::data, "soft_labels", &DataConfig::soft_labels, any<bool>(),
@@ -622,6 +633,7 @@ namespace modtrain {
 const char* to_string(Problem v) { return config_impl::enum_name(v); }
 const char* to_string(BadRecordPolicy v) { return config_impl::enum_name(v); }
 const char* to_string(PreparePolicy v) { return config_impl::enum_name(v); }
+const char* to_string(VerifySources v) { return config_impl::enum_name(v); }
 const char* to_string(TokenizerType v) { return config_impl::enum_name(v); }
 const char* to_string(ModelArch v) { return config_impl::enum_name(v); }
 const char* to_string(PositionEmbeddingType v) { return config_impl::enum_name(v); }

@@ -48,6 +48,8 @@ std::string Manifest::to_json() const {
   j["token_bytes"] = token_bytes;
   j["soft_labels"] = soft_labels;
   j["label_scale"] = soft_labels ? 240 : 1;
+  if (soft_labels) j["positive_at"] = positive_at;
+  j["max_record_bytes"] = max_record_bytes;
   j["subgroups"] = subgroups;
   j["slice_by"] = slice_by;
   json splits_json = json::object();
@@ -61,6 +63,7 @@ std::string Manifest::to_json() const {
                         {"source_path", s.source_path},
                         {"source_bytes", s.source_bytes},
                         {"source_mtime_ns", s.source_mtime_ns},
+                        {"source_sha256", s.source_sha256},
                         {"records", s.records},
                         {"tokens", s.tokens},
                         {"input_records", s.input_records},
@@ -103,6 +106,8 @@ Manifest Manifest::load(const std::string& dir) {
     m.tweet_normalizer_version = j.at("normalization").value("tweet_normalizer_version", 1);
     m.token_bytes = j.at("token_bytes").get<uint32_t>();
     m.soft_labels = j.value("soft_labels", false);
+    m.positive_at = j.value("positive_at", 0.5);
+    m.max_record_bytes = j.value("max_record_bytes", uint64_t{1} << 20);
     m.subgroups = j.value("subgroups", std::vector<std::string>{});
     m.slice_by = j.value("slice_by", std::vector<std::string>{});
     for (const auto& [name, split] : j.at("splits").items()) {
@@ -115,6 +120,7 @@ Manifest Manifest::load(const std::string& dir) {
         e.source_bytes = s.value("source_bytes", uint64_t{0});
         e.source_path = s.value("source_path", "");
         e.source_mtime_ns = s.value("source_mtime_ns", int64_t{0});
+        e.source_sha256 = s.value("source_sha256", "");
         e.bytes = s.value("bytes", uint64_t{0});
         e.checksum = s.value("checksum", "");
         e.records = s.at("records").get<uint64_t>();

@@ -137,9 +137,10 @@ struct Preparer {
 
   ShardEntry prepare_file(const std::string& source, const std::string& out_path, const std::string& split,
                           size_t index, size_t count) {
-    LabelSpec spec{config.data.labels, config.data.problem, config.data.soft_labels, config.data.subgroups,
-                   config.eval.slice_by};
-    RawShardReader reader(source, spec, /*labels_required=*/!spec.names.empty());  // []: unlabelled text (mlm)
+    LabelSpec spec{config.data.labels,    config.data.problem,  config.data.soft_labels,
+                   config.data.subgroups, config.eval.slice_by, config.eval.positive_at};
+    RawShardReader reader(source, spec, /*labels_required=*/!spec.names.empty(),  // []: unlabelled text (mlm)
+                          static_cast<uint64_t>(config.data.max_record_bytes));
     for (const auto& w : reader.warnings()) log::warn(w);
     ShardWriter writer(out_path, schema);
     ShardEntry entry;
@@ -149,6 +150,7 @@ struct Preparer {
     entry.source_path = stamp.path;
     entry.source_bytes = stamp.bytes;
     entry.source_mtime_ns = stamp.mtime_ns;
+    if (config.data.verify_sources == VerifySources::kHash) entry.source_sha256 = io::sha256_file(source);
     entry.subgroup_missing.assign(spec.subgroups.size(), 0);
     entry.slice_missing.assign(spec.slice_by.size(), 0);
     std::vector<RawUnit> units;
@@ -260,6 +262,8 @@ PrepareReport prepare_data(const Config& config, const PrepareOptions& options) 
   m.token_bytes = tokenizer.vocab_size() <= 65536 ? 2 : 4;
   m.tweet_normalizer_version = kTweetNormalizerVersion;
   m.soft_labels = config.data.soft_labels;
+  m.positive_at = config.eval.positive_at;
+  m.max_record_bytes = static_cast<uint64_t>(config.data.max_record_bytes);
   m.subgroups = config.data.subgroups;
   m.slice_by = config.eval.slice_by;
   m.created_by = std::string("modtrain ") + build_version() + " (" + build_commit() + ")";
@@ -338,6 +342,12 @@ std::string prepared_data_stale(const Config& config) {
   if (m.soft_labels != config.data.soft_labels)
     return std::string("data.soft_labels is ") + (config.data.soft_labels ? "true" : "false") + ", it was prepared " +
            (m.soft_labels ? "with" : "without") + " soft labels";
+  if (m.soft_labels && m.positive_at != config.eval.positive_at)
+    return "eval.positive_at is " + text::format_double(config.eval.positive_at) +
+           ", the soft labels were stored for " + text::format_double(m.positive_at);
+  if (m.max_record_bytes != static_cast<uint64_t>(config.data.max_record_bytes))
+    return "data.max_record_bytes is " + std::to_string(config.data.max_record_bytes) + ", it was prepared with " +
+           std::to_string(m.max_record_bytes);
   if (m.subgroups != config.data.subgroups)
     return "data.subgroups is [" + text::join(config.data.subgroups, ", ") + "], it was prepared with [" +
            text::join(m.subgroups, ", ") + "]";
@@ -367,6 +377,14 @@ std::string prepared_data_stale(const Config& config) {
       if (now.bytes != e.source_bytes || now.mtime_ns != e.source_mtime_ns)
         return files[i] + " changed since it was prepared (" + std::to_string(e.source_bytes) + " -> " +
                std::to_string(now.bytes) + " bytes" + (now.mtime_ns != e.source_mtime_ns ? ", modified" : "") + ")";
+      if (config.data.verify_sources == VerifySources::kHash) {  // what size and mtime cannot tell
+        if (e.source_sha256.empty())
+          return files[i] + " was prepared without a content hash (data.verify_sources: stat)";
+        if (io::sha256_file(files[i]) != e.source_sha256)
+          return files[i] +
+                 "'s content changed since it was prepared (same size and modification time, another "
+                 "SHA-256)";
+      }
       std::error_code ec;
       const uint64_t shard_bytes = fs::file_size(dir / e.file, ec);
       if (ec || shard_bytes != e.bytes)

@@ -55,9 +55,10 @@ void csv_field(void* data, size_t length, void* row) {
 void csv_row_end(int, void* row) { static_cast<CsvRow*>(row)->done = true; }
 int csv_no_space(unsigned char) { return 0; }  // keep cells exactly as written
 
-// A whole cell as a number ("0.25", "1", "1e-1"); false for anything else.
+// A whole cell as a decimal number ("0.25", "1", "1e-1"); false for anything else: strtod alone
+// also takes hexadecimal ("0x1" is 1.0), "inf", "nan" and leading spaces.
 bool parse_number(const std::string& cell, double& v) {
-  if (cell.empty()) return false;
+  if (cell.empty() || cell.find_first_not_of("0123456789+-.eE") != std::string::npos) return false;
   char* end = nullptr;
   v = std::strtod(cell.c_str(), &end);
   return end == cell.c_str() + cell.size();
@@ -100,14 +101,21 @@ bool decode_json_extras(const LabelSpec& spec, const json& j, RawRecord& record,
 
 }  // namespace
 
-bool encode_fraction(double v, uint8_t& out) {
+bool encode_fraction(double v, uint8_t& out, double positive_at) {
   if (!(v >= 0.0 && v <= 1.0)) return false;  // NaN too
-  out = static_cast<uint8_t>(std::lround(v * kSoftLabelScale));
+  long k = std::lround(v * kSoftLabelScale);
+  // As ShardReader::label_value() decodes it, and as the evaluator compares it.
+  auto positive = [&](long b) {
+    return static_cast<double>(static_cast<float>(b) / static_cast<float>(kSoftLabelScale)) >= positive_at;
+  };
+  const bool want = v >= positive_at;
+  while (positive(k) != want && k >= 0 && k <= kSoftLabelScale) k += want ? 1 : -1;
+  out = static_cast<uint8_t>(std::clamp<long>(k, 0, kSoftLabelScale));
   return true;
 }
 
-RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool labels_required)
-    : path_(path), spec_(std::move(spec)), labels_required_(labels_required) {
+RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool labels_required, uint64_t max_record_bytes)
+    : path_(path), spec_(std::move(spec)), labels_required_(labels_required), max_record_bytes_(max_record_bytes) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw UserError(path + " is " + io::describe_path(path) +
@@ -171,6 +179,31 @@ RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool lab
   }
 }
 
+// One line without its '\n' (std::getline's rules), keeping at most max_record_bytes_ of it: the
+// rest of a longer line is read past in chunks and only counted in `length` (and its quote
+// characters in `quotes`, for CSV).
+bool RawShardReader::read_line(std::string& out, uint64_t& length, uint64_t* quotes) {
+  constexpr std::streamsize kChunk = 1 << 16;
+  char chunk[kChunk];
+  out.clear();
+  length = 0;
+  for (bool any = false;;) {
+    in_.getline(chunk, kChunk);
+    const auto got = static_cast<uint64_t>(in_.gcount());
+    const bool eof = in_.eof(), full = !eof && in_.fail() && got == static_cast<uint64_t>(kChunk - 1);
+    if (got == 0 && eof) return any;              // nothing left (a last line without '\n' ended the call before)
+    if (!eof && !full && in_.fail()) return any;  // a read error: as std::getline, the end
+    any = true;
+    const uint64_t stored = (eof || full) ? got : got - 1;  // gcount counts the '\n' it extracted
+    if (quotes) *quotes += static_cast<uint64_t>(std::count(chunk, chunk + stored, '"'));
+    if (length < max_record_bytes_)
+      out.append(chunk, static_cast<size_t>(std::min<uint64_t>(stored, max_record_bytes_ - length)));
+    length += stored;
+    if (!full) return true;
+    in_.clear(in_.rdstate() & ~std::ios::failbit);  // a long line: read on
+  }
+}
+
 bool RawShardReader::read_csv_row(RawUnit& unit) {
   csv_parser parser;
   csv_init(&parser, CSV_APPEND_NULL);
@@ -180,11 +213,12 @@ bool RawShardReader::read_csv_row(RawUnit& unit) {
   std::string line;
   unit = RawUnit{};
   bool any = false;
-  while (!row.done && std::getline(in_, line)) {
+  uint64_t quotes = 0, length = 0;  // quote characters so far: an odd count means inside a quoted cell
+  while (!row.done && read_line(line, length, &quotes)) {
     ++line_;
     if (!any) {
       unit.line = line_;
-      if (is_blank(line)) {  // a blank line between rows
+      if (length == line.size() && is_blank(line)) {  // a blank line between rows
         unit.blank = true;
         unit.source = line;
         csv_free(&parser);
@@ -192,24 +226,39 @@ bool RawShardReader::read_csv_row(RawUnit& unit) {
       }
     }
     any = true;
+    unit.bytes += length + (unit.bytes > 0 ? 1 : 0);
+    if (unit.too_long || unit.bytes > max_record_bytes_) {
+      // Too long: read past the rest of the row without keeping it. The row ends at a line end
+      // outside quotes (a doubled "" inside a quoted cell counts twice, so parity tells).
+      if (!unit.too_long) unit.source.resize(std::min<size_t>(unit.source.size(), 200));
+      unit.too_long = true;
+      if (quotes % 2 == 0) break;
+      continue;
+    }
     if (!unit.source.empty()) unit.source += '\n';
     unit.source += line;
     line += '\n';
     csv_parse(&parser, line.data(), line.size(), csv_field, csv_row_end, &row);
   }
-  if (any && !row.done) csv_fini(&parser, csv_field, csv_row_end, &row);  // last row without newline / open quote
+  if (any && !row.done && !unit.too_long)
+    csv_fini(&parser, csv_field, csv_row_end, &row);  // last row without newline / open quote
   csv_free(&parser);
   if (!any) return false;
-  unit.fields = std::move(row.fields);
+  if (!unit.too_long) unit.fields = std::move(row.fields);
   return true;
 }
 
 bool RawShardReader::next(RawUnit& unit) {
   if (format_ == RawFormat::kCsv || format_ == RawFormat::kTsv) return read_csv_row(unit);
   unit = RawUnit{};
-  if (!std::getline(in_, unit.source)) return false;
+  if (!read_line(unit.source, unit.bytes)) return false;
   ++line_;
   unit.line = line_;
+  if (unit.bytes > max_record_bytes_) {
+    unit.too_long = true;
+    unit.source.resize(200);  // enough for rejected.jsonl to show which record it was
+    return true;
+  }
   if (!unit.source.empty() && unit.source.back() == '\r') unit.source.pop_back();
   unit.blank = is_blank(unit.source);
   return true;
@@ -217,6 +266,11 @@ bool RawShardReader::next(RawUnit& unit) {
 
 bool RawShardReader::decode(const RawUnit& unit, RawRecord& record, std::string& reason) const {
   record = RawRecord{};
+  if (unit.too_long) {
+    reason = "a record of " + std::to_string(unit.bytes) + " bytes, longer than data.max_record_bytes (" +
+             std::to_string(max_record_bytes_) + "); raise data.max_record_bytes if such posts are real";
+    return false;
+  }
   bool ok = true;
   if (format_ == RawFormat::kText) {  // the line is the post; no id, no labels
     record.text = unit.source;
@@ -327,7 +381,7 @@ bool RawShardReader::decode_json(const RawUnit& unit, RawRecord& record, std::st
       if (value.is_null() || (value.is_number_integer() && value.get<int64_t>() == -1)) v = kLabelUnannotated;
       else if (value.is_boolean()) v = value.get<bool>() ? positive : kLabelNegative;
       else if (spec_.soft) {
-        if (!value.is_number() || !encode_fraction(value.get<double>(), v)) {
+        if (!value.is_number() || !encode_fraction(value.get<double>(), v, spec_.positive_at)) {
           reason = "label '" + name + "' has value " + value.dump() +
                    "; soft labels (data.soft_labels) lie in [0, 1], or null/-1 for not annotated";
           return false;
@@ -367,7 +421,7 @@ bool RawShardReader::decode_csv(const RawUnit& unit, RawRecord& record, std::str
     if (cell == "true") record.labels[l] = static_cast<uint8_t>(spec_.label_scale());
     else if (cell == "false") record.labels[l] = kLabelNegative;
     else if (spec_.soft) {
-      if (!parse_number(cell, v) || !encode_fraction(v, record.labels[l])) {
+      if (!parse_number(cell, v) || !encode_fraction(v, record.labels[l], spec_.positive_at)) {
         reason = "label '" + spec_.names[l] + "' has value '" + cell +
                  "'; soft labels (data.soft_labels) lie in [0, 1], or empty for not annotated";
         return false;

@@ -140,6 +140,10 @@ std::string evaluation_card(const std::string& path) {
     for (const auto& [label, r] : m.at("labels").items()) {
       if (!r.contains("calibration")) continue;
       const json& c = r.at("calibration");
+      if (c.contains("skipped")) {
+        calibration += "- " + label + ": not calibrated (T = 1): " + c.at("skipped").get<std::string>() + "\n";
+        continue;
+      }
       calibration += "- " + label + ": T = " + num(c.at("temperature")) +
                      (c.value("at_bound", false) ? " (at the bound)" : "") + "; cross-entropy " +
                      num(c.at("nll_before")) + " -> " + num(c.at("nll_after")) + ", ECE " + num(c.at("ece_before")) +
@@ -363,6 +367,11 @@ void export_huggingface(const std::string& given, const std::string& out_dir, bo
     if (fs::exists(in("eval.json"))) io::write_file_atomic(out("eval_results.json"), io::read_file(in("eval.json")));
     return;
   }
+  auto g = [](double v) {  // %g: 1e-300 and 1e308 as such, not "0.000000" or 309 digits
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", v);
+    return std::string(text);
+  };
   ordered thresholds = ordered::object();  // in label order
   const auto labels = meta.at("labels").get<std::vector<std::string>>();
   const auto values = meta.at("thresholds").get<std::vector<double>>();
@@ -381,10 +390,9 @@ void export_huggingface(const std::string& given, const std::string& out_dir, bo
     card = card.substr(0, card.rfind("| label | decision threshold |")) +
            "| label | decision threshold | temperature |\n|---|---|---|\n";
     for (size_t i = 0; i < labels.size(); ++i)
-      card +=
-          "| " + labels[i] + " | " + std::to_string(values[i]) + " | " + std::to_string(temperatures.at(i)) + " |\n";
+      card += "| " + labels[i] + " | " + g(values[i]) + " | " + g(temperatures.at(i)) + " |\n";
   } else {
-    for (size_t i = 0; i < labels.size(); ++i) card += "| " + labels[i] + " | " + std::to_string(values[i]) + " |\n";
+    for (size_t i = 0; i < labels.size(); ++i) card += "| " + labels[i] + " | " + g(values[i]) + " |\n";
   }
   if (fs::exists(in("eval.json"))) card += evaluation_card(in("eval.json"));
   if (meta.at("problem").get<std::string>() != "multi_label") {

@@ -110,9 +110,13 @@ ImportReport import_into(const std::string& dir, torch::nn::Module& model, const
   report.mlm = mlm;
   report.family = family;
   std::string mismatches;
+  // Advice must name a value that works: a value no setting accepts is said to be unsupported.
   auto expect = [&](const char* hf_key, int64_t mine, const char* our_key) {
     if (!hf.contains(hf_key)) return;
     int64_t theirs = hf[hf_key].get<int64_t>();
+    if (theirs < 1)
+      throw UserError(config_path + ": " + hf_key + " is " + std::to_string(theirs) +
+                      ", which no model can have; the checkpoint's config.json is damaged");
     if (theirs != mine)
       mismatches += std::string(mismatches.empty() ? "" : ", ") + our_key + ": " + std::to_string(theirs) + " (is " +
                     std::to_string(mine) + ")";
@@ -123,6 +127,11 @@ ImportReport import_into(const std::string& dir, torch::nn::Module& model, const
     expect("num_attention_heads", config.model.heads, "model.heads");
     expect("intermediate_size", config.model.intermediate, "model.intermediate");
     expect("max_position_embeddings", config.model.max_positions, "model.max_positions");
+    if (hf.contains("layer_norm_eps") &&
+        !(hf["layer_norm_eps"].get<double>() > 0 && hf["layer_norm_eps"].get<double>() <= 0.1))
+      throw UserError(config_path + ": layer_norm_eps " + hf["layer_norm_eps"].dump() +
+                      " is outside (0, 0.1], the range modtrain supports (model.layer_norm_eps); no setting loads this "
+                      "model");
     if (hf.contains("layer_norm_eps") && hf["layer_norm_eps"].get<double>() != config.model.layer_norm_eps) {
       char eps[64];
       std::snprintf(eps, sizeof eps, "%g (is %g)", hf["layer_norm_eps"].get<double>(), config.model.layer_norm_eps);
@@ -135,6 +144,10 @@ ImportReport import_into(const std::string& dir, torch::nn::Module& model, const
       throw UserError(config_path + ": type_vocab_size " + hf["type_vocab_size"].dump() + " is not supported (" +
                       family + " has " + std::to_string(ours.type_vocab_size) + ")");
     const std::string positions = hf.value("position_embedding_type", std::string("absolute"));
+    if (positions != "absolute" && positions != "relative_key" && positions != "relative_key_query")
+      throw UserError(config_path + ": position_embedding_type " + positions +
+                      " is not supported (modtrain has absolute, relative_key and relative_key_query); no setting "
+                      "loads this model");
     if (positions != to_string(config.model.position_embedding_type))
       throw UserError(config_path + ": position_embedding_type " + positions +
                       " differs from model.position_embedding_type " + to_string(config.model.position_embedding_type) +

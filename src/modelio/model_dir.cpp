@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "modtrain/core/error.h"
+#include "modtrain/core/text.h"
 #include "modtrain/data/tweet_normalizer.h"
 #include "modtrain/io/files.h"
 #include "modtrain/modelio/model_path.h"
@@ -166,6 +167,89 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
 }
 
 namespace {
+json parse_json_file(const std::string& file) {
+  try {
+    return json::parse(io::read_file(file));
+  } catch (const json::exception& e) {
+    throw UserError(file + ": not valid JSON (" + std::string(e.what()) + "); the model directory is damaged");
+  }
+}
+
+const char* json_kind(const json& v) {
+  return v.is_number_integer() ? "an integer"
+         : v.is_number()       ? "a number"
+         : v.is_string()       ? "a string"
+         : v.is_boolean()      ? "true/false"
+         : v.is_array()        ? "a list"
+         : v.is_object()       ? "an object"
+                               : "null";
+}
+
+// A model file's keys, read with errors that name the file, the key and what it holds.
+struct Fields {
+  const json& j;
+  std::string file;
+  template <class T>
+  T get(const char* key) const {
+    if (!j.is_object() || !j.contains(key))
+      throw UserError(file + ": no key \"" + key + "\"; the model directory is damaged");
+    return convert<T>(key, j.at(key));
+  }
+  template <class T>
+  T get_or(const char* key, T fallback) const {
+    return j.is_object() && j.contains(key) ? convert<T>(key, j.at(key)) : fallback;
+  }
+  template <class T>
+  T convert(const char* key, const json& v) const {
+    try {
+      return v.get<T>();
+    } catch (const json::exception&) {
+      throw UserError(file + ": key \"" + key + "\" is " + json_kind(v) + " (" + v.dump().substr(0, 60) +
+                      "), not the type modtrain writes there; the model directory is damaged");
+    }
+  }
+};
+
+// modtrain.json holds the decision rule (thresholds, temperatures); config.json's `modtrain`
+// section and an export's thresholds.json are copies for serving stacks that read only those. A
+// copy edited by hand used to be ignored by predict while a server reading config.json used it:
+// every loader now refuses a directory whose copies disagree with the source.
+void check_copies(const ModelMeta& m, const json& config, const std::string& dir) {
+  const std::string source = (fs::path(dir) / "modtrain.json").string();
+  auto compare = [&](const json& copy, const std::string& file, const std::string& key,
+                     const std::vector<double>& values, double fallback) {
+    const std::string where = file + ": " + key;
+    if (!copy.is_object())
+      throw UserError(where + " is " + json_kind(copy) +
+                      ", not an object of label -> value; the model directory is "
+                      "damaged (" +
+                      source + " is the source)");
+    for (size_t i = 0; i < m.labels.size(); ++i) {
+      const double want = i < values.size() ? values[i] : fallback;
+      auto it = copy.find(m.labels[i]);
+      if (it == copy.end() || !it->is_number() || it->get<double>() != want)
+        throw UserError(where + m.labels[i] + " is " + (it == copy.end() ? "missing" : it->dump()) + " but " + source +
+                        " (the source) says " + text::format_double(want) +
+                        "; the copies must agree: put the same value in both (or undo the edit)");
+    }
+    if (copy.size() != m.labels.size())
+      throw UserError(where + " has " + std::to_string(copy.size()) + " labels, the model has " +
+                      std::to_string(m.labels.size()) + "; the model directory is damaged");
+  };
+  const std::string config_file = (fs::path(dir) / "config.json").string();
+  if (config.contains("modtrain")) {
+    const json& section = config.at("modtrain");
+    if (!section.is_object())
+      throw UserError(config_file + ": \"modtrain\" is not an object; the model directory is damaged");
+    if (section.contains("thresholds"))
+      compare(section.at("thresholds"), config_file, "modtrain.thresholds.", m.thresholds, 0.5);
+    if (section.contains("temperatures"))
+      compare(section.at("temperatures"), config_file, "modtrain.temperatures.", m.temperatures, 1.0);
+  }
+  const std::string thresholds_file = (fs::path(dir) / "thresholds.json").string();
+  if (fs::exists(thresholds_file)) compare(parse_json_file(thresholds_file), thresholds_file, "", m.thresholds, 0.5);
+}
+
 void check_max_len(const ModelMeta& m, const std::string& file) {
   if (m.max_len < 2 || m.max_len + m.bert.position_offset() > m.bert.max_positions)
     throw UserError(file + ": max_len " + std::to_string(m.max_len) +
@@ -192,7 +276,7 @@ void validate_meta(const ModelMeta& m, const std::string& problem, const json& c
     const double t = m.thresholds[i];
     // (0, 1], or the tuner's "flag nothing" value just above 1 (a precision_at target no threshold reaches)
     if (!(t > 0 && t <= kNeverFlagThreshold))
-      throw bad("the threshold of '" + m.labels[i] + "' is " + std::to_string(t) +
+      throw bad("the threshold of '" + m.labels[i] + "' is " + text::format_double(t) +
                 "; thresholds are probabilities in (0, 1]");
   }
   if (!m.temperatures.empty() && m.temperatures.size() != m.labels.size())
@@ -200,7 +284,7 @@ void validate_meta(const ModelMeta& m, const std::string& problem, const json& c
               " labels");
   for (size_t i = 0; i < m.temperatures.size(); ++i)
     if (!(m.temperatures[i] >= 0.01 && m.temperatures[i] <= 100.0))  // fit_temperature's range; NaN too
-      throw bad("the temperature of '" + m.labels[i] + "' is " + std::to_string(m.temperatures[i]) +
+      throw bad("the temperature of '" + m.labels[i] + "' is " + text::format_double(m.temperatures[i]) +
                 "; temperatures lie in [0.01, 100]");
   if (!m.temperatures.empty() && problem != "multi_label") throw bad("temperatures for a multi_class model");
   check_max_len(m, file);
@@ -251,52 +335,56 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
                     "a classifier from it (model.init_from: " +
                     dir + ") and use that model");
   LoadedModel out;
-  try {
-    json config = json::parse(io::read_file(path("config.json")));
-    json mt = json::parse(io::read_file(path("modtrain.json")));
-    ModelMeta& m = out.meta;
-    m.objective = mlm ? Objective::kMlm : Objective::kClassify;
-    m.labels = mt.at("labels").get<std::vector<std::string>>();
-    m.problem = mt.at("problem").get<std::string>() == "multi_class" ? Problem::kMultiClass : Problem::kMultiLabel;
-    m.thresholds = mt.at("thresholds").get<std::vector<double>>();
-    m.lowercase = mt.at("lowercase").get<bool>();
-    m.normalize_tweets = mt.at("normalize_tweets").get<bool>();
-    m.max_len = mt.at("max_len").get<int64_t>();
-    m.temperatures = mt.value("temperatures", std::vector<double>{});
-    m.positive_at = mt.value("positive_at", 0.5);
-    m.soft_labels = mt.value("soft_labels", false);
-    m.subgroups = mt.value("subgroups", std::vector<std::string>{});
-    m.slice_by = mt.value("slice_by", std::vector<std::string>{});
-    BertConfig& c = m.bert;
-    c.vocab_size = config.at("vocab_size").get<int64_t>();
-    c.hidden = config.at("hidden_size").get<int64_t>();
-    c.layers = config.at("num_hidden_layers").get<int64_t>();
-    c.heads = config.at("num_attention_heads").get<int64_t>();
-    c.intermediate = config.at("intermediate_size").get<int64_t>();
-    c.max_positions = config.at("max_position_embeddings").get<int64_t>();
-    c.type_vocab_size = config.value("type_vocab_size", int64_t{2});
-    c.layer_norm_eps = config.value("layer_norm_eps", 1e-12);
-    c.pad_token_id = config.value("pad_token_id", int64_t{0});
-    c.hidden_dropout = config.value("hidden_dropout_prob", 0.1);
-    c.attention_dropout = config.value("attention_probs_dropout_prob", 0.1);
-    const std::string type = config.value("model_type", std::string("bert"));
-    if (type == "bert") c.arch = ModelArch::kBert;
-    else if (type == "roberta") c.arch = ModelArch::kRoberta;
-    else if (type == "xlm-roberta") c.arch = ModelArch::kXlmRoberta;
-    else throw UserError(path("config.json") + ": model_type " + type + " is not bert, roberta or xlm-roberta");
-    const std::string positions = config.value("position_embedding_type", std::string("absolute"));
-    if (positions == "absolute") c.position_embedding_type = PositionEmbeddingType::kAbsolute;
-    else if (positions == "relative_key") c.position_embedding_type = PositionEmbeddingType::kRelativeKey;
-    else if (positions == "relative_key_query") c.position_embedding_type = PositionEmbeddingType::kRelativeKeyQuery;
-    else
-      throw UserError(path("config.json") + ": position_embedding_type " + positions +
-                      " is not absolute, relative_key or relative_key_query");
-    c.num_labels = static_cast<int64_t>(m.labels.size());
-    c.validate();
-    if (mlm) check_max_len(m, path("modtrain.json"));
-    else validate_meta(m, mt.at("problem").get<std::string>(), config, path("modtrain.json"));
-  } catch (const json::exception& e) {
-    throw UserError(dir + ": malformed config.json or modtrain.json (" + std::string(e.what()) + ")");
+  const json config = parse_json_file(path("config.json"));
+  const json mt = parse_json_file(path("modtrain.json"));
+  const Fields cf{config, path("config.json")}, mf{mt, path("modtrain.json")};
+  ModelMeta& m = out.meta;
+  m.objective = mlm ? Objective::kMlm : Objective::kClassify;
+  m.labels = mf.get<std::vector<std::string>>("labels");
+  const std::string problem = mf.get<std::string>("problem");
+  m.problem = problem == "multi_class" ? Problem::kMultiClass : Problem::kMultiLabel;
+  m.thresholds = mf.get<std::vector<double>>("thresholds");
+  m.lowercase = mf.get<bool>("lowercase");
+  m.normalize_tweets = mf.get<bool>("normalize_tweets");
+  m.max_len = mf.get<int64_t>("max_len");
+  m.temperatures = mf.get_or("temperatures", std::vector<double>{});
+  m.positive_at = mf.get_or("positive_at", 0.5);
+  m.soft_labels = mf.get_or("soft_labels", false);
+  m.subgroups = mf.get_or("subgroups", std::vector<std::string>{});
+  m.slice_by = mf.get_or("slice_by", std::vector<std::string>{});
+  BertConfig& c = m.bert;
+  c.vocab_size = cf.get<int64_t>("vocab_size");
+  c.hidden = cf.get<int64_t>("hidden_size");
+  c.layers = cf.get<int64_t>("num_hidden_layers");
+  c.heads = cf.get<int64_t>("num_attention_heads");
+  c.intermediate = cf.get<int64_t>("intermediate_size");
+  c.max_positions = cf.get<int64_t>("max_position_embeddings");
+  c.type_vocab_size = cf.get_or("type_vocab_size", int64_t{2});
+  c.layer_norm_eps = cf.get_or("layer_norm_eps", 1e-12);
+  c.pad_token_id = cf.get_or("pad_token_id", int64_t{0});
+  c.hidden_dropout = cf.get_or("hidden_dropout_prob", 0.1);
+  c.attention_dropout = cf.get_or("attention_probs_dropout_prob", 0.1);
+  if (!(c.layer_norm_eps > 0 && c.layer_norm_eps <= 0.1))
+    throw UserError(path("config.json") + ": layer_norm_eps " + text::format_double(c.layer_norm_eps) +
+                    " is outside (0, 0.1]; the model directory is damaged");
+  const std::string type = cf.get_or("model_type", std::string("bert"));
+  if (type == "bert") c.arch = ModelArch::kBert;
+  else if (type == "roberta") c.arch = ModelArch::kRoberta;
+  else if (type == "xlm-roberta") c.arch = ModelArch::kXlmRoberta;
+  else throw UserError(path("config.json") + ": model_type " + type + " is not bert, roberta or xlm-roberta");
+  const std::string positions = cf.get_or("position_embedding_type", std::string("absolute"));
+  if (positions == "absolute") c.position_embedding_type = PositionEmbeddingType::kAbsolute;
+  else if (positions == "relative_key") c.position_embedding_type = PositionEmbeddingType::kRelativeKey;
+  else if (positions == "relative_key_query") c.position_embedding_type = PositionEmbeddingType::kRelativeKeyQuery;
+  else
+    throw UserError(path("config.json") + ": position_embedding_type " + positions +
+                    " is not absolute, relative_key or relative_key_query");
+  c.num_labels = static_cast<int64_t>(m.labels.size());
+  c.validate();
+  if (mlm) check_max_len(m, path("modtrain.json"));
+  else {
+    validate_meta(m, problem, config, path("modtrain.json"));
+    check_copies(m, config, dir);  // config.json's and thresholds.json's copies of the decision rule
   }
   TokenizerConfig tokenizer;
   tokenizer.vocab = dir;

@@ -133,6 +133,7 @@ int eval(const EvalFlags& flags) {
   c.data.soft_labels = flags.soft_labels.value_or(m.soft_labels);
   c.data.subgroups = flags.subgroups.value_or(m.subgroups);
   c.eval.slice_by = flags.slice_by.value_or(m.slice_by);
+  c.eval.positive_at = flags.positive_at.value_or(m.positive_at);  // soft labels are stored exact about it
   if (c.data.soft_labels && m.problem == Problem::kMultiClass)
     throw UserError("--soft-labels: the model is multi_class; its records have exactly one 0/1 label");
   {
@@ -165,7 +166,7 @@ int eval(const EvalFlags& flags) {
   o.pad_id = loaded.tokenizer->special_ids().pad;
   o.fixed_thresholds = m.thresholds;      // the model's own thresholds
   o.fixed_temperatures = m.temperatures;  // and calibration (eval.calibrate), which the thresholds assume
-  o.positive_at = flags.positive_at.value_or(m.positive_at);
+  o.positive_at = c.eval.positive_at;
   o.unpad = true;  // as predict: no work on padding (equal logits, tested)
   EvalResult r = evaluate_model(*loaded.model, data, o);
   if (!std::isfinite(r.report.loss))

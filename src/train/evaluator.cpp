@@ -197,6 +197,7 @@ EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDatase
       lr.calibrated = true;
       lr.temperature = r.temperatures[l];
       lr.temperature_at_bound = fits[l].at_bound;
+      lr.calibration_skipped = fits[l].skipped;
       lr.nll_uncalibrated = z[l].empty() ? std::nan("") : binary_nll(z[l], y[l], 1.0);
       lr.nll_calibrated = z[l].empty() ? std::nan("") : binary_nll(z[l], y[l], lr.temperature);
       lr.ece_uncalibrated = calibration(label_scores(raw, binary, mask, L, l)).ece;

@@ -320,6 +320,9 @@ std::string EvalReport::to_json() const {
                                             {"nll_before", num(l.nll_uncalibrated)},
                                             {"nll_after", num(l.nll_calibrated)},
                                             {"ece_before", num(l.ece_uncalibrated)}};
+  for (const auto& l : labels)
+    if (l.calibrated && !l.calibration_skipped.empty())
+      labels_json[l.name]["calibration"]["skipped"] = l.calibration_skipped;
   nlohmann::ordered_json j = {
       {"loss", num(loss)},
       {"records", records},
@@ -409,8 +412,12 @@ std::string EvalReport::to_table() const {
   std::string temps;
   for (const auto& l : labels)
     if (l.calibrated) {
-      std::snprintf(line, sizeof line, "%s%s T=%.3f (ECE %.4f -> %.4f)", temps.empty() ? "" : ", ", l.name.c_str(),
-                    l.temperature, l.ece_uncalibrated, l.ece);
+      if (!l.calibration_skipped.empty())
+        std::snprintf(line, sizeof line, "%s%s not fitted (T=1: %s)", temps.empty() ? "" : ", ", l.name.c_str(),
+                      l.calibration_skipped.c_str());
+      else
+        std::snprintf(line, sizeof line, "%s%s T=%.3g (ECE %.4f -> %.4f)", temps.empty() ? "" : ", ", l.name.c_str(),
+                      l.temperature, l.ece_uncalibrated, l.ece);
       temps += line;
     }
   if (!temps.empty()) out += "temperature scaling: " + temps + "\n";

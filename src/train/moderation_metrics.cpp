@@ -135,9 +135,14 @@ double binary_nll(const std::vector<double>& logits, const std::vector<double>& 
 TemperatureFit fit_temperature(const std::vector<double>& logits, const std::vector<double>& targets) {
   TemperatureFit fit;
   fit.nll_before = fit.nll_after = binary_nll(logits, targets, 1.0);
-  double curvature_scale = 0;
+  double curvature_scale = 0, positives = 0;
   for (double z : logits) curvature_scale += z * z;
-  if (logits.empty() || curvature_scale == 0) return fit;
+  for (double y : targets) positives += y;
+  if (logits.empty()) fit.skipped = "no annotated records in data.valid";
+  else if (positives == 0) fit.skipped = "no positive records in data.valid";
+  else if (positives == static_cast<double>(targets.size())) fit.skipped = "no negative records in data.valid";
+  else if (curvature_scale == 0) fit.skipped = "every logit is 0";
+  if (!fit.skipped.empty()) return fit;
   // f(beta) = mean(softplus(beta z) - y beta z), beta = 1 / T: convex, f' = mean((sigmoid(beta z) - y) z),
   // f'' = mean(sigmoid (1 - sigmoid) z^2). Newton with halving steps, kept inside [1/100, 1/0.01].
   const double lo = 0.01, hi = 100.0, n = static_cast<double>(logits.size());
@@ -166,9 +171,15 @@ TemperatureFit fit_temperature(const std::vector<double>& logits, const std::vec
     beta = next, value = next_value;
     if (converged) break;
   }
+  fit.at_bound = beta <= lo * (1 + 1e-9) || beta >= hi * (1 - 1e-9);
+  if (fit.at_bound) {  // a clamped T is no estimate: 0.01 turns every positive logit into a score of ~1
+    fit.skipped =
+        std::string("the best temperature lies outside [0.01, 100] (") +
+        (beta >= hi * (1 - 1e-9) ? "the validation scores separate the classes" : "the logits carry no signal") + ")";
+    return fit;
+  }
   fit.temperature = 1.0 / beta;
   fit.nll_after = value;
-  fit.at_bound = beta <= lo * (1 + 1e-9) || beta >= hi * (1 - 1e-9);
   return fit;
 }
 

@@ -522,6 +522,10 @@ double Trainer::evaluate_and_record(int64_t step, const ProgressLine& progress, 
     metrics = json::parse(r.report.to_json());
     thresholds_ = r.thresholds;
     temperatures_ = r.temperatures;
+    for (const auto& l : r.report.labels)
+      if (rank_ == 0 && !l.calibration_skipped.empty())
+        log::warn("eval @ step " + std::to_string(step) + ": eval.calibrate: label '" + l.name +
+                  "' keeps temperature 1: " + l.calibration_skipped + " (recorded in eval.json and the model card)");
     for (size_t l = 0; l < thresholds_.size() && rank_ == 0; ++l) {
       const ThresholdPolicy& policy = c.eval.thresholds.for_label(c.data.labels[l]);
       if (thresholds_[l] >= kNeverFlagThreshold && policy.kind != ThresholdPolicy::Kind::kFixed)

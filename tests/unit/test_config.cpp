@@ -111,6 +111,18 @@ TEST_CASE("threshold policies in scalar and mapping form", "[config]") {
              Contains("t.yaml:2:15: eval.thresholds: precision_at 1.5 is out of range (allowed: (0, 1])"));
   CHECK_THAT(config_error([&] { policy("best"); }),
              Contains("use max_f1, precision_at:0.9, recall_at:0.9 or fixed:0.5"));
+  // fixed:0 passed config check and train, then every command refused the model as damaged
+  CHECK_THAT(config_error([&] { policy("fixed:0"); }),
+             Contains("eval.thresholds: fixed 0 is out of range (allowed: (0, 1]; a threshold of 0 would flag every"));
+  CHECK_THAT(config_error([&] { policy("{default: max_f1, spam: fixed:0}"); }), Contains("fixed 0 is out of range"));
+  CHECK(policy("fixed:1").all.value == 1.0);
+}
+
+TEST_CASE("eval.calibrate needs data.valid", "[config]") {
+  CHECK_THAT(config_error([] { load_config_text("eval:\n  calibrate: true\ndata:\n  valid: []\n", "t.yaml"); }),
+             Contains("t.yaml:2:14: eval.calibrate fits the temperatures on data.valid, which is empty (set at "
+                      "t.yaml:4:10): give data.valid or set eval.calibrate: false"));
+  CHECK(load_config_text("eval:\n  calibrate: true\n", "t.yaml").config.eval.calibrate);
 }
 
 TEST_CASE("per-label threshold policies: a default and one policy per named label", "[config]") {

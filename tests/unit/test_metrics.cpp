@@ -261,11 +261,20 @@ TEST_CASE("expected calibration error (15 bins), Brier score and temperature sca
     scaled.truth.push_back(targets[i] >= 0.5 ? 1 : 0);
   }
   CHECK(calibration(scaled).ece < 0.5 * over["ece"].get<double>());
-  // separable data: the optimum is T -> 0; clamped and said so. No records, or all logits 0: T = 1.
+  // Nothing sound to fit: T = 1 with the reason. Separable data (the optimum is T -> 0, which
+  // would make every positive logit score ~1), one class only, no records, all logits 0.
   const TemperatureFit separable = fit_temperature({-3, -1, 2, 4}, {0, 0, 1, 1});
   CHECK(separable.at_bound);
-  CHECK(separable.temperature == Approx(0.01));
+  CHECK(separable.temperature == 1.0);
+  CHECK_THAT(separable.skipped, Catch::Contains("outside [0.01, 100] (the validation scores separate the classes)"));
+  const TemperatureFit no_positives = fit_temperature({-3, 1, 2}, {0, 0, 0});
+  CHECK(no_positives.temperature == 1.0);
+  CHECK(no_positives.skipped == "no positive records in data.valid");
+  const TemperatureFit all_positive = fit_temperature({-3, 1, 2}, {1, 1, 1});
+  CHECK(all_positive.temperature == 1.0);
+  CHECK(all_positive.skipped == "no negative records in data.valid");
   CHECK(fit_temperature({}, {}).temperature == 1.0);
   CHECK(fit_temperature({0, 0}, {0, 1}).temperature == 1.0);
+  CHECK(fit.skipped.empty());
   CHECK(std::isnan(calibration(LabelScores{}).ece));
 }

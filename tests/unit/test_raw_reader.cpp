@@ -185,3 +185,81 @@ TEST_CASE("plain .txt: one unlabelled post per line, only where no labels are re
   REQUIRE(unlabelled.decode(unit, record, reason));
   CHECK(record.labels == std::vector<uint8_t>(3, kLabelUnannotated));
 }
+
+TEST_CASE("records longer than max_record_bytes are bad records, read past without being kept", "[data][raw]") {
+  test::TempDir dir;
+  const std::string big(5000, 'x');
+  const std::string jsonl =
+      dir.write("long.jsonl", "{\"text\": \"a\", \"labels\": []}\n{\"text\": \"" + big +
+                                  "\", \"labels\": []}\n{\"text\": \"b\", \"labels\": [\"spam\"]}\n" +
+                                  big);  // and a last line without '\n'
+  const std::string csv = dir.write("long.csv", "text,spam\nshort,1\n\"" + big + "\nstill the \"\"same\"\" cell\n" +
+                                                    big + "\",0\n\"multi\nline\",1\n");
+  size_t compared = 0;
+  for (const std::string& path : {jsonl, csv}) {
+    RawShardReader reader(path, spec(), true, /*max_record_bytes=*/1024);
+    std::vector<Decoded> rows;
+    RawUnit unit;
+    uint64_t kept_bytes = 0;
+    while (reader.next(unit)) {
+      Decoded d{false, {}, "", unit.line};
+      kept_bytes = std::max<uint64_t>(kept_bytes, unit.source.size());
+      d.ok = reader.decode(unit, d.record, d.reason);
+      rows.push_back(d);
+    }
+    CHECK(kept_bytes <= 1024);  // the long records were not held whole
+    if (path == jsonl) {
+      REQUIRE(rows.size() == 4);
+      CHECK((rows[0].ok && !rows[1].ok && rows[2].ok && !rows[3].ok));
+      CHECK(rows[2].record.text == "b");  // the record after a long one is read whole
+      CHECK(rows[2].line == 3);
+      CHECK_THAT(rows[1].reason, Contains("a record of 5026 bytes, longer than data.max_record_bytes (1024)"));
+      CHECK_THAT(rows[3].reason, Contains("a record of 5000 bytes"));
+    } else {
+      REQUIRE(rows.size() == 3);  // short, the long quoted cell over three lines, multi-line
+      CHECK((rows[0].ok && !rows[1].ok && rows[2].ok));
+      CHECK(rows[1].line == 3);
+      CHECK_THAT(rows[1].reason, Contains("longer than data.max_record_bytes (1024)"));
+      CHECK(rows[2].record.text == "multi\nline");
+      CHECK(rows[2].line == 6);
+    }
+    compared += rows.size();
+  }
+  CHECK(compared == 7);
+}
+
+TEST_CASE("soft labels keep their side of eval.positive_at; cells are decimal numbers only", "[data][raw]") {
+  // Stored as k/240: 0.499 rounds to 120/240 = 0.5, which the metrics would count as positive.
+  size_t compared = 0;
+  for (double positive_at : {0.5, 0.3, 0.7, 1.0}) {
+    for (double v = 0.0; v <= 1.0; v += 0.0001) {
+      for (double x : {v, positive_at - 1e-9, positive_at, std::nextafter(positive_at, 0.0)}) {
+        if (x < 0 || x > 1) continue;
+        uint8_t b = 0;
+        REQUIRE(encode_fraction(x, b, positive_at));
+        const float stored = static_cast<float>(b) / 240.0f;  // as ShardReader::label_value
+        CHECK((static_cast<double>(stored) >= positive_at) == (x >= positive_at));
+        CHECK(std::abs(static_cast<double>(stored) - x) <= 1.0 / 240 + 1e-6);
+        ++compared;
+      }
+    }
+  }
+  CHECK(compared > 160000);
+  uint8_t b = 0;
+  REQUIRE(encode_fraction(0.499, b, 0.5));
+  CHECK(b == 119);
+  REQUIRE(encode_fraction(0.5, b, 0.5));
+  CHECK(b == 120);
+
+  test::TempDir dir;
+  LabelSpec s = spec();
+  s.soft = true;
+  const std::string csv = dir.write("soft.csv", "text,hate\na,0x1\nb,inf\nc, 1\nd,0.499\ne,1e-1\n");
+  auto rows = read_all(csv, s);
+  REQUIRE(rows.size() == 5);
+  CHECK((!rows[0].ok && !rows[1].ok && rows[2].ok && rows[3].ok && rows[4].ok));  // " 1": cells are trimmed
+  CHECK(rows[2].record.labels[0] == 240);
+  CHECK_THAT(rows[0].reason, Contains("label 'hate' has value '0x1'"));
+  CHECK(rows[3].record.labels[0] == 119);
+  CHECK(rows[4].record.labels[0] == 24);
+}

@@ -13,6 +13,7 @@ namespace modtrain {
 enum class Problem { kMultiLabel, kMultiClass };
 enum class BadRecordPolicy { kFail, kSkip };
 enum class PreparePolicy { kAuto, kCheck };
+enum class VerifySources { kStat, kHash };  // how train tells that a raw shard changed since prepare
 enum class TokenizerType { kAuto, kWordPiece, kBpe, kUnigram };
 enum class ModelArch { kBert, kRoberta, kXlmRoberta };
 enum class PositionEmbeddingType { kAbsolute, kRelativeKey, kRelativeKeyQuery };
@@ -79,6 +80,8 @@ struct DataConfig {
   std::string prepared_dir = "runs/default/prepared";
   BadRecordPolicy on_bad_record = BadRecordPolicy::kFail;
   PreparePolicy prepare = PreparePolicy::kAuto;  // train: re-prepare stale or missing data (auto) or refuse (check)
+  VerifySources verify_sources = VerifySources::kStat;  // stat: size + mtime; hash: sha256 of every source
+  int64_t max_record_bytes = int64_t{1} << 20;  // a longer line / CSV row is a bad record (kDefaultMaxRecordBytes)
   bool group_by_length = false;
   // Soft labels: label values in [0, 1] (the share of annotators who said yes), trained on with BCE
   // against the value; metrics binarise at eval.positive_at. Off: labels are strictly 0/1.
@@ -199,6 +202,7 @@ struct Config {
 const char* to_string(Problem v);
 const char* to_string(BadRecordPolicy v);
 const char* to_string(PreparePolicy v);
+const char* to_string(VerifySources v);
 const char* to_string(TokenizerType v);
 const char* to_string(ModelArch v);
 const char* to_string(PositionEmbeddingType v);

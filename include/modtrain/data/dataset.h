@@ -23,6 +23,7 @@ struct ShardEntry {
   std::string source_path;  // the same, absolute (v2)
   uint64_t source_bytes = 0;
   int64_t source_mtime_ns = 0;  // its modification time when it was read (v2)
+  std::string source_sha256;    // its content hash, when prepared with data.verify_sources: hash
   uint64_t bytes = 0;           // the shard file's size (v2)
   std::string checksum;         // the shard's body checksum, 16 hex digits, as in its header (v2)
   uint64_t records = 0;         // kept records
@@ -55,6 +56,8 @@ struct Manifest {
   bool lowercase = true, normalize_tweets = true;
   uint32_t token_bytes = 2;
   bool soft_labels = false;                  // absent in older manifests: false
+  double positive_at = 0.5;                  // soft labels are stored exact about this (eval.positive_at)
+  uint64_t max_record_bytes = 1u << 20;      // data.max_record_bytes (absent: the default)
   int tweet_normalizer_version = 1;          // normalization.tweet_normalizer_version (absent: 1)
   std::vector<std::string> subgroups;        // data.subgroups it was prepared with
   std::vector<std::string> slice_by;         // eval.slice_by it was prepared with

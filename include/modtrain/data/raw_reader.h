@@ -21,8 +21,11 @@ inline constexpr uint8_t kLabelUnannotated = 0xFF;  // masked out of the loss
 // Soft labels (data.soft_labels) and subgroup mentions are fractions stored as round(v x 240): exact
 // for shares of 1-6, 8, 10, 12, 15, 16 or 20 annotators, within 1/480 otherwise; 255 = not annotated.
 inline constexpr uint8_t kSoftLabelScale = 240;
-// A fraction's byte (v in [0, 1]); false for anything else (NaN, outside [0, 1]).
-bool encode_fraction(double v, uint8_t& out);
+// A fraction's byte (v in [0, 1]); false for anything else (NaN, outside [0, 1]). The byte is the
+// nearest k / 240 on the same side of `positive_at` as v, so that binarising the stored value at
+// positive_at (the metrics' rule: label_value() >= positive_at) gives v >= positive_at exactly: a
+// share of 0.499 is stored as 119/240, not 120/240, when positive_at is 0.5.
+bool encode_fraction(double v, uint8_t& out, double positive_at = 0.5);
 
 struct LabelSpec {
   std::vector<std::string> names;
@@ -30,6 +33,7 @@ struct LabelSpec {
   bool soft = false;                   // labels as fractions (kSoftLabelScale), else 0/1
   std::vector<std::string> subgroups;  // identity-mention fields (data.subgroups)
   std::vector<std::string> slice_by;   // record fields to slice metrics by (eval.slice_by)
+  double positive_at = 0.5;            // soft labels: where the metrics binarise (eval.positive_at); kept exact
   uint32_t label_scale() const { return soft ? kSoftLabelScale : 1; }
 };
 
@@ -43,9 +47,16 @@ struct RawRecord {
   size_t utf8_repairs = 0;             // invalid UTF-8 sequences replaced in this record
 };
 
+// The largest record a reader keeps (data.max_record_bytes' default): a post is at most a few
+// kilobytes of text; a megabyte leaves room for long posts and metadata, and a 2 GB line in a bad
+// export costs a rejected record instead of 2 GB of memory on every prepare thread.
+inline constexpr uint64_t kDefaultMaxRecordBytes = uint64_t{1} << 20;
+
 struct RawUnit {
   uint64_t line = 0;                // 1-based line where the record starts
-  std::string source;               // the record as written (for rejected.jsonl)
+  std::string source;               // the record as written (for rejected.jsonl); its first bytes when too long
+  uint64_t bytes = 0;               // the record's size in the file (without the line end)
+  bool too_long = false;            // more than the reader's max_record_bytes: not kept, a bad record
   std::vector<std::string> fields;  // CSV/TSV: the row's cells
   bool blank = false;               // an empty or whitespace-only line (counted, not a record)
 };
@@ -57,7 +68,10 @@ class RawShardReader {
   // Picks the format from the extension (.jsonl/.ndjson/.json, .csv, .tsv/.tab, .txt). Throws
   // UserError for an unreadable file, an unknown extension, a CSV header without a `text` column,
   // or a .txt file where labels are required (plain lines carry none).
-  RawShardReader(const std::string& path, LabelSpec spec, bool labels_required = true);
+  // A record (a line, or a CSV row) longer than max_record_bytes is read past, not kept, and
+  // decodes as a bad record.
+  RawShardReader(const std::string& path, LabelSpec spec, bool labels_required = true,
+                 uint64_t max_record_bytes = kDefaultMaxRecordBytes);
 
   const std::string& path() const { return path_; }
   RawFormat format() const { return format_; }
@@ -72,7 +86,9 @@ class RawShardReader {
   bool decode_csv(const RawUnit& unit, RawRecord& record, std::string& reason) const;
   bool check_multi_class(const RawRecord& record, std::string& reason) const;
   bool read_csv_row(RawUnit& unit);
+  bool read_line(std::string& out, uint64_t& length, uint64_t* quotes = nullptr);  // at most max_record_bytes_ kept
 
+  uint64_t max_record_bytes_;
   std::string path_;
   LabelSpec spec_;
   bool labels_required_;

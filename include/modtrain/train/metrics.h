@@ -55,6 +55,7 @@ struct LabelReport {
   // targets and the ECE before it was applied. temperature 1 and NaNs when not calibrated.
   double temperature = 1.0;
   bool calibrated = false, temperature_at_bound = false;
+  std::string calibration_skipped;  // eval.calibrate fitted no temperature for this label: why (T stays 1)
   double nll_uncalibrated = std::numeric_limits<double>::quiet_NaN();
   double nll_calibrated = std::numeric_limits<double>::quiet_NaN();
   double ece_uncalibrated = std::numeric_limits<double>::quiet_NaN();

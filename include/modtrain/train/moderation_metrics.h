@@ -81,10 +81,14 @@ double binary_nll(const std::vector<double>& logits, const std::vector<double>& 
 struct TemperatureFit {
   double temperature = 1.0;
   double nll_before = 0, nll_after = 0;  // at T = 1 and at the fitted T
-  bool at_bound = false;                 // the optimum lies outside [0.01, 100] (e.g. separable data): clamped
+  bool at_bound = false;                 // the optimum lies outside [0.01, 100] (e.g. separable data)
+  // Why no temperature was fitted (temperature stays 1): one class only (no positives or no
+  // negatives: the fit would run to a bound and make every score 0 or 1), or the optimum outside
+  // [0.01, 100]. Empty when fitted.
+  std::string skipped;
 };
-// Newton's method on 1/T, where the cross-entropy is convex; T in [0.01, 100]. No records or all
-// logits 0: T = 1.
+// Newton's method on 1/T, where the cross-entropy is convex; T in [0.01, 100]. T = 1 with a
+// reason in `skipped` when there is nothing sound to fit (see TemperatureFit::skipped).
 TemperatureFit fit_temperature(const std::vector<double>& logits, const std::vector<double>& targets);
 
 }  // namespace modtrain
