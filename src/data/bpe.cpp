@@ -163,10 +163,10 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_files(const std::string& vocab
                                                         BpeOptions options) {
   const json v = hf::parse_file(vocab_json, "vocab.json");
   if (!v.is_object()) fail(vocab_json, "not a JSON object of token -> id");
+  if (v.empty()) fail(vocab_json, "an empty object; a byte-level BPE vocabulary needs its 256 byte tokens");
   std::unordered_map<std::string, int32_t> vocab;
   for (const auto& [token, id] : v.items()) {
-    if (!id.is_number_integer()) fail(vocab_json, "the id of " + token + " is not an integer");
-    vocab.emplace(token, id.get<int32_t>());
+    vocab.emplace(token, hf::id_value(id, vocab_json, "the id of " + token));
   }
   std::istringstream in(io::read_file(merges_txt, io::kMaxReadBytes, "merges.txt"));
   std::vector<std::pair<std::string, std::string>> merges;
@@ -225,10 +225,10 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokenizer_json(const std::stri
 
   const json& v = need(model, "vocab", "model.");
   if (!v.is_object()) fail(path, "model.vocab is not an object of token -> id");
+  if (v.empty()) fail(path, "model.vocab is an empty object; a byte-level BPE vocabulary needs its 256 byte tokens");
   std::unordered_map<std::string, int32_t> vocab;
   for (const auto& [token, id] : v.items()) {
-    if (!id.is_number_integer()) fail(path, "model.vocab: the id of " + token + " is not an integer");
-    vocab.emplace(token, id.get<int32_t>());
+    vocab.emplace(token, hf::id_value(id, path, "model.vocab: the id of " + token));
   }
   std::vector<std::pair<std::string, std::string>> merges;
   const json& m = need(model, "merges", "model.");

@@ -70,7 +70,8 @@ std::string Manifest::to_json() const {
                         {"rejected", s.rejected},
                         {"blank_lines", s.blank},
                         {"truncated", s.truncated},
-                        {"utf8_repaired", s.utf8_repaired}});
+                        {"utf8_repaired", s.utf8_repaired},
+                        {"empty_after_tokenization", s.empty_tokens}});
       if (!subgroups.empty()) shards.back()["subgroup_missing"] = s.subgroup_missing;
       if (!slice_by.empty()) shards.back()["slice_missing"] = s.slice_missing;
     }
@@ -130,6 +131,7 @@ Manifest Manifest::load(const std::string& dir) {
         e.blank = s.value("blank_lines", uint64_t{0});
         e.truncated = s.value("truncated", uint64_t{0});
         e.utf8_repaired = s.value("utf8_repaired", uint64_t{0});
+        e.empty_tokens = s.value("empty_after_tokenization", uint64_t{0});
         e.subgroup_missing = s.value("subgroup_missing", std::vector<uint64_t>(m.subgroups.size(), 0));
         e.slice_missing = s.value("slice_missing", std::vector<uint64_t>(m.slice_by.size(), 0));
         if (e.file.find('/') != std::string::npos || e.file.find("..") != std::string::npos)

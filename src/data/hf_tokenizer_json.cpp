@@ -1,5 +1,8 @@
 #include "hf_tokenizer_json.h"
 
+#include <cctype>
+#include <climits>
+
 #include "modtrain/data/tweet_normalizer.h"
 
 #include "modtrain/core/error.h"
@@ -47,14 +50,25 @@ size_t leading_space_end(std::string_view s) {
   return i;
 }
 
+int32_t id_value(const json& v, const std::string& path, const std::string& what) {
+  // get<int32_t>() would wrap 2^32 + N to N: a range check first
+  if (!v.is_number_integer()) fail(path, what + " is not an integer");
+  if (v.is_number_unsigned() ? v.get<uint64_t>() > static_cast<uint64_t>(INT32_MAX)
+                             : (v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX))
+    fail(path, what + " is " + v.dump() + ", outside 0.." + std::to_string(INT32_MAX));
+  return v.get<int32_t>();
+}
+
 std::vector<AddedToken> added_tokens(const json& spec, const std::string& path) {
   std::vector<AddedToken> added;
   if (!spec.contains("added_tokens") || spec.at("added_tokens").is_null()) return added;
   if (!spec.at("added_tokens").is_array()) fail(path, "added_tokens is not an array");
   for (const json& a : spec.at("added_tokens")) {
-    const std::string content = a.value("content", "");
-    const int32_t id = a.value("id", -1);
-    if (content.empty() || id < 0) fail(path, "added_tokens entry without content or id: " + a.dump());
+    const std::string content = a.is_object() ? a.value("content", "") : "";
+    const json id_json = a.is_object() ? a.value("id", json()) : json();
+    if (content.empty() || !id_json.is_number_integer())
+      fail(path, "added_tokens entry without content or id: " + a.dump().substr(0, 80));
+    const int32_t id = id_value(id_json, path, "added_tokens: the id of " + content);
     added.push_back({content, id, a.value("lstrip", false), a.value("rstrip", false)});
   }
   return added;
@@ -103,7 +117,12 @@ Template post_processor(const json& spec, const std::string& path) {
 
 FirstBytes first_bytes(const std::vector<AddedToken>& added) {
   FirstBytes first{};
-  for (const AddedToken& a : added) first[static_cast<unsigned char>(a.content[0])] = true;
+  for (const AddedToken& a : added) {
+    const unsigned char c = static_cast<unsigned char>(a.content[0]);
+    first[c] = true;
+    if (a.fold_case)
+      first[static_cast<unsigned char>(std::tolower(c))] = first[static_cast<unsigned char>(std::toupper(c))] = true;
+  }
   return first;
 }
 

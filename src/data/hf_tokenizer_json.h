@@ -17,6 +17,8 @@ namespace modtrain::hf {
 // AddedToken and Template are declared in modtrain/data/tokenizer.h.
 
 std::vector<AddedToken> added_tokens(const nlohmann::json& spec, const std::string& path);
+// A token id from JSON: an integer in [0, 2^31 - 1], else fail() with `what` (no int32 wrap-around).
+int32_t id_value(const nlohmann::json& v, const std::string& path, const std::string& what);
 // RobertaProcessing, BertProcessing, TemplateProcessing (single), ByteLevel or none.
 Template post_processor(const nlohmann::json& spec, const std::string& path);
 nlohmann::json parse_file(const std::string& path, const std::string& what);
@@ -27,6 +29,16 @@ nlohmann::json without_tweet_steps(const nlohmann::json& normalizer);
 [[noreturn]] void fail(const std::string& path, const std::string& what);
 size_t trailing_space_start(std::string_view s);  // where the trailing White_Space begins
 size_t leading_space_end(std::string_view s);     // where the leading White_Space ends
+
+// ASCII case-insensitive equality (`content` of a fold_case added token is lowercase).
+inline bool equal_folded(std::string_view text, std::string_view content) {
+  if (text.size() != content.size()) return false;
+  for (size_t k = 0; k < text.size(); ++k) {
+    const char c = text[k];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c) != content[k]) return false;
+  }
+  return true;
+}
 
 // Which bytes start some added token: the only places split_added looks (built once per tokenizer).
 using FirstBytes = std::array<bool, 256>;
@@ -45,7 +57,9 @@ void split_added(std::string_view text, const std::vector<AddedToken>& added, co
     }
     const AddedToken* hit = nullptr;
     for (const AddedToken& a : added)
-      if (text.compare(i, a.content.size(), a.content) == 0 && (!hit || a.content.size() > hit->content.size()))
+      if ((a.fold_case ? equal_folded(text.substr(i, a.content.size()), a.content)
+                       : text.compare(i, a.content.size(), a.content) == 0) &&
+          (!hit || a.content.size() > hit->content.size()))
         hit = &a;
     if (!hit) {
       ++i;

@@ -155,6 +155,9 @@ struct Preparer {
     entry.slice_missing.assign(spec.slice_by.size(), 0);
     std::vector<RawUnit> units;
     std::vector<Processed> results;
+    std::vector<int32_t> template_only;
+    tokenizer.encode("", template_only);
+    const size_t template_ids = template_only.size();  // [CLS] [SEP], <s> </s> or none
     bool more = true;
     while (more) {
       units.clear();
@@ -176,6 +179,7 @@ struct Preparer {
         }
         entry.truncated += p.truncated;
         entry.utf8_repaired += p.utf8_repairs > 0;
+        entry.empty_tokens += p.ids.size() <= template_ids;  // nothing but the special tokens
         for (size_t g = 0; g < p.subgroups.size(); ++g)
           entry.subgroup_missing[g] += p.subgroups[g] == kLabelUnannotated;
         for (size_t f = 0; f < p.slice_present.size(); ++f) entry.slice_missing[f] += !p.slice_present[f];
@@ -207,9 +211,10 @@ struct Preparer {
 std::string PrepareReport::summary() const {
   std::string out;
   for (const auto& [name, split] : manifest.splits) {
-    uint64_t blank = 0, truncated = 0, repaired = 0, tokens = 0;
+    uint64_t blank = 0, truncated = 0, repaired = 0, tokens = 0, empty = 0;
     for (const auto& s : split.shards) {
       blank += s.blank;
+      empty += s.empty_tokens;
       truncated += s.truncated;
       repaired += s.utf8_repaired;
       tokens += s.tokens;
@@ -224,6 +229,9 @@ std::string PrepareReport::summary() const {
                   static_cast<unsigned long long>(truncated), static_cast<unsigned long long>(repaired),
                   static_cast<unsigned long long>(tokens));
     out += line;
+    if (empty > 0)  // a zero-width space, a BEL, U+FFFD alone: kept, but nothing for the model to read
+      out += "  " + name + ": " + std::to_string(empty) + " kept record(s) tokenize to no tokens at all (only the " +
+             "special tokens; e.g. a post of invisible or control characters)\n";
     // Per subgroup / slice field: kept records without a value (shards list one count per name).
     auto missing_lines = [&](const std::vector<std::string>& names, std::vector<uint64_t> ShardEntry::*counts,
                              const std::string& what, const std::string& verb, const std::string& consequence) {

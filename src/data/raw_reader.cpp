@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -147,9 +148,17 @@ RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool lab
   label_columns_.assign(spec_.names.size(), -1);
   subgroup_columns_.assign(spec_.subgroups.size(), -1);
   slice_columns_.assign(spec_.slice_by.size(), -1);
+  std::map<std::string, size_t> seen;  // a column modtrain reads, named twice: refused, not last-one-wins
   for (size_t c = 0; c < header.fields.size(); ++c) {
     std::string name = header.fields[c];
     if (c == 0 && name.rfind("\xEF\xBB\xBF", 0) == 0) name = name.substr(3);  // UTF-8 byte order mark
+    const bool read = name == "text" || name == "id" || label_index(spec_, name) >= 0 ||
+                      std::count(spec_.subgroups.begin(), spec_.subgroups.end(), name) > 0 ||
+                      std::count(spec_.slice_by.begin(), spec_.slice_by.end(), name) > 0;
+    if (read && !seen.emplace(name, c + 1).second)
+      throw UserError(path + ":1: the header names column \"" + name + "\" twice (columns " +
+                      std::to_string(seen[name]) + " and " + std::to_string(c + 1) +
+                      "); which one is meant is ambiguous: rename or remove one");
     if (name == "text") text_column_ = static_cast<int>(c);
     else if (name == "id") id_column_ = static_cast<int>(c);
     else if (int l = label_index(spec_, name); l >= 0) label_columns_[static_cast<size_t>(l)] = static_cast<int>(c);
@@ -291,6 +300,50 @@ bool RawShardReader::decode(const RawUnit& unit, RawRecord& record, std::string&
   return spec_.problem != Problem::kMultiClass || !labels_required_ || check_multi_class(record, reason);
 }
 
+// A key modtrain reads that appears twice in a record (top level, or inside an object of labels);
+// "" when none. A cheap scan first: a key can only repeat if its quoted name occurs twice.
+std::string RawShardReader::duplicate_key(const std::string& line) const {
+  auto read = [&](const std::string& k) {
+    return k == "text" || k == "id" || k == "labels" ||
+           std::find(spec_.subgroups.begin(), spec_.subgroups.end(), k) != spec_.subgroups.end() ||
+           std::find(spec_.slice_by.begin(), spec_.slice_by.end(), k) != spec_.slice_by.end();
+  };
+  auto twice = [&](const std::string& k) {
+    const std::string quoted = "\"" + k + "\"";
+    const size_t first = line.find(quoted);
+    return first != std::string::npos && line.find(quoted, first + 1) != std::string::npos;
+  };
+  bool possible = false;
+  for (const char* k : {"text", "id", "labels"}) possible = possible || twice(k);
+  for (const auto* names : {&spec_.names, &spec_.subgroups, &spec_.slice_by})
+    for (const auto& k : *names) possible = possible || twice(k);
+  if (!possible) return "";
+  struct Object {
+    std::set<std::string> keys;
+    bool labels;  // the object of labels: every key is read
+  };
+  std::vector<Object> open;
+  std::string last_top_key, duplicate;
+  json::parser_callback_t watch = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open.push_back({{}, open.size() == 1 && last_top_key == "labels"});
+    } else if (event == json::parse_event_t::object_end) {
+      if (!open.empty()) open.pop_back();
+    } else if (event == json::parse_event_t::key && !open.empty()) {
+      const std::string k = parsed.get<std::string>();
+      if (open.size() == 1) last_top_key = k;
+      const bool watched = open.size() == 1 ? read(k) : open.back().labels;
+      if (watched && !open.back().keys.insert(k).second && duplicate.empty())
+        duplicate = (open.size() == 1 ? "" : "labels.") + k;
+    }
+    return true;
+  };
+  try {
+    (void)json::parse(line, watch, /*allow_exceptions=*/false);
+  } catch (const json::exception&) {}
+  return duplicate;
+}
+
 bool RawShardReader::decode_json(const RawUnit& unit, RawRecord& record, std::string& reason) const {
   std::string line = unit.source;
   record.utf8_repairs = unicode::repair_utf8(line);
@@ -320,6 +373,10 @@ bool RawShardReader::decode_json(const RawUnit& unit, RawRecord& record, std::st
   }
   if (!j.is_object()) {
     reason = "expected a JSON object {\"text\": ..., \"labels\": ...}";
+    return false;
+  }
+  if (const std::string key = duplicate_key(line); !key.empty()) {  // the parser keeps the last one silently
+    reason = "the key \"" + key + "\" appears twice; which value is meant is ambiguous (keep one)";
     return false;
   }
   auto text = j.find("text");
@@ -472,7 +529,15 @@ std::vector<std::string> expand_globs(const std::vector<std::string>& patterns, 
     int rc = ::glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g);
     if (rc == GLOB_NOMATCH || g.gl_pathc == 0) {
       globfree(&g);
-      throw UserError(what + ": '" + pattern + "' matches no file (relative paths start from the current directory)");
+      // [ ] * ? are glob characters: train[1].jsonl is a character class that matches train1.jsonl
+      std::string hint;
+      if (pattern.find_first_of("[]") != std::string::npos && std::filesystem::exists(pattern))
+        hint =
+            "; a file of that very name exists, but [ ] make a glob character class: write \\[ and \\] for "
+            "brackets in a name";
+      else if (pattern.find_first_of("[]*?") != std::string::npos) hint = "; note that * ? [ ] are glob characters";
+      throw UserError(what + ": '" + pattern + "' matches no file (relative paths start from the current directory" +
+                      hint + ")");
     }
     if (rc != 0) {
       globfree(&g);

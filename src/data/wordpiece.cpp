@@ -118,7 +118,8 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const std::string& pa
   if (model.value("continuing_subword_prefix", std::string("##")) != "##")
     hf::fail(path, "model.continuing_subword_prefix must be \"##\" (BERT's)");
   const json v = model.value("vocab", json());
-  if (!v.is_object() || v.empty()) hf::fail(path, "model.vocab is not an object of token -> id");
+  if (!v.is_object()) hf::fail(path, "model.vocab is not an object of token -> id");
+  if (v.empty()) hf::fail(path, "model.vocab is an empty object; a WordPiece vocabulary needs its tokens");
   std::vector<std::string> tokens(v.size());
   for (const auto& [token, id] : v.items()) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<size_t>() >= tokens.size() ||
@@ -153,7 +154,48 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const std::string& pa
   const hf::Template t = hf::post_processor(j, path);
   if (t.before != std::vector<int32_t>{vocab.cls_id()} || t.after != std::vector<int32_t>{vocab.sep_id()})
     hf::fail(path, "post_processor must put [CLS] before and [SEP] after the ids (BERT's template)");
-  return WordPieceTokenizer(std::make_shared<Vocab>(std::move(vocab)), options);
+  // Added tokens (HF's AddedVocabulary): matched in the text before the normalizer and the
+  // pre-tokenizer, as BertTokenizerFast does ([USER] is one id, not [ user ]). One in model.vocab
+  // must carry its vocab id; the others take the ids after the vocabulary, without gaps.
+  std::vector<hf::AddedToken> added = hf::added_tokens(j, path);
+  const json& specs = j.contains("added_tokens") ? j.at("added_tokens") : json::array();
+  std::vector<std::string> appended;
+  for (size_t k = 0; k < added.size(); ++k) {
+    hf::AddedToken& a = added[k];
+    const std::string what = "added_tokens: " + json(a.content).dump() + " has id " + std::to_string(a.id);
+    const bool special = specs[k].value("special", false), normalized = specs[k].value("normalized", !special);
+    if (normalized && options.lowercase) {  // HF matches it in the normalized (lowercased) text
+      for (char& c : a.content) {
+        if (static_cast<unsigned char>(c) >= 0x80)
+          hf::fail(path, what +
+                             " and is normalized with non-ASCII text; modtrain matches normalized added tokens "
+                             "by ASCII case only (set \"normalized\": false)");
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      }
+      a.fold_case = true;
+    }
+    const int32_t in_vocab = vocab.id_of(specs[k].value("content", std::string()));
+    if (a.id < static_cast<int32_t>(tokens.size())) {
+      if (tokens[static_cast<size_t>(a.id)] != specs[k].value("content", std::string()))
+        hf::fail(path, what + ", which model.vocab gives to " + json(tokens[static_cast<size_t>(a.id)]).dump() +
+                           "; an added token's id must be its own");
+    } else if (in_vocab >= 0) {
+      hf::fail(path, what + " but model.vocab has it as id " + std::to_string(in_vocab) + "; the ids conflict");
+    } else if (static_cast<size_t>(a.id) != tokens.size() + appended.size()) {
+      hf::fail(path, what + "; added tokens outside model.vocab take the ids from " + std::to_string(tokens.size()) +
+                         " on, in order, without gaps or repeats");
+    } else {
+      appended.push_back(specs[k].value("content", std::string()));
+    }
+  }
+  if (!appended.empty()) {
+    tokens.insert(tokens.end(), appended.begin(), appended.end());
+    vocab = Vocab::from_tokens(tokens);
+  }
+  WordPieceTokenizer out(std::make_shared<Vocab>(std::move(vocab)), options);
+  out.added_ = std::move(added);
+  out.added_first_ = hf::first_bytes(out.added_);
+  return out;
 }
 
 namespace {
@@ -190,12 +232,31 @@ void word_pieces(const Vocab& vocab, std::string_view word, size_t max_chars, st
 }  // namespace
 
 bool WordPieceTokenizer::encode(std::string_view text, std::vector<int32_t>& out, size_t max_len) const {
-  thread_local std::string scratch;
-  const Vocab& vocab = *vocab_;
   out.clear();
-  out.push_back(vocab.cls_id());
+  out.push_back(vocab_->cls_id());
   const size_t limit = max_len >= 2 ? max_len - 1 : SIZE_MAX;  // room left for [SEP]
   bool truncated = false;
+  if (added_.empty()) {
+    encode_words(text, out, limit, truncated);
+  } else {
+    hf::split_added(
+        text, added_, added_first_,
+        [&](std::string_view segment, bool) {
+          if (!truncated) encode_words(segment, out, limit, truncated);
+        },
+        [&](int32_t id) {
+          if (truncated || out.size() >= limit) truncated = true;
+          else out.push_back(id);
+        });
+  }
+  out.push_back(vocab_->sep_id());
+  return truncated;
+}
+
+void WordPieceTokenizer::encode_words(std::string_view text, std::vector<int32_t>& out, size_t limit,
+                                      bool& truncated) const {
+  thread_local std::string scratch;
+  const Vocab& vocab = *vocab_;
   auto room = [&] {
     if (out.size() < limit) return true;
     truncated = true;
@@ -218,8 +279,6 @@ bool WordPieceTokenizer::encode(std::string_view text, std::vector<int32_t>& out
         out.push_back(special);
         return true;
       });
-  out.push_back(vocab.sep_id());
-  return truncated;
 }
 
 std::vector<std::string> WordPieceTokenizer::words(std::string_view text) const {

@@ -105,6 +105,13 @@ int tokenize(const TokenizeFlags& flags) {
   if (flags.cased && loaded->type() != "wordpiece")
     throw UserError("--cased applies to a WordPiece vocab.txt; " + flags.tokenizer + " is a " + loaded->type() +
                     " tokenizer whose files say how it treats case; drop --cased");
+  // A tokenizer.json (or a directory with one) says itself whether it lowercases: --cased cannot
+  // change it, and was silently ignored for an uncased one.
+  if (const auto* wp = dynamic_cast<const WordPieceTokenizer*>(loaded.get());
+      wp && flags.cased && wp->options().lowercase)
+    throw UserError("--cased: " + (flags.vocab.empty() ? flags.tokenizer : flags.vocab) +
+                    " is an uncased WordPiece tokenizer (its tokenizer.json normalizer lowercases); drop --cased, or "
+                    "give a cased tokenizer");
   io::Output out("-", {});
   const size_t threads = static_cast<size_t>(std::max(1, flags.threads));
   std::vector<std::string> lines;

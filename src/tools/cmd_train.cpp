@@ -17,6 +17,7 @@
 #include "modtrain/core/log.h"
 #include "modtrain/core/signals.h"
 #include "modtrain/data/prepare.h"
+#include "modtrain/data/raw_reader.h"
 #include "modtrain/dist/device.h"
 #include "modtrain/dist/guard.h"
 #include "modtrain/dist/startup.h"
@@ -67,11 +68,31 @@ void ensure_prepared(const World& world, const Config& config) {
   world.barrier_polling();  // the others wait without spinning on the cores
 }
 
+// Rank 0 takes run.dir's lock; every rank learns the outcome, so a refused run ends on all of them.
+RunDirLock lock_run_dir(const World& world, const std::string& dir) {
+  RunDirLock lock;
+  std::string error;
+  if (world.is_root()) {
+    try {
+      lock = RunDirLock::acquire(dir, world.hostname());
+    } catch (const UserError& e) {
+      error = e.what();
+    }
+  }
+  if (world.size() > 1) error = world.all_gather(error)[0];
+  if (!error.empty()) {
+    if (world.is_root()) log::error(error);
+    throw CollectiveError(error, kExitUsage, /*already_reported=*/true);
+  }
+  return lock;
+}
+
 int train(const TrainFlags& flags) {
   World world;
   signals::install_handlers();  // SIGTERM / SIGUSR1: finish the step, checkpoint, exit 0; SIGUSR2: checkpoint, go on
   return run_guarded(world, [&] {
     ResolvedConfig resolved = resolve_config_on_all_ranks(world, flags.config.path, flags.config.overrides);
+    RunDirLock lock = lock_run_dir(world, resolved.config.run.dir);  // one run per run.dir; held to the end
     ensure_prepared(world, resolved.config);
     Placement placement = place_rank(world, resolved.config.dist);
     agree_on_placement(world, placement);  // before any rank starts NCCL or MPI data-plane set-up
@@ -122,6 +143,7 @@ int eval(const EvalFlags& flags) {
     std::string dir;
     ~Cleanup() { io::remove_tree(dir); }
   } cleanup{scratch};
+  expand_globs(flags.data, "--data");  // a pattern matching nothing is named as the flag, not data.train
   Config c;
   c.data.train = flags.data;
   c.data.valid = {};

@@ -1,5 +1,7 @@
 #include "modtrain/train/evaluator.h"
 
+#include <limits>
+
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -252,8 +254,11 @@ MlmEvalReport evaluate_mlm(BertForMaskedLMImpl& model, const PreparedDataset& da
   MlmEvalReport r;
   r.tokens = static_cast<int64_t>(sums[2]);
   r.records = static_cast<int64_t>(sums[3]);
-  r.loss = sums[2] > 0 ? sums[0] / sums[2] : 0.0;
-  r.accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0.0;
+  // Over zero chosen tokens there is no score (it used to read loss 0, perplexity 1: perfect, and
+  // became the best checkpoint): NaN, which track_best never picks and JSON writes as null.
+  const double none = std::numeric_limits<double>::quiet_NaN();
+  r.loss = sums[2] > 0 ? sums[0] / sums[2] : none;
+  r.accuracy = sums[2] > 0 ? sums[1] / sums[2] : none;
   r.perplexity = std::exp(r.loss);
   return r;
 }

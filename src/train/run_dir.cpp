@@ -1,6 +1,10 @@
 #include "modtrain/train/run_dir.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdio>
 #include <cstdlib>
@@ -36,6 +40,44 @@ void RunDir::append_metrics(const std::string& json_line) {
   metrics_ << json_line << '\n';
   metrics_.flush();
   if (!metrics_) throw UserError("cannot write " + path("metrics.jsonl") + " (disk full?)", kExitRuntime);
+}
+
+RunDirLock RunDirLock::acquire(const std::string& dir, const std::string& host) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return {};  // RunDir says why the directory cannot be made
+  const std::string file = (std::filesystem::path(dir) / ".lock").string();
+  RunDirLock lock;
+  lock.fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock.fd_ < 0) return {};  // a read-only run.dir: RunDir reports it
+  if (::flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char holder[256] = {0};
+    const ssize_t n = ::pread(lock.fd_, holder, sizeof holder - 1, 0);
+    std::string who = n > 0 ? std::string(holder, static_cast<size_t>(n)) : std::string();
+    while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
+    if (err != EWOULDBLOCK) return lock;  // a filesystem without flock: run unlocked rather than not at all
+    throw UserError("run.dir " + dir + " is in use by another training run (" +
+                    (who.empty() ? std::string("holder unknown") : who) +
+                    "); wait for it to finish, or give this run another run.dir");
+  }
+  const std::string me = "host " + host + ", pid " + std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock.fd_, 0) == 0 && ::pwrite(lock.fd_, me.data(), me.size(), 0) < 0) { /* the name is a courtesy */
+  }
+  return lock;
+}
+
+RunDirLock& RunDirLock::operator=(RunDirLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+RunDirLock::~RunDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the flock
 }
 
 namespace {

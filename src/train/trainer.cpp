@@ -512,9 +512,15 @@ double Trainer::evaluate_and_record(int64_t step, const ProgressLine& progress, 
   if (masker_) {
     const MlmEvalReport r = evaluate_mlm_split();
     metrics = json::parse(r.to_json());
-    std::snprintf(line, sizeof line,
-                  "eval @ step %lld: masked-token loss %.4f  accuracy %.3f  perplexity %.2f  (%lld tokens)",
-                  static_cast<long long>(step), r.loss, r.accuracy, r.perplexity, static_cast<long long>(r.tokens));
+    if (r.tokens > 0)
+      std::snprintf(line, sizeof line,
+                    "eval @ step %lld: masked-token loss %.4f  accuracy %.3f  perplexity %.2f  (%lld tokens)",
+                    static_cast<long long>(step), r.loss, r.accuracy, r.perplexity, static_cast<long long>(r.tokens));
+    else
+      std::snprintf(line, sizeof line,
+                    "eval @ step %lld: no score: masking chose 0 tokens of data.valid's %lld records (raise "
+                    "mlm.probability, or give data.valid more text); not a candidate for the best checkpoint",
+                    static_cast<long long>(step), static_cast<long long>(r.records));
     if (effective_best_metric(c) == BestMetric::kLoss) best_value = r.loss;
     out.final_mlm_eval = r;
   } else {

@@ -186,6 +186,10 @@ TEST_CASE("bad BPE tokenizer files: one line naming the file and the field", "[t
   CHECK_THROWS_WITH(ByteLevelBpeTokenizer::from_tokenizer_json(broken), Catch::Contains("broken.json: not valid JSON"));
   CHECK_THROWS_WITH(ByteLevelBpeTokenizer::from_tokenizer_json(dir.file("missing.json")),
                     Catch::Contains("missing.json"));
+  CHECK_THROWS_WITH(load_with([](json& j) { j["model"]["vocab"]["Ġzz"] = (int64_t{1} << 32) + 5; }),
+                    Catch::Contains("model.vocab: the id of Ġzz is 4294967301, outside 0..2147483647"));
+  CHECK_THROWS_WITH(load_with([](json& j) { j["model"]["vocab"] = json::object(); }),
+                    Catch::Contains("model.vocab is an empty object"));
   const std::string vocab = dir.write("vocab.json", "{\"a\": 0}");
   CHECK_THROWS_WITH(ByteLevelBpeTokenizer::from_files(vocab, kDir + "bpe/merges.txt"),
                     Catch::Contains("byte-level character for byte 0"));

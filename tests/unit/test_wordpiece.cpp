@@ -3,7 +3,12 @@
 // truncation). Golden ids come from tests/tokenizer/reference.js; inputs from make_cases.py.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "modtrain/core/error.h"
@@ -101,4 +106,61 @@ TEST_CASE("vocab files: ids by line, specials required", "[tokenizer]") {
   CHECK(v.mask_id() == 4);
   CHECK_THROWS_WITH(Vocab::from_tokens({"a", "b"}), Catch::Matchers::Contains("not a BERT vocab"));
   CHECK_THROWS_AS(Vocab::load("/nonexistent/vocab.txt"), UserError);
+}
+
+TEST_CASE("WordPiece tokenizer.json: added tokens are honoured, bad ids refused", "[tokenizer]") {
+  const std::string source = kDir + "wordpiece/tokenizer.json";
+  std::ifstream in(source);
+  const json good = json::parse(in);
+  const int32_t size = static_cast<int32_t>(good["model"]["vocab"].size());
+  const std::string dir = std::filesystem::temp_directory_path() / ("modtrain-added-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto load_with = [&](const std::function<void(json&)>& edit) {
+    json j = good;
+    edit(j);
+    const std::string path = dir + "/tokenizer.json";
+    std::ofstream(path) << j.dump();
+    return WordPieceTokenizer::from_tokenizer_json(path);
+  };
+  auto user = [&](int32_t id, bool normalized, bool special) {
+    return json{{"id", id},        {"content", "[USER]"},      {"single_word", false}, {"lstrip", false},
+                {"rstrip", false}, {"normalized", normalized}, {"special", special}};
+  };
+  // As BertTokenizerFast after add_tokens(["[USER]"]): one id (the next after the vocabulary), in
+  // either case (normalized under a lowercasing normalizer), anywhere in the text.
+  const WordPieceTokenizer t = load_with([&](json& j) { j["added_tokens"].push_back(user(size, true, false)); });
+  CHECK(t.vocab_size() == static_cast<size_t>(size) + 1);
+  std::vector<int32_t> ids, plain;
+  size_t compared = 0;
+  for (const char* text : {"hi [USER] there", "hi [user] there", "hi[USER]there"}) {
+    t.encode(text, ids);
+    REQUIRE(ids.size() >= 4);
+    CHECK(std::count(ids.begin(), ids.end(), size) == 1);
+    ++compared;
+  }
+  t.encode("hi there", plain);
+  t.encode("hi [USER] there", ids);
+  ids.erase(std::find(ids.begin(), ids.end(), size));
+  CHECK(ids == plain);  // the rest is tokenized as without it
+  CHECK(compared == 3);
+  // not normalized (or special): matched as written only
+  const WordPieceTokenizer exact = load_with([&](json& j) { j["added_tokens"].push_back(user(size, false, true)); });
+  exact.encode("[user]", ids);
+  CHECK(std::count(ids.begin(), ids.end(), size) == 0);
+  exact.encode("[USER]", ids);
+  CHECK(std::count(ids.begin(), ids.end(), size) == 1);
+  // bad ids: another token's, past a gap, beyond int32
+  CHECK_THROWS_WITH(load_with([&](json& j) { j["added_tokens"].push_back(user(5, false, true)); }),
+                    Catch::Contains("added_tokens: \"[USER]\" has id 5, which model.vocab gives to"));
+  CHECK_THROWS_WITH(load_with([&](json& j) { j["added_tokens"].push_back(user(size + 3, false, true)); }),
+                    Catch::Contains("take the ids from " + std::to_string(size) + " on, in order, without gaps"));
+  CHECK_THROWS_WITH(load_with([&](json& j) {
+                      json u = user(0, false, true);
+                      u["id"] = (int64_t{1} << 32) + 1;
+                      j["added_tokens"].push_back(u);
+                    }),
+                    Catch::Contains("added_tokens: the id of [USER] is 4294967297, outside 0..2147483647"));
+  CHECK_THROWS_WITH(load_with([&](json& j) { j["model"]["vocab"] = json::object(); }),
+                    Catch::Contains("model.vocab is an empty object"));
+  std::filesystem::remove_all(dir);
 }

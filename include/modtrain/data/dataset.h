@@ -33,6 +33,7 @@ struct ShardEntry {
   uint64_t blank = 0;                      // blank lines (not records)
   uint64_t truncated = 0;                  // records cut to max_len
   uint64_t utf8_repaired = 0;              // records whose invalid UTF-8 was replaced
+  uint64_t empty_tokens = 0;               // kept records that tokenize to nothing but the special tokens
   std::vector<uint64_t> subgroup_missing;  // per data.subgroups: kept records without a value
   std::vector<uint64_t> slice_missing;     // per eval.slice_by: kept records without a value
 };

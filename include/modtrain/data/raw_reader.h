@@ -83,6 +83,7 @@ class RawShardReader {
 
  private:
   bool decode_json(const RawUnit& unit, RawRecord& record, std::string& reason) const;
+  std::string duplicate_key(const std::string& line) const;
   bool decode_csv(const RawUnit& unit, RawRecord& record, std::string& reason) const;
   bool check_multi_class(const RawRecord& record, std::string& reason) const;
   bool read_csv_row(RawUnit& unit);

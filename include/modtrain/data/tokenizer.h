@@ -28,6 +28,7 @@ struct AddedToken {  // a token matched in the raw text before anything else
   std::string content;
   int32_t id;
   bool lstrip, rstrip;
+  bool fold_case = false;  // match ASCII letters in either case (a normalized token under a lowercasing normalizer)
 };
 struct Template {  // the post-processor's special tokens before and after a single sequence
   std::vector<int32_t> before, after;

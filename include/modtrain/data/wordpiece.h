@@ -4,6 +4,7 @@
 // splits), greedy longest-match-first WordPiece with "##", [CLS] ... [SEP], truncation.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -79,9 +80,13 @@ class WordPieceTokenizer final : public Tokenizer {
   const WordPieceOptions& options() const { return options_; }
 
  private:
+  void encode_words(std::string_view text, std::vector<int32_t>& out, size_t limit, bool& truncated) const;
+
   std::shared_ptr<const Vocab> vocab_;
   WordPieceOptions options_;
   SpecialIds specials_;
+  std::vector<hf::AddedToken> added_;  // tokenizer.json's added_tokens: matched in the raw text first
+  std::array<bool, 256> added_first_{};
 };
 
 }  // namespace modtrain

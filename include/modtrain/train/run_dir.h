@@ -24,6 +24,26 @@ class RunDir {
   std::ofstream metrics_;
 };
 
+// One training run per run.dir at a time: rank 0 holds an exclusive flock on run.dir/.lock for
+// the whole run (two runs into one directory interleaved metrics.jsonl and mixed checkpoints).
+// The lock file names the holder (host, pid) for the refusal's message. The kernel drops the lock
+// when its holder dies, so a killed run never blocks the next one; a stale .lock file is harmless.
+class RunDirLock {
+ public:
+  RunDirLock() = default;
+  // Throws UserError naming the holder when another process holds run.dir's lock. A run.dir that
+  // cannot be created is left to RunDir to report.
+  static RunDirLock acquire(const std::string& dir, const std::string& host);
+  RunDirLock(RunDirLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  RunDirLock& operator=(RunDirLock&& other) noexcept;
+  RunDirLock(const RunDirLock&) = delete;
+  RunDirLock& operator=(const RunDirLock&) = delete;
+  ~RunDirLock();
+
+ private:
+  int fd_ = -1;
+};
+
 class ProgressLine {
  public:
   explicit ProgressLine(bool enabled);  // live only when stdout is a terminal
