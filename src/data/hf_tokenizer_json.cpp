@@ -30,11 +30,14 @@ void fail(const std::string& path, const std::string& what) { throw UserError(pa
 
 json parse_file(const std::string& path, const std::string& what) {
   const std::string text = io::read_file(path, io::kMaxReadBytes, what);
+  json j;
   try {
-    return json::parse(text);
+    j = json::parse(text);
   } catch (const json::exception& e) {  // parse errors, and numbers that overflow a double (1e400)
     fail(path, std::string("not valid JSON (") + e.what() + ")");
   }
+  if (!j.is_object()) fail(path, "not a JSON object (a deeply nested list, a number...); is this the " + what + "?");
+  return j;
 }
 
 size_t trailing_space_start(std::string_view s) {

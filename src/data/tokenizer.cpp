@@ -18,13 +18,21 @@ namespace fs = std::filesystem;
 namespace {
 std::unique_ptr<Tokenizer> from_tokenizer_json(const std::string& path) {
   const nlohmann::json j = hf::parse_file(path, "tokenizer.json");
-  const std::string type =
-      j.is_object() && j.contains("model") ? j.at("model").value("type", std::string("none")) : std::string("none");
-  if (type == "WordPiece") return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_tokenizer_json(path));
-  if (type == "BPE") return std::make_unique<ByteLevelBpeTokenizer>(ByteLevelBpeTokenizer::from_tokenizer_json(path));
-  if (type == "Unigram") return std::make_unique<UnigramTokenizer>(UnigramTokenizer::from_tokenizer_json(path));
-  throw UserError(path + ": model.type " + type +
-                  " is not a tokenizer modtrain has (WordPiece for BERT, BPE for RoBERTa, Unigram for XLM-R)");
+  // A field of an unexpected type anywhere in the loaders (a list where an object belongs, a string
+  // for a number) is a user error naming the file, not a raw type_error with exit code 1.
+  try {
+    const nlohmann::json model = j.value("model", nlohmann::json());
+    const std::string type = model.is_object() ? model.value("type", std::string("none")) : std::string("none");
+    if (type == "WordPiece") return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_tokenizer_json(path));
+    if (type == "BPE") return std::make_unique<ByteLevelBpeTokenizer>(ByteLevelBpeTokenizer::from_tokenizer_json(path));
+    if (type == "Unigram") return std::make_unique<UnigramTokenizer>(UnigramTokenizer::from_tokenizer_json(path));
+    throw UserError(path + ": model.type " + type +
+                    " is not a tokenizer modtrain has (WordPiece for BERT, BPE for RoBERTa, Unigram for XLM-R)");
+  } catch (const nlohmann::json::exception& e) {
+    const std::string what = e.what();
+    throw UserError(path + ": a field has an unexpected type (" + what.substr(what.find(']') + 2) +
+                    "); is this a Hugging Face tokenizer.json?");
+  }
 }
 
 std::unique_ptr<Tokenizer> from_vocab_txt(const std::string& path, bool lowercase) {

@@ -274,6 +274,9 @@ std::string sha256_bytes(std::string_view bytes) {
 }
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
+  struct stat before {};
+  if (::stat(path.c_str(), &before) == 0 && !S_ISREG(before.st_mode))  // a FIFO would block the open
+    throw UserError(path + " is " + describe_path(path) + ", not a regular file (a link to a device or a pipe?)");
   int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) throw UserError("cannot open " + path + ": " + errno_text());
   struct stat st {};

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "modtrain/core/error.h"
 
@@ -61,8 +62,27 @@ SafetensorsView::SafetensorsView(const uint8_t* data, size_t size, const std::st
     throw fail("header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) +
                " bytes)");
   if (n == 0 || data[8] != '{') throw fail("the header is not a JSON object");
-  json header = json::parse(data + 8, data + 8 + n, nullptr, /*allow_exceptions=*/false);
+  // The parser keeps the last of two equal keys: a tensor named twice would lose one silently
+  // (and its bytes showed up as "a gap in the data"). Count the top-level keys as they are parsed.
+  int open = 0;
+  std::set<std::string> names;
+  std::string twice;
+  json::parser_callback_t watch = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) ++open;
+    else if (event == json::parse_event_t::object_end) --open;
+    else if (event == json::parse_event_t::key && open == 1 && !names.insert(parsed.get<std::string>()).second &&
+             twice.empty())
+      twice = parsed.get<std::string>();
+    return true;
+  };
+  json header;
+  try {
+    header = json::parse(data + 8, data + 8 + n, watch, /*allow_exceptions=*/false);
+  } catch (const json::exception&) {
+    header = json(json::value_t::discarded);
+  }
   if (header.is_discarded() || !header.is_object()) throw fail("the header is not valid JSON");
+  if (!twice.empty()) throw fail("the header names tensor '" + twice + "' twice");
   const uint64_t buffer = size - 8 - n;
   const uint8_t* base = data + 8 + n;
   std::vector<std::pair<uint64_t, uint64_t>> spans;

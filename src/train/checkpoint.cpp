@@ -274,6 +274,11 @@ std::string Checkpoints::resolve(const std::string& resume, const std::string& r
   if (resume != "auto" && !fs::exists(where))
     throw UserError("--resume " + resume + ": no such checkpoint or run directory");
   if (complete(where)) return where.string();
+  if (fs::is_regular_file(where) && where.filename() == "latest") {  // the pointer file itself, as eval accepts
+    const std::string named = read_pointer_file(where.string());
+    if (!named.empty() && complete(where.parent_path() / named)) return (where.parent_path() / named).string();
+    where = where.parent_path();
+  }
   if (fs::exists(where / "checkpoints")) where /= "checkpoints";
   const std::string latest = read_pointer_file((where / "latest").string());
   if (!latest.empty() && complete(where / latest)) return (where / latest).string();
@@ -326,10 +331,16 @@ TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, O
     const uint64_t batch = static_cast<uint64_t>(
         std::llround(static_cast<double>(s.sampler.batch) / static_cast<double>(s.batches_per_epoch) *
                      static_cast<double>(batches_per_epoch)));
+    // Name what changed: the world, the micro-batch, or (both equal) the batching itself.
+    const std::string changed =
+        s.world != world || s.micro_batch != config.train.micro_batch
+            ? "written by " + std::to_string(s.world) + " rank(s) x micro_batch " + std::to_string(s.micro_batch) +
+                  ", resuming on " + std::to_string(world) + " x " + std::to_string(config.train.micro_batch)
+            : "written with " + std::to_string(s.batches_per_epoch) + " batches per epoch, resuming with " +
+                  std::to_string(batches_per_epoch) +
+                  " (train.tokens_per_batch, data.group_by_length or the prepared data changed)";
     if (report)
-      log::warn(dir + ": written by " + std::to_string(s.world) + " rank(s) x micro_batch " +
-                std::to_string(s.micro_batch) + ", resuming on " + std::to_string(world) + " x " +
-                std::to_string(config.train.micro_batch) +
+      log::warn(dir + ": " + changed +
                 ": the data order from here differs from an "
                 "uninterrupted run (resuming at epoch " +
                 std::to_string(s.sampler.epoch) + ", batch " + std::to_string(batch) + " of " +

@@ -228,7 +228,7 @@ TEST_CASE("records longer than max_record_bytes are bad records, read past witho
   CHECK(compared == 7);
 }
 
-TEST_CASE("soft labels keep their side of eval.positive_at; cells are decimal numbers only", "[data][raw]") {
+TEST_CASE("soft labels keep their side of eval.positive_at, and cells are decimal numbers only", "[data][raw]") {
   // Stored as k/240: 0.499 rounds to 120/240 = 0.5, which the metrics would count as positive.
   size_t compared = 0;
   for (double positive_at : {0.5, 0.3, 0.7, 1.0}) {

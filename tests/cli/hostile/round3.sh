@@ -127,4 +127,44 @@ for line in open(sys.argv[1] + "/metrics.jsonl"):
     if e.get("event") == "checkpoint": assert not e["best"], e
     if e.get("event") == "eval": assert e["metrics"]["mlm_loss"] is None, e
 PY
+# -- model files that misled: duplicate tensor names, a link to a device, a nested-list tokenizer.json --
+cp -r run/model dupt
+python3 - dupt/model.safetensors <<'PY'
+import struct, sys
+h = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}'
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + bytes(8))
+PY
+expect_error 2 "dupt/model.safetensors: malformed safetensors file: the header names tensor 'a' twice" -- \
+  "$mt" predict --model dupt --input data/valid-00000.jsonl --output p.jsonl
+cp -r run/model zero && ln -sf /dev/zero zero/model.safetensors
+expect_error 2 "zero/model.safetensors is a character device, not a regular file" -- \
+  "$mt" predict --model zero --input data/valid-00000.jsonl --output p.jsonl
+mkdir -p nested && python3 -c "print('[' * 5000 + ']' * 5000)" > nested/tokenizer.json
+expect_error 2 "nested/tokenizer.json: not a JSON object" -- "$mt" tokenize --tokenizer nested/tokenizer.json
+printf '{"model": {"type": 7}}' > nested/tokenizer.json
+expect_error 2 "nested/tokenizer.json: a field has an unexpected type" -- "$mt" tokenize --tokenizer nested/tokenizer.json
+
+# -- resume: the latest pointer itself, as eval and predict accept it; a changed batching is named --
+expect_ok -- "$mt" train "${cfg[@]}" --set run.dir=run-res --set train.max_steps=4 --set checkpoint.every=2 --stop-after 2
+expect_ok -- "$mt" train "${cfg[@]}" --set run.dir=run-res --set train.max_steps=4 --set checkpoint.every=2 \
+  --set train.tokens_per_batch=512 --resume run-res/checkpoints/latest
+grep -q "written with [0-9]* batches per epoch, resuming with [0-9]* (train.tokens_per_batch" err.txt ||
+  fail "the resume warning does not name what changed: $(cat err.txt)"
+# -- advice names a value that works, or says none does; numbers print as %g --
+for edit in 'c["layer_norm_eps"] = 0' 'c["position_embedding_type"] = "rotary"'; do
+  rm -rf hf-bad && cp -r hf hf-bad
+  python3 - hf-bad/config.json "$edit" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); exec(sys.argv[2]); json.dump(c, open(sys.argv[1], "w"))
+PY
+  expect_error 2 "hf-bad/config.json: .*(outside \(0, 0.1\]|is not supported).*; no setting loads this model" -- \
+    "$mt" train "${cfg[@]}" --set run.dir=run-bad --set model.init_from=hf-bad --set tokenizer.vocab=hf-bad
+  ! grep -q "set model.layer_norm_eps: 0\|set model.position_embedding_type: rotary" err.txt || fail "advice names a value the schema rejects"
+done
+cp -r run/model tiny-t && python3 - tiny-t/modtrain.json <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1])); m["temperatures"] = [1e-300] * len(m["labels"]); json.dump(m, open(sys.argv[1], "w"))
+PY
+expect_error 2 "the temperature of '[a-z_]*' is 1e-300; temperatures lie in \[0.01, 100\]" -- \
+  "$mt" predict --model tiny-t --input data/valid-00000.jsonl --output p.jsonl
 echo "hostile round3 ok ($cases cases)"
