@@ -433,6 +433,7 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
   }
   collectives_->sum(count, masker_ ? "chosen tokens of the step" : "annotated labels of the step");
   const double norm = static_cast<double>(world_) / std::max(1.0, count[0]);
+  s.targets = count[0];
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device_));
   for (int micro = 0; micro < accum; ++micro) {
     const Batch& batch = batches[static_cast<size_t>(micro)];
@@ -598,7 +599,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
   const auto start = std::chrono::steady_clock::now();
   auto window_start = start;
   torch::Tensor window_loss = torch::zeros({}, torch::TensorOptions().device(device_).dtype(torch::kFloat64));
-  int64_t window_steps = 0, window_samples = 0, window_tokens = 0, consecutive_skips = 0;
+  int64_t window_steps = 0, window_samples = 0, window_tokens = 0, window_empty_steps = 0, consecutive_skips = 0;
 
   int64_t step = out.start_step;
   for (; step < total_steps_; ++step) {
@@ -628,8 +629,14 @@ TrainOutcome Trainer::run(const RunControl& control) {
         optimizer_->sync_params();
         check_replicas(named_parameters(*net_), *collectives_, step + 1);
       }
-      window_loss += s.loss;
-      ++window_steps;
+      // A step with nothing to score (masking chose no token, no label annotated) has loss 0 by
+      // construction: it is counted apart, not averaged in as a perfect score.
+      if (s.targets > 0) {
+        window_loss += s.loss;
+        ++window_steps;
+      } else {
+        ++window_empty_steps;
+      }
       window_samples += s.samples;
       window_tokens += s.tokens;
     }
@@ -640,7 +647,8 @@ TrainOutcome Trainer::run(const RunControl& control) {
       std::vector<double> totals = {window_loss.item<double>(), static_cast<double>(window_steps),
                                     static_cast<double>(window_samples), static_cast<double>(window_tokens)};
       collectives_->sum(totals, "logged training values");  // loss averaged over ranks, throughput summed
-      const double seconds = seconds_since(window_start), mean_loss = totals[1] > 0 ? totals[0] / totals[1] : 0.0;
+      const double seconds = seconds_since(window_start),
+                   mean_loss = totals[1] > 0 ? totals[0] / totals[1] : std::numeric_limits<double>::quiet_NaN();
       const double lr = lr_at(c.train, step, total_steps_);
       const SamplerState pos = loader_->state();
       const double epoch = static_cast<double>(pos.epoch) +
@@ -657,6 +665,14 @@ TrainOutcome Trainer::run(const RunControl& control) {
                     {"tokens_per_s", totals[3] / seconds},
                     {"elapsed_s", seconds_since(start)},
                     {"skipped_steps", out.skipped_steps}};
+      if (window_empty_steps > 0) {  // the same count on every rank (the step's targets are summed)
+        event["steps_without_targets"] = window_empty_steps;
+        if (rank_ == 0)
+          log::warn("step " + std::to_string(step + 1) + ": " + std::to_string(window_empty_steps) +
+                    " step(s) since the last log line had nothing to score (" +
+                    (masker_ ? "masking chose no token: raise mlm.probability" : "no annotated label") +
+                    "); their loss is left out of the logged mean");
+      }
       if (scaler_.enabled()) event["loss_scale"] = scaler_.scale();
       std::string extra;  // mlm: the training perplexity of the window besides its masked-token loss
       if (masker_) {
@@ -668,7 +684,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
       run_dir_.append_metrics(event.dump());
       progress.update(step + 1, total_steps_, mean_loss, lr, totals[3] / seconds, eta, extra);
       window_loss.zero_();
-      window_steps = window_samples = window_tokens = 0;
+      window_steps = window_samples = window_tokens = window_empty_steps = 0;
       window_start = std::chrono::steady_clock::now();
     }
 

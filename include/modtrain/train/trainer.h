@@ -76,6 +76,7 @@ class Trainer {
     torch::Tensor loss;  // on the device (no host sync per step)
     double grad_norm = 0;
     int64_t samples = 0, tokens = 0;
+    double targets = 0;  // what the loss averaged over, summed over ranks: chosen tokens (mlm) or annotated labels
     bool skipped = false;
   };
   StepStats train_step(int64_t step);

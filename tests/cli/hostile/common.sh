@@ -16,13 +16,15 @@ expect_error() {
   n=$(grep -c 'error:' err.txt || true)
   [[ $n -eq 1 ]] || fail "case $cases: $n error lines, expected 1: $* -- $(cat err.txt)"
   grep -Eq -- "$regex" err.txt || fail "case $cases: the error does not say '$regex': $(cat err.txt)"
-  ! grep -Eq 'terminate called|what\(\)|filesystem error:|Segmentation' err.txt || fail "case $cases: raw crash text: $(cat err.txt)"
+  ! grep -Eq 'terminate called|what\(\)|filesystem error:|Segmentation|AddressSanitizer|runtime error:' err.txt ||
+    fail "case $cases: raw crash or sanitizer text: $(cat err.txt)"
 }
 # expect_ok -- command...
 expect_ok() {
   shift
   cases=$((cases + 1))
   timeout --kill-after=5 120 "$@" > out.txt 2> err.txt < /dev/null || fail "case $cases: exit $?: $* -- $(tail -3 err.txt)"
+  ! grep -Eq 'AddressSanitizer|runtime error:' err.txt || fail "case $cases: a sanitizer reported: $(cat err.txt)"
 }
 # A small trained model in run/model (and its data, vocab and prepared shards) for the cases that need one.
 trained_model() {

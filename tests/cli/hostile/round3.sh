@@ -126,7 +126,9 @@ for line in open(sys.argv[1] + "/metrics.jsonl"):
     e = json.loads(line)
     if e.get("event") == "checkpoint": assert not e["best"], e
     if e.get("event") == "eval": assert e["metrics"]["mlm_loss"] is None, e
+    if e.get("event") == "train": assert e["loss"] is None and e["steps_without_targets"] >= 1, e
 PY
+grep -q "had nothing to score (masking chose no token: raise mlm.probability)" err.txt || fail "no warning for steps without targets"
 # -- model files that misled: duplicate tensor names, a link to a device, a nested-list tokenizer.json --
 cp -r run/model dupt
 python3 - dupt/model.safetensors <<'PY'
