@@ -143,6 +143,8 @@ expect_error 2 "zero/model.safetensors is a character device, not a regular file
   "$mt" predict --model zero --input data/valid-00000.jsonl --output p.jsonl
 mkdir -p nested && python3 -c "print('[' * 5000 + ']' * 5000)" > nested/tokenizer.json
 expect_error 2 "nested/tokenizer.json: not a JSON object" -- "$mt" tokenize --tokenizer nested/tokenizer.json
+printf '{"model": {"type": "BPE", "dropout": 1e400}}' > nested/tokenizer.json
+expect_error 2 "nested/tokenizer.json: not valid JSON \(.*number overflow" -- "$mt" tokenize --tokenizer nested/tokenizer.json
 printf '{"model": {"type": 7}}' > nested/tokenizer.json
 expect_error 2 "nested/tokenizer.json: a field has an unexpected type" -- "$mt" tokenize --tokenizer nested/tokenizer.json
 
