@@ -8,7 +8,7 @@
 # Usage: scripts/sanitize.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=${1:-build-sanitize}
+dir=$(realpath -m "${1:-build-sanitize}")
 launcher=()
 if command -v ccache > /dev/null; then
   export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
@@ -33,7 +33,7 @@ tail -2 "$log/unit.txt"
 for suite in tests/cli/hostile/*.sh; do
   name=$(basename "$suite" .sh)
   [[ $name == common ]] && continue
-  if bash "$suite" "$PWD/$dir/modtrain" "$PWD" > "$log/$name.txt" 2>&1; then
+  if bash "$suite" "$dir/modtrain" "$PWD" > "$log/$name.txt" 2>&1; then
     tail -1 "$log/$name.txt"
   else
     tail -20 "$log/$name.txt"

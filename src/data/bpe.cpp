@@ -314,6 +314,10 @@ void ByteLevelBpeTokenizer::encode_word(std::string_view word, std::vector<int32
   }
   for (int32_t i = 0; i >= 0; i = symbols[static_cast<size_t>(i)].next)
     out.push_back(symbols[static_cast<size_t>(i)].id);
+  if (symbols.capacity() > (size_t{1} << 20)) {  // a megabyte word: its scratch is not kept for the thread's life
+    std::vector<Symbol>().swap(symbols);
+    std::vector<Candidate>().swap(heap);
+  }
 }
 
 void ByteLevelBpeTokenizer::encode_segment(std::string_view text, std::vector<int32_t>& out) const {
