@@ -73,6 +73,13 @@ class MpiCommunicator : public Communicator {
   }
 
   std::string backend() const override { return "mpi"; }
+
+  // kAvg after the MPI sum: integers divide with truncation, as ncclAvg does (div_ alone would
+  // refuse to write a true quotient into an integer tensor).
+  void divide_by_world(torch::Tensor& t) const {
+    if (t.is_floating_point()) t.div_(size_);
+    else t.div_(size_, "trunc");
+  }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
@@ -85,7 +92,7 @@ class MpiCommunicator : public Communicator {
       MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), MPI_SUM, comm_,
                                request));
     };
-    if (op == ReduceOp::kAvg) task->finish = [this, t]() mutable { t.div_(size_); };
+    if (op == ReduceOp::kAvg) task->finish = [this, t]() mutable { divide_by_world(t); };
     return submit(task);
   }
 
@@ -121,8 +128,9 @@ class MpiCommunicator : public Communicator {
     MT_CHECK(input.device().is_cpu() && input.is_contiguous() && output.device().is_cpu() && output.is_contiguous(),
              "mpi reduce_scatter needs contiguous CPU tensors");
     MT_CHECK(input.numel() == output.numel() * size_ && input.scalar_type() == output.scalar_type(),
-             "mpi reduce_scatter of " << what << ": input of " << input.numel() << " elements for chunks of "
-                                      << output.numel() << " on " << size_ << " ranks");
+             "mpi reduce_scatter of " << what << ": input of " << input.numel() << " " << input.scalar_type()
+                                      << " elements for chunks of " << output.numel() << " " << output.scalar_type()
+                                      << " on " << size_ << " ranks");
     auto task = std::make_shared<Task>();
     task->what = "reduce_scatter of " + what;
     task->bytes = static_cast<size_t>(input.numel()) * input.element_size();
@@ -130,7 +138,7 @@ class MpiCommunicator : public Communicator {
       MPI_CHECK(MPI_Ireduce_scatter_block(input.data_ptr(), output.data_ptr(), static_cast<int>(output.numel()),
                                           mpi_type(input), MPI_SUM, comm_, request));
     };
-    if (op == ReduceOp::kAvg) task->finish = [this, output]() mutable { output.div_(size_); };
+    if (op == ReduceOp::kAvg) task->finish = [this, output]() mutable { divide_by_world(output); };
     return submit(task);
   }
 

@@ -43,6 +43,55 @@ TEST_CASE("asking for NCCL without a GPU is one clear error", "[nccl]") {
   CHECK(make_communicator(Backend::kAuto, test::world(), cpu, {5.0, nullptr})->backend() == "mpi");
 }
 
+namespace {
+// The communicator contract at one rank, on the device `on` names. The CUDA test runs it through
+// NCCL on a GPU machine; its twin runs the same body on CPU through MPI in every CI run, so a
+// mistake in the test itself (an int64 reduce-scatter into float32, which both backends refuse)
+// is found before a GPU is lent.
+void check_communicator_at_one_rank(Communicator& comm, const torch::TensorOptions& on) {
+  size_t checks = 0;
+  // Half types travel only on NCCL (bf16 / fp16 training needs CUDA); MPI carries fp32, fp64, ints.
+  std::vector<torch::ScalarType> dtypes = {torch::kFloat32, torch::kInt64};
+  if (comm.backend() == "nccl") dtypes.insert(dtypes.end(), {torch::kBFloat16, torch::kFloat16});
+  for (auto dtype : dtypes) {
+    torch::Tensor t = torch::arange(1000, on.dtype(dtype));
+    torch::Tensor expected = t.clone();
+    comm.all_reduce(t, ReduceOp::kSum, "test");
+    CHECK(torch::equal(t, expected));
+    comm.all_reduce(t, ReduceOp::kAvg, "test");
+    CHECK(torch::equal(t, expected));
+    checks += 2;
+  }
+  torch::Tensor b = torch::full({64}, 7.0, on.dtype(torch::kFloat32));
+  comm.broadcast(b, 0, "test");
+  CHECK(b.eq(7).all().item<bool>());
+  torch::Tensor g = comm.all_gather(torch::ones({3}, on.dtype(torch::kFloat32)), "test");
+  CHECK(g.sizes() == torch::IntArrayRef{1, 3});
+  // ZeRO-1's pair at one rank: the reduce-scatter copies, the all-gather leaves the chunk in place
+  torch::Tensor input = torch::arange(1000, on.dtype(torch::kFloat32)),
+                chunk = torch::zeros({1000}, on.dtype(torch::kFloat32));
+  comm.reduce_scatter_async(input, chunk, ReduceOp::kAvg, "test")->wait();
+  CHECK(torch::equal(chunk, input));
+  torch::Tensor flat = torch::arange(64, on.dtype(torch::kFloat32));
+  comm.all_gather_chunks_async(flat, "test")->wait();
+  CHECK(torch::equal(flat, torch::arange(64, on.dtype(torch::kFloat32))));
+  // the dtypes must match: a mismatch is refused, naming both
+  torch::Tensor ints = torch::arange(8, on.dtype(torch::kInt64)), floats = torch::zeros({8}, on.dtype(torch::kFloat32));
+  CHECK_THROWS_WITH(comm.reduce_scatter_async(ints, floats, ReduceOp::kSum, "test"), Catch::Matchers::Contains("Long"));
+  comm.barrier("test");
+  checks += 6;
+  CHECK(checks == 2 * dtypes.size() + 6);
+  CHECK(checks >= 10);
+}
+}  // namespace
+
+TEST_CASE("the communicator contract at one rank on CPU through MPI (the NCCL test's twin)", "[mpi]") {
+  Placement cpu;
+  auto comm = make_communicator(Backend::kMpi, test::world(), cpu, {30.0, nullptr});
+  REQUIRE(comm->backend() == "mpi");
+  check_communicator_at_one_rank(*comm, torch::TensorOptions());
+}
+
 TEST_CASE("NCCL communicator at one rank: all-reduce, broadcast, all-gather on CUDA", "[cuda][nccl]") {
   if (!have_cuda()) return;
 #ifndef MODTRAIN_HAVE_NCCL
@@ -53,28 +102,7 @@ TEST_CASE("NCCL communicator at one rank: all-reduce, broadcast, all-gather on C
   p.cuda_index = 0;
   auto comm = make_communicator(Backend::kAuto, test::world(), p, {30.0, nullptr});
   CHECK(comm->backend() == "nccl");
-  auto cuda = torch::TensorOptions().device(torch::kCUDA, 0);
-  for (auto dtype : {torch::kFloat32, torch::kBFloat16, torch::kFloat16, torch::kInt64}) {
-    torch::Tensor t = torch::arange(1000, cuda.dtype(dtype));
-    torch::Tensor expected = t.clone();
-    comm->all_reduce(t, ReduceOp::kSum, "test");
-    CHECK(torch::equal(t, expected));
-    comm->all_reduce(t, ReduceOp::kAvg, "test");
-    CHECK(torch::equal(t, expected));
-  }
-  torch::Tensor b = torch::full({64}, 7.0, cuda);
-  comm->broadcast(b, 0, "test");
-  CHECK(b.eq(7).all().item<bool>());
-  torch::Tensor g = comm->all_gather(torch::ones({3}, cuda), "test");
-  CHECK(g.sizes() == torch::IntArrayRef{1, 3});
-  // ZeRO-1's pair at one rank: the reduce-scatter copies, the all-gather leaves the chunk in place
-  torch::Tensor input = torch::arange(1000, cuda), chunk = torch::zeros({1000}, cuda);
-  comm->reduce_scatter_async(input, chunk, ReduceOp::kAvg, "test")->wait();
-  CHECK(torch::equal(chunk, input));
-  torch::Tensor flat = torch::arange(64, cuda);
-  comm->all_gather_chunks_async(flat, "test")->wait();
-  CHECK(torch::equal(flat, torch::arange(64, cuda)));
-  comm->barrier("test");
+  check_communicator_at_one_rank(*comm, torch::TensorOptions().device(torch::kCUDA, 0));
 #endif
 }
 
@@ -275,7 +303,7 @@ TEST_CASE("the multi-rank path on one GPU: the Trainer with dist.backend=nccl at
   CHECK(zero.final_eval.records == 200);
 }
 
-TEST_CASE("flat AdamW on CUDA (LibTorch's fused kernel where >= 2.1) equals per-tensor AdamW within 1e-6",
+TEST_CASE("flat AdamW on CUDA (LibTorch's fused kernel where >= 2.1) equals per-tensor AdamW within 1e-5",
           "[cuda][optimizer]") {
   if (!have_cuda()) return;
   const torch::Device cuda(torch::kCUDA, 0);
@@ -313,7 +341,10 @@ TEST_CASE("flat AdamW on CUDA (LibTorch's fused kernel where >= 2.1) equals per-
       worst = std::max(worst, ((mine[i] - ref[i]).abs().max() / ref[i].abs().max()).item<double>());
     WARN("flat AdamW on CUDA (" << (fused ? "fused kernel where available" : "tensor operations")
                                 << ") vs per-tensor after 100 steps: worst relative difference " << worst);
-    CHECK(worst < 1e-6);
+    // 1e-5, not 1e-6: the fused kernel decays as param -= lr * wd * param in float while
+    // torch::optim::AdamW multiplies by (1 - lr * wd); over 100 steps that alone drifts ~1.4e-6
+    // (issue 31). A wrong moment or bias correction is off by 1e-3 and more.
+    CHECK(worst < 1e-5);
   }
 }
 
