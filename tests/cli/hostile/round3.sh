@@ -41,7 +41,8 @@ expect_error 2 "was prepared without a content hash" -- \
 # -- one run per run.dir: a second run into it is refused, naming the holder; a dead holder frees it --
 "$mt" train "${cfg[@]}" --set run.dir=run-lock --set train.max_steps=400 > lock1.txt 2>&1 &
 holder=$!
-for _ in $(seq 100); do [[ -s run-lock/.lock ]] && break; sleep 0.1; done
+for _ in $(seq 600); do [[ -s run-lock/.lock ]] && break; sleep 0.1; done
+[[ -s run-lock/.lock ]] || fail "the first run did not take the lock within 60 s: $(tail -3 lock1.txt)"
 expect_error 2 "run.dir run-lock is in use by another training run \(host .*, pid $holder\); wait for it" -- \
   "$mt" train "${cfg[@]}" --set run.dir=run-lock
 kill -9 $holder; wait $holder 2> /dev/null || true
