@@ -39,7 +39,7 @@ expect_error 2 "was prepared without a content hash" -- \
   --set data.prepared_dir=prep-big --set "data.train=[big/train.jsonl]" --set data.on_bad_record=skip --set data.max_record_bytes=4000000
 
 # -- one run per run.dir: a second run into it is refused, naming the holder; a dead holder frees it --
-"$mt" train "${cfg[@]}" --set run.dir=run-lock --set train.max_steps=400 > lock1.txt 2>&1 &
+"$mt" train "${cfg[@]}" --set run.dir=run-lock --set train.max_steps=20000 > lock1.txt 2>&1 &
 holder=$!
 for _ in $(seq 600); do [[ -s run-lock/.lock ]] && break; sleep 0.1; done
 [[ -s run-lock/.lock ]] || fail "the first run did not take the lock within 60 s: $(tail -3 lock1.txt)"
