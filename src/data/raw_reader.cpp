@@ -188,29 +188,8 @@ RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool lab
   }
 }
 
-// One line without its '\n' (std::getline's rules), keeping at most max_record_bytes_ of it: the
-// rest of a longer line is read past in chunks and only counted in `length` (and its quote
-// characters in `quotes`, for CSV).
 bool RawShardReader::read_line(std::string& out, uint64_t& length, uint64_t* quotes) {
-  constexpr std::streamsize kChunk = 1 << 16;
-  char chunk[kChunk];
-  out.clear();
-  length = 0;
-  for (bool any = false;;) {
-    in_.getline(chunk, kChunk);
-    const auto got = static_cast<uint64_t>(in_.gcount());
-    const bool eof = in_.eof(), full = !eof && in_.fail() && got == static_cast<uint64_t>(kChunk - 1);
-    if (got == 0 && eof) return any;              // nothing left (a last line without '\n' ended the call before)
-    if (!eof && !full && in_.fail()) return any;  // a read error: as std::getline, the end
-    any = true;
-    const uint64_t stored = (eof || full) ? got : got - 1;  // gcount counts the '\n' it extracted
-    if (quotes) *quotes += static_cast<uint64_t>(std::count(chunk, chunk + stored, '"'));
-    if (length < max_record_bytes_)
-      out.append(chunk, static_cast<size_t>(std::min<uint64_t>(stored, max_record_bytes_ - length)));
-    length += stored;
-    if (!full) return true;
-    in_.clear(in_.rdstate() & ~std::ios::failbit);  // a long line: read on
-  }
+  return io::read_line_capped(in_, out, max_record_bytes_, length, '"', quotes);
 }
 
 bool RawShardReader::read_csv_row(RawUnit& unit) {

@@ -85,6 +85,28 @@ std::string describe_path(const std::string& path) {
   return "not a regular file";
 }
 
+bool read_line_capped(std::istream& in, std::string& out, uint64_t cap, uint64_t& length, char counted,
+                      uint64_t* count) {
+  constexpr std::streamsize kChunk = 1 << 16;
+  char chunk[kChunk];
+  out.clear();
+  length = 0;
+  for (bool any = false;;) {
+    in.getline(chunk, kChunk);
+    const auto got = static_cast<uint64_t>(in.gcount());
+    const bool eof = in.eof(), full = !eof && in.fail() && got == static_cast<uint64_t>(kChunk - 1);
+    if (got == 0 && eof) return any;             // nothing left (a last line without '\n' ended the call before)
+    if (!eof && !full && in.fail()) return any;  // a read error: as std::getline, the end
+    any = true;
+    const uint64_t stored = (eof || full) ? got : got - 1;  // gcount counts the '\n' it extracted
+    if (count) *count += static_cast<uint64_t>(std::count(chunk, chunk + stored, counted));
+    if (length < cap) out.append(chunk, static_cast<size_t>(std::min<uint64_t>(stored, cap - length)));
+    length += stored;
+    if (!full) return true;
+    in.clear(in.rdstate() & ~std::ios::failbit);  // a long line: read on
+  }
+}
+
 std::string read_file(const std::string& path, size_t max_bytes, const std::string& what) {
   // O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever.
   int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);

@@ -78,7 +78,13 @@ int predict(const PredictFlags& flags) {
     }
     std::istream& src = flags.input == "-" ? std::cin : in;
     std::string line;
-    for (uint64_t n = 1; std::getline(src, line); ++n) {
+    uint64_t length = 0;
+    for (uint64_t n = 1; io::read_line_capped(src, line, kDefaultMaxRecordBytes, length); ++n) {
+      if (length > kDefaultMaxRecordBytes) {  // read past, never held: as data.max_record_bytes' default
+        bad(source + ":" + std::to_string(n),
+            "a line of " + std::to_string(length) + " bytes, longer than the 1 MiB a record may hold");
+        continue;
+      }
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (line.find_first_not_of(" \t") == std::string::npos) {  // as `data prepare`: skipped and counted
         ++blank;

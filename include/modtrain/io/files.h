@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <istream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,13 @@ constexpr size_t kMaxReadBytes = size_t{256} << 20;
 // a read error (EIO, EISDIR ...) is an error naming the cause, never an empty string. `what` names
 // the file's role in messages ("config file", "vocab"). Throws UserError naming the path.
 std::string read_file(const std::string& path, size_t max_bytes = kMaxReadBytes, const std::string& what = "file");
+
+// One line of `in` without its '\n' (std::getline's rules), keeping at most `cap` bytes of it: the
+// rest of a longer line is read past in 64 KB chunks, never held. `length` is the line's full size
+// (> cap: it was cut). When `count` is given, the occurrences of `counted` in the whole line are
+// added to it (CSV's quote parity). False at the end of the input.
+bool read_line_capped(std::istream& in, std::string& out, uint64_t cap, uint64_t& length, char counted = '\0',
+                      uint64_t* count = nullptr);
 
 // What a path is, for messages: "a directory", "a FIFO", "a character device", "missing" ...
 std::string describe_path(const std::string& path);

@@ -22,6 +22,12 @@ grep -q '"rejected": 1' prep-big/manifest.json || fail "the long record was not 
 expect_ok -- "$mt" data prepare "${cfg[@]}" "${big[@]}" --set data.max_record_bytes=4000000
 grep -q '"rejected": 0' prep-big/manifest.json || fail "a raised data.max_record_bytes still rejected the record"
 expect_error 2 "data.max_record_bytes = 10 is out of range" -- "$mt" config check --set data.max_record_bytes=10
+# predict's plain-text input (a .txt, or stdin) is bounded the same way
+{ echo "a short post"; python3 -c "print('z' * 2000000)"; echo "another post"; } > big.txt
+expect_error 2 "big.txt:2: a line of 2000000 bytes, longer than the 1 MiB a record may hold" -- \
+  "$mt" predict --model run/model --input big.txt --output p.jsonl
+expect_ok -- "$mt" predict --model run/model --input big.txt --output p.jsonl --on-bad-record skip
+[[ $(wc -l < p.jsonl) -eq 2 ]] || fail "predict did not keep the two short lines around the long one"
 
 # -- the staleness check: a same-size edit with the modification time put back --
 mkdir -p src && cp data/train-00000.jsonl src/train.jsonl
