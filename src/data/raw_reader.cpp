@@ -39,6 +39,12 @@ int label_index(const LabelSpec& spec, const std::string& name) {
   return -1;
 }
 
+// A field modtrain reads besides the labels: text, id, a subgroup or a slice field.
+bool reads_field(const LabelSpec& spec, const std::string& name) {
+  return name == "text" || name == "id" || std::count(spec.subgroups.begin(), spec.subgroups.end(), name) > 0 ||
+         std::count(spec.slice_by.begin(), spec.slice_by.end(), name) > 0;
+}
+
 std::string known_labels(const LabelSpec& spec) {
   std::string s;
   for (const auto& n : spec.names) s += (s.empty() ? "" : ", ") + n;
@@ -152,9 +158,7 @@ RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool lab
   for (size_t c = 0; c < header.fields.size(); ++c) {
     std::string name = header.fields[c];
     if (c == 0 && name.rfind("\xEF\xBB\xBF", 0) == 0) name = name.substr(3);  // UTF-8 byte order mark
-    const bool read = name == "text" || name == "id" || label_index(spec_, name) >= 0 ||
-                      std::count(spec_.subgroups.begin(), spec_.subgroups.end(), name) > 0 ||
-                      std::count(spec_.slice_by.begin(), spec_.slice_by.end(), name) > 0;
+    const bool read = reads_field(spec_, name) || label_index(spec_, name) >= 0;
     if (read && !seen.emplace(name, c + 1).second)
       throw UserError(path + ":1: the header names column \"" + name + "\" twice (columns " +
                       std::to_string(seen[name]) + " and " + std::to_string(c + 1) +
@@ -282,11 +286,6 @@ bool RawShardReader::decode(const RawUnit& unit, RawRecord& record, std::string&
 // A key modtrain reads that appears twice in a record (top level, or inside an object of labels);
 // "" when none. A cheap scan first: a key can only repeat if its quoted name occurs twice.
 std::string RawShardReader::duplicate_key(const std::string& line) const {
-  auto read = [&](const std::string& k) {
-    return k == "text" || k == "id" || k == "labels" ||
-           std::find(spec_.subgroups.begin(), spec_.subgroups.end(), k) != spec_.subgroups.end() ||
-           std::find(spec_.slice_by.begin(), spec_.slice_by.end(), k) != spec_.slice_by.end();
-  };
   auto twice = [&](const std::string& k) {
     const std::string quoted = "\"" + k + "\"";
     const size_t first = line.find(quoted);
@@ -311,7 +310,7 @@ std::string RawShardReader::duplicate_key(const std::string& line) const {
     } else if (event == json::parse_event_t::key && !open.empty()) {
       const std::string k = parsed.get<std::string>();
       if (open.size() == 1) last_top_key = k;
-      const bool watched = open.size() == 1 ? read(k) : open.back().labels;
+      const bool watched = open.size() == 1 ? k == "labels" || reads_field(spec_, k) : open.back().labels;
       if (watched && !open.back().keys.insert(k).second && duplicate.empty())
         duplicate = (open.size() == 1 ? "" : "labels.") + k;
     }
