@@ -26,4 +26,11 @@ void point(const char* name) {
                     kExitRuntime);
 }
 
+bool corrupt(const char* name) {
+  static const char* armed = std::getenv("MODTRAIN_FAULT");
+  if (!armed) return false;
+  const size_t n = std::strlen(name);
+  return std::strncmp(armed, name, n) == 0 && std::strcmp(armed + n, ":corrupt") == 0;
+}
+
 }  // namespace modtrain::fault

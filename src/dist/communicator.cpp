@@ -4,6 +4,30 @@
 #include "modtrain/core/error.h"
 
 namespace modtrain {
+namespace {
+// Several operations in flight as one: wait() waits for each, in the order they were started.
+class WorkList : public Work {
+ public:
+  explicit WorkList(std::vector<std::unique_ptr<Work>> works) : works_(std::move(works)) {}
+  void wait() override {
+    for (auto& w : works_) w->wait();
+    works_.clear();
+  }
+
+ private:
+  std::vector<std::unique_ptr<Work>> works_;
+};
+}  // namespace
+
+std::unique_ptr<Work> Communicator::all_gather_chunks_group_async(const std::vector<torch::Tensor>& tensors,
+                                                                  const std::string& what) {
+  std::vector<std::unique_ptr<Work>> works;
+  works.reserve(tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i)
+    works.push_back(all_gather_chunks_async(
+        tensors[i], what + " (" + std::to_string(i + 1) + " of " + std::to_string(tensors.size()) + ")"));
+  return std::make_unique<WorkList>(std::move(works));
+}
 
 std::unique_ptr<Communicator> make_communicator(Backend backend, const World& world, const Placement& placement,
                                                 CommOptions options) {

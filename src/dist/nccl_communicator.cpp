@@ -18,17 +18,21 @@
 #include <mpi.h>
 #include <nccl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
 #include "modtrain/core/check.h"
 #include "modtrain/core/error.h"
 #include "modtrain/core/log.h"
+#include "modtrain/core/parallel.h"
 #include "modtrain/dist/communicator.h"
+#include "modtrain/dist/event_clock.h"
 
 #ifdef MODTRAIN_TORCH_CUDA
 #include <c10/cuda/CUDAStream.h>
@@ -81,69 +85,35 @@ cudaStream_t current_stream(int device) {
 #endif
 }
 
-// The timeline's device clock: CUDA events (with timing) from a pool, read against one base event
-// recorded and synchronised at start, whose host time is taken right after the synchronisation
-// (so device times carry that one offset error, a few microseconds, and no drift within a run).
-class CudaEventClock : public DeviceClock {
- public:
-  explicit CudaEventClock(int device) : device_(device) {
-    CUDA_CHECK(cudaSetDevice(device_));
-    CUDA_CHECK(cudaEventCreate(&base_));
-    CUDA_CHECK(cudaEventRecord(base_, current_stream(device_)));
-    CUDA_CHECK(cudaEventSynchronize(base_));
-    base_us_ = Timeline::now_us();
-  }
-  ~CudaEventClock() override {
-    for (auto& [id, e] : live_) cudaEventDestroy(e);
-    for (cudaEvent_t e : free_) cudaEventDestroy(e);
-    cudaEventDestroy(base_);
-  }
-  uint64_t mark(void* stream) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+// The timeline's device clock: CUDA events with timing, from a pool, on a base that moves
+// forward so that float milliseconds keep their resolution in long runs (dist/event_clock.h).
+struct CudaEventApi {
+  using Event = cudaEvent_t;
+  int device;
+  Event create() {
     cudaEvent_t e = nullptr;
-    if (free_.empty()) {
-      CUDA_CHECK(cudaEventCreate(&e));
-    } else {
-      e = free_.back();
-      free_.pop_back();
-    }
-    CUDA_CHECK(cudaEventRecord(e, stream ? static_cast<cudaStream_t>(stream) : current_stream(device_)));
-    live_[++next_] = e;
-    return next_;
+    CUDA_CHECK(cudaSetDevice(device));
+    CUDA_CHECK(cudaEventCreate(&e));
+    return e;
   }
-  bool time_us(uint64_t marker, bool wait, double& us) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = live_.find(marker);
-    MT_CHECK(it != live_.end(), "unknown device-clock marker " << marker);
-    if (wait) {
-      CUDA_CHECK(cudaEventSynchronize(it->second));
-    } else {
-      const cudaError_t state = cudaEventQuery(it->second);
-      if (state == cudaErrorNotReady) return false;
-      CUDA_CHECK(state);
-    }
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, base_, it->second));
-    us = base_us_ + 1000.0 * static_cast<double>(ms);
+  void destroy(Event e) { cudaEventDestroy(e); }
+  void record(Event e, void* stream) {
+    CUDA_CHECK(cudaEventRecord(e, stream ? static_cast<cudaStream_t>(stream) : current_stream(device)));
+  }
+  bool query(Event e) {
+    const cudaError_t state = cudaEventQuery(e);
+    if (state == cudaErrorNotReady) return false;
+    CUDA_CHECK(state);
     return true;
   }
-  void release(uint64_t marker) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = live_.find(marker);
-    if (it == live_.end()) return;
-    free_.push_back(it->second);
-    live_.erase(it);
+  void synchronize(Event e) { CUDA_CHECK(cudaEventSynchronize(e)); }
+  float elapsed_ms(Event from, Event to) {
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, from, to));
+    return ms;
   }
-
- private:
-  int device_;
-  cudaEvent_t base_ = nullptr;
-  double base_us_ = 0;
-  std::mutex mutex_;
-  std::unordered_map<uint64_t, cudaEvent_t> live_;
-  std::vector<cudaEvent_t> free_;
-  uint64_t next_ = 0;
 };
+using CudaEventClock = RebasingEventClock<CudaEventApi>;
 
 class NcclCommunicator;
 
@@ -168,60 +138,15 @@ class NcclCommunicator : public Communicator {
  public:
   NcclCommunicator(const World& world, const Placement& placement, CommOptions options)
       : options_(options), rank_(world.rank()), size_(world.size()), device_(placement.cuda_index) {
-    CUDA_CHECK(cudaSetDevice(device_));
-    ncclUniqueId id;
-    if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
-    // Bounded broadcast of the id over MPI (a rank that never arrives must not hang start-up).
-    MPI_Request request;
-    MPI_CHECK(MPI_Ibcast(&id, sizeof id, MPI_BYTE, 0, world.comm(), &request));
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
-    for (int flag = 0; !flag;) {
-      MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
-      if (!flag && std::chrono::steady_clock::now() > deadline)
-        throw Error(
-            "watchdog: NCCL start-up (broadcast of rank 0's ncclUniqueId) did not complete within dist.timeout_s",
-            kExitRuntime);
-      if (!flag) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    // A constructor that throws runs no destructor: whatever it created so far (the start-up
+    // communicator, the split child, the stream, the event) is released here, aborted rather than
+    // finalized, since another rank may be the one that failed (issue 31: the child leaked).
+    try {
+      initialise(world);
+    } catch (...) {
+      release_after_failed_start();
+      throw;
     }
-    // 1. Non-blocking initialisation, polled, so that a missing rank is a timeout and not a hang.
-    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
-    config.blocking = 0;
-    NCCL_CHECK(ncclCommInitRankConfig(&comm_, size_, id, rank_, &config));
-    settle(comm_, "NCCL communicator initialisation");
-#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 18, 0)
-    // 2. The blocking communicator for the collectives, split from it. The split runs as a job of
-    //    the (non-blocking) parent, so it is polled like the initialisation: until NCCL has
-    //    published the new communicator (it may write it only when the split completed) and
-    //    both it and the parent report success. Then the parent is closed.
-    ncclConfig_t blocking = NCCL_CONFIG_INITIALIZER;
-    blocking.blocking = 1;
-    ncclComm_t child = nullptr;
-    NCCL_CHECK(ncclCommSplit(comm_, 0, rank_, &child, &blocking));
-    const auto split_deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
-    for (;;) {
-      ncclResult_t parent_state = ncclSuccess, child_state = ncclInProgress;
-      NCCL_CHECK(ncclCommGetAsyncError(comm_, &parent_state));
-      ncclComm_t published = __atomic_load_n(&child, __ATOMIC_ACQUIRE);
-      if (published) NCCL_CHECK(ncclCommGetAsyncError(published, &child_state));
-      for (ncclResult_t state : {parent_state, child_state})
-        if (state != ncclSuccess && state != ncclInProgress)
-          throw Error("NCCL communicator split failed: NCCL reports " + std::string(ncclGetErrorString(state)) +
-                          " (set NCCL_DEBUG=INFO for details)",
-                      kExitRuntime);
-      if (parent_state == ncclSuccess && child_state == ncclSuccess) break;
-      if (std::chrono::steady_clock::now() > split_deadline)
-        throw Error("watchdog: NCCL communicator split did not complete within dist.timeout_s (is every rank running?)",
-                    kExitRuntime);
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    }
-    ncclComm_t parent = comm_;
-    comm_ = child;
-    blocking_ = true;
-    const std::string failure = finish(parent, "the start-up NCCL communicator");
-    if (!failure.empty()) throw Error(failure, kExitRuntime);
-#endif
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
   }
 
   // On an error path (an exception unwinding, or an earlier failure): abort, do not wait for ranks
@@ -311,6 +236,24 @@ class NcclCommunicator : public Communicator {
     });
   }
 
+  // ZeRO-1's gathers of every bucket in one NCCL group: one launch and one event for all of them.
+  std::unique_ptr<Work> all_gather_chunks_group_async(const std::vector<torch::Tensor>& tensors,
+                                                      const std::string& what) override {
+    for (const auto& t : tensors)
+      MT_CHECK(t.is_cuda() && t.is_contiguous() && t.numel() % size_ == 0,
+               "nccl all_gather_chunks needs contiguous CUDA tensors of size x k elements");
+    return launch("all_gather of " + what, tensors, [&] {
+      NCCL_CHECK(ncclGroupStart());
+      for (const auto& t : tensors) {
+        const size_t chunk = static_cast<size_t>(t.numel() / size_);
+        char* base = static_cast<char*>(t.data_ptr());
+        NCCL_CHECK(ncclAllGather(base + static_cast<size_t>(rank_) * chunk * t.element_size(), base, chunk,
+                                 nccl_type(t), comm_, stream_));
+      }
+      NCCL_CHECK(ncclGroupEnd());
+    });
+  }
+
   void barrier(const std::string& what) override {
     torch::Tensor one =
         torch::ones({1}, torch::TensorOptions().device(torch::kCUDA, static_cast<c10::DeviceIndex>(device_)));
@@ -320,6 +263,7 @@ class NcclCommunicator : public Communicator {
   // Polls `done` against the deadline; on a timeout or an asynchronous NCCL error, aborts.
   void wait_event(cudaEvent_t done, const std::string& what) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
+    auto pause = std::chrono::microseconds(5);
     for (int polls = 0;; ++polls) {
       cudaError_t state = cudaEventQuery(done);
       if (state == cudaSuccess) break;
@@ -339,7 +283,15 @@ class NcclCommunicator : public Communicator {
                         " s; another rank is stalled, has died or is at a different step (see its log)",
                     kExitRuntime);
       }
-      if (polls > 1000) std::this_thread::sleep_for(std::chrono::microseconds(20));
+      // Back off instead of spinning on the core (issue 31): yield for the first polls (a
+      // collective that is nearly done), then sleep, doubling up to 100 us (the most a completion
+      // is noticed late; a bucket's all-reduce takes milliseconds).
+      if (polls < 32) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::microseconds(100));
+      }
     }
     // The caller's current stream continues after the collective.
     CUDA_CHECK(cudaStreamWaitEvent(current_stream(device_), done, 0));
@@ -349,6 +301,77 @@ class NcclCommunicator : public Communicator {
   int device() const { return device_; }
 
  private:
+  void initialise(const World& world) {
+    CUDA_CHECK(cudaSetDevice(device_));
+    ncclUniqueId id;
+    if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+    // Bounded broadcast of the id over MPI (a rank that never arrives must not hang start-up).
+    MPI_Request request;
+    MPI_CHECK(MPI_Ibcast(&id, sizeof id, MPI_BYTE, 0, world.comm(), &request));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
+    for (int flag = 0; !flag;) {
+      MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
+      if (!flag && std::chrono::steady_clock::now() > deadline)
+        throw Error(
+            "watchdog: NCCL start-up (broadcast of rank 0's ncclUniqueId) did not complete within dist.timeout_s",
+            kExitRuntime);
+      if (!flag) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    // 1. Non-blocking initialisation, polled, so that a missing rank is a timeout and not a hang.
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    NCCL_CHECK(ncclCommInitRankConfig(&comm_, size_, id, rank_, &config));
+    settle(comm_, "NCCL communicator initialisation");
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 18, 0)
+    // 2. The blocking communicator for the collectives, split from it. The split runs as a job of
+    //    the (non-blocking) parent, so it is polled like the initialisation: until NCCL has
+    //    published the new communicator (it may write it only when the split completed) and
+    //    both it and the parent report success. Then the parent is closed.
+    ncclConfig_t blocking = NCCL_CONFIG_INITIALIZER;
+    blocking.blocking = 1;
+    NCCL_CHECK(ncclCommSplit(comm_, 0, rank_, &child_, &blocking));
+    const auto split_deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
+    for (;;) {
+      ncclResult_t parent_state = ncclSuccess, child_state = ncclInProgress;
+      NCCL_CHECK(ncclCommGetAsyncError(comm_, &parent_state));
+      ncclComm_t published = __atomic_load_n(&child_, __ATOMIC_ACQUIRE);
+      if (published) NCCL_CHECK(ncclCommGetAsyncError(published, &child_state));
+      for (ncclResult_t state : {parent_state, child_state})
+        if (state != ncclSuccess && state != ncclInProgress)
+          throw Error("NCCL communicator split failed: NCCL reports " + std::string(ncclGetErrorString(state)) +
+                          " (set NCCL_DEBUG=INFO for details)",
+                      kExitRuntime);
+      if (parent_state == ncclSuccess && child_state == ncclSuccess) break;
+      if (std::chrono::steady_clock::now() > split_deadline)
+        throw Error("watchdog: NCCL communicator split did not complete within dist.timeout_s (is every rank running?)",
+                    kExitRuntime);
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    ncclComm_t parent = comm_;
+    comm_ = child_;
+    child_ = nullptr;
+    blocking_ = true;
+    const std::string failure = finish(parent, "the start-up NCCL communicator");
+    if (!failure.empty()) throw Error(failure, kExitRuntime);
+#endif
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+  }
+
+  void release_after_failed_start() {
+    ncclComm_t child = __atomic_load_n(&child_, __ATOMIC_ACQUIRE);
+    for (ncclComm_t* c : {&child, &comm_})
+      if (*c) {
+        ncclCommAbort(*c);
+        *c = nullptr;
+      }
+    child_ = nullptr;
+    if (ready_) cudaEventDestroy(ready_);
+    if (stream_) cudaStreamDestroy(stream_);
+    ready_ = nullptr;
+    stream_ = nullptr;
+  }
+
   template <class Fn>
   std::unique_ptr<Work> launch(const std::string& what, std::vector<torch::Tensor> buffers, Fn&& enqueue) {
     if (aborted_)
@@ -388,30 +411,29 @@ class NcclCommunicator : public Communicator {
   }
 
   // Finalize (flush, then wait until every rank's side is quiescent: an intra-node barrier and
-  // device frees run in NCCL's background), bounded by dist.timeout_s, and destroy. ncclCommFinalize
-  // blocks on a blocking communicator, so it runs on a helper thread that this one watches; on a
-  // timeout or an error the communicator is aborted instead. Returns "" or what went wrong.
+  // device frees run in NCCL's background), bounded by dist.timeout_s, and destroy. On a blocking
+  // communicator ncclCommFinalize blocks, so it runs on a helper thread (call_with_deadline). When
+  // it does not return in time, the communicator is *not* aborted: NCCL forbids a second call on a
+  // communicator while one is in progress on it (issue 31: ncclCommAbort raced the finalize still
+  // running on the helper). It is left to the process's exit, which follows the error, and the
+  // message says so. Returns "" or what went wrong.
   std::string finish(ncclComm_t comm, const std::string& what) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
-    auto fail = [&](const std::string& why) {
+    auto fail = [&](const std::string& why) {  // only while no other call is in progress on comm
       const ncclResult_t rc = ncclCommAbort(comm);
       return "closing " + what + ": " + why +
              (rc == ncclSuccess ? "; aborted it" : "; aborting it failed too: " + std::string(ncclGetErrorString(rc)));
     };
 #if NCCL_VERSION_CODE >= NCCL_VERSION(2, 14, 0)
-    std::atomic<int> finalized{-1};
-    std::thread finalizer([&] { finalized = static_cast<int>(ncclCommFinalize(comm)); });
-    while (finalized.load() < 0 && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    if (finalized.load() < 0) {  // NCCL's abort flag ends the blocked finalize, then the thread ends
-      const std::string message = fail("ncclCommFinalize did not return within dist.timeout_s (a rank is gone?)");
-      finalizer.join();
-      return message;
-    }
-    finalizer.join();
-    const auto rc = static_cast<ncclResult_t>(finalized.load());
-    if (rc != ncclSuccess && rc != ncclInProgress)
-      return fail("ncclCommFinalize failed: " + std::string(ncclGetErrorString(rc)));
+    const std::optional<ncclResult_t> finalized =
+        call_with_deadline<ncclResult_t>([comm] { return ncclCommFinalize(comm); }, options_.timeout_s);
+    if (!finalized)
+      return "closing " + what + ": ncclCommFinalize did not return within dist.timeout_s = " +
+             std::to_string(static_cast<int>(options_.timeout_s)) +
+             " s (a rank is gone or stalled?); the communicator is left to the process's exit, since NCCL "
+             "forbids aborting it while the finalize still runs on it";
+    if (*finalized != ncclSuccess && *finalized != ncclInProgress)
+      return fail("ncclCommFinalize failed: " + std::string(ncclGetErrorString(*finalized)));
     for (;;) {  // a non-blocking communicator answers ncclInProgress until the teardown completed
       ncclResult_t state = ncclSuccess;
       const ncclResult_t query = ncclCommGetAsyncError(comm, &state);
@@ -439,6 +461,7 @@ class NcclCommunicator : public Communicator {
   CommOptions options_;
   int rank_, size_, device_;
   ncclComm_t comm_ = nullptr;
+  ncclComm_t child_ = nullptr;  // the split's result until adopted (NCCL publishes it when the split completed)
   cudaStream_t stream_ = nullptr;
   cudaEvent_t ready_ = nullptr;
   bool aborted_ = false;
@@ -464,7 +487,9 @@ std::unique_ptr<Communicator> make_nccl_communicator(const World& world, const P
   return std::make_unique<NcclCommunicator>(world, placement, options);
 }
 
-std::unique_ptr<DeviceClock> make_cuda_clock(int device) { return std::make_unique<CudaEventClock>(device); }
+std::unique_ptr<DeviceClock> make_cuda_clock(int device) {
+  return std::make_unique<CudaEventClock>(CudaEventApi{device}, nullptr);
+}
 
 }  // namespace modtrain
 

@@ -61,7 +61,7 @@ UnpaddedBatch UnpaddedBatch::to(const torch::Device& device, bool non_blocking) 
   return u;
 }
 
-UnpaddedBatch unpad_batch(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+UnpaddedBatch unpad_batch(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, bool pinned) {
   MT_CHECK(input_ids.dim() == 2 && attention_mask.sizes() == input_ids.sizes() && !input_ids.is_cuda(),
            "unpad_batch wants CPU [B, T] ids and mask");
   const torch::Tensor mask = attention_mask.to(torch::kInt64).contiguous();
@@ -80,13 +80,14 @@ UnpaddedBatch unpad_batch(const torch::Tensor& input_ids, const torch::Tensor& a
     u.tokens += n;
     u.max_len = std::max(u.max_len, n);
   }
-  const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+  const auto host = torch::TensorOptions().pinned_memory(pinned);
+  const auto i64 = host.dtype(torch::kInt64);
   u.positions = torch::empty({u.tokens}, i64);
   u.indices = torch::empty({u.tokens}, i64);
   u.first = torch::empty({b}, i64);
-  u.cu_seqlens = torch::empty({b + 1}, torch::kInt32);
-  torch::Tensor source = torch::empty({u.tokens}, i64);  // each token's index in the [B, T] input
-  u.mask = torch::full({b, 1, 1, u.max_len}, std::numeric_limits<float>::lowest());
+  u.cu_seqlens = torch::empty({b + 1}, host.dtype(torch::kInt32));
+  torch::Tensor source = torch::empty({u.tokens}, torch::kInt64);  // each token's index in the [B, T] input
+  u.mask = torch::full({b, 1, 1, u.max_len}, std::numeric_limits<float>::lowest(), host.dtype(torch::kFloat32));
   int64_t *pos = u.positions.data_ptr<int64_t>(), *idx = u.indices.data_ptr<int64_t>(),
           *first = u.first.data_ptr<int64_t>(), *src = source.data_ptr<int64_t>();
   int32_t* cu = u.cu_seqlens.data_ptr<int32_t>();
@@ -103,8 +104,14 @@ UnpaddedBatch unpad_batch(const torch::Tensor& input_ids, const torch::Tensor& a
     }
   }
   cu[b] = static_cast<int32_t>(k);
-  u.ids = input_ids.reshape({-1}).index_select(0, source).to(torch::kInt64);
+  u.ids = torch::empty({u.tokens}, i64);
+  torch::index_select_out(u.ids, input_ids.reshape({-1}).to(torch::kInt64), 0, source);
   return u;
+}
+
+UnpaddedBatch unpad_for(const torch::Device& device, const torch::Tensor& input_ids,
+                        const torch::Tensor& attention_mask) {
+  return unpad_batch(input_ids, attention_mask, device.is_cuda()).to(device, true);
 }
 
 // ---- attention ------------------------------------------------------------------------------
@@ -370,7 +377,7 @@ torch::Tensor BertForMaskedLMImpl::forward_unpadded(const UnpaddedBatch& u, cons
 torch::Tensor BertForMaskedLMImpl::logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                           const torch::Tensor& positions, const torch::Tensor& packed, bool unpad,
                                           const torch::Device& device) {
-  if (unpad) return forward_unpadded(unpad_batch(input_ids, attention_mask).to(device, true), packed.to(device, true));
+  if (unpad) return forward_unpadded(unpad_for(device, input_ids, attention_mask), packed.to(device, true));
   return forward(input_ids.to(device, true), attention_mask.to(device, true), positions.to(device, true));
 }
 
@@ -420,7 +427,7 @@ torch::Tensor BertForClassificationImpl::forward_unpadded(const UnpaddedBatch& u
 
 torch::Tensor BertForClassificationImpl::logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                                 bool unpad, const torch::Device& device) {
-  if (unpad) return forward_unpadded(unpad_batch(input_ids, attention_mask).to(device, true));
+  if (unpad) return forward_unpadded(unpad_for(device, input_ids, attention_mask));
   return forward(input_ids.to(device, true), attention_mask.to(device, true));
 }
 

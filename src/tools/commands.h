@@ -27,6 +27,7 @@ void add_data_commands(CLI::App& app, Action& action);       // data synth | pre
 void add_tokenizer_commands(CLI::App& app, Action& action);  // tokenizer train, tokenize
 void add_train_commands(CLI::App& app, Action& action);      // train, eval
 void add_predict_commands(CLI::App& app, Action& action);    // predict, export
+void add_dist_commands(CLI::App& app, Action& action);       // dist selftest
 
 // Parses argv and runs the chosen action. Usage errors exit 2 with CLI11's message.
 int parse_and_run(CLI::App& app, Action& action, int argc, char** argv);

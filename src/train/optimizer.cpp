@@ -80,11 +80,11 @@ class FlatAdamW : public Optimizer {
     else if (fused_kernel_) fused_update(lr, grad_scale);
     else tensor_update(lr, grad_scale, bias_correction1, bias_correction2);
     // 4. ZeRO-1: every rank updated its slices; gather the parameters (waited for in sync_params()).
+    //    One operation for every bucket: NCCL issues the gathers in one group (one launch).
     if (flat_.sharded()) {
-      auto& buckets = flat_.buckets();
-      for (size_t i = 0; i < buckets.size(); ++i)
-        gathers_.push_back(
-            comm_->all_gather_chunks_async(buckets[i].params, "updated parameters (bucket " + std::to_string(i) + ")"));
+      std::vector<torch::Tensor> params;
+      for (const auto& bucket : flat_.buckets()) params.push_back(bucket.params);
+      gathers_.push_back(comm_->all_gather_chunks_group_async(params, "updated parameters"));
     }
     r.applied = true;
     return r;

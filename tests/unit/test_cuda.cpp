@@ -8,10 +8,12 @@
 #include <filesystem>
 
 #include "modtrain/config/loader.h"
+#include "modtrain/core/parallel.h"
 #include "modtrain/data/prepare.h"
 #include "modtrain/data/synth.h"
 #include "modtrain/data/vocab_trainer.h"
 #include "modtrain/dist/communicator.h"
+#include "modtrain/dist/event_clock.h"
 #include "modtrain/model/bert.h"
 #include "modtrain/model/varlen_attention.h"
 #include "modtrain/train/distributed.h"
@@ -34,6 +36,23 @@ bool have_cuda() {
   WARN("no CUDA device: skipped (scripts/gpu/check.sh runs this on a GPU machine)");
   return false;
 }
+
+double max_abs_diff(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  REQUIRE(a.size() == b.size());
+  REQUIRE(!a.empty());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
+  return worst;
+}
+
+// The bound for "the same training": on a GPU, attention's and the embedding's backward kernels
+// accumulate with atomics, so two identical runs differ already; Adam turns a last-bit difference of
+// a near-zero gradient into up to 2 lr per step. The bound is therefore the larger of `floor` (the
+// deterministic case) and 10x the difference measured between two identical runs in the same test
+// (issue 31: fixed bounds of 1e-4 and 1e-3 ignored that). A wrong reduction (a sum for a mean, a
+// stale ZeRO slice, a skipped bucket) is off by far more than either, and the run-to-run figure is
+// printed so that a loose bound is seen.
+double equality_bound(double run_to_run, double floor) { return std::max(floor, 10 * run_to_run); }
 }  // namespace
 
 TEST_CASE("asking for NCCL without a GPU is one clear error", "[nccl]") {
@@ -75,17 +94,22 @@ void check_communicator_at_one_rank(Communicator& comm, const torch::TensorOptio
   torch::Tensor flat = torch::arange(64, on.dtype(torch::kFloat32));
   comm.all_gather_chunks_async(flat, "test")->wait();
   CHECK(torch::equal(flat, torch::arange(64, on.dtype(torch::kFloat32))));
+  std::vector<torch::Tensor> group = {torch::arange(8, on.dtype(torch::kFloat32)),
+                                      torch::arange(5, on.dtype(torch::kFloat32))};
+  comm.all_gather_chunks_group_async(group, "test")->wait();  // ZeRO-1's grouped form
+  CHECK((torch::equal(group[0], torch::arange(8, on.dtype(torch::kFloat32))) &&
+         torch::equal(group[1], torch::arange(5, on.dtype(torch::kFloat32)))));
   // the dtypes must match: a mismatch is refused, naming both
   torch::Tensor ints = torch::arange(8, on.dtype(torch::kInt64)), floats = torch::zeros({8}, on.dtype(torch::kFloat32));
   CHECK_THROWS_WITH(comm.reduce_scatter_async(ints, floats, ReduceOp::kSum, "test"), Catch::Matchers::Contains("Long"));
   comm.barrier("test");
-  checks += 6;
-  CHECK(checks == 2 * dtypes.size() + 6);
-  CHECK(checks >= 10);
+  checks += 7;
+  CHECK(checks == 2 * dtypes.size() + 7);
+  CHECK(checks >= 11);
 }
 }  // namespace
 
-TEST_CASE("the communicator contract at one rank on CPU through MPI (the NCCL test's twin)", "[mpi]") {
+TEST_CASE("the communicator contract at one rank on CPU through MPI (the NCCL test's twin)", "[mpi][twin]") {
   Placement cpu;
   auto comm = make_communicator(Backend::kMpi, test::world(), cpu, {30.0, nullptr});
   REQUIRE(comm->backend() == "mpi");
@@ -194,21 +218,18 @@ TEST_CASE("resume on CUDA: AdamW state on the GPU, 10 + resume + 10 steps agains
     return t.model()->named_parameters().values();
   };
   std::vector<torch::Tensor> whole = run("whole", {});
+  const double run_to_run = max_abs_diff(whole, run("whole-again", {}));
   RunControl first;
   first.stop_after = 10;
   run("split", first);
   RunControl second;
   second.resume = "auto";
   std::vector<torch::Tensor> resumed = run("split", second);
-  double worst = 0;
-  bool bitwise = true;
-  for (size_t i = 0; i < whole.size(); ++i) {
-    bitwise = bitwise && torch::equal(whole[i], resumed[i]);
-    worst = std::max(worst, (whole[i] - resumed[i]).abs().max().item<double>());
-  }
-  WARN("CUDA resume: bitwise " << (bitwise ? "identical" : "different") << ", max |dw| = " << worst
-                               << " (bitwise only where every kernel is deterministic)");
-  CHECK(worst < 1e-3);
+  const double worst = max_abs_diff(whole, resumed);
+  WARN("CUDA resume: max |dw| = " << worst << "; two identical runs differ by " << run_to_run
+                                  << " (nondeterministic backward kernels), bound "
+                                  << equality_bound(run_to_run, 1e-3));
+  CHECK(worst < equality_bound(run_to_run, 1e-3));
 }
 
 TEST_CASE("NCCL work is ordered against LibTorch's current CUDA stream, both ways", "[cuda][nccl]") {
@@ -241,66 +262,80 @@ TEST_CASE("NCCL work is ordered against LibTorch's current CUDA stream, both way
 #endif
 }
 
+namespace {
+
+// The multi-rank path at world size 1 through the real Trainer: `backend` nccl on a GPU (the check
+// machine), mpi on CPU (its twin, in every CI run: the same body, so a mistake in the test itself
+// is found before a GPU is lent).
+void check_trainer_multi_rank_path(const Placement& p, const std::string& backend) {
+  test::TempDir dir;
+  std::vector<std::string> base = test::synth_with_vocab((dir.path / "raw").string(), (dir.path / "vocab.txt").string(),
+                                                         (dir.path / "prep").string(), 2000, 200);
+  for (const char* o :
+       {"train.max_steps=20", "train.warmup_steps=2", "log.every=5", "eval.every=10", "checkpoint.every=10",
+        "dist.check_replicas_every=5", "model.dropout=0", "model.attention_dropout=0", "dist.timeout_s=60"})
+    base.push_back(o);
+  prepare_data(load_config("", base).config, {4, false});
+  auto run = [&](const std::string& name, const std::string& with, RunControl control, int zero = 0) {
+    std::vector<std::string> o = base;
+    o.push_back("run.dir=" + (dir.path / name).string());
+    o.push_back("dist.backend=" + with);
+    o.push_back("train.zero=" + std::to_string(zero));
+    ResolvedConfig rc = load_config("", o);
+    DistributedTraining distributed(test::world(), p, rc.config);
+    CHECK(distributed.data_parallel() == (with != "auto"));
+    Trainer t(rc, p, distributed.comms());
+    TrainOutcome out = t.run(control);
+    distributed.close();
+    std::vector<torch::Tensor> weights;
+    for (auto& w : t.model()->parameters()) weights.push_back(w.detach().to(torch::kCPU).clone());
+    return std::make_pair(out, weights);
+  };
+  auto [plain, plain_weights] = run("plain", "auto", {});
+  auto [again, again_weights] = run("plain-again", "auto", {});
+  const double run_to_run = max_abs_diff(plain_weights, again_weights);
+  const double bound = equality_bound(run_to_run, 1e-4);
+  auto [dp, dp_weights] = run("dp", backend, {});
+  CHECK(dp.final_eval.records == 200);
+  CHECK(std::filesystem::exists(dir.path / "dp" / "model" / "model.safetensors"));
+  RunControl first;
+  first.stop_after = 10;
+  run("resumed", backend, first);
+  RunControl second;
+  second.resume = "auto";
+  auto [resumed, resumed_weights] = run("resumed", backend, second);
+  CHECK(resumed.start_step == 10);
+  const double vs_plain = max_abs_diff(plain_weights, dp_weights),
+               vs_resumed = max_abs_diff(resumed_weights, dp_weights);
+  // ZeRO-1 over the same backend at world size 1: reduce-scatter, the sliced update and the grouped all-gather
+  auto [zero, zero_weights] = run("zero", backend, {}, 1);
+  const double vs_zero = max_abs_diff(zero_weights, dp_weights);
+  WARN(backend << " at world size 1: max |dw| vs the plain path " << vs_plain << ", resumed vs whole " << vs_resumed
+               << ", ZeRO-1 vs zero 0 " << vs_zero << "; two identical plain runs differ by " << run_to_run
+               << " (bound " << bound << "); eval macro ROC-AUC " << dp.final_eval.macro_roc_auc << " (plain "
+               << plain.final_eval.macro_roc_auc << ")");
+  CHECK(vs_plain < bound);
+  CHECK(vs_resumed < bound);
+  CHECK(vs_zero < bound);
+  CHECK(zero.final_eval.records == 200);
+}
+}  // namespace
+
 TEST_CASE("the multi-rank path on one GPU: the Trainer with dist.backend=nccl at world size 1", "[cuda][nccl][train]") {
   // Before the control-plane split this died at step 1: host flags and logged sums went to NCCL as
   // CPU tensors. Here every collective of an 8-GPU job runs: start-up broadcast, bucketed
   // reducer, request flags, log sums, distributed evaluation, replica checks, checkpoint
   // acknowledgements, and a resume through all of them.
   if (!have_cuda()) return;
-  test::TempDir dir;
-  std::vector<std::string> base = test::synth_with_vocab((dir.path / "raw").string(), (dir.path / "vocab.txt").string(),
-                                                         (dir.path / "prep").string(), 2000, 200);
-  for (const char* o :
-       {"train.max_steps=20", "train.warmup_steps=2", "log.every=5", "eval.every=10", "checkpoint.every=10",
-        "dist.check_replicas_every=5", "model.dropout=0", "model.attention_dropout=0"})
-    base.push_back(o);
-  prepare_data(load_config("", base).config, {4, false});
   Placement p;
   p.cuda = true;
   p.cuda_index = 0;
-  auto run = [&](const std::string& name, const std::string& backend, RunControl control, int zero = 0) {
-    std::vector<std::string> o = base;
-    o.push_back("run.dir=" + (dir.path / name).string());
-    o.push_back("dist.backend=" + backend);
-    o.push_back("train.zero=" + std::to_string(zero));
-    ResolvedConfig rc = load_config("", o);
-    DistributedTraining distributed(test::world(), p, rc.config);
-    CHECK(distributed.data_parallel() == (backend == "nccl"));
-    Trainer t(rc, p, distributed.comms());
-    TrainOutcome out = t.run(control);
-    std::vector<torch::Tensor> weights;
-    for (auto& w : t.model()->parameters()) weights.push_back(w.detach().to(torch::kCPU).clone());
-    return std::make_pair(out, weights);
-  };
-  auto [plain, plain_weights] = run("plain", "auto", {});
-  auto [nccl, nccl_weights] = run("nccl", "nccl", {});
-  CHECK(nccl.final_eval.records == 200);
-  CHECK(std::filesystem::exists(dir.path / "nccl" / "model" / "model.safetensors"));
-  RunControl first;
-  first.stop_after = 10;
-  run("resumed", "nccl", first);
-  RunControl second;
-  second.resume = "auto";
-  auto [resumed, resumed_weights] = run("resumed", "nccl", second);
-  CHECK(resumed.start_step == 10);
-  double vs_plain = 0, vs_resumed = 0;
-  for (size_t i = 0; i < plain_weights.size(); ++i) {
-    vs_plain = std::max(vs_plain, (plain_weights[i] - nccl_weights[i]).abs().max().item<double>());
-    vs_resumed = std::max(vs_resumed, (resumed_weights[i] - nccl_weights[i]).abs().max().item<double>());
-  }
-  WARN("NCCL at world size 1: max |dw| vs the plain path " << vs_plain << ", resumed vs whole " << vs_resumed
-                                                           << "; eval macro ROC-AUC " << nccl.final_eval.macro_roc_auc
-                                                           << " (plain " << plain.final_eval.macro_roc_auc << ")");
-  CHECK(vs_plain < 1e-4);
-  CHECK(vs_resumed < 1e-4);
-  // ZeRO-1 over NCCL at world size 1: reduce-scatter, the sliced update and the all-gather
-  auto [zero, zero_weights] = run("zero", "nccl", {}, 1);
-  double vs_zero = 0;
-  for (size_t i = 0; i < plain_weights.size(); ++i)
-    vs_zero = std::max(vs_zero, (zero_weights[i] - nccl_weights[i]).abs().max().item<double>());
-  WARN("ZeRO-1 over NCCL at world size 1: max |dw| vs zero 0 " << vs_zero);
-  CHECK(vs_zero < 1e-4);
-  CHECK(zero.final_eval.records == 200);
+  check_trainer_multi_rank_path(p, "nccl");
+}
+
+TEST_CASE("the multi-rank path at world size 1 on CPU through MPI (the NCCL trainer test's twin)",
+          "[mpi][twin][train]") {
+  check_trainer_multi_rank_path(Placement{}, "mpi");
 }
 
 TEST_CASE("flat AdamW on CUDA (LibTorch's fused kernel where >= 2.1) equals per-tensor AdamW within 1e-5",
@@ -374,6 +409,20 @@ TEST_CASE("the unpadded path on the GPU equals the padded path (fp32 1e-5, bf16 
     unpadded = m->logits(ids, mask, true, gpu);
   }
   CHECK((unpadded - padded).abs().max().item<double>() < 0.05);
+  // The six host tensors of an unpadded batch bound for the GPU are page-locked (issue 31: pageable
+  // ones made every non_blocking copy wait on the host), and equal to the pageable ones.
+  const UnpaddedBatch pageable = unpad_batch(ids, mask), pinned = unpad_batch(ids, mask, true);
+  int compared = 0;
+  for (auto [a, p] :
+       {std::make_pair(pageable.ids, pinned.ids), std::make_pair(pageable.positions, pinned.positions),
+        std::make_pair(pageable.indices, pinned.indices), std::make_pair(pageable.first, pinned.first),
+        std::make_pair(pageable.mask, pinned.mask), std::make_pair(pageable.cu_seqlens, pinned.cu_seqlens)}) {
+    CHECK(p.is_pinned());
+    CHECK(!a.is_pinned());
+    CHECK(torch::equal(a, p));
+    ++compared;
+  }
+  CHECK(compared == 6);
 }
 
 TEST_CASE("variable-length flash attention on the GPU: verified, equal to the exact reference, trains with dropout",
@@ -418,4 +467,99 @@ TEST_CASE("variable-length flash attention on the GPU: verified, equal to the ex
       CHECK_FALSE(dropped.equal(out));
     }
   }
+}
+
+namespace {
+// Fake device events with exact times (microseconds as doubles), read back as the device API does:
+// float milliseconds between two events.
+struct FakeEvents {
+  struct State {
+    std::vector<double> at;  // per event: when the device passed it
+    std::vector<bool> alive;
+    double device_now_us = 0;
+  };
+  using Event = int;
+  std::shared_ptr<State> state = std::make_shared<State>();
+  Event create() {
+    state->at.push_back(-1);
+    state->alive.push_back(true);
+    return static_cast<int>(state->at.size() - 1);
+  }
+  void destroy(Event e) {
+    REQUIRE(state->alive[static_cast<size_t>(e)]);  // destroyed once
+    state->alive[static_cast<size_t>(e)] = false;
+  }
+  void record(Event e, void*) { state->at[static_cast<size_t>(e)] = state->device_now_us; }
+  bool query(Event) { return true; }
+  void synchronize(Event) {}
+  float elapsed_ms(Event from, Event to) {
+    return static_cast<float>((state->at[static_cast<size_t>(to)] - state->at[static_cast<size_t>(from)]) / 1000.0);
+  }
+};
+}  // namespace
+
+TEST_CASE("the GPU timeline's clock keeps microsecond resolution for a day (float milliseconds rebased)",
+          "[timeline]") {
+  FakeEvents api;
+  auto state = api.state;
+  RebasingEventClock<FakeEvents> clock(api, nullptr);
+  const double device_start = state->device_now_us;
+  double host_start = 0;
+  {
+    uint64_t m = clock.mark(nullptr);
+    REQUIRE(clock.time_us(m, false, host_start));
+    clock.release(m);
+  }
+  // A 37.5 us span every 1.3 s (a training step) for 24 hours, read as the timeline reads them
+  // (end, then start).
+  double worst_span = 0, worst_offset = 0, naive_worst = 0;
+  int spans = 0;
+  for (double t = 1e6; t < 24 * 3600e6; t += 1.3e6) {
+    state->device_now_us = device_start + t;
+    const uint64_t a = clock.mark(nullptr);
+    state->device_now_us += 37.5;
+    const uint64_t b = clock.mark(nullptr);
+    double start = 0, end = 0;
+    REQUIRE(clock.time_us(b, false, end));
+    REQUIRE(clock.time_us(a, true, start));
+    clock.release(a);
+    clock.release(b);
+    worst_span = std::max(worst_span, std::abs((end - start) - 37.5));
+    worst_offset = std::max(worst_offset, std::abs((start - host_start) - t));
+    // what one fixed base gave: float milliseconds since the start
+    const double naive_start = 1000.0 * static_cast<double>(static_cast<float>(t / 1000.0));
+    const double naive_end = 1000.0 * static_cast<double>(static_cast<float>((t + 37.5) / 1000.0));
+    naive_worst = std::max(naive_worst, std::abs((naive_end - naive_start) - 37.5));
+    ++spans;
+  }
+  INFO(spans << " spans; rebased: worst span error " << worst_span << " us, worst offset " << worst_offset
+             << " us after " << clock.rebases() << " rebases; one fixed base: worst span error " << naive_worst
+             << " us");
+  CHECK(spans > 60000);
+  CHECK(clock.rebases() > 7000);  // every ~10 s
+  CHECK(naive_worst > 30);        // the defect: with one fixed base the span is lost (read as 0 or 8 ms) by the end
+  CHECK(worst_span < 1.0);
+  CHECK(worst_offset < 200.0);         // drift after a day, from ~8,600 rebases of under 0.5 us each
+  CHECK(clock.events_created() <= 4);  // markers are recycled, the old bases too
+}
+
+TEST_CASE("call_with_deadline: a call that does not return in time is left running, not raced", "[nccl]") {
+  auto finished = std::make_shared<std::atomic<bool>>(false);
+  const double t0 = Timeline::now_us();
+  std::optional<int> late = call_with_deadline<int>(
+      [finished] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(400));
+        finished->store(true);
+        return 1;
+      },
+      0.05);
+  const double waited_ms = (Timeline::now_us() - t0) / 1000.0;
+  CHECK(!late.has_value());
+  CHECK(waited_ms < 300);  // it did not wait for the call
+  CHECK(!finished->load());
+  CHECK(call_with_deadline<int>([] { return 7; }, 5.0) == std::optional<int>(7));
+  CHECK_THROWS_WITH(call_with_deadline<int>([]() -> int { throw UserError("inside"); }, 5.0),
+                    Catch::Matchers::Contains("inside"));
+  for (int i = 0; i < 100 && !finished->load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(finished->load());  // the detached call ran to its end on its own state
 }

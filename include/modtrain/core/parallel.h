@@ -3,9 +3,15 @@
 // command's exit code), never std::terminate. std::thread alone would abort the process.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <exception>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace modtrain {
@@ -30,6 +36,44 @@ inline void run_parallel(int threads, const std::function<void(int)>& work) {
   for (auto& th : pool) th.join();
   for (const auto& e : errors)
     if (e) std::rethrow_exception(e);
+}
+
+// Calls fn() on a helper thread and waits at most `timeout_s` for it: its result, or nullopt when
+// it had not returned by then. The helper then runs on, detached: fn was moved into it and its
+// result slot is shared, so nothing of the caller's frame is touched after this returns. For a
+// call that can block without a timeout of its own (ncclCommFinalize on a blocking communicator
+// while a peer is gone): the caller must then leave alone whatever fn still uses (NCCL forbids a
+// second call, such as ncclCommAbort, on a communicator while another is in progress on it) and
+// say so. An exception from fn is rethrown here.
+template <class R>
+std::optional<R> call_with_deadline(std::function<R()> fn, double timeout_s) {
+  struct Shared {
+    std::atomic<bool> done{false};
+    std::optional<R> result;
+    std::exception_ptr error;
+  };
+  auto shared = std::make_shared<Shared>();
+  std::thread helper([shared, fn = std::move(fn)] {
+    try {
+      shared->result = fn();
+    } catch (...) {
+      shared->error = std::current_exception();
+    }
+    shared->done.store(true, std::memory_order_release);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  auto pause = std::chrono::microseconds(50);
+  while (!shared->done.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(2000));
+  }
+  if (!shared->done.load(std::memory_order_acquire)) {
+    helper.detach();
+    return std::nullopt;
+  }
+  helper.join();
+  if (shared->error) std::rethrow_exception(shared->error);
+  return std::move(shared->result);
 }
 
 }  // namespace modtrain

@@ -50,6 +50,11 @@ class Communicator {
   // In place on a contiguous `tensor` [size * k]: this rank's chunk is its contribution; when the
   // work completes every rank holds every rank's chunk.
   virtual std::unique_ptr<Work> all_gather_chunks_async(torch::Tensor tensor, const std::string& what) = 0;
+  // The same for several tensors as one operation (ZeRO-1's parameter gather after the update, one
+  // per bucket): NCCL issues them in one group (one launch, one event); the default issues them one
+  // by one and waits for all of them.
+  virtual std::unique_ptr<Work> all_gather_chunks_group_async(const std::vector<torch::Tensor>& tensors,
+                                                              const std::string& what);
 
   // Collective, after the last operation: shuts the backend down cleanly and reports a failure
   // (NCCL: finalize, waited for under dist.timeout_s, then destroy). No call is legal after it.
