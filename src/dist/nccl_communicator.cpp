@@ -359,12 +359,13 @@ class NcclCommunicator : public Communicator {
   }
 
   void release_after_failed_start() {
+    // The parent first: aborting it ends a split still in progress, after which NCCL no longer
+    // writes child_; then the child, if the split had published it. (After the split comm_ is
+    // the adopted child and child_ is null.)
+    if (comm_) ncclCommAbort(comm_);
+    comm_ = nullptr;
     ncclComm_t child = __atomic_load_n(&child_, __ATOMIC_ACQUIRE);
-    for (ncclComm_t* c : {&child, &comm_})
-      if (*c) {
-        ncclCommAbort(*c);
-        *c = nullptr;
-      }
+    if (child) ncclCommAbort(child);
     child_ = nullptr;
     if (ready_) cudaEventDestroy(ready_);
     if (stream_) cudaStreamDestroy(stream_);
