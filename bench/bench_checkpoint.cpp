@@ -10,6 +10,7 @@
 
 #include "bench_common.h"
 #include "modtrain/io/files.h"
+#include "modtrain/model/model.h"
 #include "modtrain/train/checkpoint.h"
 
 using namespace modtrain;
@@ -34,7 +35,9 @@ int main(int argc, char** argv) {
   BertForClassification model(c);
   NamedParameters named;
   for (const auto& p : model->named_parameters()) named.emplace_back(p.key(), p.value());
-  FlatParams flat(named, FlatOptions{});
+  FlatOptions flat_options;
+  flat_options.no_decay = no_weight_decay(*model);
+  FlatParams flat(named, flat_options);
   std::unique_ptr<Optimizer> optimizer = make_adamw(flat, AdamWOptions{}, nullptr);
   {  // one step so that the AdamW moments are not all zero
     torch::Tensor ids = torch::randint(5, c.vocab_size, {2, 16}, torch::kInt64);

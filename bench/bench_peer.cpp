@@ -30,6 +30,7 @@
 #include "modtrain/dist/device.h"
 #include "modtrain/dist/grad_reducer.h"
 #include "modtrain/model/bert.h"
+#include "modtrain/model/model.h"
 #include "modtrain/train/loss.h"
 #include "modtrain/train/optimizer.h"
 
@@ -88,6 +89,7 @@ int main(int argc, char** argv) {
   for (const auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
   FlatOptions flat_options;
   if (zero == 1) flat_options.zero = true, flat_options.shards = world.size(), flat_options.rank = world.rank();
+  flat_options.no_decay = no_weight_decay(*model);
   FlatParams flat(params, flat_options);
   std::unique_ptr<GradientReducer> reducer;
   if (comm) reducer = std::make_unique<GradReducer>(flat, *comm, *collectives);
@@ -102,7 +104,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "--zero 1 needs --optimizer flat\n");
       return 2;
     }
-    per_tensor = make_per_tensor_adamw(params, 1e-4, 0.01);
+    per_tensor = make_per_tensor_adamw(params, 1e-4, 0.01, flat_options.no_decay);
   }
   double gather_s = 0;  // ZeRO-1: waiting for the parameter all-gather (communication, not update)
   auto update = [&] {

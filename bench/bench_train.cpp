@@ -26,6 +26,7 @@
 #include "bench_common.h"
 #include "modtrain/dist/device.h"
 #include "modtrain/model/bert.h"
+#include "modtrain/model/model.h"
 #include "modtrain/train/loss.h"
 #include "modtrain/train/optimizer.h"
 #include "modtrain/train/precision.h"
@@ -80,7 +81,9 @@ int main(int argc, char** argv) {
   module->to(device);
   NamedParameters named;
   for (const auto& p : module->named_parameters()) named.emplace_back(p.key(), p.value());
-  FlatParams flat(named, FlatOptions{});
+  FlatOptions flat_options;
+  flat_options.no_decay = no_weight_decay(*module);
+  FlatParams flat(named, flat_options);
   std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<torch::optim::AdamW> per_tensor;
   if (optimizer_kind == "per_tensor")

@@ -8,11 +8,6 @@
 
 namespace modtrain {
 
-bool decays(const std::string& name) {
-  const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-  return !bias && name.find("LayerNorm") == std::string::npos;
-}
-
 FlatParams::FlatParams(const NamedParameters& params, FlatOptions options) : options_(options) {
   MT_CHECK(options_.shards >= 1 && options_.rank >= 0 && options_.rank < options_.shards,
            "flat parameters: rank " << options_.rank << " of " << options_.shards << " shards");
@@ -27,7 +22,7 @@ FlatParams::FlatParams(const NamedParameters& params, FlatOptions options) : opt
     if (p.scalar_type() != torch::kFloat32 || p.device() != first.device())
       throw InternalError("flat parameters: " + name + " is " + std::string(c10::toString(p.scalar_type())) + " on " +
                           p.device().str() + "; all parameters must be float32 on one device");
-    const int g = decays(name) ? 0 : 1;
+    const int g = options_.no_decay.count(name) ? 1 : 0;
     const size_t size = static_cast<size_t>(p.numel()) * sizeof(float);
     const size_t cap = g == 0 && groups[0].size() == 1 ? options_.first_bucket_cap_bytes : options_.bucket_cap_bytes;
     if (groups[g].empty() || bytes[g] + size > cap) {

@@ -33,6 +33,7 @@
 #include "modtrain/dist/startup.h"
 #include "modtrain/io/files.h"
 #include "modtrain/model/bert.h"
+#include "modtrain/model/model.h"
 #include "modtrain/train/optimizer.h"
 
 namespace modtrain::tools {
@@ -209,7 +210,10 @@ TrainCheck check_training(Communicator& comm, Collectives& collectives, const to
   fo.rank = zero ? static_cast<int>(r) : 0;
   fo.bucket_cap_bytes = 16u << 10;  // several buckets even for this small model
   fo.first_bucket_cap_bytes = 4u << 10;
-  FlatParams flat(named(*mine), fo), flat_alone(named(*alone), FlatOptions{});
+  fo.no_decay = no_weight_decay(*mine);
+  FlatOptions alone_options;
+  alone_options.no_decay = fo.no_decay;
+  FlatParams flat(named(*mine), fo), flat_alone(named(*alone), alone_options);
   GradReducer reducer(flat, comm, collectives);
   LocalReducer reducer_alone(flat_alone);
   AdamWOptions ao;

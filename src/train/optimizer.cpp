@@ -325,9 +325,10 @@ std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& train, FlatParams& 
 }
 
 std::unique_ptr<torch::optim::AdamW> make_per_tensor_adamw(const NamedParameters& params, double lr,
-                                                           double weight_decay) {
+                                                           double weight_decay,
+                                                           const std::unordered_set<std::string>& without_decay) {
   std::vector<torch::Tensor> decay, no_decay;
-  for (const auto& [name, p] : params) (decays(name) ? decay : no_decay).push_back(p);
+  for (const auto& [name, p] : params) (without_decay.count(name) ? no_decay : decay).push_back(p);
   auto with = torch::optim::AdamWOptions(lr).weight_decay(weight_decay);
   auto without = with;
   without.weight_decay(0.0);

@@ -1,5 +1,7 @@
 #include "modtrain/train/trainer.h"
 
+#include "modtrain/model/model.h"
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -148,7 +150,8 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   flat.bucket_cap_bytes = static_cast<size_t>(c.dist.bucket_mb * 1024 * 1024);
   flat.first_bucket_cap_bytes = std::min<size_t>(flat.bucket_cap_bytes, 1u << 20);
   if (c.train.zero == 1 && comms_.communicator)
-    flat = {flat.bucket_cap_bytes, flat.first_bucket_cap_bytes, true, world_, rank_};
+    flat = {flat.bucket_cap_bytes, flat.first_bucket_cap_bytes, true, world_, rank_, {}};
+  flat.no_decay = no_weight_decay(*net_);  // the model's modules say which (model/model.h)
   flat_ = std::make_unique<FlatParams>(named_parameters(*net_), flat);
   reducer_ = comms_.make_reducer ? comms_.make_reducer(*flat_) : std::make_unique<LocalReducer>(*flat_);
   optimizer_ = make_optimizer(c.train, *flat_, comms_.communicator);

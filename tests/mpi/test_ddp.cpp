@@ -15,6 +15,7 @@
 #include "modtrain/data/synth.h"
 #include "modtrain/data/vocab_trainer.h"
 #include "modtrain/dist/grad_reducer.h"
+#include "modtrain/model/model.h"
 #include "modtrain/train/distributed.h"
 #include "modtrain/train/optimizer.h"
 #include "modtrain/train/trainer.h"
@@ -234,6 +235,7 @@ TEST_CASE("bucket layouts: reverse order, a small first bucket, big parameters a
   const torch::Tensor b_before = params[1].second.detach().clone();
   FlatOptions options;
   options.bucket_cap_bytes = options.first_bucket_cap_bytes = 1u << 20;
+  options.no_decay = {"x.bias", "LayerNorm.weight"};  // what a model declares (model/model.h)
   auto collectives = host();
   Reduced r(params, *comm, *collectives, options);
   const auto& buckets = r.flat.buckets();
@@ -631,6 +633,7 @@ TEST_CASE("ZeRO-1 state moves between shardings: gathered, loaded into 1 rank or
     o.bucket_cap_bytes = 3000;  // several buckets, most not a multiple of the world size
     o.first_bucket_cap_bytes = 1000;
     if (zero) o.zero = true, o.shards = w.size(), o.rank = w.rank();
+    o.no_decay = no_weight_decay(*m);
     return std::make_unique<FlatParams>(params, o);
   };
   torch::manual_seed(11);

@@ -10,6 +10,7 @@
 
 #include "modtrain/core/error.h"
 #include "modtrain/io/safetensors.h"
+#include "modtrain/model/model.h"
 #include "modtrain/modelio/hf_import.h"
 #include "modtrain/train/checkpoint.h"
 #include "test_util.h"
@@ -57,7 +58,9 @@ struct WithAdamW {
   explicit WithAdamW(const BertConfig& c) : model(c) {
     NamedParameters params;
     for (const auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
-    flat = std::make_unique<FlatParams>(params, FlatOptions{});
+    FlatOptions options;
+    options.no_decay = no_weight_decay(*model);
+    flat = std::make_unique<FlatParams>(params, options);
     opt = make_adamw(*flat, AdamWOptions{}, nullptr);
   }
   // One optimiser step on a fixed batch.

@@ -355,8 +355,14 @@ void check_flat_adamw_vs_per_tensor(const torch::Device& cuda, std::vector<bool>
     }
     NamedParameters named_ref;
     for (size_t i = 0; i < ref.size(); ++i) named_ref.emplace_back(named[i].first, ref[i]);
-    auto reference = make_per_tensor_adamw(named_ref, 1e-3, 0.01);
-    FlatParams flat(named, FlatOptions{});
+    std::unordered_set<std::string> no_decay;  // the biases, as a model would declare them
+    for (const auto& [name, p] : named)
+      if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) no_decay.insert(name);
+    REQUIRE(no_decay.size() == 2);
+    auto reference = make_per_tensor_adamw(named_ref, 1e-3, 0.01, no_decay);
+    FlatOptions fo;
+    fo.no_decay = no_decay;
+    FlatParams flat(named, fo);
     AdamWOptions options;
     options.fused = fused;
     auto optimizer = make_adamw(flat, options, nullptr);

@@ -10,6 +10,7 @@
 
 #include "modtrain/dist/flat_params.h"
 #include "modtrain/model/bert.h"
+#include "modtrain/model/model.h"
 #include "modtrain/train/loss.h"
 #include "modtrain/train/optimizer.h"
 
@@ -36,9 +37,16 @@ NamedParameters named(torch::nn::Module& m) {
   return out;
 }
 
+// The trainer's flat options: the model's own no-decay parameters (model/model.h).
+FlatOptions with_model_decay(const torch::nn::Module& m) {
+  FlatOptions o;
+  o.no_decay = no_weight_decay(m);
+  return o;
+}
+
 // The reference: LibTorch's AdamW with BERT's two groups and clip_grad_norm_, as modtrain did it.
 std::unique_ptr<torch::optim::AdamW> per_tensor_adamw(torch::nn::Module& m, double wd) {
-  return make_per_tensor_adamw(named(m), 1e-3, wd);
+  return make_per_tensor_adamw(named(m), 1e-3, wd, no_weight_decay(m));
 }
 
 // The training loss on a random batch (labels a function of the step); scaled up on every third
@@ -82,6 +90,7 @@ double flat_vs_per_tensor(bool fused, double clip, std::string& where) {
   FlatOptions fo;
   fo.bucket_cap_bytes = 4096;  // several buckets of each kind
   fo.first_bucket_cap_bytes = 1024;
+  fo.no_decay = no_weight_decay(*flat_model);
   FlatParams flat(named(*flat_model), fo);
   AdamWOptions ao;
   ao.fused = fused;
@@ -138,7 +147,7 @@ TEST_CASE("flat fused AdamW equals LibTorch's per-tensor AdamW within 1e-6 after
 TEST_CASE("the optimiser step dispatches fewer than 10 operators per flat buffer", "[optimizer]") {
   torch::manual_seed(3);
   BertForClassification model(tiny());
-  FlatParams flat(named(*model), FlatOptions{});
+  FlatParams flat(named(*model), with_model_decay(*model));
   const int64_t buffers = static_cast<int64_t>(flat.buckets().size());
   const int64_t tensors = static_cast<int64_t>(flat.slots().size());
   REQUIRE(buffers == 2);  // decay and no decay
@@ -165,7 +174,7 @@ TEST_CASE("the optimiser step dispatches fewer than 10 operators per flat buffer
 TEST_CASE("a non-finite gradient: nothing is updated, the step count stays, the norm says why", "[optimizer]") {
   torch::manual_seed(4);
   BertForClassification model(tiny());
-  FlatParams flat(named(*model), FlatOptions{});
+  FlatParams flat(named(*model), with_model_decay(*model));
   auto optimizer = make_adamw(flat, AdamWOptions{}, nullptr);
   loss_at(model, 1).backward();
   REQUIRE(optimizer->step(1e-3, 1.0, 1.0).applied);
@@ -191,7 +200,7 @@ TEST_CASE("the loss scale divides the gradient in the same pass: scaled by 1024 
     auto src = a->named_parameters();
     for (auto& item : b->named_parameters()) item.value().copy_(src[item.key()]);
   }
-  FlatParams fa(named(*a), FlatOptions{}), fb(named(*b), FlatOptions{});
+  FlatParams fa(named(*a), with_model_decay(*a)), fb(named(*b), with_model_decay(*b));
   auto oa = make_adamw(fa, AdamWOptions{}, nullptr), ob = make_adamw(fb, AdamWOptions{}, nullptr);
   for (int64_t step = 0; step < 5; ++step) {
     fa.zero_grads();
@@ -203,4 +212,57 @@ TEST_CASE("the loss scale divides the gradient in the same pass: scaled by 1024 
   }
   std::string where;
   CHECK(worst_relative(a, b, where) == 0.0);
+}
+
+TEST_CASE("weight decay is declared by the model's modules: no LayerNorm takes it, whatever it is called",
+          "[optimizer][model]") {
+  // The rule modtrain had in dist/ (by name), to show where the two differ.
+  auto by_name = [](const std::string& name) {
+    const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    return bias || name.find("LayerNorm") != std::string::npos;
+  };
+  int64_t compared = 0;
+  for (ModelArch arch : {ModelArch::kBert, ModelArch::kRoberta, ModelArch::kXlmRoberta}) {
+    BertConfig c = tiny();
+    c.arch = arch;
+    c.pad_token_id = arch == ModelArch::kBert ? 0 : 1;
+    BertForClassification classifier(c);
+    BertForMaskedLM mlm(c);
+    for (torch::nn::Module* m :
+         {static_cast<torch::nn::Module*>(classifier.get()), static_cast<torch::nn::Module*>(mlm.get())}) {
+      const auto no_decay = no_weight_decay(*m);
+      std::vector<std::string> differ;
+      for (const auto& p : m->named_parameters()) {
+        ++compared;
+        if (by_name(p.key()) != (no_decay.count(p.key()) > 0)) differ.push_back(p.key());
+      }
+      INFO(to_string(arch) << (m == classifier.get() ? " classifier" : " masked LM"));
+      // The one parameter the name rule got wrong: RoBERTa's masked-LM head norm weight (Hugging
+      // Face's Trainer gives no LayerNorm module decay, and neither does BERT's head here).
+      if (arch != ModelArch::kBert && m == mlm.get()) {
+        CHECK(differ == std::vector<std::string>{"lm_head.layer_norm.weight"});
+        CHECK(no_decay.count("lm_head.layer_norm.weight") == 1);
+        CHECK(no_decay.count("lm_head.layer_norm.bias") == 1);
+        CHECK(no_decay.count("lm_head.dense.weight") == 0);
+      } else {
+        CHECK(differ.empty());
+      }
+    }
+  }
+  CHECK(compared > 200);
+  // And the flat optimiser follows it: with no gradient, one AdamW step changes only what decays.
+  BertConfig c = tiny();
+  c.arch = ModelArch::kRoberta;
+  c.pad_token_id = 1;
+  BertForMaskedLM mlm(c);
+  FlatParams flat(named(*mlm), with_model_decay(*mlm));
+  AdamWOptions ao;
+  ao.weight_decay = 0.5;
+  auto optimizer = make_adamw(flat, ao, nullptr);
+  auto before = mlm->named_parameters().find("lm_head.layer_norm.weight")->clone();
+  auto dense_before = mlm->named_parameters().find("lm_head.dense.weight")->clone();
+  flat.zero_grads();
+  REQUIRE(optimizer->step(0.1, 1.0, 1.0).applied);
+  CHECK(torch::equal(*mlm->named_parameters().find("lm_head.layer_norm.weight"), before));
+  CHECK(torch::allclose(*mlm->named_parameters().find("lm_head.dense.weight"), dense_before * (1 - 0.1 * 0.5)));
 }

@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -23,15 +24,15 @@ namespace modtrain {
 
 using NamedParameters = std::vector<std::pair<std::string, torch::Tensor>>;
 
-// BERT's rule (Hugging Face's and Google's): no weight decay on biases and LayerNorm parameters.
-bool decays(const std::string& parameter_name);
-
 struct FlatOptions {
   size_t bucket_cap_bytes = 25u << 20;
   size_t first_bucket_cap_bytes = 1u << 20;  // DDP's choice: a small first bucket starts communication early
   bool zero = false;  // ZeRO-1: each rank owns the slice `rank` of every bucket (also at one rank)
   int shards = 1;     // the world size under ZeRO-1 (buckets are padded to a multiple of it); else 1
   int rank = 0;       // this rank's slice
+  // Parameters without weight decay, by name; the model declares them (model/model.h:
+  // no_weight_decay), this layer does not guess them. Empty: every parameter decays.
+  std::unordered_set<std::string> no_decay;
 };
 
 class FlatParams {

@@ -68,8 +68,9 @@ std::unique_ptr<Optimizer> make_adamw(FlatParams& flat, AdamWOptions options, Co
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& train, FlatParams& flat, Communicator* comm);
 
 // The reference the flat AdamW replaced and is measured against (tests, benchmarks): LibTorch's
-// per-tensor torch::optim::AdamW with the same two groups (no decay where decays() says so).
+// per-tensor torch::optim::AdamW with the same two groups (no decay for the names in `no_decay`).
 std::unique_ptr<torch::optim::AdamW> make_per_tensor_adamw(const NamedParameters& params, double lr,
-                                                           double weight_decay);
+                                                           double weight_decay,
+                                                           const std::unordered_set<std::string>& no_decay);
 
 }  // namespace modtrain
