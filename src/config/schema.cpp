@@ -651,6 +651,43 @@ const char* to_string(LogLevel v) { return config_impl::enum_name(v); }
 const char* to_string(NonFinitePolicy v) { return config_impl::enum_name(v); }
 const char* to_string(BestMetric v) { return config_impl::enum_name(v); }
 
+template <class E>
+bool from_string(const std::string& text, E& out) {
+  for (const auto& [v, name] : config_impl::EnumTable<E>::entries())
+    if (text == name) {
+      out = v;
+      return true;
+    }
+  return false;
+}
+template <class E>
+std::string enum_names() {
+  std::string out;
+  for (const auto& [v, name] : config_impl::EnumTable<E>::entries())
+    out += (out.empty() ? "" : " | ") + std::string(name);
+  return out;
+}
+#define MT_ENUM_TEXT(E)                                          \
+  template bool from_string<E>(const std::string& text, E& out); \
+  template std::string enum_names<E>();
+MT_ENUM_TEXT(Problem)
+MT_ENUM_TEXT(BadRecordPolicy)
+MT_ENUM_TEXT(PreparePolicy)
+MT_ENUM_TEXT(VerifySources)
+MT_ENUM_TEXT(TokenizerType)
+MT_ENUM_TEXT(ModelArch)
+MT_ENUM_TEXT(PositionEmbeddingType)
+MT_ENUM_TEXT(Objective)
+MT_ENUM_TEXT(OptimizerKind)
+MT_ENUM_TEXT(Schedule)
+MT_ENUM_TEXT(Precision)
+MT_ENUM_TEXT(Backend)
+MT_ENUM_TEXT(DeviceKind)
+MT_ENUM_TEXT(NonFinitePolicy)
+MT_ENUM_TEXT(BestMetric)
+MT_ENUM_TEXT(LogLevel)
+#undef MT_ENUM_TEXT
+
 std::string to_string(const PosWeight& v) {
   switch (v.kind) {
     case PosWeight::Kind::kNone: return "none";

@@ -1,5 +1,7 @@
 #include "modtrain/modelio/hf_import.h"
 
+#include "modtrain/model/family.h"
+
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -100,9 +102,8 @@ ImportReport import_into(const std::string& dir, torch::nn::Module& model, const
   }
   if (!hf.is_object()) throw UserError(config_path + ": not a JSON object (a transformers config.json)");
   const std::string family = hf.value("model_type", std::string("bert"));
-  if (family != "bert" && family != "roberta" && family != "xlm-roberta")
-    throw UserError(config_path + ": model_type " + family +
-                    " is not a family modtrain has (bert, roberta, xlm-roberta: BERT, TwHIN-BERT, RoBERTa, XLM-R)");
+  if (!find_family(family))
+    throw UserError(config_path + ": model_type " + family + " is not a family modtrain has: " + family_list());
   if (family != to_string(config.model.arch))
     throw UserError(config_path + ": model_type is " + family + " but model.arch is " + to_string(config.model.arch) +
                     "; set model.arch: " + family);
@@ -144,10 +145,10 @@ ImportReport import_into(const std::string& dir, torch::nn::Module& model, const
       throw UserError(config_path + ": type_vocab_size " + hf["type_vocab_size"].dump() + " is not supported (" +
                       family + " has " + std::to_string(ours.type_vocab_size) + ")");
     const std::string positions = hf.value("position_embedding_type", std::string("absolute"));
-    if (positions != "absolute" && positions != "relative_key" && positions != "relative_key_query")
-      throw UserError(config_path + ": position_embedding_type " + positions +
-                      " is not supported (modtrain has absolute, relative_key and relative_key_query); no setting "
-                      "loads this model");
+    PositionEmbeddingType known;
+    if (!from_string(positions, known))
+      throw UserError(config_path + ": position_embedding_type " + positions + " is not supported (modtrain has " +
+                      enum_names<PositionEmbeddingType>() + "); no setting loads this model");
     if (positions != to_string(config.model.position_embedding_type))
       throw UserError(config_path + ": position_embedding_type " + positions +
                       " differs from model.position_embedding_type " + to_string(config.model.position_embedding_type) +

@@ -85,7 +85,7 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
   if (m.objective == Objective::kMlm) {
     // transformers' MLM decoder carries the output bias as decoder.bias, tied to the head's bias;
     // both names are written so that any version's loader finds the one it looks for.
-    const std::string head = m.bert.roberta() ? "lm_head." : "cls.predictions.";
+    const std::string head = family_of(m.bert.arch).mlm_head;
     const auto bias =
         std::find_if(tensors.begin(), tensors.end(), [&](const auto& t) { return t.name == head + "bias"; });
     if (bias != tensors.end()) {
@@ -102,10 +102,8 @@ void save_model_dir(const std::string& dir, torch::nn::Module& model, const Mode
   }
   const BertConfig& c = m.bert;
   const bool mlm = m.objective == Objective::kMlm;
-  const std::string family = c.arch == ModelArch::kRoberta      ? "Roberta"
-                             : c.arch == ModelArch::kXlmRoberta ? "XLMRoberta"
-                                                                : "Bert";
-  const std::string architecture = family + (mlm ? "ForMaskedLM" : "ForSequenceClassification");
+  const std::string architecture =
+      std::string(family_of(c.arch).hf_class) + (mlm ? "ForMaskedLM" : "ForSequenceClassification");
   json config = {{"architectures", {architecture}},
                  {"model_type", to_string(c.arch)},
                  {"vocab_size", c.vocab_size},
@@ -368,17 +366,13 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
     throw UserError(path("config.json") + ": layer_norm_eps " + text::format_double(c.layer_norm_eps) +
                     " is outside (0, 0.1]; the model directory is damaged");
   const std::string type = cf.get_or("model_type", std::string("bert"));
-  if (type == "bert") c.arch = ModelArch::kBert;
-  else if (type == "roberta") c.arch = ModelArch::kRoberta;
-  else if (type == "xlm-roberta") c.arch = ModelArch::kXlmRoberta;
-  else throw UserError(path("config.json") + ": model_type " + type + " is not bert, roberta or xlm-roberta");
+  const Family* family = find_family(type);
+  if (!family) throw UserError(path("config.json") + ": model_type " + type + " is not one of " + family_list());
+  c.arch = family->arch;
   const std::string positions = cf.get_or("position_embedding_type", std::string("absolute"));
-  if (positions == "absolute") c.position_embedding_type = PositionEmbeddingType::kAbsolute;
-  else if (positions == "relative_key") c.position_embedding_type = PositionEmbeddingType::kRelativeKey;
-  else if (positions == "relative_key_query") c.position_embedding_type = PositionEmbeddingType::kRelativeKeyQuery;
-  else
-    throw UserError(path("config.json") + ": position_embedding_type " + positions +
-                    " is not absolute, relative_key or relative_key_query");
+  if (!from_string(positions, c.position_embedding_type))
+    throw UserError(path("config.json") + ": position_embedding_type " + positions + " is not one of " +
+                    enum_names<PositionEmbeddingType>());
   c.num_labels = static_cast<int64_t>(m.labels.size());
   c.validate();
   if (mlm) check_max_len(m, path("modtrain.json"));

@@ -12,6 +12,7 @@
 #include "modtrain/core/error.h"
 #include "modtrain/data/tokenizer.h"
 #include "modtrain/io/safetensors.h"
+#include "modtrain/model/family.h"
 #include "modtrain/modelio/hf_export.h"
 #include "modtrain/modelio/hf_import.h"
 #include "modtrain/modelio/model_dir.h"
@@ -26,14 +27,14 @@ namespace {
 const std::string kPython = "/usr/bin/python3";
 const std::string kReference = MODTRAIN_SOURCE_DIR "/tests/reference/";
 
-struct Family {
+struct FamilyCase {
   const char* name;  // make_hf_model.py's
   ModelArch arch;
   PositionEmbeddingType positions;
   const char* tokenizer_type;
   const char* tokenizer_class;  // what the export's tokenizer_config.json must name
 };
-const Family kFamilies[] = {
+const FamilyCase kFamilies[] = {
     {"roberta", ModelArch::kRoberta, PositionEmbeddingType::kAbsolute, "bpe", "RobertaTokenizer"},
     {"xlmr", ModelArch::kXlmRoberta, PositionEmbeddingType::kAbsolute, "unigram", "XLMRobertaTokenizer"},
     {"twhin", ModelArch::kBert, PositionEmbeddingType::kRelativeKey, "unigram", "XLMRobertaTokenizer"},
@@ -56,12 +57,12 @@ void run(const std::string& command) {
 }
 
 // The HF directory of `f` with a classifier for labels a, b, c (seeded, so reruns are equal).
-void make_hf(const Family& f, const fs::path& out, const std::string& extra = "") {
+void make_hf(const FamilyCase& f, const fs::path& out, const std::string& extra = "") {
   run(kPython + " " + kReference + "make_hf_model.py " + f.name + " " + MODTRAIN_TEST_DATA "/tokenizer " +
       out.string() + " --labels a,b,c --max-len 40 " + extra);
 }
 
-Config config_for(const Family& f, const std::string& tokenizer) {
+Config config_for(const FamilyCase& f, const std::string& tokenizer) {
   Config c;
   c.model.arch = f.arch;
   c.model.position_embedding_type = f.positions;
@@ -111,7 +112,7 @@ std::pair<torch::Tensor, torch::Tensor> batch_of(const Tokenizer& t, size_t max_
 
 TEST_CASE("RoBERTa, XLM-R and TwHIN-BERT directories import, match the float64 reference, export and re-import",
           "[modelio][families]") {
-  for (const Family& f : kFamilies) {
+  for (const FamilyCase& f : kFamilies) {
     INFO("family " << f.name);
     test::TempDir dir;
     const fs::path hf = dir.path / "hf";
@@ -195,7 +196,7 @@ TEST_CASE("RoBERTa, XLM-R and TwHIN-BERT directories import, match the float64 r
 }
 
 TEST_CASE("a pre-training checkpoint of each family: MLM heads ignored, classifier fresh", "[modelio][families]") {
-  for (const Family& f : kFamilies) {
+  for (const FamilyCase& f : kFamilies) {
     INFO("family " << f.name);
     test::TempDir dir;
     const fs::path hf = dir.path / "hf";
@@ -212,8 +213,8 @@ TEST_CASE("a pre-training checkpoint of each family: MLM heads ignored, classifi
 }
 
 TEST_CASE("bad model directories of the families are one clear error each", "[modelio][families]") {
-  const Family& roberta = kFamilies[0];
-  const Family& twhin = kFamilies[2];
+  const FamilyCase& roberta = kFamilies[0];
+  const FamilyCase& twhin = kFamilies[2];
   test::TempDir dir;
   const fs::path hf = dir.path / "hf";
 
@@ -304,4 +305,29 @@ TEST_CASE("bad model directories of the families are one clear error each", "[mo
     CHECK_THROWS_WITH(import_huggingface(hf.string(), *model, config, *tokenizer),
                       Contains("model_type is roberta but model.arch is xlm-roberta; set model.arch: roberta"));
   }
+}
+
+TEST_CASE("the family table: one row per model.arch, named as the config names it, found by model_type", "[families]") {
+  int rows = 0;
+  for (ModelArch arch : {ModelArch::kBert, ModelArch::kRoberta, ModelArch::kXlmRoberta}) {
+    const modtrain::Family& f = family_of(arch);
+    CHECK(f.arch == arch);
+    CHECK(std::string(f.model_type) == to_string(arch));  // config.json's model_type is model.arch's YAML name
+    ModelArch parsed;
+    REQUIRE(from_string(f.model_type, parsed));
+    CHECK(parsed == arch);
+    REQUIRE(find_family(f.model_type) == &f);
+    BertConfig c;
+    c.arch = arch;
+    CHECK(std::string(c.prefix()) == f.prefix);
+    ++rows;
+  }
+  CHECK(rows == static_cast<int>(families().size()));
+  CHECK(find_family("deberta-v2") == nullptr);
+  CHECK(family_list() == "bert, roberta, xlm-roberta (BERT, TwHIN-BERT, RoBERTa, twitter-roberta, XLM-R, XLM-T)");
+  CHECK(enum_names<ModelArch>() == "bert | roberta | xlm-roberta");
+  PositionEmbeddingType p;
+  CHECK(from_string("relative_key_query", p));
+  CHECK(p == PositionEmbeddingType::kRelativeKeyQuery);
+  CHECK_FALSE(from_string("rotary", p));
 }

@@ -216,6 +216,13 @@ const char* to_string(LogLevel v);
 const char* to_string(NonFinitePolicy v);
 const char* to_string(BestMetric v);
 std::string to_string(const PosWeight& v);
+// Text -> enum, by the same table: false when `text` is none of its names; enum_names lists them
+// ("bert | roberta | xlm-roberta"). One table per enum, so files that read these names back
+// (model directories, Hugging Face configs) never keep their own copy.
+template <class E>
+bool from_string(const std::string& text, E& out);
+template <class E>
+std::string enum_names();
 // checkpoint.best_metric with auto resolved for train.objective (never kAuto).
 BestMetric effective_best_metric(const Config& c);
 std::string to_string(const ThresholdPolicy& v);

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "modtrain/config/config.h"
+#include "modtrain/model/family.h"
 
 namespace modtrain {
 
@@ -42,7 +43,7 @@ struct BertConfig {
   bool relative() const { return position_embedding_type != PositionEmbeddingType::kAbsolute; }
   // The first real token's position: RoBERTa numbers positions from padding_idx + 1.
   int64_t position_offset() const { return roberta() ? pad_token_id + 1 : 0; }
-  const char* prefix() const { return roberta() ? "roberta" : "bert"; }  // the encoder's parameter prefix
+  const char* prefix() const { return family_of(arch).prefix; }  // the encoder's parameter prefix
 
   // From the experiment config; throws ConfigError-style UserError for inconsistent shapes.
   static BertConfig from(const ModelConfig& model, int64_t vocab_size, int64_t num_labels, int64_t max_len,
