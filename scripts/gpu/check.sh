@@ -62,6 +62,15 @@ run_step() {
       ln -sf orterun "$DEPS/usr/bin/mpiexec"
       ln -sf orterun "$DEPS/usr/bin/mpirun"
       local missing=0 lib=usr/lib/x86_64-linux-gnu
+      # The carried OpenSSL is for the build to link against: its runtime libraries leave the
+      # library path (LD_LIBRARY_PATH holds $DEPS/$lib), so that the machine's Python keeps its own
+      # libssl (a newer one than Debian's would miss symbols) and modtrain loads the machine's.
+      mkdir -p "$DEPS/openssl-link"
+      for l in libssl.so.3 libcrypto.so.3; do
+        [[ -e $DEPS/$lib/$l ]] && mv "$DEPS/$lib/$l" "$DEPS/openssl-link/"
+      done
+      ln -sf "$DEPS/openssl-link/libssl.so.3" "$DEPS/$lib/libssl.so"
+      ln -sf "$DEPS/openssl-link/libcrypto.so.3" "$DEPS/$lib/libcrypto.so"
       for p in usr/bin/mpiexec usr/include/yaml-cpp/yaml.h usr/include/CLI/CLI.hpp usr/include/catch2/catch.hpp \
                usr/include/utf8proc.h usr/include/nlohmann/json.hpp usr/include/csv.h usr/include/openssl/sha.h \
                $lib/libmpi.so.40 $lib/openmpi/include/mpi.h $lib/openmpi/lib/openmpi3 $lib/libcrypto.so $lib/libyaml-cpp.so; do
@@ -72,6 +81,16 @@ run_step() {
       ran=$(OPAL_PREFIX=$DEPS/usr PATH=$DEPS/usr/bin:$PATH OMPI_MCA_mca_base_component_path=$DEPS/$lib/openmpi/lib/openmpi3 \
         LD_LIBRARY_PATH=$DEPS/$lib:$DEPS/$lib/openmpi/lib:${LD_LIBRARY_PATH:-} timeout 30 "$DEPS/usr/bin/mpiexec" -np 1 echo mpi-from-prefix 2>&1)
       [[ $ran == *mpi-from-prefix* ]] || { echo "error: the carried mpiexec does not start a process: $ran"; missing=1; }
+      # ... and its libraries link and load (the relocated OpenSSL included), before the build needs them.
+      printf '%s\n' '#include <openssl/sha.h>' '#include <yaml-cpp/yaml.h>' '#include <utf8proc.h>' '#include <csv.h>' \
+        'int main() { unsigned char d[32]; SHA256((const unsigned char*)"x", 1, d);' \
+        '  return YAML::Load("a: 1")["a"].as<int>() == 1 && utf8proc_version() && csv_strerror(0) ? 0 : 1; }' > "$WORK/link.cpp"
+      if c++ -std=c++17 "$WORK/link.cpp" -o "$WORK/link" -I"$DEPS/usr/include" -L"$DEPS/$lib" -lcrypto -lyaml-cpp -lutf8proc -lcsv \
+           -Wl,-rpath-link,"$DEPS/openssl-link" > "$WORK/link.log" 2>&1 && LD_LIBRARY_PATH=$DEPS/$lib:${LD_LIBRARY_PATH:-} "$WORK/link"; then
+        echo "FIGURE: deps: the carried yaml-cpp, OpenSSL, utf8proc and libcsv link and run"
+      else
+        echo "error: a program linked against the carried libraries failed:"; cat "$WORK/link.log"; missing=1
+      fi
       echo "FIGURE: deps: $(ls "$repo"/.deps/*.deb | wc -l) packages unpacked into $DEPS; its mpiexec runs"
       return $missing ;;
     configure)

@@ -19,7 +19,7 @@ np1=(mpiexec --oversubscribe -np 1 "$mt")
 "$mt" tokenizer train --input 'data/train-*.jsonl' --vocab-size 2000 --out vocab.txt > vocab.log 2>&1 || fail "tokenizer train"
 cfg=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=vocab.txt --set data.prepared_dir=prep --set run.dir=run
      --set train.max_steps=60 --set train.warmup_steps=6 --set log.every=10 --set eval.every=20 --set checkpoint.every=20
-     --set dist.backend=$backend --set dist.check_replicas_every=10 --set train.precision=$precision --set train.lr=1e-3
+     --set "dist.backend=$backend" --set dist.check_replicas_every=10 --set "train.precision=$precision" --set train.lr=1e-3
      --set dist.timeout_s=45)
 "$mt" data prepare "${cfg[@]}" > prepare.log 2>&1 || fail "data prepare"
 "${np1[@]}" train "${cfg[@]}" --stop-after 40 > train1.log 2>&1 || { tail -5 train1.log; fail "train to step 40 ($backend, -np 1)"; }
