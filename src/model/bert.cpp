@@ -454,4 +454,13 @@ double bert_forward_flops(const BertConfig& c, int64_t batch, int64_t seq) {
   return static_cast<double>(c.layers) * per_layer + 2 * b * h * h + 2 * b * h * static_cast<double>(c.num_labels);
 }
 
+// ---- the factories (model/model.h): every family in model/family.h is a BERT or RoBERTa layout
+std::shared_ptr<ClassifierImpl> make_classifier(const BertConfig& config) {
+  return std::make_shared<BertForClassificationImpl>(config);
+}
+
+std::shared_ptr<MaskedLMImpl> make_masked_lm(const BertConfig& config) {
+  return std::make_shared<BertForMaskedLMImpl>(config);
+}
+
 }  // namespace modtrain

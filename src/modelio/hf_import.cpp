@@ -239,12 +239,12 @@ ImportReport import_into(const std::string& dir, torch::nn::Module& model, const
 
 }  // namespace
 
-ImportReport import_huggingface(const std::string& dir, BertForClassificationImpl& model, const Config& config,
+ImportReport import_huggingface(const std::string& dir, ClassifierImpl& model, const Config& config,
                                 const Tokenizer& tokenizer) {
   return import_into(dir, model, model.config(), false, config, tokenizer);
 }
 
-ImportReport import_huggingface(const std::string& dir, BertForMaskedLMImpl& model, const Config& config,
+ImportReport import_huggingface(const std::string& dir, MaskedLMImpl& model, const Config& config,
                                 const Tokenizer& tokenizer) {
   return import_into(dir, model, model.config(), true, config, tokenizer);
 }

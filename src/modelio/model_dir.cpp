@@ -387,11 +387,11 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
   check_tokenizer_fits(*out.tokenizer, out.meta.bert, dir, path("config.json"));
   torch::nn::Module* model = nullptr;
   if (mlm) {
-    out.mlm_model = BertForMaskedLM(out.meta.bert);
-    model = out.mlm_model.ptr().get();
+    out.mlm_model = make_masked_lm(out.meta.bert);
+    model = out.mlm_model.get();
   } else {
-    out.model = BertForClassification(out.meta.bert);
-    model = out.model.ptr().get();
+    out.model = make_classifier(out.meta.bert);
+    model = out.model.get();
   }
   io::SafetensorsFile weights(path("model.safetensors"));
   load_state(*model, weights.view(), path("model.safetensors"));

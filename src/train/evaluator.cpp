@@ -86,7 +86,7 @@ RecordGroups record_groups(const PreparedDataset& data, const EvalOptions& o) {
 }
 }  // namespace
 
-EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDataset& data, const EvalOptions& o) {
+EvalResult evaluate_model(ClassifierImpl& model, const PreparedDataset& data, const EvalOptions& o) {
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
@@ -220,7 +220,7 @@ std::string MlmEvalReport::to_json() const {
       .dump();
 }
 
-MlmEvalReport evaluate_mlm(BertForMaskedLMImpl& model, const PreparedDataset& data, const EvalOptions& o) {
+MlmEvalReport evaluate_mlm(MaskedLMImpl& model, const PreparedDataset& data, const EvalOptions& o) {
   MT_CHECK(o.masker, "evaluate_mlm without a masker");
   const bool was_training = model.is_training();
   model.eval();

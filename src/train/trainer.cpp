@@ -123,11 +123,11 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   torch::manual_seed(c.run.seed);
   // model.init_from is applied by resume() on a fresh start
   if (mlm) {
-    mlm_model_ = BertForMaskedLM(bert_config_);
-    net_ = mlm_model_.ptr().get();
+    mlm_model_ = make_masked_lm(bert_config_);
+    net_ = mlm_model_.get();
   } else {
-    model_ = BertForClassification(bert_config_);
-    net_ = model_.ptr().get();
+    model_ = make_classifier(bert_config_);
+    net_ = model_.get();
   }
   net_->to(device_);
   net_->train();

@@ -198,7 +198,7 @@ TEST_CASE("a short CPU run learns the synthetic labels", "[train][slow]") {
 TEST_CASE("non-finite gradients: reported and skipped, or the run stops", "[train][nonfinite]") {
   auto poisoned = [](Trainer& t) {
     torch::NoGradGuard g;
-    t.model()->classifier->weight[0][0] = std::numeric_limits<float>::quiet_NaN();
+    t.model()->named_parameters()["classifier.weight"][0][0] = std::numeric_limits<float>::quiet_NaN();
   };
   test::TempDir r1, r2;
   Trainer stop(train_data().config(

@@ -14,6 +14,7 @@
 
 #include "modtrain/config/config.h"
 #include "modtrain/model/family.h"
+#include "modtrain/model/model.h"
 
 namespace modtrain {
 
@@ -187,16 +188,16 @@ struct RobertaHeadImpl : torch::nn::Module {
 TORCH_MODULE(RobertaHead);
 TORCH_MODULE(BertModel);
 
-struct BertForClassificationImpl : torch::nn::Module {
+struct BertForClassificationImpl : ClassifierImpl {
   explicit BertForClassificationImpl(const BertConfig& c);
   // -> logits [B, num_labels]
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
   torch::Tensor forward_unpadded(const UnpaddedBatch& u);  // the same logits, computed on the real tokens only
   // A right-padded batch [B, T] (CPU tensors) through the path `unpad` picks, on `device`.
   torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, bool unpad,
-                       const torch::Device& device);
+                       const torch::Device& device) override;
   torch::Tensor classify(const torch::Tensor& features);  // the head on [B, H] (pooled or <s>) -> [B, L]
-  const BertConfig& config() const { return config_; }
+  const BertConfig& config() const override { return config_; }
   BertModel bert{nullptr};  // registered as "bert", or "roberta" for the RoBERTa family
   torch::nn::Dropout dropout{nullptr};
   torch::nn::Linear classifier{nullptr};  // BERT: classifier; RoBERTa: classifier.out_proj
@@ -213,7 +214,7 @@ TORCH_MODULE(BertForClassification);
 // RoBERTa lm_head.{dense, layer_norm, bias}. The decoder has no matrix of its own (it is the
 // [V, H] word embedding), and the head runs on the chosen positions only: the vocabulary
 // projection is the costliest layer (30k-250k outputs per token), so it never sees the others.
-struct BertForMaskedLMImpl : torch::nn::Module {
+struct BertForMaskedLMImpl : MaskedLMImpl {
   explicit BertForMaskedLMImpl(const BertConfig& c);
   // Padded [B, T] inputs; `chosen` [M] int64 flat indices into B x T -> logits [M, V] (float32)
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
@@ -225,8 +226,8 @@ struct BertForMaskedLMImpl : torch::nn::Module {
   // chosen tokens as flat indices into B x T (`positions`) and into the real tokens (`packed`).
   torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                        const torch::Tensor& positions, const torch::Tensor& packed, bool unpad,
-                       const torch::Device& device);
-  const BertConfig& config() const { return config_; }
+                       const torch::Device& device) override;
+  const BertConfig& config() const override { return config_; }
   BertModel bert{nullptr};  // "bert" or "roberta"
   torch::nn::Linear dense{nullptr};
   torch::nn::LayerNorm norm{nullptr};

@@ -31,12 +31,12 @@ struct ImportReport {
 };
 
 // `tokenizer` is tokenizer.vocab's: DIR's tokenizer must have the same tokens (ids mean the same).
-ImportReport import_huggingface(const std::string& dir, BertForClassificationImpl& model, const Config& config,
+ImportReport import_huggingface(const std::string& dir, ClassifierImpl& model, const Config& config,
                                 const Tokenizer& tokenizer);
 // train.objective mlm: the encoder, and the masked-LM head when the directory has one (BERT
 // cls.predictions.*, RoBERTa lm_head.*, the bias also under decoder.bias; the decoder matrix is
 // the tied word embedding); without one the head stays freshly initialised.
-ImportReport import_huggingface(const std::string& dir, BertForMaskedLMImpl& model, const Config& config,
+ImportReport import_huggingface(const std::string& dir, MaskedLMImpl& model, const Config& config,
                                 const Tokenizer& tokenizer);
 
 }  // namespace modtrain

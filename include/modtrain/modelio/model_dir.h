@@ -66,8 +66,8 @@ Objective model_dir_objective(const std::string& dir);
 struct LoadedModel {
   ModelMeta meta;
   std::shared_ptr<const Tokenizer> tokenizer;
-  BertForClassification model{nullptr};  // classify
-  BertForMaskedLM mlm_model{nullptr};    // train.objective mlm (allow_mlm only)
+  std::shared_ptr<ClassifierImpl> model;    // classify
+  std::shared_ptr<MaskedLMImpl> mlm_model;  // train.objective mlm (allow_mlm only)
 };
 // Reads and checks a model directory (metadata, tokenizer, every tensor). A masked-language model
 // is an error naming the fix (fine-tune it first) unless `allow_mlm` (export).

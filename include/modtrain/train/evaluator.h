@@ -54,7 +54,7 @@ struct EvalResult {
   std::vector<float> probs, targets, mask;  // all ranks' records, [N x L]; targets as stored (soft labels too)
 };
 
-EvalResult evaluate_model(BertForClassificationImpl& model, const PreparedDataset& data, const EvalOptions& options);
+EvalResult evaluate_model(ClassifierImpl& model, const PreparedDataset& data, const EvalOptions& options);
 
 // train.objective mlm on a validation split: the mean cross-entropy over the chosen tokens of all
 // ranks, the share predicted exactly (argmax), and perplexity = exp(loss).
@@ -64,7 +64,7 @@ struct MlmEvalReport {
   int64_t records = 0;  // records, all ranks (repeated ones dropped)
   std::string to_json() const;
 };
-MlmEvalReport evaluate_mlm(BertForMaskedLMImpl& model, const PreparedDataset& data, const EvalOptions& options);
+MlmEvalReport evaluate_mlm(MaskedLMImpl& model, const PreparedDataset& data, const EvalOptions& options);
 
 // Probabilities from logits: sigmoid (multi_label) or softmax (multi_class). temperatures (multi_label,
 // one per label, empty = none): sigmoid(logit / T).

@@ -64,9 +64,9 @@ class Trainer {
   Trainer(const ResolvedConfig& resolved, const Placement& placement, TrainComms comms = {});
   TrainOutcome run(const RunControl& control = {});
 
-  BertForClassification& model() { return model_; }    // null under train.objective mlm
-  BertForMaskedLM& mlm_model() { return mlm_model_; }  // null under train.objective classify
-  torch::nn::Module& network() { return *net_; }       // whichever of the two this run trains
+  std::shared_ptr<ClassifierImpl>& model() { return model_; }        // null under train.objective mlm
+  std::shared_ptr<MaskedLMImpl>& mlm_model() { return mlm_model_; }  // null under train.objective classify
+  torch::nn::Module& network() { return *net_; }                     // whichever of the two this run trains
   const FlatParams& flat() const { return *flat_; }
   Optimizer& optimizer() { return *optimizer_; }
   int64_t total_steps() const { return total_steps_; }
@@ -120,8 +120,8 @@ class Trainer {
   std::shared_ptr<DistributedSampler> sampler_;
   std::unique_ptr<Loader> loader_;
   BertConfig bert_config_;
-  BertForClassification model_{nullptr};       // train.objective classify
-  BertForMaskedLM mlm_model_{nullptr};         // train.objective mlm
+  std::shared_ptr<ClassifierImpl> model_;      // train.objective classify (model/model.h)
+  std::shared_ptr<MaskedLMImpl> mlm_model_;    // train.objective mlm
   torch::nn::Module* net_ = nullptr;           // the one of the two this run trains
   std::shared_ptr<const TokenMasker> masker_;  // mlm: what the loader and evaluation mask
   std::unique_ptr<FlatParams> flat_;           // parameters and gradients in buckets (before the reducer and optimiser)
