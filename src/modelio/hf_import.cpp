@@ -30,8 +30,9 @@ std::string our_name(std::string name, const std::string& prefix, bool mlm) {
   if (ends_with(name, "LayerNorm.gamma")) name = name.substr(0, name.size() - 5) + "weight";
   if (ends_with(name, "LayerNorm.beta")) name = name.substr(0, name.size() - 4) + "bias";
   if (name.rfind("classifier.", 0) == 0) return name;
-  const bool bert_mlm = name.rfind("cls.predictions.", 0) == 0, roberta_mlm = name.rfind("lm_head.", 0) == 0;
-  if (bert_mlm || roberta_mlm) {
+  bool mlm_head = false;  // any family's masked-LM head (model/family.h)
+  for (const Family& f : families()) mlm_head = mlm_head || name.rfind(f.mlm_head, 0) == 0;
+  if (mlm_head) {
     if (!mlm || ends_with(name, "decoder.weight")) return "";  // the decoder is tied to the word embedding
     if (ends_with(name, "decoder.bias")) return name.substr(0, name.size() - 12) + "bias";  // tied to the head's bias
     return name;
@@ -164,7 +165,7 @@ ImportReport import_into(const std::string& dir, torch::nn::Module& model, const
     // while its XLM-R tokenizer pads with 1: the tokenizer's id is used, and said.
     if (hf.contains("pad_token_id") && !hf["pad_token_id"].is_null() &&
         hf["pad_token_id"].get<int64_t>() != ours.pad_token_id) {
-      if (ours.roberta())
+      if (ours.position_offset() != 0)  // positions are numbered from the pad id
         throw UserError(config_path + ": pad_token_id is " + hf["pad_token_id"].dump() + " but tokenizer.vocab (" +
                         config.tokenizer.vocab + ") pads with id " + std::to_string(ours.pad_token_id) +
                         " (RoBERTa's positions start after it); set tokenizer.vocab to the model's own tokenizer (" +
@@ -215,7 +216,7 @@ ImportReport import_into(const std::string& dir, torch::nn::Module& model, const
   for (auto& item : model.named_parameters(/*recurse=*/true)) {
     const std::string& name = item.key();
     auto it = by_ours.find(name);
-    const bool is_head = name.rfind(mlm ? (ours.roberta() ? "lm_head." : "cls.") : "classifier.", 0) == 0,
+    const bool is_head = name.rfind(mlm ? family_of(ours.arch).mlm_head : "classifier.", 0) == 0,
                is_pooler = name.rfind(prefix + ".pooler.", 0) == 0;
     if (it == by_ours.end()) {
       if (is_head || is_pooler) continue;  // fresh
