@@ -1,4 +1,5 @@
 #include "modtrain/train/trainer.h"
+#include "modtrain/train/objective.h"
 
 #include "modtrain/model/model.h"
 
@@ -32,23 +33,6 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// Per label: positives and annotated records over the whole split, in one pass. Soft labels count
-// their expected positives (the sum of the shares, rounded), as the loss sees them.
-void label_counts(const PreparedDataset& data, std::vector<uint64_t>& positives, std::vector<uint64_t>& annotated) {
-  std::vector<double> sum(data.num_labels(), 0.0);
-  annotated.assign(data.num_labels(), 0);
-  for (size_t s = 0; s < data.num_shards(); ++s)
-    for (uint64_t r = 0; r < data.shard(s).size(); ++r)
-      for (size_t l = 0; l < sum.size(); ++l) {
-        const float v = data.shard(s).label_value(r, l);
-        if (v < 0.0f) continue;
-        sum[l] += v;
-        ++annotated[l];
-      }
-  positives.assign(sum.size(), 0);
-  for (size_t l = 0; l < sum.size(); ++l) positives[l] = static_cast<uint64_t>(std::llround(sum[l]));
-}
-
 NamedParameters named_parameters(torch::nn::Module& model) {
   NamedParameters out;
   for (const auto& p : model.named_parameters()) out.emplace_back(p.key(), p.value());
@@ -75,15 +59,27 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   check_precision(c.train.precision, device_);
 
   // ---- data ----
-  const bool mlm = c.train.objective == Objective::kMlm;
   tokenizer_ = load_tokenizer(c.tokenizer);
-  if (mlm)  // needs the tokenizer's mask token (an error line says so when it has none)
-    masker_ = std::make_shared<TokenMasker>(
-        *tokenizer_, MaskingOptions{c.mlm.probability, c.mlm.mask_fraction, c.mlm.random_fraction, c.mlm.whole_word});
   DataExpectations expect = DataExpectations::from_config(c);
   train_data_ = std::make_shared<PreparedDataset>(PreparedDataset::open(c.data.prepared_dir, "train", expect));
   if (!c.data.valid.empty())
     valid_data_ = std::make_shared<PreparedDataset>(PreparedDataset::open(c.data.prepared_dir, "valid", expect));
+
+  // ---- the objective and its model: identical initialisation on every rank (dropout: per-rank,
+  //      per-step seeds); model.init_from is applied by resume() on a fresh start ----
+  bert_config_ =
+      BertConfig::from(c.model, static_cast<int64_t>(tokenizer_->vocab_size()),
+                       static_cast<int64_t>(c.data.labels.size()), c.data.max_len, tokenizer_->special_ids().pad);
+  bert_config_.attention_dropout = c.model.attention_dropout;
+  bert_config_.layer_norm_eps = c.model.layer_norm_eps;
+  bert_config_.sparse_embedding_grad = !device_.is_cuda();  // accumulated into the flat (dense) gradient
+  set_blas_threads(c.dist.blas_threads, c.model.hidden, placement_.cpu_threads);
+  torch::manual_seed(c.run.seed);
+  objective_ = make_objective(c, bert_config_, *tokenizer_, *train_data_, device_);
+  net_ = &objective_->network();
+  net_->to(device_);
+  net_->train();
+
   SamplerOptions sampler_options{c.run.seed, rank_,
                                  world_,     static_cast<uint32_t>(c.train.micro_batch),
                                  true,       c.data.group_by_length,
@@ -94,7 +90,7 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   LoaderOptions loader_options;
   loader_options.pad_id = tokenizer_->special_ids().pad;
   loader_options.pin_memory = device_.is_cuda();
-  loader_options.masker = masker_;  // mlm: masks drawn from (seed, the batch's ordinal, record) on the loader thread
+  loader_options.masker = objective_->masker();  // mlm: masks drawn from (seed, the batch's ordinal, record) here
   loader_options.mask_seed = c.run.seed;
   loader_options.mask_batches_per_epoch = sampler_->batches_per_epoch();
   loader_ = std::make_unique<Loader>(train_data_, sampler_, loader_options);
@@ -112,38 +108,6 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
     throw UserError(why);
   }
 
-  // ---- model: identical initialisation on every rank (dropout: per-rank, per-step seeds) ----
-  bert_config_ =
-      BertConfig::from(c.model, static_cast<int64_t>(tokenizer_->vocab_size()),
-                       static_cast<int64_t>(c.data.labels.size()), c.data.max_len, tokenizer_->special_ids().pad);
-  bert_config_.attention_dropout = c.model.attention_dropout;
-  bert_config_.layer_norm_eps = c.model.layer_norm_eps;
-  bert_config_.sparse_embedding_grad = !device_.is_cuda();  // accumulated into the flat (dense) gradient
-  set_blas_threads(c.dist.blas_threads, c.model.hidden, placement_.cpu_threads);
-  torch::manual_seed(c.run.seed);
-  // model.init_from is applied by resume() on a fresh start
-  if (mlm) {
-    mlm_model_ = make_masked_lm(bert_config_);
-    net_ = mlm_model_.get();
-  } else {
-    model_ = make_classifier(bert_config_);
-    net_ = model_.get();
-  }
-  net_->to(device_);
-  net_->train();
-
-  // ---- loss, optimiser, gradient sync ----
-  loss_options_.problem = c.data.problem;
-  loss_options_.label_smoothing = c.train.label_smoothing;
-  if (c.data.problem == Problem::kMultiLabel && c.train.pos_weight.kind != PosWeight::Kind::kNone) {
-    std::vector<double> weights = c.train.pos_weight.values;
-    if (c.train.pos_weight.kind == PosWeight::Kind::kAuto) {
-      std::vector<uint64_t> positives, annotated;
-      label_counts(*train_data_, positives, annotated);
-      weights = auto_pos_weight(positives, annotated, c.train.pos_weight_cap);
-    }
-    loss_options_.pos_weight = torch::tensor(weights, torch::kFloat32).to(device_);
-  }
   // Flat buckets for the parameters and gradients (the same layout on every rank and at every
   // world size); ZeRO-1 shards them when there is a data plane (at one plain process: no-op).
   FlatOptions flat;
@@ -167,9 +131,12 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   state_.objective = to_string(c.train.objective);
   state_.labels = c.data.labels;
   state_.problem = to_string(c.data.problem);
-  thresholds_.assign(c.data.labels.size(), 0.5);
-  temperatures_.assign(c.data.labels.size(), 1.0);
 }
+
+Trainer::~Trainer() = default;
+
+std::shared_ptr<ClassifierImpl> Trainer::model() const { return objective_->classifier(); }
+std::shared_ptr<MaskedLMImpl> Trainer::mlm_model() const { return objective_->masked_lm(); }
 
 std::string Trainer::agree_on_checkpoint(const std::string& resume) {
   // Only rank 0 looks: on node-local scratch the other ranks may see no checkpoint, or an older one.
@@ -239,10 +206,8 @@ int64_t Trainer::resume(const std::string& resume) {
       log::info("--resume " + resume + ": no checkpoint in " + config_.run.dir + " yet; starting fresh");
     if (!config_.model.init_from.empty()) {  // every rank reads the weights; the replicas are then compared
       ImportReport imported;
-      load_on_every_rank("model.init_from " + config_.model.init_from, [&] {
-        imported = mlm_model_ ? import_huggingface(config_.model.init_from, *mlm_model_, config_, *tokenizer_)
-                              : import_huggingface(config_.model.init_from, *model_, config_, *tokenizer_);
-      });
+      load_on_every_rank("model.init_from " + config_.model.init_from,
+                         [&] { imported = objective_->import_weights(config_.model.init_from, config_, *tokenizer_); });
       check_replicas_after_load(named_parameters(*net_), *collectives_, config_.model.init_from);
       log::info("model.init_from " + config_.model.init_from + ": " + imported.summary());
     }
@@ -342,8 +307,7 @@ ModelMeta Trainer::model_meta() const {
   m.objective = c.train.objective;
   m.labels = c.data.labels;
   m.problem = c.data.problem;
-  m.thresholds = thresholds_;
-  if (c.eval.calibrate) m.temperatures = temperatures_;
+  objective_->describe(m);  // thresholds, temperatures
   m.positive_at = c.eval.positive_at;
   m.soft_labels = c.data.soft_labels;
   m.subgroups = c.data.subgroups;
@@ -400,24 +364,7 @@ void Trainer::log_start() const {
                                                             : ""))
                                              .c_str());
   log::info(line);
-  if (loss_options_.pos_weight.defined()) {
-    std::string w;
-    auto values = loss_options_.pos_weight.to(torch::kCPU);
-    for (int64_t i = 0; i < values.numel(); ++i)
-      w += (i ? ", " : "") + c.data.labels[static_cast<size_t>(i)] + " " +
-           std::to_string(values[i].item<float>()).substr(0, 5);
-    log::info("pos_weight: " + w);
-  }
-  if (masker_) {
-    char line[256];
-    std::snprintf(line, sizeof line,
-                  "objective mlm: %.1f%% of the %s chosen per record (%.0f%% mask, %.0f%% random, %.0f%% kept), the "
-                  "loss over the chosen tokens of all ranks",
-                  100 * c.mlm.probability, c.mlm.whole_word ? "words (all their pieces)" : "tokens",
-                  100 * c.mlm.mask_fraction, 100 * c.mlm.random_fraction,
-                  100 * (1 - c.mlm.mask_fraction - c.mlm.random_fraction));
-    log::info(line);
-  }
+  objective_->log_start();
 }
 
 Trainer::StepStats Trainer::train_step(int64_t step) {
@@ -432,9 +379,9 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
   std::vector<double> count = {0.0};
   for (int micro = 0; micro < accum; ++micro) {
     batches.push_back(loader_->next());
-    count[0] += loss_count(batches.back());
+    count[0] += objective_->loss_count(batches.back());
   }
-  collectives_->sum(count, masker_ ? "chosen tokens of the step" : "annotated labels of the step");
+  collectives_->sum(count, std::string(objective_->targets()) + " of the step");
   const double norm = static_cast<double>(world_) / std::max(1.0, count[0]);
   s.targets = count[0];
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device_));
@@ -444,7 +391,7 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
     torch::Tensor loss;
     {
       Timeline::Scope span(comms_.timeline, "forward");
-      loss = loss_total(batch) * norm;
+      loss = objective_->loss_total(batch, config_.model.unpad, config_.train.precision, device_) * norm;
     }
     loss_sum += loss.detach();                       // stays on the device: read at log steps only
     reducer_->prepare_backward(micro + 1 == accum);  // accumulation micro-steps do not communicate
@@ -469,23 +416,6 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
   return s;
 }
 
-torch::Tensor Trainer::loss_total(const Batch& batch) {
-  torch::Tensor logits;
-  {
-    AutocastScope autocast(config_.train.precision, device_);
-    logits = masker_ ? mlm_model_->logits(batch.input_ids, batch.attention_mask, batch.mlm_positions, batch.mlm_packed,
-                                          config_.model.unpad, device_)  // [M, V]: chosen tokens only
-                     : model_->logits(batch.input_ids, batch.attention_mask, config_.model.unpad, device_);  // [B, L]
-  }
-  if (masker_) return mlm_loss_total(logits, batch.mlm_labels.to(device_, true));
-  return classification_loss_total(logits, batch.labels.to(device_, true), batch.label_mask.to(device_, true),
-                                   loss_options_);
-}
-
-double Trainer::loss_count(const Batch& batch) const {
-  return masker_ ? static_cast<double>(batch.masked) : annotated_count(batch.label_mask, config_.data.problem);
-}
-
 EvalOptions Trainer::eval_options() const {
   EvalOptions o;
   o.batch = config_.eval.micro_batch > 0 ? config_.eval.micro_batch : 2 * config_.train.micro_batch;
@@ -500,95 +430,21 @@ EvalOptions Trainer::eval_options() const {
   return o;
 }
 
-MlmEvalReport Trainer::evaluate_mlm_split() {
-  optimizer_->sync_params();
-  EvalOptions o = eval_options();
-  o.masker = masker_;
-  o.mask_seed = config_.run.seed;  // the same chosen tokens at every evaluation of the run
-  return evaluate_mlm(*mlm_model_, *valid_data_, o);
-}
-
 double Trainer::evaluate_and_record(int64_t step, const ProgressLine& progress, TrainOutcome& out) {
   const Config& c = config_;
-  json metrics;
-  char line[256];
-  double best_value = std::numeric_limits<double>::quiet_NaN();
-  if (masker_) {
-    const MlmEvalReport r = evaluate_mlm_split();
-    metrics = json::parse(r.to_json());
-    if (r.tokens > 0)
-      std::snprintf(line, sizeof line,
-                    "eval @ step %lld: masked-token loss %.4f  accuracy %.3f  perplexity %.2f  (%lld tokens)",
-                    static_cast<long long>(step), r.loss, r.accuracy, r.perplexity, static_cast<long long>(r.tokens));
-    else
-      std::snprintf(line, sizeof line,
-                    "eval @ step %lld: no score: masking chose 0 tokens of data.valid's %lld records (raise "
-                    "mlm.probability, or give data.valid more text); not a candidate for the best checkpoint",
-                    static_cast<long long>(step), static_cast<long long>(r.records));
-    if (effective_best_metric(c) == BestMetric::kLoss) best_value = r.loss;
-    out.final_mlm_eval = r;
-  } else {
-    const EvalResult r = evaluate();
-    metrics = json::parse(r.report.to_json());
-    thresholds_ = r.thresholds;
-    temperatures_ = r.temperatures;
-    for (const auto& l : r.report.labels)
-      if (rank_ == 0 && !l.calibration_skipped.empty())
-        log::warn("eval @ step " + std::to_string(step) + ": eval.calibrate: label '" + l.name +
-                  "' keeps temperature 1: " + l.calibration_skipped + " (recorded in eval.json and the model card)");
-    for (size_t l = 0; l < thresholds_.size() && rank_ == 0; ++l) {
-      const ThresholdPolicy& policy = c.eval.thresholds.for_label(c.data.labels[l]);
-      if (thresholds_[l] >= kNeverFlagThreshold && policy.kind != ThresholdPolicy::Kind::kFixed)
-        log::warn("eval @ step " + std::to_string(step) + ": label '" + c.data.labels[l] + "' will flag nothing: no " +
-                  "threshold on data.valid reaches " +
-                  (policy.kind == ThresholdPolicy::Kind::kPrecisionAt
-                       ? "eval.thresholds' precision_at target"
-                       : "precision " + text::format_double(c.eval.min_precision) + " (eval.min_precision)") +
-                  "; train longer, or lower the target");
-    }
-    std::snprintf(line, sizeof line,
-                  "eval @ step %lld: loss %.4f  macro F1 %.3f  macro ROC-AUC %.3f  macro PR-AUC %.3f  micro F1 %.3f",
-                  static_cast<long long>(step), r.report.loss, r.report.macro_f1, r.report.macro_roc_auc,
-                  r.report.macro_pr_auc, r.report.micro_f1);
-    if (!r.report.subgroups.empty()) {  // the bias figure a moderation team watches
-      const size_t used = std::strlen(line);
-      std::snprintf(line + used, sizeof line - used, "  worst subgroup AUC %.3f", r.report.worst_subgroup_auc);
-    }
-    switch (effective_best_metric(c)) {
-      case BestMetric::kLoss: best_value = r.report.loss; break;
-      case BestMetric::kMacroF1: best_value = r.report.macro_f1; break;
-      case BestMetric::kMicroF1: best_value = r.report.micro_f1; break;
-      case BestMetric::kMacroRocAuc: best_value = r.report.macro_roc_auc; break;
-      case BestMetric::kMacroPrAuc: best_value = r.report.macro_pr_auc; break;
-      case BestMetric::kAuto:
-      case BestMetric::kNone: break;
-    }
-    out.final_eval = r.report;
-  }
+  optimizer_->sync_params();
+  const TrainingObjective::Evaluation e = objective_->evaluate(step, *valid_data_, eval_options(), rank_);
+  out.final_eval = objective_->final_eval();
+  out.final_mlm_eval = objective_->final_mlm_eval();
   evaluation_ = json({{"step", step},
                       {"train_records", train_data_->size()},
                       {"data", {{"train", c.data.train}, {"valid", c.data.valid}}},
-                      {"metrics", metrics}})
+                      {"metrics", e.metrics}})
                     .dump();
-  run_dir_.append_metrics(json({{"event", "eval"}, {"step", step}, {"metrics", metrics}}).dump());
+  run_dir_.append_metrics(json({{"event", "eval"}, {"step", step}, {"metrics", e.metrics}}).dump());
   if (progress.live()) std::printf("\n");
-  log::info(line);
-  return best_value;
-}
-
-EvalResult Trainer::evaluate() {
-  optimizer_->sync_params();
-  EvalOptions o = eval_options();
-  o.labels = config_.data.labels;
-  o.problem = config_.data.problem;
-  o.loss = loss_options_;
-  // Evaluation runs in fp32 even when training autocasts to bf16: on the GPU, bf16 scores ranked
-  // worse (ROC-AUC 0.615 vs 0.730 on the same weights, docs/gpu-results.md), and thresholds tuned
-  // on bf16 scores would not fit the fp32 scores that `predict` and exported models produce.
-  o.bf16 = false;
-  o.policy = config_.eval.thresholds;
-  o.min_precision = config_.eval.min_precision;
-  return evaluate_model(*model_, *valid_data_, o);
+  log::info(e.line);
+  return e.best_value;
 }
 
 TrainOutcome Trainer::run(const RunControl& control) {
@@ -672,18 +528,12 @@ TrainOutcome Trainer::run(const RunControl& control) {
         event["steps_without_targets"] = window_empty_steps;
         if (rank_ == 0)
           log::warn("step " + std::to_string(step + 1) + ": " + std::to_string(window_empty_steps) +
-                    " step(s) since the last log line had nothing to score (" +
-                    (masker_ ? "masking chose no token: raise mlm.probability" : "no annotated label") +
+                    " step(s) since the last log line had nothing to score (" + objective_->no_targets_hint() +
                     "); their loss is left out of the logged mean");
       }
       if (scaler_.enabled()) event["loss_scale"] = scaler_.scale();
-      std::string extra;  // mlm: the training perplexity of the window besides its masked-token loss
-      if (masker_) {
-        event["perplexity"] = std::exp(mean_loss);
-        char ppl[48];
-        std::snprintf(ppl, sizeof ppl, "ppl %.2f", std::exp(mean_loss));
-        extra = ppl;
-      }
+      std::string extra;  // the objective's own figures (mlm: the window's training perplexity)
+      objective_->window_extra(mean_loss, event, extra);
       run_dir_.append_metrics(event.dump());
       progress.update(step + 1, total_steps_, mean_loss, lr, totals[3] / seconds, eta, extra);
       window_loss.zero_();
@@ -716,7 +566,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
   // ---- the end: final evaluation, tuned thresholds, the final checkpoint and model directory ----
   bool best = false;
   if (valid_data_) best = track_best(total_steps_, evaluate_and_record(total_steps_, progress, out));
-  out.thresholds = thresholds_;
+  out.thresholds = objective_->thresholds();
   out.checkpoint = save_checkpoint(total_steps_, best);
   out.model_dir = run_dir_.path("model");
   if (rank_ == 0) {

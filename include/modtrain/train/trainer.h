@@ -1,6 +1,6 @@
-// The trainer: builds the model, optimiser, schedule, loss and data from the config and runs
-// the step loop (train.objective classify: BertForClassification on the labels; mlm:
-// BertForMaskedLM on masked tokens, the same step, engine and checkpoints) (accumulation, precision, clipping,
+// The trainer: builds the data, the objective (train/objective.h: its model, loss and evaluation;
+// classify or mlm, the same step, engine and checkpoints), optimiser and schedule from the config
+// and runs the step loop (accumulation, precision, clipping,
 // non-finite handling), with logging and evaluation in fenced periodic blocks. Data-parallel through two seams: a
 // GradientReducer (the data plane: gradients) and Collectives (the control plane: flags, logged sums, scores).
 #pragma once
@@ -28,6 +28,8 @@
 #include "modtrain/train/run_dir.h"
 
 namespace modtrain {
+
+class TrainingObjective;  // train/objective.h
 
 struct TrainOutcome {
   int64_t steps = 0;           // the step the run ended at
@@ -62,11 +64,12 @@ struct TrainComms {
 class Trainer {
  public:
   Trainer(const ResolvedConfig& resolved, const Placement& placement, TrainComms comms = {});
+  ~Trainer();
   TrainOutcome run(const RunControl& control = {});
 
-  std::shared_ptr<ClassifierImpl>& model() { return model_; }        // null under train.objective mlm
-  std::shared_ptr<MaskedLMImpl>& mlm_model() { return mlm_model_; }  // null under train.objective classify
-  torch::nn::Module& network() { return *net_; }                     // whichever of the two this run trains
+  std::shared_ptr<ClassifierImpl> model() const;    // null under train.objective mlm
+  std::shared_ptr<MaskedLMImpl> mlm_model() const;  // null under train.objective classify
+  torch::nn::Module& network() { return *net_; }    // whichever of the two this run trains
   const FlatParams& flat() const { return *flat_; }
   Optimizer& optimizer() { return *optimizer_; }
   int64_t total_steps() const { return total_steps_; }
@@ -80,13 +83,7 @@ class Trainer {
     bool skipped = false;
   };
   StepStats train_step(int64_t step);
-  // The step's loss numerator for one micro batch on the device, and what it is divided by
-  // (annotated labels, or chosen tokens under mlm), counted on the host.
-  torch::Tensor loss_total(const Batch& batch);
-  double loss_count(const Batch& batch) const;
-  EvalOptions eval_options() const;  // batch, device, path and ranks: what both evaluations share
-  EvalResult evaluate();
-  MlmEvalReport evaluate_mlm_split();
+  EvalOptions eval_options() const;  // batch, device, path and ranks: what every objective's evaluation shares
   // One evaluation: metrics.jsonl, the log line, the model card's record; returns the value
   // checkpoint.best_metric tracks (NaN: none).
   double evaluate_and_record(int64_t step, const ProgressLine& progress, TrainOutcome& out);
@@ -120,22 +117,17 @@ class Trainer {
   std::shared_ptr<DistributedSampler> sampler_;
   std::unique_ptr<Loader> loader_;
   BertConfig bert_config_;
-  std::shared_ptr<ClassifierImpl> model_;      // train.objective classify (model/model.h)
-  std::shared_ptr<MaskedLMImpl> mlm_model_;    // train.objective mlm
-  torch::nn::Module* net_ = nullptr;           // the one of the two this run trains
-  std::shared_ptr<const TokenMasker> masker_;  // mlm: what the loader and evaluation mask
-  std::unique_ptr<FlatParams> flat_;           // parameters and gradients in buckets (before the reducer and optimiser)
+  std::unique_ptr<TrainingObjective> objective_;  // train.objective: model, loss, evaluation (train/objective.h)
+  torch::nn::Module* net_ = nullptr;              // the objective's model
+  std::unique_ptr<FlatParams> flat_;  // parameters and gradients in buckets (before the reducer and optimiser)
   std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<Optimizer> optimizer_;
-  LossOptions loss_options_;
   LossScaler scaler_;
   RunDir run_dir_;
   Checkpoints checkpoints_;
-  TrainerState state_;                // what checkpoints record (best metric, skipped steps, ...)
-  std::vector<double> thresholds_;    // from the latest evaluation (0.5 before any)
-  std::vector<double> temperatures_;  // likewise (eval.calibrate; 1 before any)
-  std::string stop_reason_;           // why agree_on_requests() asked to stop
-  std::string evaluation_;            // the latest evaluation for the model card (ModelMeta::evaluation)
+  TrainerState state_;       // what checkpoints record (best metric, skipped steps, ...)
+  std::string stop_reason_;  // why agree_on_requests() asked to stop
+  std::string evaluation_;   // the latest evaluation for the model card (ModelMeta::evaluation)
   int64_t total_steps_ = 0;
 };
 
