@@ -36,7 +36,7 @@ void label_counts(const PreparedDataset& data, std::vector<uint64_t>& positives,
 class ClassifyObjective : public TrainingObjective {
  public:
   ClassifyObjective(const Config& c, const BertConfig& model, const PreparedDataset& train, const torch::Device& device)
-      : config_(c), model_(make_classifier(model)) {
+      : TrainingObjective(c.data.labels.size(), c.eval.calibrate), config_(c), model_(make_classifier(model)) {
     loss_.problem = c.data.problem;
     loss_.label_smoothing = c.train.label_smoothing;
     if (c.data.problem == Problem::kMultiLabel && c.train.pos_weight.kind != PosWeight::Kind::kNone) {
@@ -48,8 +48,6 @@ class ClassifyObjective : public TrainingObjective {
       }
       loss_.pos_weight = torch::tensor(weights, torch::kFloat32).to(device);
     }
-    thresholds_.assign(c.data.labels.size(), 0.5);
-    temperatures_.assign(c.data.labels.size(), 1.0);
   }
 
   torch::nn::Module& network() override { return *model_; }
@@ -136,11 +134,6 @@ class ClassifyObjective : public TrainingObjective {
   }
   EvalReport final_eval() const override { return last_; }
 
-  void describe(ModelMeta& m) const override {
-    m.thresholds = thresholds_;
-    if (config_.eval.calibrate) m.temperatures = temperatures_;
-  }
-
  private:
   const Config& config_;
   std::shared_ptr<ClassifierImpl> model_;
@@ -152,14 +145,12 @@ class ClassifyObjective : public TrainingObjective {
 class MaskedLMObjective : public TrainingObjective {
  public:
   MaskedLMObjective(const Config& c, const BertConfig& model, const Tokenizer& tokenizer)
-      : config_(c),
+      : TrainingObjective(c.data.labels.size(), c.eval.calibrate),  // labels may be listed under mlm too
+        config_(c),
         model_(make_masked_lm(model)),
         // needs the tokenizer's mask token (an error line says so when it has none)
         masker_(std::make_shared<TokenMasker>(tokenizer, MaskingOptions{c.mlm.probability, c.mlm.mask_fraction,
-                                                                        c.mlm.random_fraction, c.mlm.whole_word})) {
-    thresholds_.assign(c.data.labels.size(), 0.5);  // as recorded before the seam (labels may be listed)
-    temperatures_.assign(c.data.labels.size(), 1.0);
-  }
+                                                                        c.mlm.random_fraction, c.mlm.whole_word})) {}
 
   torch::nn::Module& network() override { return *model_; }
   std::shared_ptr<MaskedLMImpl> masked_lm() const override { return model_; }
@@ -222,11 +213,6 @@ class MaskedLMObjective : public TrainingObjective {
     return e;
   }
   MlmEvalReport final_mlm_eval() const override { return last_; }
-
-  void describe(ModelMeta& m) const override {
-    m.thresholds = thresholds_;
-    if (config_.eval.calibrate) m.temperatures = temperatures_;
-  }
 
  private:
   const Config& config_;

@@ -63,13 +63,20 @@ class TrainingObjective {
   virtual Evaluation evaluate(int64_t step, const PreparedDataset& valid, EvalOptions shared, int rank) = 0;
   virtual EvalReport final_eval() const { return {}; }
   virtual MlmEvalReport final_mlm_eval() const { return {}; }
-  // What the model directory records of the objective (thresholds, temperatures).
-  virtual void describe(ModelMeta& meta) const = 0;
+  // What the model directory records of the objective: the thresholds, and the temperatures
+  // under eval.calibrate.
+  virtual void describe(ModelMeta& meta) const {
+    meta.thresholds = thresholds_;
+    if (calibrate_) meta.temperatures = temperatures_;
+  }
   const std::vector<double>& thresholds() const { return thresholds_; }
 
  protected:
+  TrainingObjective(size_t labels, bool calibrate)
+      : thresholds_(labels, 0.5), temperatures_(labels, 1.0), calibrate_(calibrate) {}
   std::vector<double> thresholds_;    // per label, from the latest evaluation (0.5 before any)
   std::vector<double> temperatures_;  // likewise (eval.calibrate; 1 before any)
+  bool calibrate_ = false;
 };
 
 // train.objective's objective for this config and model, on `device`. `train` is the training
