@@ -340,4 +340,103 @@ bool ByteLevelBpeTokenizer::encode(std::string_view text, std::vector<int32_t>& 
   return hf::finish(template_, content, max_len, out);
 }
 
+namespace {
+
+using ordered = nlohmann::ordered_json;
+
+// RoBERTa's tokenizer.json from its slow files (as transformers' RobertaConverter writes it).
+std::string roberta_tokenizer_json(const std::string& vocab_json, const std::string& merges_txt, const Tokenizer& t) {
+  ordered vocab;
+  try {
+    vocab = ordered::parse(io::read_file(vocab_json));
+  } catch (const ordered::exception& e) {
+    throw UserError(vocab_json + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+  ordered merges = ordered::array();
+  std::istringstream in(io::read_file(merges_txt));
+  std::string line;
+  for (size_t n = 1; std::getline(in, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (n == 1 && line.rfind("#version", 0) == 0)) continue;
+    merges.push_back(line);
+  }
+  const SpecialIds& s = t.special_ids();
+  ordered added = ordered::array();
+  for (int32_t id : {s.cls, s.pad, s.sep, s.unk})
+    if (id >= 0) added.push_back(hf::added_token_json(t.token(id), id, false));
+  if (s.mask >= 0)
+    added.push_back(hf::added_token_json(t.token(s.mask), s.mask, true));  // <mask> takes the space before it
+  ordered byte_level = {
+      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  ordered spec = {{"version", "1.0"},
+                  {"truncation", nullptr},
+                  {"padding", nullptr},
+                  {"added_tokens", added},
+                  {"normalizer", nullptr},
+                  {"pre_tokenizer", byte_level},
+                  {"post_processor",
+                   {{"type", "RobertaProcessing"},
+                    {"sep", {t.token(s.sep), s.sep}},
+                    {"cls", {t.token(s.cls), s.cls}},
+                    {"trim_offsets", true},
+                    {"add_prefix_space", false}}},
+                  {"decoder", byte_level},
+                  {"model",
+                   {{"type", "BPE"},
+                    {"dropout", nullptr},
+                    {"unk_token", nullptr},
+                    {"continuing_subword_prefix", ""},
+                    {"end_of_word_suffix", ""},
+                    {"fuse_unk", false},
+                    {"byte_fallback", false},
+                    {"vocab", vocab},
+                    {"merges", merges}}}};
+  return spec.dump(2) + "\n";
+}
+
+// RoBERTa's slow files (vocab.json, merges.txt) from a BPE tokenizer.json's model.
+std::pair<std::string, std::string> bpe_slow_files(const std::string& tokenizer_json) {
+  const ordered j = ordered::parse(io::read_file(tokenizer_json));
+  const ordered& model = j.at("model");
+  std::string merges = "#version: 0.2\n";
+  for (const auto& m : model.at("merges"))
+    merges +=
+        (m.is_array() ? m.at(0).get<std::string>() + " " + m.at(1).get<std::string>() : m.get<std::string>()) + "\n";
+  return {model.at("vocab").dump() + "\n", merges};
+}
+
+}  // namespace
+
+bool ByteLevelBpeTokenizer::continues_word(int32_t id) const {
+  return !hf::is_special(specials_, id) && tokens_.at(static_cast<size_t>(id)).rfind("\xC4\xA0", 0) != 0;
+}
+
+HfTokenizerLayout ByteLevelBpeTokenizer::hugging_face(const TokenizerFiles& files, int /*max_len*/) const {
+  HfTokenizerLayout out;
+  const auto& defining = files.defining;
+  if (defining.front().first == "vocab.json") {
+    out.files.emplace_back("tokenizer.json", roberta_tokenizer_json(defining[0].second, defining[1].second, *this));
+  } else {
+    const bool has_slow = std::any_of(files.companions.begin(), files.companions.end(),
+                                      [](const auto& f) { return f.first == "merges.txt"; });
+    if (!has_slow) {
+      try {
+        auto [vocab, merges] = bpe_slow_files(defining.front().second);
+        out.files.emplace_back("vocab.json", std::move(vocab));
+        out.files.emplace_back("merges.txt", std::move(merges));
+      } catch (const ordered::exception& e) {
+        throw UserError(defining.front().second + ": malformed BPE model (" + std::string(e.what()) + ")");
+      }
+    }
+  }
+  out.config_json = ordered{
+      {"tokenizer_class", "RobertaTokenizer"},
+      {"add_prefix_space", false},
+      {"trim_offsets", true},
+      {"errors",
+       "replace"}}.dump();
+  out.special_tokens = hf_special_tokens(specials_, true);
+  return out;
+}
+
 }  // namespace modtrain

@@ -143,4 +143,9 @@ bool finish(const Template& t, std::vector<int32_t>& content, size_t max_len, st
   return truncated;
 }
 
+nlohmann::ordered_json added_token_json(const std::string& content, int32_t id, bool lstrip) {
+  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", lstrip},
+          {"rstrip", false}, {"normalized", false}, {"special", true}};
+}
+
 }  // namespace modtrain::hf

@@ -27,6 +27,11 @@ nlohmann::json parse_file(const std::string& path, const std::string& what);
 // What is left: null, the one remaining normalizer, or a Sequence of the rest.
 nlohmann::json without_tweet_steps(const nlohmann::json& normalizer);
 [[noreturn]] void fail(const std::string& path, const std::string& what);
+// One entry of a tokenizer.json's added_tokens as an export writes it (a special token).
+nlohmann::ordered_json added_token_json(const std::string& content, int32_t id, bool lstrip);
+inline bool is_special(const SpecialIds& s, int32_t id) {
+  return id == s.pad || id == s.unk || id == s.cls || id == s.sep || id == s.mask;
+}
 size_t trailing_space_start(std::string_view s);  // where the trailing White_Space begins
 size_t leading_space_end(std::string_view s);     // where the leading White_Space ends
 

@@ -19,19 +19,11 @@ TokenMasker::TokenMasker(const Tokenizer& tokenizer, MaskingOptions options)
   special_.assign(static_cast<size_t>(vocab_), 0);
   for (int32_t id : {s.pad, s.unk, s.cls, s.sep, s.mask})
     if (id >= 0 && id < vocab_) special_[static_cast<size_t>(id)] = 1;
-  // Word marks by family: WordPiece marks continuations ("##"), SentencePiece and byte-level BPE
-  // mark word starts ("▁" U+2581, "Ġ" U+0120: a space before the word).
-  const std::string type = tokenizer.type();
+  // Which pieces continue a word: the tokenizer's family knows its word marks.
   continues_.assign(static_cast<size_t>(vocab_), 0);
-  for (int64_t id = 0; id < vocab_; ++id) {
-    if (special_[static_cast<size_t>(id)]) continue;
-    const std::string token = tokenizer.token(static_cast<int32_t>(id));
-    bool continues = false;
-    if (type == "wordpiece") continues = token.rfind("##", 0) == 0;
-    else if (type == "unigram") continues = token.rfind("\xE2\x96\x81", 0) != 0;
-    else if (type == "bpe") continues = token.rfind("\xC4\xA0", 0) != 0;
-    continues_[static_cast<size_t>(id)] = continues;
-  }
+  for (int64_t id = 0; id < vocab_; ++id)
+    if (!special_[static_cast<size_t>(id)])
+      continues_[static_cast<size_t>(id)] = tokenizer.continues_word(static_cast<int32_t>(id));
 }
 
 int64_t TokenMasker::mask(int64_t* ids, int64_t* targets, int64_t n, uint64_t seed, int64_t step,

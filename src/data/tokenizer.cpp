@@ -124,6 +124,16 @@ void copy_tokenizer_files(const TokenizerFiles& files, const std::string& dir) {
   for (const auto& [name, bytes] : contents) io::write_file_atomic((fs::path(dir) / name).string(), bytes);
 }
 
+std::vector<std::pair<std::string, int32_t>> hf_special_tokens(const SpecialIds& ids, bool bos_eos) {
+  std::vector<std::pair<std::string, int32_t>> out;
+  if (bos_eos) out = {{"bos_token", ids.cls}, {"eos_token", ids.sep}};
+  for (auto [role, id] :
+       {std::pair{"unk_token", ids.unk}, std::pair{"sep_token", ids.sep}, std::pair{"pad_token", ids.pad},
+        std::pair{"cls_token", ids.cls}, std::pair{"mask_token", ids.mask}})
+    out.emplace_back(role, id);
+  return out;
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path, bool lowercase) {
   const TokenizerFiles files = find_tokenizer_files(path);
   const auto& [name, file] = files.defining.front();

@@ -523,4 +523,17 @@ bool UnigramTokenizer::encode(std::string_view text, std::vector<int32_t>& out, 
   return hf::finish(template_, content, max_len, out);
 }
 
+bool UnigramTokenizer::continues_word(int32_t id) const {
+  return !hf::is_special(specials_, id) && pieces_.at(static_cast<size_t>(id)).rfind(replacement_, 0) != 0;
+}
+
+HfTokenizerLayout UnigramTokenizer::hugging_face(const TokenizerFiles& files, int /*max_len*/) const {
+  HfTokenizerLayout out;
+  if (files.defining.front().first == "sentencepiece.bpe.model")
+    out.files.emplace_back("tokenizer.json", sentencepiece_to_tokenizer_json(files.defining.front().second));
+  out.config_json = nlohmann::ordered_json{{"tokenizer_class", "XLMRobertaTokenizer"}}.dump();
+  out.special_tokens = hf_special_tokens(specials_, true);
+  return out;
+}
+
 }  // namespace modtrain

@@ -281,6 +281,69 @@ void WordPieceTokenizer::encode_words(std::string_view text, std::vector<int32_t
       });
 }
 
+std::string wordpiece_tokenizer_json(const Vocab& vocab, bool lowercase, int max_len) {
+  using ordered = nlohmann::ordered_json;
+  ordered vocab_map = ordered::object();
+  for (size_t i = 0; i < vocab.size(); ++i) vocab_map[vocab.token(static_cast<int32_t>(i))] = i;
+  ordered added = ordered::array();
+  for (const char* special : kSpecialTokens) {
+    int32_t id = vocab.id_of(special);
+    if (id >= 0) added.push_back(hf::added_token_json(special, id, false));
+  }
+  auto special = [&](const char* t) { return ordered{{"id", t}, {"ids", {vocab.id_of(t)}}, {"tokens", {t}}}; };
+  ordered spec = {
+      {"version", "1.0"},
+      {"truncation", {{"direction", "Right"}, {"max_length", max_len}, {"strategy", "LongestFirst"}, {"stride", 0}}},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer",
+       {{"type", "BertNormalizer"},
+        {"clean_text", true},
+        {"handle_chinese_chars", true},
+        {"strip_accents", nullptr},
+        {"lowercase", lowercase}}},
+      {"pre_tokenizer", {{"type", "BertPreTokenizer"}}},
+      {"post_processor",
+       {{"type", "TemplateProcessing"},
+        {"single",
+         {{{"SpecialToken", {{"id", "[CLS]"}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+          {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 0}}}}}},
+        {"pair",
+         {{{"SpecialToken", {{"id", "[CLS]"}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+          {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "B"}, {"type_id", 1}}}},
+          {{"SpecialToken", {{"id", "[SEP]"}, {"type_id", 1}}}}}},
+        {"special_tokens", {{"[CLS]", special("[CLS]")}, {"[SEP]", special("[SEP]")}}}}},
+      {"decoder", {{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", true}}},
+      {"model",
+       {{"type", "WordPiece"},
+        {"unk_token", "[UNK]"},
+        {"continuing_subword_prefix", "##"},
+        {"max_input_chars_per_word", 100},
+        {"vocab", vocab_map}}}};
+  return spec.dump(2) + "\n";
+}
+
+bool WordPieceTokenizer::continues_word(int32_t id) const {
+  return !hf::is_special(specials_, id) && vocab_->token(id).rfind("##", 0) == 0;
+}
+
+HfTokenizerLayout WordPieceTokenizer::hugging_face(const TokenizerFiles& files, int max_len) const {
+  HfTokenizerLayout out;
+  if (files.defining.front().first != "tokenizer.json")
+    out.files.emplace_back("tokenizer.json", wordpiece_tokenizer_json(*vocab_, options_.lowercase, max_len));
+  out.config_json = nlohmann::ordered_json{
+      {"tokenizer_class", "BertTokenizer"},
+      {"do_lower_case", options_.lowercase},
+      {"strip_accents", nullptr},
+      {"tokenize_chinese_chars",
+       true}}.dump();
+  out.special_tokens = hf_special_tokens(specials_, false);
+  return out;
+}
+
 std::vector<std::string> WordPieceTokenizer::words(std::string_view text) const {
   std::vector<std::string> result;
   std::string scratch;

@@ -1,5 +1,7 @@
 // Masked language modelling: the masking (rates, what is never masked, whole words, determinism)
 // and the masked-LM heads of each family against the float64 NumPy reference.
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -116,6 +118,93 @@ TEST_CASE("masking: whole-word masking chooses all pieces of a word together", "
     }
     CAPTURE(words, multi_piece);
     CHECK(multi_piece > 100);  // the check saw words of several pieces
+  }
+}
+
+TEST_CASE("each tokenizer family marks word starts: one per space-separated word of plain letters", "[mlm][masking]") {
+  // The word marks (WordPiece "##", byte-level BPE "\u0120", SentencePiece "\u2581") behind whole-word
+  // masking, checked against the text itself: a sentence of lowercase ASCII words and single spaces
+  // has exactly one word start per word.
+  for (const char* family : {"wordpiece", "bpe", "unigram"}) {
+    INFO(family);
+    const auto t = tokenizer_of(family);
+    int64_t sentences = 0, multi_piece = 0;
+    for (const std::string& text : test::read_jsonl<std::string>("cases.jsonl")) {
+      std::string words = text;
+      for (char& c : words) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (words.empty() || words.front() == ' ' || words.back() == ' ' || words.find("  ") != std::string::npos ||
+          words.find_first_not_of("abcdefghijklmnopqrstuvwxyz ") != std::string::npos)
+        continue;
+      std::vector<int32_t> ids;
+      t->encode(words, ids, 0);
+      const int64_t expected = 1 + std::count(words.begin(), words.end(), ' ');
+      int64_t starts = 0, pieces = 0;
+      bool after_special = true;  // the text's first piece starts a word whatever its mark (BPE: no space before it)
+      for (int32_t id : ids) {
+        if (id == t->special_ids().cls || id == t->special_ids().sep) {
+          after_special = true;
+          continue;
+        }
+        ++pieces;
+        starts += after_special || !t->continues_word(id);
+        after_special = false;
+      }
+      CAPTURE(words);
+      REQUIRE(starts == expected);
+      ++sentences;
+      multi_piece += pieces > expected;
+    }
+    CAPTURE(sentences, multi_piece);
+    CHECK(sentences >= 20);
+    CHECK(multi_piece >= 5);  // some words were split into several pieces
+    for (int32_t id : {t->special_ids().cls, t->special_ids().sep, t->special_ids().pad, t->special_ids().mask})
+      CHECK_FALSE(t->continues_word(id));
+  }
+}
+
+TEST_CASE("each tokenizer family says its Hugging Face layout: the files it adds, its class, its special tokens",
+          "[mlm][export]") {
+  struct Case {
+    std::string path, family, added, tokenizer_class;
+    size_t specials;
+  };
+  test::TempDir dir;  // a fast BPE tokenizer without its slow files
+  fs::copy_file(test::kTokenizerData + "bpe/tokenizer.json", dir.file("tokenizer.json"));
+  const std::vector<Case> cases = {
+      {test::kTokenizerData + "vocab-uncased.txt", "wordpiece", "tokenizer.json", "BertTokenizer", 5},
+      {test::kTokenizerData + "bpe/vocab.json", "bpe", "tokenizer.json", "RobertaTokenizer", 7},
+      {dir.path.string(), "bpe", "vocab.json merges.txt", "RobertaTokenizer", 7},
+      {test::kTokenizerData + "unigram/sentencepiece.bpe.model", "unigram", "tokenizer.json", "XLMRobertaTokenizer", 7},
+      {test::kTokenizerData + "unigram/tokenizer.json", "unigram", "", "XLMRobertaTokenizer", 7},
+  };
+  for (const Case& c : cases) {
+    INFO(c.path);
+    const auto t = load_tokenizer(c.path, true);
+    REQUIRE(t->type() == c.family);
+    const HfTokenizerLayout layout = t->hugging_face(find_tokenizer_files(c.path), 64);
+    std::string added;
+    for (const auto& [name, contents] : layout.files) {
+      added += (added.empty() ? "" : " ") + name;
+      CHECK(contents.size() > 1000);
+      if (name == "tokenizer.json") {  // the written fast tokenizer loads and encodes as the original does
+        const std::string written = dir.write("written-" + c.family + ".json", contents);
+        const auto again = load_tokenizer(written, true);
+        std::vector<int32_t> a, b;
+        for (const std::string& text :
+             {std::string("Hello world, this is a test!"), std::string("caf\xC3\xA9 #tag @user")}) {
+          t->encode(text, a, 64);
+          again->encode(text, b, 64);
+          CHECK(a == b);
+        }
+      }
+    }
+    CHECK(added == c.added);
+    CHECK(nlohmann::json::parse(layout.config_json).at("tokenizer_class") == c.tokenizer_class);
+    CHECK(layout.special_tokens.size() == c.specials);
+    for (const auto& [role, id] : layout.special_tokens) {
+      INFO(role);
+      CHECK(id >= 0);
+    }
   }
 }
 

@@ -14,6 +14,7 @@
 #include "catch_torch.h"
 #include "modtrain/data/tokenizer.h"
 #include "modtrain/data/tweet_normalizer.h"
+#include "modtrain/data/wordpiece.h"
 #include "modtrain/io/files.h"
 #include "modtrain/modelio/hf_export.h"
 #include "test_util.h"
@@ -29,7 +30,8 @@ constexpr int kMaxLen = 64;
 // The exported tokenizer.json of each family, from the same base files as the parity tests use.
 std::string exported(const std::string& family) {
   if (family == "wordpiece")
-    return with_tweet_normalizer(tokenizer_json(test::kTokenizerData + "vocab-uncased.txt", true, kMaxLen));
+    return with_tweet_normalizer(
+        wordpiece_tokenizer_json(Vocab::load(test::kTokenizerData + "vocab-uncased.txt"), true, kMaxLen));
   return with_tweet_normalizer(io::read_file(test::kTokenizerData + family + "/tokenizer.json"));
 }
 
@@ -71,7 +73,8 @@ TEST_CASE("serving parity: HF tokenizers on the exported tokenizer.json gives th
 
 TEST_CASE("export: the tweet steps go in front of the family's normalizer once, and modtrain reads them back",
           "[serving]") {
-  const std::string once = with_tweet_normalizer(tokenizer_json(test::kTokenizerData + "vocab-uncased.txt", true, 64));
+  const std::string once = with_tweet_normalizer(
+      wordpiece_tokenizer_json(Vocab::load(test::kTokenizerData + "vocab-uncased.txt"), true, 64));
   CHECK(with_tweet_normalizer(once) == once);  // a re-export keeps one copy
   const nlohmann::json j = nlohmann::json::parse(once);
   const nlohmann::json& steps = j.at("normalizer").at("normalizers");

@@ -38,6 +38,8 @@ class ByteLevelBpeTokenizer final : public Tokenizer {
   const SpecialIds& special_ids() const override { return specials_; }
   std::string token(int32_t id) const override { return tokens_.at(static_cast<size_t>(id)); }
   std::string type() const override { return "bpe"; }
+  bool continues_word(int32_t id) const override;
+  HfTokenizerLayout hugging_face(const TokenizerFiles& files, int max_len) const override;
 
   // GPT-2's pre-tokenizer split of `text` (no byte mapping), for tests.
   static std::vector<std::string> split(std::string_view text);

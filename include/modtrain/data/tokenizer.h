@@ -35,6 +35,20 @@ struct Template {  // the post-processor's special tokens before and after a sin
 };
 }  // namespace hf
 
+struct TokenizerFiles;
+
+// A tokenizer as Hugging Face's transformers and tokenizers lay it out (what `modtrain export`
+// writes beside the model): each family says it, so the export never switches on the family.
+struct HfTokenizerLayout {
+  // Files to write besides the tokenizer's own (name, contents): the fast tokenizer.json when no
+  // tokenizer.json defines the tokenizer; the slow tokenizer's files when transformers' slow class
+  // needs them and they are missing.
+  std::vector<std::pair<std::string, std::string>> files;
+  std::string config_json;  // tokenizer_config.json's family keys (a JSON object: tokenizer_class, ...)
+  // special_tokens_map.json in its order: the role (bos_token, unk_token, ...) and the id (-1: null).
+  std::vector<std::pair<std::string, int32_t>> special_tokens;
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
@@ -46,7 +60,19 @@ class Tokenizer {
   virtual const SpecialIds& special_ids() const = 0;
   virtual std::string token(int32_t id) const = 0;  // the vocabulary entry (for `modtrain tokenize`)
   virtual std::string type() const = 0;             // "wordpiece", "bpe", "unigram"
+  // True when `id` is a piece inside a word, not its first (whole-word masking): WordPiece marks
+  // continuations ("##"), byte-level BPE and SentencePiece mark word starts ("\u0120", "\u2581").
+  // False for special tokens. A text's first piece may lack its family's word-start mark (byte-level
+  // BPE without a prefix space): callers take a piece after a special token as a word start.
+  virtual bool continues_word(int32_t id) const = 0;
+  // The Hugging Face layout of this tokenizer, loaded from `files` (find_tokenizer_files), for a
+  // model of `max_len` tokens.
+  virtual HfTokenizerLayout hugging_face(const TokenizerFiles& files, int max_len) const = 0;
 };
+
+// special_tokens_map.json's roles for `ids`: unk, sep, pad, cls and mask, after bos (= cls) and
+// eos (= sep) when `bos_eos` (RoBERTa and XLM-R name their sequence tokens twice).
+std::vector<std::pair<std::string, int32_t>> hf_special_tokens(const SpecialIds& ids, bool bos_eos);
 
 // A tokenizer from a model directory or a tokenizer file. A directory: tokenizer.json (the family
 // by its model.type: WordPiece, BPE, Unigram), else vocab.json + merges.txt (byte-level BPE), else

@@ -40,6 +40,8 @@ class UnigramTokenizer final : public Tokenizer {
   const SpecialIds& special_ids() const override { return specials_; }
   std::string token(int32_t id) const override { return pieces_.at(static_cast<size_t>(id)); }
   std::string type() const override { return "unigram"; }
+  bool continues_word(int32_t id) const override;
+  HfTokenizerLayout hugging_face(const TokenizerFiles& files, int max_len) const override;
 
   std::string normalize(std::string_view text) const;  // the normalizer sequence alone (tests)
 

@@ -58,6 +58,10 @@ struct WordPieceOptions {
   size_t max_input_chars_per_word = 100;  // longer words become [UNK], as in BERT
 };
 
+// BERT's tokenizer.json for a vocabulary (as transformers' BertConverter writes it), truncating at
+// `max_len`: what an export writes when the model has only a vocab.txt.
+std::string wordpiece_tokenizer_json(const Vocab& vocab, bool lowercase, int max_len);
+
 class WordPieceTokenizer final : public Tokenizer {
  public:
   WordPieceTokenizer(std::shared_ptr<const Vocab> vocab, WordPieceOptions options = {});
@@ -72,6 +76,8 @@ class WordPieceTokenizer final : public Tokenizer {
   const SpecialIds& special_ids() const override { return specials_; }
   std::string token(int32_t id) const override { return vocab_->token(id); }
   std::string type() const override { return "wordpiece"; }
+  bool continues_word(int32_t id) const override;
+  HfTokenizerLayout hugging_face(const TokenizerFiles& files, int max_len) const override;
 
   // The BERT pre-tokenized, normalized words of `text` (for tests and vocabulary training).
   std::vector<std::string> words(std::string_view text) const;

@@ -1,11 +1,9 @@
 // Export of a trained model directory in the layout Hugging Face transformers
 // (AutoModelForSequenceClassification + AutoTokenizer) and text-embeddings-inference load, for
 // each family: config.json (model_type, architectures), model.safetensors, the tokenizer's own
-// files, tokenizer.json (written from vocab.txt, vocab.json + merges.txt or
-// sentencepiece.bpe.model when the model has none), RoBERTa's vocab.json + merges.txt (written
-// from a BPE tokenizer.json when absent), tokenizer_config.json (BertTokenizer, RobertaTokenizer or
-// XLMRobertaTokenizer by tokenizer type, the special tokens from the tokenizer),
-// special_tokens_map.json, thresholds.json and a README.md model card.
+// files and what its Hugging Face layout adds (Tokenizer::hugging_face: tokenizer.json when the
+// model has none, RoBERTa's slow vocab.json + merges.txt, tokenizer_config.json's class and
+// special_tokens_map.json), thresholds.json and a README.md model card (modelio/model_card.h).
 #pragma once
 
 #include <string>
@@ -22,8 +20,5 @@ void export_huggingface(const std::string& model_dir, const std::string& out_dir
 // A tokenizer.json (its text) with the tweet normalisation in front of its normalizer, as an
 // export of a model trained with tokenizer.normalize_tweets writes it; unchanged when it has it.
 std::string with_tweet_normalizer(const std::string& tokenizer_json_text);
-
-// The tokenizer.json for a vocabulary and tokenizer settings (exposed for tests).
-std::string tokenizer_json(const std::string& vocab_path, bool lowercase, int max_len);
 
 }  // namespace modtrain
