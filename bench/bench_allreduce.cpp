@@ -1,6 +1,6 @@
 // All-reduce bandwidth of the communicator over message sizes, with the nccl-tests definitions:
 // algbw = bytes / time, busbw = algbw x 2(n-1)/n (what each link carries in a ring all-reduce).
-// Also the launch latency of a 4-byte all-reduce (issue 19: what one collective launch costs the
+// Also the launch latency of a 4-byte all-reduce (what one collective launch costs the
 // backward pass): launch = all_reduce_async() until it returns, round trip = launch to wait() done,
 // medians and 99th percentiles over 2,000 calls.
 // Run under mpiexec: mpiexec -np 2 modtrain_bench_allreduce [--backend mpi|nccl] [--out FILE]

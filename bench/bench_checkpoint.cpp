@@ -33,8 +33,7 @@ int main(int argc, char** argv) {
   if (preset == "tiny") c.hidden = 128, c.layers = 2, c.heads = 2, c.intermediate = 512;
   torch::manual_seed(0);
   BertForClassification model(c);
-  NamedParameters named;
-  for (const auto& p : model->named_parameters()) named.emplace_back(p.key(), p.value());
+  const NamedParameters named = named_parameters(*model);
   FlatOptions flat_options;
   flat_options.no_decay = no_weight_decay(*model);
   FlatParams flat(named, flat_options);

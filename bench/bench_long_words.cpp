@@ -1,4 +1,4 @@
-// Long-word benchmark (issue 35): seconds to encode one word without spaces of 1 KB to 4 MB with
+// Long-word benchmark: seconds to encode one word without spaces of 1 KB to 4 MB with
 // each tokenizer family (byte-level BPE, Unigram, WordPiece), on one thread. A post of a megabyte
 // with no spaces is one pre-token, so a merge loop that rescans the word per merge is quadratic:
 // it took 26 s at 80 KB. Linear-ish means the time per byte stays flat as the word grows; the

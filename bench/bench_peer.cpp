@@ -25,10 +25,10 @@
 #include <memory>
 
 #include "bench_common.h"
+#include "modtrain/dist/bucketed_reducer.h"
 #include "modtrain/dist/collectives.h"
 #include "modtrain/dist/communicator.h"
 #include "modtrain/dist/device.h"
-#include "modtrain/dist/grad_reducer.h"
 #include "modtrain/model/bert.h"
 #include "modtrain/model/model.h"
 #include "modtrain/train/loss.h"
@@ -85,14 +85,13 @@ int main(int argc, char** argv) {
     comm = make_mpi_communicator(world, {120.0, nullptr});
     collectives = make_mpi_collectives(world, 120.0);
   }
-  NamedParameters params;
-  for (const auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
+  NamedParameters params = named_parameters(*model);
   FlatOptions flat_options;
   if (zero == 1) flat_options.zero = true, flat_options.shards = world.size(), flat_options.rank = world.rank();
   flat_options.no_decay = no_weight_decay(*model);
   FlatParams flat(params, flat_options);
   std::unique_ptr<GradientReducer> reducer;
-  if (comm) reducer = std::make_unique<GradReducer>(flat, *comm, *collectives);
+  if (comm) reducer = std::make_unique<BucketedReducer>(flat, *comm, *collectives);
   else reducer = std::make_unique<LocalReducer>(flat);
   std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<torch::optim::AdamW> per_tensor;

@@ -79,8 +79,7 @@ int main(int argc, char** argv) {
     module = mlm_model.ptr();
   }
   module->to(device);
-  NamedParameters named;
-  for (const auto& p : module->named_parameters()) named.emplace_back(p.key(), p.value());
+  const NamedParameters named = named_parameters(*module);
   FlatOptions flat_options;
   flat_options.no_decay = no_weight_decay(*module);
   FlatParams flat(named, flat_options);

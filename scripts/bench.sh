@@ -23,7 +23,7 @@ scripts/bench_peer.sh
 scripts/bench_optimizer.sh
 scripts/bench_unpad.sh          # padded vs model.unpad real tokens/s -> bench/results/unpad.json
 scripts/bench_tokenizer_peer.sh # tokenizers vs Hugging Face tokenizers -> bench/results/tokenizer-peer.json
-# The classical baseline on the quickstart's split (issue 32): TF-IDF + logistic regression, and the
+# The classical baseline on the quickstart's split: TF-IDF + logistic regression, and the
 # task's ceiling (the Bayes-optimal scores data synth writes).
 build/modtrain data synth --out runs/bench-synth --train 100000 --valid 5000 --train-shards 4 --force > /dev/null
 /usr/bin/python3 bench/peer/tfidf_baseline.py --train 'runs/bench-synth/train-*.jsonl' \

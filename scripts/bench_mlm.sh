@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The trainer's masked-LM step against its classification step (issue 16): real tokens per second
+# The trainer's masked-LM step against its classification step: real tokens per second
 # that `modtrain train` logs for train.objective classify and mlm on the same records, model and
 # batch (configs/tiny.yaml, the realistic synthetic lengths, 2 ranks x 1 thread, vocabulary 8,000),
 # the two objectives alternating, after the first logging window (warm-up). The masked-LM head and

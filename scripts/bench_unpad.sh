@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Padding-free training (model.unpad, issue 14): real (non-pad) tokens per second of `modtrain
+# Padding-free training (model.unpad; docs/performance.md): real (non-pad) tokens per second of `modtrain
 # train` padded vs unpadded on the same records (the realistic synthetic lengths of `data synth`),
 # at data.max_len 64 and 128, tiny and BERT-base-sized, CPU, 1 and 2 ranks, one thread per rank,
 # the two paths alternating, with the padding fraction of the padded batches (`data stats`).

@@ -84,7 +84,7 @@ echo "nightly: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null) on $(nproc) 
 run_all() {
   stage version "$mt" --version || return
   # The quickstart's data: the context task, realistic lengths (what the floors and the throughput
-  # ratio in bench/baseline/nightly.json were measured on since issue 32).
+  # ratio in bench/baseline/nightly.json were measured on since the context task became the default).
   stage synth "$mt" data synth --out "$work/data" --train 100000 --valid 5000 --train-shards 4 || return
   stage tokenizer "$mt" tokenizer train --input "$work/data/train-*.jsonl" --vocab-size 4000 --out "$work/vocab.txt" || return
   stage prepare "$mt" data prepare "${cfg[@]}" || return

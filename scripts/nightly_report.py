@@ -127,7 +127,7 @@ def main():
             check("quality_macro_" + metric, value is not None and value >= floor, "%.4f" % (value or float("nan")),
                   ">= %.4f" % floor, "final evaluation on %d validation records" % ev["records"])
 
-    # ---- against the bag-of-words baseline and the task's ceiling (issue 32) ----
+    # ---- against the bag-of-words baseline and the task's ceiling ----
     base_path, ceil_path = os.path.join(a.out, "baseline.json"), os.path.join(a.out, "ceiling.json")
     if os.path.exists(base_path) and os.path.exists(ceil_path) and os.path.exists(eval_path):
         with open(base_path) as f:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The sanitizers' full form (issue 35; the nightly's, through `scripts/test.sh -L nightly`): the
+# The sanitizers' full form (the nightly's, through `scripts/test.sh -L nightly`): the
 # whole product built with AddressSanitizer + UndefinedBehaviorSanitizer in build-sanitize/, then
 # the unit tests and the hostile-input CLI suite (tests/cli/hostile) run under it. LibTorch, MPI and
 # the other libraries are not instrumented. A first build takes about 40 minutes on 2 cores (ccache

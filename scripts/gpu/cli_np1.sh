@@ -30,7 +30,7 @@ NCCL_DEBUG=INFO "${np1[@]}" train "${cfg[@]}" --resume auto --set dist.timeline=
   { tail -5 train2.log; fail "--resume auto ($backend, -np 1; exit code $?)"; }
 grep -q "resumed from .*step-0000040 at step 40 of 60" train2.log || fail "resume line"
 # Every communicator initialised must be destroyed: the start-up parent prints one "Destroy
-# COMPLETE" of its own, so "at least one" passed a final close() that failed (issue 31).
+# COMPLETE" of its own, so "at least one" passed a final close() that failed.
 if [[ $backend == nccl ]]; then
   inits=$(grep -c "Init COMPLETE" train2.log || true)
   destroyed=$(grep -c "Destroy COMPLETE" train2.log || true)
@@ -64,7 +64,7 @@ python3 - > texts.txt <<'PY'
 import json
 texts = [json.loads(l)["text"] for l in open("data/valid-00000.jsonl")]
 # raw posts, mentions, links and character references included: the export's tokenizer.json carries
-# modtrain's tweet normalisation (issue 18), so transformers must see the ids modtrain saw
+# modtrain's tweet normalisation, so transformers must see the ids modtrain saw
 plain = [t.replace("\n", " ") for t in texts][:48]
 plain += ["you are all idiots and should leave", "buy cheap followers now", "the vaccine causes autism, wake up",
           "I will find you and hurt you", "lovely weather in the park today", "Ünïcödé têxt and emoji 😀 too"]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares a device run of the GPU check on this (apt-equipped) machine, then rehearses it here on
-# CPU up to the point where a GPU is needed (issue 31):
+# CPU up to the point where a GPU is needed:
 #  1. .deps/: the Debian packages the bare GPU machine lacks (../shared/device/collect-debs.sh:
 #     Open MPI, yaml-cpp, CLI11, Catch2, utf8proc, nlohmann-json, libcsv, plus OpenSSL's headers),
 #     checked to hold every file the build needs; .deps/COMMIT names the commit (no git there);

@@ -11,8 +11,8 @@
 #include "synth_internal.h"
 
 // The driver of both tasks (latent truth, annotations, Bayes scores, files) and the cues task: the
-// generator before issue 32, kept for the stored baselines (`data synth --task cues`): each positive
-// label's fixed cue phrase, decoys that share a word with a cue, label noise.
+// generator before the context task became the default, kept for the stored baselines (`data synth --task cues`): each
+// positive label's fixed cue phrase, decoys that share a word with a cue, label noise.
 namespace modtrain::synth_detail {
 
 using nlohmann::json;
@@ -334,7 +334,7 @@ void bayes_scores(SynthTask task, const Latent& latent, double out[kNumLabels]) 
 }  // namespace
 
 const double* base_rates(SynthTask task) {
-  // cues: the rates of the generator before issue 32. context: an enriched training set (about half
+  // cues: the rates of the earlier generator. context: an enriched training set (about half
   // the posts clean, as moderation sets sampled for annotation are), so that each construction has
   // enough examples on both sides to be learnt in the quickstart's few minutes.
   static const double cues[kNumLabels] = {0.07, 0.09, 0.04, 0.05, 0.03, 0.08, 0.06};

@@ -1,4 +1,4 @@
-// The context task (`data synth`, the default since issue 32): labels that the words alone do not
+// The context task (`data synth`, the default; docs/synthetic-data.md): labels that the words alone do not
 // decide. Most of a label's positives come from constructions with two factors whose product
 // decides the label (docs/synthetic-data.md says what each one tests):
 //   flip:  a frame (assert / negate, endorse / condemn, agree / disagree, i / nobody) times a

@@ -7,6 +7,7 @@
 
 #include "modtrain/core/check.h"
 #include "modtrain/core/error.h"
+#include "modtrain/dist/world_mpi.h"
 #include "mpi_wait.h"
 
 namespace modtrain {
@@ -27,7 +28,7 @@ class MpiCollectives : public Collectives {
  public:
   MpiCollectives(const World& world, double timeout_s, Timeline* timeline)
       : rank_(world.rank()), size_(world.size()), timeout_s_(timeout_s), timeline_(timeline) {
-    MPI_CHECK(MPI_Comm_dup(world.comm(), &comm_));
+    MPI_CHECK(MPI_Comm_dup(world.mpi().comm, &comm_));
     MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   }
   ~MpiCollectives() override {

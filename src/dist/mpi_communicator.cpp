@@ -12,6 +12,7 @@
 #include "modtrain/core/error.h"
 #include "modtrain/core/fault.h"
 #include "modtrain/dist/communicator.h"
+#include "modtrain/dist/world_mpi.h"
 #include "mpi_wait.h"
 
 namespace modtrain {
@@ -57,7 +58,7 @@ class MpiCommunicator : public Communicator {
  public:
   MpiCommunicator(const World& world, CommOptions options)
       : options_(options), rank_(world.rank()), size_(world.size()) {
-    MPI_CHECK(MPI_Comm_dup(world.comm(), &comm_));
+    MPI_CHECK(MPI_Comm_dup(world.mpi().comm, &comm_));
     MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
     threaded_ = world.thread_level() >= MPI_THREAD_MULTIPLE;
     if (threaded_) worker_ = std::thread([this] { run(); });

@@ -33,6 +33,7 @@
 #include "modtrain/core/parallel.h"
 #include "modtrain/dist/communicator.h"
 #include "modtrain/dist/event_clock.h"
+#include "modtrain/dist/world_mpi.h"
 
 #ifdef MODTRAIN_TORCH_CUDA
 #include <c10/cuda/CUDAStream.h>
@@ -140,7 +141,7 @@ class NcclCommunicator : public Communicator {
       : options_(options), rank_(world.rank()), size_(world.size()), device_(placement.cuda_index) {
     // A constructor that throws runs no destructor: whatever it created so far (the start-up
     // communicator, the split child, the stream, the event) is released here, aborted rather than
-    // finalized, since another rank may be the one that failed (issue 31: the child leaked).
+    // finalized, since another rank may be the one that failed (the split child used to leak).
     try {
       initialise(world);
     } catch (...) {
@@ -283,7 +284,7 @@ class NcclCommunicator : public Communicator {
                         " s; another rank is stalled, has died or is at a different step (see its log)",
                     kExitRuntime);
       }
-      // Back off instead of spinning on the core (issue 31): yield for the first polls (a
+      // Back off instead of spinning on the core: yield for the first polls (a
       // collective that is nearly done), then sleep, doubling up to 100 us (the most a completion
       // is noticed late; a bucket's all-reduce takes milliseconds).
       if (polls < 32) {
@@ -307,7 +308,7 @@ class NcclCommunicator : public Communicator {
     if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
     // Bounded broadcast of the id over MPI (a rank that never arrives must not hang start-up).
     MPI_Request request;
-    MPI_CHECK(MPI_Ibcast(&id, sizeof id, MPI_BYTE, 0, world.comm(), &request));
+    MPI_CHECK(MPI_Ibcast(&id, sizeof id, MPI_BYTE, 0, world.mpi().comm, &request));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.timeout_s);
     for (int flag = 0; !flag;) {
       MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE));
@@ -415,7 +416,7 @@ class NcclCommunicator : public Communicator {
   // device frees run in NCCL's background), bounded by dist.timeout_s, and destroy. On a blocking
   // communicator ncclCommFinalize blocks, so it runs on a helper thread (call_with_deadline). When
   // it does not return in time, the communicator is *not* aborted: NCCL forbids a second call on a
-  // communicator while one is in progress on it (issue 31: ncclCommAbort raced the finalize still
+  // communicator while one is in progress on it (ncclCommAbort once raced the finalize still
   // running on the helper). It is left to the process's exit, which follows the error, and the
   // message says so. Returns "" or what went wrong.
   std::string finish(ncclComm_t comm, const std::string& what) {

@@ -1,5 +1,7 @@
 #include "modtrain/dist/world.h"
 
+#include <mpi.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -7,10 +9,11 @@
 
 #include "modtrain/core/check.h"
 #include "modtrain/core/log.h"
+#include "modtrain/dist/world_mpi.h"
 
 namespace modtrain {
 
-World::World() {
+World::World() : mpi_(std::make_unique<MpiHandles>()) {
   int initialized = 0;
   MPI_CHECK(MPI_Initialized(&initialized));
   if (!initialized) {
@@ -21,12 +24,12 @@ World::World() {
   }
   // Errors come back as return codes (turned into exceptions by MPI_CHECK), not as aborts
   // deep inside the library, so that the failing rank can say what it was doing.
-  MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
-  MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
-  MPI_CHECK(MPI_Comm_size(comm_, &size_));
-  MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node_comm_));
-  MPI_CHECK(MPI_Comm_rank(node_comm_, &local_rank_));
-  MPI_CHECK(MPI_Comm_size(node_comm_, &local_size_));
+  MPI_CHECK(MPI_Comm_set_errhandler(mpi_->comm, MPI_ERRORS_RETURN));
+  MPI_CHECK(MPI_Comm_rank(mpi_->comm, &rank_));
+  MPI_CHECK(MPI_Comm_size(mpi_->comm, &size_));
+  MPI_CHECK(MPI_Comm_split_type(mpi_->comm, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &mpi_->node));
+  MPI_CHECK(MPI_Comm_rank(mpi_->node, &local_rank_));
+  MPI_CHECK(MPI_Comm_size(mpi_->node, &local_size_));
   char name[MPI_MAX_PROCESSOR_NAME] = {0};
   int length = 0;
   MPI_CHECK(MPI_Get_processor_name(name, &length));
@@ -35,7 +38,7 @@ World::World() {
 }
 
 World::~World() {
-  if (node_comm_ != MPI_COMM_NULL) MPI_Comm_free(&node_comm_);
+  if (mpi_->node != MPI_COMM_NULL) MPI_Comm_free(&mpi_->node);
   if (owns_mpi_) {
     int finalized = 0;
     MPI_Finalized(&finalized);
@@ -43,12 +46,12 @@ World::~World() {
   }
 }
 
-void World::barrier() const { MPI_CHECK(MPI_Barrier(comm_)); }
+void World::barrier() const { MPI_CHECK(MPI_Barrier(mpi_->comm)); }
 
 void World::barrier_polling() const {
   if (size_ == 1) return;
   MPI_Request request;
-  MPI_CHECK(MPI_Ibarrier(comm_, &request));
+  MPI_CHECK(MPI_Ibarrier(mpi_->comm, &request));
   for (int done = 0;;) {
     MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
     if (done) return;
@@ -58,7 +61,7 @@ void World::barrier_polling() const {
 
 std::vector<uint64_t> World::all_gather(uint64_t value) const {
   std::vector<uint64_t> out(static_cast<size_t>(size_));
-  MPI_CHECK(MPI_Allgather(&value, 1, MPI_UINT64_T, out.data(), 1, MPI_UINT64_T, comm_));
+  MPI_CHECK(MPI_Allgather(&value, 1, MPI_UINT64_T, out.data(), 1, MPI_UINT64_T, mpi_->comm));
   return out;
 }
 
@@ -73,7 +76,7 @@ std::vector<std::string> World::all_gather(const std::string& value) const {
   }
   std::vector<char> buffer(static_cast<size_t>(total) + 1);
   MPI_CHECK(MPI_Allgatherv(value.data(), static_cast<int>(value.size()), MPI_CHAR, buffer.data(), counts.data(),
-                           displs.data(), MPI_CHAR, comm_));
+                           displs.data(), MPI_CHAR, mpi_->comm));
   std::vector<std::string> out;
   for (size_t r = 0; r < lengths.size(); ++r) out.emplace_back(buffer.data() + displs[r], lengths[r]);
   return out;

@@ -5,7 +5,7 @@
 #include <numeric>
 
 #include "modtrain/data/tweet_normalizer.h"
-#include "modtrain/train/evaluator.h"
+#include "modtrain/model/model.h"
 
 namespace modtrain {
 

@@ -455,6 +455,16 @@ double bert_forward_flops(const BertConfig& c, int64_t batch, int64_t seq) {
 }
 
 // ---- the factories (model/model.h): every family in model/family.h is a BERT or RoBERTa layout
+torch::Tensor probabilities(const torch::Tensor& logits, Problem problem, const std::vector<double>& temperatures) {
+  torch::Tensor x = logits.to(torch::kFloat32);
+  if (problem == Problem::kMultiLabel && !temperatures.empty()) {
+    MT_CHECK(static_cast<int64_t>(temperatures.size()) == x.size(-1),
+             temperatures.size() << " temperatures for " << x.size(-1) << " labels");
+    x = x / torch::tensor(temperatures, torch::kFloat64).to(x.device(), torch::kFloat32);
+  }
+  return problem == Problem::kMultiLabel ? torch::sigmoid(x) : torch::softmax(x, 1);
+}
+
 std::shared_ptr<ClassifierImpl> make_classifier(const BertConfig& config) {
   return std::make_shared<BertForClassificationImpl>(config);
 }

@@ -245,7 +245,7 @@ void add_data_commands(CLI::App& app, Action& action) {
   auto task = std::make_shared<std::string>("context");
   s->add_option("--task", *task,
                 "context: labels decided by negation, quotation, stance, speaker and order (a bag of words cannot "
-                "solve it); cues: one fixed cue phrase per positive label (the generator before issue 32)")
+                "solve it); cues: one fixed cue phrase per positive label (the earlier default generator)")
       ->check(CLI::IsMember({"context", "cues"}))
       ->capture_default_str();
   auto short_posts = std::make_shared<bool>(false);

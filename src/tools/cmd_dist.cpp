@@ -1,5 +1,5 @@
 // `modtrain dist selftest`: what a user runs on first access to a multi-GPU node or a cluster, to
-// know that the install is sound before a long job (issue 31, item 6). Launched like training
+// know that the install is sound before a long job (README: launching on a cluster). Launched like training
 // (mpirun -np N modtrain dist selftest, or srun), over the backend and devices the config picks:
 //  1. correctness of every collective the training uses (all-reduce sum and average, broadcast,
 //     all-gather, reduce-scatter, the in-place chunk all-gather of ZeRO-1 and its grouped form,
@@ -24,11 +24,11 @@
 #include "commands.h"
 #include "modtrain/core/error.h"
 #include "modtrain/core/log.h"
+#include "modtrain/dist/bucketed_reducer.h"
 #include "modtrain/dist/collectives.h"
 #include "modtrain/dist/communicator.h"
 #include "modtrain/dist/device.h"
 #include "modtrain/dist/flat_params.h"
-#include "modtrain/dist/grad_reducer.h"
 #include "modtrain/dist/guard.h"
 #include "modtrain/dist/startup.h"
 #include "modtrain/io/files.h"
@@ -168,12 +168,6 @@ std::vector<BandwidthRow> measure_bandwidth(Communicator& comm, Collectives& col
 
 // ---- 3. training steps against one process --------------------------------------------------------
 
-NamedParameters named(torch::nn::Module& m) {
-  NamedParameters out;
-  for (const auto& p : m.named_parameters()) out.emplace_back(p.key(), p.value());
-  return out;
-}
-
 struct TrainCheck {
   int steps = 0;
   int64_t compared = 0;  // parameter elements compared
@@ -213,8 +207,8 @@ TrainCheck check_training(Communicator& comm, Collectives& collectives, const to
   fo.no_decay = no_weight_decay(*mine);
   FlatOptions alone_options;
   alone_options.no_decay = fo.no_decay;
-  FlatParams flat(named(*mine), fo), flat_alone(named(*alone), alone_options);
-  GradReducer reducer(flat, comm, collectives);
+  FlatParams flat(named_parameters(*mine), fo), flat_alone(named_parameters(*alone), alone_options);
+  BucketedReducer reducer(flat, comm, collectives);
   LocalReducer reducer_alone(flat_alone);
   AdamWOptions ao;
   auto optimizer = make_adamw(flat, ao, &comm);
@@ -246,7 +240,7 @@ TrainCheck check_training(Communicator& comm, Collectives& collectives, const to
     out.worst_norm_ratio = std::max(out.worst_norm_ratio, std::abs(norm / norm_alone - 1.0));
     ++out.steps;
   }
-  auto a = named(*mine), b = named(*alone);
+  auto a = named_parameters(*mine), b = named_parameters(*alone);
   for (size_t i = 0; i < a.size(); ++i) {
     const torch::Tensor x = a[i].second.detach().to(torch::kCPU), y = b[i].second.detach().to(torch::kCPU);
     out.max_diff = std::max(out.max_diff, (x - y).abs().max().item<double>());

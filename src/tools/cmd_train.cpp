@@ -20,6 +20,7 @@
 #include "modtrain/data/raw_reader.h"
 #include "modtrain/dist/device.h"
 #include "modtrain/dist/guard.h"
+#include "modtrain/dist/rank0.h"
 #include "modtrain/dist/startup.h"
 #include "modtrain/modelio/model_dir.h"
 #include "modtrain/modelio/model_path.h"
@@ -38,26 +39,14 @@ struct TrainFlags {
 // stats, the vocab's hash, the config fields that shape it); stale or missing, it is prepared again
 // (data.prepare: auto; rank 0 while the others wait) or every rank stops with what changed (check).
 void ensure_prepared(const World& world, const Config& config) {
-  std::string verdict;  // "" fresh, "S<reason>" stale, "E<message>" an error
-  if (world.is_root()) {
-    try {
-      const std::string stale = prepared_data_stale(config);
-      if (!stale.empty()) verdict = "S" + stale;
-    } catch (const UserError& e) {
-      verdict = "E" + std::string(e.what());
-    }
-  }
-  if (world.size() > 1) verdict = world.all_gather(verdict)[0];
-  if (verdict.empty()) return;
-  const std::string what = verdict.substr(1);
-  if (verdict[0] == 'E' || config.data.prepare == PreparePolicy::kCheck) {
-    const std::string message = verdict[0] == 'E'
-                                    ? what
-                                    : "the prepared data in " + config.data.prepared_dir + " is stale: " + what +
-                                          "; run `modtrain data prepare` with this config (or set data.prepare: auto)";
-    if (world.is_root()) log::error(message);
-    throw CollectiveError(message, kExitUsage, /*already_reported=*/true);
-  }
+  const std::string what = decide_on_rank0(world, [&] {  // why it is stale ("": fresh)
+    const std::string stale = prepared_data_stale(config);
+    if (!stale.empty() && config.data.prepare == PreparePolicy::kCheck)
+      throw UserError("the prepared data in " + config.data.prepared_dir + " is stale: " + stale +
+                      "; run `modtrain data prepare` with this config (or set data.prepare: auto)");
+    return stale;
+  });
+  if (what.empty()) return;
   if (world.is_root()) {
     log::info("data.prepare: auto: preparing " + config.data.prepared_dir + " again (" + what + ")");
     PrepareOptions options;
@@ -71,19 +60,10 @@ void ensure_prepared(const World& world, const Config& config) {
 // Rank 0 takes run.dir's lock; every rank learns the outcome, so a refused run ends on all of them.
 RunDirLock lock_run_dir(const World& world, const std::string& dir) {
   RunDirLock lock;
-  std::string error;
-  if (world.is_root()) {
-    try {
-      lock = RunDirLock::acquire(dir, world.hostname());
-    } catch (const UserError& e) {
-      error = e.what();
-    }
-  }
-  if (world.size() > 1) error = world.all_gather(error)[0];
-  if (!error.empty()) {
-    if (world.is_root()) log::error(error);
-    throw CollectiveError(error, kExitUsage, /*already_reported=*/true);
-  }
+  decide_on_rank0(world, [&] {
+    lock = RunDirLock::acquire(dir, world.hostname());
+    return std::string();
+  });
   return lock;
 }
 

@@ -26,7 +26,8 @@ void add_config_commands(CLI::App& app, Action& action);     // config show | ch
 void add_data_commands(CLI::App& app, Action& action);       // data synth | prepare | stats
 void add_tokenizer_commands(CLI::App& app, Action& action);  // tokenizer train, tokenize
 void add_train_commands(CLI::App& app, Action& action);      // train, eval
-void add_predict_commands(CLI::App& app, Action& action);    // predict, export
+void add_export_commands(CLI::App& app, Action& action);     // export
+void add_predict_commands(CLI::App& app, Action& action);    // predict
 void add_dist_commands(CLI::App& app, Action& action);       // dist selftest
 
 // Parses argv and runs the chosen action. Usage errors exit 2 with CLI11's message.

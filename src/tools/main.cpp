@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   modtrain::tools::add_data_commands(app, action);       // data synth | prepare | stats
   modtrain::tools::add_tokenizer_commands(app, action);  // tokenizer train, tokenize
   modtrain::tools::add_train_commands(app, action);      // train, eval
-  modtrain::tools::add_predict_commands(app, action);    // predict, export
+  modtrain::tools::add_export_commands(app, action);     // export
+  modtrain::tools::add_predict_commands(app, action);    // predict
   modtrain::tools::add_dist_commands(app, action);       // dist selftest
 
   return modtrain::tools::parse_and_run(app, action, argc, argv);

@@ -86,13 +86,6 @@ TrainerState TrainerState::from_json(const std::string& text, const std::string&
   return s;
 }
 
-uint64_t step_seed(uint64_t seed, int rank, int64_t step) {
-  // SplitMix64 of (seed, rank, step): distinct, well-mixed streams per rank and step.
-  SplitMix64 mix(seed ^ (0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(rank + 1)));
-  mix.state ^= 0xD1B54A32D192ED03ULL * static_cast<uint64_t>(step + 1);
-  return mix.next() >> 1;  // manual_seed takes any uint64; keep it positive for readability in logs
-}
-
 // ---- optimiser state -------------------------------------------------------------------------
 namespace {
 

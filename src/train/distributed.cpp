@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "modtrain/dist/grad_reducer.h"
+#include "modtrain/dist/bucketed_reducer.h"
 
 namespace modtrain {
 
@@ -29,7 +29,7 @@ TrainComms DistributedTraining::comms() {
   Collectives* collectives = collectives_.get();
   Timeline* timeline = timeline_.get();
   comms.make_reducer = [comm, collectives, timeline](FlatParams& flat) -> std::unique_ptr<GradientReducer> {
-    return std::make_unique<GradReducer>(flat, *comm, *collectives, timeline);
+    return std::make_unique<BucketedReducer>(flat, *comm, *collectives, timeline);
   };
   return comms;
 }

@@ -14,16 +14,6 @@
 
 namespace modtrain {
 
-torch::Tensor probabilities(const torch::Tensor& logits, Problem problem, const std::vector<double>& temperatures) {
-  torch::Tensor x = logits.to(torch::kFloat32);
-  if (problem == Problem::kMultiLabel && !temperatures.empty()) {
-    MT_CHECK(static_cast<int64_t>(temperatures.size()) == x.size(-1),
-             temperatures.size() << " temperatures for " << x.size(-1) << " labels");
-    x = x / torch::tensor(temperatures, torch::kFloat64).to(x.device(), torch::kFloat32);
-  }
-  return problem == Problem::kMultiLabel ? torch::sigmoid(x) : torch::softmax(x, 1);
-}
-
 namespace {
 // A rank's share of the split, in order; records repeated to even out the ranks are marked.
 DistributedSampler rank_share(const PreparedDataset& data, const EvalOptions& o, int rank, int world) {

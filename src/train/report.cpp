@@ -11,7 +11,6 @@
 #include "modtrain/core/log.h"
 #include "modtrain/core/signals.h"
 #include "modtrain/core/text.h"
-#include "modtrain/dist/grad_reducer.h"
 #include "modtrain/modelio/hf_import.h"
 #include "modtrain/modelio/model_dir.h"
 #include "modtrain/train/objective.h"

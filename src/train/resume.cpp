@@ -12,7 +12,8 @@
 #include "modtrain/core/log.h"
 #include "modtrain/core/signals.h"
 #include "modtrain/core/text.h"
-#include "modtrain/dist/grad_reducer.h"
+#include "modtrain/dist/rank0.h"
+#include "modtrain/dist/replicas.h"
 #include "modtrain/modelio/hf_import.h"
 #include "modtrain/modelio/model_dir.h"
 #include "modtrain/train/objective.h"
@@ -25,20 +26,9 @@ using namespace trainer_detail;
 
 std::string Trainer::agree_on_checkpoint(const std::string& resume) {
   // Only rank 0 looks: on node-local scratch the other ranks may see no checkpoint, or an older one.
-  std::string decision;  // "D<dir>" (empty dir: start fresh) or "E<error>"
-  if (rank_ == 0) {
-    try {
-      decision = "D" + (resume.empty() ? "" : Checkpoints::resolve(resume, config_.run.dir, true));
-    } catch (const UserError& e) {
-      decision = "E" + std::string(e.what());
-    }
-  }
-  decision = collectives_->all_gather_text(decision, "the checkpoint to resume from")[0];
-  if (decision[0] == 'E') {
-    if (rank_ == 0) log::error(decision.substr(1));
-    throw CollectiveError(decision.substr(1), kExitUsage, /*already_reported=*/true);
-  }
-  return decision.substr(1);
+  return decide_on_rank0(*collectives_, "the checkpoint to resume from", [&] {
+    return resume.empty() ? std::string() : Checkpoints::resolve(resume, config_.run.dir, true);
+  });
 }
 
 void Trainer::load_on_every_rank(const std::string& what, const std::function<void()>& load) {

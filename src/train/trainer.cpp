@@ -16,7 +16,7 @@
 #include "modtrain/core/signals.h"
 #include "modtrain/core/text.h"
 #include "modtrain/data/raw_reader.h"
-#include "modtrain/dist/grad_reducer.h"
+#include "modtrain/dist/replicas.h"
 #include "modtrain/modelio/hf_import.h"
 #include "modtrain/modelio/model_dir.h"
 #include "modtrain/train/schedule.h"

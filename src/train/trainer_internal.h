@@ -18,10 +18,4 @@ inline double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-inline NamedParameters named_parameters(torch::nn::Module& model) {
-  NamedParameters out;
-  for (const auto& p : model.named_parameters()) out.emplace_back(p.key(), p.value());
-  return out;
-}
-
 }  // namespace modtrain::trainer_detail

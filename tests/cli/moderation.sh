@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Moderation-grade evaluation end to end with the real executable (issue 17):
+# Moderation-grade evaluation end to end with the real executable (README: moderation-grade evaluation):
 #   synthetic posts with identity mentions (mostly benign) and soft labels from 5 simulated
 #   annotators (en and es, a `lang` field) -> prepare with data.soft_labels, data.subgroups and
 #   eval.slice_by (the manifest and summary say so) -> train on 2 ranks with eval.calibrate ->

@@ -13,8 +13,8 @@ mt=$1 repo=$2 out=${3:-}
 source "$(dirname "$0")/common.sh"
 py=/usr/bin/python3
 np2=(mpiexec --oversubscribe -np 2 "$mt")
-# The regime the claim was established in (before issue 32): the cues task and the earlier tiny
-# fine-tune (2 heads, dropout 0.1, lr 5e-4, unweighted loss). With issue 32's tiny.yaml (pos_weight
+# The regime the claim was established in (before the context task became the default): the cues task and the earlier tiny
+# fine-tune (2 heads, dropout 0.1, lr 5e-4, unweighted loss). With the tuned tiny.yaml (pos_weight
 # auto, lr 1e-3, 4 heads, no dropout) training from scratch closes most of the gap at this budget
 # (cues: 0.518 vs 0.536; the context task: 0.483 vs 0.492, and 0.337 vs 0.341 with this fine-tune):
 # docs/recipes.md, "Domain-adaptive pretraining".

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's first command as a new user runs it (issue 32): scripts/quickstart.sh end to end on
+# The README's first command as a new user runs it: scripts/quickstart.sh end to end on
 # the context task, then its model judged against what it printed beside it:
 #   - macro PR-AUC at least 0.05 above TF-IDF + logistic regression on the same split, macro ROC-AUC
 #     above it, and not above the task's ceiling (the Bayes-optimal scores) by more than the noise;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Node-local scratch (issue 19): rank 1 runs in its own mount namespace where run.dir/checkpoints
+# Node-local scratch (README: launching on a cluster): rank 1 runs in its own mount namespace where run.dir/checkpoints
 # is an empty tmpfs (another node's scratch), with --resume auto. Rank 0 alone resolves the
 # checkpoint, every rank loads what it chose: rank 1 cannot, and both ranks stop before the first
 # step with one error line naming the path and the host, writing nothing. The same for

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `modtrain dist selftest` (issue 31): passes at 1, 2 and 3 ranks over MPI and with ZeRO-1, writes
+# `modtrain dist selftest`: passes at 1, 2 and 3 ranks over MPI and with ZeRO-1, writes
 # its JSON, and fails (exit 1, FAIL line) when an all-reduce leaves one rank's contribution out.
 # Usage: selftest.sh MODTRAIN REPO
 set -uo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check rehearsed on CPU (issue 31, ctest gpu.rehearsal): scripts/gpu/check.sh --cpu runs
+# The GPU check rehearsed on CPU (ctest gpu.rehearsal): scripts/gpu/check.sh --cpu runs
 # every step with what needs a GPU replaced (MPI for NCCL, the CPU LibTorch, the [cuda] bodies'
 # twins, the tiny model), then its time limits, its packing and its argument handling are checked.
 # Usage: rehearsal.sh REPO BUILD_DIR

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "modtrain/dist/world_mpi.h"
 #include "mpi_fixture.h"
 
 namespace modtrain::test {
@@ -18,7 +19,7 @@ int main(int argc, char** argv) {
   if (int rc = session.applyCommandLine(argc, argv)) return rc;
   int failed = session.run() > 0 ? 1 : 0;
   int any_failed = 0;
-  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, world.comm());
+  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, world.mpi().comm);
   if (any_failed && !failed) std::fprintf(stderr, "[rank %d] another rank failed a test\n", world.rank());
   return any_failed;
 }

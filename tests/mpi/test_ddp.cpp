@@ -14,7 +14,8 @@
 #include "modtrain/data/prepare.h"
 #include "modtrain/data/synth.h"
 #include "modtrain/data/vocab_trainer.h"
-#include "modtrain/dist/grad_reducer.h"
+#include "modtrain/dist/bucketed_reducer.h"
+#include "modtrain/dist/replicas.h"
 #include "modtrain/model/model.h"
 #include "modtrain/train/distributed.h"
 #include "modtrain/train/optimizer.h"
@@ -37,7 +38,7 @@ struct Reduced {
   Reduced(const NamedParameters& params, Communicator& comm, Collectives& collectives, FlatOptions options = {})
       : flat(params, options), reducer(flat, comm, collectives) {}
   FlatParams flat;
-  GradReducer reducer;
+  BucketedReducer reducer;
 };
 
 // Prepared synthetic data in a directory shared by the ranks (rank 0 makes it once).
@@ -463,7 +464,7 @@ TEST_CASE("a parameter without a gradient: no hang, zero contribution", "[mpi][r
   torch::Tensor used = torch::ones({4}).requires_grad_(), unused = torch::ones({3}).requires_grad_();
   auto collectives = host();
   Reduced r({{"used", used}, {"unused", unused}}, *comm, *collectives);
-  GradReducer& reducer = r.reducer;
+  BucketedReducer& reducer = r.reducer;
   for (int step = 0; step < 2; ++step) {
     reducer.zero_grad();
     reducer.prepare_backward(true);
@@ -517,7 +518,7 @@ TEST_CASE("a parameter marked ready twice in one step is an error naming it", "[
   torch::Tensor weight = torch::ones({4}).requires_grad_(), bias = torch::ones({2}).requires_grad_();
   // one bucket (both decay): the bucket waits for `bias`
   Reduced r({{"encoder.weight", weight}, {"encoder.scale", bias}}, *comm, *collectives);
-  GradReducer& reducer = r.reducer;
+  BucketedReducer& reducer = r.reducer;
   reducer.zero_grad();
   reducer.prepare_backward(true);
   (weight.sum() * 2).backward();  // `bias` gets no gradient: its bucket waits, nothing is launched yet
@@ -627,8 +628,7 @@ TEST_CASE("ZeRO-1 state moves between shardings: gathered, loaded into 1 rank or
   c.vocab_size = 50, c.hidden = 16, c.layers = 1, c.heads = 2, c.intermediate = 32, c.num_labels = 3;
   c.max_positions = 16, c.hidden_dropout = c.attention_dropout = 0;
   auto build = [&](BertForClassification& m, bool zero) {
-    NamedParameters params;
-    for (const auto& p : m->named_parameters()) params.emplace_back(p.key(), p.value());
+    NamedParameters params = named_parameters(*m);
     FlatOptions o;
     o.bucket_cap_bytes = 3000;  // several buckets, most not a multiple of the world size
     o.first_bucket_cap_bytes = 1000;
@@ -639,7 +639,7 @@ TEST_CASE("ZeRO-1 state moves between shardings: gathered, loaded into 1 rank or
   torch::manual_seed(11);
   BertForClassification sharded_model(c);
   auto sharded_flat = build(sharded_model, true);
-  GradReducer reducer(*sharded_flat, *comm, *collectives);
+  BucketedReducer reducer(*sharded_flat, *comm, *collectives);
   auto sharded = make_adamw(*sharded_flat, AdamWOptions{}, comm.get());
   for (int step = 0; step < 3; ++step) {
     reducer.zero_grad();

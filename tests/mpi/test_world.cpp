@@ -8,6 +8,7 @@
 #include "modtrain/core/error.h"
 #include "modtrain/dist/device.h"
 #include "modtrain/dist/startup.h"
+#include "modtrain/dist/world_mpi.h"
 #include "mpi_fixture.h"
 
 using namespace modtrain;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Golden values for the moderation evaluation metrics (issue 17), computed independently with
+"""Golden values for the moderation evaluation metrics, computed independently with
 scikit-learn 1.2 (Debian's python3-sklearn) and SciPy: per subgroup the subgroup, BPSN and BNSP
 ROC-AUCs and the Jigsaw Unintended Bias combined score (Borkan et al. 2019: 0.25 x overall AUC +
 0.25 x each power mean, p = -5, of the three per-subgroup AUC lists); expected calibration error

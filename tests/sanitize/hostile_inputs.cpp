@@ -1,12 +1,10 @@
-// The sanitizers' short form, for CI (issue 35): the code that reads untrusted bytes, built with
-// AddressSanitizer and UndefinedBehaviorSanitizer, fed hostile and mutated inputs. Every tokenizer
-// family over random text (invalid UTF-8, long words, special-token fragments, controls,
-// combining marks), the raw-record reader over hostile JSONL/CSV/TSV lines, the safetensors parser
-// over mutated files, the tokenizer.json loaders over mutated documents, and the config loader over
-// hostile YAML. Any sanitizer report aborts the process (a failed ctest); a parse error must be a
-// modtrain UserError, never another exception. Deterministic (fixed seeds).
-// The full form (the whole product instrumented; unit tests and the hostile CLI suite under it)
-// is scripts/sanitize.sh, run by the nightly.
+// The sanitizers' short form, for CI (the full form: scripts/sanitize.sh): the code that reads untrusted bytes, built
+// with AddressSanitizer and UndefinedBehaviorSanitizer, fed hostile and mutated inputs. Every tokenizer family over
+// random text (invalid UTF-8, long words, special-token fragments, controls, combining marks), the raw-record reader
+// over hostile JSONL/CSV/TSV lines, the safetensors parser over mutated files, the tokenizer.json loaders over mutated
+// documents, and the config loader over hostile YAML. Any sanitizer report aborts the process (a failed ctest); a parse
+// error must be a modtrain UserError, never another exception. Deterministic (fixed seeds). The full form (the whole
+// product instrumented; unit tests and the hostile CLI suite under it) is scripts/sanitize.sh, run by the nightly.
 // Usage: modtrain_sanitize_short TEST_DATA_DIR
 #include <cstdio>
 #include <filesystem>

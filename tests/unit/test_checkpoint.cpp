@@ -13,6 +13,7 @@
 #include "modtrain/model/model.h"
 #include "modtrain/modelio/hf_import.h"
 #include "modtrain/train/checkpoint.h"
+#include "modtrain/train/schedule.h"
 #include "test_util.h"
 
 using namespace modtrain;
@@ -56,8 +57,7 @@ struct WithAdamW {
   std::unique_ptr<FlatParams> flat;
   std::unique_ptr<Optimizer> opt;
   explicit WithAdamW(const BertConfig& c) : model(c) {
-    NamedParameters params;
-    for (const auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
+    NamedParameters params = named_parameters(*model);
     FlatOptions options;
     options.no_decay = no_weight_decay(*model);
     flat = std::make_unique<FlatParams>(params, options);

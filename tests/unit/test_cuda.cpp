@@ -49,7 +49,7 @@ double max_abs_diff(const std::vector<torch::Tensor>& a, const std::vector<torch
 // accumulate with atomics, so two identical runs differ already; Adam turns a last-bit difference of
 // a near-zero gradient into up to 2 lr per step. The bound is therefore the larger of `floor` (the
 // deterministic case) and 10x the difference measured between two identical runs in the same test
-// (issue 31: fixed bounds of 1e-4 and 1e-3 ignored that). A wrong reduction (a sum for a mean, a
+// (fixed bounds of 1e-4 and 1e-3 ignored that). A wrong reduction (a sum for a mean, a
 // stale ZeRO slice, a skipped bucket) is off by far more than either, and the run-to-run figure is
 // printed so that a loose bound is seen.
 double equality_bound(double run_to_run, double floor) { return std::max(floor, 10 * run_to_run); }
@@ -385,7 +385,7 @@ void check_flat_adamw_vs_per_tensor(const torch::Device& cuda, std::vector<bool>
                           << ") vs per-tensor after 100 steps: worst relative difference " << worst);
     // 1e-5, not 1e-6: the fused kernel decays as param -= lr * wd * param in float while
     // torch::optim::AdamW multiplies by (1 - lr * wd); over 100 steps that alone drifts ~1.4e-6
-    // (issue 31). A wrong moment or bias correction is off by 1e-3 and more.
+    // A wrong moment or bias correction is off by 1e-3 and more.
     CHECK(worst < 1e-5);
   }
 }
@@ -428,7 +428,7 @@ TEST_CASE("the unpadded path on the GPU equals the padded path (fp32 1e-5, bf16 
     unpadded = m->logits(ids, mask, true, gpu);
   }
   CHECK((unpadded - padded).abs().max().item<double>() < 0.05);
-  // The six host tensors of an unpadded batch bound for the GPU are page-locked (issue 31: pageable
+  // The six host tensors of an unpadded batch bound for the GPU are page-locked (pageable
   // ones made every non_blocking copy wait on the host), and equal to the pageable ones.
   const UnpaddedBatch pageable = unpad_batch(ids, mask), pinned = unpad_batch(ids, mask, true);
   int compared = 0;

@@ -187,7 +187,7 @@ TEST_CASE("data synth --languages: posts in six scripts, the same label model, E
   CHECK_THROWS_WITH(synthesize_tweets(bad), Catch::Contains("--languages has 'xx'; known: en, es, ar, hi, ru, ja"));
 }
 
-TEST_CASE("data synth --task cues writes the generator before issue 32 byte for byte", "[synth]") {
+TEST_CASE("data synth --task cues writes the earlier default generator byte for byte", "[synth]") {
   // Hashes of 500 train and 100 valid records written by the generator of commit f54dbea (built
   // alone from that commit's synth.cpp): the stored baselines measured on the cues task stay valid.
   SynthOptions plain, languages, annotated;
@@ -222,7 +222,8 @@ double ceiling_pr_auc(const SynthReport& r) {
 }
 }  // namespace
 
-TEST_CASE("the Bayes-optimal scores: the cues task's ceiling is the 0.70 issue 32 estimated", "[synth]") {
+TEST_CASE("the Bayes-optimal scores: the cues task's ceiling is the 0.70 estimated when it was the default",
+          "[synth]") {
   test::TempDir dir;
   SynthOptions o;
   o.task = SynthTask::kCues;

@@ -155,7 +155,7 @@ TEST_CASE("multi-class report: argmax accuracy and macro F1", "[metrics]") {
   CHECK(report.micro_f1 == Approx(m["micro_f1"].get<double>()));
 }
 
-// ---- moderation metrics (issue 17): bias against identity subgroups, calibration ----------------
+// ---- moderation metrics: bias against identity subgroups, calibration ----------------
 namespace {
 json moderation_golden() {
   std::ifstream in(MODTRAIN_TEST_DATA "/metrics/moderation_golden.json");

@@ -1,4 +1,4 @@
-// Moderation-grade labels (issue 17): soft labels, identity subgroups and slice fields from the raw
+// Moderation-grade labels (docs/data-format.md): soft labels, identity subgroups and slice fields from the raw
 // files through prepare into version-2 shards (and version-1 shards still read), the soft-label
 // loss, and the bias and slice tables of an evaluation.
 #include <cmath>

@@ -31,12 +31,6 @@ BertConfig tiny() {
   return c;
 }
 
-NamedParameters named(torch::nn::Module& m) {
-  NamedParameters out;
-  for (const auto& p : m.named_parameters()) out.emplace_back(p.key(), p.value());
-  return out;
-}
-
 // The trainer's flat options: the model's own no-decay parameters (model/model.h).
 FlatOptions with_model_decay(const torch::nn::Module& m) {
   FlatOptions o;
@@ -46,7 +40,7 @@ FlatOptions with_model_decay(const torch::nn::Module& m) {
 
 // The reference: LibTorch's AdamW with BERT's two groups and clip_grad_norm_, as modtrain did it.
 std::unique_ptr<torch::optim::AdamW> per_tensor_adamw(torch::nn::Module& m, double wd) {
-  return make_per_tensor_adamw(named(m), 1e-3, wd, no_weight_decay(m));
+  return make_per_tensor_adamw(named_parameters(m), 1e-3, wd, no_weight_decay(m));
 }
 
 // The training loss on a random batch (labels a function of the step); scaled up on every third
@@ -91,7 +85,7 @@ double flat_vs_per_tensor(bool fused, double clip, std::string& where) {
   fo.bucket_cap_bytes = 4096;  // several buckets of each kind
   fo.first_bucket_cap_bytes = 1024;
   fo.no_decay = no_weight_decay(*flat_model);
-  FlatParams flat(named(*flat_model), fo);
+  FlatParams flat(named_parameters(*flat_model), fo);
   AdamWOptions ao;
   ao.fused = fused;
   auto optimizer = make_adamw(flat, ao, nullptr);
@@ -147,7 +141,7 @@ TEST_CASE("flat fused AdamW equals LibTorch's per-tensor AdamW within 1e-6 after
 TEST_CASE("the optimiser step dispatches fewer than 10 operators per flat buffer", "[optimizer]") {
   torch::manual_seed(3);
   BertForClassification model(tiny());
-  FlatParams flat(named(*model), with_model_decay(*model));
+  FlatParams flat(named_parameters(*model), with_model_decay(*model));
   const int64_t buffers = static_cast<int64_t>(flat.buckets().size());
   const int64_t tensors = static_cast<int64_t>(flat.slots().size());
   REQUIRE(buffers == 2);  // decay and no decay
@@ -174,7 +168,7 @@ TEST_CASE("the optimiser step dispatches fewer than 10 operators per flat buffer
 TEST_CASE("a non-finite gradient: nothing is updated, the step count stays, the norm says why", "[optimizer]") {
   torch::manual_seed(4);
   BertForClassification model(tiny());
-  FlatParams flat(named(*model), with_model_decay(*model));
+  FlatParams flat(named_parameters(*model), with_model_decay(*model));
   auto optimizer = make_adamw(flat, AdamWOptions{}, nullptr);
   loss_at(model, 1).backward();
   REQUIRE(optimizer->step(1e-3, 1.0, 1.0).applied);
@@ -200,7 +194,7 @@ TEST_CASE("the loss scale divides the gradient in the same pass: scaled by 1024 
     auto src = a->named_parameters();
     for (auto& item : b->named_parameters()) item.value().copy_(src[item.key()]);
   }
-  FlatParams fa(named(*a), with_model_decay(*a)), fb(named(*b), with_model_decay(*b));
+  FlatParams fa(named_parameters(*a), with_model_decay(*a)), fb(named_parameters(*b), with_model_decay(*b));
   auto oa = make_adamw(fa, AdamWOptions{}, nullptr), ob = make_adamw(fb, AdamWOptions{}, nullptr);
   for (int64_t step = 0; step < 5; ++step) {
     fa.zero_grads();
@@ -255,7 +249,7 @@ TEST_CASE("weight decay is declared by the model's modules: no LayerNorm takes i
   c.arch = ModelArch::kRoberta;
   c.pad_token_id = 1;
   BertForMaskedLM mlm(c);
-  FlatParams flat(named(*mlm), with_model_decay(*mlm));
+  FlatParams flat(named_parameters(*mlm), with_model_decay(*mlm));
   AdamWOptions ao;
   ao.weight_decay = 0.5;
   auto optimizer = make_adamw(flat, ao, nullptr);

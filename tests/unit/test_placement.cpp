@@ -1,4 +1,4 @@
-// Where ranks run and what they agree on (issue 19): the GPU choice, the placement agreement's
+// Where ranks run and what they agree on (README: launching on a cluster): the GPU choice, the placement agreement's
 // verdicts, the bf16 capability check, nested autocast scopes and the timeline's device lanes.
 // All pure or CPU-side, so they run on every machine.
 #include <ATen/autocast_mode.h>

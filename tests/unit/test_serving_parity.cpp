@@ -1,4 +1,4 @@
-// No train/serve skew (issue 18): an exported tokenizer.json carries the tweet normalisation as
+// No train/serve skew: an exported tokenizer.json carries the tweet normalisation as
 // Hugging Face tokenizers normalizers, and HF tokenizers (npm, tests/tokenizer/reference_json.js)
 // on that tokenizer.json gives, post for post, the ids modtrain trains on (normalize_tweet, then the
 // family's tokenizer, max_len 64) over the normaliser's edge cases and 2,000 synthetic posts with

@@ -13,7 +13,7 @@
 #include "modtrain/data/synth.h"
 #include "modtrain/data/tokenizer.h"
 #include "modtrain/data/vocab_trainer.h"
-#include "modtrain/dist/grad_reducer.h"
+#include "modtrain/dist/bucketed_reducer.h"
 #include "modtrain/infer/predictor.h"
 #include "modtrain/modelio/model_dir.h"
 #include "modtrain/train/distributed.h"

@@ -14,7 +14,7 @@
 namespace modtrain {
 
 inline constexpr char kShardMagic[8] = {'M', 'T', 'S', 'H', 'A', 'R', 'D', '\0'};
-// Version 2 (issue 17) adds soft labels (label_scale), subgroup mentions and slice fields; version 1
+// Version 2 adds soft labels (label_scale), subgroup mentions and slice fields; version 1
 // shards (hard labels only) still load.
 inline constexpr uint32_t kShardVersion = 2;
 inline constexpr size_t kShardHeaderBytes = 64;

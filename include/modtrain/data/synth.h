@@ -6,7 +6,7 @@
 //   context (the default): most positives come from constructions whose label is decided by
 //     negation, quotation, stance, speaker or word order, and the same words appear as often in the
 //     label's negatives (contrasts), so a bag of words cannot tell them apart;
-//   cues: the generator before issue 32, each positive label a fixed cue phrase (a bag of words
+//   cues: the earlier default generator, each positive label a fixed cue phrase (a bag of words
 //     reaches its ceiling); kept for the baselines stored on it.
 // Both know each record's latent truth and write the Bayes-optimal scores of the validation split
 // (bayes-valid.jsonl): the task's ceiling. Lengths are skewed like real posts: most short, a long tail past
@@ -49,7 +49,7 @@ struct SynthOptions {
   // Languages of the posts, each record's drawn uniformly: en (the default, alone: the English
   // dataset as before) and es, ar, hi, ru, ja (the same labels and cues; records get "lang").
   std::vector<std::string> languages = {"en"};
-  // Identity mentions (issue 17; off by default so the default dataset and its baselines stay as they
+  // Identity mentions (for the bias metrics; off by default so the default dataset and its baselines stay as they
   // are): ~18% of posts mention one of the invented groups, most of them benignly ("as a Morvish
   // woman i ...", "proud to be Ostrani"), the hateful ones through the hate cues; every record carries
   // each group as a 0/1 field (synth_subgroups()) for data.subgroups.

@@ -4,7 +4,7 @@
 // A device reports the time between two events only as float milliseconds
 // (cudaEventElapsedTime). Measured from one base event recorded at start, a float loses resolution
 // as the run goes on: 24 bits of mantissa are 1 us at 16 s, 0.25 ms at an hour and 4 ms at 12 hours,
-// so GPU spans in a long run's timeline became meaningless (issue 31). The clock therefore moves its
+// so GPU spans in a long run's timeline became meaningless. The clock therefore moves its
 // base forward: once an event it has timed lies more than kRebaseMs after the base, that (completed)
 // event becomes the base, with the host time just computed for it. Every reading is then a float of
 // at most a few kRebaseMs (resolution under 1 us); the error each move adds is one reading's

@@ -24,6 +24,13 @@ namespace modtrain {
 
 using NamedParameters = std::vector<std::pair<std::string, torch::Tensor>>;
 
+// A module's parameters in registration order (the order every rank's buckets follow).
+inline NamedParameters named_parameters(const torch::nn::Module& module) {
+  NamedParameters out;
+  for (const auto& p : module.named_parameters()) out.emplace_back(p.key(), p.value());
+  return out;
+}
+
 struct FlatOptions {
   size_t bucket_cap_bytes = 25u << 20;
   size_t first_bucket_cap_bytes = 1u << 20;  // DDP's choice: a small first bucket starts communication early

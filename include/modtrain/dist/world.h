@@ -1,15 +1,18 @@
 // The MPI world of one job: RAII init/finalize, rank and size, local (per-node) rank and size,
 // and the few host-side collectives that start-up and error handling need. Works under
-// `mpirun -np N` and as a plain process (a world of one).
+// `mpirun -np N` and as a plain process (a world of one). MPI's own types stay out of this header
+// (the trainer and everything above it include it): the few files that call MPI directly reach
+// the communicators through dist/world_mpi.h.
 #pragma once
 
-#include <mpi.h>
-
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace modtrain {
+
+struct MpiHandles;  // dist/world_mpi.h
 
 class World {
  public:
@@ -24,7 +27,7 @@ class World {
   int local_size() const { return local_size_; }  // ranks on this node
   bool is_root() const { return rank_ == 0; }
   int thread_level() const { return thread_level_; }  // what MPI granted (MPI_THREAD_*)
-  MPI_Comm comm() const { return comm_; }
+  const MpiHandles& mpi() const { return *mpi_; }     // the communicators (dist/world_mpi.h)
   std::string hostname() const { return hostname_; }
 
   void barrier() const;
@@ -39,8 +42,7 @@ class World {
   [[noreturn]] void abort(int exit_code) const;
 
  private:
-  MPI_Comm comm_ = MPI_COMM_WORLD;
-  MPI_Comm node_comm_ = MPI_COMM_NULL;
+  std::unique_ptr<MpiHandles> mpi_;
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1, thread_level_ = 0;
   std::string hostname_;
   bool owns_mpi_ = false;

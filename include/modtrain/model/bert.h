@@ -77,7 +77,7 @@ struct UnpaddedBatch {
 // mask that is not a prefix of ones per row or a record without tokens. `pinned`: the six tensors
 // are allocated in page-locked memory (LibTorch's caching host allocator; CUDA LibTorch only), so
 // that their copy to the GPU with non_blocking is asynchronous: from pageable memory each copy
-// waited on the host (issue 31). unpad_for(device) picks it for the device the batch goes to.
+// waited on the host. unpad_for(device) picks it for the device the batch goes to.
 UnpaddedBatch unpad_batch(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, bool pinned = false);
 // unpad_batch(...).to(device, non_blocking = true), pinned when `device` is CUDA.
 UnpaddedBatch unpad_for(const torch::Device& device, const torch::Tensor& input_ids,

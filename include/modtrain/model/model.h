@@ -14,6 +14,9 @@
 #include <memory>
 #include <string>
 #include <unordered_set>
+#include <vector>
+
+#include "modtrain/config/config.h"
 
 namespace modtrain {
 
@@ -38,6 +41,11 @@ struct MaskedLMImpl : torch::nn::Module {
 // The family's classifier or masked-LM model for `config` (freshly initialised).
 std::shared_ptr<ClassifierImpl> make_classifier(const BertConfig& config);
 std::shared_ptr<MaskedLMImpl> make_masked_lm(const BertConfig& config);
+
+// A classifier's scores from its logits [B, L]: sigmoid (multi_label) or softmax (multi_class),
+// float32. temperatures (multi_label, one per label, empty = none): sigmoid(logit / T). What
+// evaluation, `predict` and a server all apply, so that they agree.
+torch::Tensor probabilities(const torch::Tensor& logits, Problem problem, const std::vector<double>& temperatures = {});
 
 // The full names of the parameters that take no weight decay: every bias, and every parameter of a
 // LayerNorm module whatever the module is called (Hugging Face Trainer's rule: LayerNorm modules by

@@ -55,9 +55,6 @@ struct TrainerState {
   static TrainerState from_json(const std::string& text, const std::string& source);  // UserError naming source
 };
 
-// The generator seed for the dropout of `step` on `rank` (see the header comment).
-uint64_t step_seed(uint64_t seed, int rank, int64_t step);
-
 // Optimiser state <-> safetensors: "exp_avg.<parameter>", "exp_avg_sq.<parameter>" (F32) and
 // "step.<parameter>" (I64, the same for every parameter), metadata format=modtrain-adamw and
 // optimizer=<train.optimizer>. Loading checks the file (dtypes, finite numbers, one step count);

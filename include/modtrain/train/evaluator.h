@@ -66,8 +66,4 @@ struct MlmEvalReport {
 };
 MlmEvalReport evaluate_mlm(MaskedLMImpl& model, const PreparedDataset& data, const EvalOptions& options);
 
-// Probabilities from logits: sigmoid (multi_label) or softmax (multi_class). temperatures (multi_label,
-// one per label, empty = none): sigmoid(logit / T).
-torch::Tensor probabilities(const torch::Tensor& logits, Problem problem, const std::vector<double>& temperatures = {});
-
 }  // namespace modtrain

@@ -74,7 +74,7 @@ struct SliceTable {
   std::vector<SliceRow> rows;  // most records first
 };
 
-// Per-record groups of the evaluated records, aligned with their rows in probs (issue 17).
+// Per-record groups of the evaluated records, aligned with their rows in probs (docs/data-format.md: slice fields).
 struct RecordGroups {
   std::vector<std::string> subgroups;                  // data.subgroups
   std::vector<uint8_t> mentions;                       // [N x subgroups] 0/1

@@ -1,5 +1,5 @@
-// What a moderation team must show besides ranking quality (issue 17), per label on binarised
-// targets: unintended bias against identity subgroups, and calibration. Plain C++ (no torch).
+// What a moderation team must show besides ranking quality (README: moderation-grade evaluation), per label on
+// binarised targets: unintended bias against identity subgroups, and calibration. Plain C++ (no torch).
 //
 // Bias (Borkan et al. 2019, the Jigsaw Unintended Bias challenge): for each subgroup (records that
 // mention an identity), the subgroup AUC (within the subgroup), the BPSN AUC (background positives

@@ -14,4 +14,8 @@ namespace modtrain {
 // of `total_steps` steps.
 double lr_at(const TrainConfig& train, int64_t step, int64_t total_steps);
 
+// The generator seed for the dropout of `step` on `rank`: a function of (run.seed, rank, step)
+// alone, so a resumed run draws the same dropout masks as an uninterrupted one.
+uint64_t step_seed(uint64_t seed, int rank, int64_t step);
+
 }  // namespace modtrain

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Hostile, round 3 (issue 35): unbounded records, sources edited behind the staleness check's back,
+# Hostile, round 3: unbounded records, sources edited behind the staleness check's back,
 # concurrent runs into one run.dir, a model directory's copies of its decision rule edited by hand,
 # ambiguous input (duplicate columns and keys), degenerate calibration, and the messages that
 # misled. Each case failed before its fix.

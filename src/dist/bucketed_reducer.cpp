@@ -1,4 +1,4 @@
-#include "modtrain/dist/grad_reducer.h"
+#include "modtrain/dist/bucketed_reducer.h"
 
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 
@@ -11,7 +11,7 @@
 
 namespace modtrain {
 
-GradReducer::GradReducer(FlatParams& flat, Communicator& comm, Collectives& collectives, Timeline* timeline)
+BucketedReducer::BucketedReducer(FlatParams& flat, Communicator& comm, Collectives& collectives, Timeline* timeline)
     : flat_(flat), comm_(comm), timeline_(timeline) {
   MT_CHECK(!flat_.sharded() || flat_.options().shards == comm_.size(),
            "reduce-scatter over " << comm_.size() << " ranks needs buckets in as many shards, not "
@@ -59,14 +59,14 @@ GradReducer::GradReducer(FlatParams& flat, Communicator& comm, Collectives& coll
   }
 }
 
-GradReducer::~GradReducer() {
+BucketedReducer::~BucketedReducer() {
   // As DDP's ~Reducer: a hook left behind would call into a destroyed reducer on the next backward.
   for (auto& hook : hooks_) hook.accumulator->del_post_hook(hook.key);
 }
 
-void GradReducer::zero_grad() { flat_.zero_grads(); }
+void BucketedReducer::zero_grad() { flat_.zero_grads(); }
 
-void GradReducer::prepare_backward(bool last) {
+void BucketedReducer::prepare_backward(bool last) {
   flat_.attach_grads();  // an optimiser that reset gradients must not break the views
   armed_ = last;
   if (!last) return;
@@ -79,7 +79,7 @@ void GradReducer::prepare_backward(bool last) {
   next_launch_ = 0;
 }
 
-void GradReducer::on_grad_ready(size_t slot) {
+void BucketedReducer::on_grad_ready(size_t slot) {
   if (!armed_) return;  // an accumulation micro-step: nothing to communicate
   const auto& s = flat_.slots()[slot];
   if (ready_[slot])
@@ -92,7 +92,7 @@ void GradReducer::on_grad_ready(size_t slot) {
   if (--pending_[s.bucket] == 0) launch_ready_buckets();
 }
 
-void GradReducer::launch_ready_buckets() {
+void BucketedReducer::launch_ready_buckets() {
   // In index order on every rank, so that the collectives of all ranks match one to one.
   auto& buckets = flat_.buckets();
   while (next_launch_ < buckets.size() && pending_[next_launch_] == 0) {
@@ -105,7 +105,7 @@ void GradReducer::launch_ready_buckets() {
   }
 }
 
-void GradReducer::finalize() {
+void BucketedReducer::finalize() {
   if (!armed_) return;
   // Parameters that got no gradient this step contribute zeros (their views were zeroed).
   std::fill(pending_.begin(), pending_.end(), 0);
@@ -117,51 +117,6 @@ void GradReducer::finalize() {
   }
   if (timeline_) timeline_->span("wait for gradients", start, Timeline::now_us());
   armed_ = false;
-}
-
-namespace {
-// The first parameter whose checksums differ from rank 0's, as (rank, index); (-1, -1) if none.
-std::pair<int, size_t> first_difference(const NamedParameters& params, Collectives& collectives) {
-  // Two sums per parameter (plain and weighted by position): equal on every replica bit for bit.
-  std::vector<torch::Tensor> parts;
-  {
-    torch::NoGradGuard no_grad;
-    for (const auto& [name, param] : params) {
-      torch::Tensor p = param.detach().reshape({-1}).to(torch::kFloat64);
-      torch::Tensor w = torch::arange(1, p.numel() + 1, p.options());
-      parts.push_back(torch::stack({p.sum(), (p * w).sum()}));
-    }
-  }
-  torch::Tensor sums = torch::stack(parts).to(torch::kCPU).contiguous();  // [P, 2]
-  const std::vector<double> mine(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
-  const std::vector<std::vector<double>> all = collectives.all_gather(mine, "replica check");
-  for (size_t r = 1; r < all.size(); ++r)
-    for (size_t i = 0; i < params.size(); ++i)  // compared as bits (a NaN checksum is a difference too)
-      if (all[r].size() != mine.size() || std::memcmp(&all[r][2 * i], &all[0][2 * i], 2 * sizeof(double)) != 0)
-        return {static_cast<int>(r), i};
-  return {-1, 0};
-}
-}  // namespace
-
-void check_replicas(const NamedParameters& params, Collectives& collectives, int64_t step) {
-  const auto [rank, i] = first_difference(params, collectives);
-  if (rank < 0) return;
-  throw CollectiveError("replicas diverged at step " + std::to_string(step) + ": parameter " + params[i].first +
-                            " differs between rank 0 and rank " + std::to_string(rank) +
-                            " (non-deterministic kernels, or a rank skipped an update); stop and report it",
-                        kExitRuntime, false);
-}
-
-void check_replicas_after_load(const NamedParameters& params, Collectives& collectives, const std::string& source) {
-  const auto [rank, i] = first_difference(params, collectives);
-  if (rank < 0) return;
-  // Every rank reaches this line with the same verdict: rank 0 reports it once.
-  if (collectives.rank() == 0)
-    log::error("the ranks loaded different weights from " + source + ": parameter " + params[i].first +
-               " differs between rank 0 and rank " + std::to_string(rank) +
-               " (each rank read its own copy of that path: put run.dir and model.init_from on storage that every "
-               "rank sees, or copy the same files to every node)");
-  throw CollectiveError("replicas differ after loading " + source, kExitUsage, /*already_reported=*/true);
 }
 
 }  // namespace modtrain

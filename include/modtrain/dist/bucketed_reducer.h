@@ -25,15 +25,15 @@
 
 namespace modtrain {
 
-class GradReducer : public GradientReducer {
+class BucketedReducer : public GradientReducer {
  public:
   // Checks that every rank has the same parameter names and shapes (a mismatch names this rank's
   // parameters; control plane), then broadcasts the parameter buckets from rank 0 (data plane).
   // Reduce-scatter when `flat` is sharded (ZeRO-1; over the communicator's ranks), else all-reduce.
-  GradReducer(FlatParams& flat, Communicator& comm, Collectives& collectives, Timeline* timeline = nullptr);
-  ~GradReducer() override;  // removes the autograd hooks
-  GradReducer(const GradReducer&) = delete;
-  GradReducer& operator=(const GradReducer&) = delete;
+  BucketedReducer(FlatParams& flat, Communicator& comm, Collectives& collectives, Timeline* timeline = nullptr);
+  ~BucketedReducer() override;  // removes the autograd hooks
+  BucketedReducer(const BucketedReducer&) = delete;
+  BucketedReducer& operator=(const BucketedReducer&) = delete;
 
   void prepare_backward(bool last) override;
   void finalize() override;
@@ -57,24 +57,5 @@ class GradReducer : public GradientReducer {
   size_t next_launch_ = 0;
   bool armed_ = false;
 };
-
-// One process: no communication; zero_grad() zeroes the flat gradient buffers.
-class LocalReducer : public GradientReducer {
- public:
-  explicit LocalReducer(FlatParams& flat) : flat_(flat) {}
-  void prepare_backward(bool) override { flat_.attach_grads(); }
-  void finalize() override { flat_.attach_grads(); }
-  void zero_grad() override { flat_.zero_grads(); }
-
- private:
-  FlatParams& flat_;
-};
-
-// Compares the replicas across ranks (two float64 checksums per parameter, gathered on the
-// control plane); throws naming the first parameter that differs from rank 0's. `after_load`:
-// the check that follows loading a checkpoint or pretrained weights (`source`), whose failure
-// means the ranks read different files at the same path.
-void check_replicas(const NamedParameters& params, Collectives& collectives, int64_t step);
-void check_replicas_after_load(const NamedParameters& params, Collectives& collectives, const std::string& source);
 
 }  // namespace modtrain
