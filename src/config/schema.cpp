@@ -423,6 +423,13 @@ std::vector<Field> build_fields() {
       make("data", &C::data, "max_record_bytes", &DataConfig::max_record_bytes, between<int64_t>(256, kMaxRecordBytes),
            "The largest record (a JSONL line, a CSV/TSV row) read; a longer one is a bad record (data.on_bad_record), "
            "read past without being kept in memory. 1 MiB holds any post with its metadata."),
+      make("data", &C::data, "shard_bytes", &DataConfig::shard_bytes, between<int64_t>(0, int64_t{1} << 40),
+           "Prepare cuts a JSONL or .txt file larger than this into shards of about this many bytes, at line ends, "
+           "so that one huge export spreads over every preparing rank and every training rank can read a part "
+           "of it; 0: one shard per file. CSV/TSV files are never cut (a quoted cell may hold a line end)."),
+      make("data", &C::data, "prepare_timeout_s", &DataConfig::prepare_timeout_s, open_closed(0.0, 7.0 * 86400.0),
+           "Distributed prepare: how long a rank that finished a step waits for the slowest rank before the job "
+           "stops with an error naming the step (the longest step is preparing a rank's share of the chunks)."),
       make("data", &C::data, "group_by_length", &DataConfig::group_by_length, any<bool>(),
            "Batch records of similar length together (less padding); batch order stays shuffled."),
       make("data", &C::data, "soft_labels", &DataConfig::soft_labels, any<bool>(),

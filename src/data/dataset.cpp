@@ -31,6 +31,59 @@ uint64_t SplitEntry::rejected() const {
   return n;
 }
 
+std::string ShardEntry::to_json() const {
+  json j = {{"file", file},
+            {"bytes", bytes},
+            {"checksum", checksum},
+            {"source", source},
+            {"source_path", source_path},
+            {"source_bytes", source_bytes},
+            {"source_mtime_ns", source_mtime_ns},
+            {"source_sha256", source_sha256},
+            {"source_range", {source_begin, source_end}},
+            {"source_first_line", source_first_line},
+            {"records", records},
+            {"tokens", tokens},
+            {"input_records", input_records},
+            {"rejected", rejected},
+            {"blank_lines", blank},
+            {"truncated", truncated},
+            {"utf8_repaired", utf8_repaired},
+            {"empty_after_tokenization", empty_tokens}};
+  if (!subgroup_missing.empty()) j["subgroup_missing"] = subgroup_missing;
+  if (!slice_missing.empty()) j["slice_missing"] = slice_missing;
+  return j.dump();
+}
+
+ShardEntry ShardEntry::from_json(const nlohmann::json& s, size_t subgroups, size_t slices) {
+  ShardEntry e;
+  e.file = s.at("file").get<std::string>();
+  e.source = s.value("source", "");
+  e.source_bytes = s.value("source_bytes", uint64_t{0});
+  e.source_path = s.value("source_path", "");
+  e.source_mtime_ns = s.value("source_mtime_ns", int64_t{0});
+  e.source_sha256 = s.value("source_sha256", "");
+  // Version 2 manifests have one shard per whole file.
+  const auto range = s.value("source_range", std::vector<uint64_t>{0, e.source_bytes});
+  if (range.size() != 2 || range[0] > range[1])
+    throw UserError("a shard's source_range is not [begin, end] (" + e.file + "); run `modtrain data prepare` again");
+  e.source_begin = range[0], e.source_end = range[1];
+  e.source_first_line = s.value("source_first_line", uint64_t{1});
+  e.bytes = s.value("bytes", uint64_t{0});
+  e.checksum = s.value("checksum", "");
+  e.records = s.at("records").get<uint64_t>();
+  e.tokens = s.value("tokens", uint64_t{0});
+  e.input_records = s.value("input_records", uint64_t{0});
+  e.rejected = s.value("rejected", uint64_t{0});
+  e.blank = s.value("blank_lines", uint64_t{0});
+  e.truncated = s.value("truncated", uint64_t{0});
+  e.utf8_repaired = s.value("utf8_repaired", uint64_t{0});
+  e.empty_tokens = s.value("empty_after_tokenization", uint64_t{0});
+  e.subgroup_missing = s.value("subgroup_missing", std::vector<uint64_t>(subgroups, 0));
+  e.slice_missing = s.value("slice_missing", std::vector<uint64_t>(slices, 0));
+  return e;
+}
+
 std::string Manifest::to_json() const {
   json j;
   j["format"] = "modtrain-prepared";
@@ -50,30 +103,14 @@ std::string Manifest::to_json() const {
   j["label_scale"] = soft_labels ? 240 : 1;
   if (soft_labels) j["positive_at"] = positive_at;
   j["max_record_bytes"] = max_record_bytes;
+  j["shard_bytes"] = shard_bytes;
   j["subgroups"] = subgroups;
   j["slice_by"] = slice_by;
   json splits_json = json::object();
   for (const auto& [name, split] : splits) {
     json shards = json::array();
     for (const auto& s : split.shards) {
-      shards.push_back({{"file", s.file},
-                        {"bytes", s.bytes},
-                        {"checksum", s.checksum},
-                        {"source", s.source},
-                        {"source_path", s.source_path},
-                        {"source_bytes", s.source_bytes},
-                        {"source_mtime_ns", s.source_mtime_ns},
-                        {"source_sha256", s.source_sha256},
-                        {"records", s.records},
-                        {"tokens", s.tokens},
-                        {"input_records", s.input_records},
-                        {"rejected", s.rejected},
-                        {"blank_lines", s.blank},
-                        {"truncated", s.truncated},
-                        {"utf8_repaired", s.utf8_repaired},
-                        {"empty_after_tokenization", s.empty_tokens}});
-      if (!subgroups.empty()) shards.back()["subgroup_missing"] = s.subgroup_missing;
-      if (!slice_by.empty()) shards.back()["slice_missing"] = s.slice_missing;
+      shards.push_back(json::parse(s.to_json()));
     }
     splits_json[name] = {{"records", split.records()}, {"patterns", split.patterns}, {"shards", shards}};
   }
@@ -109,31 +146,14 @@ Manifest Manifest::load(const std::string& dir) {
     m.soft_labels = j.value("soft_labels", false);
     m.positive_at = j.value("positive_at", 0.5);
     m.max_record_bytes = j.value("max_record_bytes", uint64_t{1} << 20);
+    m.shard_bytes = j.value("shard_bytes", uint64_t{0});
     m.subgroups = j.value("subgroups", std::vector<std::string>{});
     m.slice_by = j.value("slice_by", std::vector<std::string>{});
     for (const auto& [name, split] : j.at("splits").items()) {
       SplitEntry entry;
       entry.patterns = split.value("patterns", std::vector<std::string>{});
       for (const auto& s : split.at("shards")) {
-        ShardEntry e;
-        e.file = s.at("file").get<std::string>();
-        e.source = s.value("source", "");
-        e.source_bytes = s.value("source_bytes", uint64_t{0});
-        e.source_path = s.value("source_path", "");
-        e.source_mtime_ns = s.value("source_mtime_ns", int64_t{0});
-        e.source_sha256 = s.value("source_sha256", "");
-        e.bytes = s.value("bytes", uint64_t{0});
-        e.checksum = s.value("checksum", "");
-        e.records = s.at("records").get<uint64_t>();
-        e.tokens = s.value("tokens", uint64_t{0});
-        e.input_records = s.value("input_records", uint64_t{0});
-        e.rejected = s.value("rejected", uint64_t{0});
-        e.blank = s.value("blank_lines", uint64_t{0});
-        e.truncated = s.value("truncated", uint64_t{0});
-        e.utf8_repaired = s.value("utf8_repaired", uint64_t{0});
-        e.empty_tokens = s.value("empty_after_tokenization", uint64_t{0});
-        e.subgroup_missing = s.value("subgroup_missing", std::vector<uint64_t>(m.subgroups.size(), 0));
-        e.slice_missing = s.value("slice_missing", std::vector<uint64_t>(m.slice_by.size(), 0));
+        ShardEntry e = ShardEntry::from_json(s, m.subgroups.size(), m.slice_by.size());
         if (e.file.find('/') != std::string::npos || e.file.find("..") != std::string::npos)
           throw UserError(path + ": shard file name '" + e.file + "' must be a plain name inside the prepared dir");
         entry.shards.push_back(e);

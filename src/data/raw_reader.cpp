@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "modtrain/core/check.h"
 #include "modtrain/core/error.h"
 #include "modtrain/io/files.h"
 #include "unicode.h"
@@ -121,7 +122,13 @@ bool encode_fraction(double v, uint8_t& out, double positive_at) {
   return true;
 }
 
-RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool labels_required, uint64_t max_record_bytes)
+bool splits_at_lines(const std::string& path) {
+  const std::string ext = lower_extension(path);
+  return ext == "jsonl" || ext == "ndjson" || ext == "json" || ext == "txt" || ext == "text";
+}
+
+RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool labels_required, uint64_t max_record_bytes,
+                               ByteRange range)
     : path_(path), spec_(std::move(spec)), labels_required_(labels_required), max_record_bytes_(max_record_bytes) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
@@ -145,7 +152,13 @@ RawShardReader::RawShardReader(const std::string& path, LabelSpec spec, bool lab
                     "it with train.objective: mlm and data.labels: [], or give labelled JSONL/CSV/TSV");
   in_.open(path, std::ios::binary);
   if (!in_) throw UserError(path + ": cannot open data file (check the path and permissions)");
-  if (format_ == RawFormat::kJsonl || format_ == RawFormat::kText) return;
+  if (format_ == RawFormat::kJsonl || format_ == RawFormat::kText) {
+    if (range.begin > 0 && !in_.seekg(static_cast<std::streamoff>(range.begin)))
+      throw UserError(path + ": cannot seek to byte " + std::to_string(range.begin) + " (the file shrank?)");
+    position_ = range.begin, end_ = range.end, line_ = range.first_line - 1;
+    return;
+  }
+  MT_CHECK(range.whole(), path << ": a CSV/TSV file is read whole, not in byte ranges");
 
   RawUnit header;
   if (!read_csv_row(header))
@@ -243,7 +256,8 @@ bool RawShardReader::read_csv_row(RawUnit& unit) {
 bool RawShardReader::next(RawUnit& unit) {
   if (format_ == RawFormat::kCsv || format_ == RawFormat::kTsv) return read_csv_row(unit);
   unit = RawUnit{};
-  if (!read_line(unit.source, unit.bytes)) return false;
+  if (position_ >= end_ || !read_line(unit.source, unit.bytes)) return false;
+  position_ += unit.bytes + 1;  // the line and its '\n' (past the end only for a last line without one)
   ++line_;
   unit.line = line_;
   if (unit.bytes > max_record_bytes_) {

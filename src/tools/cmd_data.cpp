@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "commands.h"
 #include "modtrain/core/error.h"
@@ -21,6 +22,7 @@
 #include "modtrain/data/raw_reader.h"
 #include "modtrain/data/sampler.h"
 #include "modtrain/data/synth.h"
+#include "modtrain/dist/collectives.h"
 #include "modtrain/dist/guard.h"
 #include "modtrain/dist/startup.h"
 #include "modtrain/io/files.h"
@@ -94,22 +96,34 @@ int data_synth(const SynthOptions& options, bool force) {
   });
 }
 
+}  // namespace
+
+PrepareReport prepare_on_all_ranks(const World& world, const Config& config, int threads, std::FILE* summary) {
+  std::unique_ptr<Collectives> collectives = make_mpi_collectives(world, config.data.prepare_timeout_s);
+  PrepareGroup group;
+  group.rank = world.rank(), group.size = world.size();
+  group.all_gather = [&](const std::string& text, const std::string& what) {
+    return collectives->all_gather_text(text, what);
+  };
+  PrepareOptions options;  // --threads per rank; by default the cores of this node shared by its ranks
+  options.threads =
+      threads > 0 ? threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.local_size());
+  options.progress = true;
+  PrepareReport report = prepare_data(config, options, group);
+  if (world.is_root()) std::fprintf(summary, "%s", report.summary().c_str());
+  return report;
+}
+
+namespace {
+
 int data_prepare(const ConfigFlags& flags, int threads) {
   World world;
   return run_guarded(world, [&] {
     ResolvedConfig resolved = resolve_config_on_all_ranks(world, flags.path, flags.overrides);
-    if (world.size() > 1) {
-      const char* why = "data prepare runs as one process (it uses every core itself); run it without mpirun";
-      if (world.is_root()) log::error(why);
-      throw CollectiveError(why, kExitUsage, /*already_reported=*/true);
-    }
-    PrepareOptions options;
-    options.threads = threads;
-    options.progress = true;
-    PrepareReport report = prepare_data(resolved.config, options);
-    std::printf("%s", report.summary().c_str());
-    std::printf("prepared data in %s (manifest.json) in %.1f s\n", resolved.config.data.prepared_dir.c_str(),
-                report.seconds);
+    PrepareReport report = prepare_on_all_ranks(world, resolved.config, threads, stdout);
+    if (world.is_root())
+      std::printf("prepared data in %s (manifest.json) in %.1f s%s\n", resolved.config.data.prepared_dir.c_str(),
+                  report.seconds, world.size() > 1 ? (" on " + std::to_string(world.size()) + " ranks").c_str() : "");
     return kExitOk;
   });
 }
@@ -275,9 +289,12 @@ void add_data_commands(CLI::App& app, Action& action) {
   auto prepare_flags = std::make_shared<ConfigFlags>();
   auto threads = std::make_shared<int>(0);
   CLI::App* p =
-      data->add_subcommand("prepare", "Tokenize data.train / data.valid into prepared shards (data.prepared_dir)");
+      data->add_subcommand("prepare",
+                           "Tokenize data.train / data.valid into prepared shards (data.prepared_dir); under mpirun "
+                           "every rank prepares its share, byte for byte what one process writes");
   add_config_flags(*p, *prepare_flags);
-  p->add_option("--threads", *threads, "Worker threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  p->add_option("--threads", *threads, "Worker threads per rank (0 = this node's cores shared by its ranks)")
+      ->check(CLI::Range(0, 1024));
   p->callback([&action, prepare_flags, threads] {
     action = [prepare_flags, threads] { return data_prepare(*prepare_flags, *threads); };
   });

@@ -47,14 +47,9 @@ void ensure_prepared(const World& world, const Config& config) {
     return stale;
   });
   if (what.empty()) return;
-  if (world.is_root()) {
-    log::info("data.prepare: auto: preparing " + config.data.prepared_dir + " again (" + what + ")");
-    PrepareOptions options;
-    options.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.local_size());
-    PrepareReport report = prepare_data(config, options);
-    std::fprintf(stderr, "%s", report.summary().c_str());
-  }
-  world.barrier_polling();  // the others wait without spinning on the cores
+  // Every rank prepares its share (no rank waits unbounded: data.prepare_timeout_s per step).
+  if (world.is_root()) log::info("data.prepare: auto: preparing " + config.data.prepared_dir + " again (" + what + ")");
+  prepare_on_all_ranks(world, config, 0, stderr);
 }
 
 // Rank 0 takes run.dir's lock; every rank learns the outcome, so a refused run ends on all of them.

@@ -4,9 +4,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "modtrain/config/config.h"
+#include "modtrain/data/prepare.h"
+#include "modtrain/dist/world.h"
 
 namespace modtrain::tools {
 
@@ -21,6 +26,11 @@ void add_config_flags(CLI::App& command, ConfigFlags& flags);
 
 // Runs a command that needs no MPI world, turning errors into one line and an exit code.
 int run_local(const std::function<int()>& body);
+
+// Every rank of `world` prepares its share of data.train / data.valid (data/prepare.h), waiting at
+// most data.prepare_timeout_s for the others at each step; `threads` per rank (0: this node's
+// cores shared by its ranks). Rank 0 prints the summary to `summary`.
+PrepareReport prepare_on_all_ranks(const World& world, const Config& config, int threads, std::FILE* summary);
 
 void add_config_commands(CLI::App& app, Action& action);     // config show | check | doc
 void add_data_commands(CLI::App& app, Action& action);       // data synth | prepare | stats

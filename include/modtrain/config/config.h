@@ -82,6 +82,8 @@ struct DataConfig {
   PreparePolicy prepare = PreparePolicy::kAuto;  // train: re-prepare stale or missing data (auto) or refuse (check)
   VerifySources verify_sources = VerifySources::kStat;  // stat: size + mtime; hash: sha256 of every source
   int64_t max_record_bytes = int64_t{1} << 20;  // a longer line / CSV row is a bad record (kDefaultMaxRecordBytes)
+  int64_t shard_bytes = int64_t{256} << 20;     // prepare: cut line-format files into shards of about this size
+  double prepare_timeout_s = 3600;              // prepare: how long a rank waits for the others at each step
   bool group_by_length = false;
   // Soft labels: label values in [0, 1] (the share of annotators who said yes), trained on with BCE
   // against the value; metrics binarise at eval.positive_at. Off: labels are strictly 0/1.

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "modtrain/config/config.h"
 #include "modtrain/data/shard.h"
 
@@ -15,18 +17,22 @@ namespace modtrain {
 
 // 2: what the shards were made from (patterns, each source's absolute path, size and mtime) and
 // each shard's size and checksum, checked when training starts and when a shard is opened.
-inline constexpr int kManifestVersion = 2;
+// 3: a shard is a byte range of its source (data.shard_bytes cuts large files into chunks at line
+// ends), with the line it starts at. Version 2 manifests read as one shard per whole file.
+inline constexpr int kManifestVersion = 3;
 
 struct ShardEntry {
   std::string file;         // relative to the prepared dir: "train-00000.bin"
   std::string source;       // the raw shard it came from, as data.train/valid's pattern matched it
   std::string source_path;  // the same, absolute (v2)
   uint64_t source_bytes = 0;
-  int64_t source_mtime_ns = 0;  // its modification time when it was read (v2)
-  std::string source_sha256;    // its content hash, when prepared with data.verify_sources: hash
-  uint64_t bytes = 0;           // the shard file's size (v2)
-  std::string checksum;         // the shard's body checksum, 16 hex digits, as in its header (v2)
-  uint64_t records = 0;         // kept records
+  int64_t source_mtime_ns = 0;                // its modification time when it was read (v2)
+  std::string source_sha256;                  // its content hash, when prepared with data.verify_sources: hash
+  uint64_t source_begin = 0, source_end = 0;  // the byte range of the source this shard holds (v3)
+  uint64_t source_first_line = 1;             // the source line the range starts at (v3)
+  uint64_t bytes = 0;                         // the shard file's size (v2)
+  std::string checksum;                       // the shard's body checksum, 16 hex digits, as in its header (v2)
+  uint64_t records = 0;                       // kept records
   uint64_t tokens = 0;
   uint64_t input_records = 0;  // records read (lines for JSONL, rows for CSV/TSV), blank lines excluded
   uint64_t rejected = 0;
@@ -36,6 +42,9 @@ struct ShardEntry {
   uint64_t empty_tokens = 0;               // kept records that tokenize to nothing but the special tokens
   std::vector<uint64_t> subgroup_missing;  // per data.subgroups: kept records without a value
   std::vector<uint64_t> slice_missing;     // per eval.slice_by: kept records without a value
+
+  std::string to_json() const;  // one line: the manifest's shard object
+  static ShardEntry from_json(const nlohmann::json& j, size_t subgroups, size_t slices);  // json exceptions
 };
 
 struct SplitEntry {
@@ -59,6 +68,7 @@ struct Manifest {
   bool soft_labels = false;                  // absent in older manifests: false
   double positive_at = 0.5;                  // soft labels are stored exact about this (eval.positive_at)
   uint64_t max_record_bytes = 1u << 20;      // data.max_record_bytes (absent: the default)
+  uint64_t shard_bytes = 0;                  // data.shard_bytes it was cut with (absent, v2: 0, whole files)
   int tweet_normalizer_version = 1;          // normalization.tweet_normalizer_version (absent: 1)
   std::vector<std::string> subgroups;        // data.subgroups it was prepared with
   std::vector<std::string> slice_by;         // eval.slice_by it was prepared with

@@ -1,9 +1,13 @@
 // `modtrain data prepare`: raw shards -> normalised, tokenized, validated binary shards plus
-// manifest.json, on all cores. Bad records stop the run (data.on_bad_record: fail, with
-// file:line: reason) or go to rejected.jsonl (skip); every input record is accounted for.
+// manifest.json, on all cores of every rank. Bad records stop the run (data.on_bad_record: fail,
+// with file:line: reason) or go to rejected.jsonl (skip); every input record is accounted for.
+// Distributed: a raw file is cut into chunks at line ends (data.shard_bytes), every chunk becomes
+// one shard, and rank r prepares chunks r, r + N, ...; rank 0 writes the manifest. The output is
+// byte for byte what one process writes from the same input.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,7 +29,19 @@ struct PrepareReport {
   std::string summary() const;  // the lines printed at the end: input = kept + rejected per split
 };
 
-PrepareReport prepare_data(const Config& config, const PrepareOptions& options);
+// The ranks that prepare together: `mpirun -np N modtrain data prepare`, or every rank of `train`
+// under data.prepare: auto. The default is one process. data/ knows no MPI: the caller passes the
+// control plane's gather (bounded by data.prepare_timeout_s).
+struct PrepareGroup {
+  int rank = 0, size = 1;
+  // Collective: every rank's text, indexed by rank; `what` names the step in a timeout's error.
+  std::function<std::vector<std::string>(const std::string& text, const std::string& what)> all_gather;
+};
+
+// Every rank of `group` calls it. Only rank 0's report holds the whole manifest. Fails alike on
+// every rank (one line, from rank 0) with data.prepared_dir as it was: the new shards are written
+// in a staging directory and swapped in only when every rank has finished.
+PrepareReport prepare_data(const Config& config, const PrepareOptions& options, const PrepareGroup& group = {});
 
 // Why data.prepared_dir no longer matches its sources and this config, in one phrase ("data.max_len
 // is 128, it was prepared with 64", "data/train-00001.jsonl changed since it was prepared ..."), or

@@ -63,6 +63,17 @@ struct RawUnit {
 
 enum class RawFormat { kJsonl, kCsv, kTsv, kText };
 
+// A part of a raw file: whole lines from byte `begin` (a line start) to `end` (a line start, or the
+// file's end), the first of them line `first_line`. Line-oriented formats only (JSONL, .txt): a
+// CSV/TSV row may span lines inside quotes, so a CSV/TSV file is read whole.
+struct ByteRange {
+  uint64_t begin = 0, end = UINT64_MAX;
+  uint64_t first_line = 1;
+  bool whole() const { return begin == 0 && end == UINT64_MAX; }
+};
+// Whether a file's format can be read in ranges (by its extension: .jsonl/.ndjson/.json/.txt/.text).
+bool splits_at_lines(const std::string& path);
+
 class RawShardReader {
  public:
   // Picks the format from the extension (.jsonl/.ndjson/.json, .csv, .tsv/.tab, .txt). Throws
@@ -71,7 +82,7 @@ class RawShardReader {
   // A record (a line, or a CSV row) longer than max_record_bytes is read past, not kept, and
   // decodes as a bad record.
   RawShardReader(const std::string& path, LabelSpec spec, bool labels_required = true,
-                 uint64_t max_record_bytes = kDefaultMaxRecordBytes);
+                 uint64_t max_record_bytes = kDefaultMaxRecordBytes, ByteRange range = {});
 
   const std::string& path() const { return path_; }
   RawFormat format() const { return format_; }
@@ -96,6 +107,7 @@ class RawShardReader {
   RawFormat format_;
   std::ifstream in_;
   uint64_t line_ = 0;
+  uint64_t position_ = 0, end_ = UINT64_MAX;  // line formats: the next line's byte offset, the range's end
   // CSV/TSV
   int text_column_ = -1, id_column_ = -1;
   std::vector<int> label_columns_;                     // per label: column index or -1 (not in the file: not annotated)

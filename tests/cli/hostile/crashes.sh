@@ -20,12 +20,15 @@ expect_error 1 "^error: internal error: std::terminate was called with no except
   env MODTRAIN_FAULT=prepare-worker:terminate "$mt" data prepare "${cfg[@]}" --threads 2
 [[ ! -e prep/manifest.json ]] || fail "a failed prepare left a manifest"
 
-# Under MPI: rank 0 prepares (data.prepare auto) while rank 1 waits; rank 0's failure stops both.
+# Under MPI every rank prepares its share (data.prepare auto); a failure on rank 1 alone stops both,
+# reported once: an exception by rank 0 after the step's gather, std::terminate by rank 1 itself.
 mpi=(mpirun -np 2 --bind-to none "$mt" train "${cfg[@]}" --set data.prepare=auto)
-expect_error 1 "\[rank 0\] error: internal error: an exception of unknown type" -- \
-  env MODTRAIN_FAULT=prepare-worker:unknown "${mpi[@]}"
-expect_error 1 "\[rank 0\] error: internal error: std::terminate was called .*; stopping every rank" -- \
-  env MODTRAIN_FAULT=prepare-worker:terminate "${mpi[@]}"
+rank1=(mpirun -np 1 --bind-to none "$mt" train "${cfg[@]}" --set data.prepare=auto : -np 1 env)  # + FAULT, the job
+job=("$mt" train "${cfg[@]}" --set data.prepare=auto)
+expect_error 1 "\[rank 0\] error: rank 1: internal error: an exception of unknown type" -- \
+  "${rank1[@]}" MODTRAIN_FAULT=prepare-worker:unknown "${job[@]}"
+expect_error 1 "\[rank 1\] error: internal error: std::terminate was called .*; stopping every rank" -- \
+  "${rank1[@]}" MODTRAIN_FAULT=prepare-worker:terminate "${job[@]}"
 # and the same job without the fault trains (the cases above failed for the fault, not the setup)
 expect_ok -- "${mpi[@]}"
 [[ -e run/checkpoints/latest ]] || fail "the control run wrote no checkpoint"
