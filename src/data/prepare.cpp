@@ -386,6 +386,147 @@ struct Preparer {
   }
 };
 
+// The manifest's header: what the shards were prepared with.
+Manifest manifest_header(const Config& config, const Tokenizer& tokenizer, const std::string& vocab_sha256) {
+  Manifest m;
+  m.vocab_sha256 = vocab_sha256;
+  m.vocab_path = config.tokenizer.vocab;
+  m.vocab_type = tokenizer.type();
+  m.vocab_size = tokenizer.vocab_size();
+  m.labels = config.data.labels;
+  m.problem = to_string(config.data.problem);
+  m.max_len = static_cast<uint32_t>(config.data.max_len);
+  m.lowercase = config.tokenizer.lowercase;
+  m.normalize_tweets = config.tokenizer.normalize_tweets;
+  m.token_bytes = tokenizer.vocab_size() <= 65536 ? 2 : 4;
+  m.tweet_normalizer_version = kTweetNormalizerVersion;
+  m.soft_labels = config.data.soft_labels;
+  m.positive_at = config.eval.positive_at;
+  m.max_record_bytes = static_cast<uint64_t>(config.data.max_record_bytes);
+  m.shard_bytes = static_cast<uint64_t>(config.data.shard_bytes);
+  m.subgroups = config.data.subgroups;
+  m.slice_by = config.eval.slice_by;
+  m.created_by = std::string("modtrain ") + build_version() + " (" + build_commit() + ")";
+  return m;
+}
+
+// Step 1: every rank lists the same chunks, or the ranks see different inputs (one line, exit 2).
+std::vector<Chunk> plan_on_every_rank(const Config& config, const PrepareGroup& group) {
+  const std::string& dir = config.data.prepared_dir;
+  const bool root = group.rank == 0;
+  std::vector<Chunk> chunks;
+  together(group, "data prepare: the raw files", [&] {
+    std::vector<std::pair<std::string, std::vector<std::string>>> splits = {
+        {"train", expand_globs(config.data.train, "data.train")}};
+    if (!config.data.valid.empty()) splits.emplace_back("valid", expand_globs(config.data.valid, "data.valid"));
+    for (const auto& [name, files] : splits)  // its outputs replace files there: never the inputs
+      for (const auto& file : files)
+        if (io::same_file(fs::path(file).parent_path().empty() ? "." : fs::path(file).parent_path().string(), dir))
+          throw UserError("data." + name + " file " + file + " is inside data.prepared_dir " + dir +
+                          ", whose files `data prepare` replaces; keep the raw data in another directory");
+    for (const auto& [name, files] : splits) {
+      auto part = plan_chunks(name, files, static_cast<uint64_t>(config.data.shard_bytes));
+      chunks.insert(chunks.end(), part.begin(), part.end());
+    }
+    return std::string();
+  });
+  {
+    std::string mine;  // what this rank sees: every file's path, size and modification time, every cut
+    for (const Chunk& c : chunks)
+      mine += c.stamp.path + " " + std::to_string(c.stamp.bytes) + " " + std::to_string(c.stamp.mtime_ns) + " " +
+              std::to_string(c.range.begin) + "\n";
+    const auto seen = together(group, "data prepare: the raw files each rank sees", [&] { return mine; });
+    for (size_t r = 1; r < seen.size(); ++r)
+      if (seen[r] != seen[0]) {
+        const auto a = lines_of(seen[0]), b = lines_of(seen[r]);
+        size_t i = 0;
+        while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+        const std::string message =
+            "data prepare: rank " + std::to_string(r) +
+            " sees other raw files than rank 0 (rank 0: " + (i < a.size() ? a[i] : "nothing more") + "; rank " +
+            std::to_string(r) + ": " + (i < b.size() ? b[i] : "nothing more") +
+            " (path, bytes, mtime_ns, chunk start)); give every rank the same files, on storage they all see";
+        if (root) log::error(message);
+        throw CollectiveError(message, kExitUsage, /*already_reported=*/true);
+      }
+  }
+  return chunks;
+}
+
+// Step 3: where each chunk starts, from the line counts of the chunks before it in its file.
+void number_lines(std::vector<Chunk>& chunks, const PrepareGroup& group, const std::function<bool(size_t)>& ours) {
+  {
+    const auto counts = together(group, "data prepare: line counts", [&] {
+      std::string out;
+      for (size_t j = 0; j < chunks.size(); ++j)
+        if (ours(j) && !chunks[j].last_of_file)
+          out += std::to_string(j) + " " +
+                 std::to_string(count_lines(chunks[j].source, chunks[j].range.begin, chunks[j].range.end)) + "\n";
+      return out;
+    });
+    std::vector<uint64_t> lines(chunks.size(), 0);
+    for (const std::string& text : counts)
+      for (const std::string& line : lines_of(text)) {
+        if (line.empty()) continue;
+        const size_t space = line.find(' ');
+        lines.at(std::stoull(line.substr(0, space))) = std::stoull(line.substr(space + 1));
+      }
+    for (size_t j = 1; j < chunks.size(); ++j)
+      if (chunks[j].range.begin > 0) chunks[j].range.first_line = chunks[j - 1].range.first_line + lines[j - 1];
+  }
+}
+
+// Step 4: this rank's chunks into the staging directory; their manifest entries as "CHUNK JSON" lines.
+std::string prepare_ours(Preparer& p, const std::vector<Chunk>& chunks, const fs::path& staging,
+                         const std::function<bool(size_t)>& ours) {
+  std::string out;
+  size_t done = 0, count = 0;
+  for (size_t j = 0; j < chunks.size(); ++j) count += ours(j);
+  for (size_t j = 0; j < chunks.size(); ++j) {
+    if (!ours(j)) continue;
+    fault::point("prepare-chunk");
+    p.rejected_path = (staging / ("rejected-" + chunks[j].shard + ".jsonl")).string();
+    const ShardEntry e = p.prepare_chunk(chunks[j], (staging / chunks[j].shard).string(), done++, count);
+    out += std::to_string(j) + " " + e.to_json() + "\n";
+  }
+  return out;
+}
+
+// Step 5 (rank 0): the manifest from every rank's entries, rejected.jsonl in chunk order, the swap.
+void assemble_and_commit(const Config& config, const std::vector<Chunk>& chunks,
+                         const std::vector<std::string>& entries, const fs::path& staging, Manifest& m) {
+  std::vector<ShardEntry> by_chunk(chunks.size());
+  std::vector<bool> have(chunks.size(), false);
+  for (const std::string& text : entries)
+    for (const std::string& line : lines_of(text)) {
+      if (line.empty()) continue;
+      const size_t space = line.find(' ');
+      const size_t j = std::stoull(line.substr(0, space));
+      by_chunk.at(j) =
+          ShardEntry::from_json(json::parse(line.substr(space + 1)), m.subgroups.size(), m.slice_by.size());
+      have[j] = true;
+    }
+  for (size_t j = 0; j < chunks.size(); ++j) {
+    MT_CHECK(have[j], "data prepare: no rank reported chunk " << j << " (" << chunks[j].shard << ")");
+    SplitEntry& split = m.splits[chunks[j].split];
+    split.patterns = chunks[j].split == "train" ? config.data.train : config.data.valid;
+    split.shards.push_back(by_chunk[j]);
+  }
+  // rejected.jsonl: every chunk's rejected records, in chunk order (as one process writes them).
+  if (config.data.on_bad_record == BadRecordPolicy::kSkip) {
+    std::ofstream all(staging / "rejected.jsonl", std::ios::binary | std::ios::trunc);
+    for (const Chunk& c : chunks) {
+      const fs::path part = staging / ("rejected-" + c.shard + ".jsonl");
+      if (!fs::exists(part)) continue;
+      all << io::read_file(part.string());
+      fs::remove(part);
+    }
+    all.close();
+    if (!all) throw UserError("cannot write " + (staging / "rejected.jsonl").string() + " (disk full?)", kExitRuntime);
+  }
+  commit(config.data.prepared_dir, staging, chunks, m);
+}
+
 }  // namespace
 
 std::string PrepareReport::summary() const {
@@ -432,75 +573,21 @@ std::string PrepareReport::summary() const {
 }
 
 PrepareReport prepare_data(const Config& config, const PrepareOptions& options, const PrepareGroup& group) {
-  auto start = std::chrono::steady_clock::now();
+  const auto start = std::chrono::steady_clock::now();
   const std::string dir = config.data.prepared_dir;
   const bool root = group.rank == 0;
-  std::unique_ptr<Tokenizer> loaded;
-  Manifest m;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::string vocab_sha256;
   together(group, "data prepare: the tokenizer", [&] {
-    loaded = load_tokenizer(config.tokenizer);
-    m.vocab_sha256 = find_tokenizer_files(config.tokenizer.vocab).fingerprint();
+    tokenizer = load_tokenizer(config.tokenizer);
+    vocab_sha256 = find_tokenizer_files(config.tokenizer.vocab).fingerprint();
     return std::string();
   });
-  const Tokenizer& tokenizer = *loaded;
-  m.vocab_path = config.tokenizer.vocab;
-  m.vocab_type = tokenizer.type();
-  m.vocab_size = tokenizer.vocab_size();
-  m.labels = config.data.labels;
-  m.problem = to_string(config.data.problem);
-  m.max_len = static_cast<uint32_t>(config.data.max_len);
-  m.lowercase = config.tokenizer.lowercase;
-  m.normalize_tweets = config.tokenizer.normalize_tweets;
-  m.token_bytes = tokenizer.vocab_size() <= 65536 ? 2 : 4;
-  m.tweet_normalizer_version = kTweetNormalizerVersion;
-  m.soft_labels = config.data.soft_labels;
-  m.positive_at = config.eval.positive_at;
-  m.max_record_bytes = static_cast<uint64_t>(config.data.max_record_bytes);
-  m.shard_bytes = static_cast<uint64_t>(config.data.shard_bytes);
-  m.subgroups = config.data.subgroups;
-  m.slice_by = config.eval.slice_by;
-  m.created_by = std::string("modtrain ") + build_version() + " (" + build_commit() + ")";
-
-  // ---- 1. the plan: every rank lists the same chunks, or the ranks see different inputs ----
-  std::vector<Chunk> chunks;
-  together(group, "data prepare: the raw files", [&] {
-    std::vector<std::pair<std::string, std::vector<std::string>>> splits = {
-        {"train", expand_globs(config.data.train, "data.train")}};
-    if (!config.data.valid.empty()) splits.emplace_back("valid", expand_globs(config.data.valid, "data.valid"));
-    for (const auto& [name, files] : splits)  // its outputs replace files there: never the inputs
-      for (const auto& file : files)
-        if (io::same_file(fs::path(file).parent_path().empty() ? "." : fs::path(file).parent_path().string(), dir))
-          throw UserError("data." + name + " file " + file + " is inside data.prepared_dir " + dir +
-                          ", whose files `data prepare` replaces; keep the raw data in another directory");
-    for (const auto& [name, files] : splits) {
-      auto part = plan_chunks(name, files, static_cast<uint64_t>(config.data.shard_bytes));
-      chunks.insert(chunks.end(), part.begin(), part.end());
-    }
-    return std::string();
-  });
-  {
-    std::string mine;  // what this rank sees: every file's path, size and modification time, every cut
-    for (const Chunk& c : chunks)
-      mine += c.stamp.path + " " + std::to_string(c.stamp.bytes) + " " + std::to_string(c.stamp.mtime_ns) + " " +
-              std::to_string(c.range.begin) + "\n";
-    const auto seen = together(group, "data prepare: the raw files each rank sees", [&] { return mine; });
-    for (size_t r = 1; r < seen.size(); ++r)
-      if (seen[r] != seen[0]) {
-        const auto a = lines_of(seen[0]), b = lines_of(seen[r]);
-        size_t i = 0;
-        while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
-        const std::string message =
-            "data prepare: rank " + std::to_string(r) +
-            " sees other raw files than rank 0 (rank 0: " + (i < a.size() ? a[i] : "nothing more") + "; rank " +
-            std::to_string(r) + ": " + (i < b.size() ? b[i] : "nothing more") +
-            " (path, bytes, mtime_ns, chunk start)); give every rank the same files, on storage they all see";
-        if (root) log::error(message);
-        throw CollectiveError(message, kExitUsage, /*already_reported=*/true);
-      }
-  }
+  Manifest m = manifest_header(config, *tokenizer, vocab_sha256);
+  std::vector<Chunk> chunks = plan_on_every_rank(config, group);  // 1.
   const auto ours = [&](size_t j) { return static_cast<int>(j % static_cast<size_t>(group.size)) == group.rank; };
 
-  // ---- 2. one preparation at a time; a staging directory the previous data is not touched by ----
+  // 2. One preparation at a time, written where the previous data is not touched.
   const fs::path staging = fs::path(dir) / ".prepare-staging";
   std::unique_ptr<PrepareLock> lock;
   struct RemoveStaging {  // on rank 0, when the preparation fails: nothing half-written stays behind
@@ -521,87 +608,21 @@ PrepareReport prepare_data(const Config& config, const PrepareOptions& options, 
     cleanup.armed = true;
     return std::string();
   });
-
-  // ---- 3. where each chunk starts: the lines of the chunks before it in its file ----
-  {
-    const auto counts = together(group, "data prepare: line counts", [&] {
-      std::string out;
-      for (size_t j = 0; j < chunks.size(); ++j)
-        if (ours(j) && !chunks[j].last_of_file)
-          out += std::to_string(j) + " " +
-                 std::to_string(count_lines(chunks[j].source, chunks[j].range.begin, chunks[j].range.end)) + "\n";
-      return out;
-    });
-    std::vector<uint64_t> lines(chunks.size(), 0);
-    for (const std::string& text : counts)
-      for (const std::string& line : lines_of(text)) {
-        if (line.empty()) continue;
-        const size_t space = line.find(' ');
-        lines.at(std::stoull(line.substr(0, space))) = std::stoull(line.substr(space + 1));
-      }
-    for (size_t j = 1; j < chunks.size(); ++j)
-      if (chunks[j].range.begin > 0) chunks[j].range.first_line = chunks[j - 1].range.first_line + lines[j - 1];
-  }
-
-  // ---- 4. each rank prepares its chunks into the staging directory ----
+  number_lines(chunks, group, ours);  // 3.
   Preparer p{
       config,
-      tokenizer,
+      *tokenizer,
       m.schema(),
       options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())),
       options.skip_hint,
       {},
       {},
       Progress(options.progress && root)};
-  const auto entries = together(group, "data prepare: every rank's shards", [&] {
-    std::string out;
-    size_t done = 0, count = 0;
-    for (size_t j = 0; j < chunks.size(); ++j) count += ours(j);
-    for (size_t j = 0; j < chunks.size(); ++j) {
-      if (!ours(j)) continue;
-      fault::point("prepare-chunk");
-      p.rejected_path = (staging / ("rejected-" + chunks[j].shard + ".jsonl")).string();
-      const ShardEntry e = p.prepare_chunk(chunks[j], (staging / chunks[j].shard).string(), done++, count);
-      out += std::to_string(j) + " " + e.to_json() + "\n";
-    }
-    return out;
-  });
+  const auto entries = together(group, "data prepare: every rank's shards",  // 4.
+                                [&] { return prepare_ours(p, chunks, staging, ours); });
   p.progress.done();
-
-  // ---- 5. rank 0 writes the manifest and swaps the new shards in; then every rank returns ----
-  together(group, "data prepare: the manifest", [&] {
-    if (!root) return std::string();
-    std::vector<ShardEntry> by_chunk(chunks.size());
-    std::vector<bool> have(chunks.size(), false);
-    for (const std::string& text : entries)
-      for (const std::string& line : lines_of(text)) {
-        if (line.empty()) continue;
-        const size_t space = line.find(' ');
-        const size_t j = std::stoull(line.substr(0, space));
-        by_chunk.at(j) =
-            ShardEntry::from_json(json::parse(line.substr(space + 1)), m.subgroups.size(), m.slice_by.size());
-        have[j] = true;
-      }
-    for (size_t j = 0; j < chunks.size(); ++j) {
-      MT_CHECK(have[j], "data prepare: no rank reported chunk " << j << " (" << chunks[j].shard << ")");
-      SplitEntry& split = m.splits[chunks[j].split];
-      split.patterns = chunks[j].split == "train" ? config.data.train : config.data.valid;
-      split.shards.push_back(by_chunk[j]);
-    }
-    // rejected.jsonl: every chunk's rejected records, in chunk order (as one process writes them).
-    if (config.data.on_bad_record == BadRecordPolicy::kSkip) {
-      std::ofstream all(staging / "rejected.jsonl", std::ios::binary | std::ios::trunc);
-      for (const Chunk& c : chunks) {
-        const fs::path part = staging / ("rejected-" + c.shard + ".jsonl");
-        if (!fs::exists(part)) continue;
-        all << io::read_file(part.string());
-        fs::remove(part);
-      }
-      all.close();
-      if (!all)
-        throw UserError("cannot write " + (staging / "rejected.jsonl").string() + " (disk full?)", kExitRuntime);
-    }
-    commit(dir, staging, chunks, m);
+  together(group, "data prepare: the manifest", [&] {  // 5., then every rank returns
+    if (root) assemble_and_commit(config, chunks, entries, staging, m);
     return std::string();
   });
   PrepareReport report;
