@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <thread>
 
 #include "modtrain/core/build_info.h"
@@ -453,6 +454,25 @@ std::vector<Chunk> plan_on_every_rank(const Config& config, const PrepareGroup& 
   return chunks;
 }
 
+// Which rank prepares each chunk: the largest first, each to the rank with the fewest bytes so far
+// (ties: the lower rank). Computed alike on every rank; round robin by index would give one rank
+// every file's large first chunk when each file has a small tail.
+std::vector<int> assign_chunks(const std::vector<Chunk>& chunks, int ranks) {
+  auto size_of = [](const Chunk& c) { return std::min(c.range.end, c.stamp.bytes) - c.range.begin; };
+  std::vector<size_t> order(chunks.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return size_of(chunks[a]) > size_of(chunks[b]); });
+  std::vector<uint64_t> load(static_cast<size_t>(ranks), 0);
+  std::vector<int> owner(chunks.size(), 0);
+  for (size_t j : order) {
+    const size_t r = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    owner[j] = static_cast<int>(r);
+    load[r] += size_of(chunks[j]) + 1;  // + 1: empty files spread too
+  }
+  return owner;
+}
+
 // Step 3: where each chunk starts, from the line counts of the chunks before it in its file.
 void number_lines(std::vector<Chunk>& chunks, const PrepareGroup& group, const std::function<bool(size_t)>& ours) {
   {
@@ -585,7 +605,8 @@ PrepareReport prepare_data(const Config& config, const PrepareOptions& options, 
   });
   Manifest m = manifest_header(config, *tokenizer, vocab_sha256);
   std::vector<Chunk> chunks = plan_on_every_rank(config, group);  // 1.
-  const auto ours = [&](size_t j) { return static_cast<int>(j % static_cast<size_t>(group.size)) == group.rank; };
+  const std::vector<int> owner = assign_chunks(chunks, group.size);
+  const auto ours = [&](size_t j) { return owner[j] == group.rank; };
 
   // 2. One preparation at a time, written where the previous data is not touched.
   const fs::path staging = fs::path(dir) / ".prepare-staging";

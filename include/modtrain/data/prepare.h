@@ -2,7 +2,7 @@
 // manifest.json, on all cores of every rank. Bad records stop the run (data.on_bad_record: fail,
 // with file:line: reason) or go to rejected.jsonl (skip); every input record is accounted for.
 // Distributed: a raw file is cut into chunks at line ends (data.shard_bytes), every chunk becomes
-// one shard, and rank r prepares chunks r, r + N, ...; rank 0 writes the manifest. The output is
+// one shard, and the chunks are split between the ranks by bytes; rank 0 writes the manifest. The output is
 // byte for byte what one process writes from the same input.
 #pragma once
 
