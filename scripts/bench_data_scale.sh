@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Data at scale, the preparation: `modtrain data prepare` seconds for synthetic datasets of N
-# training records, one process with 1 thread, 2 MPI ranks with 1 thread each (the distributed
-# path: chunks split between the ranks), and one process with 2 threads (every core, one reader),
-# runs alternating. Also checks that the 2-rank output equals the 1-process output (manifest and
-# every shard). Writes bench/results/data_scale.json (the table in docs/performance.md).
-# Start time, memory per training rank and the sampler's bytes are not measured here yet (the
-# rank-local reading they depend on is the next part of the data-at-scale work).
+# Data at scale: `modtrain data prepare` seconds for synthetic datasets of N training records, one
+# process with 1 thread, 2 MPI ranks with 1 thread each (the distributed path: chunks split
+# between the ranks), and one process with 2 threads (every core, one reader), runs alternating;
+# the 2-rank output must equal the 1-process output (manifest and every shard). Then the seconds of
+# a one-step `modtrain train` on that data (1 rank: start-up, one step, the final evaluation of
+# 1000 records and the model's save, the same work at every N but what grows with the dataset).
+# Writes bench/results/data_scale.json (the table in docs/performance.md). Memory per training
+# rank and the sampler's bytes are not measured here yet.
 # Usage: scripts/bench_data_scale.sh [N ...] (default 100000 1000000; build first: scripts/setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,10 +36,12 @@ for n in "${sizes[@]}"; do
     two=$(seconds mpiexec -np 2 --bind-to none "$mt" data prepare "${cfg[@]}" --set data.prepared_dir=two --threads 1)
     threads=$(seconds "$mt" data prepare "${cfg[@]}" --set data.prepared_dir=threads --threads 2)
     for f in one/*; do cmp -s "$f" "two/$(basename "$f")" || { echo "2 ranks differ from 1 process: $f" >&2; exit 1; }; done
-    echo "N=$n rep $rep: 1 process x 1 thread ${one} s, 2 ranks x 1 thread ${two} s, 1 process x 2 threads ${threads} s"
+    train=$(seconds "$mt" train "${cfg[@]}" --set data.prepared_dir=one --set run.dir=run$rep --set train.max_steps=1 \
+      --set train.warmup_steps=0 --set eval.every=0 --set checkpoint.every=0 --set dist.threads=1)
+    echo "N=$n rep $rep: 1 process x 1 thread ${one} s, 2 ranks x 1 thread ${two} s, 1 process x 2 threads ${threads} s; one-step train ${train} s"
     [[ $first == 1 ]] || echo "," >> results.json
     first=0
-    echo "{\"records\": $n, \"raw_bytes\": $bytes, \"rep\": $rep, \"one_process_1_thread_s\": $one, \"two_ranks_1_thread_s\": $two, \"one_process_2_threads_s\": $threads}" >> results.json
+    echo "{\"records\": $n, \"raw_bytes\": $bytes, \"rep\": $rep, \"one_process_1_thread_s\": $one, \"two_ranks_1_thread_s\": $two, \"one_process_2_threads_s\": $threads, \"one_step_train_s\": $train}" >> results.json
   done
 done
 echo "]" >> results.json
@@ -52,13 +55,13 @@ out = {"benchmark": "data_scale/prepare", "machine": {"cores": os.cpu_count(), "
        "runs": rows, "sizes": {}}
 for n in sorted({r["records"] for r in rows}):
     rs = [r for r in rows if r["records"] == n]
-    med = {k: statistics.median(r[k] for r in rs) for k in ("one_process_1_thread_s", "two_ranks_1_thread_s", "one_process_2_threads_s")}
+    med = {k: statistics.median(r[k] for r in rs) for k in ("one_process_1_thread_s", "two_ranks_1_thread_s", "one_process_2_threads_s", "one_step_train_s")}
     med["two_ranks_speedup"] = med["one_process_1_thread_s"] / med["two_ranks_1_thread_s"]
     med["two_ranks_vs_2_threads"] = med["one_process_2_threads_s"] / med["two_ranks_1_thread_s"]
     med["records_per_s_two_ranks"] = n / med["two_ranks_1_thread_s"]
     out["sizes"][str(n)] = med
-    print("N=%d: 2 ranks %.2fx one process (1 thread each), %.2fx one process with 2 threads; %.0f records/s" %
-          (n, med["two_ranks_speedup"], med["two_ranks_vs_2_threads"], med["records_per_s_two_ranks"]))
+    print("N=%d: 2 ranks %.2fx one process (1 thread each), %.2fx one process with 2 threads; %.0f records/s; one-step train %.2f s" %
+          (n, med["two_ranks_speedup"], med["two_ranks_vs_2_threads"], med["records_per_s_two_ranks"], med["one_step_train_s"]))
 os.makedirs(f"{repo}/bench/results", exist_ok=True)
 json.dump(out, open(f"{repo}/bench/results/data_scale.json", "w"), indent=2)
 PY

@@ -52,6 +52,7 @@ std::string ShardEntry::to_json() const {
             {"empty_after_tokenization", empty_tokens}};
   if (!subgroup_missing.empty()) j["subgroup_missing"] = subgroup_missing;
   if (!slice_missing.empty()) j["slice_missing"] = slice_missing;
+  if (!label_sums.empty()) j["label_sums"] = label_sums, j["label_annotated"] = label_annotated;
   return j.dump();
 }
 
@@ -81,6 +82,8 @@ ShardEntry ShardEntry::from_json(const nlohmann::json& s, size_t subgroups, size
   e.empty_tokens = s.value("empty_after_tokenization", uint64_t{0});
   e.subgroup_missing = s.value("subgroup_missing", std::vector<uint64_t>(subgroups, 0));
   e.slice_missing = s.value("slice_missing", std::vector<uint64_t>(slices, 0));
+  e.label_sums = s.value("label_sums", std::vector<uint64_t>{});
+  e.label_annotated = s.value("label_annotated", std::vector<uint64_t>{});
   return e;
 }
 
@@ -229,30 +232,18 @@ PreparedDataset PreparedDataset::open(const std::string& dir, const std::string&
                     text::join(expect.slice_by, ", ") + "]" + fix);
   auto it = m.splits.find(split);
   if (it == m.splits.end()) throw UserError(where + "has no '" + split + "' split (is data." + split + " set?)" + fix);
-  ShardSchema schema = m.schema();
+  d.dir_ = dir;
+  d.schema_ = m.schema();
   d.num_labels_ = m.labels.size();
-  for (const auto& entry : it->second.shards) {
-    const std::string path = (fs::path(dir) / entry.file).string();
-    auto shard = std::make_shared<PreparedShard>(path, schema);  // validates it, checksum included
-    // ... and it must be the shard the manifest lists (not a copy of another, not an older one)
-    auto differs = [&](const std::string& what, const std::string& found, const std::string& listed) {
-      return UserError(path + ": " + what + " " + found + ", the manifest says " + listed +
-                       " (the shard was replaced or the manifest belongs to another preparation)" + fix);
-    };
-    if (shard->size() != entry.records)
-      throw differs("has records:", std::to_string(shard->size()), std::to_string(entry.records));
-    if (m.version >= 2) {
-      if (shard->bytes() != entry.bytes)
-        throw differs("has bytes:", std::to_string(shard->bytes()), std::to_string(entry.bytes));
-      if (shard->tokens() != entry.tokens)
-        throw differs("has tokens:", std::to_string(shard->tokens()), std::to_string(entry.tokens));
-      if (text::hex64(shard->checksum()) != entry.checksum)
-        throw differs("has checksum", text::hex64(shard->checksum()), entry.checksum);
-    }
+  d.entries_ = it->second.shards;
+  for (const ShardEntry& entry : d.entries_) {
     d.starts_.push_back(d.total_);
-    d.total_ += shard->size();
-    d.shards_.push_back(std::move(shard));
+    d.total_ += entry.records;
   }
+  d.shards_.resize(d.entries_.size());
+  d.ready_ = std::make_unique<std::atomic<const PreparedShard*>[]>(d.entries_.size());
+  for (size_t i = 0; i < d.entries_.size(); ++i) d.ready_[i].store(nullptr, std::memory_order_relaxed);
+  d.open_mutex_ = std::make_unique<std::mutex>();
   return d;
 }
 
@@ -262,9 +253,38 @@ PreparedDataset::Ref PreparedDataset::locate(uint64_t index) const {
   return {static_cast<uint32_t>(s), index - starts_[s]};
 }
 
+const PreparedShard& PreparedDataset::shard(size_t i) const {
+  if (const PreparedShard* ready = ready_[i].load(std::memory_order_acquire)) return *ready;
+  std::lock_guard<std::mutex> lock(*open_mutex_);
+  if (!shards_[i]) {
+    const ShardEntry& entry = entries_[i];
+    const std::string path = (fs::path(dir_) / entry.file).string();
+    const std::string fix = "; run `modtrain data prepare` again with this config";
+    auto shard = std::make_shared<PreparedShard>(path, schema_);  // validates it, checksum included
+    // ... and it must be the shard the manifest lists (not a copy of another, not an older one)
+    auto differs = [&](const std::string& what, const std::string& found, const std::string& listed) {
+      return UserError(path + ": " + what + " " + found + ", the manifest says " + listed +
+                       " (the shard was replaced or the manifest belongs to another preparation)" + fix);
+    };
+    if (shard->size() != entry.records)
+      throw differs("has records:", std::to_string(shard->size()), std::to_string(entry.records));
+    if (manifest_.version >= 2) {
+      if (shard->bytes() != entry.bytes)
+        throw differs("has bytes:", std::to_string(shard->bytes()), std::to_string(entry.bytes));
+      if (shard->tokens() != entry.tokens)
+        throw differs("has tokens:", std::to_string(shard->tokens()), std::to_string(entry.tokens));
+      if (text::hex64(shard->checksum()) != entry.checksum)
+        throw differs("has checksum", text::hex64(shard->checksum()), entry.checksum);
+    }
+    shards_[i] = std::move(shard);
+    ready_[i].store(shards_[i].get(), std::memory_order_release);
+  }
+  return *shards_[i];
+}
+
 uint32_t PreparedDataset::length(uint64_t index) const {
   Ref r = locate(index);
-  return shards_[r.shard]->length(r.record);
+  return shard(r.shard).length(r.record);
 }
 
 }  // namespace modtrain

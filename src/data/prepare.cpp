@@ -330,6 +330,8 @@ struct Preparer {
       entry.source_sha256 = io::sha256_file(source);
     entry.subgroup_missing.assign(spec.subgroups.size(), 0);
     entry.slice_missing.assign(spec.slice_by.size(), 0);
+    entry.label_sums.assign(spec.names.size(), 0);
+    entry.label_annotated.assign(spec.names.size(), 0);
     std::vector<RawUnit> units;
     std::vector<Processed> results;
     std::vector<int32_t> template_only;
@@ -360,6 +362,8 @@ struct Preparer {
         for (size_t g = 0; g < p.subgroups.size(); ++g)
           entry.subgroup_missing[g] += p.subgroups[g] == kLabelUnannotated;
         for (size_t f = 0; f < p.slice_present.size(); ++f) entry.slice_missing[f] += !p.slice_present[f];
+        for (size_t l = 0; l < p.labels.size() && l < entry.label_sums.size(); ++l)
+          if (p.labels[l] != kLabelUnannotated) entry.label_sums[l] += p.labels[l], ++entry.label_annotated[l];
         writer.add(p.ids, p.labels.data(), units[i].line, p.subgroups.data(), p.slices, p.slice_present);
       }
       progress.update(chunk.split, index + 1, count, writer.records(), bytes_done);

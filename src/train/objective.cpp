@@ -18,6 +18,22 @@ using json = nlohmann::ordered_json;  // keys in insertion order: labels in the 
 // Per label: positives and annotated records over the whole split, in one pass. Soft labels count
 // their expected positives (the sum of the shares, rounded), as the loss sees them.
 void label_counts(const PreparedDataset& data, std::vector<uint64_t>& positives, std::vector<uint64_t>& annotated) {
+  // From the manifest when every shard's entry has them (prepared since version 3): no shard is read.
+  const size_t labels = data.num_labels();
+  const auto& entries = data.entries();
+  if (std::all_of(entries.begin(), entries.end(), [&](const ShardEntry& e) {
+        return e.label_sums.size() == labels && e.label_annotated.size() == labels;
+      })) {
+    std::vector<uint64_t> sums(labels, 0);
+    annotated.assign(labels, 0);
+    for (const ShardEntry& e : entries)
+      for (size_t l = 0; l < labels; ++l) sums[l] += e.label_sums[l], annotated[l] += e.label_annotated[l];
+    const double scale = static_cast<double>(data.manifest().schema().label_scale);
+    positives.assign(labels, 0);
+    for (size_t l = 0; l < labels; ++l)
+      positives[l] = static_cast<uint64_t>(std::llround(static_cast<double>(sums[l]) / scale));
+    return;
+  }
   std::vector<double> sum(data.num_labels(), 0.0);
   annotated.assign(data.num_labels(), 0);
   for (size_t s = 0; s < data.num_shards(); ++s)

@@ -141,6 +141,58 @@ TEST_CASE("bad records: fail stops at file:line, skip accounts for every line", 
                                    Contains("1 with invalid UTF-8 repaired"));
 }
 
+TEST_CASE("a prepared dataset opens from its manifest; a shard is verified at its first use, alone",
+          "[data][prepare]") {
+  test::TempDir dir;
+  dir.write("raw/train-0.jsonl", good_lines(20));
+  dir.write("raw/train-1.jsonl", good_lines(30));
+  dir.write("raw/valid-0.csv", "text,hate,spam,threat\nok,0,0,0\n");
+  Config c = small_config(dir);
+  prepare_data(c, {1, false});
+  auto bytes = file_bytes(c.data.prepared_dir + "/train-00001.bin");
+  bytes[bytes.size() / 2] ^= 0x5A;  // shard 1 corrupted after prepare
+  write_bytes(c.data.prepared_dir + "/train-00001.bin", bytes);
+  const PreparedDataset d = PreparedDataset::open(c.data.prepared_dir, "train", DataExpectations::from_config(c));
+  REQUIRE(d.num_shards() == 2);
+  CHECK(d.size() == 50);  // from the manifest, before any shard is opened
+  CHECK(d.shard(0).size() == 20);
+  CHECK(d.length(19) > 0);                       // records of the good shard serve
+  for (int attempt = 0; attempt < 2; ++attempt)  // every use of the bad one fails the same way
+    CHECK_THROWS_WITH(d.shard(1),
+                      Contains("train-00001.bin: corrupted") && Contains("run `modtrain data prepare` again"));
+  CHECK_THROWS_WITH(d.length(20), Contains("train-00001.bin: corrupted"));
+}
+
+TEST_CASE("the manifest records each shard's label sums and annotated counts, equal to the shard's labels",
+          "[data][prepare]") {
+  test::TempDir dir;
+  dir.write("raw/train-0.jsonl", good_lines(20));
+  dir.write("raw/train-1.jsonl", good_lines(30, 20));
+  dir.write("raw/valid-0.csv", "text,hate,spam,threat\nok,0,1,0\nbad,1,0,0\n");
+  Config c = small_config(dir);
+  prepare_data(c, {1, false});
+  int64_t compared = 0, positives = 0;
+  for (const char* split : {"train", "valid"}) {
+    const PreparedDataset d = PreparedDataset::open(c.data.prepared_dir, split, DataExpectations::from_config(c));
+    for (size_t i = 0; i < d.num_shards(); ++i) {
+      const ShardEntry& e = d.entries()[i];
+      REQUIRE(e.label_sums.size() == 3);
+      REQUIRE(e.label_annotated.size() == 3);
+      for (size_t l = 0; l < 3; ++l) {
+        uint64_t sum = 0, annotated = 0;
+        for (uint64_t r = 0; r < d.shard(i).size(); ++r)
+          if (const uint8_t v = d.shard(i).labels(r)[l]; v != 0xFF) sum += v, ++annotated;
+        CHECK(e.label_sums[l] == sum);
+        CHECK(e.label_annotated[l] == annotated);
+        positives += static_cast<int64_t>(sum);
+        ++compared;
+      }
+    }
+  }
+  CHECK(compared == 9);  // 3 shards x 3 labels
+  CHECK(positives > 0);
+}
+
 TEST_CASE("corrupted, truncated and mismatched shards are clear errors", "[data][prepare]") {
   test::TempDir dir;
   dir.write("raw/train-0.jsonl", good_lines(20));
@@ -150,9 +202,10 @@ TEST_CASE("corrupted, truncated and mismatched shards are clear errors", "[data]
   const std::string shard = c.data.prepared_dir + "/train-00000.bin";
   const std::vector<uint8_t> original = file_bytes(shard);
   auto expect = DataExpectations::from_config(c);
-  auto open_error = [&]() -> std::string {
+  auto open_error = [&]() -> std::string {  // open, then use every shard (each is verified at its first use)
     try {
-      PreparedDataset::open(c.data.prepared_dir, "train", expect);
+      const PreparedDataset d = PreparedDataset::open(c.data.prepared_dir, "train", expect);
+      for (size_t i = 0; i < d.num_shards(); ++i) d.shard(i);
     } catch (const UserError& e) {
       return e.what();
     }

@@ -2,9 +2,11 @@
 // plus the validated shards of one split, seen as one indexed collection of records.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,9 @@ struct ShardEntry {
   uint64_t empty_tokens = 0;               // kept records that tokenize to nothing but the special tokens
   std::vector<uint64_t> subgroup_missing;  // per data.subgroups: kept records without a value
   std::vector<uint64_t> slice_missing;     // per eval.slice_by: kept records without a value
+  // Per label over the kept records (v3): the sum of the label bytes (0..label_scale each) and how
+  // many are annotated, so that label statistics need no pass over the shards. Empty: not recorded.
+  std::vector<uint64_t> label_sums, label_annotated;
 
   std::string to_json() const;  // one line: the manifest's shard object
   static ShardEntry from_json(const nlohmann::json& j, size_t subgroups, size_t slices);  // json exceptions
@@ -94,16 +99,21 @@ struct DataExpectations {
 
 class PreparedDataset {
  public:
-  // Opens and validates every shard of `split` in the prepared dir.
+  // Reads the manifest and checks it against `expect`; a shard is opened, mapped and verified (its
+  // structure, token ids and checksum against the manifest entry) when first used, so a run's start
+  // does not read the whole dataset and a rank maps only the shards it reads.
   static PreparedDataset open(const std::string& dir, const std::string& split, const DataExpectations& expect);
 
   uint64_t size() const { return total_; }
-  size_t num_shards() const { return shards_.size(); }
+  size_t num_shards() const { return entries_.size(); }
   size_t num_labels() const { return num_labels_; }
   const std::vector<std::string>& subgroups() const { return manifest_.subgroups; }
   const std::vector<std::string>& slice_by() const { return manifest_.slice_by; }
-  const PreparedShard& shard(size_t i) const { return *shards_[i]; }
+  // Shard i, opened and verified at its first use (thread-safe; a bad shard throws UserError naming
+  // it, at every use until it is fixed).
+  const PreparedShard& shard(size_t i) const;
   const Manifest& manifest() const { return manifest_; }
+  const std::vector<ShardEntry>& entries() const { return entries_; }  // the split's shards in the manifest
 
   struct Ref {
     uint32_t shard;
@@ -114,7 +124,12 @@ class PreparedDataset {
 
  private:
   Manifest manifest_;
-  std::vector<std::shared_ptr<PreparedShard>> shards_;
+  std::string dir_;
+  ShardSchema schema_;
+  std::vector<ShardEntry> entries_;                             // the split's shards, as the manifest lists them
+  mutable std::vector<std::shared_ptr<PreparedShard>> shards_;  // null until first used; written under open_mutex_
+  std::unique_ptr<std::atomic<const PreparedShard*>[]> ready_;  // the fast path: set once a shard is verified
+  std::unique_ptr<std::mutex> open_mutex_;
   std::vector<uint64_t> starts_;  // first global index of each shard
   uint64_t total_ = 0;
   size_t num_labels_ = 0;
