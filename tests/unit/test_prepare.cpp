@@ -141,7 +141,7 @@ TEST_CASE("bad records: fail stops at file:line, skip accounts for every line", 
                                    Contains("1 with invalid UTF-8 repaired"));
 }
 
-TEST_CASE("a prepared dataset opens from its manifest; a shard is verified at its first use, alone",
+TEST_CASE("a prepared dataset opens from its manifest and verifies each shard at its first use, alone",
           "[data][prepare]") {
   test::TempDir dir;
   dir.write("raw/train-0.jsonl", good_lines(20));
