@@ -37,7 +37,7 @@ struct TrainFlags {
 
 // The prepared data is a cache of data.train / data.valid for this config. Rank 0 checks it (file
 // stats, the vocab's hash, the config fields that shape it); stale or missing, it is prepared again
-// (data.prepare: auto; rank 0 while the others wait) or every rank stops with what changed (check).
+// (data.prepare: auto; every rank its share) or every rank stops with what changed (check).
 void ensure_prepared(const World& world, const Config& config) {
   const std::string what = decide_on_rank0(world, [&] {  // why it is stale ("": fresh)
     const std::string stale = prepared_data_stale(config);
