@@ -167,6 +167,7 @@ std::vector<Chunk> plan_chunks(const std::string& split, const std::vector<std::
 // is left waiting for one that failed: a failing rank still takes part in the gather.
 std::vector<std::string> together(const PrepareGroup& group, const std::string& what,
                                   const std::function<std::string()>& step) {
+  if (group.size == 1) return {step()};  // nothing to gather: its error propagates as it is
   std::string mine;
   try {
     mine = "D" + step();
@@ -178,14 +179,13 @@ std::vector<std::string> together(const PrepareGroup& group, const std::string& 
     mine = "E" + std::to_string(kExitRuntime) +
            " internal error: an exception of unknown type (a modtrain bug; please report it with the command line)";
   }
-  std::vector<std::string> all = group.size > 1 ? group.all_gather(mine, what) : std::vector<std::string>{mine};
+  std::vector<std::string> all = group.all_gather(mine, what);
   for (size_t rank = 0; rank < all.size(); ++rank)
     if (const std::string& r = all[rank]; r.empty() || r[0] != 'D') {
       const size_t space = r.find(' ');
       const std::string where = rank > 0 ? "rank " + std::to_string(rank) + ": " : "";  // rank 0 reports it
       const std::string message = where + (r.empty() ? "sent nothing (" + what + ")" : r.substr(space + 1));
       const int code = r.empty() ? kExitRuntime : std::atoi(r.c_str() + 1);
-      if (group.size == 1) throw UserError(message, code);
       if (group.rank == 0) log::error(message);
       throw CollectiveError(message, code, /*already_reported=*/true);
     }
