@@ -65,7 +65,10 @@ head -1 "$work/hang/summary.md" | grep -qx "# modtrain GPU check: FAIL" || fail 
 grep -qx "timed out: selftest" "$work/hang/summary.md" || { cat "$work/hang/summary.md"; fail "the hang is not recorded as timed out"; }
 grep -qx "not run: cli-np1 allreduce" "$work/hang/summary.md" || { cat "$work/hang/summary.md"; fail "the steps after it are not recorded as not run"; }
 grep -q "| cli-np1 | NOT RUN | *| needs about" "$work/hang/summary.md" || fail "no reason given for a step not run"
-tar -tzf "$work/hang/results.tar.gz" | grep -qx "logs/selftest.log" || fail "the killed step's log is not packed"
+# Listed to a file first: tar writes one entry per write(), so under pipefail `tar -t | grep -q` fails
+# whenever grep exits before tar's last entry (SIGPIPE), which a loaded CI machine made happen.
+tar -tzf "$work/hang/results.tar.gz" > "$work/hang.list" || fail "hang: results.tar.gz unreadable"
+grep -qx "logs/selftest.log" "$work/hang.list" || fail "the killed step's log is not packed: $(tr '\n' ' ' < "$work/hang.list")"
 pgrep -f modtrain-fake-hang > /dev/null && fail "the hanging step's process outlived its time limit"
 compared=$((compared + 1))
 
