@@ -254,13 +254,31 @@ PreparedDataset::Ref PreparedDataset::locate(uint64_t index) const {
 }
 
 const PreparedShard& PreparedDataset::shard(size_t i) const {
+  const PreparedShard& s = open_shard(i);
+  s.verify_all();
+  return s;
+}
+
+const PreparedShard& PreparedDataset::record(const Ref& ref) const {
+  const PreparedShard& s = open_shard(ref.shard);
+  s.verify_block_of(ref.record);
+  return s;
+}
+
+uint64_t PreparedDataset::tokens() const {
+  uint64_t total = 0;
+  for (const ShardEntry& e : entries_) total += e.tokens;
+  return total;
+}
+
+const PreparedShard& PreparedDataset::open_shard(size_t i) const {
   if (const PreparedShard* ready = ready_[i].load(std::memory_order_acquire)) return *ready;
   std::lock_guard<std::mutex> lock(*open_mutex_);
   if (!shards_[i]) {
     const ShardEntry& entry = entries_[i];
     const std::string path = (fs::path(dir_) / entry.file).string();
     const std::string fix = "; run `modtrain data prepare` again with this config";
-    auto shard = std::make_shared<PreparedShard>(path, schema_);  // validates it, checksum included
+    auto shard = std::make_shared<PreparedShard>(path, schema_, PreparedShard::Verify::kHeader);
     // ... and it must be the shard the manifest lists (not a copy of another, not an older one)
     auto differs = [&](const std::string& what, const std::string& found, const std::string& listed) {
       return UserError(path + ": " + what + " " + found + ", the manifest says " + listed +
@@ -283,8 +301,8 @@ const PreparedShard& PreparedDataset::shard(size_t i) const {
 }
 
 uint32_t PreparedDataset::length(uint64_t index) const {
-  Ref r = locate(index);
-  return shard(r.shard).length(r.record);
+  const Ref r = locate(index);
+  return record(r).length(r.record);
 }
 
 }  // namespace modtrain

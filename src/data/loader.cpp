@@ -59,7 +59,7 @@ Batch collate(const PreparedDataset& data, const SampledBatch& sampled, const Lo
   int64_t longest = 1;
   for (size_t i = 0; i < refs.size(); ++i) {
     refs[i] = data.locate(sampled.indices[i]);
-    longest = std::max<int64_t>(longest, data.shard(refs[i].shard).length(refs[i].record));
+    longest = std::max<int64_t>(longest, data.record(refs[i]).length(refs[i].record));
   }
   const int64_t t = (longest + options.pad_multiple - 1) / options.pad_multiple * options.pad_multiple;
   auto host = torch::TensorOptions().pinned_memory(options.pin_memory);
@@ -75,7 +75,7 @@ Batch collate(const PreparedDataset& data, const SampledBatch& sampled, const Lo
   float* label_mask = batch.label_mask.data_ptr<float>();
   bool* padding = batch.padding.data_ptr<bool>();
   for (int64_t i = 0; i < b; ++i) {
-    const PreparedShard& shard = data.shard(refs[static_cast<size_t>(i)].shard);
+    const PreparedShard& shard = data.record(refs[static_cast<size_t>(i)]);
     const uint64_t record = refs[static_cast<size_t>(i)].record;
     const uint32_t len = shard.length(record);
     shard.copy_tokens(record, ids + i * t);

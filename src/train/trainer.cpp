@@ -73,6 +73,9 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
                                  world_,     static_cast<uint32_t>(c.train.micro_batch),
                                  true,       c.data.group_by_length,
                                  64,         static_cast<uint32_t>(c.train.tokens_per_batch)};
+  sampler_options.shuffle_window = static_cast<uint64_t>(c.data.shuffle_window);
+  sampler_options.block_records = kShardBlockRecords;
+  sampler_options.total_tokens = train_data_->tokens();  // from the manifest: no pass over the lengths
   auto data = train_data_;
   sampler_ = std::make_shared<DistributedSampler>(train_data_->size(), sampler_options,
                                                   [data](uint64_t i) { return data->length(i); });

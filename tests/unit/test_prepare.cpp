@@ -294,3 +294,53 @@ TEST_CASE("remove_tree removes nested directories and tolerates a missing path",
   CHECK_FALSE(fs::exists(root));
   io::remove_tree(root);  // already gone: no error
 }
+
+TEST_CASE("a version 3 shard verifies a block of records when it is first read, not the file at open",
+          "[data][prepare]") {
+  test::TempDir dir;
+  ShardSchema schema;
+  schema.num_labels = 1;
+  schema.max_len = 8;
+  schema.vocab_size = 100;
+  ShardWriter writer(dir.file("s.bin"), schema);
+  for (uint64_t r = 0; r < 1000; ++r) {  // 4 blocks: 0-255, 256-511, 512-767, 768-999
+    uint8_t label = r % 2;
+    writer.add({2, static_cast<int32_t>(10 + r % 80), 3}, &label, r + 1);
+  }
+  writer.finish();
+  {
+    const PreparedShard shard(dir.file("s.bin"), schema, PreparedShard::Verify::kHeader);
+    CHECK(shard.blocks_verified() == 0);
+    shard.verify_block_of(300);
+    shard.verify_block_of(511);
+    CHECK(shard.blocks_verified() == 1);
+    shard.verify_all();
+    CHECK(shard.blocks_verified() == 4);
+  }
+  // A token of record 600 flipped: the header still opens, blocks 0, 1 and 3 still serve, block 2
+  // fails at every read naming its records.
+  auto bytes = file_bytes(dir.file("s.bin"));
+  // Record 600's middle token: the token section follows the header, the extension, the block
+  // table (4 checksums), the offsets (1001) and the source lines (1000); 3 two-byte tokens a record.
+  const size_t tokens_begin = 64 + 64 + 4 * 8 + 1001 * 8 + 1000 * 8;
+  const size_t pos = tokens_begin + (600 * 3 + 1) * 2;
+  REQUIRE(bytes[pos] == static_cast<uint8_t>(10 + 600 % 80));
+  bytes[pos] ^= 0x01;
+  write_bytes(dir.file("s.bin"), bytes);
+  const PreparedShard shard(dir.file("s.bin"), schema, PreparedShard::Verify::kHeader);
+  shard.verify_block_of(0);
+  shard.verify_block_of(300);
+  shard.verify_block_of(999);
+  CHECK(shard.blocks_verified() == 3);
+  for (int attempt = 0; attempt < 2; ++attempt)
+    CHECK_THROWS_WITH(shard.verify_block_of(600),
+                      Contains("s.bin: corrupted shard (checksum mismatch in records 512-767)") &&
+                          Contains("run `modtrain data prepare` again"));
+  CHECK_THROWS_WITH(PreparedShard(dir.file("s.bin"), schema), Contains("checksum mismatch in records 512-767"));
+  // A flipped byte of the block checksum table is caught at open.
+  bytes[pos] ^= 0x01;
+  bytes[64 + 64 + 8 + 3] ^= 0x10;
+  write_bytes(dir.file("s.bin"), bytes);
+  CHECK_THROWS_WITH(PreparedShard(dir.file("s.bin"), schema, PreparedShard::Verify::kHeader),
+                    Contains("header checksum mismatch"));
+}

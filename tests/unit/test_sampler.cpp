@@ -188,3 +188,93 @@ TEST_CASE("token budgets: deterministic in (seed, epoch), so a resumed position 
   CHECK(fresh.batch(3, 4).indices == a.batch(3, 4).indices);
   CHECK(a.batch(0, 0).indices != a.batch(1, 0).indices);
 }
+
+TEST_CASE("the keyed permutation is a bijection of [0, n) for every n, and differs between keys", "[sampler]") {
+  int compared = 0;
+  for (uint64_t n : {1, 2, 3, 4, 5, 15, 16, 17, 255, 256, 257, 1000, 4097, 65537}) {
+    INFO("n=" << n);
+    KeyedPermutation p(n, 11), q(n, 12);
+    std::vector<uint8_t> seen(n, 0);
+    uint64_t fixed = 0, same = 0;
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint64_t v = p(i);
+      REQUIRE(v < n);
+      CHECK(seen[v] == 0);
+      seen[v] = 1;
+      fixed += v == i;
+      same += v == q(i);
+    }
+    if (n >= 1000) {
+      CHECK(fixed < n / 50);  // about one fixed point expected
+      CHECK(same < n / 50);
+    }
+    ++compared;
+  }
+  CHECK(compared == 14);
+}
+
+TEST_CASE("W ranks at batch B read the records of one rank at W x B, step for step, over many shuffle windows",
+          "[sampler]") {
+  int steps_compared = 0;
+  for (bool group : {false, true}) {
+    for (int world : {2, 3, 5}) {
+      INFO("world " << world << " group_by_length " << group);
+      auto length = [](uint64_t i) { return static_cast<uint32_t>((i * 37) % 61 + 2); };
+      auto options = [&](int rank, int w, uint32_t batch) {
+        SamplerOptions o{9, rank, w, batch, true, group, 4};
+        o.shuffle_window = 1000;  // 4 blocks of 256: 10 windows over the split
+        return o;
+      };
+      const uint64_t n = 9999;
+      DistributedSampler one(n, options(0, 1, 8u * static_cast<uint32_t>(world)), length);
+      std::vector<std::unique_ptr<DistributedSampler>> ranks;
+      for (int r = 0; r < world; ++r)
+        ranks.push_back(std::make_unique<DistributedSampler>(n, options(r, world, 8), length));
+      REQUIRE(ranks[0]->batches_per_epoch() == one.batches_per_epoch());
+      for (uint64_t b = 0; b < one.batches_per_epoch(); ++b) {
+        std::vector<uint64_t> joined;
+        for (auto& s : ranks) {
+          const SampledBatch part = s->batch(2, b);
+          for (size_t i = 0; i < part.indices.size(); ++i)
+            if (!part.padding[i]) joined.push_back(part.indices[i]);
+        }
+        const SampledBatch whole = one.batch(2, b);
+        CHECK(joined == whole.indices);
+        ++steps_compared;
+      }
+    }
+  }
+  CHECK(steps_compared > 2000);
+}
+
+TEST_CASE("the sampler's memory is bounded by its windows, not by the number of records", "[sampler][scale]") {
+  // 100k and 50M records: after reading batches across the epoch, the same bytes held.
+  auto held = [](uint64_t n) {
+    SamplerOptions o{3, 1, 4, 32, true, false, 64};
+    DistributedSampler s(n, o);
+    for (uint64_t b : {uint64_t{0}, uint64_t{1}, s.batches_per_epoch() / 2, s.batches_per_epoch() - 1}) s.batch(7, b);
+    return s.memory_bytes();
+  };
+  const uint64_t small = held(100000), large = held(50000000);
+  CHECK(large == small);
+  CHECK(large < 2 * 65536 * 8 + 4096);  // two windows of 65,536 records
+}
+
+TEST_CASE("the order mixes the whole split: a window's records come from blocks spread over it", "[sampler]") {
+  const uint64_t n = 1000000;
+  DistributedSampler s(n, {5, 0, 1, 32, true, false, 64});
+  std::set<uint64_t> blocks;
+  uint64_t neighbours = 0;
+  for (uint64_t p = 0; p < 65536; ++p) {
+    const uint64_t r = s.record_at(0, p);
+    blocks.insert(r / 256);
+    if (p > 0 && (r == s.record_at(0, p - 1) + 1)) ++neighbours;
+  }
+  CHECK(blocks.size() == 256);                              // the first window: 256 whole blocks ...
+  CHECK(*blocks.rbegin() - *blocks.begin() > n / 256 / 2);  // ... from all over the split
+  CHECK(neighbours < 100);                                  // records are shuffled within the window (about 1 expected)
+  // Every record once: the epoch's positions form a permutation of the split.
+  std::vector<uint8_t> seen(n, 0);
+  for (uint64_t p = 0; p < n; ++p) seen[s.record_at(1, p)]++;
+  CHECK(std::count(seen.begin(), seen.end(), 1) == static_cast<std::ptrdiff_t>(n));
+}

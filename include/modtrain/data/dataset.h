@@ -99,9 +99,10 @@ struct DataExpectations {
 
 class PreparedDataset {
  public:
-  // Reads the manifest and checks it against `expect`; a shard is opened, mapped and verified (its
-  // structure, token ids and checksum against the manifest entry) when first used, so a run's start
-  // does not read the whole dataset and a rank maps only the shards it reads.
+  // Reads the manifest and checks it against `expect`. A shard is opened and mapped, its header
+  // checked against the manifest entry, when first used, and each block of its records (structure,
+  // token ids, checksum) when first read (record() and length()); so a run's start does not read
+  // the dataset and a rank maps and verifies only what it reads.
   static PreparedDataset open(const std::string& dir, const std::string& split, const DataExpectations& expect);
 
   uint64_t size() const { return total_; }
@@ -109,8 +110,9 @@ class PreparedDataset {
   size_t num_labels() const { return num_labels_; }
   const std::vector<std::string>& subgroups() const { return manifest_.subgroups; }
   const std::vector<std::string>& slice_by() const { return manifest_.slice_by; }
-  // Shard i, opened and verified at its first use (thread-safe; a bad shard throws UserError naming
-  // it, at every use until it is fixed).
+  // Shard i, every record verified (a pass over the whole shard the first time: for whole-shard
+  // readers such as `data stats`). Thread-safe; a bad shard throws UserError naming it, at every use
+  // until it is fixed.
   const PreparedShard& shard(size_t i) const;
   const Manifest& manifest() const { return manifest_; }
   const std::vector<ShardEntry>& entries() const { return entries_; }  // the split's shards in the manifest
@@ -120,7 +122,10 @@ class PreparedDataset {
     uint64_t record;
   };
   Ref locate(uint64_t index) const;  // global record index -> shard and record
+  // The shard holding `ref`, with the block of records around it verified (the per-record path).
+  const PreparedShard& record(const Ref& ref) const;
   uint32_t length(uint64_t index) const;
+  uint64_t tokens() const;  // all records' tokens, from the manifest
 
  private:
   Manifest manifest_;
@@ -130,7 +135,8 @@ class PreparedDataset {
   mutable std::vector<std::shared_ptr<PreparedShard>> shards_;  // null until first used; written under open_mutex_
   std::unique_ptr<std::atomic<const PreparedShard*>[]> ready_;  // the fast path: set once a shard is verified
   std::unique_ptr<std::mutex> open_mutex_;
-  std::vector<uint64_t> starts_;  // first global index of each shard
+  const PreparedShard& open_shard(size_t i) const;  // opened, header checked against the manifest
+  std::vector<uint64_t> starts_;                    // first global index of each shard
   uint64_t total_ = 0;
   size_t num_labels_ = 0;
 };

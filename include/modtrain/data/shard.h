@@ -4,6 +4,7 @@
 // error, never a crash or silent garbage.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,11 +15,13 @@
 namespace modtrain {
 
 inline constexpr char kShardMagic[8] = {'M', 'T', 'S', 'H', 'A', 'R', 'D', '\0'};
-// Version 2 adds soft labels (label_scale), subgroup mentions and slice fields; version 1
-// shards (hard labels only) still load.
-inline constexpr uint32_t kShardVersion = 2;
+// Version 2 adds soft labels (label_scale), subgroup mentions and slice fields; version 3 a
+// checksum per block of kShardBlockRecords records, so that a reader verifies what it reads instead
+// of the whole file at open. Versions 1 and 2 still load (verified whole at open).
+inline constexpr uint32_t kShardVersion = 3;
 inline constexpr size_t kShardHeaderBytes = 64;
-inline constexpr size_t kShardExtensionBytes = 64;  // version 2: after the header, inside the checksum
+inline constexpr size_t kShardExtensionBytes = 64;   // version 2: after the header, inside the checksum
+inline constexpr uint32_t kShardBlockRecords = 256;  // version 3: records per verified block
 
 // What a shard must agree with: written into the header, checked by the reader.
 struct ShardSchema {
@@ -67,8 +70,24 @@ class ShardWriter {
 // A validated, memory-mapped shard.
 class PreparedShard {
  public:
+  // How much the constructor checks. kAll: every byte (checksums, offsets, labels, token ids) before
+  // it returns. kHeader (version 3): the header, the sizes and the block checksum table; each block's
+  // records are then verified at their first verify_block_of(), so opening a shard reads kilobytes,
+  // not the file (versions 1 and 2 have no block checksums: verified whole either way).
+  enum class Verify { kAll, kHeader };
   // Throws UserError ("<path>: ...") when the file is not a valid shard for `expected`.
-  PreparedShard(const std::string& path, const ShardSchema& expected);
+  PreparedShard(const std::string& path, const ShardSchema& expected, Verify verify = Verify::kAll);
+  PreparedShard(const PreparedShard&) = delete;
+  PreparedShard& operator=(const PreparedShard&) = delete;
+
+  // Verifies the block holding `record` unless already verified (thread-safe; a bad block throws
+  // UserError naming the shard and the records, at every call until the file is fixed).
+  void verify_block_of(uint64_t record) const {
+    const uint64_t b = record / kShardBlockRecords;
+    if (!(verified_[b / 64].load(std::memory_order_acquire) >> (b % 64) & 1)) verify_block(b);
+  }
+  void verify_all() const;           // every block
+  uint64_t blocks_verified() const;  // how many blocks have been verified (for tests and benchmarks)
 
   uint64_t size() const { return records_; }
   uint64_t tokens() const { return tokens_; }
@@ -108,6 +127,15 @@ class PreparedShard {
   const uint8_t* subgroups_ = nullptr;
   const uint32_t* slices_ = nullptr;
   std::vector<std::vector<std::string>> slice_values_;
+  uint32_t max_len_ = 0, version_ = 0;
+  uint64_t vocab_size_ = 0;
+  const uint64_t* block_sums_ = nullptr;  // version 3: one checksum per block
+  uint64_t blocks_ = 0;
+  std::unique_ptr<std::atomic<uint64_t>[]> verified_;  // a bit per block
+  std::string fix_;                                    // the advice every error ends with
+
+  void verify_block(uint64_t block) const;
+  void check_records(uint64_t begin, uint64_t end) const;  // structure and values of records [begin, end)
 };
 
 }  // namespace modtrain
