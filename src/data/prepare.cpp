@@ -656,10 +656,9 @@ PrepareReport prepare_data(const Config& config, const PrepareOptions& options, 
   return report;
 }
 
-std::string prepared_data_stale(const Config& config) {
-  const fs::path dir = config.data.prepared_dir;
-  if (!fs::exists(dir / "manifest.json")) return "there is no " + (dir / "manifest.json").string() + " yet";
-  const Manifest m = Manifest::load(dir.string());
+namespace {
+// What the settings and the manifest say, before any source file is looked at ("": fresh so far).
+std::string stale_settings(const Config& config, const Manifest& m) {
   if (m.version < 2)  // version 2 reads as one shard per whole file (data.shard_bytes 0)
     return "its manifest (version " + std::to_string(m.version) + ") does not record what it was made from";
   // The settings that shape the shards.
@@ -702,16 +701,28 @@ std::string prepared_data_stale(const Config& config) {
   if (m.slice_by != config.eval.slice_by)
     return "eval.slice_by is [" + text::join(config.eval.slice_by, ", ") + "], it was prepared with [" +
            text::join(m.slice_by, ", ") + "]";
-  if (!fs::exists(config.tokenizer.vocab)) return "";  // the trainer says tokenizer.vocab is missing
+  return "";
+}
+}  // namespace
+
+std::string prepared_data_stale(const Config& config) { return prepared_data_staleness(config, 0, 1).reason; }
+
+Staleness prepared_data_staleness(const Config& config, int rank, int size) {
+  const fs::path dir = config.data.prepared_dir;
+  if (!fs::exists(dir / "manifest.json")) return {0, "there is no " + (dir / "manifest.json").string() + " yet"};
+  const Manifest m = Manifest::load(dir.string());
+  if (std::string why = stale_settings(config, m); !why.empty()) return {0, why};
+  if (!fs::exists(config.tokenizer.vocab)) return {};  // the trainer says tokenizer.vocab is missing
   if (find_tokenizer_files(config.tokenizer.vocab).fingerprint() != m.vocab_sha256)
-    return "tokenizer.vocab " + config.tokenizer.vocab + " is not the tokenizer it was prepared with";
+    return {0, "tokenizer.vocab " + config.tokenizer.vocab + " is not the tokenizer it was prepared with"};
   // The sources: the same files (what the patterns match now), unchanged since.
   std::vector<std::pair<std::string, std::vector<std::string>>> splits = {{"train", config.data.train}};
   if (!config.data.valid.empty()) splits.emplace_back("valid", config.data.valid);
-  if (m.splits.count("valid") && config.data.valid.empty()) return "data.valid is now empty";
+  if (m.splits.count("valid") && config.data.valid.empty()) return {0, "data.valid is now empty"};
+  uint64_t base = 1;  // the order of a split's checks: its file count, then each file's
   for (const auto& [name, patterns] : splits) {
     auto it = m.splits.find(name);
-    if (it == m.splits.end()) return "it has no " + name + " split (data." + name + " was empty then)";
+    if (it == m.splits.end()) return {base, "it has no " + name + " split (data." + name + " was empty then)"};
     const std::vector<std::string> files = expand_globs(patterns, "data." + name);  // matching nothing is an error
     const std::vector<ShardEntry>& shards = it->second.shards;
     // The shards in file order, each file's chunks together (a chunk after a file's first starts past byte 0).
@@ -720,34 +731,41 @@ std::string prepared_data_stale(const Config& config) {
       if (k == 0 || shards[k].source_begin == 0 || shards[k].source_path != shards[k - 1].source_path)
         first.push_back(k);
     if (files.size() != first.size())
-      return "data." + name + " matches " + std::to_string(files.size()) + " file(s) now, it was prepared from " +
-             std::to_string(first.size());
+      return {base, "data." + name + " matches " + std::to_string(files.size()) +
+                        " file(s) now, it was prepared from " + std::to_string(first.size())};
     for (size_t i = 0; i < files.size(); ++i) {
+      if (i % static_cast<size_t>(size) != static_cast<size_t>(rank)) continue;  // another rank's file
+      const uint64_t order = base + 1 + i;
+      const auto stale = [&](std::string why) { return Staleness{order, std::move(why)}; };
       const SourceStamp now = stamp_of(files[i]);
       const ShardEntry& e = shards[first[i]];
       if (now.path != e.source_path)
-        return "data." + name + " file " + std::to_string(i + 1) + " is " + now.path + ", it was " + e.source_path;
+        return stale("data." + name + " file " + std::to_string(i + 1) + " is " + now.path + ", it was " +
+                     e.source_path);
       if (now.bytes != e.source_bytes || now.mtime_ns != e.source_mtime_ns)
-        return files[i] + " changed since it was prepared (" + std::to_string(e.source_bytes) + " -> " +
-               std::to_string(now.bytes) + " bytes" + (now.mtime_ns != e.source_mtime_ns ? ", modified" : "") + ")";
+        return stale(files[i] + " changed since it was prepared (" + std::to_string(e.source_bytes) + " -> " +
+                     std::to_string(now.bytes) + " bytes" + (now.mtime_ns != e.source_mtime_ns ? ", modified" : "") +
+                     ")");
       if (config.data.verify_sources == VerifySources::kHash) {  // what size and mtime cannot tell
         if (e.source_sha256.empty())
-          return files[i] + " was prepared without a content hash (data.verify_sources: stat)";
+          return stale(files[i] + " was prepared without a content hash (data.verify_sources: stat)");
         if (io::sha256_file(files[i]) != e.source_sha256)
-          return files[i] +
-                 "'s content changed since it was prepared (same size and modification time, another "
-                 "SHA-256)";
+          return stale(files[i] +
+                       "'s content changed since it was prepared (same size and modification time, another "
+                       "SHA-256)");
       }
       const size_t end = i + 1 < first.size() ? first[i + 1] : shards.size();
       for (size_t k = first[i]; k < end; ++k) {
         std::error_code ec;
         const uint64_t shard_bytes = fs::file_size(dir / shards[k].file, ec);
         if (ec || shard_bytes != shards[k].bytes)
-          return (dir / shards[k].file).string() + (ec ? " is missing" : " has another size than the manifest says");
+          return stale((dir / shards[k].file).string() +
+                       (ec ? " is missing" : " has another size than the manifest says"));
       }
     }
+    base += 1 + files.size();
   }
-  return "";
+  return {};
 }
 
 }  // namespace modtrain

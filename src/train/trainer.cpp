@@ -255,7 +255,8 @@ TrainOutcome Trainer::run(const RunControl& control) {
                     {"samples_per_s", totals[2] / seconds},
                     {"tokens_per_s", totals[3] / seconds},
                     {"elapsed_s", seconds_since(start)},
-                    {"skipped_steps", out.skipped_steps}};
+                    {"skipped_steps", out.skipped_steps},
+                    {"sampler_bytes", sampler_->memory_bytes()}};  // rank 0's: bounded by data.shuffle_window
       if (window_empty_steps > 0) {  // the same count on every rank (the step's targets are summed)
         event["steps_without_targets"] = window_empty_steps;
         if (rank_ == 0)

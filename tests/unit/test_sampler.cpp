@@ -189,7 +189,7 @@ TEST_CASE("token budgets: deterministic in (seed, epoch), so a resumed position 
   CHECK(a.batch(0, 0).indices != a.batch(1, 0).indices);
 }
 
-TEST_CASE("the keyed permutation is a bijection of [0, n) for every n, and differs between keys", "[sampler]") {
+TEST_CASE("the keyed permutation is a bijection of 0..n-1 for every n, and differs between keys", "[sampler]") {
   int compared = 0;
   for (uint64_t n : {1, 2, 3, 4, 5, 15, 16, 17, 255, 256, 257, 1000, 4097, 65537}) {
     INFO("n=" << n);

@@ -49,5 +49,14 @@ PrepareReport prepare_data(const Config& config, const PrepareOptions& options, 
 // shards' checksums are verified when they are opened (PreparedDataset::open). Throws UserError
 // when data.train / data.valid match nothing.
 std::string prepared_data_stale(const Config& config);
+// The same check split between ranks: the settings on every rank, the per-file checks (stat, hash
+// with data.verify_sources: hash, the shard files' sizes) only for the files i with i % size ==
+// rank. `order` is where in the one-process check the reason was found: the lowest over the ranks
+// is the one-process answer.
+struct Staleness {
+  uint64_t order = UINT64_MAX;
+  std::string reason;  // "": fresh as far as this rank's share goes
+};
+Staleness prepared_data_staleness(const Config& config, int rank, int size);
 
 }  // namespace modtrain

@@ -49,4 +49,29 @@ expect_ok -- "$mt" data prepare "${cfg[@]}"
 python3 -c '
 import json; m = json.load(open("prep/manifest.json")); m["version"] = 1; json.dump(m, open("prep/manifest.json", "w"))'
 expect_error 2 "stale: its manifest \(version 1\) does not record what it was made from" -- "${check[@]}"
+# Under mpiexec -np 2 each rank checks its share of the source files (file i on rank i % 2): a
+# change that only rank 1 sees is still the one answer, said once.
+expect_ok -- "$mt" data prepare "${cfg[@]}"
+echo '{"id": "new-3", "text": "one more post", "labels": {"spam": 1}}' >> data/train-00001.jsonl
+expect_error 2 "stale: data/train-00001.jsonl changed since it was prepared" -- \
+  mpiexec --oversubscribe -np 2 "${check[@]}"
+# A block of a shard corrupted after prepare (same size, the manifest untouched): nothing checks it
+# at start; the first rank to read one of its records stops the job with one line naming the shard
+# and the block's records (the others do not go on with another sample order).
+expect_ok -- "$mt" data prepare "${cfg[@]}"
+python3 - <<'PY'
+import struct
+path = "prep/train-00001.bin"
+b = bytearray(open(path, "rb").read())
+version, = struct.unpack_from("<I", b, 8)
+records, = struct.unpack_from("<Q", b, 16)
+assert version == 3, version
+tokens_at = 128 + 8 * ((records + 255) // 256) + 8 * (records + 1) + 8 * records
+b[tokens_at + 2 * 5] ^= 0x01  # a token of the first records
+open(path, "wb").write(bytes(b))
+PY
+for np in 1 2; do
+  expect_error 2 "prep/train-00001.bin: corrupted shard \(checksum mismatch in records 0-[0-9]+\); run .modtrain data prepare. again" -- \
+    mpiexec --oversubscribe -np $np "${check[@]}" --set run.dir=corrupt$np
+done
 echo "hostile prepared ok ($cases cases)"
