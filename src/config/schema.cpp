@@ -433,10 +433,10 @@ std::vector<Field> build_fields() {
       make("data", &C::data, "group_by_length", &DataConfig::group_by_length, any<bool>(),
            "Batch records of similar length together (less padding); batch order stays shuffled."),
       make("data", &C::data, "shuffle_window", &DataConfig::shuffle_window, between<int64_t>(1, int64_t{1} << 32),
-           "Training order: blocks of 256 consecutive records are permuted over the whole split every epoch, and "
-           "the records of each run of blocks this long (in records) are shuffled together. Larger mixes more "
-           "(a split no larger than this is shuffled record by record) and costs 16 bytes per record of it on "
-           "every rank; the order does not depend on the number of ranks."),
+           "Training order: a split of at most this many records is shuffled record by record every epoch; a "
+           "larger one is cut into blocks of 256 consecutive records, permuted over the whole split, and the "
+           "records of each run of blocks this long are shuffled together. Costs 8 bytes per record of it on "
+           "every rank (8 MiB at the default); the order does not depend on the number of ranks."),
       make("data", &C::data, "soft_labels", &DataConfig::soft_labels, any<bool>(),
            "Label values in [0, 1] (e.g. the share of annotators who said yes, as Jigsaw's Civil Comments): "
            "trained on with binary cross-entropy against the value, stored to 1/240 (exact for 1-6, 8, 10, 12, "

@@ -73,14 +73,23 @@ DistributedSampler::DistributedSampler(uint64_t num_records, SamplerOptions opti
 }
 
 const DistributedSampler::Window& DistributedSampler::window(uint64_t epoch, uint64_t index) const {
-  for (const Window& cached : windows_)
-    if (cached.epoch == epoch && cached.index == index) return cached;
-  Window& w = windows_[next_slot_];
-  next_slot_ ^= 1;
+  Window& w = window_;
+  if (w.epoch == epoch && w.index == index) return w;
+  w.records.clear();
+  w.epoch = epoch;
+  w.index = index;
+  if (n_ <= window_records_) {
+    // One window holds the split: a permutation of all records, the one every earlier modtrain
+    // drew for (seed, epoch), so a split up to data.shuffle_window records trains in the same order.
+    w.records.resize(n_);
+    std::iota(w.records.begin(), w.records.end(), uint64_t{0});
+    SplitMix64 rng(options_.seed * 0x9E3779B97F4A7C15ULL + epoch * 0xD1B54A32D192ED03ULL + 0x5EED);
+    for (uint64_t i = n_ - 1; i > 0; --i) std::swap(w.records[i], w.records[rng.below(i + 1)]);
+    return w;
+  }
   const uint64_t k = options_.block_records, begin = index * window_records_;
   const uint64_t end = std::min(n_, begin + window_records_);
-  w.records.clear();
-  w.records.reserve(window_records_);
+  w.records.reserve(std::min(n_, window_records_));
   const KeyedPermutation blocks(full_blocks_, epoch_key(options_.seed, epoch, 1));
   for (uint64_t p = begin; p < end; p += k) {
     const uint64_t slot = p / k;                                                       // the slot-th block of the order
@@ -89,8 +98,6 @@ const DistributedSampler::Window& DistributedSampler::window(uint64_t epoch, uin
     for (uint64_t r = first; r < last; ++r) w.records.push_back(r);
   }
   shuffle(w.records, epoch_key(options_.seed, epoch, 2 + index));
-  w.epoch = epoch;
-  w.index = index;
   return w;
 }
 
@@ -180,13 +187,7 @@ SampledBatch DistributedSampler::batch(uint64_t epoch, uint64_t batch) const {
   const uint64_t b = options_.batch_size;
   // Global step `s` covers order[s*W*B, ...); its last step is shorter, equally on every rank.
   uint64_t step = batch;
-  if (options_.group_by_length) {  // the steps of a sorting window in a seeded order, identical on all ranks
-    const uint64_t first = batch / options_.group_window * options_.group_window;
-    std::vector<uint64_t> steps(std::min<uint64_t>(options_.group_window, batches_ - first));
-    std::iota(steps.begin(), steps.end(), first);
-    shuffle(steps, epoch_key(options_.seed, epoch, 0) ^ first);
-    step = steps[batch - first];
-  }
+  if (options_.group_by_length) step = grouped_step(epoch, batch);
   const uint64_t this_batch = std::min<uint64_t>(b, per_rank_ - step * b);
   const uint64_t start = step * b * w + r * this_batch;
   for (uint64_t k = 0; k < this_batch; ++k) {
@@ -195,6 +196,25 @@ SampledBatch DistributedSampler::batch(uint64_t epoch, uint64_t batch) const {
     out.padding.push_back(position >= n_ ? 1 : 0);
   }
   return out;
+}
+
+uint64_t DistributedSampler::grouped_step(uint64_t epoch, uint64_t batch) const {
+  if (n_ <= window_records_) {  // the split in one window: the steps of the whole epoch shuffled, as before
+    if (steps_epoch_ != epoch) {
+      steps_.resize(batches_);
+      std::iota(steps_.begin(), steps_.end(), uint64_t{0});
+      SplitMix64 rng(options_.seed ^ (epoch * 0x2545F4914F6CDD1DULL) ^ 0xBA7C4);
+      for (uint64_t i = batches_ - 1; i > 0; --i) std::swap(steps_[i], steps_[rng.below(i + 1)]);
+      steps_epoch_ = epoch;
+    }
+    return steps_[batch];
+  }
+  // The steps of a sorting window in a seeded order, identical on every rank.
+  const uint64_t first = batch / options_.group_window * options_.group_window;
+  std::vector<uint64_t> steps(std::min<uint64_t>(options_.group_window, batches_ - first));
+  std::iota(steps.begin(), steps.end(), first);
+  shuffle(steps, epoch_key(options_.seed, epoch, 0) ^ first);
+  return steps[batch - first];
 }
 
 SamplerState DistributedSampler::next(SamplerState state) const {
@@ -207,9 +227,8 @@ SamplerState DistributedSampler::next(SamplerState state) const {
 
 uint64_t DistributedSampler::memory_bytes() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  uint64_t bytes = sizeof(*this) + sorted_.records.capacity() * sizeof(uint64_t);
-  for (const Window& w : windows_) bytes += w.records.capacity() * sizeof(uint64_t);
-  return bytes;
+  return sizeof(*this) +
+         (window_.records.capacity() + sorted_.records.capacity() + steps_.capacity()) * sizeof(uint64_t);
 }
 
 }  // namespace modtrain

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <numeric>
 #include <set>
 
 #include "modtrain/data/sampler.h"
@@ -247,8 +248,8 @@ TEST_CASE("W ranks at batch B read the records of one rank at W x B, step for st
   CHECK(steps_compared > 2000);
 }
 
-TEST_CASE("the sampler's memory is bounded by its windows, not by the number of records", "[sampler][scale]") {
-  // 100k and 50M records: after reading batches across the epoch, the same bytes held.
+TEST_CASE("the sampler's memory is bounded by its window, not by the number of records", "[sampler][scale]") {
+  // 100k, 50M and 200M records: after reading batches across the epoch, at most one window held.
   auto held = [](uint64_t n) {
     SamplerOptions o{3, 1, 4, 32, true, false, 64};
     DistributedSampler s(n, o);
@@ -256,13 +257,16 @@ TEST_CASE("the sampler's memory is bounded by its windows, not by the number of 
     return s.memory_bytes();
   };
   const uint64_t small = held(100000), large = held(50000000);
-  CHECK(large == small);
-  CHECK(large < 2 * 65536 * 8 + 4096);  // two windows of 65,536 records
+  CHECK(small < 100000 * 8 + 4096);               // the split in one window: 8 bytes a record
+  CHECK(large < (uint64_t{1} << 20) * 8 + 4096);  // one window of 1,048,576 records (the default)
+  CHECK(large == held(200000000));                // and no more at 200M records
 }
 
 TEST_CASE("the order mixes the whole split: a window's records come from blocks spread over it", "[sampler]") {
   const uint64_t n = 1000000;
-  DistributedSampler s(n, {5, 0, 1, 32, true, false, 64});
+  SamplerOptions o{5, 0, 1, 32, true, false, 64};
+  o.shuffle_window = 65536;
+  DistributedSampler s(n, o);
   std::set<uint64_t> blocks;
   uint64_t neighbours = 0;
   for (uint64_t p = 0; p < 65536; ++p) {
@@ -277,4 +281,43 @@ TEST_CASE("the order mixes the whole split: a window's records come from blocks 
   std::vector<uint8_t> seen(n, 0);
   for (uint64_t p = 0; p < n; ++p) seen[s.record_at(1, p)]++;
   CHECK(std::count(seen.begin(), seen.end(), 1) == static_cast<std::ptrdiff_t>(n));
+}
+
+TEST_CASE("a split that fits in one shuffle window keeps the order earlier versions drew", "[sampler]") {
+  // The earlier sampler: one Fisher-Yates permutation of all records per epoch, and with length
+  // grouping the epoch's steps in one seeded order; written out here as it was.
+  auto old_order = [](uint64_t n, uint64_t seed, uint64_t epoch) {
+    std::vector<uint64_t> perm(n);
+    std::iota(perm.begin(), perm.end(), uint64_t{0});
+    SplitMix64 rng(seed * 0x9E3779B97F4A7C15ULL + epoch * 0xD1B54A32D192ED03ULL + 0x5EED);
+    for (uint64_t i = n - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(i + 1)]);
+    return perm;
+  };
+  int compared = 0;
+  for (uint64_t n : {7, 1000, 100000}) {
+    for (uint64_t epoch : {0, 3}) {
+      DistributedSampler s(n, {1234, 0, 1, 32, true, false, 64});
+      const std::vector<uint64_t> want = old_order(n, 1234, epoch);
+      std::vector<uint64_t> got(n);
+      for (uint64_t p = 0; p < n; ++p) got[p] = s.record_at(epoch, p);
+      CHECK(got == want);
+      ++compared;
+    }
+  }
+  // Length grouping: the epoch's steps in the earlier order.
+  auto length = [](uint64_t i) { return static_cast<uint32_t>((i * 37) % 61 + 2); };
+  DistributedSampler grouped(1000, {3, 0, 1, 20, true, true, 64}, length);
+  std::vector<uint64_t> steps(grouped.batches_per_epoch());
+  std::iota(steps.begin(), steps.end(), uint64_t{0});
+  SplitMix64 rng(3 ^ (2 * 0x2545F4914F6CDD1DULL) ^ 0xBA7C4);
+  for (uint64_t i = steps.size() - 1; i > 0; --i) std::swap(steps[i], steps[rng.below(i + 1)]);
+  std::vector<uint64_t> sorted = old_order(1000, 3, 2);
+  std::stable_sort(sorted.begin(), sorted.end(), [&](uint64_t a, uint64_t b) { return length(a) > length(b); });
+  for (uint64_t b = 0; b < grouped.batches_per_epoch(); ++b) {
+    const std::vector<uint64_t> want(sorted.begin() + static_cast<std::ptrdiff_t>(steps[b] * 20),
+                                     sorted.begin() + static_cast<std::ptrdiff_t>(steps[b] * 20 + 20));
+    CHECK(grouped.batch(2, b).indices == want);
+    ++compared;
+  }
+  CHECK(compared == 6 + 50);
 }

@@ -85,7 +85,7 @@ struct DataConfig {
   int64_t shard_bytes = int64_t{256} << 20;     // prepare: cut line-format files into shards of about this size
   double prepare_timeout_s = 3600;              // prepare: how long a rank waits for the others at each step
   bool group_by_length = false;
-  int64_t shuffle_window = 65536;  // train: records shuffled together, from blocks spread over the dataset
+  int64_t shuffle_window = int64_t{1} << 20;  // train: records shuffled together, from blocks spread over the dataset
   // Soft labels: label values in [0, 1] (the share of annotators who said yes), trained on with BCE
   // against the value; metrics binarise at eval.positive_at. Off: labels are strictly 0/1.
   bool soft_labels = false;

@@ -4,14 +4,15 @@
 // The order (data-format.md, "Sampling across ranks"): records are taken in blocks of
 // `block_records` consecutive records; the full blocks are permuted by a keyed bijection computed
 // per block (a Feistel network, no array), the partial last block comes last; consecutive blocks
-// form windows of `shuffle_window` records, and each window's records are shuffled. Only the
-// windows in use are held (8 bytes per record of a window). The order does not depend on the
+// form windows of `shuffle_window` records, and each window's records are shuffled; a split that
+// fits in one window is one permutation of all its records (the order earlier versions drew). Only
+// the window in use is held (8 bytes per record of it). The order does not depend on the
 // world size, so W ranks at batch B read exactly the records of one rank at batch W x B, step for
 // step; every rank gets the same number of batches (the last ceil(N/W)*W - N positions repeat
 // records from the start of the order, at most W-1 per epoch, flagged as padding); the state
 // (epoch, batch) is saved and restored exactly.
 // Length grouping: windows of `group_window` global batches are sorted by length and their steps
-// shuffled within the window.
+// shuffled within the window (over the whole epoch when the split fits in one shuffle window).
 // Token budgets (tokens_per_batch > 0, train.tokens_per_batch): an epoch of S global steps, S =
 // ceil(all tokens / (W x budget)), the same in every epoch; the order is cut into S x W contiguous
 // parts of about equal tokens (a record belongs to the part holding its middle token; every part
@@ -33,14 +34,14 @@ struct SamplerOptions {
   uint64_t seed = 0;
   int rank = 0;
   int world = 1;
-  uint32_t batch_size = 32;         // per rank
-  bool shuffle = true;              // false: records in order (evaluation)
-  bool group_by_length = false;     // batches of similar lengths (less padding), batch order shuffled
-  uint32_t group_window = 64;       // length-sorting window, in global batches
-  uint32_t tokens_per_batch = 0;    // > 0: batches by real tokens per rank (needs lengths), not batch_size
-  uint64_t shuffle_window = 65536;  // records shuffled together (rounded up to whole blocks)
-  uint32_t block_records = 256;     // consecutive records whose order the block permutation keeps
-  uint64_t total_tokens = 0;        // token budgets: all records' tokens (0: summed from the lengths)
+  uint32_t batch_size = 32;           // per rank
+  bool shuffle = true;                // false: records in order (evaluation)
+  bool group_by_length = false;       // batches of similar lengths (less padding), batch order shuffled
+  uint32_t group_window = 64;         // length-sorting window, in global batches
+  uint32_t tokens_per_batch = 0;      // > 0: batches by real tokens per rank (needs lengths), not batch_size
+  uint64_t shuffle_window = 1 << 20;  // records shuffled together (rounded up to whole blocks)
+  uint32_t block_records = 256;       // consecutive records whose order the block permutation keeps
+  uint64_t total_tokens = 0;          // token budgets: all records' tokens (0: summed from the lengths)
 };
 
 struct SamplerState {
@@ -92,7 +93,8 @@ class DistributedSampler {
     uint64_t epoch = UINT64_MAX, index = 0;
     std::vector<uint64_t> records;
   };
-  const Window& window(uint64_t epoch, uint64_t index) const;  // shuffle window `index` (cached, 2 kept)
+  const Window& window(uint64_t epoch, uint64_t index) const;   // shuffle window `index` (the last one kept)
+  uint64_t grouped_step(uint64_t epoch, uint64_t batch) const;  // length grouping: the step a batch takes
   uint64_t record_locked(uint64_t epoch, uint64_t position) const;
   uint64_t sorted_at(uint64_t epoch, uint64_t position) const;  // length grouping: the sorted order
   uint64_t cut(uint64_t epoch, uint64_t k) const;               // token budgets: part k's first position
@@ -103,9 +105,10 @@ class DistributedSampler {
   uint64_t per_rank_, batches_;
   uint64_t full_blocks_, window_records_;
   mutable std::mutex mutex_;
-  mutable Window windows_[2];
-  mutable unsigned next_slot_ = 0;
-  mutable Window sorted_;  // length grouping: one sorting window (its index in `index`)
+  mutable Window window_;
+  mutable Window sorted_;                // length grouping: one sorting window (its index in `index`)
+  mutable std::vector<uint64_t> steps_;  // length grouping, the split in one window: the epoch's step order
+  mutable uint64_t steps_epoch_ = UINT64_MAX;
   uint64_t total_tokens_ = 0;
   // Token budgets: parts, padded positions, their tokens, and the walk's cursor.
   uint64_t parts_ = 0, padded_ = 0;
