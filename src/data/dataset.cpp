@@ -242,7 +242,11 @@ PreparedDataset PreparedDataset::open(const std::string& dir, const std::string&
   }
   d.shards_.resize(d.entries_.size());
   d.ready_ = std::make_unique<std::atomic<const PreparedShard*>[]>(d.entries_.size());
-  for (size_t i = 0; i < d.entries_.size(); ++i) d.ready_[i].store(nullptr, std::memory_order_relaxed);
+  d.touched_ = std::make_unique<std::atomic<bool>[]>(d.entries_.size());
+  for (size_t i = 0; i < d.entries_.size(); ++i) {
+    d.ready_[i].store(nullptr, std::memory_order_relaxed);
+    d.touched_[i].store(false, std::memory_order_relaxed);
+  }
   d.open_mutex_ = std::make_unique<std::mutex>();
   return d;
 }
@@ -262,7 +266,23 @@ const PreparedShard& PreparedDataset::shard(size_t i) const {
 const PreparedShard& PreparedDataset::record(const Ref& ref) const {
   const PreparedShard& s = open_shard(ref.shard);
   s.verify_block_of(ref.record);
+  if (!touched_[ref.shard].load(std::memory_order_relaxed) && !touched_[ref.shard].exchange(true)) {
+    std::lock_guard<std::mutex> lock(*open_mutex_);
+    touched_list_.push_back(ref.shard);
+  }
   return s;
+}
+
+void PreparedDataset::release_pages() const {
+  std::vector<uint32_t> shards;
+  {
+    std::lock_guard<std::mutex> lock(*open_mutex_);
+    shards.swap(touched_list_);
+  }
+  for (uint32_t s : shards) {
+    touched_[s].store(false);
+    if (const PreparedShard* ready = ready_[s].load(std::memory_order_acquire)) ready->release_pages();
+  }
 }
 
 uint64_t PreparedDataset::tokens() const {

@@ -88,6 +88,7 @@ Batch collate(const PreparedDataset& data, const SampledBatch& sampled, const Lo
     }
     padding[i] = sampled.padding[static_cast<size_t>(i)] != 0;
   }
+  data.release_pages();  // the records are copied: keep mapped only what the next batch reads
   batch.indices = sampled.indices;
   batch.position = {sampled.epoch, sampled.batch};
   if (options.masker) apply_masking(batch, options);

@@ -3,6 +3,7 @@
 // truncated or mismatched shards.
 #include <catch2/catch.hpp>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -343,4 +344,48 @@ TEST_CASE("a version 3 shard verifies a block of records when it is first read, 
   write_bytes(dir.file("s.bin"), bytes);
   CHECK_THROWS_WITH(PreparedShard(dir.file("s.bin"), schema, PreparedShard::Verify::kHeader),
                     Contains("header checksum mismatch"));
+}
+
+namespace {
+// Resident kB of this process's mappings of `path` (/proc/self/smaps), or -1 when it is not mapped.
+long mapped_kb(const std::string& path) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  long total = -1;
+  bool in = false;
+  while (std::getline(smaps, line)) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') != std::string::npos &&
+        line.find(' ') < line.size()) {
+      in = line.size() >= path.size() && line.compare(line.size() - path.size(), path.size(), path) == 0;
+      if (in && total < 0) total = 0;
+    } else if (in && line.rfind("Rss:", 0) == 0) {
+      total += std::stol(line.substr(4));
+    }
+  }
+  return total;
+}
+}  // namespace
+
+TEST_CASE("the loader's reads leave mapped only what it reads now: release_pages unmaps the touched shards",
+          "[data][prepare]") {
+  test::TempDir dir;
+  dir.write("raw/train-0.jsonl", good_lines(3000));
+  dir.write("raw/valid-0.csv", "text,hate,spam,threat\nok,0,0,0\n");
+  Config c = small_config(dir);
+  prepare_data(c, {1, false});
+  const PreparedDataset d = PreparedDataset::open(c.data.prepared_dir, "train", DataExpectations::from_config(c));
+  const std::string path = fs::canonical(c.data.prepared_dir + "/train-00000.bin").string();
+  CHECK(mapped_kb(path) == -1);  // not opened before its first read
+  uint64_t tokens = 0;
+  for (uint64_t i = 0; i < d.size(); ++i) {
+    const PreparedDataset::Ref ref = d.locate(i);
+    tokens += d.record(ref).length(ref.record);
+  }
+  CHECK(tokens == d.tokens());
+  const long before = mapped_kb(path);
+  CHECK(before > 0);
+  d.release_pages();
+  CHECK(mapped_kb(path) == 0);  // still mapped, nothing resident in this process
+  CHECK(d.length(5) > 0);       // and it reads again
+  CHECK(mapped_kb(path) > 0);
 }

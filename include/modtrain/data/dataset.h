@@ -124,6 +124,9 @@ class PreparedDataset {
   Ref locate(uint64_t index) const;  // global record index -> shard and record
   // The shard holding `ref`, with the block of records around it verified (the per-record path).
   const PreparedShard& record(const Ref& ref) const;
+  // Unmaps the pages of the shards record() touched since the last call (the loader, after each
+  // batch): what a rank keeps mapped is what it reads now, not every block it has read.
+  void release_pages() const;
   uint32_t length(uint64_t index) const;
   uint64_t tokens() const;  // all records' tokens, from the manifest
 
@@ -135,6 +138,8 @@ class PreparedDataset {
   mutable std::vector<std::shared_ptr<PreparedShard>> shards_;  // null until first used; written under open_mutex_
   std::unique_ptr<std::atomic<const PreparedShard*>[]> ready_;  // the fast path: set once a shard is verified
   std::unique_ptr<std::mutex> open_mutex_;
+  std::unique_ptr<std::atomic<bool>[]> touched_;    // per shard: read by record() since release_pages()
+  mutable std::vector<uint32_t> touched_list_;      // those shards, under open_mutex_
   const PreparedShard& open_shard(size_t i) const;  // opened, header checked against the manifest
   std::vector<uint64_t> starts_;                    // first global index of each shard
   uint64_t total_ = 0;

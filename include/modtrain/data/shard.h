@@ -113,6 +113,7 @@ class PreparedShard {
   uint64_t checksum() const { return checksum_; }  // of the body, verified at open
   uint64_t bytes() const { return file_->size(); }
   const std::string& path() const { return file_->path(); }
+  void release_pages() const { file_->release_pages(); }  // see io::MappedFile
 
  private:
   std::shared_ptr<io::MappedFile> file_;

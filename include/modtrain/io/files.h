@@ -102,6 +102,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Unmaps the pages this process has touched (they stay in the page cache; the next read maps them
+  // again). A reader of scattered records calls it so that its mapped pages stay what it reads now:
+  // a touch maps a whole page-cache folio (up to megabytes with large folios), not a 4 KB page.
+  void release_pages() const;
 
  private:
   std::string path_;
