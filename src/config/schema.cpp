@@ -435,8 +435,8 @@ std::vector<Field> build_fields() {
       make("data", &C::data, "shuffle_window", &DataConfig::shuffle_window, between<int64_t>(1, int64_t{1} << 32),
            "Training order: a split of at most this many records is shuffled record by record every epoch; a "
            "larger one is cut into blocks of 256 consecutive records, permuted over the whole split, and the "
-           "records of each run of blocks this long are shuffled together. Costs 8 bytes per record of it on "
-           "every rank (8 MiB at the default); the order does not depend on the number of ranks."),
+           "records of each run of blocks this long are shuffled together. Costs 4 bytes per record of it on "
+           "every rank (4 MiB at the default); the order does not depend on the number of ranks."),
       make("data", &C::data, "soft_labels", &DataConfig::soft_labels, any<bool>(),
            "Label values in [0, 1] (e.g. the share of annotators who said yes, as Jigsaw's Civil Comments): "
            "trained on with binary cross-entropy against the value, stored to 1/240 (exact for 1-6, 8, 10, 12, "

@@ -72,39 +72,43 @@ DistributedSampler::DistributedSampler(uint64_t num_records, SamplerOptions opti
   }
 }
 
+KeyedPermutation DistributedSampler::block_order(uint64_t epoch) const {
+  return KeyedPermutation(full_blocks_, epoch_key(options_.seed, epoch, 1));
+}
+
 const DistributedSampler::Window& DistributedSampler::window(uint64_t epoch, uint64_t index) const {
   Window& w = window_;
   if (w.epoch == epoch && w.index == index) return w;
-  w.records.clear();
   w.epoch = epoch;
   w.index = index;
   if (n_ <= window_records_) {
     // One window holds the split: a permutation of all records, the one every earlier modtrain
     // drew for (seed, epoch), so a split up to data.shuffle_window records trains in the same order.
-    w.records.resize(n_);
-    std::iota(w.records.begin(), w.records.end(), uint64_t{0});
+    w.slots.resize(n_);
+    std::iota(w.slots.begin(), w.slots.end(), uint32_t{0});
     SplitMix64 rng(options_.seed * 0x9E3779B97F4A7C15ULL + epoch * 0xD1B54A32D192ED03ULL + 0x5EED);
-    for (uint64_t i = n_ - 1; i > 0; --i) std::swap(w.records[i], w.records[rng.below(i + 1)]);
+    for (uint64_t i = n_ - 1; i > 0; --i) std::swap(w.slots[i], w.slots[rng.below(i + 1)]);
     return w;
   }
-  const uint64_t k = options_.block_records, begin = index * window_records_;
-  const uint64_t end = std::min(n_, begin + window_records_);
-  w.records.reserve(std::min(n_, window_records_));
-  const KeyedPermutation blocks(full_blocks_, epoch_key(options_.seed, epoch, 1));
-  for (uint64_t p = begin; p < end; p += k) {
-    const uint64_t slot = p / k;                                                       // the slot-th block of the order
-    const uint64_t first = slot < full_blocks_ ? blocks(slot) * k : full_blocks_ * k;  // the partial block last
-    const uint64_t last = slot < full_blocks_ ? first + k : n_;
-    for (uint64_t r = first; r < last; ++r) w.records.push_back(r);
-  }
-  shuffle(w.records, epoch_key(options_.seed, epoch, 2 + index));
+  // Positions within the window's run of blocks, shuffled; record_locked() maps one back through
+  // the block permutation (4 bytes a record held, not 8).
+  const uint64_t begin = index * window_records_, end = std::min(n_, begin + window_records_);
+  w.slots.resize(end - begin);
+  std::iota(w.slots.begin(), w.slots.end(), uint32_t{0});
+  shuffle(w.slots, epoch_key(options_.seed, epoch, 2 + index));
   return w;
 }
 
 uint64_t DistributedSampler::record_locked(uint64_t epoch, uint64_t position) const {
   position %= n_;  // past the records: repeat the start of the order
   if (!options_.shuffle) return position;
-  return window(epoch, position / window_records_).records[position % window_records_];
+  const uint64_t index = position / window_records_;
+  const uint64_t slot = window(epoch, index).slots[position % window_records_];
+  if (n_ <= window_records_) return slot;
+  // The slot-th record of the window's run of blocks: block `at / k` of the order, a full block
+  // through the permutation or the partial one, which comes last.
+  const uint64_t k = options_.block_records, at = index * window_records_ + slot, block = at / k;
+  return (block < full_blocks_ ? block_order(epoch)(block) * k : full_blocks_ * k) + at % k;
 }
 
 uint64_t DistributedSampler::record_at(uint64_t epoch, uint64_t position) const {
@@ -227,8 +231,8 @@ SamplerState DistributedSampler::next(SamplerState state) const {
 
 uint64_t DistributedSampler::memory_bytes() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return sizeof(*this) +
-         (window_.records.capacity() + sorted_.records.capacity() + steps_.capacity()) * sizeof(uint64_t);
+  return sizeof(*this) + window_.slots.capacity() * sizeof(uint32_t) +
+         (sorted_.records.capacity() + steps_.capacity()) * sizeof(uint64_t);
 }
 
 }  // namespace modtrain

@@ -257,8 +257,8 @@ TEST_CASE("the sampler's memory is bounded by its window, not by the number of r
     return s.memory_bytes();
   };
   const uint64_t small = held(100000), large = held(50000000);
-  CHECK(small < 100000 * 8 + 4096);               // the split in one window: 8 bytes a record
-  CHECK(large < (uint64_t{1} << 20) * 8 + 4096);  // one window of 1,048,576 records (the default)
+  CHECK(small < 100000 * 4 + 4096);               // the split in one window: 4 bytes a record
+  CHECK(large < (uint64_t{1} << 20) * 4 + 4096);  // one window of 1,048,576 records (the default)
   CHECK(large == held(200000000));                // and no more at 200M records
 }
 

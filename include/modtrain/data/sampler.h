@@ -6,7 +6,7 @@
 // per block (a Feistel network, no array), the partial last block comes last; consecutive blocks
 // form windows of `shuffle_window` records, and each window's records are shuffled; a split that
 // fits in one window is one permutation of all its records (the order earlier versions drew). Only
-// the window in use is held (8 bytes per record of it). The order does not depend on the
+// the window in use is held (4 bytes per record of it). The order does not depend on the
 // world size, so W ranks at batch B read exactly the records of one rank at batch W x B, step for
 // step; every rank gets the same number of batches (the last ceil(N/W)*W - N positions repeat
 // records from the start of the order, at most W-1 per epoch, flagged as padding); the state
@@ -91,6 +91,10 @@ class DistributedSampler {
  private:
   struct Window {
     uint64_t epoch = UINT64_MAX, index = 0;
+    std::vector<uint32_t> slots;  // the split in one window: records; else positions in the window's blocks
+  };
+  struct Sorted {
+    uint64_t epoch = UINT64_MAX, index = 0;
     std::vector<uint64_t> records;
   };
   const Window& window(uint64_t epoch, uint64_t index) const;   // shuffle window `index` (the last one kept)
@@ -104,9 +108,10 @@ class DistributedSampler {
   LengthFn lengths_;
   uint64_t per_rank_, batches_;
   uint64_t full_blocks_, window_records_;
+  KeyedPermutation block_order(uint64_t epoch) const;
   mutable std::mutex mutex_;
   mutable Window window_;
-  mutable Window sorted_;                // length grouping: one sorting window (its index in `index`)
+  mutable Sorted sorted_;                // length grouping: one sorting window (its index in `index`)
   mutable std::vector<uint64_t> steps_;  // length grouping, the split in one window: the epoch's step order
   mutable uint64_t steps_epoch_ = UINT64_MAX;
   uint64_t total_tokens_ = 0;
