@@ -5,7 +5,8 @@
 # the 2-rank output must equal the 1-process output (manifest and every shard). Then, on that data,
 # `modtrain train` on 2 ranks of 1 thread: seconds from the launch to the first step's log line,
 # and each rank's heap (RssAnon) and mapped-file pages (RssFile) read from /proc when step 10 is
-# logged, with the sampler's bytes from metrics.jsonl; and the seconds of a one-step train on 1
+# logged (the median of 5 launches: RssAnon varies by up to ~17 MB between launches), with the
+# sampler's bytes from metrics.jsonl; and the seconds of a one-step train on 1
 # rank (start-up, one step, the final evaluation of 1000 records, the model's save).
 # Writes bench/results/data_scale.json (the table in docs/performance.md).
 # Usage: scripts/bench_data_scale.sh [N ...] (default 100000 1000000 5000000; build first: scripts/setup.sh)
