@@ -35,39 +35,17 @@ struct TrainFlags {
   RunControl control;
 };
 
-// Why the prepared data is stale ("": fresh), the same answer on every rank: each rank checks its
-// share of the source files (a stat each, a hash each with data.verify_sources: hash, the shard
-// sizes), so that 100k files cost 100k / W checks a rank; the reason found first in the one-process
-// order wins. An error (a pattern matching nothing, a broken manifest) is reported once, by rank 0.
-std::string stale_on_all_ranks(const World& world, const Config& config) {
-  std::string mine;  // "S<order>\t<reason>", "" (fresh) or "E<error>"
-  try {
-    const Staleness s = prepared_data_staleness(config, world.rank(), world.size());
-    if (!s.reason.empty()) mine = "S" + std::to_string(s.order) + "\t" + s.reason;
-  } catch (const UserError& e) {
-    mine = "E" + std::string(e.what());
-  }
-  const std::vector<std::string> all = world.size() > 1 ? world.all_gather(mine) : std::vector<std::string>{mine};
-  std::string reason;
-  uint64_t best = UINT64_MAX;
-  for (const std::string& answer : all) {
-    if (!answer.empty() && answer[0] == 'E') {
-      if (world.is_root()) log::error(answer.substr(1));
-      throw CollectiveError(answer.substr(1), kExitUsage, /*already_reported=*/true);
-    }
-    if (answer.empty()) continue;
-    const size_t tab = answer.find('\t');
-    const uint64_t order = std::stoull(answer.substr(1, tab - 1));
-    if (order < best) best = order, reason = answer.substr(tab + 1);
-  }
-  return reason;
-}
-
 // The prepared data is a cache of data.train / data.valid for this config: stale or missing, it is
 // prepared again (data.prepare: auto; every rank its share) or every rank stops with what changed
 // (check).
 void ensure_prepared(const World& world, const Config& config) {
-  const std::string what = stale_on_all_ranks(world, config);
+  // Each rank checks its share of the source files (a stat each, a hash each with data.verify_sources:
+  // hash, the shard sizes), so 100k files cost 100k / W checks a rank; the reason found first in the
+  // one-process order is every rank's answer.
+  const std::string what = decide_on_all_ranks(world, [&] {
+    const Staleness s = prepared_data_staleness(config, world.rank(), world.size());
+    return std::make_pair(s.order, s.reason);
+  });
   if (!what.empty() && config.data.prepare == PreparePolicy::kCheck) {
     const std::string error = "the prepared data in " + config.data.prepared_dir + " is stale: " + what +
                               "; run `modtrain data prepare` with this config (or set data.prepare: auto)";
