@@ -1,7 +1,7 @@
-// Checkpoint benchmark: the time to save (write + fsync + rename + pointer, what the training
-// loop waits for) and to load (validate + copy into the model and AdamW) a checkpoint of the
-// tiny and the BERT-base-sized model, with the bytes written and the rate. Bound by the disk's
-// write bandwidth and fsync latency (the save is synchronous on rank 0; the other ranks wait).
+// Checkpoint benchmark, one process: what the training loop waits for per save (sync: the whole
+// save; async: the snapshot into host buffers), the whole save (write + fsync + index + renames)
+// and the load, of the tiny and the BERT-base-sized model. Across ranks and under training:
+// scripts/bench_checkpoint.sh.
 // Usage: modtrain_bench_checkpoint [--preset tiny|base] [--dir SCRATCH] [--repeats N] [--out FILE]
 #include <torch/torch.h>
 
@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "bench_common.h"
+#include "modtrain/dist/collectives.h"
 #include "modtrain/io/files.h"
 #include "modtrain/model/model.h"
 #include "modtrain/train/checkpoint.h"
@@ -57,7 +58,7 @@ int main(int argc, char** argv) {
   config.train.micro_batch = 8;
   CheckpointConfig cc;
   cc.keep_last = 2;
-  Checkpoints checkpoints(dir, cc, true);
+  auto local = make_local_collectives();
   ModelMeta meta{c,
                  config.data.labels,
                  Problem::kMultiLabel,
@@ -79,40 +80,57 @@ int main(int argc, char** argv) {
   state.labels = config.data.labels;
   state.problem = "multi_label";
 
-  std::vector<double> save_s, load_s;
-  std::string last;
-  for (int r = 0; r < repeats; ++r) {
-    state.step = r + 1;
-    double t0 = bench::now_seconds();
-    const OptimizerState optimizer_state = optimizer->state();
-    last = checkpoints.save({*model, optimizer_state, meta, vocab, "run: {}\n", state}, false);
-    save_s.push_back(bench::now_seconds() - t0);
-    t0 = bench::now_seconds();
-    load_checkpoint(last, *model, *optimizer, config, 1, 100);
-    load_s.push_back(bench::now_seconds() - t0);
-  }
+  // Per mode: the first save apart (fresh host buffers), then `repeats` saves: what the step loop
+  // waits for (begin: the snapshot; + finish when sync), the whole save, and the load.
+  nlohmann::json modes = nlohmann::json::object();
   uint64_t bytes = 0;
-  for (const auto& entry : fs::directory_iterator(last)) bytes += entry.file_size();
-  std::sort(save_s.begin(), save_s.end());
-  std::sort(load_s.begin(), load_s.end());
-  const double save = save_s[save_s.size() / 2], load = load_s[load_s.size() / 2];
+  for (const bool async : {false, true}) {
+    cc.async = async;
+    Checkpoints checkpoints(dir, cc, *local);
+    std::vector<double> blocked_s, total_s, load_s;
+    double first_blocked = 0;
+    std::string last;
+    for (int r = 0; r <= repeats; ++r) {
+      state.step = r + 1;
+      const double t0 = bench::now_seconds();
+      checkpoints.begin({flat, *optimizer, meta, vocab, "run: {}\n", state}, false);
+      const double t1 = bench::now_seconds();
+      const SavedCheckpoint saved = checkpoints.finish();
+      const double t2 = bench::now_seconds();
+      last = saved.dir;
+      bytes = saved.bytes;
+      (void)t1;
+      // What a training loop would wait for: begin(), and the commit without waiting for the write
+      // (the trainer commits once every rank's write has ended; sync: the write is inside begin()).
+      const double blocked = saved.begin_s + saved.commit_s - saved.join_s;
+      if (r == 0) {
+        first_blocked = blocked;
+        continue;
+      }
+      blocked_s.push_back(blocked);
+      total_s.push_back(t2 - t0);
+      const double t3 = bench::now_seconds();
+      load_checkpoint(last, *model, *optimizer, config, 1, 100);
+      load_s.push_back(bench::now_seconds() - t3);
+    }
+    auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    modes[async ? "async" : "sync"] = {{"first_blocked_s", first_blocked},
+                                       {"blocked_s", median(blocked_s)},
+                                       {"save_s", median(total_s)},
+                                       {"load_s", median(load_s)}};
+    std::printf("checkpoint %s %s: training blocked %.3f s (first save %.3f s), whole save %.3f s, load %.3f s\n",
+                preset.c_str(), async ? "async" : "sync", median(blocked_s), first_blocked, median(total_s),
+                median(load_s));
+  }
   int64_t params = 0;
   for (const auto& p : model->parameters()) params += p.numel();
-  nlohmann::json result = {{"benchmark", "checkpoint"},
-                           {"preset", preset},
-                           {"parameters", params},
-                           {"bytes", bytes},
-                           {"save_s", save},
-                           {"load_s", load},
-                           {"save_mb_per_s", bytes / save / 1e6},
-                           {"load_mb_per_s", bytes / load / 1e6},
-                           {"repeats", repeats},
-                           {"dir", dir},
-                           {"machine", bench::machine()}};
+  nlohmann::json result = {
+      {"benchmark", "checkpoint"}, {"preset", preset}, {"parameters", params},       {"bytes", bytes}, {"modes", modes},
+      {"repeats", repeats},        {"dir", dir},       {"machine", bench::machine()}};
   bench::write_result(out, result);
-  std::printf(
-      "checkpoint %s: %.1fM parameters, %.1f MB; save %.3f s (%.0f MB/s, with fsync), load %.3f s (%.0f MB/s) -> %s\n",
-      preset.c_str(), params / 1e6, bytes / 1e6, save, bytes / save / 1e6, load, bytes / load / 1e6, out.c_str());
   io::remove_tree(dir);
   return 0;
 }

@@ -585,6 +585,12 @@ std::vector<Field> build_fields() {
            "Evaluation metric that marks the best checkpoint (saved when it improves; `best` points to it): "
            "loss (lower is better; the masked-token loss under train.objective mlm), macro_f1, micro_f1, "
            "macro_roc_auc, macro_pr_auc, none, or auto: macro_pr_auc for classify, loss for mlm."),
+      make("checkpoint", &C::checkpoint, "async", &CheckpointConfig::async, any<bool>(),
+           "Write checkpoints in a background thread: training waits only while each rank copies its part of the "
+           "state into host buffers (reused between saves), then continues while the files are written, fsynced "
+           "and committed. A save waits for the previous one; a stop (SIGTERM, SIGUSR1) and the end of training "
+           "wait for it before exit. A failed background write stops training with one line at the next step. "
+           "false: the step loop waits for the whole save."),
 
       make("eval", &C::eval, "every", &EvalConfig::every, between<int64_t>(0, kMaxSteps),
            "Evaluate on data.valid every N steps; 0 = only at the end."),

@@ -7,6 +7,7 @@
 #include "modtrain/core/error.h"
 #include "modtrain/core/text.h"
 #include "modtrain/data/raw_reader.h"
+#include "modtrain/io/checksum.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "prepared shards are little-endian; this host is not");
 
@@ -15,20 +16,8 @@ namespace {
 
 size_t padded(size_t bytes) { return (bytes + 7) & ~size_t{7}; }
 
-// Checksum of the sections: 8 bytes per step, multiply-rotate mixing (fast enough to verify
-// every shard at open: several GB/s).
-uint64_t body_checksum(const uint8_t* data, size_t size) {
-  uint64_t h = 0x9E3779B97F4A7C15ULL ^ size;
-  size_t i = 0;
-  for (; i + 8 <= size; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, data + i, 8);
-    h ^= w * 0xC2B2AE3D27D4EB4FULL;
-    h = ((h << 31) | (h >> 33)) * 0x9E3779B97F4A7C15ULL;
-  }
-  for (; i < size; ++i) h = (h ^ data[i]) * 0x100000001B3ULL;
-  return h ^ (h >> 29);
-}
+// Checksum of the sections (io/checksum.h: fast enough to verify every shard at open).
+uint64_t body_checksum(const uint8_t* data, size_t size) { return io::checksum64(data, size); }
 
 uint64_t mix(uint64_t h, uint64_t v) {
   h ^= v * 0xC2B2AE3D27D4EB4FULL;

@@ -79,9 +79,13 @@ void load_state(torch::nn::Module& model, const io::SafetensorsView& view, const
 
 void save_model_dir(const std::string& dir, torch::nn::Module& model, const ModelMeta& m,
                     const std::string& tokenizer_path) {
-  fs::create_directories(dir);
   std::vector<torch::Tensor> keep;
-  std::vector<io::TensorBytes> tensors = state_tensors(model, keep);
+  save_model_dir(dir, state_tensors(model, keep), m, tokenizer_path);
+}
+
+void save_model_dir(const std::string& dir, std::vector<io::TensorBytes> tensors, const ModelMeta& m,
+                    const std::string& tokenizer_path) {
+  fs::create_directories(dir);
   if (m.objective == Objective::kMlm) {
     // transformers' MLM decoder carries the output bias as decoder.bias, tied to the head's bias;
     // both names are written so that any version's loader finds the one it looks for.

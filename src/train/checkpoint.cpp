@@ -1,18 +1,26 @@
 #include "modtrain/train/checkpoint.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
+#include <thread>
 #include <type_traits>
 
+#include "modtrain/core/check.h"
 #include "modtrain/core/error.h"
 #include "modtrain/core/fault.h"
 #include "modtrain/core/log.h"
 #include "modtrain/core/text.h"
 #include "modtrain/data/tokenizer.h"
+#include "modtrain/io/checksum.h"
 #include "modtrain/io/files.h"
 #include "modtrain/io/safetensors.h"
 #include "modtrain/modelio/model_path.h"
@@ -154,19 +162,40 @@ OptimizerState load_optimizer_state(const std::string& path) {
 
 // ---- the checkpoint directory ----------------------------------------------------------------
 
-Checkpoints::Checkpoints(const std::string& run_dir, const CheckpointConfig& config, bool writer)
-    : dir_((fs::path(run_dir) / "checkpoints").string()), config_(config), writer_(writer) {}
+namespace {
 
-std::string Checkpoints::name(int64_t step) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "step-%07lld", static_cast<long long>(step));
+constexpr int kIndexVersion = 2;
+
+std::string rank_file(int rank) {
+  char buffer[48];
+  std::snprintf(buffer, sizeof buffer, "optimizer.rank-%05d.safetensors", rank);
   return buffer;
 }
 
-namespace {
+std::string hex64(uint64_t v) {
+  char buffer[24];
+  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(v));
+  return buffer;
+}
 
+// This process's anonymous resident memory in MB (/proc/self/status; NaN where there is none).
+double rss_anon_mb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("RssAnon:", 0) == 0) return std::stod(line.substr(8)) / 1024.0;
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Format 2 holds index.json (written last, before the rename); format 1 trainer_state.json and
+// model.safetensors.
 bool complete(const fs::path& dir) {
-  return fs::exists(dir / "trainer_state.json") && fs::exists(dir / "model.safetensors");
+  return fs::exists(dir / "index.json") ||
+         (fs::exists(dir / "trainer_state.json") && fs::exists(dir / "model.safetensors"));
 }
 
 // step-NNNNNNN directories, oldest first.
@@ -184,28 +213,386 @@ std::vector<std::pair<int64_t, fs::path>> list_steps(const fs::path& dir) {
   return out;
 }
 
+// The absolute byte offset of every tensor's data in a safetensors file (its header read back).
+std::map<std::string, uint64_t> data_offsets(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t n = 0;
+  in.read(reinterpret_cast<char*>(&n), sizeof n);
+  std::string header(n, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(n));
+  if (!in) throw UserError(path + ": cannot read back the safetensors header just written");
+  std::map<std::string, uint64_t> out;
+  const json parsed = json::parse(header);  // named: items() would refer to a destroyed temporary
+  for (const auto& [key, value] : parsed.items())
+    if (key != "__metadata__") out[key] = 8 + n + value.at("data_offsets").at(0).get<uint64_t>();
+  return out;
+}
+
+// One piece of optimiser state to write: elements [begin, end) of `tensor` ("exp_avg.<param>").
+struct PieceToWrite {
+  std::string tensor, key;
+  std::vector<int64_t> shape;  // the parameter's
+  int64_t begin = 0, end = 0;
+  const float* data = nullptr;
+};
+
+// What one rank's background write needs: plain bytes and strings (no LibTorch call on the thread).
+struct WriteJob {
+  fs::path tmp;
+  int rank = 0;
+  bool model = false;  // rank 0: the model directory, config.yaml and trainer_state.json
+  std::vector<io::TensorBytes> model_tensors;
+  ModelMeta meta;
+  std::string tokenizer_path, config_yaml, trainer_state;
+  std::vector<PieceToWrite> pieces;
+};
+
+// Writes one rank's files into the step's temporary directory and fsyncs them. Returns the JSON
+// the index is assembled from: {"files": {name: {rank, bytes, checksum?}}, "pieces": [...], "bytes"}.
+json write_rank_files(const WriteJob& job) {
+  fs::create_directories(job.tmp);
+  json files = json::object(), pieces = json::array();
+  uint64_t bytes = 0;
+  auto add_file = [&](const std::string& name, bool checksum) {
+    const fs::path path = job.tmp / name;
+    json entry = {{"rank", job.rank}, {"bytes", fs::file_size(path)}};
+    if (checksum) {
+      io::MappedFile mapped(path.string());
+      entry["checksum"] = hex64(io::checksum64(mapped.data(), mapped.size()));
+    }
+    bytes += entry["bytes"].get<uint64_t>();
+    files[name] = entry;
+  };
+  if (job.model) {
+    save_model_dir(job.tmp.string(), job.model_tensors, job.meta, job.tokenizer_path);
+    io::write_file_atomic((job.tmp / "config.yaml").string(), job.config_yaml);
+    io::write_file_atomic((job.tmp / "trainer_state.json").string(), job.trainer_state);
+    for (const auto& entry : fs::directory_iterator(job.tmp)) {  // the model directory's files
+      const std::string name = entry.path().filename().string();
+      if (entry.is_regular_file() && name.rfind("optimizer.rank-", 0) != 0 && name.find(".tmp.") == std::string::npos)
+        add_file(name, true);
+    }
+  }
+  fault::point("checkpoint-write");  // every rank (":slow" widens the save for the random-kill test)
+  fault::point(("checkpoint-write-rank" + std::to_string(job.rank)).c_str());
+  if (!job.pieces.empty()) {
+    const std::string file = rank_file(job.rank);
+    std::vector<io::TensorBytes> entries;
+    for (const auto& p : job.pieces)
+      entries.push_back(
+          {p.key, "F32", {p.end - p.begin}, p.data, static_cast<size_t>(p.end - p.begin) * sizeof(float)});
+    io::write_safetensors((job.tmp / file).string(), entries,
+                          {{"format", "modtrain-optimizer-shard"}, {"rank", std::to_string(job.rank)}});
+    const auto offsets = data_offsets((job.tmp / file).string());
+    for (const auto& p : job.pieces)
+      pieces.push_back(
+          {{"tensor", p.tensor},
+           {"key", p.key},
+           {"shape", p.shape},
+           {"file", file},
+           {"offset", offsets.at(p.key)},
+           {"begin", p.begin},
+           {"end", p.end},
+           {"checksum", hex64(io::checksum64(p.data, static_cast<size_t>(p.end - p.begin) * sizeof(float)))}});
+    add_file(file, false);  // its pieces carry checksums
+  }
+  fault::point("checkpoint-mid-save");
+  io::fsync_path(job.tmp.string());
+  return {{"rank", job.rank}, {"files", files}, {"pieces", pieces}, {"bytes", bytes}};
+}
+
+// One line for a failed write.
+std::string describe_failure(const std::exception& e) {
+  if (const auto* f = dynamic_cast<const fs::filesystem_error*>(&e))
+    return f->code().message() + " (" + f->path1().string() + ")";
+  std::string what = e.what();
+  return what.substr(0, what.find('\n'));
+}
+
 }  // namespace
 
-std::string Checkpoints::save(const CheckpointContent& c, bool best) {
-  const fs::path final_dir = fs::path(dir_) / name(c.state.step);
-  if (!writer_) return final_dir.string();
-  const std::string tmp = (fs::path(dir_) / (".tmp-" + name(c.state.step))).string();
-  try {
-    write(c, best);
-  } catch (const fs::filesystem_error& e) {
-    io::remove_tree(tmp);  // a partial checkpoint helps nobody and takes the room the next save needs
-    throw UserError("cannot write checkpoint " + final_dir.string() + ": " + e.code().message() + " (" +
-                        e.path1().string() + "); is run.dir writable, with room for the model and optimiser state?",
-                    kExitRuntime);
-  } catch (...) {
-    io::remove_tree(tmp);
-    throw;
+namespace {
+// A host buffer of `numel` float32 (pinned when the state is on CUDA), reused when it fits.
+torch::Tensor& host_buffer(torch::Tensor& buffer, int64_t numel, bool pin) {
+  if (!buffer.defined() || buffer.numel() != numel)
+    buffer = torch::empty({numel}, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(pin));
+  return buffer;
+}
+}  // namespace
+
+struct Checkpoints::Buffers {
+  torch::Tensor params;              // rank 0: every parameter (params_all() order)
+  std::vector<torch::Tensor> state;  // per state tensor: this rank's pieces back to back
+};
+
+struct Checkpoints::Pending {
+  int64_t step = 0;
+  bool best = false;
+  std::thread thread;
+  std::atomic<bool> done{false};
+  std::string outcome;  // the JSON of write_rank_files, or "!" and the error line
+  double snapshot_s = 0, begin_s = 0, write_s = 0;
+  double rss_before_mb = 0;
+};
+
+Checkpoints::Checkpoints(const std::string& run_dir, const CheckpointConfig& config, Collectives& collectives)
+    : dir_((fs::path(run_dir) / "checkpoints").string()),
+      config_(config),
+      collectives_(collectives),
+      rank_(collectives.rank()),
+      buffers_(std::make_unique<Buffers>()) {}
+
+void Checkpoints::reserve(const FlatParams& params, Optimizer& optimizer) {
+  if (reserver_.joinable()) reserver_.join();
+  const bool pin = params.params_all().is_cuda();
+  const int64_t param_numel = rank_ == 0 ? params.params_all().numel() : 0;
+  int64_t state_numel = 0;
+  for (const auto& p : optimizer.sharded_state().to_write()) state_numel += p.numel();
+  const size_t tensors = optimizer.sharded_state().names().size();
+  // Allocating and first touching a gigabyte takes a few hundred milliseconds (page faults): done
+  // here, beside training, instead of inside the first save's snapshot.
+  reserver_ = std::thread([this, pin, param_numel, state_numel, tensors] {
+    try {
+      auto touch = [](torch::Tensor& t) {  // memset: one thread, not LibTorch's pool
+        std::memset(t.data_ptr(), 0, static_cast<size_t>(t.numel()) * sizeof(float));
+      };
+      if (param_numel > 0) touch(host_buffer(buffers_->params, param_numel, pin));
+      buffers_->state.resize(tensors);
+      for (auto& b : buffers_->state) touch(host_buffer(b, state_numel, pin));
+    } catch (const std::exception&) {  // out of memory now: the first save allocates and reports it
+      buffers_->params = torch::Tensor();
+      buffers_->state.clear();
+    }
+  });
+}
+
+Checkpoints::~Checkpoints() {
+  if (reserver_.joinable()) reserver_.join();
+  if (pending_ && pending_->thread.joinable()) pending_->thread.join();
+  if (pruner_.joinable()) pruner_.join();
+}
+
+std::string Checkpoints::name(int64_t step) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "step-%07lld", static_cast<long long>(step));
+  return buffer;
+}
+
+bool Checkpoints::in_flight() const { return pending_ != nullptr; }
+bool Checkpoints::written() const { return pending_ && pending_->done.load(); }
+
+void Checkpoints::begin(const CheckpointContent& c, bool best) {
+  MT_CHECK(!pending_, "a checkpoint save began before the previous one finished");
+  if (pruner_.joinable()) pruner_.join();
+  if (reserver_.joinable()) reserver_.join();
+  torch::NoGradGuard no_grad;
+  const auto start = std::chrono::steady_clock::now();
+  auto pending = std::make_unique<Pending>();
+  pending->rss_before_mb = rss_anon_mb();
+  pending->step = c.state.step;
+  pending->best = best;
+  auto job = std::make_shared<WriteJob>();
+  job->tmp = fs::path(dir_) / (".tmp-" + name(c.state.step));
+  job->rank = rank_;
+  job->model = rank_ == 0;
+  // ---- the snapshot: the only part the training loop waits for ----
+  c.optimizer.sync_params();  // ZeRO-1: the last step's parameter all-gather
+  const bool pin = c.params.params_all().is_cuda();
+  auto host = [&](torch::Tensor& buffer, int64_t numel) { return host_buffer(buffer, numel, pin); };
+  if (job->model) {
+    torch::Tensor params = host(buffers_->params, c.params.params_all().numel());
+    params.copy_(c.params.params_all());
+    const float* base = params.data_ptr<float>();
+    for (size_t k : c.params.registration_order()) {
+      const auto& s = c.params.slots()[k];
+      const int64_t at = c.params.buckets()[s.bucket].offset + s.offset;
+      job->model_tensors.push_back(
+          {s.name, "F32", s.param.sizes().vec(), base + at, static_cast<size_t>(s.numel) * sizeof(float)});
+    }
+    job->meta = c.meta;
+    job->tokenizer_path = c.tokenizer_path;
+    job->config_yaml = c.config_yaml;
+    job->trainer_state = c.state.to_json();
   }
-  return final_dir.string();
+  ShardedState& state = c.optimizer.sharded_state();
+  const auto& pieces = state.to_write();
+  int64_t total = 0;
+  for (const auto& p : pieces) total += p.numel();
+  buffers_->state.resize(state.names().size());
+  for (size_t i = 0; i < state.names().size(); ++i) {
+    torch::Tensor buffer = host(buffers_->state[i], total);
+    const torch::Tensor& source = state.tensor(i);
+    // Contiguous runs of pieces are copied at once (they are contiguous in the update space but
+    // for the padding at a bucket's end).
+    int64_t at = 0;
+    for (size_t j = 0; j < pieces.size();) {
+      size_t e = j + 1;
+      int64_t n = pieces[j].numel();
+      while (e < pieces.size() && pieces[e].space == pieces[j].space + n) n += pieces[e++].numel();
+      buffer.narrow(0, at, n).copy_(source.narrow(0, pieces[j].space, n));
+      at += n;
+      j = e;
+    }
+    at = 0;
+    const float* base = buffer.data_ptr<float>();
+    for (const auto& p : pieces) {
+      const auto& slot = state.flat().slots()[p.slot];
+      const std::string tensor = state.names()[i] + "." + slot.name;
+      job->pieces.push_back({tensor, tensor + "[" + std::to_string(p.begin) + ":" + std::to_string(p.end) + "]",
+                             slot.param.sizes().vec(), p.begin, p.end, base + at});
+      at += p.numel();
+    }
+  }
+  optimizer_meta_ = {{"name", c.optimizer.name()},
+                     {"updates", c.optimizer.updates()},
+                     {"state", state.names()},
+                     {"zero", c.params.sharded()}};
+  pending->snapshot_s = seconds_since(start);
+  // ---- the write: on a background thread with checkpoint.async ----
+  Pending* out = pending.get();
+  auto run = [job, out] {
+    const auto write_start = std::chrono::steady_clock::now();
+    try {
+      out->outcome = write_rank_files(*job).dump();
+    } catch (const std::exception& e) {
+      out->outcome = "!" + describe_failure(e);
+    } catch (...) {
+      out->outcome = "!an unknown error";
+    }
+    out->write_s = seconds_since(write_start);
+    out->done = true;
+  };
+  pending_ = std::move(pending);
+  if (config_.async) pending_->thread = std::thread(run);
+  else run();
+  pending_->begin_s = seconds_since(start);
+}
+
+SavedCheckpoint Checkpoints::save(const CheckpointContent& content, bool best) {
+  begin(content, best);
+  return finish();
+}
+
+SavedCheckpoint Checkpoints::finish() {
+  MT_CHECK(pending_, "Checkpoints::finish without a save in flight");
+  const auto start = std::chrono::steady_clock::now();
+  if (pending_->thread.joinable()) pending_->thread.join();
+  const double join_s = seconds_since(start);
+  std::unique_ptr<Pending> pending = std::move(pending_);
+  const std::vector<std::string> outcomes =
+      collectives_.all_gather_text(pending->outcome, "checkpoint written by every rank");
+  SavedCheckpoint saved;
+  saved.step = pending->step;
+  saved.best = pending->best;
+  saved.join_s = join_s;
+  saved.snapshot_s = pending->snapshot_s;
+  saved.begin_s = pending->begin_s;
+  saved.write_s = pending->write_s;
+  saved.rss_anon_before_mb = pending->rss_before_mb;
+  saved.dir = (fs::path(dir_) / name(pending->step)).string();
+  for (size_t r = 0; r < outcomes.size(); ++r) {
+    if (outcomes[r].empty() || outcomes[r][0] == '!') continue;
+    const uint64_t bytes = json::parse(outcomes[r]).at("bytes").get<uint64_t>();
+    if (static_cast<int>(r) == rank_) saved.bytes = bytes;
+    saved.max_bytes = std::max(saved.max_bytes, bytes);
+  }
+  commit(pending->step, pending->best, outcomes);
+  saved.commit_s = seconds_since(start);
+  saved.rss_anon_after_mb = rss_anon_mb();
+  return saved;
+}
+
+void Checkpoints::commit(int64_t step, bool best, const std::vector<std::string>& outcomes) {
+  const fs::path final_dir = fs::path(dir_) / name(step);
+  const fs::path tmp = fs::path(dir_) / (".tmp-" + name(step));
+  const std::string latest = read_pointer_file((fs::path(dir_) / "latest").string());
+  const std::string kept = latest.empty() ? "no earlier checkpoint exists" : "checkpoints/latest still names " + latest;
+  auto fail = [&](const std::string& line) {
+    if (rank_ == 0) {
+      io::remove_tree(tmp.string());  // a partial checkpoint helps nobody and takes the room the next save needs
+      log::error(line);
+    }
+    std::fflush(stderr);
+    throw CollectiveError(line, kExitRuntime, /*already_reported=*/true);
+  };
+  // Phase 2a: every rank must have written and fsynced its files.
+  std::vector<std::string> failed;
+  std::string first;
+  for (size_t r = 0; r < outcomes.size(); ++r) {
+    if (!outcomes[r].empty() && outcomes[r][0] != '!') continue;
+    failed.push_back(std::to_string(r));
+    if (first.empty()) first = outcomes[r].empty() ? "no outcome" : outcomes[r].substr(1);
+  }
+  if (!failed.empty())
+    fail("cannot write checkpoint " + final_dir.string() + ": rank " + failed[0] + " failed: " + first +
+         (failed.size() > 1 ? " (rank(s) " + text::join(failed, ",") + " failed)" : "") + "; " + kept +
+         "; is run.dir writable on every node, with room for the model and optimiser state?");
+  // Phase 2b: rank 0 writes the index, renames the directory into place, then moves `latest`.
+  std::string error;
+  if (rank_ == 0) {
+    try {
+      json index = {{"format", "modtrain-checkpoint"},
+                    {"version", kIndexVersion},
+                    {"step", step},
+                    {"world", static_cast<int>(outcomes.size())},
+                    {"files", json::object()},
+                    {"tensors", json::object()}};
+      for (const auto& outcome : outcomes) {
+        const json o = json::parse(outcome);
+        for (const auto& [file, entry] : o.at("files").items()) index["files"][file] = entry;
+        for (const auto& p : o.at("pieces")) {
+          json& t = index["tensors"][p.at("tensor").get<std::string>()];
+          if (t.is_null()) t = {{"dtype", "F32"}, {"shape", p.at("shape")}, {"pieces", json::array()}};
+          t["pieces"].push_back({{"file", p.at("file")},
+                                 {"key", p.at("key")},
+                                 {"offset", p.at("offset")},
+                                 {"begin", p.at("begin")},
+                                 {"end", p.at("end")},
+                                 {"checksum", p.at("checksum")}});
+        }
+      }
+      for (auto& [name, t] : index["tensors"].items())
+        std::sort(t["pieces"].begin(), t["pieces"].end(), [](const json& x, const json& y) {
+          return x.at("begin").get<int64_t>() < y.at("begin").get<int64_t>();
+        });
+      index["optimizer"] = optimizer_meta_;
+      io::write_file_atomic((tmp / "index.json").string(), index.dump(1) + "\n");  // last: marks it complete
+      io::fsync_path(tmp.string());
+      fault::point("checkpoint-before-rename");
+      if (fs::exists(final_dir)) {  // the same step saved again (e.g. preempted right after a resume)
+        const fs::path old = fs::path(dir_) / (".old-" + name(step));
+        io::remove_tree(old.string());
+        fs::rename(final_dir, old);
+        fs::rename(tmp, final_dir);
+        io::remove_tree(old.string());
+      } else {
+        fs::rename(tmp, final_dir);
+      }
+      io::fsync_path(dir_);
+      fault::point("checkpoint-before-latest");
+      io::write_file_atomic((fs::path(dir_) / "latest").string(), name(step) + "\n");
+      if (best) io::write_file_atomic((fs::path(dir_) / "best").string(), name(step) + "\n");
+      // Removing old checkpoints (gigabytes of unlinks) is not the training loop's business: a
+      // thread does it, joined before the next save and at exit.
+      if (pruner_.joinable()) pruner_.join();
+      pruner_ = std::thread([this] {
+        try {
+          prune();
+        } catch (const std::exception& e) {
+          log::warn("cannot remove old checkpoints in " + dir_ + ": " + describe_failure(e));
+        }
+      });
+    } catch (const std::exception& e) {
+      error = describe_failure(e);
+    }
+  }
+  const std::string committed = collectives_.all_gather_text(error, "checkpoint committed by rank 0")[0];
+  if (!committed.empty())
+    fail("cannot write checkpoint " + final_dir.string() + ": rank 0 failed to commit it: " + committed + "; " + kept);
 }
 
 size_t Checkpoints::remove_stale_temporaries() const {
-  if (!writer_) return 0;
+  if (rank_ != 0) return 0;
   size_t removed = 0;
   std::error_code ec;
   std::vector<fs::path> stale;
@@ -220,34 +607,6 @@ size_t Checkpoints::remove_stale_temporaries() const {
     removed += !fs::exists(path, ec);
   }
   return removed;
-}
-
-void Checkpoints::write(const CheckpointContent& c, bool best) {
-  const fs::path final_dir = fs::path(dir_) / name(c.state.step);
-  fs::create_directories(dir_);
-  const fs::path tmp = fs::path(dir_) / (".tmp-" + name(c.state.step));
-  io::remove_tree(tmp.string());  // a save that was killed earlier
-  fs::create_directories(tmp);
-  save_model_dir(tmp.string(), c.model, c.meta, c.tokenizer_path);
-  save_optimizer_state((tmp / "optimizer.safetensors").string(), c.optimizer);
-  io::write_file_atomic((tmp / "config.yaml").string(), c.config_yaml);
-  fault::point("checkpoint-mid-save");
-  io::write_file_atomic((tmp / "trainer_state.json").string(), c.state.to_json());  // last: marks it complete
-  io::fsync_path(tmp.string());
-  if (fs::exists(final_dir)) {  // the same step saved again (e.g. preempted right after a resume)
-    const fs::path old = fs::path(dir_) / (".old-" + name(c.state.step));
-    io::remove_tree(old.string());
-    fs::rename(final_dir, old);
-    fs::rename(tmp, final_dir);
-    io::remove_tree(old.string());
-  } else {
-    fs::rename(tmp, final_dir);
-  }
-  io::fsync_path(dir_);
-  fault::point("checkpoint-before-latest");
-  io::write_file_atomic((fs::path(dir_) / "latest").string(), name(c.state.step) + "\n");
-  if (best) io::write_file_atomic((fs::path(dir_) / "best").string(), name(c.state.step) + "\n");
-  prune();
 }
 
 void Checkpoints::prune() const {
@@ -290,12 +649,176 @@ std::string Checkpoints::resolve(const std::string& resume, const std::string& r
 }
 
 // ---- loading ---------------------------------------------------------------------------------
+namespace {
+
+const char* kDamaged = "the checkpoint is damaged; resume from an earlier one (--resume PATH)";
+
+json read_index(const fs::path& dir) {
+  const std::string path = (dir / "index.json").string();
+  json index;
+  try {
+    index = json::parse(io::read_file(path, io::kMaxReadBytes, "checkpoint index"));
+  } catch (const json::exception& e) {
+    throw UserError(path + ": malformed checkpoint index (" + std::string(e.what()) + "); " + kDamaged);
+  }
+  if (!index.is_object() || index.value("format", "") != "modtrain-checkpoint")
+    throw UserError(path + ": not a modtrain checkpoint index (format field missing)");
+  if (!index.contains("version") || index.at("version") != kIndexVersion)
+    throw UserError(path + ": checkpoint format " + (index.contains("version") ? index.at("version").dump() : "?") +
+                    " is not supported by this modtrain (it reads formats 1 and " + std::to_string(kIndexVersion) +
+                    "); use the modtrain that wrote it");
+  return index;
+}
+
+// The files of a format-2 checkpoint, checked against its index before use: present, of the size
+// recorded, and with the checksum recorded (whole files) or per piece (optimiser state).
+class CheckpointFiles {
+ public:
+  CheckpointFiles(fs::path dir, const json& index) : dir_(std::move(dir)), index_(index) {}
+
+  std::string writer(const std::string& file) const {
+    const auto& files = index_.at("files");
+    return files.contains(file) ? "rank " + files.at(file).at("rank").dump() : "an unknown rank";
+  }
+
+  const io::MappedFile& open(const std::string& file) {
+    auto it = open_.find(file);
+    if (it != open_.end()) return *it->second;
+    const fs::path path = dir_ / file;
+    const auto& files = index_.at("files");
+    if (!files.contains(file))
+      throw UserError((dir_ / "index.json").string() + " lists no file " + file + "; " + kDamaged);
+    if (!fs::exists(path))
+      throw UserError((dir_ / "index.json").string() + " names " + file + " (written by " + writer(file) +
+                      "), which is missing; " + kDamaged);
+    auto mapped = std::make_unique<io::MappedFile>(path.string());
+    const uint64_t expected = files.at(file).at("bytes").get<uint64_t>();
+    if (mapped->size() != expected)
+      throw UserError(path.string() + " (written by " + writer(file) + ") is " + std::to_string(mapped->size()) +
+                      " bytes, the index says " + std::to_string(expected) + " (truncated or overwritten); " +
+                      kDamaged);
+    return *open_.emplace(file, std::move(mapped)).first->second;
+  }
+
+  // A whole file verified by its checksum (model.safetensors, trainer_state.json).
+  const io::MappedFile& verified(const std::string& file) {
+    const io::MappedFile& f = open(file);
+    const json& entry = index_.at("files").at(file);
+    if (entry.contains("checksum") &&
+        entry.at("checksum").get<std::string>() != hex64(io::checksum64(f.data(), f.size())))
+      throw UserError((dir_ / file).string() + " (written by " + writer(file) + ") fails its checksum; " + kDamaged);
+    return f;
+  }
+
+  // Elements [begin, end) of `tensor` from the pieces that hold them, each verified once.
+  void read(const std::string& tensor, int64_t begin, int64_t end, float* out) {
+    int64_t covered = 0;
+    for (const json& piece : index_.at("tensors").at(tensor).at("pieces")) {
+      const int64_t pb = piece.at("begin").get<int64_t>(), pe = piece.at("end").get<int64_t>();
+      const int64_t a = std::max(begin, pb), e = std::min(end, pe);
+      if (a >= e) continue;
+      const std::string file = piece.at("file").get<std::string>();
+      const io::MappedFile& f = open(file);
+      const uint64_t offset = piece.at("offset").get<uint64_t>();
+      const uint64_t bytes = static_cast<uint64_t>(pe - pb) * sizeof(float);
+      if (pe <= pb || offset > f.size() || bytes > f.size() - offset)
+        throw UserError((dir_ / file).string() + " (written by " + writer(file) + "): piece " +
+                        piece.at("key").get<std::string>() + " lies outside the file; " + kDamaged);
+      const uint8_t* data = f.data() + offset;
+      const std::string id = file + "@" + std::to_string(offset);
+      if (!checked_.count(id)) {
+        if (piece.at("checksum").get<std::string>() != hex64(io::checksum64(data, bytes)))
+          throw UserError((dir_ / file).string() + " (written by " + writer(file) + "): piece " +
+                          piece.at("key").get<std::string>() + " fails its checksum; " + kDamaged);
+        checked_.insert(id);
+      }
+      std::memcpy(out + (a - begin), data + static_cast<size_t>(a - pb) * sizeof(float),
+                  static_cast<size_t>(e - a) * sizeof(float));
+      covered += e - a;
+    }
+    if (covered != end - begin)
+      throw UserError((dir_ / "index.json").string() + ": the pieces of " + tensor + " do not cover elements [" +
+                      std::to_string(begin) + ", " + std::to_string(end) + ") exactly; " + kDamaged);
+  }
+
+ private:
+  fs::path dir_;
+  const json& index_;
+  std::map<std::string, std::unique_ptr<io::MappedFile>> open_;
+  std::set<std::string> checked_;
+};
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t d = 0; d < shape.size(); ++d) out += (d ? ", " : "") + std::to_string(shape[d]);
+  return out + "]";
+}
+
+// Each rank reads the pieces of optimiser state it holds in this run, whatever wrote them.
+void load_sharded_optimizer(const fs::path& dir, const json& index, CheckpointFiles& files, Optimizer& optimizer) {
+  const std::string source = (dir / "index.json").string();
+  const json& meta = index.at("optimizer");
+  optimizer.check_kind(meta.at("name").get<std::string>(), source);
+  ShardedState& state = optimizer.sharded_state();
+  const json& tensors = index.at("tensors");
+  size_t expected = 0;
+  for (size_t k : state.flat().registration_order()) {
+    const auto& slot = state.flat().slots()[k];
+    for (const auto& name : state.names()) {
+      const std::string key = name + "." + slot.name;
+      if (!tensors.contains(key))
+        throw UserError(source + ": no optimiser state " + key + " for the model's parameter " + slot.name +
+                        " (the checkpoint is of another model); resume from a checkpoint of this model");
+      const auto shape = tensors.at(key).at("shape").get<std::vector<int64_t>>();
+      if (shape != slot.param.sizes().vec())
+        throw UserError(source + ": optimiser state " + key + " has shape " + shape_text(shape) + ", the parameter " +
+                        shape_text(slot.param.sizes().vec()) + " (the checkpoint is of another model size)");
+      ++expected;
+    }
+  }
+  if (tensors.size() != expected)
+    for (const auto& [key, t] : tensors.items()) {
+      bool known = false;
+      for (const auto& name : state.names())
+        for (const auto& slot : state.flat().slots()) known = known || key == name + "." + slot.name;
+      if (!known)
+        throw UserError(source + ": optimiser state " + key +
+                        " names no parameter of this model (the checkpoint is of another architecture)");
+    }
+  state.load_pieces([&](const std::string& name, const FlatParams::Slot& slot, int64_t begin, int64_t end, float* out) {
+    files.read(name + "." + slot.name, begin, end, out);
+    // Resuming from NaN/Inf state would poison every later step (or skip them all): refuse.
+    for (int64_t i = 0; i < end - begin; ++i)
+      if (!std::isfinite(out[i]))
+        throw UserError(source + ": optimiser state " + name + "." + slot.name +
+                        " holds non-finite numbers (NaN or Inf); resume from an earlier checkpoint (--resume PATH)");
+  });
+  optimizer.set_updates(meta.at("updates").get<int64_t>());
+}
+
+}  // namespace
 
 TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, Optimizer& optimizer,
                              const Config& config, int world, uint64_t batches_per_epoch, bool report) {
   const fs::path d(dir);
-  TrainerState s =
-      TrainerState::from_json(io::read_file((d / "trainer_state.json").string()), (d / "trainer_state.json").string());
+  const bool sharded = fs::exists(d / "index.json");  // format 2; else format 1 (one optimizer.safetensors)
+  json index;
+  std::unique_ptr<CheckpointFiles> files;
+  std::string state_text;
+  if (sharded) {
+    index = read_index(d);
+    files = std::make_unique<CheckpointFiles>(d, index);
+    try {
+      const io::MappedFile& f = files->verified("trainer_state.json");
+      state_text.assign(reinterpret_cast<const char*>(f.data()), f.size());
+    } catch (const json::exception& e) {
+      throw UserError((d / "index.json").string() + ": malformed checkpoint index (" + std::string(e.what()) + "); " +
+                      kDamaged);
+    }
+  } else {
+    state_text = io::read_file((d / "trainer_state.json").string());
+  }
+  TrainerState s = TrainerState::from_json(state_text, (d / "trainer_state.json").string());
   if (s.objective != to_string(config.train.objective))
     throw UserError(dir + ": a checkpoint of train.objective " + s.objective + ", but this run's is " +
                     to_string(config.train.objective) +
@@ -313,10 +836,22 @@ TrainerState load_checkpoint(const std::string& dir, torch::nn::Module& model, O
   if (find_tokenizer_files(dir).fingerprint() != find_tokenizer_files(config.tokenizer.vocab).fingerprint())
     throw UserError(dir + ": the checkpoint's tokenizer differs from tokenizer.vocab (" + config.tokenizer.vocab +
                     "); token ids would change meaning. Resume with the tokenizer the run was trained with");
-  io::SafetensorsFile weights((d / "model.safetensors").string());
-  load_state(model, weights.view(), (d / "model.safetensors").string());  // shape mismatches name the tensor
-  optimizer.load_state(load_optimizer_state((d / "optimizer.safetensors").string()),
-                       (d / "optimizer.safetensors").string());
+  if (sharded) {
+    try {
+      const io::MappedFile& f = files->verified("model.safetensors");
+      const io::SafetensorsView weights(f.data(), f.size(), (d / "model.safetensors").string());
+      load_state(model, weights, (d / "model.safetensors").string());  // shape mismatches name the tensor
+      load_sharded_optimizer(d, index, *files, optimizer);
+    } catch (const json::exception& e) {
+      throw UserError((d / "index.json").string() + ": malformed checkpoint index (" + std::string(e.what()) + "); " +
+                      kDamaged);
+    }
+  } else {
+    io::SafetensorsFile weights((d / "model.safetensors").string());
+    load_state(model, weights.view(), (d / "model.safetensors").string());  // shape mismatches name the tensor
+    optimizer.load_state(load_optimizer_state((d / "optimizer.safetensors").string()),
+                         (d / "optimizer.safetensors").string());
+  }
 
   if (s.world != world || s.micro_batch != config.train.micro_batch || s.batches_per_epoch != batches_per_epoch) {
     // Same fraction of the epoch: the permutation is per epoch, so the records of this epoch

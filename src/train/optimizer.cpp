@@ -9,6 +9,7 @@
 #include "adamw_kernels.h"
 #include "modtrain/core/check.h"
 #include "modtrain/core/error.h"
+#include "modtrain/train/sharded_state.h"
 
 // LibTorch's fused multi-tensor AdamW (one CUDA kernel for a whole list of tensors), since 2.1.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
@@ -22,15 +23,17 @@ constexpr int64_t kGrain = 1 << 15;  // elements per task when a bucket is split
 
 class FlatAdamW : public Optimizer {
  public:
-  FlatAdamW(FlatParams& flat, AdamWOptions options, Communicator* comm) : flat_(flat), options_(options), comm_(comm) {
-    MT_CHECK(!flat_.sharded() || (comm_ && comm_->size() == flat_.options().shards),
-             "ZeRO-1 over " << flat_.options().shards << " shards needs a communicator of as many ranks");
+  FlatAdamW(FlatParams& flat, AdamWOptions options, Communicator* comm)
+      : flat_(flat),
+        options_(options),
+        comm_(comm),
+        state_(flat, {"exp_avg", "exp_avg_sq"}, comm, comm ? comm->rank() : 0, comm ? comm->size() : 1),
+        exp_avg_(state_.tensor(0)),
+        exp_avg_sq_(state_.tensor(1)) {
     const torch::Tensor& space = flat_.grad_space();
-    exp_avg_ = torch::zeros_like(space);
-    exp_avg_sq_ = torch::zeros_like(space);
-    for (const auto& b : flat_.buckets()) {
-      exp_avg_parts_.push_back(exp_avg_.narrow(0, b.space_offset, b.grad_shard.numel()));
-      exp_avg_sq_parts_.push_back(exp_avg_sq_.narrow(0, b.space_offset, b.grad_shard.numel()));
+    for (size_t b = 0; b < flat_.buckets().size(); ++b) {
+      exp_avg_parts_.push_back(state_.part(0, b));
+      exp_avg_sq_parts_.push_back(state_.part(1, b));
     }
     cpu_ = space.device().is_cpu() && options_.fused;
 #ifdef MODTRAIN_FUSED_ADAMW_KERNEL
@@ -95,75 +98,36 @@ class FlatAdamW : public Optimizer {
     gathers_.clear();
   }
 
+  // The state lives in state_ (train/sharded_state.h): sharding, sharded checkpoints and
+  // resharding come from there; what follows is the unsharded form by parameter name.
+  ShardedState& sharded_state() override { return state_; }
+  int64_t updates() const override { return step_; }
+  void set_updates(int64_t steps) override { step_ = steps; }
+
   OptimizerState state() override {
     sync_params();
     OptimizerState out;
     out.optimizer = name();
     out.step = step_;
-    const auto& buckets = flat_.buckets();
-    std::vector<torch::Tensor> full_m, full_v;  // per bucket, [numel] (whole, gathered under ZeRO-1)
-    for (size_t i = 0; i < buckets.size(); ++i) {
-      full_m.push_back(unshard(exp_avg_parts_[i], buckets[i], "AdamW exp_avg"));
-      full_v.push_back(unshard(exp_avg_sq_parts_[i], buckets[i], "AdamW exp_avg_sq"));
-    }
-    for (size_t k : flat_.registration_order()) {
-      const auto& s = flat_.slots()[k];
-      auto piece = [&](const torch::Tensor& full) {
-        return full.narrow(0, s.offset, s.numel).view(s.param.sizes()).to(torch::kCPU).clone();
-      };
-      out.tensors.emplace_back("exp_avg." + s.name, piece(full_m[s.bucket]));
-      out.tensors.emplace_back("exp_avg_sq." + s.name, piece(full_v[s.bucket]));
-    }
+    out.tensors = state_.gather_full();
     return out;
   }
 
   void load_state(const OptimizerState& state, const std::string& source) override {
-    if (state.optimizer != name())
-      throw UserError(source + ": optimiser state of " + state.optimizer + ", but train.optimizer is " + name() +
-                      "; resume with train.optimizer=" + state.optimizer + ", or start a new run (model.init_from " +
-                      "takes the weights without the optimiser state)");
-    std::map<std::string, const torch::Tensor*> by_name;
-    for (const auto& [key, t] : state.tensors) by_name[key] = &t;
-    if (by_name.empty() && state.step == 0) return;  // saved before any update: nothing to restore
-    const auto& buckets = flat_.buckets();
-    std::vector<torch::Tensor> full_m, full_v;
-    for (const auto& b : buckets) {
-      full_m.push_back(torch::zeros({b.params.numel()}, torch::kFloat32));
-      full_v.push_back(torch::zeros({b.params.numel()}, torch::kFloat32));
-    }
-    // In registration order, so that "the first mismatch" is the first parameter of the model.
-    const auto& slots = flat_.slots();
-    for (size_t k : flat_.registration_order()) {
-      const auto& s = slots[k];
-      for (auto& [moment, full] : {std::pair<const char*, std::vector<torch::Tensor>*>{"exp_avg.", &full_m},
-                                   std::pair<const char*, std::vector<torch::Tensor>*>{"exp_avg_sq.", &full_v}}) {
-        const std::string key = moment + s.name;
-        auto it = by_name.find(key);
-        if (it == by_name.end())
-          throw UserError(source + ": no optimiser state " + key + " for the model's parameter " + s.name +
-                          " (the checkpoint is of another model); resume from a checkpoint of this model");
-        const torch::Tensor& t = *it->second;
-        if (t.sizes() != s.param.sizes())
-          throw UserError(source + ": optimiser state " + key + " has shape " + shape_of(t) + ", the parameter " +
-                          shape_of(s.param) + " (the checkpoint is of another model size)");
-        (*full)[s.bucket].narrow(0, s.offset, s.numel).copy_(t.reshape({-1}));
-        by_name.erase(it);
-      }
-    }
-    if (!by_name.empty())
-      throw UserError(source + ": optimiser state " + by_name.begin()->first +
-                      " names no parameter of this model (the checkpoint is of another architecture)");
-    for (size_t i = 0; i < buckets.size(); ++i) {
-      const int64_t begin = flat_.sharded() ? flat_.options().rank * buckets[i].shard : 0;
-      exp_avg_parts_[i].copy_(full_m[i].narrow(0, begin, exp_avg_parts_[i].numel()));
-      exp_avg_sq_parts_[i].copy_(full_v[i].narrow(0, begin, exp_avg_sq_parts_[i].numel()));
-    }
+    check_kind(state.optimizer, source);
+    if (state.tensors.empty() && state.step == 0) return;  // saved before any update: nothing to restore
+    state_.load_full(state.tensors, source);
     step_ = state.step;
   }
 
-  size_t state_bytes() const override {
-    return static_cast<size_t>(exp_avg_.numel() + exp_avg_sq_.numel()) * exp_avg_.element_size();
+  void check_kind(const std::string& optimizer, const std::string& source) const override {
+    if (optimizer != name())
+      throw UserError(source + ": optimiser state of " + optimizer + ", but train.optimizer is " + name() +
+                      "; resume with train.optimizer=" + optimizer + ", or start a new run (model.init_from " +
+                      "takes the weights without the optimiser state)");
   }
+
+  size_t state_bytes() const override { return state_.bytes(); }
 
  private:
   static double sum_squares(const torch::Tensor& g) {
@@ -178,21 +142,6 @@ class FlatAdamW : public Optimizer {
     double total = 0;
     for (double p : partial) total += p;
     return total;
-  }
-
-  static std::string shape_of(const torch::Tensor& t) {
-    std::string out = "[";
-    for (int64_t d = 0; d < t.dim(); ++d) out += (d ? ", " : "") + std::to_string(t.size(d));
-    return out + "]";
-  }
-
-  // A bucket's moment as one [numel] tensor: this rank's slice placed and gathered under ZeRO-1.
-  torch::Tensor unshard(const torch::Tensor& mine, const FlatParams::Bucket& b, const std::string& what) {
-    if (!flat_.sharded()) return mine;
-    torch::Tensor full = torch::zeros({b.params.numel()}, mine.options());
-    full.narrow(0, flat_.options().rank * b.shard, b.shard).copy_(mine);
-    comm_->all_gather_chunks_async(full, what)->wait();
-    return full.narrow(0, 0, b.numel);
   }
 
   // The CPU pass: the whole update space at once without ZeRO-1 (decaying prefix, then the rest),
@@ -294,7 +243,8 @@ class FlatAdamW : public Optimizer {
   FlatParams& flat_;
   AdamWOptions options_;
   Communicator* comm_;
-  torch::Tensor exp_avg_, exp_avg_sq_;  // the update space: this rank's slices (all of the model without ZeRO)
+  ShardedState state_;                    // exp_avg and exp_avg_sq: this rank's slices (all without ZeRO-1)
+  torch::Tensor &exp_avg_, &exp_avg_sq_;  // state_'s tensors
   std::vector<torch::Tensor> exp_avg_parts_, exp_avg_sq_parts_;  // per bucket, views of them
   int64_t step_ = 0;
   bool cpu_ = false, fused_kernel_ = false;

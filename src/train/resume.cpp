@@ -90,6 +90,7 @@ int64_t Trainer::resume(const std::string& resume) {
     return 0;
   }
   optimizer_->sync_params();
+  const auto load_start = std::chrono::steady_clock::now();
   TrainerState loaded;
   load_on_every_rank("checkpoint " + dir + " (rank 0 resumes from it)", [&] {
     loaded = load_checkpoint(dir, *net_, *optimizer_, config_, world_, sampler_->batches_per_epoch(), rank_ == 0);
@@ -120,16 +121,22 @@ int64_t Trainer::resume(const std::string& resume) {
   if (loaded.total_steps != total_steps_ && rank_ == 0)
     log::warn(dir + ": written by a run of " + std::to_string(loaded.total_steps) + " steps, continuing to " +
               std::to_string(total_steps_) + " (the learning-rate schedule follows the new length)");
-  log::info("resumed from " + dir + " at step " + std::to_string(loaded.step) + " of " + std::to_string(total_steps_));
+  char took[48];
+  std::snprintf(took, sizeof took, " (loaded in %.2f s)",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count());
+  log::info("resumed from " + dir + " at step " + std::to_string(loaded.step) + " of " + std::to_string(total_steps_) +
+            took);
   run_dir_.append_metrics(json({{"event", "resume"}, {"step", loaded.step}, {"checkpoint", dir}}).dump());
   return loaded.step;
 }
 
 Trainer::Requests Trainer::agree_on_requests(int64_t step, int64_t stop_after) {
-  std::vector<double> flags = {signals::stop_requested() ? 1.0 : 0.0, signals::take_save_request() ? 1.0 : 0.0};
+  std::vector<double> flags = {signals::stop_requested() ? 1.0 : 0.0, signals::take_save_request() ? 1.0 : 0.0,
+                               checkpoints_.written() ? 1.0 : 0.0};
   collectives_->sum(flags, "stop and save requests");  // one signalled rank is enough; all act after the same step
   Requests asked;
   asked.save = flags[1] > 0;
+  asked.written = flags[2] == static_cast<double>(world_);  // every rank's background write has ended
   if (flags[0] > 0) {
     asked.stop = true;
     stop_reason_ =

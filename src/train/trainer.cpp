@@ -43,7 +43,7 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
                              : torch::Device(torch::kCPU)),
       scaler_(config_.train.precision == Precision::kFp16),
       run_dir_(config_.run.dir, rank_ == 0),
-      checkpoints_(config_.run.dir, config_.checkpoint, rank_ == 0) {
+      checkpoints_(config_.run.dir, config_.checkpoint, *collectives_) {
   const Config& c = config_;
   check_precision(c.train.precision, device_);
 
@@ -111,6 +111,7 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   flat_ = std::make_unique<FlatParams>(named_parameters(*net_), flat);
   reducer_ = comms_.make_reducer ? comms_.make_reducer(*flat_) : std::make_unique<LocalReducer>(*flat_);
   optimizer_ = make_optimizer(c.train, *flat_, comms_.communicator);
+  checkpoints_.reserve(*flat_, *optimizer_);  // the snapshot's host buffers, allocated beside start-up
 
   // ---- what checkpoints record ----
   state_.total_steps = total_steps_;
@@ -294,13 +295,14 @@ TrainOutcome Trainer::run(const RunControl& control) {
   progress.finish();
   optimizer_->sync_params();
   out.steps = step;
+  finish_checkpoint();  // a save still in the background is committed before anything else
   if (out.stopped_early) return out;
 
   // ---- the end: final evaluation, tuned thresholds, the final checkpoint and model directory ----
   bool best = false;
   if (valid_data_) best = track_best(total_steps_, evaluate_and_record(total_steps_, progress, out));
   out.thresholds = objective_->thresholds();
-  out.checkpoint = save_checkpoint(total_steps_, best);
+  out.checkpoint = save_checkpoint(total_steps_, best, /*wait=*/true);
   out.model_dir = run_dir_.path("model");
   if (rank_ == 0) {
     save_model_dir(out.model_dir, *net_, model_meta(), c.tokenizer.vocab);

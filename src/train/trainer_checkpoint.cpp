@@ -48,8 +48,10 @@ bool Trainer::checkpoint_after(int64_t step, bool best, const RunControl& contro
     log::info("checkpoint requested (SIGUSR2) after step " + std::to_string(step));
   }
   if (periodic || best || stop || requested) {
-    out.checkpoint = save_checkpoint(step, best);
+    out.checkpoint = save_checkpoint(step, best, /*wait=*/stop);  // a stop waits for the write before exit
     out.checkpoint_step = step;
+  } else if (asked.written) {
+    finish_checkpoint();  // every rank's background write has ended: commit it
   }
   return stop;
 }
@@ -73,26 +75,47 @@ ModelMeta Trainer::model_meta() const {
   return m;
 }
 
-std::string Trainer::save_checkpoint(int64_t step, bool best) {
+std::string Trainer::save_checkpoint(int64_t step, bool best, bool wait) {
   const Config& c = config_;
+  if (checkpoints_.in_flight()) report_checkpoint(checkpoints_.finish());  // a save waits for the previous one
   state_.step = step;
   state_.sampler = loader_->state();
   state_.loss_scale = scaler_.scale();
   state_.loss_scale_good_steps = scaler_.good_steps();
-  const auto start = std::chrono::steady_clock::now();
-  const OptimizerState optimizer_state = optimizer_->state();  // collective under ZeRO-1: gathered everywhere
-  std::string dir =
-      checkpoints_.save({*net_, optimizer_state, model_meta(), c.tokenizer.vocab, resolved_.to_yaml(), state_}, best);
-  std::vector<double> done = {1.0};
-  collectives_->sum(done, "checkpoint written");  // all wait until rank 0 has written (an error there aborts the job)
-  if (rank_ == 0) {
-    char seconds[32];
-    std::snprintf(seconds, sizeof seconds, "%.2f", seconds_since(start));
-    log::info("checkpoint " + dir + (best ? " (best " + state_.best_metric + ")" : "") + " written in " + seconds +
-              " s");
-    run_dir_.append_metrics(json({{"event", "checkpoint"}, {"step", step}, {"dir", dir}, {"best", best}}).dump());
-  }
+  // Each rank snapshots its part (rank 0 the parameters, every rank its own optimiser pieces);
+  // with checkpoint.async the files are written while training goes on, committed at a later step.
+  checkpoints_.begin({*flat_, *optimizer_, model_meta(), c.tokenizer.vocab, resolved_.to_yaml(), state_}, best);
+  const std::string dir = (std::filesystem::path(checkpoints_.dir()) / Checkpoints::name(step)).string();
+  if (wait || !c.checkpoint.async) report_checkpoint(checkpoints_.finish());
   return dir;
+}
+
+void Trainer::finish_checkpoint() {
+  if (checkpoints_.in_flight()) report_checkpoint(checkpoints_.finish());
+}
+
+void Trainer::report_checkpoint(const SavedCheckpoint& saved) {
+  if (rank_ != 0) return;
+  char line[200];
+  std::snprintf(
+      line, sizeof line,
+      " written: training waited %.3f s (snapshot %.3f s), the write took %.2f s%s, %.1f MB on the busiest rank",
+      saved.waited_s(), saved.snapshot_s, saved.write_s, config_.checkpoint.async ? " in the background" : "",
+      static_cast<double>(saved.max_bytes) / 1e6);
+  log::info("checkpoint " + saved.dir + (saved.best ? " (best " + state_.best_metric + ")" : "") + line);
+  auto number = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+  run_dir_.append_metrics(json({{"event", "checkpoint"},
+                                {"step", saved.step},
+                                {"dir", saved.dir},
+                                {"best", saved.best},
+                                {"waited_s", saved.waited_s()},
+                                {"snapshot_s", saved.snapshot_s},
+                                {"write_s", saved.write_s},
+                                {"commit_s", saved.commit_s},
+                                {"max_rank_bytes", saved.max_bytes},
+                                {"rss_anon_before_mb", number(saved.rss_anon_before_mb)},
+                                {"rss_anon_after_mb", number(saved.rss_anon_after_mb)}})
+                              .dump());
 }
 
 }  // namespace modtrain

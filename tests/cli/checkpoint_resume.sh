@@ -5,6 +5,7 @@
 #    of the uninterrupted 40;
 #  - a writer killed (SIGKILL) in the middle of a save, or between the rename and the `latest`
 #    update, leaves the previous checkpoint loadable, and the resumed run is still exact;
+#  (each rank writes its half of the optimiser state: optimizer.rank-0000{0,1}.safetensors)
 #  - a checkpoint of another model shape is a one-line error; another world size resumes with a
 #    warning about data order.
 # Usage: checkpoint_resume.sh MODTRAIN REPO_DIR
@@ -28,7 +29,8 @@ best=$(cat $ck/best)
 ls $ck | grep -q '^step-0000010$' && fail "step-0000010 should be pruned (keep_last 2)"
 ls $ck | grep -q '^step-0000030$' || fail "step-0000030 should be kept"
 [[ -d $ck/$best ]] || fail "the best checkpoint $best was pruned"
-for f in model.safetensors optimizer.safetensors trainer_state.json config.yaml config.json modtrain.json vocab.txt; do
+for f in model.safetensors optimizer.rank-00000.safetensors optimizer.rank-00001.safetensors index.json trainer_state.json \
+         config.yaml config.json modtrain.json vocab.txt; do
   [[ -s $ck/step-0000040/$f ]] || fail "step-0000040/$f missing"
 done
 grep -q '"step": 40' $ck/step-0000040/trainer_state.json || fail "trainer_state step"
@@ -50,8 +52,9 @@ grep -q "stopped after step 20 of 40" b1.txt || fail "--stop-after message"
 "${np2[@]}" train "${cfg[@]}" --set run.dir=B --resume auto > b2.txt 2>&1 || { cat b2.txt; fail "run B, resumed"; }
 grep -q "resumed from B/checkpoints/step-0000020 at step 20 of 40" b2.txt || fail "resume line"
 cmp A/model/model.safetensors B/model/model.safetensors || fail "resumed weights differ from the uninterrupted run"
-cmp A/checkpoints/step-0000040/optimizer.safetensors B/checkpoints/step-0000040/optimizer.safetensors ||
-  fail "resumed optimiser state differs"
+for f in optimizer.rank-00000.safetensors optimizer.rank-00001.safetensors; do
+  cmp A/checkpoints/step-0000040/$f B/checkpoints/step-0000040/$f || fail "resumed optimiser state differs ($f)"
+done
 cmp A/model/modtrain.json B/model/modtrain.json || fail "resumed thresholds differ"
 
 # ---- killed in the middle of a save: the previous checkpoint stays; resume is still exact ----
@@ -82,7 +85,7 @@ for attempt in 1 2 3; do
   wait $launcher || true
   [[ -f R/checkpoints/latest ]] || continue  # killed before the first save: nothing to check yet
   latest=$(cat R/checkpoints/latest)
-  [[ -f R/checkpoints/$latest/trainer_state.json ]] || fail "attempt $attempt: latest names an incomplete $latest"
+  [[ -f R/checkpoints/$latest/index.json ]] || fail "attempt $attempt: latest names an incomplete $latest"
 done
 "${np2[@]}" train "${every[@]}" --resume auto > r-final.txt 2>&1 || { cat r-final.txt; fail "resume after random kills"; }
 echo "random kills: $(grep -ho 'resumed from [^ ]* at step [0-9]*' r*.txt | tr '\n' ';')"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# ZeRO-1 checkpoints with the real executable: the optimiser state is stored whole, under parameter
-# names, whatever the sharding, so a run saved with train.zero=1 on 3 ranks resumes on 2 ranks and
-# then in one plain process with zero 0, and the reverse (zero 0 on 1 rank -> zero 1 on 2 -> on 3).
-# Every checkpoint's optimizer.safetensors has the same tensor names and shapes as a zero 0 one.
+# ZeRO-1 checkpoints with the real executable: each rank writes its own pieces of the optimiser
+# state and every rank reads the pieces it needs, whatever wrote them, so a run saved with
+# train.zero=1 on 3 ranks resumes on 2 ranks and then in one plain process with zero 0, and the
+# reverse (zero 0 on 1 rank -> zero 1 on 2 -> on 3). Every checkpoint's index names the same tensors
+# and shapes, each covered exactly once, and no rank wrote much more than its share.
 # Usage: zero_resume.sh MODTRAIN REPO_DIR
 set -euo pipefail
 mt=$1 repo=$2
@@ -37,22 +38,36 @@ np 3 train "${cfg[@]}" --set run.dir=b --set train.zero=1 --resume auto > b3.txt
 step b3.txt "resumed from .*step-0000008 at step 8 of 12"
 [[ -f b/model/model.safetensors ]] || fail "B: no final model"
 
-# The stored state is the same shape whatever wrote it: names, shapes and one step count.
-python3 - a/checkpoints/step-0000004 a/checkpoints/step-0000008 b/checkpoints/step-0000004 b/checkpoints/step-0000008 <<'PY' ||
-import json, struct, sys
-def header(d):
-    with open(d + "/optimizer.safetensors", "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        h = json.loads(f.read(n))
-    meta = h.pop("__metadata__")
-    return meta, {k: v["shape"] for k, v in h.items()}
-ref_meta, ref = header(sys.argv[1])
-assert ref_meta.get("optimizer") == "adamw", ref_meta
-assert any(k.startswith("exp_avg.bert.embeddings.word_embeddings") for k in ref), "no embedding moments"
-for d in sys.argv[2:]:
-    meta, shapes = header(d)
-    assert shapes == ref, (d, set(shapes) ^ set(ref))
-    assert meta.get("optimizer") == "adamw", (d, meta)
+# Whatever wrote it, the index describes the same tensors (names, shapes), every element of each
+# exactly once, in pieces written by every rank, each rank about 1/N of the bytes (zero 0 and 1).
+python3 - a/checkpoints/step-0000004:3 a/checkpoints/step-0000008:2 b/checkpoints/step-0000004:1 \
+  b/checkpoints/step-0000008:2 a/checkpoints/step-0000012:1 b/checkpoints/step-0000012:3 <<'PY' ||
+import json, math, sys
+def index(arg):
+    d, world = arg.split(":")
+    return d, int(world), json.load(open(d + "/index.json"))
+_, _, ref = index(sys.argv[1])
+shapes = {k: v["shape"] for k, v in ref["tensors"].items()}
+assert any(k.startswith("exp_avg.bert.embeddings.word_embeddings") for k in shapes), "no embedding moments"
+compared = 0
+for arg in sys.argv[1:]:
+    d, world, ix = index(arg)
+    assert ix["version"] == 2 and ix["optimizer"]["name"] == "adamw", (d, ix["optimizer"])
+    assert ix["world"] == world, (d, ix["world"], world)
+    assert {k: v["shape"] for k, v in ix["tensors"].items()} == shapes, d
+    for name, t in ix["tensors"].items():
+        at = 0
+        for p in t["pieces"]:
+            assert p["begin"] == at and p["end"] > at, (d, name, p)
+            at = p["end"]
+        assert at == math.prod(t["shape"]), (d, name, at)
+        compared += 1
+    files = {f: e for f, e in ix["files"].items() if f.startswith("optimizer.rank-")}
+    assert sorted(e["rank"] for e in files.values()) == list(range(world)), (d, files)
+    sizes = [e["bytes"] for e in files.values()]
+    assert max(sizes) <= 1.3 * sum(sizes) / world + 4096, (d, sizes)
+print("index layouts compared:", compared)
+assert compared == 6 * len(shapes)
 PY
-  fail "optimizer.safetensors differs in layout between zero 0 and zero 1 checkpoints"
+  fail "the checkpoints' indexes differ in layout between zero 0 and zero 1, or a rank wrote more than its share"
 echo "zero resume ok"

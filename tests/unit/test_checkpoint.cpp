@@ -9,6 +9,7 @@
 #include <set>
 
 #include "modtrain/core/error.h"
+#include "modtrain/dist/collectives.h"
 #include "modtrain/io/safetensors.h"
 #include "modtrain/model/model.h"
 #include "modtrain/modelio/hf_import.h"
@@ -118,7 +119,9 @@ struct Trained {
     trained.step();
     opt = trained.opt->state();
   }
-  CheckpointContent at(int64_t step) { return {*model, opt, meta, vocab, "run:\n  seed: 1\n", some_state(step)}; }
+  CheckpointContent at(int64_t step) {
+    return {*trained.flat, *trained.opt, meta, vocab, "run:\n  seed: 1\n", some_state(step)};
+  }
 };
 
 }  // namespace
@@ -226,7 +229,8 @@ TEST_CASE("checkpoints are written whole, pointed to by latest, pruned to keep_l
   Trained t;
   CheckpointConfig cc;
   cc.keep_last = 2;
-  Checkpoints ckpts(t.run.path.string(), cc, /*writer=*/true);
+  auto local = make_local_collectives();
+  Checkpoints ckpts(t.run.path.string(), cc, *local);
   for (int64_t at : {10, 20, 30, 40}) ckpts.save(t.at(at), /*best=*/at == 20);
   const fs::path dir = t.run.path / "checkpoints";
   CHECK(test::read(dir / "latest") == "step-0000040\n");
@@ -234,8 +238,8 @@ TEST_CASE("checkpoints are written whole, pointed to by latest, pruned to keep_l
   CHECK_FALSE(fs::exists(dir / "step-0000010"));  // pruned
   CHECK(fs::exists(dir / "step-0000020"));        // the best survives pruning
   CHECK(fs::exists(dir / "step-0000030"));
-  for (const char* f : {"model.safetensors", "optimizer.safetensors", "trainer_state.json", "config.yaml",
-                        "config.json", "modtrain.json", "vocab.txt"})
+  for (const char* f : {"model.safetensors", "optimizer.rank-00000.safetensors", "index.json", "trainer_state.json",
+                        "config.yaml", "config.json", "modtrain.json", "vocab.txt"})
     CHECK(fs::exists(dir / "step-0000040" / f));
   for (const auto& entry : fs::directory_iterator(dir)) CHECK(entry.path().filename().string().rfind(".tmp", 0) != 0);
 
@@ -249,16 +253,92 @@ TEST_CASE("checkpoints are written whole, pointed to by latest, pruned to keep_l
   CHECK(Checkpoints::resolve("auto", empty.path.string()).empty());
   CHECK_THROWS_WITH(Checkpoints::resolve(empty.path.string(), "x"), Contains("no complete checkpoint there"));
   CHECK_THROWS_WITH(Checkpoints::resolve("/nonexistent/ckpt", "x"), Contains("no such checkpoint"));
+}
 
-  // Non-writer ranks touch nothing.
-  test::TempDir other;
-  Checkpoints(other.path.string(), cc, false).save(t.at(5), false);
-  CHECK_FALSE(fs::exists(other.path / "checkpoints"));
+TEST_CASE("a sharded checkpoint restores the optimiser bit for bit, and an async save holds the snapshot",
+          "[checkpoint]") {
+  for (const bool async : {false, true}) {
+    Trained t;
+    CheckpointConfig cc;
+    cc.async = async;
+    auto local = make_local_collectives();
+    Checkpoints ckpts(t.run.path.string(), cc, *local);
+    // The values at the snapshot, then a change right after it: the checkpoint must hold the former.
+    const torch::Tensor params_then = t.trained.flat->params_all().clone();
+    const torch::Tensor m_then = t.trained.opt->sharded_state().tensor(0).clone();
+    const torch::Tensor v_then = t.trained.opt->sharded_state().tensor(1).clone();
+    ckpts.begin(t.at(40), false);
+    CHECK(ckpts.in_flight());
+    {
+      torch::NoGradGuard no_grad;
+      t.trained.flat->params_all().add_(1.0);
+      t.trained.opt->sharded_state().tensor(0).mul_(3.0);
+      t.trained.opt->sharded_state().tensor(1).add_(0.5);
+    }
+    const SavedCheckpoint saved = ckpts.finish();
+    CHECK_FALSE(ckpts.in_flight());
+    CHECK(saved.bytes > 0);
+    CHECK(saved.max_bytes == saved.bytes);
+    CHECK(test::read(t.run.path / "checkpoints" / "latest") == "step-0000040\n");
+
+    torch::manual_seed(9);
+    WithAdamW fresh(small());
+    Config config = small_config(t.vocab);
+    load_checkpoint(saved.dir, *fresh.model, *fresh.opt, config, 2, 20);
+    CHECK(torch::equal(fresh.flat->params_all(), params_then));
+    CHECK(torch::equal(fresh.opt->sharded_state().tensor(0), m_then));
+    CHECK(torch::equal(fresh.opt->sharded_state().tensor(1), v_then));
+    CHECK(fresh.opt->updates() == 1);
+    // Undo the change and step both: identical updates (the moments and step count came back).
+    {
+      torch::NoGradGuard no_grad;
+      t.trained.flat->params_all().copy_(params_then);
+      t.trained.opt->sharded_state().tensor(0).copy_(m_then);
+      t.trained.opt->sharded_state().tensor(1).copy_(v_then);
+    }
+    t.trained.step();
+    fresh.step();
+    CHECK(same_parameters(t.model, fresh.model));
+  }
+}
+
+TEST_CASE("replicated optimiser state is written 1/N by each of N ranks, every element once", "[checkpoint]") {
+  torch::manual_seed(3);
+  BertForClassification model(small());
+  FlatOptions options;
+  options.no_decay = no_weight_decay(*model);
+  options.bucket_cap_bytes = 4096;  // several buckets
+  FlatParams flat(named_parameters(*model), options);
+  int64_t total = 0;
+  for (const auto& s : flat.slots()) total += s.numel;
+  size_t compared = 0;
+  for (int world : {1, 2, 3, 7}) {
+    std::vector<std::vector<int>> seen(flat.slots().size());
+    for (size_t k = 0; k < seen.size(); ++k) seen[k].assign(static_cast<size_t>(flat.slots()[k].numel), 0);
+    int64_t largest = 0;
+    for (int rank = 0; rank < world; ++rank) {
+      ShardedState state(flat, {"m"}, nullptr, rank, world);
+      int64_t mine = 0;
+      for (const auto& p : state.to_write()) {
+        for (int64_t e = p.begin; e < p.end; ++e) ++seen[p.slot][static_cast<size_t>(e)];
+        mine += p.numel();
+      }
+      largest = std::max(largest, mine);
+    }
+    CHECK(largest <= total / world + 1);  // an even split, to the element
+    for (const auto& counts : seen)
+      for (int c : counts) {
+        CHECK(c == 1);
+        ++compared;
+      }
+  }
+  CHECK(compared == 4 * static_cast<size_t>(total));
 }
 
 TEST_CASE("a checkpoint that does not fit the run is a clear error", "[checkpoint]") {
   Trained t;
-  const std::string dir = Checkpoints(t.run.path.string(), {}, true).save(t.at(40), false);
+  auto local = make_local_collectives();
+  const std::string dir = Checkpoints(t.run.path.string(), {}, *local).save(t.at(40), false).dir;
   Config config = small_config(t.vocab);
 
   WithAdamW fresh_model(small());

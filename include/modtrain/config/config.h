@@ -165,6 +165,7 @@ struct CheckpointConfig {
   int64_t every = 100;  // 0 = only at the end
   int keep_last = 3;
   BestMetric best_metric = BestMetric::kAuto;  // kNone: keep only the newest
+  bool async = true;  // write in a background thread; the step loop waits only for the snapshot
 };
 
 struct EvalConfig {

@@ -2,6 +2,7 @@
 // fault::point("<name>") kills the calling process with SIGKILL (no cleanup, no flush), as a
 // node failure or an OOM kill would; with MODTRAIN_FAULT=<name>:enospc it throws the error a
 // write to a full disk throws, so the cleanup paths of failed writes can be tested anywhere;
+// <name>:slow sleeps 200 ms there (so that a kill at a random moment lands inside that window);
 // <name>:unknown throws a value that is not a std::exception (the CLI's catch-alls) and
 // <name>:terminate calls std::terminate (the last-resort handler).
 // MODTRAIN_FAULT=<name>:corrupt makes fault::corrupt("<name>") true instead: the code at that

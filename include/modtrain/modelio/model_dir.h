@@ -54,6 +54,10 @@ void load_state(torch::nn::Module& model, const io::SafetensorsView& view, const
 // tokenizer file, as tokenizer.vocab) under its model-directory names.
 void save_model_dir(const std::string& dir, torch::nn::Module& model, const ModelMeta& meta,
                     const std::string& tokenizer_path);
+// The same from the parameters as safetensors entries (a checkpoint's snapshot in host memory,
+// written by a background thread: no LibTorch call).
+void save_model_dir(const std::string& dir, std::vector<io::TensorBytes> tensors, const ModelMeta& meta,
+                    const std::string& tokenizer_path);
 
 // The tokenizer against the model's config.json: one embedding row per token, the same pad id.
 void check_tokenizer_fits(const Tokenizer& tokenizer, const BertConfig& config, const std::string& tokenizer_where,

@@ -24,6 +24,7 @@
 #include "modtrain/config/config.h"
 #include "modtrain/dist/communicator.h"
 #include "modtrain/dist/flat_params.h"
+#include "modtrain/train/sharded_state.h"
 
 namespace modtrain {
 
@@ -49,10 +50,18 @@ class Optimizer {
   virtual UpdateResult step(double lr, double max_norm, double loss_scale) = 0;
   // ZeRO-1: waits for the parameter all-gather of the last step. A no-op otherwise.
   virtual void sync_params() = 0;
-  // The full state by parameter name (collective with ZeRO-1: every rank calls it).
+  // The state tensors, sharded under ZeRO-1 (train/sharded_state.h): what sharded checkpoints
+  // write and resharding loads fill, each rank its own pieces.
+  virtual ShardedState& sharded_state() = 0;
+  virtual int64_t updates() const = 0;  // the step count the state goes with
+  virtual void set_updates(int64_t steps) = 0;
+  // Throws UserError naming `source` when a checkpoint's optimiser is not this one.
+  virtual void check_kind(const std::string& optimizer, const std::string& source) const = 0;
+  // The full, unsharded state by parameter name (collective with ZeRO-1: every rank calls it;
+  // exports and tests only: checkpoints never gather).
   virtual OptimizerState state() = 0;
-  // Takes this rank's part of a full state. Throws UserError naming the first parameter whose
-  // state is missing, unknown or of another shape, or a state of another optimiser.
+  // Takes this rank's part of a full state (single-file checkpoints). Throws UserError naming the
+  // first parameter whose state is missing, unknown or of another shape, or a state of another optimiser.
   virtual void load_state(const OptimizerState& state, const std::string& source) = 0;
   virtual size_t state_bytes() const = 0;  // optimiser state held by this rank
 };

@@ -95,10 +95,15 @@ class Trainer {
   void load_on_every_rank(const std::string& what, const std::function<void()>& load);
   struct Requests {
     bool stop = false, save = false;
+    bool written = false;  // a checkpoint is in flight and every rank's write of it has ended
   };
   Requests agree_on_requests(int64_t step, int64_t stop_after);  // every rank returns the same
   bool track_best(int64_t step, double value);                   // true when `value` is a new best
-  std::string save_checkpoint(int64_t step, bool best);
+  // Begins a save (after finishing the one in flight); `wait` or checkpoint.async false: also
+  // finishes it. Returns the checkpoint's directory.
+  std::string save_checkpoint(int64_t step, bool best, bool wait);
+  void finish_checkpoint();  // commits the save in flight, if any (collective)
+  void report_checkpoint(const SavedCheckpoint& saved);
   ModelMeta model_meta() const;  // what a model directory records of this run
   // After `step`: saves when due (periodic, a new best, SIGUSR2) or asked to stop; true = stop.
   bool checkpoint_after(int64_t step, bool best, const RunControl& control, const ProgressLine& progress,

@@ -56,8 +56,43 @@ expect_error 2 "problem is 'regression'" -- "$mt" predict --model prob --input d
 
 # resume from a checkpoint whose optimiser state holds NaN
 ck=run/checkpoints/$(cat run/checkpoints/latest)
-poison "$ck/optimizer.safetensors" exp_avg.classifier.weight nan
+# (a piece of a sharded checkpoint: first with the index's checksum left as written, then updated
+# as a writer with NaN state would have recorded it)
+cp -r "$ck" saved_ck
+poison_piece() {  # poison_piece CKPT TENSOR VALUE FIX_CHECKSUM
+  python3 - "$@" <<'PY'
+import json, struct, sys
+ck, tensor, value, fix = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4] == "1"
+index = json.load(open(ck + "/index.json"))
+piece = index["tensors"][tensor]["pieces"][0]
+path = ck + "/" + piece["file"]
+b = bytearray(open(path, "rb").read())
+b[piece["offset"]:piece["offset"] + 4] = struct.pack("<f", value)
+open(path, "wb").write(b)
+def checksum64(data):  # io/checksum.h
+    M = (1 << 64) - 1
+    h = 0x9E3779B97F4A7C15 ^ len(data)
+    i = 0
+    while i + 8 <= len(data):
+        w = int.from_bytes(data[i:i + 8], "little")
+        h ^= (w * 0xC2B2AE3D27D4EB4F) & M
+        h = ((((h << 31) | (h >> 33)) & M) * 0x9E3779B97F4A7C15) & M
+        i += 8
+    while i < len(data):
+        h = ((h ^ data[i]) * 0x100000001B3) & M
+        i += 1
+    return h ^ (h >> 29)
+if fix:
+    n = (piece["end"] - piece["begin"]) * 4
+    piece["checksum"] = "%016x" % checksum64(bytes(b[piece["offset"]:piece["offset"] + n]))
+    json.dump(index, open(ck + "/index.json", "w"))
+PY
+}
+poison_piece "$ck" exp_avg.classifier.weight nan 0
+expect_error 2 "\(written by rank 0\): piece exp_avg\.classifier\.weight\[0:[0-9]+\] fails its checksum" -- "$mt" train "${cfg[@]}" --set train.max_steps=6 --resume auto
+poison_piece "$ck" exp_avg.classifier.weight nan 1
 expect_error 2 "optimiser state exp_avg.classifier.weight holds non-finite numbers" -- "$mt" train "${cfg[@]}" --set train.max_steps=6 --resume auto
+rm -rf "$ck" && mv saved_ck "$ck"
 
 # a pointer file with binary content is printed escaped, never raw
 printf '\x01\x1b[31mred\xff' > run/checkpoints/latest
