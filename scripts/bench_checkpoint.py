@@ -14,7 +14,9 @@ baseline). From each launch:
   - max_rank_bytes: written by the busiest rank;
   - rss_anon_first_save_mb / rss_anon_later_saves_mb: rank 0's RssAnon after the commit minus
     before the snapshot (the first save allocates the host buffers, which are kept and reused);
-  - load_s: a resume from the last checkpoint, as its "resumed from ... (loaded in S s)" line says.
+  - load_s: a resume from the last checkpoint, as its "resumed from ... (loaded in S s)" line says;
+and, at 1 rank zero 0 and 2 ranks zero 1, signal_to_exit_s: SIGUSR1 sent the step after a save
+began (its write in flight) until the job has saved again and exited.
 Usage: bench_checkpoint.py MODTRAIN OUT.json CONFIG_ARGS...  (env STEPS, EVERY, CASES, CORES)"""
 import json, os, re, statistics, subprocess, sys
 
@@ -76,6 +78,39 @@ def case(ranks, zero, mode):
     return name, result
 
 
+def stop_while_saving(ranks, zero):
+    """SIGUSR1 (Slurm's --signal; SIGTERM behaves the same at the ranks) while a background save
+    runs: the seconds from the signal to the job's exit, which must fit Slurm's KillWait (30 s)."""
+    import signal, time
+    run_dir = f"bench-ckpt-stop-np{ranks}-zero{zero}"
+    subprocess.run(["rm", "-rf", run_dir])
+    cmd = (["mpiexec", "-np", str(ranks), "--bind-to", "none"] if ranks > 1 else []) + [
+        mt, "train", *args, "--set", f"run.dir={run_dir}", "--set", "log.every=1", "--set",
+        f"dist.threads={max(1, CORES // ranks)}", "--set", f"train.zero={zero}", "--set", f"train.max_steps={STEPS * 4}",
+        "--set", f"checkpoint.every={EVERY}", "--set", "checkpoint.async=true"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = os.path.join(run_dir, "metrics.jsonl")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:  # the step after a save began: its write is in flight
+        try:
+            if any(json.loads(l).get("event") == "train" and json.loads(l).get("step") == EVERY + 1
+                   for l in open(metrics)):
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGUSR1)
+    out, _ = p.communicate()
+    seconds = time.monotonic() - t0
+    if p.returncode != 0 or "stopped after step" not in out:
+        sys.exit("bench_checkpoint: the stop did not stop cleanly (exit %d):\n%s" % (p.returncode, out[-3000:]))
+    events = [json.loads(l) for l in open(metrics)]
+    subprocess.run(["rm", "-rf", run_dir])
+    return {"ranks": ranks, "zero": zero, "signal_to_exit_s": round(seconds, 2),
+            "saves_committed": sum(e.get("event") == "checkpoint" for e in events)}
+
+
 results = {}
 cases = os.environ.get("CASES", "1:0,1:1,2:0,2:1").split(",")
 for c in cases:
@@ -94,6 +129,10 @@ for c in cases:
         results[name] = r
         print(name, json.dumps(r), flush=True)
 
-json.dump({"benchmark": "checkpoint_train", "steps": STEPS, "every": EVERY, "args": args, "cases": results},
+stops = [stop_while_saving(1, 0), stop_while_saving(2, 1)]
+for st in stops:
+    print("stop while saving", json.dumps(st), flush=True)
+json.dump({"benchmark": "checkpoint_train", "steps": STEPS, "every": EVERY, "args": args, "cases": results,
+           "stop_while_saving": stops},
           open(out_path, "w"), indent=1)
 print("->", out_path)

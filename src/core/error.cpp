@@ -1,5 +1,6 @@
 #include <mpi.h>
 #include <unistd.h>
+#include <atomic>
 
 #include <cstdlib>
 #include <exception>
@@ -68,6 +69,11 @@ std::string describe_current_exception() {
 
 namespace {
 [[noreturn]] void on_terminate() {
+  // Several threads may terminate at once (two prepare workers hitting the same defect): the first
+  // reports and exits the process; the others wait for that instead of printing a second line.
+  static std::atomic_flag reported = ATOMIC_FLAG_INIT;
+  if (reported.test_and_set())
+    for (;;) ::pause();
   std::string what = "std::terminate was called with no exception";
   if (std::current_exception()) what = describe_current_exception() + " escaped every handler";
   int initialized = 0, finalized = 0, rank = 0, size = 1;

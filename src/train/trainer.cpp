@@ -111,7 +111,6 @@ Trainer::Trainer(const ResolvedConfig& resolved, const Placement& placement, Tra
   flat_ = std::make_unique<FlatParams>(named_parameters(*net_), flat);
   reducer_ = comms_.make_reducer ? comms_.make_reducer(*flat_) : std::make_unique<LocalReducer>(*flat_);
   optimizer_ = make_optimizer(c.train, *flat_, comms_.communicator);
-  checkpoints_.reserve(*flat_, *optimizer_);  // the snapshot's host buffers, allocated beside start-up
 
   // ---- what checkpoints record ----
   state_.total_steps = total_steps_;
@@ -186,6 +185,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
   run_dir_.write_config(resolved_.to_yaml());
   TrainOutcome out;
   out.start_step = resume(control.resume);
+  checkpoints_.reserve(*flat_, *optimizer_);  // the snapshot's host buffers, allocated beside the first steps
   out.skipped_steps = state_.skipped_steps;
   ProgressLine progress(rank_ == 0 && log::enabled(log::Level::kInfo));
   const auto start = std::chrono::steady_clock::now();

@@ -314,8 +314,9 @@ TEST_CASE("world size 1 with dist.backend=mpi: the multi-rank path runs and equa
   CHECK(count("sum of logged training values") == 3);
   CHECK(count("all_gather of evaluation scores") == 2 * 2);  // lengths + values, step 3 and the end
   CHECK(count("sum of evaluation loss") == 2);
-  CHECK(count("all_gather of replica check") == 2 * 3);  // steps 2, 4, 6
-  CHECK(count("sum of checkpoint written") == 2);        // step 3 and the end
+  CHECK(count("all_gather of replica check") == 2 * 3);                     // steps 2, 4, 6
+  CHECK(count("all_gather of checkpoint written by every rank") == 2 * 2);  // lengths + outcomes: step 3, the end
+  CHECK(count("all_gather of checkpoint committed by rank 0") == 2 * 2);
   CHECK(count("all_gather of parameter-shape check") == 2);
 }
 
