@@ -748,43 +748,15 @@ class CheckpointFiles {
   std::set<std::string> checked_;
 };
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t d = 0; d < shape.size(); ++d) out += (d ? ", " : "") + std::to_string(shape[d]);
-  return out + "]";
-}
-
 // Each rank reads the pieces of optimiser state it holds in this run, whatever wrote them.
 void load_sharded_optimizer(const fs::path& dir, const json& index, CheckpointFiles& files, Optimizer& optimizer) {
   const std::string source = (dir / "index.json").string();
   const json& meta = index.at("optimizer");
   optimizer.check_kind(meta.at("name").get<std::string>(), source);
   ShardedState& state = optimizer.sharded_state();
-  const json& tensors = index.at("tensors");
-  size_t expected = 0;
-  for (size_t k : state.flat().registration_order()) {
-    const auto& slot = state.flat().slots()[k];
-    for (const auto& name : state.names()) {
-      const std::string key = name + "." + slot.name;
-      if (!tensors.contains(key))
-        throw UserError(source + ": no optimiser state " + key + " for the model's parameter " + slot.name +
-                        " (the checkpoint is of another model); resume from a checkpoint of this model");
-      const auto shape = tensors.at(key).at("shape").get<std::vector<int64_t>>();
-      if (shape != slot.param.sizes().vec())
-        throw UserError(source + ": optimiser state " + key + " has shape " + shape_text(shape) + ", the parameter " +
-                        shape_text(slot.param.sizes().vec()) + " (the checkpoint is of another model size)");
-      ++expected;
-    }
-  }
-  if (tensors.size() != expected)
-    for (const auto& [key, t] : tensors.items()) {
-      bool known = false;
-      for (const auto& name : state.names())
-        for (const auto& slot : state.flat().slots()) known = known || key == name + "." + slot.name;
-      if (!known)
-        throw UserError(source + ": optimiser state " + key +
-                        " names no parameter of this model (the checkpoint is of another architecture)");
-    }
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& [key, t] : index.at("tensors").items()) shapes[key] = t.at("shape").get<std::vector<int64_t>>();
+  state.check_shapes(shapes, source);
   state.load_pieces([&](const std::string& name, const FlatParams::Slot& slot, int64_t begin, int64_t end, float* out) {
     files.read(name + "." + slot.name, begin, end, out);
     // Resuming from NaN/Inf state would poison every later step (or skip them all): refuse.

@@ -9,9 +9,9 @@
 namespace modtrain {
 namespace {
 
-std::string shape_of(const torch::Tensor& t) {
+std::string shape_text(const std::vector<int64_t>& shape) {
   std::string out = "[";
-  for (int64_t d = 0; d < t.dim(); ++d) out += (d ? ", " : "") + std::to_string(t.size(d));
+  for (size_t d = 0; d < shape.size(); ++d) out += (d ? ", " : "") + std::to_string(shape[d]);
   return out + "]";
 }
 
@@ -92,32 +92,41 @@ std::vector<std::pair<std::string, torch::Tensor>> ShardedState::gather_full() {
   return out;
 }
 
-void ShardedState::load_full(const std::vector<std::pair<std::string, torch::Tensor>>& state,
-                             const std::string& source) {
-  std::map<std::string, const torch::Tensor*> by_name;
-  for (const auto& [key, t] : state) by_name[key] = &t;
+void ShardedState::check_shapes(const std::map<std::string, std::vector<int64_t>>& shapes,
+                                const std::string& source) const {
   const auto& slots = flat_.slots();
-  // Checked in registration order first, so that "the first mismatch" is the model's first parameter.
   for (size_t k : flat_.registration_order())
     for (const auto& name : names_) {
       const std::string key = name + "." + slots[k].name;
-      auto it = by_name.find(key);
-      if (it == by_name.end())
+      auto it = shapes.find(key);
+      if (it == shapes.end())
         throw UserError(source + ": no optimiser state " + key + " for the model's parameter " + slots[k].name +
                         " (the checkpoint is of another model); resume from a checkpoint of this model");
-      if (it->second->sizes() != slots[k].param.sizes())
-        throw UserError(source + ": optimiser state " + key + " has shape " + shape_of(*it->second) +
-                        ", the parameter " + shape_of(slots[k].param) + " (the checkpoint is of another model size)");
+      if (it->second != slots[k].param.sizes().vec())
+        throw UserError(source + ": optimiser state " + key + " has shape " + shape_text(it->second) +
+                        ", the parameter " + shape_text(slots[k].param.sizes().vec()) +
+                        " (the checkpoint is of another model size)");
     }
-  if (by_name.size() != slots.size() * names_.size())
-    for (const auto& [key, t] : by_name) {
-      bool known = false;
-      for (const auto& name : names_)
-        for (const auto& s : slots) known = known || key == name + "." + s.name;
-      if (!known)
-        throw UserError(source + ": optimiser state " + key +
-                        " names no parameter of this model (the checkpoint is of another architecture)");
-    }
+  if (shapes.size() == slots.size() * names_.size()) return;
+  for (const auto& [key, shape] : shapes) {
+    bool known = false;
+    for (const auto& name : names_)
+      for (const auto& s : slots) known = known || key == name + "." + s.name;
+    if (!known)
+      throw UserError(source + ": optimiser state " + key +
+                      " names no parameter of this model (the checkpoint is of another architecture)");
+  }
+}
+
+void ShardedState::load_full(const std::vector<std::pair<std::string, torch::Tensor>>& state,
+                             const std::string& source) {
+  std::map<std::string, const torch::Tensor*> by_name;
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& [key, t] : state) {
+    by_name[key] = &t;
+    shapes[key] = t.sizes().vec();
+  }
+  check_shapes(shapes, source);
   load_pieces([&](const std::string& name, const FlatParams::Slot& slot, int64_t begin, int64_t end, float* out) {
     const torch::Tensor flat = by_name.at(name + "." + slot.name)->reshape({-1}).to(torch::kFloat32).contiguous();
     std::copy(flat.data_ptr<float>() + begin, flat.data_ptr<float>() + end, out);

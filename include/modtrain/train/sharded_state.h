@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,6 +60,10 @@ class ShardedState {
   // Takes this rank's pieces of an unsharded state. Throws UserError naming `source` and the first
   // parameter whose state is missing, of another shape or unknown.
   void load_full(const std::vector<std::pair<std::string, torch::Tensor>>& state, const std::string& source);
+  // Checks a stored state against the model: `shapes` maps "<name>.<parameter>" to its stored
+  // shape. Throws UserError naming `source` and the first parameter (registration order) whose
+  // state is missing or of another shape, or a stored tensor that names no parameter.
+  void check_shapes(const std::map<std::string, std::vector<int64_t>>& shapes, const std::string& source) const;
   // Fills every held piece: `read(name, slot, begin, end, out)` must write the elements [begin, end)
   // of "<name>.<parameter>" into `out` (CPU float32, end - begin elements).
   using PieceReader = std::function<void(const std::string& name, const FlatParams::Slot& slot, int64_t begin,
