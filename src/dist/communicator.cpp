@@ -13,6 +13,9 @@ class WorkList : public Work {
     for (auto& w : works_) w->wait();
     works_.clear();
   }
+  void wait_on_device() override {
+    for (auto& w : works_) w->wait_on_device();
+  }
 
  private:
   std::vector<std::unique_ptr<Work>> works_;

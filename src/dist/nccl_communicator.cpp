@@ -125,6 +125,7 @@ class NcclWork : public Work {
       : owner_(owner), done_(done), what_(std::move(what)), start_us_(start_us), keep_alive_(std::move(keep_alive)) {}
   ~NcclWork() override;
   void wait() override;
+  void wait_on_device() override;
 
  private:
   NcclCommunicator* owner_;
@@ -480,6 +481,10 @@ void NcclWork::wait() {
   waited_ = true;
   owner_->wait_event(done_, what_);
   if (owner_->timeline()) owner_->timeline()->span(what_, start_us_, Timeline::now_us(), 1);
+}
+
+void NcclWork::wait_on_device() {
+  if (!waited_) CUDA_CHECK(cudaStreamWaitEvent(current_stream(owner_->device()), done_, 0));
 }
 
 }  // namespace

@@ -231,7 +231,6 @@ TrainCheck check_training(Communicator& comm, Collectives& collectives, const to
     loss_of(mine, r * per_rank, per_rank).backward();  // the reducer averages over ranks: the global mean
     reducer.finalize();
     const double norm = optimizer->step(1e-3, 1.0, 1.0).grad_norm;
-    optimizer->sync_params();
     reducer_alone.zero_grad();
     reducer_alone.prepare_backward(true);
     loss_of(alone, 0, n * per_rank).backward();

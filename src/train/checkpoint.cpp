@@ -396,7 +396,6 @@ void Checkpoints::begin(const CheckpointContent& c, bool best) {
   job->rank = rank_;
   job->model = rank_ == 0;
   // ---- the snapshot: the only part the training loop waits for ----
-  c.optimizer.sync_params();  // ZeRO-1: the last step's parameter all-gather
   const bool pin = c.params.params_all().is_cuda();
   auto host = [&](torch::Tensor& buffer, int64_t numel) { return host_buffer(buffer, numel, pin); };
   if (job->model) {

@@ -3,8 +3,10 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
+#include <chrono>
 #include <cmath>
 #include <map>
+#include <utility>
 
 #include "adamw_kernels.h"
 #include "modtrain/core/check.h"
@@ -55,6 +57,9 @@ class FlatAdamW : public Optimizer {
 
   UpdateResult step(double lr, double max_norm, double loss_scale) override {
     torch::NoGradGuard no_grad;
+    // The last step's gather (NCCL): long complete, since this step's reduce-scatter came after it
+    // on the same stream; polled here so that a stalled gather still meets the watchdog.
+    if (gathered_) std::exchange(gathered_, nullptr)->wait();
     const torch::Tensor& g = flat_.grad_space();
     // 1. The global norm of the (still scaled) gradient: this rank's part, summed over ranks.
     double sum_sq = 0;
@@ -82,20 +87,20 @@ class FlatAdamW : public Optimizer {
     if (cpu_) cpu_update(lr, grad_scale, bias_correction1, bias_correction2);
     else if (fused_kernel_) fused_update(lr, grad_scale);
     else tensor_update(lr, grad_scale, bias_correction1, bias_correction2);
-    // 4. ZeRO-1: every rank updated its slices; gather the parameters (waited for in sync_params()).
-    //    One operation for every bucket: NCCL issues the gathers in one group (one launch).
+    // 4. ZeRO-1: every rank updated its slices; gather the parameters before returning, so that no
+    //    reader can see a stale replica (one operation for every bucket: NCCL issues the gathers
+    //    in one group, one launch). Ordered on the device: CUDA kernels queued after this wait
+    //    for it, the host does not; MPI blocks the host here.
     if (flat_.sharded()) {
       std::vector<torch::Tensor> params;
       for (const auto& bucket : flat_.buckets()) params.push_back(bucket.params);
-      gathers_.push_back(comm_->all_gather_chunks_group_async(params, "updated parameters"));
+      gathered_ = comm_->all_gather_chunks_group_async(params, "updated parameters");
+      const auto start = std::chrono::steady_clock::now();
+      gathered_->wait_on_device();
+      r.gather_wait_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     r.applied = true;
     return r;
-  }
-
-  void sync_params() override {
-    for (auto& w : gathers_) w->wait();
-    gathers_.clear();
   }
 
   // The state lives in state_ (train/sharded_state.h): sharding, sharded checkpoints and
@@ -105,7 +110,6 @@ class FlatAdamW : public Optimizer {
   void set_updates(int64_t steps) override { step_ = steps; }
 
   OptimizerState state() override {
-    sync_params();
     OptimizerState out;
     out.optimizer = name();
     out.step = step_;
@@ -249,9 +253,9 @@ class FlatAdamW : public Optimizer {
   int64_t step_ = 0;
   bool cpu_ = false, fused_kernel_ = false;
   torch::Tensor beta2_, grad_scale_, eps_, step_tensor_, decay_;  // 0-dim operands on the device
-  torch::Tensor decaying_;     // without ZeRO-1: the parameters that take weight decay (a prefix)
-  torch::Tensor sum_sq_host_;  // the CPU pass's squared norm, for the ZeRO-1 sum over ranks
-  std::vector<std::unique_ptr<Work>> gathers_;
+  torch::Tensor decaying_;          // without ZeRO-1: the parameters that take weight decay (a prefix)
+  torch::Tensor sum_sq_host_;       // the CPU pass's squared norm, for the ZeRO-1 sum over ranks
+  std::unique_ptr<Work> gathered_;  // ZeRO-1: the last step's parameter gather, ordered on the device
 };
 
 }  // namespace

@@ -63,7 +63,6 @@ EvalOptions Trainer::eval_options() const {
 
 double Trainer::evaluate_and_record(int64_t step, const ProgressLine& progress, TrainOutcome& out) {
   const Config& c = config_;
-  optimizer_->sync_params();
   const TrainingObjective::Evaluation e = objective_->evaluate(step, *valid_data_, eval_options(), rank_);
   out.final_eval = objective_->final_eval();
   out.final_mlm_eval = objective_->final_mlm_eval();

@@ -89,7 +89,6 @@ int64_t Trainer::resume(const std::string& resume) {
     run_dir_.append_metrics(json({{"event", "start"}, {"step", 0}}).dump());
     return 0;
   }
-  optimizer_->sync_params();
   const auto load_start = std::chrono::steady_clock::now();
   TrainerState loaded;
   load_on_every_rank("checkpoint " + dir + " (rank 0 resumes from it)", [&] {

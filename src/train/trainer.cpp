@@ -150,7 +150,6 @@ Trainer::StepStats Trainer::train_step(int64_t step) {
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device_));
   for (int micro = 0; micro < accum; ++micro) {
     const Batch& batch = batches[static_cast<size_t>(micro)];
-    if (micro == 0) optimizer_->sync_params();  // ZeRO-1: the last step's parameter all-gather ran until here
     torch::Tensor loss;
     {
       Timeline::Scope span(comms_.timeline, "forward");
@@ -217,10 +216,8 @@ TrainOutcome Trainer::run(const RunControl& control) {
       if (!scaler_.enabled()) log::warn(what + "; step skipped (train.on_nonfinite=skip)");
     } else {
       consecutive_skips = 0;
-      if (c.dist.check_replicas_every > 0 && (step + 1) % c.dist.check_replicas_every == 0) {
-        optimizer_->sync_params();
+      if (c.dist.check_replicas_every > 0 && (step + 1) % c.dist.check_replicas_every == 0)
         check_replicas(named_parameters(*net_), *collectives_, step + 1);
-      }
       // A step with nothing to score (masking chose no token, no label annotated) has loss 0 by
       // construction: it is counted apart, not averaged in as a perfect score.
       if (s.targets > 0) {
@@ -293,7 +290,6 @@ TrainOutcome Trainer::run(const RunControl& control) {
     }
   }
   progress.finish();
-  optimizer_->sync_params();
   out.steps = step;
   finish_checkpoint();  // a save still in the background is committed before anything else
   if (out.stopped_early) return out;

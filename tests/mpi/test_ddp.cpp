@@ -620,6 +620,68 @@ TEST_CASE("ZeRO-1: stop and resume on the same world size is bitwise exact", "[m
   for (size_t i = 0; i < a.size(); ++i) CHECK(torch::equal(a[i].second, b[i].second));
 }
 
+TEST_CASE("ZeRO-1: the parameters are complete when step() returns with nothing else called", "[mpi][zero]") {
+  // Before: step() left the all-gather in flight and every reader (the next forward, evaluation,
+  // checkpoints, replica checks) had to remember a sync_params() call. Read right after step():
+  // a gather still in flight shows the previous values, lr-sized away from zero 0's.
+  World& w = world();
+  auto comm = mpi_comm();
+  auto collectives = host();
+  BertConfig c;
+  c.vocab_size = 30000, c.hidden = 64, c.layers = 1, c.heads = 4, c.intermediate = 64, c.num_labels = 3;
+  c.max_positions = 16, c.hidden_dropout = c.attention_dropout = 0;
+  struct Replica {
+    BertForClassification model;
+    std::unique_ptr<FlatParams> flat;
+    std::unique_ptr<BucketedReducer> reducer;
+    std::unique_ptr<Optimizer> optimizer;
+  };
+  auto build = [&](bool zero) {
+    torch::manual_seed(11);
+    Replica r{BertForClassification(c), nullptr, nullptr, nullptr};
+    FlatOptions o;
+    o.bucket_cap_bytes = 1 << 20;
+    o.first_bucket_cap_bytes = 1 << 18;
+    if (zero) o.zero = true, o.shards = w.size(), o.rank = w.rank();
+    o.no_decay = no_weight_decay(*r.model);
+    r.flat = std::make_unique<FlatParams>(named_parameters(*r.model), o);
+    r.reducer = std::make_unique<BucketedReducer>(*r.flat, *comm, *collectives);
+    r.optimizer = make_adamw(*r.flat, AdamWOptions{}, comm.get());
+    return r;
+  };
+  Replica plain = build(false), sharded = build(true);
+  REQUIRE(sharded.flat->sharded());
+  auto train = [&](Replica& r, int step) {
+    r.reducer->zero_grad();
+    r.reducer->prepare_backward(true);
+    torch::manual_seed(50 + step + 10 * w.rank());
+    torch::Tensor ids = torch::randint(5, c.vocab_size, {4, 12}, torch::kLong);
+    r.model->forward(ids, torch::ones_like(ids)).pow(2).sum().backward();
+    r.reducer->finalize();
+    // No clipping: both take the same update from the same averaged gradient.
+    REQUIRE(r.optimizer->step(1e-2, std::numeric_limits<double>::infinity(), 1.0).applied);
+  };
+  int64_t compared = 0, expected = 0;
+  for (int step = 0; step < 4; ++step) {
+    train(plain, step);
+    train(sharded, step);  // ... and read at once
+    const NamedParameters a = named_parameters(*sharded.model), b = named_parameters(*plain.model);
+    REQUIRE(a.size() == b.size());
+    double worst = 0;
+    std::string where;
+    for (size_t i = 0; i < a.size(); ++i) {
+      const torch::Tensor d = (a[i].second - b[i].second).abs().max() / (b[i].second.abs().max() + 1e-12);
+      if (d.item<double>() > worst) worst = d.item<double>(), where = a[i].first;
+      compared += a[i].second.numel();
+      expected += b[i].second.numel();
+    }
+    INFO("step " << step + 1 << ", " << w.size() << " ranks: largest relative difference " << worst << " in " << where);
+    CHECK(worst < 1e-6);
+  }
+  CHECK(compared == expected);
+  CHECK(compared > 4 * 30000 * 64);  // every parameter of four steps, the word embeddings included
+}
+
 TEST_CASE("ZeRO-1 state moves between shardings: gathered, loaded into 1 rank or N ranks, unchanged", "[mpi][zero]") {
   World& w = world();
   auto comm = mpi_comm();

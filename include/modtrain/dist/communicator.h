@@ -23,10 +23,15 @@ namespace modtrain {
 enum class ReduceOp { kSum, kAvg };
 
 // An operation in flight. wait() blocks until it completed (throwing the watchdog's error).
+// wait_on_device() makes whatever this process queues next on its compute device run after the
+// operation, blocking the host only where the operation is host work (MPI). NCCL: the current CUDA
+// stream waits for the operation's event, and the host goes on; wait() is still called later, for
+// the watchdog, errors and the timeline.
 class Work {
  public:
   virtual ~Work() = default;
   virtual void wait() = 0;
+  virtual void wait_on_device() { wait(); }
 };
 
 class Communicator {

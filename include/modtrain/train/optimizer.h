@@ -3,8 +3,10 @@
 // parameter name), not to a LibTorch optimiser. The implementation is AdamW over the flat buckets
 // of dist/flat_params.h (train.optimizer: adamw), with ZeRO-1 (train.zero: 1): every rank keeps the
 // moments of its 1/N slice of every bucket only, updates that slice, and all-gathers the
-// parameters afterwards; the all-gather runs while the next batch is loaded and is waited for in
-// sync_params() before anything reads the parameters.
+// parameters afterwards. step() returns with the parameters complete, so nothing that reads them
+// (the next forward, an evaluation, a checkpoint, a replica check, an export) has a wait to
+// remember: on CUDA the compute stream waits for the gather (the host does not; it polls the
+// gather at the next step, for the watchdog), on MPI the host waits (the gather is host work).
 //
 // One step: the global gradient norm (one pass per bucket; with ZeRO-1 the squared norms of the
 // slices are summed over ranks on the data plane) is the only value read back to the host: it is
@@ -37,8 +39,9 @@ struct OptimizerState {
 };
 
 struct UpdateResult {
-  double grad_norm = 0;  // of the unscaled gradient, before clipping
-  bool applied = false;  // false: the norm was not finite, nothing changed (the caller skips the step)
+  double grad_norm = 0;      // of the unscaled gradient, before clipping
+  bool applied = false;      // false: the norm was not finite, nothing changed (the caller skips the step)
+  double gather_wait_s = 0;  // ZeRO-1: host time spent waiting for the parameter all-gather
 };
 
 class Optimizer {
@@ -46,10 +49,9 @@ class Optimizer {
   virtual ~Optimizer() = default;
   virtual std::string name() const = 0;
   // After the reducer's finalize(): clip to `max_norm` (infinity: no clipping), divide by
-  // `loss_scale`, update. Collective with ZeRO-1 (every rank calls it at every step).
+  // `loss_scale`, update. Collective with ZeRO-1 (every rank calls it at every step). Returns with
+  // the parameters complete on every rank (as seen from the compute device's queue).
   virtual UpdateResult step(double lr, double max_norm, double loss_scale) = 0;
-  // ZeRO-1: waits for the parameter all-gather of the last step. A no-op otherwise.
-  virtual void sync_params() = 0;
   // The state tensors, sharded under ZeRO-1 (train/sharded_state.h): what sharded checkpoints
   // write and resharding loads fill, each rank its own pieces.
   virtual ShardedState& sharded_state() = 0;
