@@ -8,9 +8,12 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "modtrain/core/error.h"
+#include "modtrain/core/fault.h"
+#include "modtrain/core/log.h"
 #include "modtrain/io/files.h"
 
 namespace modtrain {
@@ -50,13 +53,20 @@ RunDirLock RunDirLock::acquire(const std::string& dir, const std::string& host) 
   RunDirLock lock;
   lock.fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock.fd_ < 0) return {};  // a read-only run.dir: RunDir reports it
-  if (::flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
+  // MODTRAIN_FAULT=run-dir-flock:corrupt: a filesystem without flock (Lustre mounted noflock).
+  const bool refused = fault::corrupt("run-dir-flock");
+  if (refused || ::flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = refused ? ENOLCK : errno;
     char holder[256] = {0};
     const ssize_t n = ::pread(lock.fd_, holder, sizeof holder - 1, 0);
     std::string who = n > 0 ? std::string(holder, static_cast<size_t>(n)) : std::string();
     while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
-    if (err != EWOULDBLOCK) return lock;  // a filesystem without flock: run unlocked rather than not at all
+    if (err != EWOULDBLOCK) {  // a filesystem without flock: run unlocked rather than not at all, and say so
+      log::warn("run.dir " + dir + ": the filesystem refused a lock on " + file + " (" + std::strerror(err) +
+                "), so nothing stops a second training run from writing into this run.dir; run one job per " +
+                "run.dir (on Lustre, mount with -o flock; docs/checkpoints.md)");
+      return lock;
+    }
     throw UserError("run.dir " + dir + " is in use by another training run (" +
                     (who.empty() ? std::string("holder unknown") : who) +
                     "); wait for it to finish, or give this run another run.dir");
