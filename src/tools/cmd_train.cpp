@@ -68,12 +68,35 @@ RunDirLock lock_run_dir(const World& world, const std::string& dir) {
   return lock;
 }
 
+// Every rank must see rank 0's run.dir (run_dir.h): a node-local one fails here, before any step.
+void check_run_dir_shared(const World& world, const std::string& dir) {
+  const std::string id = decide_on_rank0(world, [&] { return write_run_id(dir, world.hostname()); });
+  if (id.empty()) return;  // run.dir is not writable: RunDir reports it
+  const std::string problem = decide_on_all_ranks(world, [&] {
+    const std::string seen = read_run_id(dir);
+    if (seen == id) return std::make_pair(static_cast<uint64_t>(world.rank()), std::string());
+    return std::make_pair(
+        static_cast<uint64_t>(world.rank()),
+        "run.dir " + dir + " is not the same directory on every rank: rank " + std::to_string(world.rank()) +
+            " on host " + world.hostname() +
+            (seen.empty() ? " does not see the .run-id file rank 0 wrote there"
+                          : " sees another start's .run-id there") +
+            " (rank 0 is on host " + id.substr(5, id.find(',') - 5) +
+            "); every rank writes its part of each checkpoint into run.dir and rank 0 commits them: put run.dir "
+            "on storage shared by all nodes");
+  });
+  if (problem.empty()) return;
+  if (world.is_root()) log::error(problem);
+  throw CollectiveError(problem, kExitUsage, /*already_reported=*/true);
+}
+
 int train(const TrainFlags& flags) {
   World world;
   signals::install_handlers();  // SIGTERM / SIGUSR1: finish the step, checkpoint, exit 0; SIGUSR2: checkpoint, go on
   return run_guarded(world, [&] {
     ResolvedConfig resolved = resolve_config_on_all_ranks(world, flags.config.path, flags.config.overrides);
     RunDirLock lock = lock_run_dir(world, resolved.config.run.dir);  // one run per run.dir; held to the end
+    check_run_dir_shared(world, resolved.config.run.dir);
     ensure_prepared(world, resolved.config);
     Placement placement = place_rank(world, resolved.config.dist);
     agree_on_placement(world, placement);  // before any rank starts NCCL or MPI data-plane set-up

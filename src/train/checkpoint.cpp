@@ -555,6 +555,15 @@ void Checkpoints::commit(int64_t step, bool best, const std::vector<std::string>
           return x.at("begin").get<int64_t>() < y.at("begin").get<int64_t>();
         });
       index["optimizer"] = optimizer_meta_;
+      // Every rank's file must be where rank 0 commits it (one directory listing, not a stat per
+      // file): a rank whose run.dir is another node's scratch wrote it elsewhere.
+      std::set<std::string> present;
+      for (const auto& entry : fs::directory_iterator(tmp)) present.insert(entry.path().filename().string());
+      for (const auto& [file, entry] : index["files"].items())
+        if (!present.count(file))
+          throw UserError("rank " + std::to_string(entry.at("rank").get<int>()) + " wrote " + file +
+                          ", but it is not in " + tmp.string() +
+                          " as rank 0 sees it (is run.dir the same directory on every node?)");
       io::write_file_atomic((tmp / "index.json").string(), index.dump(1) + "\n");  // last: marks it complete
       io::fsync_path(tmp.string());
       fault::point("checkpoint-before-rename");

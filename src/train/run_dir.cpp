@@ -6,10 +6,13 @@
 
 #include <cerrno>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
+#include <random>
 
 #include "modtrain/core/error.h"
 #include "modtrain/core/fault.h"
@@ -75,6 +78,26 @@ RunDirLock RunDirLock::acquire(const std::string& dir, const std::string& host) 
   if (::ftruncate(lock.fd_, 0) == 0 && ::pwrite(lock.fd_, me.data(), me.size(), 0) < 0) { /* the name is a courtesy */
   }
   return lock;
+}
+
+std::string write_run_id(const std::string& dir, const std::string& host) {
+  std::random_device entropy;
+  const uint64_t nonce = (static_cast<uint64_t>(entropy()) << 32) ^ entropy() ^
+                         static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  const std::string id =
+      "host " + host + ", pid " + std::to_string(::getpid()) + ", start " + std::to_string(nonce) + "\n";
+  try {
+    io::write_file_atomic((std::filesystem::path(dir) / ".run-id").string(), id);
+  } catch (const std::exception&) {
+    return "";  // a run.dir that cannot be written: RunDir says why
+  }
+  return id;
+}
+
+std::string read_run_id(const std::string& dir) {
+  std::ifstream in(std::filesystem::path(dir) / ".run-id", std::ios::binary);
+  std::string id((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return in.bad() ? std::string() : id;
 }
 
 RunDirLock& RunDirLock::operator=(RunDirLock&& other) noexcept {

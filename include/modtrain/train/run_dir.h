@@ -44,6 +44,14 @@ class RunDirLock {
   int fd_ = -1;
 };
 
+// Every rank must see the run.dir rank 0 sees: each writes its part of every checkpoint there and
+// rank 0 commits them. Rank 0 writes RUN/.run-id (host, pid and a random number, new every start),
+// and every rank reads it back: a node-local run.dir (scratch on each node) is found at start, not
+// at the first checkpoint. `write_run_id` returns the text written ("" when run.dir cannot be
+// written: RunDir reports that); `read_run_id` what this rank sees there ("" when nothing).
+std::string write_run_id(const std::string& dir, const std::string& host);
+std::string read_run_id(const std::string& dir);
+
 class ProgressLine {
  public:
   explicit ProgressLine(bool enabled);  // live only when stdout is a terminal
