@@ -571,6 +571,9 @@ std::vector<Field> build_fields() {
       make("dist", &C::dist, "check_replicas_every", &DistConfig::check_replicas_every, between<int64_t>(0, kMaxSteps),
            "Every N steps compare parameter checksums across ranks (divergence is an error naming the parameter); 0 = "
            "never."),
+      make("dist", &C::dist, "allow_uneven_nodes", &DistConfig::allow_uneven_nodes, any<bool>(),
+           "Nodes (hosts) running different numbers of ranks are an error at start (usually a node with a GPU "
+           "missing, or a launch that did not ask for the same tasks per node); true: train anyway."),
       make("dist", &C::dist, "timeline", &DistConfig::timeline, any<std::string>(),
            "Chrome-trace timeline of forward, backward, each bucket's all-reduce, waits and optimiser: "
            "FILE.json -> FILE-rank<R>.json per rank; empty = off."),

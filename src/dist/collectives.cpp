@@ -1,5 +1,6 @@
 // The control plane's two implementations: local (one process) and MPI (any world size).
 #include "modtrain/dist/collectives.h"
+#include "modtrain/dist/watchdog.h"
 
 #include <mpi.h>
 
@@ -102,7 +103,7 @@ class MpiCollectives : public Collectives {
   void wait(MPI_Request* request, const std::string& what, size_t bytes, double start_us) {
     if (!detail::mpi_wait_bounded(request, timeout_s_)) {
       failed_ = true;
-      throw Error(detail::watchdog_message(what, bytes, timeout_s_), kExitRuntime);
+      throw Error(detail::watchdog_message(what, bytes, timeout_s_) + watchdog::fired(what, timeout_s_), kExitRuntime);
     }
     if (timeline_) timeline_->span(what, start_us, Timeline::now_us(), 1, "{\"bytes\": " + std::to_string(bytes) + "}");
   }

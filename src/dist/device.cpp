@@ -127,7 +127,34 @@ Placement place_rank(const World& world, const DistConfig& dist, int visible_gpu
   return p;
 }
 
-std::string placement_conflicts(const std::vector<Placement>& ranks) {
+std::string hosts_summary(const std::vector<Placement>& ranks) {
+  std::vector<std::string> order;                                      // hosts by their first rank
+  std::map<std::string, std::vector<std::pair<size_t, size_t>>> runs;  // host -> rank ranges
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    auto& ranges = runs[ranks[r].host];
+    if (ranges.empty()) order.push_back(ranks[r].host);
+    if (!ranges.empty() && ranges.back().second + 1 == r) ranges.back().second = r;
+    else ranges.emplace_back(r, r);
+  }
+  std::vector<std::string> shown;
+  for (size_t h = 0; h < order.size() && h < 8; ++h) {
+    std::vector<std::string> spans;
+    size_t count = 0;
+    for (const auto& [a, b] : runs[order[h]]) {
+      spans.push_back(a == b ? std::to_string(a) : std::to_string(a) + "-" + std::to_string(b));
+      count += b - a + 1;
+    }
+    if (spans.size() > 4) spans.resize(4), spans.push_back("...");
+    shown.push_back(order[h] + " (rank" + (count == 1 ? " " : "s ") + text::join(spans, ",") + ")");
+  }
+  std::string out = std::to_string(ranks.size()) + " rank" + (ranks.size() == 1 ? "" : "s") + " on " +
+                    std::to_string(order.size()) + " host" + (order.size() == 1 ? "" : "s") + ": " +
+                    text::join(shown, ", ");
+  if (order.size() > 8) out += ", ... (" + std::to_string(order.size() - 8) + " more hosts)";
+  return out;
+}
+
+std::string placement_conflicts(const std::vector<Placement>& ranks, bool allow_uneven_nodes) {
   // 1. Ranks that cannot run as configured: each distinct problem once, with its ranks.
   std::map<std::string, std::vector<size_t>> problems;
   for (size_t r = 0; r < ranks.size(); ++r)
@@ -165,18 +192,43 @@ std::string placement_conflicts(const std::vector<Placement>& ranks) {
       return ranks_on_hosts(which, ranks) + " share one GPU (" + ranks[which[0]].gpu_id +
              "); NCCL needs one GPU per rank: launch at most as many ranks per node as it has GPUs, or give each "
              "rank its own GPU (CUDA_VISIBLE_DEVICES, Slurm --gpus-per-task=1)";
+  // 4. Nodes running different numbers of ranks (one rank per GPU: different GPU counts): usually a
+  //    node with a GPU missing, or a launch without a fixed number of tasks per node.
+  if (!allow_uneven_nodes) {
+    std::map<std::string, size_t> per_host;
+    for (const auto& p : ranks) ++per_host[p.host];
+    std::map<size_t, std::vector<std::string>> by_count;
+    for (const auto& [host, n] : per_host) by_count[n].push_back(host);
+    if (by_count.size() > 1) {
+      std::vector<std::string> counts;
+      for (const auto& [n, hosts] : by_count) {
+        std::vector<std::string> names(hosts.begin(), hosts.begin() + std::min<size_t>(hosts.size(), 4));
+        if (hosts.size() > 4) names.push_back("... (" + std::to_string(hosts.size()) + " hosts)");
+        counts.push_back(std::to_string(n) + " on " + text::join(names, ", "));
+      }
+      return "the nodes run different numbers of ranks (" + text::join(counts, "; ") +
+             "); launch the same number of ranks on every node, one per GPU (mpirun --map-by ppr:G:node, Slurm "
+             "--ntasks-per-node=G --gpus-per-task=1), check that every node sees all its GPUs, or set "
+             "dist.allow_uneven_nodes=true";
+    }
+  }
   return "";
 }
 
-void agree_on_placement(const World& world, const Placement& mine) {
+std::vector<std::string> agree_on_placement(const World& world, const Placement& mine, bool allow_uneven_nodes) {
   std::vector<Placement> all;
   if (world.size() > 1) {
     for (const std::string& s : world.all_gather(encode(mine))) all.push_back(decode(s));
   } else {
     all.push_back(mine);
   }
-  const std::string conflict = placement_conflicts(all);
-  if (conflict.empty()) return;
+  const std::string conflict = placement_conflicts(all, allow_uneven_nodes);
+  if (conflict.empty()) {
+    if (world.is_root() && world.size() > 1) log::info("ranks: " + hosts_summary(all));
+    std::vector<std::string> hosts;
+    for (const auto& p : all) hosts.push_back(p.host);
+    return hosts;
+  }
   if (world.is_root()) std::fprintf(stderr, "error: %s\n", conflict.c_str());
   std::fflush(stderr);
   throw CollectiveError(conflict, kExitUsage, /*already_reported=*/true);

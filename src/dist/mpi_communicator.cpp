@@ -12,6 +12,7 @@
 #include "modtrain/core/error.h"
 #include "modtrain/core/fault.h"
 #include "modtrain/dist/communicator.h"
+#include "modtrain/dist/watchdog.h"
 #include "modtrain/dist/world_mpi.h"
 #include "mpi_wait.h"
 
@@ -206,7 +207,8 @@ class MpiCommunicator : public Communicator {
         task.start(&request);
         if (!detail::mpi_wait_bounded(&request, options_.timeout_s)) {
           failed_ = true;
-          error = detail::watchdog_message(task.what, task.bytes, options_.timeout_s);
+          error = detail::watchdog_message(task.what, task.bytes, options_.timeout_s) +
+                  watchdog::fired(task.what, options_.timeout_s);
         }
         if (error.empty() && task.finish) task.finish();
       } catch (const std::exception& e) {

@@ -33,6 +33,7 @@
 #include "modtrain/core/parallel.h"
 #include "modtrain/dist/communicator.h"
 #include "modtrain/dist/event_clock.h"
+#include "modtrain/dist/watchdog.h"
 #include "modtrain/dist/world_mpi.h"
 
 #ifdef MODTRAIN_TORCH_CUDA
@@ -282,7 +283,8 @@ class NcclCommunicator : public Communicator {
         aborted_ = true;
         throw Error("watchdog: " + what + " did not complete within dist.timeout_s = " +
                         std::to_string(static_cast<int>(options_.timeout_s)) +
-                        " s; another rank is stalled, has died or is at a different step (see its log)",
+                        " s; another rank is stalled, has died or is at a different step (see its log)" +
+                        watchdog::fired(what, options_.timeout_s),
                     kExitRuntime);
       }
       // Back off instead of spinning on the core: yield for the first polls (a

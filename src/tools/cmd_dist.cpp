@@ -31,6 +31,7 @@
 #include "modtrain/dist/flat_params.h"
 #include "modtrain/dist/guard.h"
 #include "modtrain/dist/startup.h"
+#include "modtrain/dist/watchdog.h"
 #include "modtrain/io/files.h"
 #include "modtrain/model/bert.h"
 #include "modtrain/model/model.h"
@@ -271,7 +272,7 @@ int selftest(const SelftestFlags& flags) {
     ResolvedConfig resolved = resolve_config_on_all_ranks(world, flags.config.path, flags.config.overrides);
     const Config& config = resolved.config;
     Placement placement = place_rank(world, config.dist);
-    agree_on_placement(world, placement);
+    watchdog::arm(world, agree_on_placement(world, placement, config.dist.allow_uneven_nodes), "");
     auto comm = make_communicator(config.dist.backend, world, placement, {config.dist.timeout_s, nullptr});
     auto collectives = make_mpi_collectives(world, config.dist.timeout_s);
     const torch::Device device = placement.cuda

@@ -22,6 +22,7 @@
 #include "modtrain/dist/guard.h"
 #include "modtrain/dist/rank0.h"
 #include "modtrain/dist/startup.h"
+#include "modtrain/dist/watchdog.h"
 #include "modtrain/modelio/model_dir.h"
 #include "modtrain/modelio/model_path.h"
 #include "modtrain/train/distributed.h"
@@ -99,7 +100,9 @@ int train(const TrainFlags& flags) {
     check_run_dir_shared(world, resolved.config.run.dir);
     ensure_prepared(world, resolved.config);
     Placement placement = place_rank(world, resolved.config.dist);
-    agree_on_placement(world, placement);  // before any rank starts NCCL or MPI data-plane set-up
+    // Before any data-plane set-up; then the watchdog knows every rank's host for its roll call.
+    watchdog::arm(world, agree_on_placement(world, placement, resolved.config.dist.allow_uneven_nodes),
+                  resolved.config.run.dir);
     DistributedTraining distributed(world, placement, resolved.config);
     Trainer trainer(resolved, placement, distributed.comms());
     TrainOutcome out = trainer.run(flags.control);

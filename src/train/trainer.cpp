@@ -17,6 +17,7 @@
 #include "modtrain/core/text.h"
 #include "modtrain/data/raw_reader.h"
 #include "modtrain/dist/replicas.h"
+#include "modtrain/dist/watchdog.h"
 #include "modtrain/modelio/hf_import.h"
 #include "modtrain/modelio/model_dir.h"
 #include "modtrain/train/schedule.h"
@@ -194,6 +195,7 @@ TrainOutcome Trainer::run(const RunControl& control) {
 
   int64_t step = out.start_step;
   for (; step < total_steps_; ++step) {
+    watchdog::set_step(step + 1);  // what a rank's watchdog record says it was doing
     StepStats s = train_step(step);
 
     // ---- non-finite loss or gradients: skip (reported) or stop, the same decision on every rank ----

@@ -10,11 +10,13 @@
 #include "modtrain/core/error.h"
 #include "modtrain/dist/device.h"
 #include "modtrain/dist/timeline.h"
+#include "modtrain/dist/watchdog.h"
 #include "modtrain/train/precision.h"
 #include "test_util.h"
 
 using namespace modtrain;
 using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
 
 TEST_CASE("choose_gpu: one rank per GPU, per-task binding, and too few GPUs", "[device][placement]") {
   // As many GPUs as ranks on the node (or more): GPU <local rank>.
@@ -107,6 +109,40 @@ TEST_CASE("placement_conflicts: the odd ranks out, in one line", "[device][place
     const std::string line = placement_conflicts(mixed);
     CHECK_THAT(line, Contains("ranks 0,1,2 on node-a (cuda, data plane nccl, sees 1 GPU), unlike the other 12 (cpu"));
   }
+}
+
+TEST_CASE("placement: nodes with different rank counts are one line unless allowed; the hosts summary",
+          "[device][placement]") {
+  std::vector<Placement> ranks;
+  for (int r = 0; r < 7; ++r)
+    ranks.push_back(gpu_rank(r < 4 ? "node-a" : "node-b", "0000:0" + std::to_string(r % 4) + ":00.0"));
+  const std::string line = placement_conflicts(ranks);
+  CHECK_THAT(line, Contains("the nodes run different numbers of ranks (3 on node-b; 4 on node-a); launch the same "
+                            "number of ranks on every node"));
+  CHECK_THAT(line, Contains("or set dist.allow_uneven_nodes=true"));
+  CHECK(line.find('\n') == std::string::npos);
+  CHECK(placement_conflicts(ranks, /*allow_uneven_nodes=*/true).empty());
+  CHECK(hosts_summary(ranks) == "7 ranks on 2 hosts: node-a (ranks 0-3), node-b (ranks 4-6)");
+  // Round-robin placement, many hosts: ranges per host, the first 8 hosts named, the rest counted.
+  std::vector<Placement> many;
+  for (int r = 0; r < 20; ++r) many.push_back(gpu_rank("n" + std::to_string(r % 10), "0000:00:00.0"));
+  CHECK(hosts_summary(many) ==
+        "20 ranks on 10 hosts: n0 (ranks 0,10), n1 (ranks 1,11), n2 (ranks 2,12), n3 (ranks 3,13), n4 (ranks 4,14), "
+        "n5 (ranks 5,15), n6 (ranks 6,16), n7 (ranks 7,17), ... (2 more hosts)");
+  CHECK(hosts_summary({gpu_rank("solo", "x")}) == "1 rank on 1 host: solo (rank 0)");
+}
+
+TEST_CASE("watchdog roll call: the ranks that did not answer, with their hosts, in one line", "[watchdog]") {
+  const std::vector<std::string> hosts = {"nodea", "nodea", "nodeb", "nodeb"};
+  CHECK(watchdog::roll_call_summary({true, true, false, false}, hosts) ==
+        "ranks 2,3 on nodeb did not answer (dead, hung or cut off); ranks 0,1 on nodea did");
+  CHECK_THAT(watchdog::roll_call_summary({true, true, true, true}, hosts), StartsWith("every rank answered"));
+  std::vector<std::string> many;
+  std::vector<bool> answered;
+  for (int r = 0; r < 64; ++r) many.push_back("n" + std::to_string(r / 8)), answered.push_back(r < 8);
+  CHECK(watchdog::roll_call_summary(answered, many) ==
+        "ranks 8,9,10,11,12,13,14,15,... (56 ranks) on n1, n2, n3, n4 and 3 more hosts did not answer (dead, hung or "
+        "cut off); ranks 0,1,2,3,4,5,6,7 on n0 did");
 }
 
 TEST_CASE("precision: bf16 needs compute capability 8.0, fp16 and bf16 need CUDA", "[precision]") {

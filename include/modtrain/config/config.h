@@ -159,6 +159,7 @@ struct DistConfig {
   int blas_threads = 0;              // OpenBLAS threads; 0 = auto (see dist/device.h)
   int64_t check_replicas_every = 0;  // 0 = never
   std::string timeline;              // "" = off; else a Chrome trace per rank: <stem>-rank<R>.json
+  bool allow_uneven_nodes = false;   // nodes running different numbers of ranks: an error unless true
 };
 
 struct CheckpointConfig {

@@ -51,10 +51,13 @@ Placement place_rank(const World& world, const DistConfig& dist, int visible_gpu
 // has a problem, or, with one line naming the odd ones out, when the ranks differ
 // in device kind or data-plane backend (a node that sees no GPU would build MPI while the others
 // wait in NCCL's start-up), or when two NCCL ranks of one node are on the same GPU.
-void agree_on_placement(const World& world, const Placement& mine);
+// Returns every rank's host, by rank.
+std::vector<std::string> agree_on_placement(const World& world, const Placement& mine, bool allow_uneven_nodes = false);
 
 // The check itself, on the gathered placements (index = rank): "" when they agree, else the line.
-std::string placement_conflicts(const std::vector<Placement>& ranks);
+std::string placement_conflicts(const std::vector<Placement>& ranks, bool allow_uneven_nodes = false);
+// "4 ranks on 2 hosts: nodea (ranks 0-1), nodeb (ranks 2-3)": the first 8 hosts, then a count.
+std::string hosts_summary(const std::vector<Placement>& ranks);
 
 // The CUDA device's PCI bus id ("0000:3b:00.0") and compute capability (major * 10 + minor), from
 // the CUDA runtime; "" and -1 where modtrain is built without it.
