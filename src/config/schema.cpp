@@ -41,6 +41,7 @@ MT_ENUM_TABLE(Objective, {Objective::kClassify, "classify"}, {Objective::kMlm, "
 MT_ENUM_TABLE(OptimizerKind, {OptimizerKind::kAdamW, "adamw"})
 MT_ENUM_TABLE(Schedule, {Schedule::kConstant, "constant"}, {Schedule::kLinear, "linear"}, {Schedule::kCosine, "cosine"})
 MT_ENUM_TABLE(Precision, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kFp16, "fp16"})
+MT_ENUM_TABLE(GradReduceDtype, {GradReduceDtype::kFp32, "fp32"}, {GradReduceDtype::kBf16, "bf16"})
 MT_ENUM_TABLE(Backend, {Backend::kAuto, "auto"}, {Backend::kMpi, "mpi"}, {Backend::kNccl, "nccl"})
 MT_ENUM_TABLE(DeviceKind, {DeviceKind::kAuto, "auto"}, {DeviceKind::kCpu, "cpu"}, {DeviceKind::kCuda, "cuda"})
 MT_ENUM_TABLE(NonFinitePolicy, {NonFinitePolicy::kSkip, "skip"}, {NonFinitePolicy::kStop, "stop"})
@@ -558,6 +559,11 @@ std::vector<Field> build_fields() {
       make("dist", &C::dist, "backend", &DistConfig::backend, any<Backend>(),
            "Gradient all-reduce backend: auto = nccl on CUDA, mpi on CPU (one rank: no communication). "
            "Set explicitly, even one rank runs the whole multi-rank path (host values always go over MPI)."),
+      make("dist", &C::dist, "grad_reduce_dtype", &DistConfig::grad_reduce_dtype, any<GradReduceDtype>(),
+           "What gradient buckets travel as between ranks: fp32, or bf16 (half the bytes; PyTorch DDP's "
+           "bf16_compress_hook, Megatron's --grad-reduce-in-bf16): each bucket is rounded to bf16, summed in bf16 "
+           "(NCCL natively; MPI with a user-defined sum that adds in fp32 and rounds each partial sum to bf16), and "
+           "divided by the world size in fp32 into the fp32 gradients the optimiser keeps, with fp32 weights."),
       make("dist", &C::dist, "bucket_mb", &DistConfig::bucket_mb, open_closed(0.0, 4096.0),
            "Gradient bucket size in MiB (the first bucket is smaller so communication starts early)."),
       make("dist", &C::dist, "timeout_s", &DistConfig::timeout_s, open_closed(0.0, 86400.0),
@@ -666,6 +672,7 @@ BestMetric effective_best_metric(const Config& c) {
 }
 const char* to_string(OptimizerKind v) { return config_impl::enum_name(v); }
 const char* to_string(Precision v) { return config_impl::enum_name(v); }
+const char* to_string(GradReduceDtype v) { return config_impl::enum_name(v); }
 const char* to_string(Backend v) { return config_impl::enum_name(v); }
 const char* to_string(DeviceKind v) { return config_impl::enum_name(v); }
 const char* to_string(LogLevel v) { return config_impl::enum_name(v); }
@@ -702,6 +709,7 @@ MT_ENUM_TEXT(Objective)
 MT_ENUM_TEXT(OptimizerKind)
 MT_ENUM_TEXT(Schedule)
 MT_ENUM_TEXT(Precision)
+MT_ENUM_TEXT(GradReduceDtype)
 MT_ENUM_TEXT(Backend)
 MT_ENUM_TEXT(DeviceKind)
 MT_ENUM_TEXT(NonFinitePolicy)

@@ -11,8 +11,10 @@
 
 namespace modtrain {
 
-BucketedReducer::BucketedReducer(FlatParams& flat, Communicator& comm, Collectives& collectives, Timeline* timeline)
-    : flat_(flat), comm_(comm), timeline_(timeline) {
+BucketedReducer::BucketedReducer(FlatParams& flat, Communicator& comm, Collectives& collectives, Timeline* timeline,
+                                 torch::ScalarType wire)
+    : flat_(flat), comm_(comm), timeline_(timeline), wire_(wire) {
+  MT_CHECK(wire_ == torch::kFloat32 || wire_ == torch::kBFloat16, "gradients travel as fp32 or bf16, not " << wire_);
   MT_CHECK(!flat_.sharded() || flat_.options().shards == comm_.size(),
            "reduce-scatter over " << comm_.size() << " ranks needs buckets in as many shards, not "
                                   << flat_.options().shards);
@@ -44,6 +46,12 @@ BucketedReducer::BucketedReducer(FlatParams& flat, Communicator& comm, Collectiv
   }
   pending_.assign(flat_.buckets().size(), 0);
   work_.resize(flat_.buckets().size());
+  if (wire_ != torch::kFloat32)
+    for (const auto& b : flat_.buckets()) {
+      wire_in_.push_back(torch::empty(b.grads.sizes(), b.grads.options().dtype(wire_)));
+      wire_out_.push_back(flat_.sharded() ? torch::empty(b.grad_shard.sizes(), b.grad_shard.options().dtype(wire_))
+                                          : wire_in_.back());
+    }
   ready_.assign(slots.size(), false);
   flat_.attach_grads();
   // 3. A hook after each parameter's gradient accumulation (what DDP's reducer registers).
@@ -99,8 +107,17 @@ void BucketedReducer::launch_ready_buckets() {
     FlatParams::Bucket& b = buckets[next_launch_];
     const std::string what =
         "gradient bucket " + std::to_string(next_launch_) + " (" + std::to_string(b.slots.size()) + " tensors)";
-    work_[next_launch_] = flat_.sharded() ? comm_.reduce_scatter_async(b.grads, b.grad_shard, ReduceOp::kAvg, what)
-                                          : comm_.all_reduce_async(b.grad_shard, ReduceOp::kAvg, what);
+    if (wire_ == torch::kFloat32) {
+      work_[next_launch_] = flat_.sharded() ? comm_.reduce_scatter_async(b.grads, b.grad_shard, ReduceOp::kAvg, what)
+                                            : comm_.all_reduce_async(b.grad_shard, ReduceOp::kAvg, what);
+    } else {  // rounded to bf16, summed on the wire; divided in fp32 in finalize()
+      torch::NoGradGuard no_grad;
+      torch::Tensor& in = wire_in_[next_launch_];
+      in.copy_(b.grads);
+      work_[next_launch_] = flat_.sharded()
+                                ? comm_.reduce_scatter_async(in, wire_out_[next_launch_], ReduceOp::kSum, what)
+                                : comm_.all_reduce_async(in, ReduceOp::kSum, what);
+    }
     ++next_launch_;
   }
 }
@@ -111,9 +128,14 @@ void BucketedReducer::finalize() {
   std::fill(pending_.begin(), pending_.end(), 0);
   launch_ready_buckets();
   const double start = Timeline::now_us();
-  for (auto& w : work_) {
-    if (w) w->wait();
-    w.reset();
+  for (size_t b = 0; b < work_.size(); ++b) {
+    if (!work_[b]) continue;
+    work_[b]->wait();
+    work_[b].reset();
+    if (wire_ != torch::kFloat32) {
+      torch::NoGradGuard no_grad;
+      flat_.buckets()[b].grad_shard.copy_(wire_out_[b]).div_(static_cast<double>(comm_.size()));
+    }
   }
   if (timeline_) timeline_->span("wait for gradients", start, Timeline::now_us());
   armed_ = false;

@@ -121,9 +121,14 @@ class NcclCommunicator;
 
 class NcclWork : public Work {
  public:
-  NcclWork(NcclCommunicator* owner, cudaEvent_t done, std::string what, double start_us,
+  NcclWork(NcclCommunicator* owner, cudaEvent_t done, std::string what, double start_us, size_t bytes,
            std::vector<torch::Tensor> keep_alive)
-      : owner_(owner), done_(done), what_(std::move(what)), start_us_(start_us), keep_alive_(std::move(keep_alive)) {}
+      : owner_(owner),
+        done_(done),
+        what_(std::move(what)),
+        start_us_(start_us),
+        bytes_(bytes),
+        keep_alive_(std::move(keep_alive)) {}
   ~NcclWork() override;
   void wait() override;
   void wait_on_device() override;
@@ -133,6 +138,7 @@ class NcclWork : public Work {
   cudaEvent_t done_;
   std::string what_;
   double start_us_;
+  size_t bytes_;
   std::vector<torch::Tensor> keep_alive_;  // the caching allocator must not reuse them before the collective ends
   bool waited_ = false;
 };
@@ -188,7 +194,7 @@ class NcclCommunicator : public Communicator {
 
   std::unique_ptr<Work> all_reduce_async(torch::Tensor t, ReduceOp op, const std::string& what) override {
     MT_CHECK(t.is_cuda() && t.is_contiguous(), "nccl all_reduce needs a contiguous CUDA tensor");
-    return launch("all_reduce of " + what, {t}, [&] {
+    return launch("all_reduce of " + what, bytes_of(t), {t}, [&] {
       NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t),
                                op == ReduceOp::kAvg ? ncclAvg : ncclSum, comm_, stream_));
     });
@@ -196,7 +202,7 @@ class NcclCommunicator : public Communicator {
 
   void broadcast(torch::Tensor t, int root, const std::string& what) override {
     MT_CHECK(t.is_cuda() && t.is_contiguous(), "nccl broadcast needs a contiguous CUDA tensor");
-    launch("broadcast of " + what, {t}, [&] {
+    launch("broadcast of " + what, bytes_of(t), {t}, [&] {
       NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), root, comm_,
                                stream_));
     })->wait();
@@ -207,7 +213,7 @@ class NcclCommunicator : public Communicator {
     std::vector<int64_t> shape = t.sizes().vec();
     shape.insert(shape.begin(), size_);
     torch::Tensor out = torch::empty(shape, t.options());
-    launch("all_gather of " + what, {out}, [&] {
+    launch("all_gather of " + what, bytes_of(out), {out}, [&] {
       NCCL_CHECK(
           ncclAllGather(t.data_ptr(), out.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), comm_, stream_));
     })->wait();
@@ -221,7 +227,7 @@ class NcclCommunicator : public Communicator {
     MT_CHECK(input.numel() == output.numel() * size_ && input.scalar_type() == output.scalar_type(),
              "nccl reduce_scatter of " << what << ": input of " << input.numel() << " elements for chunks of "
                                        << output.numel() << " on " << size_ << " ranks");
-    return launch("reduce_scatter of " + what, {input, output}, [&] {
+    return launch("reduce_scatter of " + what, bytes_of(input), {input, output}, [&] {
       NCCL_CHECK(ncclReduceScatter(input.data_ptr(), output.data_ptr(), static_cast<size_t>(output.numel()),
                                    nccl_type(input), op == ReduceOp::kAvg ? ncclAvg : ncclSum, comm_, stream_));
     });
@@ -231,7 +237,7 @@ class NcclCommunicator : public Communicator {
     MT_CHECK(t.is_cuda() && t.is_contiguous() && t.numel() % size_ == 0,
              "nccl all_gather_chunks needs a contiguous CUDA tensor of size x k elements");
     const size_t chunk = static_cast<size_t>(t.numel() / size_);
-    return launch("all_gather of " + what, {t}, [&] {
+    return launch("all_gather of " + what, bytes_of(t), {t}, [&] {
       // In place: NCCL reads this rank's contribution at its own offset of the output.
       char* base = static_cast<char*>(t.data_ptr());
       NCCL_CHECK(ncclAllGather(base + static_cast<size_t>(rank_) * chunk * t.element_size(), base, chunk, nccl_type(t),
@@ -245,7 +251,9 @@ class NcclCommunicator : public Communicator {
     for (const auto& t : tensors)
       MT_CHECK(t.is_cuda() && t.is_contiguous() && t.numel() % size_ == 0,
                "nccl all_gather_chunks needs contiguous CUDA tensors of size x k elements");
-    return launch("all_gather of " + what, tensors, [&] {
+    size_t bytes = 0;
+    for (const auto& t : tensors) bytes += bytes_of(t);
+    return launch("all_gather of " + what, bytes, tensors, [&] {
       NCCL_CHECK(ncclGroupStart());
       for (const auto& t : tensors) {
         const size_t chunk = static_cast<size_t>(t.numel() / size_);
@@ -377,8 +385,12 @@ class NcclCommunicator : public Communicator {
     stream_ = nullptr;
   }
 
+  static size_t bytes_of(const torch::Tensor& t) { return static_cast<size_t>(t.numel()) * t.element_size(); }
+
+  // `bytes`: what the timeline records for it (the input of a reduce-scatter, the output of a gather).
   template <class Fn>
-  std::unique_ptr<Work> launch(const std::string& what, std::vector<torch::Tensor> buffers, Fn&& enqueue) {
+  std::unique_ptr<Work> launch(const std::string& what, size_t bytes, std::vector<torch::Tensor> buffers,
+                               Fn&& enqueue) {
     if (aborted_)
       throw Error(what + " not started: the NCCL communicator was aborted after an earlier failure", kExitRuntime);
     const double start = Timeline::now_us();
@@ -392,7 +404,7 @@ class NcclCommunicator : public Communicator {
     cudaEvent_t done;
     CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventRecord(done, stream_));
-    return std::make_unique<NcclWork>(this, done, what, start, std::move(buffers));
+    return std::make_unique<NcclWork>(this, done, what, start, bytes, std::move(buffers));
   }
 
   // Non-blocking communicators may answer ncclInProgress; wait (bounded) until the call settled.
@@ -482,7 +494,8 @@ void NcclWork::wait() {
   if (waited_) return;
   waited_ = true;
   owner_->wait_event(done_, what_);
-  if (owner_->timeline()) owner_->timeline()->span(what_, start_us_, Timeline::now_us(), 1);
+  if (owner_->timeline())
+    owner_->timeline()->span(what_, start_us_, Timeline::now_us(), 1, "{\"bytes\": " + std::to_string(bytes_) + "}");
 }
 
 void NcclWork::wait_on_device() {

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "modtrain/core/log.h"
 #include "modtrain/dist/bucketed_reducer.h"
 
 namespace modtrain {
@@ -13,7 +14,12 @@ DistributedTraining::DistributedTraining(const World& world, const Placement& pl
 #ifdef MODTRAIN_HAVE_NCCL
   if (timeline_->enabled() && placement.cuda) timeline_->set_device_clock(make_cuda_clock(placement.cuda_index));
 #endif
-  if (world.size() == 1 && config.dist.backend == Backend::kAuto) return;  // one plain process
+  if (world.size() == 1 && config.dist.backend == Backend::kAuto) {  // one plain process
+    if (config.dist.grad_reduce_dtype != GradReduceDtype::kFp32)
+      log::info("dist.grad_reduce_dtype = " + std::string(to_string(config.dist.grad_reduce_dtype)) +
+                ": one process reduces nothing; its gradients stay fp32");
+    return;
+  }
   comm_ = make_communicator(config.dist.backend, world, placement, CommOptions{config.dist.timeout_s, timeline_.get()});
   collectives_ = make_mpi_collectives(world, config.dist.timeout_s, timeline_.get());
 }
@@ -28,8 +34,10 @@ TrainComms DistributedTraining::comms() {
   Communicator* comm = comm_.get();
   Collectives* collectives = collectives_.get();
   Timeline* timeline = timeline_.get();
-  comms.make_reducer = [comm, collectives, timeline](FlatParams& flat) -> std::unique_ptr<GradientReducer> {
-    return std::make_unique<BucketedReducer>(flat, *comm, *collectives, timeline);
+  const torch::ScalarType wire =
+      config_.dist.grad_reduce_dtype == GradReduceDtype::kBf16 ? torch::kBFloat16 : torch::kFloat32;
+  comms.make_reducer = [comm, collectives, timeline, wire](FlatParams& flat) -> std::unique_ptr<GradientReducer> {
+    return std::make_unique<BucketedReducer>(flat, *comm, *collectives, timeline, wire);
   };
   return comms;
 }

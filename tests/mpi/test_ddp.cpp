@@ -5,6 +5,7 @@
 #include "catch_torch.h"
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "modtrain/io/files.h"
 
@@ -544,6 +545,69 @@ TEST_CASE("destroying the reducer removes its autograd hooks", "[mpi][reducer]")
   // a backward after the reducer is gone runs no hook of it (before: a call into freed memory)
   p.sum().backward();
   CHECK(torch::allclose(p.grad(), torch::ones({3})));
+}
+
+// ---- bf16 gradient reduction (dist.grad_reduce_dtype: bf16) -------------------------------------
+TEST_CASE("bf16 gradient reduction: half the bytes and the fp32 average within bf16 rounding", "[mpi][bf16]") {
+  World& w = world();
+  auto collectives = host();
+  BertConfig c;
+  c.vocab_size = 300, c.hidden = 32, c.layers = 1, c.heads = 2, c.intermediate = 64, c.num_labels = 3;
+  c.max_positions = 16, c.hidden_dropout = c.attention_dropout = 0;
+  // 1. The collective itself: small integers sum exactly in bf16 (user-defined MPI sum).
+  {
+    auto comm = mpi_comm();
+    torch::Tensor t = (torch::arange(1, 21, torch::kFloat32) * (w.rank() + 1)).to(torch::kBFloat16);
+    comm->all_reduce_async(t, ReduceOp::kSum, "bf16 integers")->wait();
+    const torch::Tensor expected = torch::arange(1, 21, torch::kFloat32) * (w.size() * (w.size() + 1) / 2);
+    CHECK(t.scalar_type() == torch::kBFloat16);
+    CHECK(torch::equal(t.to(torch::kFloat32), expected));
+  }
+  // 2. Through the reducer, every rank its own gradients, both layouts: against the fp32 average.
+  for (bool zero : {false, true}) {
+    INFO((zero ? "ZeRO-1 (reduce-scatter)" : "all-reduce") << " on " << w.size() << " ranks");
+    double bytes[2] = {0, 0}, worst = 0, largest_gap = 0;
+    int64_t compared = 0;
+    std::vector<torch::Tensor> averaged[2];
+    for (int k = 0; k < 2; ++k) {
+      Timeline timeline(true, w.rank());
+      auto comm = mpi_comm(&timeline);
+      torch::manual_seed(3);
+      BertForClassification m(c);
+      FlatOptions o;
+      o.bucket_cap_bytes = 20000;
+      o.first_bucket_cap_bytes = 4000;
+      if (zero) o.zero = true, o.shards = w.size(), o.rank = w.rank();
+      FlatParams flat(named_parameters(*m), o);
+      BucketedReducer reducer(flat, *comm, *collectives, nullptr, k == 0 ? torch::kFloat32 : torch::kBFloat16);
+      reducer.zero_grad();
+      reducer.prepare_backward(true);
+      torch::manual_seed(70 + w.rank());
+      torch::Tensor ids = torch::randint(5, c.vocab_size, {4, 12}, torch::kLong);
+      m->forward(ids, torch::ones_like(ids)).pow(2).sum().backward();
+      reducer.finalize();
+      for (const auto& b : flat.buckets()) averaged[k].push_back(b.grad_shard.clone());
+      for (const auto& e : timeline.events())
+        if (e.name.rfind(zero ? "reduce_scatter of gradient bucket" : "all_reduce of gradient bucket", 0) == 0)
+          bytes[k] += nlohmann::json::parse(e.args_json).at("bytes").get<double>();
+    }
+    REQUIRE(averaged[0].size() == averaged[1].size());
+    for (size_t b = 0; b < averaged[0].size(); ++b) {
+      const torch::Tensor &exact = averaged[0][b], &rounded = averaged[1][b];
+      CHECK(rounded.scalar_type() == torch::kFloat32);  // the optimiser keeps fp32 gradients
+      // Each rank's value and each partial sum rounded once (relative 2^-9 each): a few ulps.
+      const torch::Tensor scale = exact.abs().max().clamp_min(1e-30);
+      const double gap = ((rounded - exact).abs().max() / scale).item<double>();
+      worst = std::max(worst, gap);
+      largest_gap = std::max(largest_gap, (rounded - exact).abs().max().item<double>());
+      compared += exact.numel();
+    }
+    CHECK(worst < 1.0 / 64);
+    CHECK(largest_gap > 0);  // it was rounded: bf16 really travelled
+    CHECK(compared > 3000);  // every element of this rank's gradients (its slices under ZeRO-1)
+    CHECK(bytes[0] > 0);
+    CHECK(bytes[1] == bytes[0] / 2);  // half the bytes handed to the collectives
+  }
 }
 
 // ---- ZeRO-1 ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ enum class Objective { kClassify, kMlm };
 enum class Schedule { kConstant, kLinear, kCosine };
 enum class OptimizerKind { kAdamW };
 enum class Precision { kFp32, kBf16, kFp16 };
+enum class GradReduceDtype { kFp32, kBf16 };  // dist.grad_reduce_dtype: what gradients travel as
 enum class Backend { kAuto, kMpi, kNccl };
 enum class DeviceKind { kAuto, kCpu, kCuda };
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
@@ -160,6 +161,7 @@ struct DistConfig {
   int64_t check_replicas_every = 0;  // 0 = never
   std::string timeline;              // "" = off; else a Chrome trace per rank: <stem>-rank<R>.json
   bool allow_uneven_nodes = false;   // nodes running different numbers of ranks: an error unless true
+  GradReduceDtype grad_reduce_dtype = GradReduceDtype::kFp32;
 };
 
 struct CheckpointConfig {
@@ -215,6 +217,7 @@ const char* to_string(Objective v);
 const char* to_string(Schedule v);
 const char* to_string(OptimizerKind v);
 const char* to_string(Precision v);
+const char* to_string(GradReduceDtype v);
 const char* to_string(Backend v);
 const char* to_string(DeviceKind v);
 const char* to_string(LogLevel v);

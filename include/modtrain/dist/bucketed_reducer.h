@@ -8,7 +8,9 @@
 // bucket's grad_shard). A parameter that received no gradient counts as zero on that rank: no
 // hang, and the average stays over all ranks. A parameter marked ready twice in one backward is an
 // error naming it; the hooks are removed when the reducer is destroyed. Buckets travel on the data
-// plane (Communicator); the start-up checks on the control plane.
+// plane (Communicator); the start-up checks on the control plane. With `wire` = bf16
+// (dist.grad_reduce_dtype), each bucket is rounded into a bf16 copy (allocated once, half the
+// bucket), summed in bf16 on the wire, and divided by the world size into the fp32 gradient.
 #pragma once
 
 #include <torch/torch.h>
@@ -30,7 +32,8 @@ class BucketedReducer : public GradientReducer {
   // Checks that every rank has the same parameter names and shapes (a mismatch names this rank's
   // parameters; control plane), then broadcasts the parameter buckets from rank 0 (data plane).
   // Reduce-scatter when `flat` is sharded (ZeRO-1; over the communicator's ranks), else all-reduce.
-  BucketedReducer(FlatParams& flat, Communicator& comm, Collectives& collectives, Timeline* timeline = nullptr);
+  BucketedReducer(FlatParams& flat, Communicator& comm, Collectives& collectives, Timeline* timeline = nullptr,
+                  torch::ScalarType wire = torch::kFloat32);
   ~BucketedReducer() override;  // removes the autograd hooks
   BucketedReducer(const BucketedReducer&) = delete;
   BucketedReducer& operator=(const BucketedReducer&) = delete;
@@ -52,6 +55,9 @@ class BucketedReducer : public GradientReducer {
   Timeline* timeline_;
   std::vector<size_t> pending_;  // per bucket: parameters not yet ready in this step
   std::vector<std::unique_ptr<Work>> work_;
+  torch::ScalarType wire_;
+  // bf16 wire: per bucket, the rounded copy of what is sent and (ZeRO-1) of the slice received.
+  std::vector<torch::Tensor> wire_in_, wire_out_;
   std::vector<Hook> hooks_;
   std::vector<bool> ready_;
   size_t next_launch_ = 0;
