@@ -14,6 +14,7 @@ packages=(
   clang-format                               # scripts/format.sh and the ctest `format` check
   python3-numpy                              # the float64 reference BERT that checks exported logits (tests)
   python3-sklearn                            # the TF-IDF + logistic regression baseline (bench/peer, quickstart, tests)
+  iproute2                                   # the two-node rehearsal's namespaces and veth pair (tests/cli/two_nodes.sh)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -74,9 +74,12 @@ struct SharedData {
     if (root) io::remove_tree(dir);
   }
   bool root = world().is_root();
-  ResolvedConfig config(const std::string& run, std::vector<std::string> extra) const {
+  // run.dir: one for all ranks of a distributed run (every rank writes its part of each checkpoint
+  // there, and rank 0 refuses to commit one whose parts it cannot see); a run that every rank trains
+  // alone (`alone`: TrainComms{}) gets one per rank.
+  ResolvedConfig config(const std::string& run, std::vector<std::string> extra, bool alone = false) const {
     std::vector<std::string> all = overrides;
-    all.push_back("run.dir=" + dir + "/" + run + "-rank" + std::to_string(world().rank()));
+    all.push_back("run.dir=" + dir + "/" + run + (alone ? "-rank" + std::to_string(world().rank()) : ""));
     all.insert(all.end(), extra.begin(), extra.end());
     return load_config("", all);
   }
@@ -151,7 +154,7 @@ double equivalence(const std::string& name, int micro_batch, int accum, double b
   DistributedTraining distributed(w, cpu_placement(), dp.config);
   Trainer parallel(dp, cpu_placement(), distributed.comms());
   parallel.run();
-  ResolvedConfig one = data().config(name + "-one", with(batch(w.size())));
+  ResolvedConfig one = data().config(name + "-one", with(batch(w.size())), /*alone=*/true);
   Trainer single(one, cpu_placement(), TrainComms{});
   single.run();
   std::string where;
@@ -295,7 +298,8 @@ TEST_CASE("masked LM: distributed evaluation equals single-process evaluation", 
   DistributedTraining distributed(w, cpu_placement(), dp.config);
   Trainer parallel(dp, cpu_placement(), distributed.comms());
   const TrainOutcome p = parallel.run();
-  ResolvedConfig one = data().config("mlm-eval-one", with({"train.micro_batch=" + std::to_string(8 * w.size())}));
+  ResolvedConfig one =
+      data().config("mlm-eval-one", with({"train.micro_batch=" + std::to_string(8 * w.size())}), /*alone=*/true);
   Trainer single(one, cpu_placement(), TrainComms{});
   const TrainOutcome s = single.run();
   REQUIRE(p.final_mlm_eval.tokens > 100);
@@ -388,7 +392,7 @@ TEST_CASE("distributed evaluation equals single-process evaluation: soft labels,
       "eval.micro_batch=1", "eval.slice_by=[lang]", "data.subgroups=[" + text::join(synth_subgroups(), ",") + "]"};
   const auto paths = test::synth_overrides(dir + "/raw", dir + "/vocab.txt", dir + "/prep");
   overrides.insert(overrides.end(), paths.begin(), paths.end());
-  overrides.push_back("run.dir=" + dir + "/run-rank" + std::to_string(w.rank()));
+  overrides.push_back("run.dir=" + dir + "/run");  // one for every rank (checkpoints: every rank writes)
   if (w.is_root()) {
     SynthOptions synth;
     synth.identities = true;

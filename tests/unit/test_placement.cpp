@@ -111,7 +111,7 @@ TEST_CASE("placement_conflicts: the odd ranks out, in one line", "[device][place
   }
 }
 
-TEST_CASE("placement: nodes with different rank counts are one line unless allowed; the hosts summary",
+TEST_CASE("placement: nodes with different rank counts are one line unless allowed - and the hosts summary",
           "[device][placement]") {
   std::vector<Placement> ranks;
   for (int r = 0; r < 7; ++r)
