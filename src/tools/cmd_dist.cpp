@@ -77,7 +77,9 @@ Tally check_collectives(Communicator& comm, const torch::TensorOptions& on) {
   const int64_t n = comm.size(), r = comm.rank();
   const double triangle = static_cast<double>(n * (n + 1) / 2);
   std::vector<torch::ScalarType> dtypes = {torch::kFloat32, torch::kFloat64, torch::kInt64};
-  if (comm.backend() == "nccl") dtypes.insert(dtypes.end(), {torch::kBFloat16, torch::kFloat16});
+  // bf16: what dist.grad_reduce_dtype sends (MPI: the user-defined sum); fp16: NCCL only.
+  dtypes.push_back(torch::kBFloat16);
+  if (comm.backend() == "nccl") dtypes.push_back(torch::kFloat16);
   for (auto dtype : dtypes) {
     const bool half = dtype == torch::kBFloat16 || dtype == torch::kFloat16;
     const bool integral = dtype == torch::kInt64;
