@@ -42,17 +42,11 @@ Placement decode(const std::string& s) {
   return p;
 }
 
-// "3,5 (node-b)" / "0-6 (node-a, node-b)": ranks, at most 8 named, and their hosts.
+// The placements' form of ranks_on_hosts (dist/device.h).
 std::string ranks_on_hosts(const std::vector<size_t>& ranks, const std::vector<Placement>& all) {
-  std::vector<std::string> names, hosts;
-  for (size_t i = 0; i < ranks.size(); ++i) {
-    if (i < 8) names.push_back(std::to_string(ranks[i]));
-    const std::string& h = all[ranks[i]].host;
-    if (std::find(hosts.begin(), hosts.end(), h) == hosts.end() && hosts.size() < 4) hosts.push_back(h);
-  }
-  std::string out = (ranks.size() == 1 ? "rank " : "ranks ") + text::join(names, ",");
-  if (ranks.size() > 8) out += ",... (" + std::to_string(ranks.size()) + " in all)";
-  return out + " on " + text::join(hosts, ", ");
+  std::vector<std::string> hosts;
+  for (const auto& p : all) hosts.push_back(p.host);
+  return modtrain::ranks_on_hosts(ranks, hosts);
 }
 
 std::string where_it_runs(const Placement& p) {
@@ -125,6 +119,21 @@ Placement place_rank(const World& world, const DistConfig& dist, int visible_gpu
   p.backend = data_plane_backend(dist.backend, world.size(), p.cuda);
   torch::set_num_threads(p.cpu_threads);
   return p;
+}
+
+std::string ranks_on_hosts(const std::vector<size_t>& ranks, const std::vector<std::string>& hosts) {
+  std::vector<std::string> names, on;
+  for (size_t i = 0; i < ranks.size(); ++i) {
+    if (i < 8) names.push_back(std::to_string(ranks[i]));
+    const std::string& h = ranks[i] < hosts.size() ? hosts[ranks[i]] : std::string("?");
+    if (std::find(on.begin(), on.end(), h) == on.end()) on.push_back(h);
+  }
+  std::string out = (ranks.size() == 1 ? "rank " : "ranks ") + text::join(names, ",");
+  if (ranks.size() > 8) out += ",... (" + std::to_string(ranks.size()) + " ranks)";
+  const size_t shown = std::min<size_t>(on.size(), 4);
+  out += " on " + text::join(std::vector<std::string>(on.begin(), on.begin() + shown), ", ");
+  if (on.size() > shown) out += " and " + std::to_string(on.size() - shown) + " more hosts";
+  return out;
 }
 
 std::string hosts_summary(const std::vector<Placement>& ranks) {

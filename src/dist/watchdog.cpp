@@ -12,7 +12,7 @@
 #include <mutex>
 #include <thread>
 
-#include "modtrain/core/text.h"
+#include "modtrain/dist/device.h"
 #include "modtrain/dist/world_mpi.h"
 #include "modtrain/io/files.h"
 
@@ -35,22 +35,6 @@ struct State {
 State& state() {
   static State s;  // lives until exit: a watchdog may fire while the process unwinds
   return s;
-}
-
-// "ranks 2,3 on nodeb" / "rank 5 on n1, n2": up to 8 ranks listed, up to 4 hosts.
-std::string ranks_on(const std::vector<int>& ranks, const std::vector<std::string>& hosts) {
-  std::vector<std::string> names, on;
-  for (size_t i = 0; i < ranks.size(); ++i) {
-    if (i < 8) names.push_back(std::to_string(ranks[i]));
-    const std::string& h = static_cast<size_t>(ranks[i]) < hosts.size() ? hosts[ranks[i]] : std::string("?");
-    if (std::find(on.begin(), on.end(), h) == on.end()) on.push_back(h);
-  }
-  std::string out = (ranks.size() == 1 ? "rank " : "ranks ") + text::join(names, ",");
-  if (ranks.size() > 8) out += ",... (" + std::to_string(ranks.size()) + " ranks)";
-  const size_t shown = std::min<size_t>(on.size(), 4);
-  out += " on " + text::join(std::vector<std::string>(on.begin(), on.begin() + shown), ", ");
-  if (on.size() > shown) out += " and " + std::to_string(on.size() - shown) + " more hosts";
-  return out;
 }
 
 std::string utc_now() {
@@ -103,13 +87,13 @@ void arm(const World& world, std::vector<std::string> hosts, const std::string& 
 void set_step(int64_t step) { state().step.store(step); }
 
 std::string roll_call_summary(const std::vector<bool>& answered, const std::vector<std::string>& hosts) {
-  std::vector<int> silent, heard;
-  for (size_t r = 0; r < answered.size(); ++r) (answered[r] ? heard : silent).push_back(static_cast<int>(r));
+  std::vector<size_t> silent, heard;
+  for (size_t r = 0; r < answered.size(); ++r) (answered[r] ? heard : silent).push_back(r);
   if (silent.empty())
     return "every rank answered: all of them wait (a rank that called the collectives in another order, or an "
            "operation that is slow rather than stuck: see each rank's operation)";
-  return ranks_on(silent, hosts) + " did not answer (dead, hung or cut off)" +
-         (heard.empty() ? std::string() : "; " + ranks_on(heard, hosts) + " did");
+  return ranks_on_hosts(silent, hosts) + " did not answer (dead, hung or cut off)" +
+         (heard.empty() ? std::string() : "; " + ranks_on_hosts(heard, hosts) + " did");
 }
 
 std::string fired(const std::string& what, double timeout_s) {

@@ -551,13 +551,21 @@ TEST_CASE("destroying the reducer removes its autograd hooks", "[mpi][reducer]")
   CHECK(torch::allclose(p.grad(), torch::ones({3})));
 }
 
+namespace {
+// A one-layer BERT classifier without dropout, for the reducer and optimiser tests.
+BertConfig small_bert(int64_t vocab, int64_t hidden, int64_t heads, int64_t intermediate) {
+  BertConfig c;
+  c.vocab_size = vocab, c.hidden = hidden, c.layers = 1, c.heads = heads, c.intermediate = intermediate;
+  c.num_labels = 3, c.max_positions = 16, c.hidden_dropout = c.attention_dropout = 0;
+  return c;
+}
+}  // namespace
+
 // ---- bf16 gradient reduction (dist.grad_reduce_dtype: bf16) -------------------------------------
 TEST_CASE("bf16 gradient reduction: half the bytes and the fp32 average within bf16 rounding", "[mpi][bf16]") {
   World& w = world();
   auto collectives = host();
-  BertConfig c;
-  c.vocab_size = 300, c.hidden = 32, c.layers = 1, c.heads = 2, c.intermediate = 64, c.num_labels = 3;
-  c.max_positions = 16, c.hidden_dropout = c.attention_dropout = 0;
+  const BertConfig c = small_bert(300, 32, 2, 64);
   // 1. The collective itself: small integers sum exactly in bf16 (user-defined MPI sum).
   {
     auto comm = mpi_comm();
@@ -695,9 +703,7 @@ TEST_CASE("ZeRO-1: the parameters are complete when step() returns with nothing 
   World& w = world();
   auto comm = mpi_comm();
   auto collectives = host();
-  BertConfig c;
-  c.vocab_size = 30000, c.hidden = 64, c.layers = 1, c.heads = 4, c.intermediate = 64, c.num_labels = 3;
-  c.max_positions = 16, c.hidden_dropout = c.attention_dropout = 0;
+  const BertConfig c = small_bert(30000, 64, 4, 64);
   struct Replica {
     BertForClassification model;
     std::unique_ptr<FlatParams> flat;
@@ -735,14 +741,9 @@ TEST_CASE("ZeRO-1: the parameters are complete when step() returns with nothing 
     train(sharded, step);  // ... and read at once
     const NamedParameters a = named_parameters(*sharded.model), b = named_parameters(*plain.model);
     REQUIRE(a.size() == b.size());
-    double worst = 0;
     std::string where;
-    for (size_t i = 0; i < a.size(); ++i) {
-      const torch::Tensor d = (a[i].second - b[i].second).abs().max() / (b[i].second.abs().max() + 1e-12);
-      if (d.item<double>() > worst) worst = d.item<double>(), where = a[i].first;
-      compared += a[i].second.numel();
-      expected += b[i].second.numel();
-    }
+    const double worst = max_relative_difference(a, b, where);
+    for (size_t i = 0; i < a.size(); ++i) compared += a[i].second.numel(), expected += b[i].second.numel();
     INFO("step " << step + 1 << ", " << w.size() << " ranks: largest relative difference " << worst << " in " << where);
     CHECK(worst < 1e-6);
   }
@@ -754,9 +755,7 @@ TEST_CASE("ZeRO-1 state moves between shardings: gathered, loaded into 1 rank or
   World& w = world();
   auto comm = mpi_comm();
   auto collectives = host();
-  BertConfig c;
-  c.vocab_size = 50, c.hidden = 16, c.layers = 1, c.heads = 2, c.intermediate = 32, c.num_labels = 3;
-  c.max_positions = 16, c.hidden_dropout = c.attention_dropout = 0;
+  const BertConfig c = small_bert(50, 16, 2, 32);
   auto build = [&](BertForClassification& m, bool zero) {
     NamedParameters params = named_parameters(*m);
     FlatOptions o;

@@ -56,6 +56,9 @@ std::vector<std::string> agree_on_placement(const World& world, const Placement&
 
 // The check itself, on the gathered placements (index = rank): "" when they agree, else the line.
 std::string placement_conflicts(const std::vector<Placement>& ranks, bool allow_uneven_nodes = false);
+// "ranks 2,3 on nodeb": up to 8 ranks named, then counted; up to 4 of their hosts, then counted.
+// `hosts`: every rank's host, by rank. Shared by the placement errors and the watchdog's roll call.
+std::string ranks_on_hosts(const std::vector<size_t>& ranks, const std::vector<std::string>& hosts);
 // "4 ranks on 2 hosts: nodea (ranks 0-1), nodeb (ranks 2-3)": the first 8 hosts, then a count.
 std::string hosts_summary(const std::vector<Placement>& ranks);
 
