@@ -4,6 +4,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #include "modtrain/core/check.h"
@@ -22,13 +23,21 @@ class LocalCollectives : public Collectives {
   std::vector<std::vector<float>> all_gather(const std::vector<float>& v, const std::string&) override { return {v}; }
   std::vector<std::vector<double>> all_gather(const std::vector<double>& v, const std::string&) override { return {v}; }
   std::vector<std::string> all_gather_text(const std::string& text, const std::string&) override { return {text}; }
+  std::vector<std::vector<float>> gather_to_root(const std::vector<float>& v, const std::string&) override {
+    return {v};
+  }
+  void broadcast(std::vector<double>&, const std::string&) override {}
   void barrier(const std::string&) override {}
 };
 
 class MpiCollectives : public Collectives {
  public:
-  MpiCollectives(const World& world, double timeout_s, Timeline* timeline)
-      : rank_(world.rank()), size_(world.size()), timeout_s_(timeout_s), timeline_(timeline) {
+  MpiCollectives(const World& world, double timeout_s, Timeline* timeline, size_t max_message_values)
+      : rank_(world.rank()),
+        size_(world.size()),
+        timeout_s_(timeout_s),
+        timeline_(timeline),
+        max_message_(std::max<size_t>(1, max_message_values)) {
     MPI_CHECK(MPI_Comm_dup(world.mpi().comm, &comm_));
     MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   }
@@ -59,6 +68,56 @@ class MpiCollectives : public Collectives {
     for (const auto& bytes : gather(std::vector<char>(text.begin(), text.end()), MPI_CHAR, what))
       out.emplace_back(bytes.begin(), bytes.end());
     return out;
+  }
+
+  std::vector<std::vector<float>> gather_to_root(const std::vector<float>& values, const std::string& what) override {
+    // Point to point rather than MPI_Gatherv: Gatherv's int counts and displacements cap the total
+    // at 2^31 - 1 values (the old all_gather's limit), and only rank 0 needs the values. Each rank's
+    // vector travels in pieces of at most max_message_ values; a piece's tag is its number, so the
+    // pieces of one rank match in order whatever the transport.
+    const double start = Timeline::now_us();
+    uint64_t mine = values.size();
+    std::vector<uint64_t> lengths(rank_ == 0 ? static_cast<size_t>(size_) : 1);
+    MPI_Request request;
+    MPI_CHECK(MPI_Igather(&mine, 1, MPI_UINT64_T, lengths.data(), 1, MPI_UINT64_T, 0, comm_, &request));
+    wait(&request, "gather to rank 0 of " + what + " (lengths)", sizeof(uint64_t), start);
+    // Pieces per rank stay below the smallest MPI_TAG_UB the standard allows (32767).
+    const auto piece_of = [&](uint64_t n) { return std::max<uint64_t>(max_message_, (n + 32000) / 32001); };
+    std::vector<MPI_Request> requests;
+    std::vector<std::vector<float>> out;
+    uint64_t bytes = 0;
+    const auto post = [&](float* data, uint64_t n, int peer, bool receive) {
+      const uint64_t piece = piece_of(n);
+      for (uint64_t begin = 0, tag = 0; begin < n; begin += piece, ++tag) {
+        const int count = static_cast<int>(std::min(piece, n - begin));
+        requests.emplace_back();
+        if (receive)
+          MPI_CHECK(MPI_Irecv(data + begin, count, MPI_FLOAT, peer, static_cast<int>(tag), comm_, &requests.back()));
+        else MPI_CHECK(MPI_Isend(data + begin, count, MPI_FLOAT, 0, static_cast<int>(tag), comm_, &requests.back()));
+      }
+      bytes += n * sizeof(float);
+    };
+    if (rank_ == 0) {
+      out.resize(static_cast<size_t>(size_));
+      out[0] = values;
+      for (int r = 1; r < size_; ++r) {
+        out[static_cast<size_t>(r)].resize(lengths[static_cast<size_t>(r)]);
+        post(out[static_cast<size_t>(r)].data(), lengths[static_cast<size_t>(r)], r, true);
+      }
+    } else {
+      post(const_cast<float*>(values.data()), mine, 0, false);  // MPI_Isend's buffer is const since MPI 3
+    }
+    for (MPI_Request& r : requests) wait(&r, "gather to rank 0 of " + what, bytes, start, /*span=*/false);
+    if (timeline_) span("gather to rank 0 of " + what, bytes, start);
+    return out;
+  }
+
+  void broadcast(std::vector<double>& values, const std::string& what) override {
+    MT_CHECK(values.size() <= static_cast<size_t>(INT32_MAX), "broadcast of " << values.size() << " values");
+    MPI_Request request;
+    const double start = Timeline::now_us();
+    MPI_CHECK(MPI_Ibcast(values.data(), static_cast<int>(values.size()), MPI_DOUBLE, 0, comm_, &request));
+    wait(&request, "broadcast of " + what, values.size() * sizeof(double), start);
   }
 
   void barrier(const std::string& what) override {
@@ -100,17 +159,23 @@ class MpiCollectives : public Collectives {
     return out;
   }
 
-  void wait(MPI_Request* request, const std::string& what, size_t bytes, double start_us) {
-    if (!detail::mpi_wait_bounded(request, timeout_s_)) {
+  void wait(MPI_Request* request, const std::string& what, size_t bytes, double start_us, bool record = true) {
+    // The bound runs from the operation's start, so a gather of many pieces waits timeout_s in all.
+    const double waited = (Timeline::now_us() - start_us) / 1e6;
+    if (!detail::mpi_wait_bounded(request, std::max(0.0, timeout_s_ - waited))) {
       failed_ = true;
       throw Error(detail::watchdog_message(what, bytes, timeout_s_) + watchdog::fired(what, timeout_s_), kExitRuntime);
     }
-    if (timeline_) timeline_->span(what, start_us, Timeline::now_us(), 1, "{\"bytes\": " + std::to_string(bytes) + "}");
+    if (record && timeline_) span(what, bytes, start_us);
+  }
+  void span(const std::string& what, size_t bytes, double start_us) {
+    timeline_->span(what, start_us, Timeline::now_us(), 1, "{\"bytes\": " + std::to_string(bytes) + "}");
   }
 
   int rank_, size_;
   double timeout_s_;
   Timeline* timeline_;
+  size_t max_message_;
   MPI_Comm comm_ = MPI_COMM_NULL;
   bool failed_ = false;
 };
@@ -119,8 +184,9 @@ class MpiCollectives : public Collectives {
 
 std::unique_ptr<Collectives> make_local_collectives() { return std::make_unique<LocalCollectives>(); }
 
-std::unique_ptr<Collectives> make_mpi_collectives(const World& world, double timeout_s, Timeline* timeline) {
-  return std::make_unique<MpiCollectives>(world, timeout_s, timeline);
+std::unique_ptr<Collectives> make_mpi_collectives(const World& world, double timeout_s, Timeline* timeline,
+                                                  size_t max_message_values) {
+  return std::make_unique<MpiCollectives>(world, timeout_s, timeline, max_message_values);
 }
 
 }  // namespace modtrain

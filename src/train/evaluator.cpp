@@ -24,67 +24,20 @@ DistributedSampler rank_share(const PreparedDataset& data, const EvalOptions& o)
   return rank_share(data, o, o.collectives ? o.collectives->rank() : 0, o.collectives ? o.collectives->size() : 1);
 }
 
-// The global record indices in the order the gather puts the records (rank 0's share, then rank
-// 1's, ...; repeated records left out).
-std::vector<uint64_t> gathered_indices(const PreparedDataset& data, const EvalOptions& o) {
-  std::vector<uint64_t> out;
-  const int world = o.collectives ? o.collectives->size() : 1;
-  for (int rank = 0; rank < world; ++rank) {
-    const DistributedSampler sampler = rank_share(data, o, rank, world);
-    for (uint64_t b = 0; b < sampler.batches_per_epoch(); ++b) {
-      const SampledBatch batch = sampler.batch(0, b);
-      for (size_t i = 0; i < batch.indices.size(); ++i)
-        if (!batch.padding[i]) out.push_back(batch.indices[i]);
-    }
-  }
-  return out;
-}
-
-// Rows [N x width] put into the order `perm` gives (row k = old row perm[k]).
-void permute_rows(std::vector<float>& v, const std::vector<size_t>& perm, size_t width) {
-  std::vector<float> out(v.size());
-  for (size_t k = 0; k < perm.size(); ++k)
-    std::copy(v.begin() + static_cast<std::ptrdiff_t>(perm[k] * width),
-              v.begin() + static_cast<std::ptrdiff_t>((perm[k] + 1) * width),
-              out.begin() + static_cast<std::ptrdiff_t>(k * width));
-  v = std::move(out);
-}
-
-// The subgroup mentions and slice values of records 0..N-1. Every rank reads them from its own copy
-// of the prepared split, so only the scores travel.
-RecordGroups record_groups(const PreparedDataset& data, const EvalOptions& o) {
-  RecordGroups g;
-  g.subgroups = data.subgroups();
-  g.slice_by = data.slice_by();
-  g.min_subgroup_records = o.min_subgroup_records;
-  g.min_subgroup_class = o.min_subgroup_class;
-  g.slice_values.resize(g.slice_by.size());
-  if (g.subgroups.empty() && g.slice_by.empty()) return g;
-  for (uint64_t index = 0; index < data.size(); ++index) {
-    const PreparedDataset::Ref ref = data.locate(index);
-    const PreparedShard& shard = data.shard(ref.shard);
-    for (size_t k = 0; k < g.subgroups.size(); ++k) {
-      const uint8_t v = shard.subgroup(ref.record, k);  // no value: not mentioned (as Jigsaw's NaN >= 0.5)
-      g.mentions.push_back(v != kLabelUnannotated && v >= kSoftLabelScale / 2 ? 1 : 0);
-    }
-    for (size_t f = 0; f < g.slice_by.size(); ++f) {
-      const std::string* value = shard.slice(ref.record, f);
-      g.slice_values[f].push_back(value ? *value : "(none)");
-    }
-  }
-  return g;
-}
-}  // namespace
-
-EvalResult evaluate_model(ClassifierImpl& model, const PreparedDataset& data, const EvalOptions& o) {
+// This rank's share scored: the logits of its records in its sampler's order (records repeated to
+// even out the ranks dropped), [n x L], and its loss sum and count.
+struct ShareScores {
+  std::vector<float> logits;
+  double loss_sum = 0, loss_count = 0;
+};
+ShareScores score_share(ClassifierImpl& model, const PreparedDataset& data, const EvalOptions& o) {
   const bool was_training = model.is_training();
   model.eval();
   torch::NoGradGuard no_grad;
   const DistributedSampler sampler = rank_share(data, o);
   LoaderOptions loader_options;
   loader_options.pad_id = o.pad_id;
-  std::vector<float> logits_all, targets, mask;
-  double loss_sum = 0, loss_count = 0;
+  ShareScores s;
   for (uint64_t b = 0; b < sampler.batches_per_epoch(); ++b) {
     Batch batch = collate(data, sampler.batch(0, b), loader_options);
     torch::Tensor keep = batch.padding.logical_not();  // drop records repeated to even out ranks
@@ -93,56 +46,103 @@ EvalResult evaluate_model(ClassifierImpl& model, const PreparedDataset& data, co
       AutocastScope autocast(o.bf16 ? Precision::kBf16 : Precision::kFp32, o.device);
       logits = model.logits(batch.input_ids, batch.attention_mask, o.unpad, o.device);
     }
-    logits = logits.to(torch::kCPU, torch::kFloat32).index({keep});
-    torch::Tensor labels = batch.labels.index({keep}), label_mask = batch.label_mask.index({keep});
-    auto [sum, count] = classification_loss_sum(logits, labels, label_mask, o.loss);
-    loss_sum += sum;
-    loss_count += count;
-    logits = logits.contiguous();
-    logits_all.insert(logits_all.end(), logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
-    targets.insert(targets.end(), labels.data_ptr<float>(), labels.data_ptr<float>() + labels.numel());
-    mask.insert(mask.end(), label_mask.data_ptr<float>(), label_mask.data_ptr<float>() + label_mask.numel());
+    logits = logits.to(torch::kCPU, torch::kFloat32).index({keep}).contiguous();
+    auto [sum, count] =
+        classification_loss_sum(logits, batch.labels.index({keep}), batch.label_mask.index({keep}), o.loss);
+    s.loss_sum += sum;
+    s.loss_count += count;
+    s.logits.insert(s.logits.end(), logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
   }
   if (was_training) model.train();
+  return s;
+}
 
+// Rank 0: every rank's logits (parts[r], as score_share made them) put into the split's order, so
+// that every figure (temperatures, ties among equal scores, the groups) is computed over the same
+// sequence whatever the world size. Rank r's rows are its sampler's records in order, so rank 0
+// walks each rank's sampler once: O(records) here, nothing on the other ranks (each rank used to
+// rebuild every rank's sampler: O(world x records) in all).
+std::vector<float> in_split_order(std::vector<std::vector<float>>& parts, const PreparedDataset& data,
+                                  const EvalOptions& o, size_t L) {
+  const uint64_t N = data.size();
+  std::vector<float> out(N * L);
+  std::vector<bool> placed(N, false);
+  uint64_t total = 0;
+  const int world = static_cast<int>(parts.size());
+  for (int rank = 0; rank < world; ++rank) {
+    std::vector<float>& part = parts[static_cast<size_t>(rank)];
+    const DistributedSampler sampler = rank_share(data, o, rank, world);
+    size_t row = 0;
+    for (uint64_t b = 0; b < sampler.batches_per_epoch(); ++b) {
+      const SampledBatch batch = sampler.batch(0, b);
+      for (size_t i = 0; i < batch.indices.size(); ++i) {
+        if (batch.padding[i]) continue;
+        const uint64_t index = batch.indices[i];
+        MT_CHECK((row + 1) * L <= part.size() && !placed[index],
+                 "evaluation: rank " << rank << " sent " << part.size() / std::max<size_t>(L, 1)
+                                     << " scores; its share names more, or record " << index << " twice");
+        std::copy(part.begin() + static_cast<ptrdiff_t>(row * L), part.begin() + static_cast<ptrdiff_t>((row + 1) * L),
+                  out.begin() + static_cast<ptrdiff_t>(index * L));
+        placed[index] = true;
+        ++row, ++total;
+      }
+    }
+    MT_CHECK(row * L == part.size(), "evaluation: rank " << rank << " sent " << part.size() << " values for " << row
+                                                         << " records of " << L << " labels");
+    std::vector<float>().swap(part);  // freed once placed: the peak is the ordered copy plus what is left
+  }
+  MT_CHECK(total == N, "evaluated " << total << " of " << N << " records");
+  return out;
+}
+
+// Rank 0: the targets as the loader makes them ([N x L], unannotated: 0 with mask 0), and the
+// subgroup mentions and slice values, read from the prepared split in one pass (pages released as
+// it goes). Only the scores travel between ranks.
+struct SplitTargets {
+  std::vector<float> targets, mask;
+  RecordGroups groups;
+};
+SplitTargets split_targets(const PreparedDataset& data, const EvalOptions& o) {
+  SplitTargets t;
+  RecordGroups& g = t.groups;
+  g.subgroups = data.subgroups();
+  g.slice_by = data.slice_by();
+  g.min_subgroup_records = o.min_subgroup_records;
+  g.min_subgroup_class = o.min_subgroup_class;
+  g.slice_values.resize(g.slice_by.size());
+  const size_t L = data.num_labels();
+  t.targets.resize(data.size() * L);
+  t.mask.resize(data.size() * L);
+  for (uint64_t index = 0; index < data.size(); ++index) {
+    const PreparedDataset::Ref ref = data.locate(index);
+    const PreparedShard& shard = data.record(ref);
+    for (size_t k = 0; k < L; ++k) {
+      const float v = shard.label_value(ref.record, k);  // as collate(): soft labels the share in [0, 1]
+      t.targets[index * L + k] = v >= 0.0f ? v : 0.0f;
+      t.mask[index * L + k] = v >= 0.0f ? 1.0f : 0.0f;
+    }
+    for (size_t k = 0; k < g.subgroups.size(); ++k) {
+      const uint8_t v = shard.subgroup(ref.record, k);  // no value: not mentioned (as Jigsaw's NaN >= 0.5)
+      g.mentions.push_back(v != kLabelUnannotated && v >= kSoftLabelScale / 2 ? 1 : 0);
+    }
+    for (size_t f = 0; f < g.slice_by.size(); ++f) {
+      const std::string* value = shard.slice(ref.record, f);
+      g.slice_values[f].push_back(value ? *value : "(none)");
+    }
+    if (index % 65536 == 65535) data.release_pages();
+  }
+  data.release_pages();
+  return t;
+}
+
+// The exact report from every record's logits in the split's order (rank 0, or one process).
+EvalResult report_from_logits(std::vector<float> logits_all, SplitTargets t, double loss, const EvalOptions& o) {
   EvalResult r;
-  if (o.collectives) {
-    // One gather of [logits | targets | mask] per rank (each part records x labels), one sum of the loss.
-    const size_t mine = logits_all.size();
-    std::vector<float> packed = logits_all;
-    packed.insert(packed.end(), targets.begin(), targets.end());
-    packed.insert(packed.end(), mask.begin(), mask.end());
-    const std::vector<std::vector<float>> parts = o.collectives->all_gather(packed, "evaluation scores");
-    logits_all.clear(), targets.clear(), mask.clear();
-    for (const auto& part : parts) {
-      const size_t n = part.size() / 3;
-      MT_CHECK(part.size() == 3 * n, "evaluation part of " << part.size() << " values (this rank: " << 3 * mine << ")");
-      logits_all.insert(logits_all.end(), part.begin(), part.begin() + static_cast<ptrdiff_t>(n));
-      targets.insert(targets.end(), part.begin() + static_cast<ptrdiff_t>(n),
-                     part.begin() + static_cast<ptrdiff_t>(2 * n));
-      mask.insert(mask.end(), part.begin() + static_cast<ptrdiff_t>(2 * n), part.end());
-    }
-    std::vector<double> loss = {loss_sum, loss_count};
-    o.collectives->sum(loss, "evaluation loss");
-    loss_sum = loss[0];
-    loss_count = loss[1];
-  }
   const size_t L = o.labels.size(), N = L ? logits_all.size() / L : 0;
-  // Back into the split's order, whatever the world size: every figure below (temperatures, ties
-  // among equal scores, the groups) is then computed over the same sequence as in one process.
-  {
-    const std::vector<uint64_t> index = gathered_indices(data, o);
-    MT_CHECK(index.size() == N, "gathered " << N << " records, the samplers name " << index.size());
-    std::vector<size_t> perm(N);
-    for (size_t k = 0; k < N; ++k) perm[k] = k;
-    std::sort(perm.begin(), perm.end(), [&](size_t a, size_t b) { return index[a] < index[b]; });
-    if (!std::is_sorted(index.begin(), index.end())) {
-      permute_rows(logits_all, perm, L);
-      permute_rows(targets, perm, L);
-      permute_rows(mask, perm, L);
-    }
-    MT_CHECK(N == data.size(), "evaluated " << N << " of " << data.size() << " records");
-  }
+  std::vector<float>& targets = t.targets;
+  std::vector<float>& mask = t.mask;
+  MT_CHECK(targets.size() == logits_all.size(),
+           "evaluation: " << targets.size() << " targets for " << logits_all.size() << " scores");
   // The metrics see binary targets: a soft label counts as positive from positive_at (Jigsaw: 0.5).
   std::vector<float> binary(targets.size());
   for (size_t i = 0; i < targets.size(); ++i) binary[i] = targets[i] >= o.positive_at ? 1.0f : 0.0f;
@@ -179,9 +179,7 @@ EvalResult evaluate_model(ClassifierImpl& model, const PreparedDataset& data, co
                                                   o.policy.for_label(o.labels[l]), o.min_precision)
                                  : 0.5);
   }
-  const RecordGroups groups = record_groups(data, o);
-  r.report = evaluate_scores(o.labels, o.problem, probs, binary, mask, r.thresholds,
-                             loss_count > 0 ? loss_sum / loss_count : 0.0, &groups);
+  r.report = evaluate_scores(o.labels, o.problem, probs, binary, mask, r.thresholds, loss, &t.groups);
   if (scaled || o.calibrate) {
     const std::vector<float> raw = probs_of({});
     for (size_t l = 0; l < L; ++l) {
@@ -198,6 +196,70 @@ EvalResult evaluate_model(ClassifierImpl& model, const PreparedDataset& data, co
   r.probs = std::move(probs);
   r.targets = std::move(targets);
   r.mask = std::move(mask);
+  return r;
+}
+
+// What rank 0 sends the other ranks: the report's overall figures, then the thresholds and the
+// temperatures (14 + 2 x labels doubles at any split size).
+constexpr size_t kSummaryFigures = 14;
+std::vector<double> summary_values(const EvalResult& r, size_t L) {
+  const EvalReport& e = r.report;
+  std::vector<double> v = {e.loss,
+                           static_cast<double>(e.records),
+                           e.macro_precision,
+                           e.macro_recall,
+                           e.macro_f1,
+                           e.macro_roc_auc,
+                           e.macro_pr_auc,
+                           e.micro_precision,
+                           e.micro_recall,
+                           e.micro_f1,
+                           e.macro_ece,
+                           e.macro_brier,
+                           e.accuracy,
+                           e.worst_subgroup_auc};
+  v.insert(v.end(), r.thresholds.begin(), r.thresholds.end());
+  v.insert(v.end(), r.temperatures.begin(), r.temperatures.end());
+  MT_CHECK(v.size() == kSummaryFigures + 2 * L, "evaluation summary of " << v.size() << " values");
+  return v;
+}
+EvalResult from_summary(const std::vector<double>& v, size_t L) {
+  EvalResult r;
+  EvalReport& e = r.report;
+  e.loss = v[0];
+  e.records = static_cast<uint64_t>(v[1]);
+  size_t k = 2;
+  for (double* field :
+       {&e.macro_precision, &e.macro_recall, &e.macro_f1, &e.macro_roc_auc, &e.macro_pr_auc, &e.micro_precision,
+        &e.micro_recall, &e.micro_f1, &e.macro_ece, &e.macro_brier, &e.accuracy, &e.worst_subgroup_auc})
+    *field = v[k++];
+  r.thresholds.assign(v.begin() + static_cast<ptrdiff_t>(k), v.begin() + static_cast<ptrdiff_t>(k + L));
+  r.temperatures.assign(v.begin() + static_cast<ptrdiff_t>(k + L), v.begin() + static_cast<ptrdiff_t>(k + 2 * L));
+  return r;
+}
+}  // namespace
+
+EvalResult evaluate_model(ClassifierImpl& model, const PreparedDataset& data, const EvalOptions& o) {
+  const size_t L = o.labels.size();
+  MT_CHECK(L == data.num_labels(), "evaluation of " << L << " labels on a split of " << data.num_labels());
+  ShareScores share = score_share(model, data, o);
+  // Every rank's scores go to rank 0 only, which computes the exact figures (the AUCs, tuned
+  // thresholds and temperatures need every score in one place) and sends each rank the few it uses.
+  Collectives* c = o.collectives;
+  std::vector<double> loss = {share.loss_sum, share.loss_count};
+  if (c) c->sum(loss, "evaluation loss");
+  std::vector<std::vector<float>> parts;
+  if (c) parts = c->gather_to_root(share.logits, "evaluation scores");
+  else parts.push_back(std::move(share.logits));
+  std::vector<double> summary(kSummaryFigures + 2 * L);
+  EvalResult r;
+  if (!c || c->rank() == 0) {
+    std::vector<float> logits = in_split_order(parts, data, o, L);
+    r = report_from_logits(std::move(logits), split_targets(data, o), loss[1] > 0 ? loss[0] / loss[1] : 0.0, o);
+    summary = summary_values(r, L);
+  }
+  if (c) c->broadcast(summary, "evaluation figures");
+  if (c && c->rank() != 0) r = from_summary(summary, L);
   return r;
 }
 

@@ -371,11 +371,50 @@ TEST_CASE("distributed evaluation equals single-process evaluation", "[mpi][eval
   // calibration: the gathered scores give the same bins, ECE and Brier score
   CHECK(dist_out.final_eval.macro_ece == Approx(single.report.macro_ece).epsilon(1e-6));
   CHECK(dist_out.final_eval.macro_brier == Approx(single.report.macro_brier).epsilon(1e-6));
-  REQUIRE(dist_out.final_eval.labels.size() == single.report.labels.size());
-  for (size_t l = 0; l < single.report.labels.size(); ++l)
-    CHECK(dist_out.final_eval.labels[l].bin_counts == single.report.labels[l].bin_counts);
+  // every rank acts on the same thresholds (rank 0 tuned them and sent them)
   REQUIRE(dist_out.thresholds.size() == single.thresholds.size());
+  REQUIRE(single.thresholds.size() == 7);
   for (size_t l = 0; l < single.thresholds.size(); ++l) CHECK(dist_out.thresholds[l] == Approx(single.thresholds[l]));
+  // the per-label tables exist on rank 0 only: the scores went there and nowhere else
+  if (w.is_root()) {
+    REQUIRE(dist_out.final_eval.labels.size() == single.report.labels.size());
+    for (size_t l = 0; l < single.report.labels.size(); ++l)
+      CHECK(dist_out.final_eval.labels[l].bin_counts == single.report.labels[l].bin_counts);
+  } else {
+    CHECK(dist_out.final_eval.labels.empty());
+  }
+}
+
+TEST_CASE("evaluation scores reach rank 0 only and the rest get the figures", "[mpi][eval]") {
+  World& w = world();
+  ResolvedConfig rc = data().config("eval_root", {"train.max_steps=2", "train.warmup_steps=1", "eval.every=0"});
+  DistributedTraining distributed(w, cpu_placement(), rc.config);
+  Trainer trainer(rc, cpu_placement(), distributed.comms());
+  trainer.run();
+  PreparedDataset valid = valid_split(rc);
+  EvalOptions o = single_process_eval(rc, 16);
+  auto collectives = host();
+  o.collectives = collectives.get();
+  const EvalResult d = evaluate_model(*trainer.model(), valid, o);
+  o.collectives = nullptr;
+  const EvalResult s = evaluate_model(*trainer.model(), valid, o);
+  REQUIRE(s.probs.size() == 203 * 7);
+  if (w.is_root()) {
+    // rank 0 holds every record's scores, in the split's order, as one process computes them
+    REQUIRE(d.probs.size() == s.probs.size());
+    size_t compared = 0;
+    for (size_t i = 0; i < s.probs.size(); ++i, ++compared) CHECK(d.probs[i] == Approx(s.probs[i]).margin(1e-6));
+    CHECK(d.targets == s.targets);
+    CHECK(d.mask == s.mask);
+    CHECK(compared == 203 * 7);
+  } else {
+    CHECK(d.probs.empty());
+    CHECK(d.targets.empty());
+  }
+  CHECK(d.report.records == 203);
+  CHECK(d.report.macro_pr_auc == Approx(s.report.macro_pr_auc).epsilon(1e-6));
+  CHECK(d.report.micro_f1 == Approx(s.report.micro_f1).epsilon(1e-6));
+  REQUIRE(d.temperatures.size() == 7);
 }
 
 TEST_CASE("distributed evaluation equals single-process evaluation: soft labels, bias, slices, temperatures",
@@ -418,8 +457,13 @@ TEST_CASE("distributed evaluation equals single-process evaluation: soft labels,
   REQUIRE(s.records == 301);
   CHECK(d.loss == Approx(s.loss).epsilon(1e-5));  // soft-target BCE
   CHECK(d.macro_pr_auc == Approx(s.macro_pr_auc).epsilon(1e-6));
-  // temperatures (fitted on the gathered logits) and the thresholds tuned after them
+  CHECK(d.worst_subgroup_auc == Approx(s.worst_subgroup_auc).epsilon(1e-6));
+  // the thresholds tuned after the temperatures: every rank acts on them
   REQUIRE(dist_out.thresholds.size() == single.thresholds.size());
+  for (size_t l = 0; l < single.thresholds.size(); ++l)
+    CHECK(dist_out.thresholds[l] == Approx(single.thresholds[l]).epsilon(1e-6));
+  if (!w.is_root()) return;  // the per-label tables are rank 0's (no collective follows)
+  // temperatures (fitted on the gathered logits)
   for (size_t l = 0; l < s.labels.size(); ++l) {
     INFO(s.labels[l].name);
     CHECK(d.labels[l].temperature == Approx(s.labels[l].temperature).epsilon(1e-5));

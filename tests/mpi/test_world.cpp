@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "modtrain/core/error.h"
+#include "modtrain/dist/collectives.h"
 #include "modtrain/dist/device.h"
 #include "modtrain/dist/startup.h"
 #include "modtrain/dist/world_mpi.h"
@@ -41,6 +42,31 @@ TEST_CASE("all_gather of strings of different lengths", "[mpi]") {
   REQUIRE(all.size() == static_cast<size_t>(w.size()));
   for (int r = 0; r < w.size(); ++r)
     CHECK(all[static_cast<size_t>(r)] == std::string(static_cast<size_t>(r) * 3, static_cast<char>('a' + r)));
+}
+
+TEST_CASE("gather to rank 0 in pieces: every value in rank order and nothing on the others", "[mpi]") {
+  World& w = world();
+  // pieces of 7 values: rank r sends 10 r + 3 values (rank 0: 3, one short piece; rank 2: 23, four
+  // pieces, the last short), and the watchdog's bound spans all the pieces
+  auto collectives = make_mpi_collectives(w, 30.0, nullptr, 7);
+  std::vector<float> mine(static_cast<size_t>(10 * w.rank() + 3));
+  for (size_t i = 0; i < mine.size(); ++i) mine[i] = static_cast<float>(1000 * w.rank() + static_cast<int>(i));
+  const std::vector<std::vector<float>> all = collectives->gather_to_root(mine, "test values");
+  std::vector<double> figures = {w.is_root() ? 42.5 : 0.0, w.is_root() ? -1.0 : 0.0};
+  collectives->broadcast(figures, "test figures");
+  CHECK(figures == std::vector<double>{42.5, -1.0});
+  if (!w.is_root()) {
+    CHECK(all.empty());
+    return;
+  }
+  REQUIRE(all.size() == static_cast<size_t>(w.size()));
+  size_t compared = 0;
+  for (int r = 0; r < w.size(); ++r) {
+    REQUIRE(all[static_cast<size_t>(r)].size() == static_cast<size_t>(10 * r + 3));
+    for (size_t i = 0; i < all[static_cast<size_t>(r)].size(); ++i, ++compared)
+      CHECK(all[static_cast<size_t>(r)][i] == static_cast<float>(1000 * r + static_cast<int>(i)));
+  }
+  CHECK(compared == static_cast<size_t>(3 * w.size() + 5 * w.size() * (w.size() - 1)));
 }
 
 TEST_CASE("identical configs resolve on every rank", "[mpi][config]") {

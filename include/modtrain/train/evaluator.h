@@ -1,6 +1,9 @@
 // Evaluation on a prepared split: every rank scores its part (in order, no shuffling; records
-// repeated to even out the ranks are dropped), the parts are gathered, and the exact metrics and
-// tuned thresholds are computed from all scores.
+// repeated to even out the ranks are dropped) and sends its scores to rank 0 only. Rank 0 reads the
+// targets and groups from the split, computes the exact metrics, tuned thresholds and temperatures
+// from all scores in the split's order (so 1, 2 or 3 ranks give the same figures), and broadcasts
+// the overall figures, thresholds and temperatures. Per rank: its share's scores; rank 0: O(records)
+// (docs/scaling.md, "Evaluation").
 #pragma once
 
 #include <torch/torch.h>
@@ -38,8 +41,8 @@ struct EvalOptions {
   std::vector<double> fixed_temperatures;
   uint64_t min_subgroup_records = 10;  // smaller subgroups are reported as too small
   uint64_t min_subgroup_class = 5;     // ... and those with fewer positives or negatives
-  // The control plane: each rank scores its part and the parts are gathered. Null: this process
-  // scores the whole split alone.
+  // The control plane: each rank scores its part and rank 0 gathers the scores. Null: this
+  // process scores the whole split alone.
   Collectives* collectives = nullptr;
   // evaluate_mlm: the masker, drawn once from (mask_seed, record) so that every evaluation of a
   // run scores the same chosen tokens.
@@ -47,11 +50,14 @@ struct EvalOptions {
   uint64_t mask_seed = 0;
 };
 
+// On rank 0 (and in one process) everything. On the other ranks the report's overall figures
+// (loss, records, the macro and micro figures, ECE, Brier, accuracy, worst subgroup AUC), the
+// thresholds and the temperatures: no per-label tables and no per-record scores.
 struct EvalResult {
   EvalReport report;
   std::vector<double> thresholds;
   std::vector<double> temperatures;         // per label; all 1 when neither fitted nor given
-  std::vector<float> probs, targets, mask;  // all ranks' records, [N x L]; targets as stored (soft labels too)
+  std::vector<float> probs, targets, mask;  // every record, [N x L], on rank 0; targets as stored (soft labels too)
 };
 
 EvalResult evaluate_model(ClassifierImpl& model, const PreparedDataset& data, const EvalOptions& options);
