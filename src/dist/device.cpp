@@ -11,6 +11,7 @@
 #include "modtrain/core/error.h"
 #include "modtrain/core/log.h"
 #include "modtrain/core/text.h"
+#include "modtrain/dist/transport.h"
 
 namespace modtrain {
 namespace {
@@ -19,7 +20,7 @@ constexpr char kSep = '\x1f';  // between the fields of a placement on the wire
 
 std::string encode(const Placement& p) {
   return std::string(p.cuda ? "cuda" : "cpu") + kSep + std::to_string(p.cuda_index) + kSep + p.host + kSep +
-         std::to_string(p.visible_gpus) + kSep + p.gpu_id + kSep + p.backend + kSep + p.problem;
+         std::to_string(p.visible_gpus) + kSep + p.gpu_id + kSep + p.backend + kSep + p.problem + kSep + p.transport;
 }
 
 Placement decode(const std::string& s) {
@@ -30,7 +31,7 @@ Placement decode(const std::string& s) {
       f.push_back(s.substr(start, i - start));
       start = i + 1;
     }
-  MT_CHECK(f.size() == 7, "placement record with " << f.size() << " fields");
+  MT_CHECK(f.size() == 8, "placement record with " << f.size() << " fields");
   Placement p;
   p.cuda = f[0] == "cuda";
   p.cuda_index = std::stoi(f[1]);
@@ -38,6 +39,7 @@ Placement decode(const std::string& s) {
   p.visible_gpus = std::stoi(f[3]);
   p.gpu_id = f[4];
   p.backend = f[5];
+  p.transport = f[7];
   p.problem = f[6];
   return p;
 }
@@ -95,6 +97,7 @@ std::string data_plane_backend(Backend backend, int world_size, bool cuda) {
 Placement place_rank(const World& world, const DistConfig& dist, int visible_gpus) {
   Placement p;
   p.host = world.hostname();
+  if (world.size() > 1) p.transport = world.transport();
   p.visible_gpus = visible_gpus >= 0
                        ? visible_gpus
                        : (torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0);
@@ -233,9 +236,15 @@ std::vector<std::string> agree_on_placement(const World& world, const Placement&
   }
   const std::string conflict = placement_conflicts(all, allow_uneven_nodes);
   if (conflict.empty()) {
-    if (world.is_root() && world.size() > 1) log::info("ranks: " + hosts_summary(all));
-    std::vector<std::string> hosts;
-    for (const auto& p : all) hosts.push_back(p.host);
+    std::vector<std::string> hosts, transports;
+    for (const auto& p : all) hosts.push_back(p.host), transports.push_back(p.transport);
+    if (world.is_root() && world.size() > 1) {
+      log::info("ranks: " + hosts_summary(all));
+      bool differs = false;
+      const std::string line = transport_summary("MPI", transports, hosts, &differs);
+      if (differs) log::warn(line + "; a node whose InfiniBand or UCX stack failed to load falls back to TCP");
+      else log::info(line);
+    }
     return hosts;
   }
   if (world.is_root()) std::fprintf(stderr, "error: %s\n", conflict.c_str());

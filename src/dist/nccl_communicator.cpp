@@ -18,10 +18,16 @@
 #include <mpi.h>
 #include <nccl.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <exception>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -33,6 +39,7 @@
 #include "modtrain/core/parallel.h"
 #include "modtrain/dist/communicator.h"
 #include "modtrain/dist/event_clock.h"
+#include "modtrain/dist/transport.h"
 #include "modtrain/dist/watchdog.h"
 #include "modtrain/dist/world_mpi.h"
 
@@ -189,6 +196,7 @@ class NcclCommunicator : public Communicator {
   }
 
   std::string backend() const override { return "nccl"; }
+  std::string transport() const override { return transport_; }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
@@ -315,6 +323,32 @@ class NcclCommunicator : public Communicator {
  private:
   void initialise(const World& world) {
     CUDA_CHECK(cudaSetDevice(device_));
+    // Which network and paths NCCL chose is written only to its own log. Unless the user asked for
+    // that log (NCCL_DEBUG), NCCL logs nothing; so its start-up lines (INIT, NET) go to a file of
+    // this process, read back for the start banner once the communicator exists, then removed.
+    const char* user_debug = std::getenv("NCCL_DEBUG");
+    std::string log_path;
+    if (!user_debug && !std::getenv("NCCL_DEBUG_FILE")) {
+      log_path =
+          (std::filesystem::temp_directory_path() / ("modtrain-nccl-" + std::to_string(::getpid()) + ".log")).string();
+      ::setenv("NCCL_DEBUG", "INFO", 1);
+      ::setenv("NCCL_DEBUG_SUBSYS", "INIT,NET", 1);
+      ::setenv("NCCL_DEBUG_FILE", log_path.c_str(), 1);
+    }
+    initialise_nccl(world);
+    if (!log_path.empty()) {
+      std::ifstream in(log_path);
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      transport_ = describe_nccl_transport(text);
+      if (transport_.empty()) transport_ = "not named in NCCL's start-up log";
+      std::error_code ignored;
+      std::filesystem::remove(log_path, ignored);
+    } else {
+      transport_ = std::string("NCCL_DEBUG") + (user_debug ? "" : "_FILE") + " is set: NCCL's own log names it";
+    }
+  }
+
+  void initialise_nccl(const World& world) {
     ncclUniqueId id;
     if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
     // Bounded broadcast of the id over MPI (a rank that never arrives must not hang start-up).
@@ -478,6 +512,7 @@ class NcclCommunicator : public Communicator {
   CommOptions options_;
   int rank_, size_, device_;
   ncclComm_t comm_ = nullptr;
+  std::string transport_;       // for the start banner (NCCL's start-up log, read back)
   ncclComm_t child_ = nullptr;  // the split's result until adopted (NCCL publishes it when the split completed)
   cudaStream_t stream_ = nullptr;
   cudaEvent_t ready_ = nullptr;

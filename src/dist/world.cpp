@@ -5,10 +5,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "modtrain/core/check.h"
 #include "modtrain/core/log.h"
+#include "modtrain/dist/transport.h"
 #include "modtrain/dist/world_mpi.h"
 
 namespace modtrain {
@@ -44,6 +47,15 @@ World::~World() {
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Finalize();
   }
+}
+
+std::string World::transport() const {
+  char version[MPI_MAX_LIBRARY_VERSION_STRING] = {0};
+  int length = 0;
+  MPI_CHECK(MPI_Get_library_version(version, &length));
+  std::string maps;
+  if (std::ifstream in{"/proc/self/maps"}) maps.assign(std::istreambuf_iterator<char>(in), {});
+  return describe_mpi_transport(std::string(version, static_cast<size_t>(length)), maps);
 }
 
 void World::barrier() const { MPI_CHECK(MPI_Barrier(mpi_->comm)); }

@@ -4,6 +4,7 @@
 
 #include "modtrain/core/log.h"
 #include "modtrain/dist/bucketed_reducer.h"
+#include "modtrain/dist/transport.h"
 
 namespace modtrain {
 
@@ -22,6 +23,14 @@ DistributedTraining::DistributedTraining(const World& world, const Placement& pl
   }
   comm_ = make_communicator(config.dist.backend, world, placement, CommOptions{config.dist.timeout_s, timeline_.get()});
   collectives_ = make_mpi_collectives(world, config.dist.timeout_s, timeline_.get());
+  if (comm_->backend() == "nccl") {  // every rank or none: the ranks agreed on the backend at start-up
+    // NCCL's choice beside MPI's (dist/device.cpp): a node that fell back to sockets shows here.
+    const std::vector<std::string> transports = collectives_->all_gather_text(comm_->transport(), "NCCL transports");
+    const std::vector<std::string> hosts = collectives_->all_gather_text(world.hostname(), "host names");
+    bool differs = false;
+    const std::string line = transport_summary("NCCL", transports, hosts, &differs);
+    if (world.is_root()) differs ? log::warn(line) : log::info(line);
+  }
 }
 
 TrainComms DistributedTraining::comms() {

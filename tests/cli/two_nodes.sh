@@ -110,6 +110,9 @@ on_nodes hostfile "$mt" data prepare "${cfg[@]}" > prepare.txt 2>&1 || { cat pre
 on_nodes hostfile "$mt" train "${cfg[@]}" --set run.dir=$dir/two --stop-after $stop > two1.txt 2>&1 ||
   { cat two1.txt; fail "train across 2 nodes"; }
 grep -q "4 ranks on 2 hosts" two1.txt || { cat two1.txt; fail "the banner does not show 4 ranks on 2 hosts"; }
+# the banner names what carries MPI's messages between the nodes (TCP over the veth pair here)
+grep -Eq "MPI transport: Open MPI v[0-9.]+: pml ob1, within a node [a-z+]+, between nodes ([a-z]+\+)*tcp(\+[a-z]+)* \(every rank\)" two1.txt ||
+  { cat two1.txt; fail "the banner does not name the MPI transport between the nodes"; }
 on_nodes hostfile "$mt" train "${cfg[@]}" --set run.dir=$dir/two --resume auto > two2.txt 2>&1 ||
   { cat two2.txt; fail "resume across 2 nodes"; }
 grep -q "resumed from .*step-$(printf %07d $stop) at step $stop of $steps" two2.txt || { cat two2.txt; fail "resume line"; }

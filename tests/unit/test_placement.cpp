@@ -10,6 +10,7 @@
 #include "modtrain/core/error.h"
 #include "modtrain/dist/device.h"
 #include "modtrain/dist/timeline.h"
+#include "modtrain/dist/transport.h"
 #include "modtrain/dist/watchdog.h"
 #include "modtrain/train/precision.h"
 #include "test_util.h"
@@ -143,6 +144,68 @@ TEST_CASE("watchdog roll call: the ranks that did not answer, with their hosts, 
   CHECK(watchdog::roll_call_summary(answered, many) ==
         "ranks 8,9,10,11,12,13,14,15,... (56 ranks) on n1, n2, n3, n4 and 3 more hosts did not answer (dead, hung or "
         "cut off); ranks 0,1,2,3,4,5,6,7 on n0 did");
+}
+
+TEST_CASE("MPI transport: read from the components Open MPI loaded - and the banner line", "[device][transport]") {
+  const std::string openmpi = "Open MPI v4.1.4, package: Debian OpenMPI, ident: 4.1.4, repo rev: v4.1.4, May 26, 2022";
+  const std::string dir =
+      "7f2a1c000000-7f2a1c010000 r-xp 00000000 08:01 123 /usr/lib/x86_64-linux-gnu/openmpi/lib/openmpi3/";
+  auto maps = [&](std::vector<std::string> components) {
+    std::string m = "55d0c0000000-55d0c0100000 r-xp 00000000 08:01 1 /work/build/modtrain\n";
+    for (const auto& c : components) m += dir + "mca_" + c + ".so\n" + dir + "mca_" + c + ".so\n";  // mapped twice
+    return m;
+  };
+  std::vector<std::pair<std::string, std::string>> cases = {
+      // what `mpirun -np 2` loads here (recorded on this machine): shared memory and TCP
+      {maps({"pml_ob1", "btl_sm", "btl_self", "btl_vader", "btl_tcp"}),
+       "Open MPI v4.1.4: pml ob1, within a node sm+vader, between nodes tcp"},
+      // --mca btl self,tcp
+      {maps({"pml_ob1", "btl_self", "btl_tcp"}), "Open MPI v4.1.4: pml ob1, within a node (none), between nodes tcp"},
+      // InfiniBand through the verbs BTL beside TCP
+      {maps({"pml_ob1", "btl_self", "btl_vader", "btl_openib", "btl_tcp"}),
+       "Open MPI v4.1.4: pml ob1, within a node vader, between nodes openib+tcp"},
+      {maps({"pml_ucx", "btl_self"}),
+       "Open MPI v4.1.4: pml ucx (UCX picks the devices; UCX_LOG_LEVEL=info shows which, UCX_TLS restricts them)"},
+      {maps({"pml_cm", "mtl_psm2"}), "Open MPI v4.1.4: pml cm, mtl psm2"},
+      {maps({"pml_monitoring", "pml_ob1", "btl_self", "btl_tcp"}),
+       "Open MPI v4.1.4: pml ob1, within a node (none), between nodes tcp"},
+  };
+  for (const auto& [m, want] : cases) CHECK(describe_mpi_transport(openmpi, m) == want);
+  CHECK(describe_mpi_transport("MPICH Version:\t4.0.2\nMPICH Release date: ...", maps({})) ==
+        "MPICH Version:\t4.0.2 (its transport is not shown to the process; see the library's own logging)");
+  // the banner: one line when the ranks agree; each transport with its ranks and hosts when not
+  const std::vector<std::string> hosts = {"a", "a", "b", "b"};
+  bool differs = true;
+  CHECK(transport_summary("MPI", {"t", "t", "t", "t"}, hosts, &differs) == "MPI transport: t (every rank)");
+  CHECK_FALSE(differs);
+  CHECK(transport_summary("NCCL", {"ucx", "ucx", "tcp", "tcp"}, hosts, &differs) ==
+        "NCCL transport differs between ranks: ucx (ranks 0,1 on a); tcp (ranks 2,3 on b)");
+  CHECK(differs);
+}
+
+TEST_CASE("NCCL transport: the network, its devices and the channel paths from NCCL's start-up log",
+          "[device][transport]") {
+  // lines in the form NCCL 2.x writes them (INIT and NET subsystems), two nodes of 8 GPUs over InfiniBand
+  const std::string ib =
+      "gpu1:4321:4321 [0] NCCL INFO Bootstrap : Using ib0:10.1.0.1<0>\n"
+      "gpu1:4321:4321 [0] NCCL INFO NET/Plugin : No plugin found (libnccl-net.so), using internal implementation\n"
+      "gpu1:4321:4400 [0] NCCL INFO NET/IB : Using [0]mlx5_0:1/IB [1]mlx5_1:1/IB ; OOB ib0:10.1.0.1<0>\n"
+      "gpu1:4321:4400 [0] NCCL INFO Using network IB\n"
+      "gpu1:4321:4400 [0] NCCL INFO Channel 00/0 : 0[0] -> 1[1] via P2P/IPC/read\n"
+      "gpu1:4321:4400 [0] NCCL INFO Channel 01/0 : 0[0] -> 1[1] via P2P/IPC/read\n"
+      "gpu1:4321:4400 [0] NCCL INFO Channel 00/0 : 15[7] -> 0[0] [receive] via NET/IB/0/GDRDMA\n"
+      "gpu1:4321:4400 [0] NCCL INFO Channel 01/0 : 15[7] -> 0[0] [receive] via NET/IB/1/GDRDMA\n";
+  CHECK(describe_nccl_transport(ib) ==
+        "network IB (mlx5_0:1/IB, mlx5_1:1/IB), channels via P2P/IPC/read, NET/IB/GDRDMA");
+  // the silent fallback: no InfiniBand device, sockets over Ethernet
+  const std::string socket =
+      "gpu2:99:99 [3] NCCL INFO NET/IB : No device found.\n"
+      "gpu2:99:99 [3] NCCL INFO NET/Socket : Using [0]eth0:192.168.1.7<0>\n"
+      "gpu2:99:99 [3] NCCL INFO Using network Socket\n"
+      "gpu2:99:120 [3] NCCL INFO Channel 00/0 : 2[3] -> 3[0] [send] via NET/Socket/0\n";
+  CHECK(describe_nccl_transport(socket) == "network Socket (eth0:192.168.1.7), channels via NET/Socket");
+  CHECK(describe_nccl_transport("") == "");
+  CHECK(describe_nccl_transport("gpu1:1:1 [0] NCCL INFO cudaDriverVersion 12040\n") == "");
 }
 
 TEST_CASE("precision: bf16 needs compute capability 8.0, fp16 and bf16 need CUDA", "[precision]") {

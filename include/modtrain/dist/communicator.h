@@ -38,6 +38,9 @@ class Communicator {
  public:
   virtual ~Communicator() = default;
   virtual std::string backend() const = 0;
+  // What carries its messages, for the start banner (dist/transport.h); "" when it has nothing
+  // to add to the MPI line (the MPI data plane).
+  virtual std::string transport() const { return ""; }
   virtual int rank() const = 0;
   virtual int size() const = 0;
 

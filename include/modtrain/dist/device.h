@@ -20,6 +20,7 @@ struct Placement {
   std::string gpu_id;            // the GPU's PCI bus id when cuda ("" when unknown)
   std::string backend;           // the data plane it will build: "nccl", "mpi", or "" (one plain process)
   std::string problem;           // why this rank cannot run as configured ("" = fine); agree_on_placement reports it
+  std::string transport;         // what carries its MPI messages (World::transport()); in the start banner
   std::string describe() const;  // "cuda:1" or "cpu (4 threads)"
 };
 

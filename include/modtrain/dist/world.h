@@ -29,6 +29,9 @@ class World {
   int thread_level() const { return thread_level_; }  // what MPI granted (MPI_THREAD_*)
   const MpiHandles& mpi() const { return *mpi_; }     // the communicators (dist/world_mpi.h)
   std::string hostname() const { return hostname_; }
+  // How this rank's MPI moves messages, as far as the library shows it (dist/transport.h): the
+  // library, and for Open MPI the messaging components it loaded after MPI_Init.
+  std::string transport() const;
 
   void barrier() const;
   // A barrier for long waits (one rank busy for minutes): polls with short sleeps instead of
