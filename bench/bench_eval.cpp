@@ -87,6 +87,8 @@ int main(int argc, char** argv) {
                                {"evaluation_s", (end - start) / 1e6},
                                {"rss_before_mb", rss_before},
                                {"peak_added_mb", peak - rss_before},
+                               {"rss_anon_after_mb", status_mb("RssAnon:")},
+                               {"rss_file_after_mb", status_mb("RssFile:")},
                                {"scores_held", r.probs.size()}};
   const std::vector<std::string> all = world.all_gather(mine.dump());
   if (world.is_root()) {
