@@ -107,12 +107,21 @@ cfg=(--config "$repo/configs/tiny.yaml" --set tokenizer.vocab=$dir/vocab.txt --s
 on_nodes hostfile "$mt" data prepare "${cfg[@]}" > prepare.txt 2>&1 || { cat prepare.txt; fail "prepare across 2 nodes"; }
 
 # 2. train, stop, resume across the nodes; the same job on 4 local ranks
-on_nodes hostfile "$mt" train "${cfg[@]}" --set run.dir=$dir/two --stop-after $stop > two1.txt 2>&1 ||
+on_nodes hostfile "$mt" train "${cfg[@]}" --set run.dir=$dir/two --set dist.timeline=$dir/two-timeline.json \
+  --stop-after $stop > two1.txt 2>&1 ||
   { cat two1.txt; fail "train across 2 nodes"; }
 grep -q "4 ranks on 2 hosts" two1.txt || { cat two1.txt; fail "the banner does not show 4 ranks on 2 hosts"; }
 # the banner names what carries MPI's messages between the nodes (TCP over the veth pair here)
 grep -Eq "MPI transport: Open MPI v[0-9.]+: pml ob1, within a node [a-z+]+, between nodes ([a-z]+\+)*tcp(\+[a-z]+)* \(every rank\)" two1.txt ||
   { cat two1.txt; fail "the banner does not name the MPI transport between the nodes"; }
+# the step model (docs/scaling.md) against this job: its alpha-beta all-reduce fitted to `dist
+# selftest` over the same ranks and links, and its exposure rule against the steps just run
+on_nodes hostfile "$mt" dist selftest --max-mb 1 --json $dir/selftest.json > selftest.txt 2>&1 ||
+  { cat selftest.txt; fail "dist selftest across 2 nodes"; }
+grep -q "selftest: PASS: mpi, 4 rank(s) on 2 node(s)" selftest.txt || { cat selftest.txt; fail "selftest line"; }
+python3 "$repo/scripts/step_model.py" --against $dir/selftest.json $dir/two-timeline-rank0.json ${STEP_MODEL_LIMITS:-0.5 8} \
+  > step_model.txt 2>&1 || { cat step_model.txt; fail "the step model against the rehearsal"; }
+sed 's/^/step model: /' step_model.txt
 on_nodes hostfile "$mt" train "${cfg[@]}" --set run.dir=$dir/two --resume auto > two2.txt 2>&1 ||
   { cat two2.txt; fail "resume across 2 nodes"; }
 grep -q "resumed from .*step-$(printf %07d $stop) at step $stop of $steps" two2.txt || { cat two2.txt; fail "resume line"; }
