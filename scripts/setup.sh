@@ -15,6 +15,7 @@ packages=(
   python3-numpy                              # the float64 reference BERT that checks exported logits (tests)
   python3-sklearn                            # the TF-IDF + logistic regression baseline (bench/peer, quickstart, tests)
   iproute2                                   # the two-node rehearsal's namespaces and veth pair (tests/cli/two_nodes.sh)
+  libcpp-httplib-dev pkg-config              # modtrain serve's HTTP server (found through pkg-config)
 )
 missing=()
 for p in "${packages[@]}"; do

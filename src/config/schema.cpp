@@ -637,6 +637,35 @@ std::vector<Field> build_fields() {
       make("log", &C::log, "level", &LogConfig::level, any<LogLevel>(), "Least severe messages printed."),
       make("log", &C::log, "all_ranks", &LogConfig::all_ranks, any<bool>(),
            "Print info lines from every rank (prefixed with the rank), not only rank 0."),
+
+      make("serve", &C::serve, "host", &ServeConfig::host, non_empty(),
+           "Address `modtrain serve` listens on: 127.0.0.1 (loopback) by default; 0.0.0.0 or an interface's "
+           "address accepts other machines (put TLS and authentication in front of it)."),
+      make("serve", &C::serve, "port", &ServeConfig::port, between(0, 65535),
+           "TCP port of `modtrain serve`; 0 = any free port (printed at start)."),
+      make("serve", &C::serve, "max_batch_tokens", &ServeConfig::max_batch_tokens,
+           between<int64_t>(1, int64_t{1} << 24),
+           "Real tokens per forward pass (padding-free): a batch is cut when the queued posts reach it or "
+           "serve.max_wait_ms has passed for the oldest, whichever comes first. A longer post is scored alone."),
+      make("serve", &C::serve, "max_wait_ms", &ServeConfig::max_wait_ms, closed_open(0.0, 60000.0),
+           "The longest a queued post waits for a fuller batch; 0 = score what is queued at once. Larger: bigger "
+           "batches (throughput) for more latency at low load."),
+      make("serve", &C::serve, "max_queue_posts", &ServeConfig::max_queue_posts, between<int64_t>(1, int64_t{1} << 24),
+           "Posts queued or being scored, all requests; a request that does not fit is answered 503 with "
+           "Retry-After instead of waiting behind the queue."),
+      make("serve", &C::serve, "max_posts_per_request", &ServeConfig::max_posts_per_request,
+           between<int64_t>(1, int64_t{1} << 20), "More posts in one request are answered 413."),
+      make("serve", &C::serve, "max_body_bytes", &ServeConfig::max_body_bytes, between<int64_t>(1024, int64_t{1} << 30),
+           "A larger request body is answered 413."),
+      make("serve", &C::serve, "workers", &ServeConfig::workers, between(1, 256),
+           "Batches scored at once (threads running forward passes)."),
+      make("serve", &C::serve, "threads", &ServeConfig::threads, between(0, 4096),
+           "LibTorch intra-op threads for the forward passes; 0 = the machine's cores / serve.workers."),
+      make("serve", &C::serve, "http_threads", &ServeConfig::http_threads, between(1, 4096),
+           "Connection threads: requests read, encoded and waiting for their scores at once."),
+      make("serve", &C::serve, "drain_s", &ServeConfig::drain_s, closed_open(0.0, 86400.0),
+           "On SIGTERM or SIGINT: stop accepting, let the requests in flight finish for at most this long, "
+           "then exit (0 when they all finished)."),
   };
 }
 

@@ -24,10 +24,54 @@ std::vector<int32_t> model_inputs(const LoadedModel& m, std::string_view text, s
 }
 }  // namespace
 
-std::vector<int32_t> Predictor::encode(std::string_view text) const {
+std::vector<int32_t> encode_for_model(const LoadedModel& model, std::string_view text) {
   std::string scratch;
-  return model_inputs(m_, text, scratch);
+  return model_inputs(model, text, scratch);
 }
+
+std::vector<float> logits_of_encoded(const LoadedModel& m, const std::vector<const std::vector<int32_t>*>& records) {
+  const int64_t b = static_cast<int64_t>(records.size());
+  if (b == 0) return {};
+  int64_t t = 1;
+  for (const auto* r : records) t = std::max<int64_t>(t, static_cast<int64_t>(r->size()));
+  const int64_t pad = m.tokenizer->special_ids().pad;
+  torch::Tensor ids = torch::full({b, t}, pad, torch::kInt64);
+  torch::Tensor mask = torch::zeros({b, t}, torch::kInt64);
+  int64_t* id = ids.data_ptr<int64_t>();
+  int64_t* keep = mask.data_ptr<int64_t>();
+  for (int64_t i = 0; i < b; ++i) {
+    const std::vector<int32_t>& v = *records[static_cast<size_t>(i)];
+    for (size_t k = 0; k < v.size(); ++k)
+      id[i * t + static_cast<int64_t>(k)] = v[k], keep[i * t + static_cast<int64_t>(k)] = 1;
+  }
+  torch::NoGradGuard no_grad;
+  torch::Tensor logits = m.model->logits(ids, mask, /*unpad=*/true, torch::kCPU).to(torch::kFloat32).contiguous();
+  return std::vector<float>(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+}
+
+std::vector<float> scores_from_logits(const ModelMeta& meta, const std::vector<float>& logits, size_t n) {
+  if (n == 0) return {};
+  std::vector<float> copy = logits;  // from_blob does not own; probabilities() does not write it
+  torch::Tensor x = torch::from_blob(copy.data(), {static_cast<int64_t>(n), static_cast<int64_t>(logits.size() / n)},
+                                     torch::kFloat32);
+  torch::Tensor p = probabilities(x, meta.problem, meta.temperatures).contiguous();
+  return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+}
+
+std::vector<size_t> flagged_labels(const ModelMeta& meta, const std::vector<float>& scores, bool* finite) {
+  std::vector<size_t> flagged;
+  *finite = std::all_of(scores.begin(), scores.end(), [](float v) { return std::isfinite(v); });
+  if (!*finite) return flagged;
+  if (meta.problem == Problem::kMultiClass) {
+    flagged.push_back(static_cast<size_t>(std::max_element(scores.begin(), scores.end()) - scores.begin()));
+  } else {
+    for (size_t l = 0; l < scores.size(); ++l)
+      if (scores[l] >= meta.thresholds[l]) flagged.push_back(l);
+  }
+  return flagged;
+}
+
+std::vector<int32_t> Predictor::encode(std::string_view text) const { return encode_for_model(m_, text); }
 
 void Predictor::add(std::string id, uint64_t line, std::string_view text) {
   pending_.push_back({std::move(id), line, model_inputs(m_, text, normalized_)});
@@ -42,28 +86,15 @@ void Predictor::flush() {
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return pending_[a].ids.size() < pending_[b].ids.size(); });
   std::vector<float> scores(n * L);
-  torch::NoGradGuard no_grad;
-  const int64_t pad = m_.tokenizer->special_ids().pad;
   for (size_t start = 0; start < n; start += batch_) {
     const size_t end = std::min(n, start + batch_);
-    const int64_t b = static_cast<int64_t>(end - start);
-    const int64_t t = static_cast<int64_t>(pending_[order[end - 1]].ids.size());  // the longest (sorted)
-    torch::Tensor ids = torch::full({b, t}, pad, torch::kInt64);
-    torch::Tensor mask = torch::zeros({b, t}, torch::kInt64);
-    int64_t* id = ids.data_ptr<int64_t>();
-    int64_t* keep = mask.data_ptr<int64_t>();
-    for (int64_t i = 0; i < b; ++i) {
-      const auto& v = pending_[order[start + static_cast<size_t>(i)]].ids;
-      for (size_t k = 0; k < v.size(); ++k)
-        id[i * t + static_cast<int64_t>(k)] = v[k], keep[i * t + static_cast<int64_t>(k)] = 1;
-    }
-    torch::Tensor probs =
-        probabilities(m_.model->logits(ids, mask, /*unpad=*/true, torch::kCPU), m_.meta.problem, m_.meta.temperatures)
-            .contiguous();
-    const float* row = probs.data_ptr<float>();
-    for (int64_t i = 0; i < b; ++i)
-      std::copy(row + i * static_cast<int64_t>(L), row + (i + 1) * static_cast<int64_t>(L),
-                scores.begin() + static_cast<std::ptrdiff_t>(order[start + static_cast<size_t>(i)] * L));
+    std::vector<const std::vector<int32_t>*> records;
+    for (size_t i = start; i < end; ++i) records.push_back(&pending_[order[i]].ids);
+    const std::vector<float> probs = scores_from_logits(m_.meta, logits_of_encoded(m_, records), records.size());
+    for (size_t i = 0; i < records.size(); ++i)
+      std::copy(probs.begin() + static_cast<std::ptrdiff_t>(i * L),
+                probs.begin() + static_cast<std::ptrdiff_t>((i + 1) * L),
+                scores.begin() + static_cast<std::ptrdiff_t>(order[start + i] * L));
   }
   Prediction p;
   for (size_t i = 0; i < n; ++i) {
@@ -71,16 +102,7 @@ void Predictor::flush() {
     p.line = pending_[i].line;
     p.scores.assign(scores.begin() + static_cast<std::ptrdiff_t>(i * L),
                     scores.begin() + static_cast<std::ptrdiff_t>((i + 1) * L));
-    p.flagged.clear();
-    p.finite = std::all_of(p.scores.begin(), p.scores.end(), [](float v) { return std::isfinite(v); });
-    if (p.finite) {
-      if (m_.meta.problem == Problem::kMultiClass) {
-        p.flagged.push_back(static_cast<size_t>(std::max_element(p.scores.begin(), p.scores.end()) - p.scores.begin()));
-      } else {
-        for (size_t l = 0; l < L; ++l)
-          if (p.scores[l] >= m_.meta.thresholds[l]) p.flagged.push_back(l);
-      }
-    }
+    p.flagged = flagged_labels(m_.meta, p.scores, &p.finite);
     sink_(p);
   }
   pending_.clear();

@@ -39,6 +39,7 @@ void add_train_commands(CLI::App& app, Action& action);      // train, eval
 void add_export_commands(CLI::App& app, Action& action);     // export
 void add_predict_commands(CLI::App& app, Action& action);    // predict
 void add_dist_commands(CLI::App& app, Action& action);       // dist selftest
+void add_serve_commands(CLI::App& app, Action& action);      // serve
 
 // Parses argv and runs the chosen action. Usage errors exit 2 with CLI11's message.
 int parse_and_run(CLI::App& app, Action& action, int argc, char** argv);

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   modtrain::tools::add_export_commands(app, action);     // export
   modtrain::tools::add_predict_commands(app, action);    // predict
   modtrain::tools::add_dist_commands(app, action);       // dist selftest
+  modtrain::tools::add_serve_commands(app, action);      // serve
 
   return modtrain::tools::parse_and_run(app, action, argc, argv);
 }

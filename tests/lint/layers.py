@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 # Top to bottom: a folder may include itself and any folder after it.
-ORDER = ["tools", "train", "infer", "modelio", "dist", "model", "data", "config", "io", "core"]
+ORDER = ["tools", "serve", "train", "infer", "modelio", "dist", "model", "data", "config", "io", "core"]
 RAW_HEADERS = ("mpi.h", "nccl.h", "cuda_runtime.h")
 RAW_HEADERS_ALLOWED = {"include/modtrain/dist/world_mpi.h"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+([<"])([^>"]+)[>"]', re.M)

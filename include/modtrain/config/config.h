@@ -192,6 +192,21 @@ struct LogConfig {
   bool all_ranks = false;  // info lines from every rank, prefixed with the rank
 };
 
+// `modtrain serve` (serve/server.h): where it listens, how it batches, how much it queues.
+struct ServeConfig {
+  std::string host = "127.0.0.1";   // loopback unless asked
+  int port = 8080;                  // 0 = any free port
+  int64_t max_batch_tokens = 8192;  // real tokens per forward pass
+  double max_wait_ms = 5.0;         // the longest a post waits for a fuller batch
+  int64_t max_queue_posts = 4096;   // queued or being scored; more: 503
+  int64_t max_posts_per_request = 256;
+  int64_t max_body_bytes = int64_t{1} << 20;
+  int workers = 1;        // forward passes at once
+  int threads = 0;        // LibTorch intra-op threads; 0 = cores / workers
+  int http_threads = 16;  // connections served at once
+  double drain_s = 30.0;  // SIGTERM: how long requests in flight may take
+};
+
 struct Config {
   RunConfig run;
   DataConfig data;
@@ -203,6 +218,7 @@ struct Config {
   CheckpointConfig checkpoint;
   EvalConfig eval;
   LogConfig log;
+  ServeConfig serve;
 };
 
 // Enum <-> text as written in YAML ("multi_label", "bf16", ...).

@@ -24,6 +24,18 @@ struct Prediction {
   bool finite = true;           // false: a score is NaN or Inf (no flags can be given; the caller decides)
 };
 
+// The pieces of scoring, for callers that batch records themselves (`modtrain serve`'s batcher).
+// The ids the model sees for `text`: normalised as in training, tokenized, special tokens, max_len.
+std::vector<int32_t> encode_for_model(const LoadedModel& model, std::string_view text);
+// One padding-free forward pass over records already encoded, in the order given (the batch pads
+// to the longest: sort by length first): logits [n x L]. Safe to call from several threads.
+std::vector<float> logits_of_encoded(const LoadedModel& model, const std::vector<const std::vector<int32_t>*>& records);
+// The model's scores from its logits [n x L]: sigmoid or softmax, with its temperatures.
+std::vector<float> scores_from_logits(const ModelMeta& meta, const std::vector<float>& logits, size_t n);
+// The labels `scores` (one record, L values) flags: at or above the thresholds (multi_label) or
+// the argmax (multi_class). `finite` is false, and nothing flagged, when a score is NaN or Inf.
+std::vector<size_t> flagged_labels(const ModelMeta& meta, const std::vector<float>& scores, bool* finite);
+
 class Predictor {
  public:
   static constexpr size_t kWindowBatches = 8;  // records are sorted by length within 8 batches
