@@ -28,7 +28,7 @@ import json
 names = [e["name"] for e in json.load(open("dp/timeline-rank0.json"))["traceEvents"] if e.get("tid") == 1]
 def count(what): return sum(what in n for n in names)
 expected = {"broadcast of initial": 1, "all_reduce of gradient bucket": 20, "sum of stop and save requests": 20,
-            "sum of logged training values": 4, "all_gather of evaluation scores": 4, "all_gather of replica check": 8,
+            "sum of logged training values": 4, "gather to rank 0 of evaluation scores": 4, "broadcast of evaluation figures": 2, "all_gather of replica check": 8,
             "all_gather of checkpoint written by every rank": 2, "all_gather of checkpoint committed by rank 0": 2}
 missing = {k: count(k) for k, v in expected.items() if count(k) < v}
 assert not missing, missing

@@ -312,7 +312,8 @@ TEST_CASE("world size 1 with dist.backend=mpi: the multi-rank path runs and equa
   CHECK(count("all_reduce of gradient bucket") >= 6 * 2);  // several buckets per step
   CHECK(count("sum of stop and save requests") == 6);      // the preemption flag, every step
   CHECK(count("sum of logged training values") == 3);
-  CHECK(count("all_gather of evaluation scores") == 2 * 2);  // lengths + values, step 3 and the end
+  CHECK(count("gather to rank 0 of evaluation scores") == 2 * 2);  // lengths + values, step 3 and the end
+  CHECK(count("broadcast of evaluation figures") == 2);
   CHECK(count("sum of evaluation loss") == 2);
   CHECK(count("all_gather of replica check") == 2 * 3);                     // steps 2, 4, 6
   CHECK(count("all_gather of checkpoint written by every rank") == 2 * 2);  // lengths + outcomes: step 3, the end
