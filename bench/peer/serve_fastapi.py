@@ -135,7 +135,7 @@ def build(model_dir, threads):
             super().__init__()
             self.word = nn.Embedding(cfg["vocab_size"], H)
             self.pos = nn.Embedding(cfg["max_position_embeddings"], H)
-            self.type = nn.Embedding(cfg.get("type_vocab_size", 2), H)
+            self.typ = nn.Embedding(cfg.get("type_vocab_size", 2), H)
             self.ln = nn.LayerNorm(H, eps=eps)
             self.layers = nn.ModuleList(Layer() for _ in range(cfg["num_hidden_layers"]))
             self.pool = nn.Linear(H, H)
@@ -143,7 +143,7 @@ def build(model_dir, threads):
 
         def forward(self, ids, mask):
             S = ids.shape[1]
-            x = self.ln(self.word(ids) + self.pos.weight[:S] + self.type.weight[0])
+            x = self.ln(self.word(ids) + self.pos.weight[:S] + self.typ.weight[0])
             bias = (1.0 - mask[:, None, None, :].float()) * -1e9
             for layer in self.layers:
                 x = layer(x, bias)
@@ -152,7 +152,7 @@ def build(model_dir, threads):
     model = Bert().eval()
     w = load_safetensors(os.path.join(model_dir, "model.safetensors"), torch)
     names = {"word.weight": "bert.embeddings.word_embeddings.weight", "pos.weight": "bert.embeddings.position_embeddings.weight",
-             "type.weight": "bert.embeddings.token_type_embeddings.weight", "ln.weight": "bert.embeddings.LayerNorm.weight",
+             "typ.weight": "bert.embeddings.token_type_embeddings.weight", "ln.weight": "bert.embeddings.LayerNorm.weight",
              "ln.bias": "bert.embeddings.LayerNorm.bias", "pool.weight": "bert.pooler.dense.weight",
              "pool.bias": "bert.pooler.dense.bias", "cls.weight": "classifier.weight", "cls.bias": "classifier.bias"}
     parts = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",

@@ -648,8 +648,10 @@ std::vector<Field> build_fields() {
            "Real tokens per forward pass (padding-free): a batch is cut when the queued posts reach it or "
            "serve.max_wait_ms has passed for the oldest, whichever comes first. A longer post is scored alone."),
       make("serve", &C::serve, "max_wait_ms", &ServeConfig::max_wait_ms, closed_open(0.0, 60000.0),
-           "The longest a queued post waits for a fuller batch; 0 = score what is queued at once. Larger: bigger "
-           "batches (throughput) for more latency at low load."),
+           "The longest a queued post waits for a fuller batch. 0 (continuous batching, as TEI): a free worker "
+           "scores what is queued at once, and batches grow by themselves under load while the previous one "
+           "runs; measured, waiting bought no throughput at 64 connections and cost latency "
+           "(docs/performance.md, \"Serving\"). Worth raising only with several workers."),
       make("serve", &C::serve, "max_queue_posts", &ServeConfig::max_queue_posts, between<int64_t>(1, int64_t{1} << 24),
            "Posts queued or being scored, all requests; a request that does not fit is answered 503 with "
            "Retry-After instead of waiting behind the queue."),

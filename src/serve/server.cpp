@@ -331,6 +331,12 @@ int serve(const ServeOptions& options) {
   httplib::Server svr;
   svr.new_task_queue = [threads = c.http_threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   svr.set_payload_max_length(static_cast<size_t>(c.max_body_bytes));
+  // A keep-alive connection holds one connection thread between its requests (cpp-httplib's
+  // model): serve.http_threads bounds the clients served at once; up to 1000 requests each.
+  svr.set_keep_alive_max_count(1000);
+  svr.set_tcp_nodelay(
+      true);  // an answer is headers + body: without it Nagle holds the body for the client's delayed ACK (40 ms)
+  svr.set_keep_alive_timeout(5);
   svr.set_read_timeout(10, 0);
   svr.set_write_timeout(10, 0);
   server.routes(svr);

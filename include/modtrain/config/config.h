@@ -197,7 +197,7 @@ struct ServeConfig {
   std::string host = "127.0.0.1";   // loopback unless asked
   int port = 8080;                  // 0 = any free port
   int64_t max_batch_tokens = 8192;  // real tokens per forward pass
-  double max_wait_ms = 5.0;         // the longest a post waits for a fuller batch
+  double max_wait_ms = 0.0;         // the longest a post waits for a fuller batch (0: continuous batching)
   int64_t max_queue_posts = 4096;   // queued or being scored; more: 503
   int64_t max_posts_per_request = 256;
   int64_t max_body_bytes = int64_t{1} << 20;

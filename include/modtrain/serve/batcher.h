@@ -49,7 +49,7 @@ struct PostScores {
 
 struct BatcherOptions {
   int64_t max_batch_tokens = 8192;  // real tokens per forward pass (padding-free)
-  double max_wait_ms = 5.0;         // the longest a queued post waits for a fuller batch
+  double max_wait_ms = 0.0;         // the longest a queued post waits for a fuller batch
   int64_t max_queue_posts = 4096;   // posts queued or being scored, all requests
   int workers = 1;                  // batches scored at once
   int threads = 1;                  // LibTorch intra-op threads (shared by the workers)
