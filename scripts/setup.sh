@@ -16,6 +16,7 @@ packages=(
   python3-sklearn                            # the TF-IDF + logistic regression baseline (bench/peer, quickstart, tests)
   iproute2                                   # the two-node rehearsal's namespaces and veth pair (tests/cli/two_nodes.sh)
   libcpp-httplib-dev pkg-config              # modtrain serve's HTTP server (found through pkg-config)
+  wrk                                        # the serve test's short load run and scripts/bench_serve.sh
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -24,6 +24,31 @@ DistributedSampler rank_share(const PreparedDataset& data, const EvalOptions& o)
   return rank_share(data, o, o.collectives ? o.collectives->rank() : 0, o.collectives ? o.collectives->size() : 1);
 }
 
+// For an evaluation's scope: the model in eval mode without gradients, its training mode given
+// back at the end (also when an exception leaves), and this rank's share of the split in order.
+class EvalPass {
+ public:
+  EvalPass(torch::nn::Module& model, const PreparedDataset& data, const EvalOptions& o)
+      : model_(model), was_training_(model.is_training()), sampler(rank_share(data, o)) {
+    model_.eval();
+    loader.pad_id = o.pad_id;
+  }
+  ~EvalPass() {
+    if (was_training_) model_.train();
+  }
+  EvalPass(const EvalPass&) = delete;
+  EvalPass& operator=(const EvalPass&) = delete;
+
+ private:
+  torch::nn::Module& model_;
+  bool was_training_;
+  torch::NoGradGuard no_grad_;
+
+ public:
+  const DistributedSampler sampler;
+  LoaderOptions loader;
+};
+
 // This rank's share scored: the logits of its records in its sampler's order (records repeated to
 // even out the ranks dropped), [n x L], and its loss sum and count.
 struct ShareScores {
@@ -31,15 +56,10 @@ struct ShareScores {
   double loss_sum = 0, loss_count = 0;
 };
 ShareScores score_share(ClassifierImpl& model, const PreparedDataset& data, const EvalOptions& o) {
-  const bool was_training = model.is_training();
-  model.eval();
-  torch::NoGradGuard no_grad;
-  const DistributedSampler sampler = rank_share(data, o);
-  LoaderOptions loader_options;
-  loader_options.pad_id = o.pad_id;
+  EvalPass pass(model, data, o);
   ShareScores s;
-  for (uint64_t b = 0; b < sampler.batches_per_epoch(); ++b) {
-    Batch batch = collate(data, sampler.batch(0, b), loader_options);
+  for (uint64_t b = 0; b < pass.sampler.batches_per_epoch(); ++b) {
+    Batch batch = collate(data, pass.sampler.batch(0, b), pass.loader);
     torch::Tensor keep = batch.padding.logical_not();  // drop records repeated to even out ranks
     torch::Tensor logits;
     {
@@ -53,7 +73,6 @@ ShareScores score_share(ClassifierImpl& model, const PreparedDataset& data, cons
     s.loss_count += count;
     s.logits.insert(s.logits.end(), logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
   }
-  if (was_training) model.train();
   return s;
 }
 
@@ -274,19 +293,14 @@ std::string MlmEvalReport::to_json() const {
 
 MlmEvalReport evaluate_mlm(MaskedLMImpl& model, const PreparedDataset& data, const EvalOptions& o) {
   MT_CHECK(o.masker, "evaluate_mlm without a masker");
-  const bool was_training = model.is_training();
-  model.eval();
-  torch::NoGradGuard no_grad;
-  const DistributedSampler sampler = rank_share(data, o);
-  LoaderOptions loader_options;
-  loader_options.pad_id = o.pad_id;
-  loader_options.masker = o.masker;
-  loader_options.mask_seed = o.mask_seed;  // mask_batches_per_epoch 0: one fixed draw per record
+  EvalPass pass(model, data, o);
+  pass.loader.masker = o.masker;
+  pass.loader.mask_seed = o.mask_seed;  // mask_batches_per_epoch 0: one fixed draw per record
   torch::Tensor loss = torch::zeros({}, torch::TensorOptions().device(o.device).dtype(torch::kFloat64));
   torch::Tensor correct = torch::zeros({}, torch::TensorOptions().device(o.device).dtype(torch::kInt64));
   double tokens = 0, records = 0;
-  for (uint64_t b = 0; b < sampler.batches_per_epoch(); ++b) {
-    Batch batch = collate(data, sampler.batch(0, b), loader_options);
+  for (uint64_t b = 0; b < pass.sampler.batches_per_epoch(); ++b) {
+    Batch batch = collate(data, pass.sampler.batch(0, b), pass.loader);
     records += static_cast<double>(batch.padding.logical_not().sum().item<int64_t>());
     if (batch.masked == 0) continue;
     torch::Tensor logits;
@@ -300,7 +314,6 @@ MlmEvalReport evaluate_mlm(MaskedLMImpl& model, const PreparedDataset& data, con
     correct += logits.argmax(1).eq(targets).sum();
     tokens += static_cast<double>(batch.masked);
   }
-  if (was_training) model.train();
   std::vector<double> sums = {loss.item<double>(), static_cast<double>(correct.item<int64_t>()), tokens, records};
   if (o.collectives) o.collectives->sum(sums, "masked-token evaluation");
   MlmEvalReport r;

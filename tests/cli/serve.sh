@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `modtrain serve` end to end on loopback (tests/cli/serve_test.py does the HTTP): scores equal to
 # `modtrain predict`, TEI's /predict shape, every bad-input class, the queue's 503, a route fuzz
-# bounded in time, reload with a good and a bad model (HTTP and SIGHUP), and the SIGTERM drain.
+# bounded in time, a short load run (wrk), reload with a good and a bad model (HTTP and SIGHUP), and
+# the SIGTERM drain.
 # Usage: serve.sh MODTRAIN REPO_DIR [--full] (--full: a longer fuzz)
 set -euo pipefail
 mt=$(realpath "$1") repo=$(realpath "$2") full=${3:-}

@@ -269,6 +269,21 @@ time.sleep(0.3)
 status, _, metrics = s.request("GET", "/metrics")
 check("modtrain_serve_queue_posts 0" in metrics.decode(), "nothing left queued after the fuzz and the hang-ups")
 print(f"fuzz: {sent} malformed requests and hang-ups in {60 if full else 8} s: statuses {statuses}; still serving")
+# ---- a short bounded load run: wrk, 16 connections, 3 s, real posts; every answer 200, nothing left queued
+with open("bodies.txt", "w") as f:
+    for p in posts:
+        f.write(json.dumps({"posts": [p]}) + "\n")
+repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+out = subprocess.run(["wrk", "-t1", "-c16", "-d3s", "--timeout", "10s", "-s", f"{repo}/bench/serve_wrk.lua",
+                      f"http://127.0.0.1:{s.port}"], env={**os.environ, "BODIES": "bodies.txt"}, capture_output=True,
+                     text=True, timeout=60)
+load = json.loads(out.stdout.strip().splitlines()[-1])
+check(load["requests"] > 100 and sum(load["errors"].values()) == 0, "load run: answered, no errors", load)
+time.sleep(0.2)
+status, _, metrics = s.request("GET", "/metrics")
+check("modtrain_serve_queue_posts 0" in metrics.decode(), "nothing queued after the load run")
+print(f"load: {load['requests']} requests in {load['seconds']:.1f} s at 16 connections, no errors, p99 "
+      f"{load['latency_us']['p99'] / 1e3:.1f} ms")
 check(s.stop() == 0, "exit 0 after SIGTERM")
 
 # ---- 5. a full queue answers 503 with Retry-After ---------------------------------------------------
