@@ -288,7 +288,7 @@ TEST_CASE("the schema documents every key", "[config]") {
     CHECK_THAT(doc, Contains("`" + field.dotted() + "`"));
   }
   CHECK(config_sections() == std::vector<std::string>{"run", "data", "tokenizer", "model", "train", "mlm", "dist",
-                                                      "checkpoint", "eval", "log"});
+                                                      "checkpoint", "eval", "log", "serve"});
 }
 
 TEST_CASE("train.tokens_per_batch: at least data.max_len, and not with group_by_length", "[config][errors]") {
