@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "modtrain/core/error.h"
+#include "modtrain/core/text.h"
 #include "modtrain/data/utf8.h"
 #include "modtrain/serve/batcher.h"
 #include "modtrain/serve/metrics.h"
@@ -68,12 +69,6 @@ bool is_blank(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
 }
 
-std::string model_order(const ServedModel& m) {  // "hate, harassment, ..."
-  std::string out;
-  for (const auto& l : m.labels) out += (out.empty() ? "" : ", ") + l;
-  return out;
-}
-
 class Server {
  public:
   explicit Server(const ServeOptions& o)
@@ -87,7 +82,7 @@ class Server {
     metrics_.model(model->id, model->dir, model->load_seconds);
     std::atomic_store(&model_, model);
     std::fprintf(stderr, "serve: model %s from %s (%s; loaded and warmed up in %.2f s)\n", model->id.c_str(),
-                 dir.c_str(), model_order(*model).c_str(), model->load_seconds);
+                 dir.c_str(), text::join(model->labels, ", ").c_str(), model->load_seconds);
   }
 
   // A reload: the new model is loaded, checked and warmed up while the old one serves; then new
