@@ -7,11 +7,11 @@
 # BERT-base-sized one (12 layers, 768 hidden, 12 heads). Pinned alike: each server on core 1
 # (taskset), one compute thread (serve.threads=1; the peer's torch.set_num_threads(1), and its
 # FastAPI thread pool on the same core), wrk (one thread) on core 0; the peer is also run with 2
-# torch threads (still on core 1) and its better figure kept. Then modtrain's max_wait trade-off
+# torch threads (still on core 1), and with modtrain's malloc thresholds, and its best figure kept. Then modtrain's max_wait trade-off
 # (tiny, 64 connections, max_wait_ms 0-20). Writes bench/results/serve.json.
 #   scripts/bench_serve.sh                 the comparison (about 6 minutes)
-#   scripts/bench_serve.sh --soak SECONDS  also a soak of modtrain (tiny, 8 connections, 1 post) at
-#                                          70% of its measured peak: RSS every 10 s, errors
+#   scripts/bench_serve.sh --soak SECONDS  also a soak of modtrain (tiny, 1 post per request) at 70%
+#                                          of its measured peak (8 connections): RSS every 10 s, errors
 set -euo pipefail
 cd "$(dirname "$0")/.."
 soak=0
@@ -21,6 +21,7 @@ command -v wrk > /dev/null || { echo "bench_serve: needs wrk (apt install wrk)";
 $py -c "import fastapi, uvicorn, torch" 2> /dev/null ||
   { echo "bench_serve: the peer needs python3-fastapi python3-uvicorn python3-torch (apt)"; exit 2; }
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+peer_malloc=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824  # = modtrain's mallopt
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; rm -rf "$work"; }
@@ -61,9 +62,9 @@ start_modtrain() {  # start_modtrain MODEL PORT [--set ...]
   pids+=($!)
   wait_up "$port"
 }
-start_peer() {  # start_peer MODEL PORT THREADS
-  taskset -c 1 $py "$repo/bench/peer/serve_fastapi.py" --model "$1/model" --port "$2" --threads "$3" > /dev/null \
-    2> "peer-$2.log" &
+start_peer() {  # start_peer MODEL PORT THREADS [GLIBC_TUNABLES]
+  GLIBC_TUNABLES=${4:-} taskset -c 1 $py "$repo/bench/peer/serve_fastapi.py" --model "$1/model" --port "$2" \
+    --threads "$3" > /dev/null 2> "peer-$2.log" &
   pids+=($!)
   wait_up "$2"
 }
@@ -71,6 +72,17 @@ stop_all() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; wait "$p"
 load() {  # load PORT CONNECTIONS BODIES -> one JSON line
   BODIES=$3 taskset -c 0 wrk -t1 -c "$2" -d "${seconds}s" --timeout 60s -s "$repo/bench/serve_wrk.lua" \
     "http://127.0.0.1:$1" | tail -1
+}
+# The server's own forward-pass seconds and posts (/metrics), before and after a run: the forward
+# pass's share of the time, and the throughput a server with no HTTP, JSON or tokenizing cost could reach.
+forward_totals() {  # forward_totals PORT -> "SECONDS POSTS"
+  curl -sf "http://127.0.0.1:$1/metrics" |
+    awk '/^modtrain_serve_forward_seconds_sum / {s = $2} /^modtrain_serve_batch_posts_sum / {p = $2} END {print s + 0, p + 0}'
+}
+forward_json() {  # forward_json "S0 P0" "S1 P1" -> '"forward": {...},'
+  $py -c "
+s0, p0 = map(float, '$1'.split()); s1, p1 = map(float, '$2'.split())
+print('\"forward\": {\"seconds\": %.4f, \"posts\": %d, \"ms_per_post\": %.4f},' % (s1 - s0, p1 - p0, 1e3 * (s1 - s0) / max(1, p1 - p0)))"
 }
 echo "[" > runs.json
 first=1
@@ -99,14 +111,24 @@ print(f"{sys.argv[1]}: the peer's scores are within {worst:.1e} of modtrain pred
 assert worst < 1e-4, worst
 json.dump({"posts": len(ref), "max_abs_diff": worst}, open(f"parity-{sys.argv[1]}.json", "w"))
 PY
+  # the peer's own costs without HTTP: score() and the forward pass alone, batch 1, on core 1
+  taskset -c 1 $py "$repo/bench/peer/serve_fastapi.py" --model "$model/model" --time check.jsonl > "peer-cost-$model.json"
   start_modtrain "$model" 18080
-  for c in 1 8 64; do record modtrain "$model" "$c" 1 "" "$(load 18080 "$c" one.txt)"; done
-  record modtrain "$model" 8 32 "" "$(load 18080 8 many.txt)"
+  for c in 1 8 64; do
+    before=$(forward_totals 18080); result=$(load 18080 "$c" one.txt)
+    record modtrain "$model" "$c" 1 "$(forward_json "$before" "$(forward_totals 18080)")" "$result"
+  done
+  before=$(forward_totals 18080); result=$(load 18080 8 many.txt)
+  record modtrain "$model" 8 32 "$(forward_json "$before" "$(forward_totals 18080)")" "$result"
   stop_all
-  for threads in 1 2; do
-    start_peer "$model" 18081 "$threads"
-    for c in 1 8 64; do record fastapi "$model" "$c" 1 "\"threads\": $threads," "$(load 18081 "$c" one.txt)"; done
-    record fastapi "$model" 8 32 "\"threads\": $threads," "$(load 18081 8 many.txt)"
+  # the peer three ways (its best kept per row): 1 and 2 torch threads, and 1 thread with modtrain's
+  # malloc thresholds (core/cpu_runtime.h) given to it through glibc's tunables
+  for variant in 1 2 1m; do
+    threads=${variant%m} tunables="" extra="\"threads\": ${variant%m},"
+    [[ $variant == *m ]] && tunables=$peer_malloc extra="$extra \"malloc_tuned\": true,"
+    start_peer "$model" 18081 "$threads" "$tunables"
+    for c in 1 8 64; do record fastapi "$model" "$c" 1 "$extra" "$(load 18081 "$c" one.txt)"; done
+    record fastapi "$model" 8 32 "$extra" "$(load 18081 8 many.txt)"
     stop_all
   done
   seconds=$seconds_saved
@@ -123,14 +145,28 @@ if [[ $soak -gt 0 ]]; then
 import json
 r = [x for x in json.load(open('runs.json')) if x['server'] == 'modtrain' and x['model'] == 'tiny' and x['connections'] == 8 and x['posts_per_request'] == 1 and 'max_wait_ms' not in x][0]['wrk']
 print(r['requests'] / r['seconds'])")
-  # 8 connections each waiting DELAY_MS between requests: about 70% of the peak rate
-  delay=$($py -c "print(max(1, round(8 / (0.7 * $peak) * 1000 - 0)))")
+  # A fixed offered load of 70% of that peak: C connections, each pausing DELAY_MS between requests
+  # (wrk's delay() counts whole milliseconds, so the rate is set by C at a 20 ms pause). C is
+  # calibrated by short runs until the measured rate is within 3% of the target.
+  delay=20
+  conns=$($py -c "print(max(1, round(0.7 * $peak * ($delay + 1) / 1000)))")
+  start_modtrain tiny 18080
+  for _ in 1 2 3 4 5; do
+    rate=$(DELAY_MS=$delay BODIES=one.txt taskset -c 0 wrk -t1 -c "$conns" -d 8s --timeout 60s \
+             -s "$repo/bench/serve_wrk.lua" http://127.0.0.1:18080 | tail -1 |
+             $py -c "import json, sys; w = json.load(sys.stdin); print(w['requests'] / w['seconds'])")
+    echo "soak calibration: $conns connections, $delay ms pauses: $rate requests/s (target $($py -c "print(round(0.7 * $peak))"))"
+    next=$($py -c "r, t, c = $rate, 0.7 * $peak, $conns; print(c if abs(r / t - 1) < 0.03 else max(1, min(120, round(c * t / r))))")
+    [[ $next == "$conns" ]] && break
+    conns=$next
+  done
+  stop_all
   start_modtrain tiny 18080
   server=${pids[-1]}
   (while kill -0 "$server" 2> /dev/null; do
      echo "$(date +%s) $(awk '/VmRSS/ {print $2}' /proc/$server/status)" >> rss.txt; sleep 10; done) &
   sampler=$!
-  DELAY_MS=$delay BODIES=one.txt taskset -c 0 wrk -t1 -c 8 -d "${soak}s" --timeout 60s -s "$repo/bench/serve_wrk.lua" \
+  DELAY_MS=$delay BODIES=one.txt taskset -c 0 wrk -t1 -c "$conns" -d "${soak}s" --timeout 60s -s "$repo/bench/serve_wrk.lua" \
     http://127.0.0.1:18080 | tail -1 > soak.json
   kill $sampler 2> /dev/null || true
   soak_json=$($py -c "
@@ -138,7 +174,8 @@ import json
 w = json.load(open('soak.json'))
 rss = [int(l.split()[1]) for l in open('rss.txt') if len(l.split()) == 2]
 settled = rss[len(rss) // 10:] or rss  # after the first tenth (allocator warm-up)
-print(json.dumps({'seconds': $soak, 'target_rate': 0.7 * $peak, 'delay_ms': $delay, 'wrk': w,
+print(json.dumps({'seconds': $soak, 'peak_rate': $peak, 'target_rate': 0.7 * $peak, 'connections': $conns,
+                  'delay_ms': $delay, 'offered_fraction_of_peak': w['requests'] / w['seconds'] / $peak, 'wrk': w,
                   'rss_kb': rss, 'rss_growth_after_warmup': (max(settled) - min(settled)) / min(settled)}))")
   echo "soak: $soak_json" | cut -c1-400
   stop_all
@@ -153,8 +190,10 @@ for r in runs:
 out = {"benchmark": "serve", "machine": {"cores": os.cpu_count(),
        "commit": subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()},
        "work": "POST /v1/moderate on loopback, real-length synthetic posts; each server pinned to core 1 with 1 "
-               "compute thread (the peer also with 2 torch threads, the better kept), wrk -t1 pinned to core 0",
-       "parity": {m: json.load(open(f"parity-{m}.json")) for m in ("tiny", "base")}, "runs": runs, "soak": soak}
+               "compute thread (the peer also with 2 torch threads, and with modtrain's malloc thresholds; its best kept), "
+               "wrk -t1 pinned to core 0; OPENBLAS_CORETYPE as the environment sets it, the same for both",
+       "parity": {m: json.load(open(f"parity-{m}.json")) for m in ("tiny", "base")},
+       "peer_costs_no_http": {m: json.load(open(f"peer-cost-{m}.json")) for m in ("tiny", "base")}, "runs": runs, "soak": soak}
 rows = []
 for model in ("tiny", "base"):
     for c, ppr in ((1, 1), (8, 1), (64, 1), (8, 32)):
@@ -167,9 +206,10 @@ for model in ("tiny", "base"):
                      "ratio": mine["posts_per_s"] / peer["posts_per_s"] if peer["posts_per_s"] else None})
         l, p = mine["wrk"]["latency_us"], peer["wrk"]["latency_us"]
         print(f"{model} c={c} posts/req={ppr}: modtrain {mine['posts_per_s']:.0f} posts/s p50/p99/p99.9 "
-              f"{l['p50']/1e3:.1f}/{l['p99']/1e3:.1f}/{l['p999']/1e3:.1f} ms, peer ({peer['threads']} threads) "
+              f"{l['p50']/1e3:.1f}/{l['p99']/1e3:.1f}/{l['p999']/1e3:.1f} ms, peer ({peer['threads']} threads{', malloc tuned' if peer.get('malloc_tuned') else ''}) "
               f"{peer['posts_per_s']:.0f} posts/s {p['p50']/1e3:.1f}/{p['p99']/1e3:.1f}/{p['p999']/1e3:.1f} ms: "
-              + (f"{mine['posts_per_s'] / peer['posts_per_s']:.2f}x" if peer["posts_per_s"] else "the peer finished none"))
+              + (f"{mine['posts_per_s'] / peer['posts_per_s']:.2f}x" if peer["posts_per_s"] else "the peer finished none")
+              + f"; modtrain's forward pass {mine['forward']['ms_per_post']:.3f} ms/post")
 out["table"] = rows
 json.dump(out, open(f"{repo}/bench/results/serve.json", "w"), indent=2)
 PY

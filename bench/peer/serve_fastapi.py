@@ -10,7 +10,8 @@ character references, whitespace) and WordPiece over vocab.txt. Each request's p
 batch (a request of one post: a batch of one); scores are sigmoid(logit / T) with the model's
 temperatures, flagged at its thresholds. `--check FILE` prints its scores for FILE's posts (JSONL)
 instead of serving, to compare with `modtrain predict`.
-Usage: serve_fastapi.py --model DIR [--port P] [--threads T] [--check POSTS.jsonl]
+`--time FILE` prints the per-post cost of scoring alone and of the forward pass alone, batch 1, no HTTP.
+Usage: serve_fastapi.py --model DIR [--port P] [--threads T] [--check POSTS.jsonl | --time POSTS.jsonl]
 """
 import argparse
 import html
@@ -195,6 +196,8 @@ def main():
     ap.add_argument("--port", type=int, default=8081)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--check")
+    ap.add_argument("--time", help="POSTS.jsonl: print the per-post cost of score() and of the forward pass alone "
+                                   "at batch 1, no HTTP (JSON), instead of serving")
     a = ap.parse_args()
     torch, model, tok, meta, temps = build(a.model, a.threads)
     score = scorer(torch, model, tok, meta, temps)
@@ -202,6 +205,24 @@ def main():
         for line in open(a.check):
             post = json.loads(line)
             print(json.dumps({"id": post.get("id"), **score([post["text"]])[0]}))
+        return
+    if a.time:
+        import time
+        texts = [json.loads(line)["text"] for line in open(a.time)]
+        for t in texts[:50]:
+            score([t])
+        start = time.perf_counter()
+        for t in texts:
+            score([t])
+        scored = (time.perf_counter() - start) / len(texts)
+        encoded = [tok.encode(t) for t in texts]
+        with torch.inference_mode():
+            start = time.perf_counter()
+            for e in encoded:
+                ids = torch.tensor([e])
+                model(ids, torch.ones_like(ids))
+            forward = (time.perf_counter() - start) / len(texts)
+        print(json.dumps({"posts": len(texts), "score_ms_per_post": scored * 1e3, "forward_ms_per_post": forward * 1e3}))
         return
     import uvicorn
     from fastapi import FastAPI

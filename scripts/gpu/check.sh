@@ -73,7 +73,8 @@ run_step() {
       ln -sf "$DEPS/openssl-link/libcrypto.so.3" "$DEPS/$lib/libcrypto.so"
       for p in usr/bin/mpiexec usr/include/yaml-cpp/yaml.h usr/include/CLI/CLI.hpp usr/include/catch2/catch.hpp \
                usr/include/utf8proc.h usr/include/nlohmann/json.hpp usr/include/csv.h usr/include/openssl/sha.h \
-               $lib/libmpi.so.40 $lib/openmpi/include/mpi.h $lib/openmpi/lib/openmpi3 $lib/libcrypto.so $lib/libyaml-cpp.so; do
+               $lib/libmpi.so.40 $lib/openmpi/include/mpi.h $lib/openmpi/lib/openmpi3 $lib/libcrypto.so $lib/libyaml-cpp.so \
+               usr/include/httplib.h $lib/libcpp-httplib.so $lib/libbrotlidec.so.1; do
         [[ -e $DEPS/$p ]] || { echo "error: missing after unpacking: $p"; missing=1; }
       done
       # The unpacked Open MPI must start a process from its prefix (the environment the runner sets).

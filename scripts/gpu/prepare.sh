@@ -2,7 +2,8 @@
 # Prepares a device run of the GPU check on this (apt-equipped) machine, then rehearses it here on
 # CPU up to the point where a GPU is needed:
 #  1. .deps/: the Debian packages the bare GPU machine lacks (../shared/device/collect-debs.sh:
-#     Open MPI, yaml-cpp, CLI11, Catch2, utf8proc, nlohmann-json, libcsv, plus OpenSSL's headers),
+#     Open MPI, yaml-cpp, CLI11, Catch2, utf8proc, nlohmann-json, libcsv, plus OpenSSL's headers
+#     and cpp-httplib with Brotli),
 #     checked to hold every file the build needs; .deps/COMMIT names the commit (no git there);
 #  2. what the run carries, and its size against the 64 MiB limit;
 #  3. scripts/gpu/check.sh --cpu on BUILD_DIR (default build/), with the .deps unpacking step run
@@ -14,9 +15,11 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$repo/build}
 cd "$repo"
 collect=${COLLECT_DEBS:-$repo/../shared/device/collect-debs.sh}
-if ! ls .deps/*.deb > /dev/null 2>&1 || ! ls .deps/libssl-dev_*.deb > /dev/null 2>&1; then
+if ! ls .deps/*.deb > /dev/null 2>&1 || ! ls .deps/libssl-dev_*.deb .deps/libcpp-httplib-dev_*.deb > /dev/null 2>&1; then
   [[ -x $collect || -f $collect ]] || { echo "prepare.sh: $collect not found (set COLLECT_DEBS)" >&2; exit 1; }
-  bash "$collect" "$repo/.deps" libssl-dev libssl3 | grep -v "^Get:"
+  # OpenSSL's headers (checkpoint digests); cpp-httplib and its Brotli for `modtrain serve` (found
+  # without pkg-config under the unpacked prefix: CMakeLists.txt)
+  bash "$collect" "$repo/.deps" libssl-dev libssl3 libcpp-httplib-dev libcpp-httplib0.11 libbrotli1 | grep -v "^Get:"
 fi
 git check-ignore -q .deps || { echo "prepare.sh: .deps/ is not git-ignored; add /.deps/ to .gitignore" >&2; exit 1; }
 git rev-parse --short=12 HEAD > .deps/COMMIT

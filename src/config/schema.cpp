@@ -668,6 +668,9 @@ std::vector<Field> build_fields() {
       make("serve", &C::serve, "drain_s", &ServeConfig::drain_s, closed_open(0.0, 86400.0),
            "On SIGTERM or SIGINT: stop accepting, let the requests in flight finish for at most this long, "
            "then exit (0 when they all finished)."),
+      make("serve", &C::serve, "device", &ServeConfig::device, any<DeviceKind>(),
+           "Where the forward passes run: auto = cuda:0 when CUDA is available (CUDA_VISIBLE_DEVICES picks "
+           "the GPU), else the CPU; cuda without a usable GPU is an error."),
   };
 }
 

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "modtrain/core/build_info.h"
+#include "modtrain/core/cpu_runtime.h"
 
 namespace modtrain {
 namespace detail {
@@ -65,6 +66,7 @@ std::string version_text() {
   os << "BLAS:     " << (blas.empty() ? std::string("none loaded yet") : blas);
   if (!blas.empty() && blas.find("openblas") == std::string::npos && blas.find("mkl") == std::string::npos)
     os << "  (reference BLAS: install libopenblas0-pthread, training is ~13x slower without it)";
+  os << "\nCPU:      " << cpu_runtime_summary();
   return os.str();
 }
 

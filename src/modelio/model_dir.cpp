@@ -401,6 +401,7 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
   load_state(*model, weights.view(), path("model.safetensors"));
   model->to(device);
   model->eval();
+  out.device = device;
   return out;
 }
 

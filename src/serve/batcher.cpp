@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 
+#include "modtrain/config/config.h"
 #include "modtrain/core/error.h"
 #include "modtrain/infer/predictor.h"
 #include "modtrain/io/checksum.h"
@@ -16,21 +17,30 @@
 
 namespace modtrain {
 
-std::shared_ptr<const ServedModel> load_served_model(const std::string& dir) {
+std::shared_ptr<const ServedModel> load_served_model(const std::string& dir, DeviceKind kind) {
   const auto start = std::chrono::steady_clock::now();
+  const bool cuda = torch::cuda::is_available();
+  if (kind == DeviceKind::kCuda && !cuda)
+    throw UserError(
+        "serve.device = cuda, but LibTorch sees no usable GPU (a CPU-only LibTorch, no driver, or "
+        "CUDA_VISIBLE_DEVICES empty); use serve.device=auto or cpu",
+        kExitUsage);
+  const torch::Device device = kind != DeviceKind::kCpu && cuda ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
   auto served = std::make_shared<ServedModel>();
   served->dir = dir;
-  served->loaded = std::make_shared<LoadedModel>(load_model_dir(dir, torch::kCPU));
+  served->device = device.str();
+  served->loaded = std::make_shared<LoadedModel>(load_model_dir(dir, device));
   const ModelMeta& meta = served->loaded->meta;
   served->labels = meta.labels;
   served->thresholds = meta.thresholds;
   served->multi_class = meta.problem == Problem::kMultiClass;
   // The id answers "which model said this": the weights' checksum, so two directories holding the
   // same weights have the same id and a retrained model never shares one.
-  const std::string weights = (std::filesystem::path(dir) / "model.safetensors").string();
-  const std::string bytes = io::read_file(weights, size_t{64} << 30, "model weights");
+  // Over a read-only map: page-cache pages, no second copy of the weights in memory.
+  const io::MappedFile weights((std::filesystem::path(dir) / "model.safetensors").string());
   char id[17];
-  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(io::checksum64(bytes.data(), bytes.size())));
+  std::snprintf(id, sizeof id, "%016llx",
+                static_cast<unsigned long long>(io::checksum64(weights.data(), weights.size())));
   served->id = id;
   // Warm-up: one batch of short and long posts, so the first request does not pay for LibTorch's
   // first-call set-up, and a model that cannot score fails here, before it serves.
@@ -45,6 +55,23 @@ std::shared_ptr<const ServedModel> load_served_model(const std::string& dir) {
                     kExitUsage);
   served->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return served;
+}
+
+std::vector<std::pair<size_t, size_t>> length_groups(const std::vector<int64_t>& sorted_lengths, int64_t min_tokens) {
+  std::vector<std::pair<size_t, size_t>> groups;
+  size_t begin = 0;
+  int64_t tokens = 0;
+  for (size_t i = 0; i < sorted_lengths.size(); ++i) {
+    const int64_t n = sorted_lengths[i];
+    const auto area = static_cast<int64_t>(i + 1 - begin) * n;  // sorted: n is the group's longest
+    if (i > begin && tokens >= min_tokens && area * 4 > (tokens + n) * 5) {
+      groups.emplace_back(begin, i);
+      begin = i, tokens = 0;
+    }
+    tokens += n;
+  }
+  if (begin < sorted_lengths.size()) groups.emplace_back(begin, sorted_lengths.size());
+  return groups;
 }
 
 struct Batcher::Request {
@@ -138,13 +165,18 @@ void Batcher::work() {
     const auto start = std::chrono::steady_clock::now();
     for (const Item& item : batch)
       record.queue_ms.push_back(std::chrono::duration<double, std::milli>(start - item.queued).count());
-    std::vector<const std::vector<int32_t>*> records;
-    for (const Item& item : batch) records.push_back(&item.ids);
     const LoadedModel& loaded = *batch.front().model->loaded;
     const size_t L = batch.front().model->labels.size();
     std::vector<float> logits, scores;
     try {
-      logits = logits_of_encoded(loaded, records);
+      std::vector<int64_t> lengths;
+      for (const Item& item : batch) lengths.push_back(static_cast<int64_t>(item.ids.size()));
+      for (const auto& [begin, end] : length_groups(lengths)) {
+        std::vector<const std::vector<int32_t>*> records;
+        for (size_t i = begin; i < end; ++i) records.push_back(&batch[i].ids);
+        const std::vector<float> part = logits_of_encoded(loaded, records);
+        logits.insert(logits.end(), part.begin(), part.end());
+      }
       scores = scores_from_logits(loaded.meta, logits, batch.size());
     } catch (const std::exception& e) {  // NaN scores: the posts answer "not a finite number", the server stays up
       logits.assign(batch.size() * L, std::numeric_limits<float>::quiet_NaN());

@@ -51,6 +51,7 @@ std::string Histogram::render(const std::string& name, const std::string& labels
 ServeMetrics::ServeMetrics()
     : batch_posts_({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}),
       batch_tokens_({64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536}),
+      forward_seconds_(kSeconds),
       queue_seconds_(kSeconds) {}
 
 void ServeMetrics::request(const std::string& route, int status, double seconds) {
@@ -59,11 +60,12 @@ void ServeMetrics::request(const std::string& route, int status, double seconds)
   latency_.try_emplace(route, kSeconds).first->second.observe(seconds);
 }
 
-void ServeMetrics::batch(size_t posts, int64_t tokens, const std::vector<double>& queue_ms) {
+void ServeMetrics::batch(size_t posts, int64_t tokens, double forward_seconds, const std::vector<double>& queue_ms) {
   std::lock_guard<std::mutex> lock(mutex_);
   ++batches_;
   batch_posts_.observe(static_cast<double>(posts));
   batch_tokens_.observe(static_cast<double>(tokens));
+  forward_seconds_.observe(forward_seconds);
   for (double ms : queue_ms) queue_seconds_.observe(ms / 1e3);
 }
 
@@ -99,6 +101,9 @@ std::string ServeMetrics::render(int64_t queue_depth, int64_t queue_limit) const
      << "# HELP modtrain_serve_batch_tokens Tokens per forward pass (padding-free).\n"
      << "# TYPE modtrain_serve_batch_tokens histogram\n"
      << batch_tokens_.render("modtrain_serve_batch_tokens")
+     << "# HELP modtrain_serve_forward_seconds A batch's forward pass and scores (TEI: te_inference_duration).\n"
+     << "# TYPE modtrain_serve_forward_seconds histogram\n"
+     << forward_seconds_.render("modtrain_serve_forward_seconds")
      << "# HELP modtrain_serve_queue_seconds Time a post waited for its batch.\n"
      << "# TYPE modtrain_serve_queue_seconds histogram\n"
      << queue_seconds_.render("modtrain_serve_queue_seconds")

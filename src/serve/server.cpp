@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "modtrain/core/cpu_runtime.h"
 #include "modtrain/core/error.h"
 #include "modtrain/core/text.h"
 #include "modtrain/data/utf8.h"
@@ -75,14 +76,14 @@ class Server {
       : options_(o),
         batcher_({o.config.max_batch_tokens, o.config.max_wait_ms, o.config.max_queue_posts, o.config.workers,
                   o.config.threads},
-                 [this](const BatchRecord& b) { metrics_.batch(b.posts, b.tokens, b.queue_ms); }) {}
+                 [this](const BatchRecord& b) { metrics_.batch(b.posts, b.tokens, b.forward_ms / 1e3, b.queue_ms); }) {}
 
   void load(const std::string& dir) {
-    auto model = load_served_model(dir);
+    auto model = load_served_model(dir, options_.config.device);
     metrics_.model(model->id, model->dir, model->load_seconds);
     std::atomic_store(&model_, model);
-    std::fprintf(stderr, "serve: model %s from %s (%s; loaded and warmed up in %.2f s)\n", model->id.c_str(),
-                 dir.c_str(), text::join(model->labels, ", ").c_str(), model->load_seconds);
+    std::fprintf(stderr, "serve: model %s from %s on %s (%s; loaded and warmed up in %.2f s)\n", model->id.c_str(),
+                 dir.c_str(), model->device.c_str(), text::join(model->labels, ", ").c_str(), model->load_seconds);
   }
 
   // A reload: the new model is loaded, checked and warmed up while the old one serves; then new
@@ -323,6 +324,7 @@ int serve(const ServeOptions& options) {
 
   Server server(options);
   server.load(options.model_dir);
+  std::fprintf(stderr, "serve: CPU: %s\n", cpu_runtime_summary().c_str());
   httplib::Server svr;
   svr.new_task_queue = [threads = c.http_threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   svr.set_payload_max_length(static_cast<size_t>(c.max_body_bytes));

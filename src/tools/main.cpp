@@ -2,9 +2,11 @@
 // This file is the table of contents: one line per group of subcommands.
 #include "commands.h"
 #include "modtrain/core/build_info.h"
+#include "modtrain/core/cpu_runtime.h"
 #include "modtrain/core/error.h"
 
 int main(int argc, char** argv) {
+  modtrain::tune_cpu_runtime();           // malloc keeps freed tensor memory (core/cpu_runtime.h)
   modtrain::install_terminate_handler();  // the last resort: one line, exit 1, every rank stopped
   CLI::App app{"modtrain: train content-moderation classifiers (BERT) data-parallel over MPI/NCCL ranks"};
   app.set_version_flag("--version", [] { return modtrain::version_text(); });

@@ -24,7 +24,10 @@ servers = []  # every server started, killed on the way out whatever happens
 
 
 def fail(msg):
-    print(f"FAIL: {msg}")
+    print(f"FAIL: {msg}", flush=True)
+    if threading.current_thread() is not threading.main_thread():  # sys.exit would end only this thread
+        kill_servers()
+        os._exit(1)
     sys.exit(1)
 
 
@@ -213,9 +216,17 @@ check(len(repairs) == 1 and int(repairs[0].split()[1]) >= 1, "repairs counted", 
 for name in ("modtrain_serve_requests_total{route=\"/v1/moderate\",status=\"200\"}",
              "modtrain_serve_request_seconds_bucket{route=\"/v1/moderate\",le=\"+Inf\"}",
              "modtrain_serve_batch_posts_count", "modtrain_serve_batch_tokens_count", "modtrain_serve_queue_seconds_count",
+             "modtrain_serve_forward_seconds_count",
              "modtrain_serve_queue_posts 0", f"modtrain_serve_model_info{{id=\"{model_id}\"", "modtrain_serve_model_load_seconds"):
     check(name in metrics, "metric present", name)
 print(f"bad input: {len(bad) + 1} classes answered with their status and one line; metrics present")
+# serve.device = cuda on a machine without a usable GPU: one line naming the fix, exit 2, nothing served
+if "CUDA:     available" not in subprocess.run([mt, "--version"], capture_output=True, text=True).stdout:
+    gpu = subprocess.run([mt, "serve", "--model", "one/model", "--port", "0", "--set", "serve.device=cuda"],
+                         capture_output=True, text=True, timeout=120)
+    lines = gpu.stderr.strip().splitlines()
+    check(gpu.returncode == 2 and len(lines) == 1 and "serve.device = cuda" in lines[0] and "serve.device=auto" in lines[0],
+          "serve.device=cuda without a GPU: one line, exit 2", (gpu.returncode, gpu.stderr[-300:]))
 
 # ---- 4. fuzz: malformed requests for a bounded time; every answer is a 2xx/4xx, never a crash ------
 rng = random.Random(1234)
@@ -333,9 +344,52 @@ check("SIGHUP: reloading" in r.stderr() and r.proc.poll() is None, "SIGHUP reloa
 status, _, metrics = r.request("GET", "/metrics")
 check(f"modtrain_serve_model_info{{id=\"{new_id}\"" in metrics.decode() and
       "modtrain_serve_reloads_total{outcome=\"refused\"} 1" in metrics.decode(), "reloads in /metrics")
+# Under load: 6 clients post without pause while the model is swapped 6 times (two -> one -> two ...).
+# Every answer is a 200 from one of the two models, and its scores are that model's `predict` scores:
+# a request never mixes the models, whichever it started on.
+subprocess.run([mt, "predict", "--model", "two/model", "--input", "posts.jsonl", "--output", "predict-two.jsonl"],
+               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+by_model = {model_id: reference, new_id: {x["id"]: x for x in map(json.loads, open("predict-two.jsonl"))}}
+loaded, stop_load, answered, swaps = [], threading.Event(), {model_id: 0, new_id: 0}, 0
+load_compared = 0
+
+
+def client(k):
+    global load_compared
+    chunk = posts[k * 3:k * 3 + 3]
+    while not stop_load.is_set():
+        status, h, body = r.json("POST", "/v1/moderate", {"posts": chunk})
+        with lock:
+            check(status == 200 and body["model"] in by_model and h["X-Model-Id"] == body["model"],
+                  "a 200 from one of the two models during reloads", (status, body.get("model")))
+            ref = by_model[body["model"]]
+            for p, res in zip(chunk, body["results"]):
+                for label in labels:
+                    check(abs(res["scores"][label] - ref[str(p["id"])]["scores"][label]) <= 1e-6,
+                          "scores of the model that answered, during reloads", (body["model"], p["id"], label))
+                    load_compared += 1
+            answered[body["model"]] += 1
+
+
+clients = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+for t in clients:
+    t.start()
+for target in ["one/model", "two/model"] * 3:
+    time.sleep(0.3)
+    status, _, body = r.json("POST", "/admin/reload", {"model": target}, auth)
+    check(status == 200, "a reload under load", body)
+    swaps += 1
+time.sleep(0.3)
+stop_load.set()
+for t in clients:
+    t.join()
+check(swaps == 6 and min(answered.values()) > 0 and load_compared > 0, "both models answered under load",
+      (swaps, answered, load_compared))
 check(r.stop() == 0, "exit 0 after SIGTERM")
 print(f"reload: refused without the token, a truncated model refused (old model kept), {model_id} -> {new_id} "
-      f"with {len(answers)} requests in flight, SIGHUP")
+      f"with {len(answers)} requests in flight, SIGHUP; under load: {swaps} swaps, {sum(answered.values())} "
+      f"requests ({answered[model_id]} / {answered[new_id]} by model), {load_compared} scores equal to their "
+      f"model's predict")
 
 # ---- 7. SIGTERM: the request in flight finishes, new ones are refused, exit 0 -----------------------
 d = Server("--set", "serve.max_wait_ms=1500", "--set", "serve.drain_s=20")

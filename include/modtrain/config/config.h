@@ -201,10 +201,11 @@ struct ServeConfig {
   int64_t max_queue_posts = 4096;   // queued or being scored; more: 503
   int64_t max_posts_per_request = 256;
   int64_t max_body_bytes = int64_t{1} << 20;
-  int workers = 1;        // forward passes at once
-  int threads = 0;        // LibTorch intra-op threads; 0 = cores / workers
-  int http_threads = 16;  // connections served at once
-  double drain_s = 30.0;  // SIGTERM: how long requests in flight may take
+  int workers = 1;                        // forward passes at once
+  int threads = 0;                        // LibTorch intra-op threads; 0 = cores / workers
+  int http_threads = 16;                  // connections served at once
+  double drain_s = 30.0;                  // SIGTERM: how long requests in flight may take
+  DeviceKind device = DeviceKind::kAuto;  // auto: cuda:0 when CUDA is available, else the CPU
 };
 
 struct Config {

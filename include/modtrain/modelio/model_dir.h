@@ -72,6 +72,7 @@ struct LoadedModel {
   std::shared_ptr<const Tokenizer> tokenizer;
   std::shared_ptr<ClassifierImpl> model;    // classify
   std::shared_ptr<MaskedLMImpl> mlm_model;  // train.objective mlm (allow_mlm only)
+  torch::Device device = torch::kCPU;       // where its parameters are
 };
 // Reads and checks a model directory (metadata, tokenizer, every tensor). A masked-language model
 // is an error naming the fix (fine-tune it first) unless `allow_mlm` (export).

@@ -33,7 +33,7 @@ class ServeMetrics {
  public:
   ServeMetrics();
   void request(const std::string& route, int status, double seconds);
-  void batch(size_t posts, int64_t tokens, const std::vector<double>& queue_ms);
+  void batch(size_t posts, int64_t tokens, double forward_seconds, const std::vector<double>& queue_ms);
   void utf8_repairs(size_t n);
   void model(const std::string& id, const std::string& dir, double load_seconds);
   void reload(bool ok);
@@ -43,7 +43,7 @@ class ServeMetrics {
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;  // (route, status) -> count
   std::map<std::string, Histogram> latency_;                  // per route, seconds
-  Histogram batch_posts_, batch_tokens_, queue_seconds_;
+  Histogram batch_posts_, batch_tokens_, forward_seconds_, queue_seconds_;
   uint64_t batches_ = 0, utf8_repairs_ = 0, reloads_ok_ = 0, reloads_failed_ = 0;
   std::string model_id_, model_dir_;
   double model_load_seconds_ = 0;
