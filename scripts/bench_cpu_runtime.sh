@@ -37,6 +37,24 @@ for i in $(seq 1 "$repeats"); do
   done
 done
 cmp out-off.jsonl out-on.jsonl  # the same scores, byte for byte: only where memory comes from differs
+# Single-core sgemm by OpenBLAS kernel set (numpy's matmul: the same libopenblas), at the tiny
+# model's and BERT-base's layer shapes: what an OPENBLAS_CORETYPE in the environment costs.
+for core in Haswell ""; do
+  how=(env -u OPENBLAS_CORETYPE)  # "": OpenBLAS's own choice for this CPU
+  [[ -n $core ]] && how=(env OPENBLAS_CORETYPE="$core")
+  picked=$("${how[@]}" OPENBLAS_VERBOSE=2 /usr/bin/python3 -c "import numpy" 2>&1 | sed -n 's/^Core: //p')
+  "${how[@]}" taskset -c 1 /usr/bin/python3 -c "
+import json, sys, time, numpy as np
+rows = []
+for m, k, n in [(2048, 128, 512), (256, 128, 384), (40, 768, 768), (1024, 768, 3072)]:
+    a, b = np.random.rand(m, k).astype(np.float32), np.random.rand(k, n).astype(np.float32)
+    for _ in range(3): a @ b
+    start, runs = time.perf_counter(), 0
+    while time.perf_counter() - start < 1.0: a @ b; runs += 1
+    rows.append({'m': m, 'k': k, 'n': n, 'gflops': round(2 * m * k * n * runs / (time.perf_counter() - start) / 1e9, 1)})
+print(json.dumps({'OPENBLAS_CORETYPE': sys.argv[1], 'core': sys.argv[2], 'shapes': rows}))" "$core" "$picked" >> gemm.txt
+  tail -1 gemm.txt
+done
 python3 - "$repo" << 'PY'
 import json, os, statistics, subprocess, sys
 repo = sys.argv[1]
@@ -51,6 +69,6 @@ out = {"benchmark": "cpu_runtime", "machine": {"cores": os.cpu_count(), "openbla
        "commit": subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()},
        "work": "predict: 20k real-length posts, batch 64; train: tiny model, 200 steps, micro-batch 32; one core (taskset -c 1), "
                "one thread; MODTRAIN_CPU_TUNING=off vs on alternated; predictions byte-identical",
-       "runs": runs, "summary": summary}
+       "runs": runs, "summary": summary, "sgemm_by_core": [json.loads(l) for l in open("gemm.txt")]}
 json.dump(out, open(f"{repo}/bench/results/cpu_runtime.json", "w"), indent=2)
 PY

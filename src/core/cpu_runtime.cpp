@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <malloc.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -25,6 +26,10 @@ const char* openblas_corename() {
 void tune_cpu_runtime() {
   const char* v = std::getenv("MODTRAIN_CPU_TUNING");
   if (v && (std::strcmp(v, "off") == 0 || std::strcmp(v, "0") == 0)) return;
+  if (v && *v && std::strcmp(v, "on") != 0 && std::strcmp(v, "1") != 0) {  // before anything else runs: no logger yet
+    std::fprintf(stderr, "error: MODTRAIN_CPU_TUNING=%s: use on or off (unset means on)\n", v);
+    std::exit(2);
+  }
   malloc_tuned = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
 }
 
