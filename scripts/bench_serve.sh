@@ -7,7 +7,9 @@
 # BERT-base-sized one (12 layers, 768 hidden, 12 heads). Pinned alike: each server on core 1
 # (taskset), one compute thread (serve.threads=1; the peer's torch.set_num_threads(1), and its
 # FastAPI thread pool on the same core), wrk (one thread) on core 0; the peer is also run with 2
-# torch threads (still on core 1), and with modtrain's malloc thresholds, and its best figure kept. Then modtrain's max_wait trade-off
+# torch threads (still on core 1), with modtrain's malloc thresholds, and with those and its linear
+# layers in oneDNN (torch.utils.mkldnn.to_mkldnn; modtrain's inference GEMMs are oneDNN's), and its
+# best figure kept. Then modtrain's max_wait trade-off
 # (tiny, 64 connections, max_wait_ms 0-20). Writes bench/results/serve.json.
 #   scripts/bench_serve.sh                 the comparison (about 6 minutes)
 #   scripts/bench_serve.sh --soak SECONDS  also a soak of modtrain (tiny, 1 post per request) at 70%
@@ -62,9 +64,9 @@ start_modtrain() {  # start_modtrain MODEL PORT [--set ...]
   pids+=($!)
   wait_up "$port"
 }
-start_peer() {  # start_peer MODEL PORT THREADS [GLIBC_TUNABLES]
+start_peer() {  # start_peer MODEL PORT THREADS [GLIBC_TUNABLES [--onednn]]
   GLIBC_TUNABLES=${4:-} taskset -c 1 $py "$repo/bench/peer/serve_fastapi.py" --model "$1/model" --port "$2" \
-    --threads "$3" > /dev/null 2> "peer-$2.log" &
+    --threads "$3" ${5:-} > /dev/null 2> "peer-$2.log" &
   pids+=($!)
   wait_up "$2"
 }
@@ -121,12 +123,14 @@ PY
   before=$(forward_totals 18080); result=$(load 18080 8 many.txt)
   record modtrain "$model" 8 32 "$(forward_json "$before" "$(forward_totals 18080)")" "$result"
   stop_all
-  # the peer three ways (its best kept per row): 1 and 2 torch threads, and 1 thread with modtrain's
-  # malloc thresholds (core/cpu_runtime.h) given to it through glibc's tunables
-  for variant in 1 2 1m; do
-    threads=${variant%m} tunables="" extra="\"threads\": ${variant%m},"
-    [[ $variant == *m ]] && tunables=$peer_malloc extra="$extra \"malloc_tuned\": true,"
-    start_peer "$model" 18081 "$threads" "$tunables"
+  # the peer four ways (its best kept per row): 1 and 2 torch threads, 1 thread with modtrain's
+  # malloc thresholds (core/cpu_runtime.h) given to it through glibc's tunables, and that with its
+  # linear layers in oneDNN (torch.utils.mkldnn.to_mkldnn, as modtrain's inference GEMMs)
+  for variant in 1 2 1m 1md; do
+    threads=${variant:0:1} tunables="" onednn="" extra="\"threads\": ${variant:0:1},"
+    [[ $variant == *m* ]] && tunables=$peer_malloc extra="$extra \"malloc_tuned\": true,"
+    [[ $variant == *d ]] && onednn=--onednn extra="$extra \"onednn\": true,"
+    start_peer "$model" 18081 "$threads" "$tunables" "$onednn"
     for c in 1 8 64; do record fastapi "$model" "$c" 1 "$extra" "$(load 18081 "$c" one.txt)"; done
     record fastapi "$model" 8 32 "$extra" "$(load 18081 8 many.txt)"
     stop_all
@@ -187,10 +191,12 @@ runs = json.load(open("runs.json"))
 for r in runs:
     w = r["wrk"]
     r["posts_per_s"] = w["requests"] / w["seconds"] * r["posts_per_request"]
-out = {"benchmark": "serve", "machine": {"cores": os.cpu_count(),
+out = {"benchmark": "serve", "machine": {"cores": os.cpu_count(), "modtrain_cpu": subprocess.run(
+           [repo + "/build/modtrain", "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1],
        "commit": subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()},
        "work": "POST /v1/moderate on loopback, real-length synthetic posts; each server pinned to core 1 with 1 "
-               "compute thread (the peer also with 2 torch threads, and with modtrain's malloc thresholds; its best kept), "
+               "compute thread (the peer also with 2 torch threads, with modtrain's malloc thresholds, and with those and "
+               "oneDNN linear layers; its best kept), "
                "wrk -t1 pinned to core 0; OPENBLAS_CORETYPE as the environment sets it, the same for both",
        "parity": {m: json.load(open(f"parity-{m}.json")) for m in ("tiny", "base")},
        "peer_costs_no_http": {m: json.load(open(f"peer-cost-{m}.json")) for m in ("tiny", "base")}, "runs": runs, "soak": soak}
@@ -206,7 +212,7 @@ for model in ("tiny", "base"):
                      "ratio": mine["posts_per_s"] / peer["posts_per_s"] if peer["posts_per_s"] else None})
         l, p = mine["wrk"]["latency_us"], peer["wrk"]["latency_us"]
         print(f"{model} c={c} posts/req={ppr}: modtrain {mine['posts_per_s']:.0f} posts/s p50/p99/p99.9 "
-              f"{l['p50']/1e3:.1f}/{l['p99']/1e3:.1f}/{l['p999']/1e3:.1f} ms, peer ({peer['threads']} threads{', malloc tuned' if peer.get('malloc_tuned') else ''}) "
+              f"{l['p50']/1e3:.1f}/{l['p99']/1e3:.1f}/{l['p999']/1e3:.1f} ms, peer ({peer['threads']} threads{', malloc tuned' if peer.get('malloc_tuned') else ''}{', oneDNN' if peer.get('onednn') else ''}) "
               f"{peer['posts_per_s']:.0f} posts/s {p['p50']/1e3:.1f}/{p['p99']/1e3:.1f}/{p['p999']/1e3:.1f} ms: "
               + (f"{mine['posts_per_s'] / peer['posts_per_s']:.2f}x" if peer["posts_per_s"] else "the peer finished none")
               + f"; modtrain's forward pass {mine['forward']['ms_per_post']:.3f} ms/post")

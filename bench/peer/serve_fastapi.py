@@ -11,7 +11,9 @@ batch (a request of one post: a batch of one); scores are sigmoid(logit / T) wit
 temperatures, flagged at its thresholds. `--check FILE` prints its scores for FILE's posts (JSONL)
 instead of serving, to compare with `modtrain predict`.
 `--time FILE` prints the per-post cost of scoring alone and of the forward pass alone, batch 1, no HTTP.
-Usage: serve_fastapi.py --model DIR [--port P] [--threads T] [--check POSTS.jsonl | --time POSTS.jsonl]
+`--onednn` converts the model with torch.utils.mkldnn.to_mkldnn (PyTorch's CPU inference path for
+nn.Linear through oneDNN, as modtrain's inference uses oneDNN's GEMM).
+Usage: serve_fastapi.py --model DIR [--port P] [--threads T] [--onednn] [--check POSTS.jsonl | --time POSTS.jsonl]
 """
 import argparse
 import html
@@ -108,7 +110,7 @@ class WordPiece:
         return ids[:self.max_len - 1] + [self.sep]
 
 
-def build(model_dir, threads):
+def build(model_dir, threads, onednn=False):
     import torch
     import torch.nn as nn
     torch.set_num_threads(threads)
@@ -165,6 +167,9 @@ def build(model_dir, threads):
                 names[f"layers.{i}.{short}.{p}"] = f"bert.encoder.layer.{i}.{long}.{p}"
     state = {mine: w[theirs] for mine, theirs in names.items()}
     model.load_state_dict(state, strict=True)
+    if onednn:  # PyTorch's own CPU inference conversion: nn.Linear -> MkldnnLinear (oneDNN's GEMM)
+        import torch.utils.mkldnn
+        model = torch.utils.mkldnn.to_mkldnn(model)
     vocab = os.path.join(model_dir, "vocab.txt")
     tok = WordPiece(vocab, meta.get("lowercase", True), meta.get("normalize_tweets", True), meta.get("max_len", 128))
     temps = meta.get("temperatures") or [1.0] * len(meta["labels"])
@@ -195,11 +200,12 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--port", type=int, default=8081)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--onednn", action="store_true", help="torch.utils.mkldnn.to_mkldnn(model): the linear layers in oneDNN")
     ap.add_argument("--check")
     ap.add_argument("--time", help="POSTS.jsonl: print the per-post cost of score() and of the forward pass alone "
                                    "at batch 1, no HTTP (JSON), instead of serving")
     a = ap.parse_args()
-    torch, model, tok, meta, temps = build(a.model, a.threads)
+    torch, model, tok, meta, temps = build(a.model, a.threads, a.onednn)
     score = scorer(torch, model, tok, meta, temps)
     if a.check:
         for line in open(a.check):

@@ -14,6 +14,9 @@
 #   selftest    `modtrain dist selftest` at -np 1 (NCCL; CPU: MPI)
 #   cli-np1     scripts/gpu/cli_np1.sh: train over NCCL at -np 1, stop + resume, clean NCCL
 #               shutdown, timeline lanes, export, predict, transformers (CPU: MPI, fp32, no transformers)
+#   serve       scripts/gpu/serve_check.py: `modtrain serve` with serve.device=auto on cli-np1's export:
+#               on cuda:0, scores equal to predict's (CPU) within 1e-4, a 4 s load, SIGTERM exit 0
+#               (CPU: on the CPU, within 1e-6)
 #   allreduce   the launch latency of a 4-byte all-reduce (NCCL; CPU: MPI)
 #   bench-train BERT-base step at batch 64, seq 128, bf16: modtrain vs its per-tensor AdamW vs
 #               Hugging Face + fused AdamW (CPU: the tiny preset, no Hugging Face)
@@ -29,12 +32,12 @@
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 self="$repo/scripts/gpu/check.sh"
-all_steps=(deps configure build tests-cuda tests-model selftest cli-np1 allreduce bench-train bench-unpad)
+all_steps=(deps configure build tests-cuda tests-model selftest cli-np1 serve allreduce bench-train bench-unpad)
 # Seconds a step needs at least to be worth starting, and at most (its own timeout), on the H100/H200.
-declare -A need=([deps]=5 [configure]=20 [build]=60 [tests-cuda]=60 [tests-model]=10 [selftest]=10 [cli-np1]=70
+declare -A need=([deps]=5 [configure]=20 [build]=60 [tests-cuda]=60 [tests-model]=10 [selftest]=10 [cli-np1]=70 [serve]=20
                  [allreduce]=10 [bench-train]=60 [bench-unpad]=40)
 declare -A limit=([deps]=60 [configure]=120 [build]=240 [tests-cuda]=180 [tests-model]=60 [selftest]=60
-                  [cli-np1]=200 [allreduce]=60 [bench-train]=150 [bench-unpad]=120)
+                  [cli-np1]=200 [serve]=60 [allreduce]=60 [bench-train]=150 [bench-unpad]=120)
 reserve=10  # seconds kept for the final packing
 
 # ---- one step, in its own process (called by the runner below under `timeout`) -------------------
@@ -172,6 +175,15 @@ run_step() {
         "$repo/scripts/gpu/cli_np1.sh" "$mt" "$repo" "$WORK/cli-np1"
       local rc=$?
       mkdir -p "$RESULTS/cli-np1" && cp "$WORK"/cli-np1/*.log "$RESULTS/cli-np1/" 2>/dev/null
+      return $rc ;;
+    serve)
+      local d=$WORK/cli-np1
+      [[ -s $d/hf/model.safetensors && -s $d/pred.jsonl ]] ||
+        { echo "error: cli-np1 left no export and predictions in $d (it must run first: --only cli-np1,serve)"; return 1; }
+      mkdir -p "$WORK/serve" && cd "$WORK/serve" || return 1
+      python3 "$repo/scripts/gpu/serve_check.py" "$mt" "$d/hf" "$d/texts.txt" "$d/pred.jsonl" "$MODE"
+      local rc=$?
+      cp serve.log "$RESULTS/serve.log" 2>/dev/null
       return $rc ;;
     allreduce)
       "${np1[@]}" "$bench/modtrain_bench_allreduce" --backend $backend --out "$RESULTS/allreduce-$backend-np1.json" || return 1

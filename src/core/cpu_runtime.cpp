@@ -12,6 +12,7 @@ namespace modtrain {
 namespace {
 
 bool malloc_tuned = false;
+bool gemm_onednn = true;
 
 // OpenBLAS's public introspection, looked up at run time: the BLAS behind libblas.so.3 may be
 // another one (reference BLAS, BLIS), which has no such function.
@@ -24,6 +25,13 @@ const char* openblas_corename() {
 }  // namespace
 
 void tune_cpu_runtime() {
+  if (const char* g = std::getenv("MODTRAIN_CPU_GEMM"); g && *g) {
+    if (std::strcmp(g, "blas") != 0 && std::strcmp(g, "onednn") != 0) {
+      std::fprintf(stderr, "error: MODTRAIN_CPU_GEMM=%s: use onednn or blas (unset means onednn)\n", g);
+      std::exit(2);
+    }
+    gemm_onednn = std::strcmp(g, "onednn") == 0;
+  }
   const char* v = std::getenv("MODTRAIN_CPU_TUNING");
   if (v && (std::strcmp(v, "off") == 0 || std::strcmp(v, "0") == 0)) return;
   if (v && *v && std::strcmp(v, "on") != 0 && std::strcmp(v, "1") != 0) {  // before anything else runs: no logger yet
@@ -32,6 +40,8 @@ void tune_cpu_runtime() {
   }
   malloc_tuned = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
 }
+
+bool cpu_gemm_onednn_requested() { return gemm_onednn; }
 
 std::string cpu_runtime_summary() {
   std::string s;

@@ -50,6 +50,18 @@ RuntimeInfo runtime_info() {
   return info;
 }
 
+bool onednn_inference_gemm() {
+  static const bool on = cpu_gemm_onednn_requested() && at::hasMKLDNN();
+  return on;
+}
+
+std::string cpu_line() {
+  std::string s = cpu_runtime_summary() + "; inference GEMMs: ";
+  if (onednn_inference_gemm()) return s + "oneDNN";
+  return s +
+         (cpu_gemm_onednn_requested() ? "OpenBLAS (this LibTorch has no oneDNN)" : "OpenBLAS (MODTRAIN_CPU_GEMM=blas)");
+}
+
 std::string version_text() {
   RuntimeInfo info = runtime_info();
   std::ostringstream os;
@@ -66,7 +78,7 @@ std::string version_text() {
   os << "BLAS:     " << (blas.empty() ? std::string("none loaded yet") : blas);
   if (!blas.empty() && blas.find("openblas") == std::string::npos && blas.find("mkl") == std::string::npos)
     os << "  (reference BLAS: install libopenblas0-pthread, training is ~13x slower without it)";
-  os << "\nCPU:      " << cpu_runtime_summary();
+  os << "\nCPU:      " << cpu_line();
   return os.str();
 }
 

@@ -1,9 +1,11 @@
 #include "modtrain/model/bert.h"
 
+#include <ATen/Config.h>
 #include <torch/version.h>
 
 #include <cmath>
 
+#include "modtrain/core/build_info.h"
 #include "modtrain/core/check.h"
 #include "modtrain/core/error.h"
 #include "modtrain/model/varlen_attention.h"
@@ -51,6 +53,26 @@ void BertConfig::validate() const {
   if (pad_token_id < 0 || pad_token_id >= vocab_size) fail("[PAD] id outside the vocabulary");
   if (layers < 1 || intermediate < 1 || max_positions < 1)
     fail("layers, intermediate and max_positions must be positive");
+}
+
+// ---- linear layers ---------------------------------------------------------------------------
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+#if AT_MKLDNN_ENABLED()
+  static const bool onednn = onednn_inference_gemm();
+  if (onednn && !torch::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+      weight.scalar_type() == torch::kFloat32 && x.dim() >= 2 && x.numel() > 0) {
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = weight.size(0);
+    torch::Tensor rows = x.reshape({-1, x.size(-1)}).contiguous();
+    // oneDNN builds (and caches) one primitive per shape: a batch's token count changes with every
+    // batch, and building one costs more than the GEMM gains. Rows rounded up to a multiple of 16
+    // bound the shapes (at most 512 up to 8192 tokens) for at most 15 rows of extra work.
+    const int64_t m = rows.size(0), padded = (m + 15) / 16 * 16;
+    if (padded != m) rows = torch::constant_pad_nd(rows, {0, 0, 0, padded - m});
+    return at::mkldnn_linear(rows.to_mkldnn(), weight.contiguous(), bias).to_dense().narrow(0, 0, m).view(shape);
+  }
+#endif
+  return torch::linear(x, weight, bias);
 }
 
 // ---- the unpadded batch ---------------------------------------------------------------------
@@ -146,10 +168,52 @@ torch::Tensor BertSelfAttentionImpl::relative_scores(const torch::Tensor& q, con
 }
 
 torch::Tensor BertSelfAttentionImpl::project_qkv(const torch::Tensor& x) {
-  // One GEMM for Q, K and V (the three weights concatenated each step: 3 x H x H floats, against a
-  // [tokens, H] x [H, 3H] product); the parameters keep Hugging Face's names and shapes.
-  return torch::linear(x, torch::cat({query->weight, key->weight, value->weight}),
-                       torch::cat({query->bias, key->bias, value->bias}));
+  // One GEMM for Q, K and V; the parameters keep Hugging Face's names and shapes. Training
+  // concatenates the three weights each step (3 x H x H floats, against a [tokens, H] x [H, 3H]
+  // product, and autograd splits the gradient); a fused inference model uses its one tensor.
+  auto [weight, bias] = fused_qkv();
+  if (weight.defined()) return linear(x, weight, bias);
+  return linear(x, torch::cat({query->weight, key->weight, value->weight}),
+                torch::cat({query->bias, key->bias, value->bias}));
+}
+
+void BertSelfAttentionImpl::fuse_qkv() {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor weight = torch::cat({query->weight, key->weight, value->weight});  // [3H, H]
+  const torch::Tensor bias = torch::cat({query->bias, key->bias, value->bias});          // [3H]
+  const int64_t h = query->weight.size(0);
+  int64_t i = 0;
+  for (nn::Linear* l : {&query, &key, &value}) {
+    (*l)->weight.set_data(weight.narrow(0, i * h, h));
+    (*l)->bias.set_data(bias.narrow(0, i * h, h));
+    ++i;
+  }
+}
+
+std::pair<torch::Tensor, torch::Tensor> BertSelfAttentionImpl::fused_qkv() const {
+  if (torch::GradMode::is_enabled()) return {};  // autograd must see the three parameters
+  const torch::Tensor &qw = query->weight, &kw = key->weight, &vw = value->weight;
+  const torch::Tensor &qb = query->bias, &kb = key->bias, &vb = value->bias;
+  // The layout fuse_qkv made: rows of one contiguous storage, in order. Anything that replaced a
+  // parameter since (to(device), a copy into new storage) breaks it and the concatenation returns.
+  auto adjacent = [](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c) {
+    return a.is_contiguous() && b.is_contiguous() && c.is_contiguous() && a.is_alias_of(b) && a.is_alias_of(c) &&
+           a.dtype() == b.dtype() && a.dtype() == c.dtype() && b.storage_offset() == a.storage_offset() + a.numel() &&
+           c.storage_offset() == b.storage_offset() + b.numel();
+  };
+  if (!adjacent(qw, kw, vw) || !adjacent(qb, kb, vb)) return {};
+  return {qw.as_strided({3 * qw.size(0), qw.size(1)}, {qw.size(1), 1}, qw.storage_offset()),
+          qb.as_strided({3 * qb.size(0)}, {1}, qb.storage_offset())};
+}
+
+int fuse_qkv_for_inference(torch::nn::Module& model) {
+  int fused = 0;
+  for (const auto& m : model.modules())
+    if (auto* attention = m->as<BertSelfAttentionImpl>()) {
+      attention->fuse_qkv();
+      ++fused;
+    }
+  return fused;
 }
 
 torch::Tensor BertSelfAttentionImpl::attend(const torch::Tensor& qkv, const torch::Tensor& mask) {
@@ -203,6 +267,8 @@ torch::Tensor BertSelfAttentionImpl::forward_unpadded(const torch::Tensor& x, co
   // their outputs are never gathered). Scores and
   // context are the only work done on padding: 2 x T x H multiply-adds per token and layer, a few
   // percent of the linear layers' 2 x (4H + 2I) x H.
+  if (u.tokens == u.batch * u.max_len)  // no record is shorter than the longest: the tokens are the layout
+    return attend(qkv.view({u.batch, u.max_len, qkv.size(1)}), u.mask).reshape({u.tokens, -1});
   torch::Tensor laid_out =
       torch::zeros({u.batch * u.max_len, qkv.size(1)}, qkv.options()).index_copy(0, u.indices, qkv);
   torch::Tensor context = attend(laid_out.view({u.batch, u.max_len, qkv.size(1)}), u.mask);  // [B, T, H]
@@ -216,7 +282,7 @@ BertResidualImpl::BertResidualImpl(int64_t in, int64_t out, const BertConfig& c)
 }
 
 torch::Tensor BertResidualImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
-  return LayerNorm(dropout(dense(x)) + residual);
+  return LayerNorm(dropout(linear(dense, x)) + residual);
 }
 
 BertAttentionImpl::BertAttentionImpl(const BertConfig& c) {
@@ -413,7 +479,7 @@ torch::Tensor head(const torch::Tensor& pooled, torch::nn::Linear& classifier) {
 
 torch::Tensor BertForClassificationImpl::classify(const torch::Tensor& features) {
   torch::Tensor x = features;  // RobertaClassificationHead: dropout, dense, tanh, dropout, out_proj
-  if (head_dense) x = torch::tanh(head_dense(dropout(x)));
+  if (head_dense) x = torch::tanh(linear(head_dense, dropout(x)));
   return head(dropout(x).to(torch::kFloat32), classifier);
 }
 

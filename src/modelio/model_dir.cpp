@@ -10,6 +10,7 @@
 #include "modtrain/core/text.h"
 #include "modtrain/data/tweet_normalizer.h"
 #include "modtrain/io/files.h"
+#include "modtrain/model/bert.h"
 #include "modtrain/modelio/model_path.h"
 
 namespace modtrain {
@@ -401,6 +402,7 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
   load_state(*model, weights.view(), path("model.safetensors"));
   model->to(device);
   model->eval();
+  fuse_qkv_for_inference(*model);  // a loaded model only infers: Q, K, V as one tensor (after to(device))
   out.device = device;
   return out;
 }

@@ -21,7 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "modtrain/core/cpu_runtime.h"
+#include "modtrain/core/build_info.h"
 #include "modtrain/core/error.h"
 #include "modtrain/core/text.h"
 #include "modtrain/data/utf8.h"
@@ -324,7 +324,7 @@ int serve(const ServeOptions& options) {
 
   Server server(options);
   server.load(options.model_dir);
-  std::fprintf(stderr, "serve: CPU: %s\n", cpu_runtime_summary().c_str());
+  std::fprintf(stderr, "serve: CPU: %s\n", cpu_line().c_str());
   httplib::Server svr;
   svr.new_task_queue = [threads = c.http_threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   svr.set_payload_max_length(static_cast<size_t>(c.max_body_bytes));

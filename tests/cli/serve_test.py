@@ -161,6 +161,24 @@ for pid, ref in reference.items():
 check(compared == len(posts) * len(labels) and compared > 700, "compared every score", compared)
 print(f"parity: {compared} scores of {len(posts)} posts in {len(chunks)} concurrent requests equal to predict (1e-6)")
 
+# ---- 1b. oneDNN's inference GEMMs (the default where LibTorch has oneDNN) against OpenBLAS's ----------
+gemm_line = subprocess.run([mt, "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
+onednn = gemm_line.endswith("inference GEMMs: oneDNN")
+check("inference GEMMs: " + ("oneDNN" if onednn else "OpenBLAS") in s.stderr(), "serve's CPU line names the GEMMs",
+      gemm_line)
+subprocess.run([mt, "predict", "--model", "one/model", "--input", "posts.jsonl", "--output", "predict-blas.jsonl"],
+               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "MODTRAIN_CPU_GEMM": "blas"})
+blas = {r["id"]: r for r in map(json.loads, open("predict-blas.jsonl"))}
+gemm_compared, worst = 0, 0.0
+for pid, ref in reference.items():
+    for label in labels:
+        d = abs(blas[pid]["scores"][label] - ref["scores"][label])
+        check(d <= 1e-5, "oneDNN and OpenBLAS scores within 1e-5", f"{pid} {label}: {d}")
+        worst, gemm_compared = max(worst, d), gemm_compared + 1
+check(gemm_compared == len(posts) * len(labels), "compared every GEMM score", gemm_compared)
+check(worst > 0 or not onednn, "MODTRAIN_CPU_GEMM=blas ran other kernels (some score differs)", worst)
+print(f"inference GEMMs ({gemm_line.split('inference GEMMs: ')[-1]}): {gemm_compared} scores within {worst:.1e} of OpenBLAS's")
+
 # ---- 2. TEI's /predict ------------------------------------------------------------------------------
 text = posts[0]["text"]
 want = reference["v0"]["scores"]

@@ -31,7 +31,7 @@ j = json.load(open(sys.argv[1]))
 assert j["verdict"] == "PASS" and j["mode"] == "cpu", j
 steps = j["steps"]
 assert list(steps) == ["deps", "configure", "build", "tests-cuda", "tests-model", "selftest", "cli-np1",
-                       "allreduce", "bench-train", "bench-unpad"], steps
+                       "serve", "allreduce", "bench-train", "bench-unpad"], steps
 na = {s for s, v in steps.items() if v == "NA"}
 assert na <= {"deps", "configure", "tests-model"}, steps
 assert all(v == "PASS" for s, v in steps.items() if s not in na), steps
@@ -40,16 +40,19 @@ PY
 compared=$((compared + 1))
 # The figures each step promises are in the summary, and every step's log is in the tarball.
 for want in "tests-cuda (\[twin\]): Passed [a-z]* [0-9]* test cases" "^selftest: PASS: mpi, 1 rank" "^cli np1: PASS (train -np 1 mpi fp32" \
+            "^serve: model [0-9a-f]* from .* on cpu" "^serve: [0-9]* scores of [0-9]* posts .* equal to predict on CPU within 1e-06" \
+            "^serve: 8 Python clients, 1 post a request, .* posts/s" \
             "mpi np1: 4-byte all_reduce launch" "^bench-train: modtrain [0-9]* tokens/s" "^bench-unpad: padding [0-9]*%"; do
   grep -q "$want" "$summary" || { cat "$summary"; fail "no '$want' in summary.md"; }
   compared=$((compared + 1))
 done
 tar -tzf "$work/full/results.tar.gz" > "$work/full.list" || fail "results.tar.gz unreadable"
-for s in build tests-cuda selftest cli-np1 allreduce bench-train bench-unpad; do
+for s in build tests-cuda selftest cli-np1 serve allreduce bench-train bench-unpad; do
   grep -qx "logs/$s.log" "$work/full.list" || fail "logs/$s.log not in results.tar.gz"
 done
 grep -q "^results/selftest-np1.json$" "$work/full.list" || fail "selftest JSON not packed"
 grep -q "^results/cli-np1/train2.log$" "$work/full.list" || fail "cli-np1 logs not packed"
+grep -q "^results/serve.log$" "$work/full.list" || fail "serve's log not packed"
 compared=$((compared + 1))
 
 # 2. The time limit: a step that hangs is killed at its limit and recorded; the steps after it
@@ -95,7 +98,7 @@ for bad in "--budget 5" "--only bogus" "--bogus"; do
   [[ $rc -eq 2 && $(echo "$err" | wc -l) -eq 1 && $err == check.sh:* ]] || fail "'$bad': exit $rc, '$err'"
   compared=$((compared + 1))
 done
-[[ $("$check" --list | wc -l) -eq 10 ]] || fail "--list"
+[[ $("$check" --list | wc -l) -eq 11 ]] || fail "--list"
 compared=$((compared + 1))
-[[ $compared -eq 15 ]] || fail "compared $compared cases, expected 15"
+[[ $compared -eq 18 ]] || fail "compared $compared cases, expected 18"
 echo "gpu rehearsal ok ($compared checks; full CPU check in $(grep -o '[0-9]* s of a 600 s budget' "$summary"))"

@@ -230,6 +230,55 @@ TEST_CASE("unpadded logits and gradients equal the padded path (fp32, 1e-5)", "[
   }
 }
 
+TEST_CASE("a fused inference model: one QKV tensor, the same logits, autograd and new storage fall back",
+          "[model][unpad]") {
+  torch::manual_seed(12);
+  BertConfig c = small();
+  BertForClassification plain(c), fused(c);
+  {
+    torch::NoGradGuard g;
+    auto a = plain->parameters(), b = fused->parameters();
+    for (size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
+  }
+  plain->eval();
+  fused->eval();
+  auto fused_layers = [](torch::nn::Module& m) {
+    int n = 0;
+    for (const auto& sub : m.modules())
+      if (auto* a = sub->as<BertSelfAttentionImpl>()) n += a->fused_qkv().first.defined() ? 1 : 0;
+    return n;
+  };
+  REQUIRE(fuse_qkv_for_inference(*fused) == c.layers);
+  // Hugging Face's names and shapes are kept: export and checkpoints see three parameters.
+  std::map<std::string, std::vector<int64_t>> before, after;
+  for (const auto& p : plain->named_parameters()) before[p.key()] = p.value().sizes().vec();
+  for (const auto& p : fused->named_parameters()) after[p.key()] = p.value().sizes().vec();
+  CHECK(after == before);
+  CHECK(fused_layers(*fused) == 0);  // autograd on: the three parameters, concatenated
+  int64_t compared = 0;
+  {
+    torch::NoGradGuard g;
+    CHECK(fused_layers(*plain) == 0);
+    CHECK(fused_layers(*fused) == c.layers);
+    for (const auto& lengths : std::vector<std::vector<int64_t>>{{1, 40, 7, 13}, {5, 5, 5}, {1}}) {
+      auto [ids, mask] = padded_batch(lengths, 40, c.vocab_size);
+      const torch::Tensor want = plain->logits(ids, mask, /*unpad=*/true, torch::kCPU);
+      const torch::Tensor got = fused->logits(ids, mask, /*unpad=*/true, torch::kCPU);
+      REQUIRE(got.sizes() == want.sizes());
+      CHECK(torch::allclose(got, want, 1e-6, 1e-6));
+      CHECK(torch::allclose(fused->forward(ids, mask), want, 1e-5, 1e-5));
+      compared += want.numel();
+    }
+    fused->to(torch::kFloat64);  // new storage per parameter: the layout is gone, the concatenation returns
+    CHECK(fused_layers(*fused) == 0);
+    auto [ids, mask] = padded_batch({3, 9}, 16, c.vocab_size);
+    const torch::Tensor want = plain->logits(ids, mask, true, torch::kCPU).to(torch::kFloat64);
+    CHECK(torch::allclose(fused->logits(ids, mask, true, torch::kCPU).to(torch::kFloat64), want, 1e-5, 1e-5));
+    compared += want.numel();
+  }
+  CHECK(compared == (4 + 3 + 1 + 2) * c.num_labels);
+}
+
 TEST_CASE("call_op_by_name fills schema defaults, names a missing argument, and misses unknown operators",
           "[model][varlen]") {
   const torch::Tensor a = torch::arange(4, torch::kFloat32), b = torch::full({4}, 2.0f);

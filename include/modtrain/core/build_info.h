@@ -20,6 +20,11 @@ struct RuntimeInfo {
 
 RuntimeInfo runtime_info();
 
+// Inference GEMMs go to oneDNN: MODTRAIN_CPU_GEMM allows it and this LibTorch has oneDNN (MKLDNN).
+bool onednn_inference_gemm();
+// The CPU line of `--version` and of serve's start: cpu_runtime_summary() and the inference GEMMs.
+std::string cpu_line();
+
 // Multi-line human-readable text for `--version`.
 std::string version_text();
 

@@ -75,7 +75,8 @@ struct LoadedModel {
   torch::Device device = torch::kCPU;       // where its parameters are
 };
 // Reads and checks a model directory (metadata, tokenizer, every tensor). A masked-language model
-// is an error naming the fix (fine-tune it first) unless `allow_mlm` (export).
+// is an error naming the fix (fine-tune it first) unless `allow_mlm` (export). The model is for
+// inference: in eval mode, its Q, K and V weights fused (fuse_qkv_for_inference); do not train it.
 LoadedModel load_model_dir(const std::string& dir, const torch::Device& device, bool allow_mlm = false);
 
 }  // namespace modtrain
