@@ -53,18 +53,28 @@ with open("check.jsonl", "w") as f:
     for i, p in enumerate(posts[:200]):
         f.write(json.dumps({"id": str(i), "text": p}) + "\n")
 PY
-wait_up() {  # wait_up PORT: until GET /health answers
-  for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$1/health" > /dev/null 2>&1 && return 0; sleep 0.1; done
+port_free() {  # port_free PORT: a server left from an earlier run would take the load (or part of it)
+  if curl -s -o /dev/null "http://127.0.0.1:$1/health" 2> /dev/null; then
+    echo "bench_serve: port $1 already answers (a server left from an earlier run?); stop it first"; exit 1
+  fi
+}
+wait_up() {  # wait_up PORT: until GET /health answers, from the process just started
+  for _ in $(seq 1 200); do
+    kill -0 "${pids[-1]}" 2> /dev/null || { echo "bench_serve: the server for port $1 exited"; exit 1; }
+    curl -sf "http://127.0.0.1:$1/health" > /dev/null 2>&1 && return 0; sleep 0.1
+  done
   echo "bench_serve: no server on port $1"; exit 1
 }
 start_modtrain() {  # start_modtrain MODEL PORT [--set ...]
   local model=$1 port=$2; shift 2
+  port_free "$port"
   taskset -c 1 "$mt" serve --model "$model/model" --port "$port" --set serve.threads=1 --set serve.http_threads=128 \
     --set serve.max_batch_tokens="${batch_tokens[$model]}" "$@" > /dev/null 2> "serve-$port.log" &
   pids+=($!)
   wait_up "$port"
 }
 start_peer() {  # start_peer MODEL PORT THREADS [GLIBC_TUNABLES [--onednn]]
+  port_free "$2"
   GLIBC_TUNABLES=${4:-} taskset -c 1 $py "$repo/bench/peer/serve_fastapi.py" --model "$1/model" --port "$2" \
     --threads "$3" ${5:-} > /dev/null 2> "peer-$2.log" &
   pids+=($!)

@@ -336,6 +336,14 @@ int serve(const ServeOptions& options) {
   svr.set_keep_alive_timeout(5);
   svr.set_read_timeout(10, 0);
   svr.set_write_timeout(10, 0);
+  // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, with which a second `modtrain
+  // serve` on the same port binds without error and the kernel splits the clients between the old
+  // and the new process (seen: a forgotten server took half a benchmark's requests). One server per
+  // port; a restart on the same port still binds at once (REUSEADDR covers TIME_WAIT).
+  svr.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   server.routes(svr);
   const int port = c.port == 0 ? svr.bind_to_any_port(c.host) : (svr.bind_to_port(c.host, c.port) ? c.port : -1);
   if (port < 0)

@@ -123,6 +123,12 @@ model_id = body["model"]
 check(h.get("X-Model-Id") == model_id and len(model_id) == 16, "model id header", h)
 status, _, body = s.json("GET", "/health")
 check(status == 200 and body == {"status": "ok"}, "health", body)
+# a second server on a port in use is refused (no SO_REUSEPORT: the kernel would split the clients)
+second = subprocess.run([mt, "serve", "--model", "one/model", "--port", str(s.port)], capture_output=True, text=True,
+                        timeout=60)
+errors = [l for l in second.stderr.splitlines() if "error:" in l]
+check(second.returncode != 0 and len(errors) == 1 and f"cannot listen on 127.0.0.1:{s.port}" in errors[0],
+      "a second server on the same port is one error", (second.returncode, second.stderr[-500:]))
 
 compared = 0
 results = {}
