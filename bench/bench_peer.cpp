@@ -11,7 +11,8 @@
 // ATen operators it dispatches (counted on one extra, untimed step) and its state bytes per rank.
 // Usage: mpiexec -np R modtrain_bench_peer [--steps N] [--preset tiny|base] [--optimizer flat|per_tensor]
 //        [--zero 0|1] [--batch B] [--seq T] [--out FILE] [--profile TRACE.json]; rank 0 writes the JSON
-//        (and with --profile, at one rank, a Chrome trace of five more steps).
+//        (and with --profile, at one rank, a Chrome trace of five more steps). The malloc thresholds are
+//        set as `modtrain` sets them (MODTRAIN_CPU_TUNING=off for glibc's defaults).
 #include <torch/torch.h>
 
 #include <ATen/record_function.h>
@@ -25,6 +26,7 @@
 #include <memory>
 
 #include "bench_common.h"
+#include "modtrain/core/cpu_runtime.h"
 #include "modtrain/dist/bucketed_reducer.h"
 #include "modtrain/dist/collectives.h"
 #include "modtrain/dist/communicator.h"
@@ -47,6 +49,7 @@ std::atomic<bool> g_counting{false};
 }  // namespace
 
 int main(int argc, char** argv) {
+  modtrain::tune_cpu_runtime();  // as `modtrain` does first (core/cpu_runtime.h); the peer gets GLIBC_TUNABLES
   World world;
   int64_t steps = 30, batch = 32, seq = 64;
   int zero = 0;
@@ -185,6 +188,7 @@ int main(int argc, char** argv) {
     if (!out.empty())
       bench::write_result(out, {{"benchmark", "peer_modtrain"},
                                 {"machine", bench::machine()},
+                                {"cpu", modtrain::cpu_runtime_summary()},
                                 {"preset", preset},
                                 {"optimizer", optimizer_kind},
                                 {"zero", zero},

@@ -2,7 +2,9 @@
 # modtrain against its PyTorch peer on the same work (bench/bench_peer.cpp vs bench/peer/pytorch_ddp.py:
 # the tiny BERT, 32 x 64 tokens per rank, no dropout, clip, AdamW; DDP over gloo vs modtrain's
 # reducer over MPI), at 1 and 2 ranks, one thread per rank and OpenBLAS at one thread in both,
-# runs alternating; the verdict is the ratio of the medians measured in this one run.
+# runs alternating; the verdict is the ratio of the medians measured in this one run. Both with the
+# malloc thresholds `modtrain` sets (core/cpu_runtime.h): modtrain_bench_peer sets them itself, the
+# PyTorch peer gets the same through GLIBC_TUNABLES.
 # Writes bench/results/peer.json. Needs Debian's python3-torch (installed here when missing).
 # Usage: scripts/bench_peer.sh [REPEATS] (build first: scripts/setup.sh)
 set -euo pipefail
@@ -18,7 +20,8 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 for rep in $(seq "$repeats"); do
   for ranks in 1 2; do
     mpiexec -np "$ranks" build/bench/modtrain_bench_peer --steps 30 --out "$work/modtrain-$ranks-$rep.json"
-    /usr/bin/python3 bench/peer/pytorch_ddp.py --ranks "$ranks" --steps 30 --out "$work/pytorch-$ranks-$rep.json"
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824 \
+      /usr/bin/python3 bench/peer/pytorch_ddp.py --ranks "$ranks" --steps 30 --out "$work/pytorch-$ranks-$rep.json"
   done
 done
 /usr/bin/python3 - "$work" "$repeats" <<'PY'
@@ -37,6 +40,6 @@ torch_version = json.load(open(glob.glob(f"{work}/pytorch-1-*.json")[0]))["torch
 machine = json.load(open(glob.glob(f"{work}/modtrain-1-*.json")[0]))["machine"]
 os.makedirs("bench/results", exist_ok=True)
 json.dump({"benchmark": "peer", "work": "tiny BERT, 32 x 64 tokens per rank, no dropout, clip 1, AdamW; 1 thread per rank",
-           "torch": torch_version, "peer": "PyTorch eager, DDP over gloo", "repeats": repeats, "machine": machine,
+           "torch": torch_version, "peer": "PyTorch eager, DDP over gloo, glibc malloc thresholds as modtrain's (GLIBC_TUNABLES)", "repeats": repeats, "machine": machine,
            "ranks": rows}, open("bench/results/peer.json", "w"), indent=2)
 PY
