@@ -9,11 +9,12 @@
 // off (the benchmark's baseline).
 //
 // Inference GEMMs (MODTRAIN_CPU_GEMM): with autograd off, on CPU in fp32, modtrain's model sends
-// its linear layers to oneDNN (LibTorch's mkldnn_linear) where LibTorch was built with it: oneDNN
-// picks its kernels for the CPU it runs on (AVX-512 here), while OpenBLAS is held to the kernels
-// the environment names (OPENBLAS_CORETYPE). 1.6-2x the GEMM throughput at the model's shapes on
-// the project's CPU box (docs/performance.md, "CPU runtime"). Training keeps OpenBLAS (autograd).
-// MODTRAIN_CPU_GEMM=blas keeps OpenBLAS everywhere (the benchmark's baseline).
+// its linear layers to oneDNN (LibTorch's mkldnn_linear) where LibTorch was built with it and a
+// batch has 128 rows or more (model/bert.h `linear`): oneDNN picks its kernels for the CPU it runs
+// on (AVX-512 here), while OpenBLAS is held to the kernels the environment names
+// (OPENBLAS_CORETYPE). 1.3-1.9x the GEMM throughput at the model's shapes from 128 rows, `predict`
+// 1.24-1.49x on the project's CPU box (docs/performance.md, "CPU runtime"). Training keeps
+// OpenBLAS (autograd). MODTRAIN_CPU_GEMM=blas keeps OpenBLAS everywhere (the benchmark's baseline).
 #pragma once
 
 #include <string>
