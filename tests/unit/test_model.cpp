@@ -31,6 +31,13 @@ BertConfig small() {
   c.hidden_dropout = c.attention_dropout = 0.0;
   return c;
 }
+
+// Gives `to` the parameters of `from` (the same architecture), so that two paths compare on one model.
+void copy_parameters(torch::nn::Module& from, torch::nn::Module& to) {
+  torch::NoGradGuard g;
+  auto a = from.parameters(), b = to.parameters();
+  for (size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
+}
 }  // namespace
 
 TEST_CASE("parameter names and shapes are Hugging Face's BertForSequenceClassification", "[model]") {
@@ -125,11 +132,7 @@ TEST_CASE("fused SDPA attention equals the plain path", "[model][sdpa]") {
   BertConfig fused = small(), plain = small();
   plain.use_sdpa = false;
   BertForClassification a(fused), b(plain);
-  {
-    torch::NoGradGuard g;
-    auto pa = a->parameters(), pb = b->parameters();
-    for (size_t i = 0; i < pa.size(); ++i) pb[i].copy_(pa[i]);
-  }
+  copy_parameters(*a, *b);
   a->eval();
   b->eval();
   torch::Tensor ids = torch::randint(5, 50, {3, 12}, torch::kInt64);
@@ -199,11 +202,7 @@ TEST_CASE("unpadded logits and gradients equal the padded path (fp32, 1e-5)", "[
   torch::manual_seed(11);
   BertConfig c = small();
   BertForClassification padded(c), unpadded(c);
-  {
-    torch::NoGradGuard g;
-    auto a = padded->parameters(), b = unpadded->parameters();
-    for (size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
-  }
+  copy_parameters(*padded, *unpadded);
   const std::vector<std::vector<int64_t>> mixes = {
       {1, 40, 7, 13, 2, 40, 33}, {40}, {1}, {5, 5, 5, 5}, {39, 1, 40, 20, 3, 11, 8, 27, 16, 1}};
   for (const auto& lengths : mixes) {
@@ -235,11 +234,7 @@ TEST_CASE("a fused inference model: one QKV tensor, the same logits, autograd an
   torch::manual_seed(12);
   BertConfig c = small();
   BertForClassification plain(c), fused(c);
-  {
-    torch::NoGradGuard g;
-    auto a = plain->parameters(), b = fused->parameters();
-    for (size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
-  }
+  copy_parameters(*plain, *fused);
   plain->eval();
   fused->eval();
   auto fused_layers = [](torch::nn::Module& m) {

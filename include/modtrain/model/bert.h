@@ -84,9 +84,10 @@ UnpaddedBatch unpad_batch(const torch::Tensor& input_ids, const torch::Tensor& a
 UnpaddedBatch unpad_for(const torch::Device& device, const torch::Tensor& input_ids,
                         const torch::Tensor& attention_mask);
 
-// x W^T + b. With autograd off, on CPU in fp32, where LibTorch has oneDNN and MODTRAIN_CPU_GEMM
-// allows it (core/cpu_runtime.h): oneDNN's GEMM (mkldnn_linear, the input and output reordered
-// around it); otherwise torch::linear (OpenBLAS on CPU, cuBLAS on a GPU). Training is unchanged.
+// x W^T + b. With autograd off, on CPU in fp32, from 128 rows (tokens), where LibTorch has oneDNN
+// and MODTRAIN_CPU_GEMM allows it (core/cpu_runtime.h): oneDNN's GEMM (mkldnn_linear, the input
+// and output reordered around it); otherwise torch::linear (OpenBLAS on CPU, cuBLAS on a GPU).
+// Training is unchanged.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
   return linear(x, layer->weight, layer->bias);
