@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build git bc ccache
   libtorch-dev libopenblas0-pthread          # LibTorch; OpenBLAS (pthread) instead of reference BLAS: ~13x faster
+  libdnnl-dev                                # oneDNN's API (LibTorch's own oneDNN): inference GEMMs with laid-out weights
   libopenmpi-dev openmpi-bin                 # MPI ranks and the CPU all-reduce backend
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libutf8proc-dev libcsv-dev libssl-dev
   catch2

@@ -4,10 +4,15 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <unordered_map>
 
 #include "modtrain/core/build_info.h"
 #include "modtrain/core/check.h"
 #include "modtrain/core/error.h"
+#include "modtrain/model/packed_gemm.h"
 #include "modtrain/model/varlen_attention.h"
 
 namespace modtrain {
@@ -56,33 +61,125 @@ void BertConfig::validate() const {
 }
 
 // ---- linear layers ---------------------------------------------------------------------------
+namespace {
+
+// The laid-out weights (model/packed_gemm.h), one per weight tensor, found by the tensor and checked
+// against it on every call: an entry holds weak references to the weight and bias (so neither
+// address can be reused by a new tensor while the entry exists), their version counters (an
+// in-place update changes them) and data pointers. An entry whose weight is gone, or changed, is
+// dropped on the next miss: a served model's reload frees the old model's copies.
+using WeakTensor = c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>;
+struct PackEntry {
+  WeakTensor weight{c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>()};
+  WeakTensor bias{c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>()};
+  const c10::TensorImpl* bias_impl = nullptr;  // identity only (the weak reference keeps the address)
+  int64_t weight_version = 0, bias_version = 0;
+  const void* weight_data = nullptr;
+  const void* bias_data = nullptr;
+  std::shared_ptr<const PackedLinear> pack;
+};
+bool unchanged(const WeakTensor& weak, int64_t version, const void* data) {
+  const auto t = weak.lock();
+  return t && t->version_counter().current_version() == version && t->data() == data;
+}
+bool stale(const PackEntry& e) {
+  return !unchanged(e.weight, e.weight_version, e.weight_data) ||
+         (e.bias_impl && !unchanged(e.bias, e.bias_version, e.bias_data));
+}
+std::mutex pack_mutex;
+std::map<std::pair<const c10::TensorImpl*, PackedLinear::Epilogue>, PackEntry> packs;
+
+std::shared_ptr<const PackedLinear> packed_for(const torch::Tensor& weight, const torch::Tensor& bias,
+                                               PackedLinear::Epilogue epilogue) {
+  std::lock_guard<std::mutex> lock(pack_mutex);
+  const c10::TensorImpl* bias_impl = bias.defined() ? bias.unsafeGetTensorImpl() : nullptr;
+  const auto key = std::make_pair(static_cast<const c10::TensorImpl*>(weight.unsafeGetTensorImpl()), epilogue);
+  auto it = packs.find(key);
+  if (it != packs.end() && it->second.bias_impl == bias_impl && !stale(it->second)) return it->second.pack;
+  for (auto e = packs.begin(); e != packs.end();) e = stale(e->second) ? packs.erase(e) : std::next(e);  // a miss
+  PackEntry entry;
+  entry.weight = WeakTensor(weight.getIntrusivePtr());
+  entry.weight_version = weight._version();
+  entry.weight_data = weight.data_ptr();
+  if (bias.defined()) {
+    entry.bias = WeakTensor(bias.getIntrusivePtr());
+    entry.bias_impl = bias_impl;
+    entry.bias_version = bias._version();
+    entry.bias_data = bias.data_ptr();
+  }
+  entry.pack =
+      std::make_shared<const PackedLinear>(weight.data_ptr<float>(), bias.defined() ? bias.data_ptr<float>() : nullptr,
+                                           weight.size(0), weight.size(1), epilogue);
+  auto pack = entry.pack;
+  packs.insert_or_assign(key, std::move(entry));
+  return pack;
+}
+
+}  // namespace
+
+size_t packed_weights_held() {
+  std::lock_guard<std::mutex> lock(pack_mutex);
+  return packs.size();
+}
+
+// x W^T + b [+ residual] [GELU] through a laid-out weight (from one row up, read and written in
+// place); undefined when this call is not for it (training, a GPU, another dtype, no oneDNN).
+torch::Tensor packed_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                            PackedLinear::Epilogue epilogue, const torch::Tensor& residual = {}) {
+#if AT_MKLDNN_ENABLED()
+  if (!packed_gemm_compiled() || !onednn_inference_gemm() || torch::GradMode::is_enabled() || !x.device().is_cpu() ||
+      x.scalar_type() != torch::kFloat32 || weight.scalar_type() != torch::kFloat32 || !weight.is_contiguous() ||
+      x.dim() < 2 || x.numel() == 0 || x.size(-1) != weight.size(1) ||
+      (bias.defined() && (bias.scalar_type() != torch::kFloat32 || !bias.is_contiguous())))
+    return {};
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = weight.size(0);
+  torch::Tensor rows = x.reshape({-1, x.size(-1)}).contiguous();
+  torch::Tensor add;
+  if (residual.defined()) {
+    if (residual.sizes() != torch::IntArrayRef(shape) || residual.scalar_type() != torch::kFloat32) return {};
+    add = residual.reshape({rows.size(0), weight.size(0)}).contiguous();
+  }
+  torch::Tensor out = torch::empty({rows.size(0), weight.size(0)}, rows.options());
+  packed_for(weight, bias, epilogue)
+      ->run(rows.data_ptr<float>(), rows.size(0), out.data_ptr<float>(),
+            add.defined() ? add.data_ptr<float>() : nullptr);
+  return out.view(shape);
+#else
+  return {};
+#endif
+}
+
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (torch::Tensor y = packed_linear(x, weight, bias, PackedLinear::Epilogue::kNone); y.defined()) return y;
 #if AT_MKLDNN_ENABLED()
   static const bool onednn = onednn_inference_gemm();
-  // oneDNN lays the weight out in its own blocked format on every call (LibTorch 1.13 has no op to
-  // keep it laid out), which a GEMM over few rows does not pay back: single-core, OpenBLAS time over
-  // oneDNN time at the model's shapes was 0.6-1.2 at 16-32 rows, 1.0-1.4 at 64, 1.3-1.6 at 128 and
-  // 1.6-1.9 at 512. Below 128 rows (one or two posts) OpenBLAS does it.
+  // LibTorch's mkldnn_linear (a build without oneDNN's headers) lays the weight out in oneDNN's
+  // blocked format on every call, which a GEMM over few rows does not pay back: single-core,
+  // OpenBLAS time over oneDNN time at the model's shapes was 0.6-1.2 at 16-32 rows, 1.0-1.4 at 64,
+  // 1.3-1.6 at 128 and 1.6-1.9 at 512. Below 128 rows (one or two posts) OpenBLAS does it.
   if (onednn && !torch::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
       weight.scalar_type() == torch::kFloat32 && x.dim() >= 2 && x.numel() / x.size(-1) >= 128) {
     std::vector<int64_t> shape = x.sizes().vec();
     shape.back() = weight.size(0);
     torch::Tensor rows = x.reshape({-1, x.size(-1)}).contiguous();
-    // oneDNN builds (and caches, with its memory) one primitive per shape: a batch's token count
-    // changes with every batch, and building one costs more than the GEMM gains. Rows are rounded
-    // up to a step of 1/16 to 1/32 of their count (16 rows up to 511, then 32, 64, ...): at most 12%
-    // more work at 129 rows, 6% from 256, and 89 shapes per layer from 128 to 8192 tokens, reached
-    // early in a server's life (rounded to multiples of 16, 504 shapes: a 10-minute soak's RSS was
-    // still rising 8% after its first minute).
-    const int64_t m = rows.size(0);
-    int64_t step = 16;
-    while (step * 16 * 2 <= m) step *= 2;
-    const int64_t padded = (m + step - 1) / step * step;
+    const int64_t m = rows.size(0), padded = gemm_rows(m);  // oneDNN keeps one primitive per shape
     if (padded != m) rows = torch::constant_pad_nd(rows, {0, 0, 0, padded - m});
     return at::mkldnn_linear(rows.to_mkldnn(), weight.contiguous(), bias).to_dense().narrow(0, 0, m).view(shape);
   }
 #endif
   return torch::linear(x, weight, bias);
+}
+
+torch::Tensor linear_gelu(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (torch::Tensor y = packed_linear(x, weight, bias, PackedLinear::Epilogue::kGeluErf); y.defined()) return y;
+  return torch::gelu(linear(x, weight, bias));
+}
+
+torch::Tensor linear_add(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                         const torch::Tensor& residual) {
+  if (torch::Tensor y = packed_linear(x, weight, bias, PackedLinear::Epilogue::kNone, residual); y.defined()) return y;
+  return linear(x, weight, bias) + residual;
 }
 
 // ---- the unpadded batch ---------------------------------------------------------------------
@@ -263,6 +360,41 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch
   return attend(project_qkv(x), mask);
 }
 
+bool BertSelfAttentionImpl::packed_attention_applies(const torch::Tensor& qkv) const {
+  return packed_gemm_compiled() && onednn_inference_gemm() && !is_training() && !torch::GradMode::is_enabled() &&
+         qkv.device().is_cpu() && qkv.scalar_type() == torch::kFloat32 && relative == PositionEmbeddingType::kAbsolute;
+}
+
+// Attention through oneDNN (model/packed_gemm.h) on the tokens laid out per record: records and
+// length rounded up (gemm_rows; a multiple of 8), so that a server's ever-changing batches reuse a
+// few hundred kernel sets; padding keys are masked, padding records and rows never gathered.
+torch::Tensor BertSelfAttentionImpl::packed_attention(const torch::Tensor& qkv, const UnpaddedBatch& u) const {
+  static std::mutex mutex;
+  static std::map<std::pair<int64_t, int64_t>, std::unique_ptr<PackedAttention>> kernels;  // by (heads, head_dim)
+  const PackedAttention* attention;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto& slot = kernels[{heads, head_dim}];
+    if (!slot) slot = std::make_unique<PackedAttention>(heads, head_dim);
+    attention = slot.get();
+  }
+  const int64_t b = u.batch, t = u.max_len, width = qkv.size(1);
+  const int64_t rb = gemm_rows(b), rt = (t + 7) / 8 * 8;
+  const bool dense = u.tokens == b * t && rb == b && rt == t;  // the tokens are the layout
+  torch::Tensor rows = dense ? torch::Tensor() : u.indices + at::div(u.indices, t, "trunc") * (rt - t);
+  torch::Tensor laid = dense ? qkv : torch::zeros({rb * rt, width}, qkv.options()).index_copy(0, rows, qkv);
+  torch::Tensor parts = laid.view({rb, rt, 3, heads, head_dim}).permute({2, 0, 3, 1, 4}).contiguous();
+  torch::Tensor bias = u.mask.view({b, t});
+  if (!dense) {
+    bias = torch::full({rb, rt}, std::numeric_limits<float>::lowest(), qkv.options());
+    bias.narrow(0, 0, b).narrow(1, 0, t).copy_(u.mask.view({b, t}));
+  }
+  bias = bias.contiguous();
+  torch::Tensor context = torch::empty({rb * rt, heads * head_dim}, qkv.options());
+  attention->run(parts.data_ptr<float>(), bias.data_ptr<float>(), rb, rt, context.data_ptr<float>());
+  return dense ? context : context.index_select(0, rows);
+}
+
 torch::Tensor BertSelfAttentionImpl::forward_unpadded(const torch::Tensor& x, const UnpaddedBatch& u) {
   torch::Tensor qkv = project_qkv(x);  // [N, 3H]
   if (qkv.is_cuda() && relative == PositionEmbeddingType::kAbsolute) {
@@ -277,6 +409,7 @@ torch::Tensor BertSelfAttentionImpl::forward_unpadded(const torch::Tensor& x, co
   // their outputs are never gathered). Scores and
   // context are the only work done on padding: 2 x T x H multiply-adds per token and layer, a few
   // percent of the linear layers' 2 x (4H + 2I) x H.
+  if (packed_attention_applies(qkv)) return packed_attention(qkv, u);
   if (u.tokens == u.batch * u.max_len)  // no record is shorter than the longest: the tokens are the layout
     return attend(qkv.view({u.batch, u.max_len, qkv.size(1)}), u.mask).reshape({u.tokens, -1});
   torch::Tensor laid_out =
@@ -292,6 +425,7 @@ BertResidualImpl::BertResidualImpl(int64_t in, int64_t out, const BertConfig& c)
 }
 
 torch::Tensor BertResidualImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
+  if (!is_training()) return LayerNorm(linear_add(x, dense->weight, dense->bias, residual));  // dropout: identity
   return LayerNorm(dropout(linear(dense, x)) + residual);
 }
 

@@ -3,15 +3,18 @@
 // fused SDPA path against the plain one where LibTorch >= 2.0), safetensors round trip.
 #include "catch_torch.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "modtrain/core/build_info.h"
 #include "modtrain/core/error.h"
 #include "modtrain/io/safetensors.h"
 #include "modtrain/model/bert.h"
+#include "modtrain/model/packed_gemm.h"
 #include "modtrain/model/varlen_attention.h"
 #include "modtrain/modelio/model_dir.h"
 #include "test_util.h"
@@ -417,4 +420,99 @@ TEST_CASE("RoBERTa, XLM-R and relative_key(_query) logits equal an independent f
     CHECK(loaded.meta.bert.position_embedding_type == c.position_embedding_type);
     CHECK(torch::allclose(loaded.model->logits(ids, mask, /*unpad=*/false, torch::kCPU), padded, 0, 0));
   }
+}
+
+// ---- inference GEMMs and attention through oneDNN with laid-out weights (model/packed_gemm.h) ----
+// A build that found oneDNN's headers must have the route (MODTRAIN_EXPECT_DNNL, set by CMake).
+TEST_CASE("oneDNN with a laid-out weight equals torch::linear at any row count, GELU and residual fused",
+          "[model][onednn]") {
+#if MODTRAIN_EXPECT_DNNL
+  REQUIRE(packed_gemm_compiled());
+#endif
+  if (!packed_gemm_compiled()) return;
+  torch::manual_seed(21);
+  int64_t compared = 0;
+  for (const auto& [out, in] : std::vector<std::pair<int64_t, int64_t>>{{48, 32}, {96, 32}, {32, 96}}) {
+    const torch::Tensor w = torch::randn({out, in}), b = torch::randn({out});
+    const PackedLinear plain(w.data_ptr<float>(), b.data_ptr<float>(), out, in);
+    const PackedLinear gelu(w.data_ptr<float>(), b.data_ptr<float>(), out, in, PackedLinear::Epilogue::kGeluErf);
+    const PackedLinear no_bias(w.data_ptr<float>(), nullptr, out, in);
+    for (int64_t rows : {1, 5, 15, 16, 17, 31, 33, 129, 541}) {  // 541 = 512 + 16 + 13: three pieces
+      INFO(out << " x " << in << ", " << rows << " rows");
+      const torch::Tensor x = torch::randn({rows, in}), residual = torch::randn({rows, out});
+      const torch::Tensor want = torch::linear(x, w, b);
+      torch::Tensor y = torch::full({rows, out}, std::nanf(""));
+      plain.run(x.data_ptr<float>(), rows, y.data_ptr<float>());
+      CHECK(torch::allclose(y, want, 1e-5, 1e-5));
+      gelu.run(x.data_ptr<float>(), rows, y.data_ptr<float>());
+      CHECK(torch::allclose(y, torch::gelu(want), 1e-5, 1e-5));
+      plain.run(x.data_ptr<float>(), rows, y.data_ptr<float>(), residual.data_ptr<float>());
+      CHECK(torch::allclose(y, want + residual, 1e-5, 1e-5));
+      no_bias.run(x.data_ptr<float>(), rows, y.data_ptr<float>());
+      CHECK(torch::allclose(y, torch::linear(x, w), 1e-5, 1e-5));
+      compared += 4 * want.numel();
+    }
+    CHECK(plain.primitives() <= 2 * 10);  // 16 row counts asked (pieces included), each kernel built once
+  }
+  CHECK(compared == 4 * (48 + 96 + 32) * (1 + 5 + 15 + 16 + 17 + 31 + 33 + 129 + 541));
+}
+
+TEST_CASE("linear() keeps one laid-out copy per weight and never uses a stale one", "[model][onednn]") {
+  if (!packed_gemm_compiled() || !onednn_inference_gemm()) {
+#if MODTRAIN_EXPECT_DNNL
+    FAIL("oneDNN's headers were found but linear() has no oneDNN route (MODTRAIN_CPU_GEMM=blas?)");
+#endif
+    return;
+  }
+  torch::manual_seed(22);
+  torch::NoGradGuard g;
+  const torch::Tensor x = torch::randn({7, 32}), b = torch::randn({48});
+  const size_t held = packed_weights_held();
+  torch::Tensor w = torch::randn({48, 32});
+  CHECK(torch::allclose(linear(x, w, b), torch::linear(x, w, b), 1e-5, 1e-5));
+  const size_t after = packed_weights_held();  // earlier tests' freed weights dropped, this one added
+  CHECK(after >= 1);
+  CHECK(after <= after);
+  CHECK(torch::allclose(linear(x, w, b), torch::linear(x, w, b), 1e-5, 1e-5));
+  CHECK(packed_weights_held() == after);  // the same weight: the same copy
+  w.mul_(-2.0);                           // in place: the version counter moves, the copy is stale
+  CHECK(torch::allclose(linear(x, w, b), torch::linear(x, w, b), 1e-5, 1e-5));
+  CHECK(packed_weights_held() == after);
+  b.add_(1.0);  // the bias too
+  CHECK(torch::allclose(linear(x, w, b), torch::linear(x, w, b), 1e-5, 1e-5));
+  w = torch::randn({48, 32});  // the old weight is freed: its copy goes when a new one is made
+  CHECK(torch::allclose(linear(x, w, b), torch::linear(x, w, b), 1e-5, 1e-5));
+  CHECK(packed_weights_held() == after);
+  // With autograd on, training's route: torch::linear, nothing laid out.
+  torch::AutoGradMode on(true);
+  const torch::Tensor w2 = torch::randn({48, 32});
+  CHECK(torch::equal(linear(x, w2, b), torch::linear(x, w2, b)));
+  CHECK(packed_weights_held() == after);
+}
+
+TEST_CASE("a classifier's logits through oneDNN (laid-out weights, fused attention) equal LibTorch's route",
+          "[model][onednn]") {
+  torch::manual_seed(23);
+  BertConfig c = small();
+  BertForClassification model(c);
+  model->eval();
+  int64_t compared = 0;
+  // Record counts and lengths the attention rounds (17 records -> 32, 13 tokens -> 16), one record,
+  // and equal lengths (no layout copy).
+  for (const auto& lengths :
+       std::vector<std::vector<int64_t>>{{1, 40, 7, 13, 2, 40, 33},
+                                         {13},
+                                         {1},
+                                         {8, 8, 8, 8},
+                                         {39, 1, 40, 20, 3, 11, 8, 27, 16, 1, 5, 6, 7, 9, 10, 12, 14}}) {
+    auto [ids, mask] = padded_batch(lengths, 40, c.vocab_size);
+    const torch::Tensor want = model->logits(ids, mask, /*unpad=*/true, torch::kCPU);  // autograd on: LibTorch
+    torch::NoGradGuard g;
+    const torch::Tensor got = model->logits(ids, mask, /*unpad=*/true, torch::kCPU);
+    REQUIRE(got.sizes() == want.sizes());
+    INFO(lengths.size() << " records");
+    CHECK(torch::allclose(got, want.detach(), 1e-5, 1e-5));
+    compared += want.numel();
+  }
+  CHECK(compared == (7 + 1 + 1 + 4 + 17) * c.num_labels);
 }

@@ -84,14 +84,22 @@ UnpaddedBatch unpad_batch(const torch::Tensor& input_ids, const torch::Tensor& a
 UnpaddedBatch unpad_for(const torch::Device& device, const torch::Tensor& input_ids,
                         const torch::Tensor& attention_mask);
 
-// x W^T + b. With autograd off, on CPU in fp32, from 128 rows (tokens), where LibTorch has oneDNN
-// and MODTRAIN_CPU_GEMM allows it (core/cpu_runtime.h): oneDNN's GEMM (mkldnn_linear, the input
-// and output reordered around it); otherwise torch::linear (OpenBLAS on CPU, cuBLAS on a GPU).
-// Training is unchanged.
+// x W^T + b. With autograd off, on CPU in fp32, where LibTorch has oneDNN and MODTRAIN_CPU_GEMM
+// allows it (core/cpu_runtime.h): oneDNN's GEMM, through its own API with the weight laid out once
+// and kept (model/packed_gemm.h; built with libdnnl-dev), else LibTorch's mkldnn_linear from 128
+// rows (tokens); otherwise torch::linear (OpenBLAS on CPU, cuBLAS on a GPU). Training is unchanged.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
   return linear(x, layer->weight, layer->bias);
 }
+// GELU(linear(x, W, b)) (exact, erf) and linear(x, W, b) + residual: on linear()'s oneDNN route with
+// the weight laid out, one pass (the GELU or the addition fused into the GEMM); otherwise as written.
+torch::Tensor linear_gelu(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+torch::Tensor linear_add(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                         const torch::Tensor& residual);
+// Laid-out weights linear() holds (one per weight tensor used since the last stale one was dropped):
+// a freed or changed weight's copy goes at the next weight that is not held yet.
+size_t packed_weights_held();
 
 struct BertSelfAttentionImpl : torch::nn::Module {
   explicit BertSelfAttentionImpl(const BertConfig& c);
@@ -109,6 +117,10 @@ struct BertSelfAttentionImpl : torch::nn::Module {
   // is off; undefined tensors otherwise.
   std::pair<torch::Tensor, torch::Tensor> fused_qkv() const;
   torch::Tensor attend(const torch::Tensor& qkv, const torch::Tensor& mask);  // [B, T, 3H] -> [B, T, H]
+  // forward_unpadded's attention through oneDNN (model/packed_gemm.h): inference on CPU in fp32 with
+  // absolute positions, where linear() uses oneDNN; [N, 3H] -> [N, H].
+  bool packed_attention_applies(const torch::Tensor& qkv) const;
+  torch::Tensor packed_attention(const torch::Tensor& qkv, const UnpaddedBatch& u) const;
   // relative_key(_query): q (and k) [B, nh, T, hd] against the distance embedding -> [B, nh, T, T]
   torch::Tensor relative_scores(const torch::Tensor& q, const torch::Tensor& k);
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
@@ -144,7 +156,7 @@ TORCH_MODULE(BertAttention);
 
 struct BertIntermediateImpl : torch::nn::Module {
   explicit BertIntermediateImpl(const BertConfig& c);
-  torch::Tensor forward(const torch::Tensor& x) { return torch::gelu(linear(dense, x)); }  // exact (erf) GELU
+  torch::Tensor forward(const torch::Tensor& x) { return linear_gelu(x, dense->weight, dense->bias); }  // erf GELU
   torch::nn::Linear dense{nullptr};
 };
 TORCH_MODULE(BertIntermediate);
