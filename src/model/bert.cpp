@@ -63,11 +63,14 @@ void BertConfig::validate() const {
 // ---- linear layers ---------------------------------------------------------------------------
 namespace {
 
-// The laid-out weights (model/packed_gemm.h), one per weight tensor, found by the tensor and checked
-// against it on every call: an entry holds weak references to the weight and bias (so neither
-// address can be reused by a new tensor while the entry exists), their version counters (an
-// in-place update changes them) and data pointers. An entry whose weight is gone, or changed, is
-// dropped on the next miss: a served model's reload frees the old model's copies.
+// Weights frozen for inference (freeze_for_inference: a loaded model's), each with its laid-out
+// copies (model/packed_gemm.h), made at first use, one per epilogue. Only frozen weights are laid
+// out: a training run's weights change every step, partly through raw pointers that no version
+// counter sees (the fused AdamW, all-gathers into flat buffers), so a copy of one could go stale
+// unseen. An entry is still checked against its tensors on every call: it holds weak references to
+// the weight and bias (neither address can be reused by a new tensor while the entry exists), their
+// version counters (an in-place change through LibTorch moves them) and data pointers; a changed
+// weight loses its entry (and is used as it is), a freed one's entry goes at the next freeze.
 using WeakTensor = c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>;
 struct PackEntry {
   WeakTensor weight{c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>()};
@@ -76,7 +79,7 @@ struct PackEntry {
   int64_t weight_version = 0, bias_version = 0;
   const void* weight_data = nullptr;
   const void* bias_data = nullptr;
-  std::shared_ptr<const PackedLinear> pack;
+  std::shared_ptr<const PackedLinear> packs[2];  // by Epilogue, made at first use
 };
 bool unchanged(const WeakTensor& weak, int64_t version, const void* data) {
   const auto t = weak.lock();
@@ -87,39 +90,75 @@ bool stale(const PackEntry& e) {
          (e.bias_impl && !unchanged(e.bias, e.bias_version, e.bias_data));
 }
 std::mutex pack_mutex;
-std::map<std::pair<const c10::TensorImpl*, PackedLinear::Epilogue>, PackEntry> packs;
+std::unordered_map<const c10::TensorImpl*, PackEntry> frozen;
 
+// The laid-out copy for a frozen weight (and this bias); null for any other.
 std::shared_ptr<const PackedLinear> packed_for(const torch::Tensor& weight, const torch::Tensor& bias,
                                                PackedLinear::Epilogue epilogue) {
   std::lock_guard<std::mutex> lock(pack_mutex);
-  const c10::TensorImpl* bias_impl = bias.defined() ? bias.unsafeGetTensorImpl() : nullptr;
-  const auto key = std::make_pair(static_cast<const c10::TensorImpl*>(weight.unsafeGetTensorImpl()), epilogue);
-  auto it = packs.find(key);
-  if (it != packs.end() && it->second.bias_impl == bias_impl && !stale(it->second)) return it->second.pack;
-  for (auto e = packs.begin(); e != packs.end();) e = stale(e->second) ? packs.erase(e) : std::next(e);  // a miss
+  static uint64_t lookups = 0;
+  if (++lookups % 1024 == 0)  // now and then: the copies of freed weights (a reloaded server's old model) go
+    for (auto e = frozen.begin(); e != frozen.end();) e = stale(e->second) ? frozen.erase(e) : std::next(e);
+  auto it = frozen.find(weight.unsafeGetTensorImpl());
+  if (it == frozen.end()) return nullptr;
+  PackEntry& e = it->second;
+  if (stale(e)) {
+    frozen.erase(it);
+    return nullptr;
+  }
+  if (e.bias_impl != (bias.defined() ? bias.unsafeGetTensorImpl() : nullptr)) return nullptr;
+  auto& pack = e.packs[epilogue == PackedLinear::Epilogue::kGeluErf ? 1 : 0];
+  if (!pack)
+    pack = std::make_shared<const PackedLinear>(weight.data_ptr<float>(),
+                                                bias.defined() ? bias.data_ptr<float>() : nullptr, weight.size(0),
+                                                weight.size(1), epilogue);
+  return pack;
+}
+
+}  // namespace
+
+void freeze_for_inference(const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (!weight.defined() || weight.dim() != 2 || !weight.is_contiguous() || weight.scalar_type() != torch::kFloat32 ||
+      !weight.device().is_cpu() || (bias.defined() && (!bias.is_contiguous() || bias.scalar_type() != torch::kFloat32)))
+    return;  // not a weight linear() lays out
+  std::lock_guard<std::mutex> lock(pack_mutex);
+  for (auto e = frozen.begin(); e != frozen.end();) e = stale(e->second) ? frozen.erase(e) : std::next(e);
   PackEntry entry;
   entry.weight = WeakTensor(weight.getIntrusivePtr());
   entry.weight_version = weight._version();
   entry.weight_data = weight.data_ptr();
   if (bias.defined()) {
     entry.bias = WeakTensor(bias.getIntrusivePtr());
-    entry.bias_impl = bias_impl;
+    entry.bias_impl = bias.unsafeGetTensorImpl();
     entry.bias_version = bias._version();
     entry.bias_data = bias.data_ptr();
   }
-  entry.pack =
-      std::make_shared<const PackedLinear>(weight.data_ptr<float>(), bias.defined() ? bias.data_ptr<float>() : nullptr,
-                                           weight.size(0), weight.size(1), epilogue);
-  auto pack = entry.pack;
-  packs.insert_or_assign(key, std::move(entry));
-  return pack;
+  frozen.insert_or_assign(weight.unsafeGetTensorImpl(), std::move(entry));
 }
 
-}  // namespace
+int freeze_for_inference(torch::nn::Module& model) {
+  int n = 0;
+  for (const auto& m : model.modules()) {
+    if (auto* l = m->as<nn::LinearImpl>()) {
+      freeze_for_inference(l->weight, l->bias);
+      ++n;
+    }
+    if (auto* a = m->as<BertSelfAttentionImpl>()) {
+      torch::NoGradGuard g;  // fused_qkv() answers with autograd off only
+      if (auto [w, b] = a->fused_qkv(); w.defined()) {
+        freeze_for_inference(w, b);
+        ++n;
+      }
+    }
+  }
+  return n;
+}
 
 size_t packed_weights_held() {
   std::lock_guard<std::mutex> lock(pack_mutex);
-  return packs.size();
+  size_t n = 0;
+  for (const auto& e : frozen) n += (e.second.packs[0] ? 1 : 0) + (e.second.packs[1] ? 1 : 0);
+  return n;
 }
 
 // x W^T + b [+ residual] [GELU] through a laid-out weight (from one row up, read and written in
@@ -132,6 +171,8 @@ torch::Tensor packed_linear(const torch::Tensor& x, const torch::Tensor& weight,
       x.dim() < 2 || x.numel() == 0 || x.size(-1) != weight.size(1) ||
       (bias.defined() && (bias.scalar_type() != torch::kFloat32 || !bias.is_contiguous())))
     return {};
+  const auto pack = packed_for(weight, bias, epilogue);
+  if (!pack) return {};  // not frozen
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = weight.size(0);
   torch::Tensor rows = x.reshape({-1, x.size(-1)}).contiguous();
@@ -141,8 +182,7 @@ torch::Tensor packed_linear(const torch::Tensor& x, const torch::Tensor& weight,
     add = residual.reshape({rows.size(0), weight.size(0)}).contiguous();
   }
   torch::Tensor out = torch::empty({rows.size(0), weight.size(0)}, rows.options());
-  packed_for(weight, bias, epilogue)
-      ->run(rows.data_ptr<float>(), rows.size(0), out.data_ptr<float>(),
+  pack->run(rows.data_ptr<float>(), rows.size(0), out.data_ptr<float>(),
             add.defined() ? add.data_ptr<float>() : nullptr);
   return out.view(shape);
 #else
@@ -289,6 +329,7 @@ void BertSelfAttentionImpl::fuse_qkv() {
   const torch::Tensor weight = torch::cat({query->weight, key->weight, value->weight});  // [3H, H]
   const torch::Tensor bias = torch::cat({query->bias, key->bias, value->bias});          // [3H]
   const int64_t h = query->weight.size(0);
+  fused_weight = weight, fused_bias = bias;
   int64_t i = 0;
   for (nn::Linear* l : {&query, &key, &value}) {
     (*l)->weight.set_data(weight.narrow(0, i * h, h));
@@ -309,6 +350,9 @@ std::pair<torch::Tensor, torch::Tensor> BertSelfAttentionImpl::fused_qkv() const
            c.storage_offset() == b.storage_offset() + b.numel();
   };
   if (!adjacent(qw, kw, vw) || !adjacent(qb, kb, vb)) return {};
+  if (fused_weight.defined() && qw.is_alias_of(fused_weight) && qw.storage_offset() == fused_weight.storage_offset() &&
+      qb.is_alias_of(fused_bias) && qb.storage_offset() == fused_bias.storage_offset())
+    return {fused_weight, fused_bias};  // the same tensor objects every call
   return {qw.as_strided({3 * qw.size(0), qw.size(1)}, {qw.size(1), 1}, qw.storage_offset()),
           qb.as_strided({3 * qb.size(0)}, {1}, qb.storage_offset())};
 }
@@ -365,9 +409,19 @@ bool BertSelfAttentionImpl::packed_attention_applies(const torch::Tensor& qkv) c
          qkv.device().is_cpu() && qkv.scalar_type() == torch::kFloat32 && relative == PositionEmbeddingType::kAbsolute;
 }
 
+// Records and length as PackedAttention's kernels are kept: exact to 16, then rounded up to a step
+// of 1/16 to 1/32 (17 -> 18, 33 -> 36, 100 -> 104): at most 1/8 more work, 56 values up to 512.
+namespace {
+int64_t attention_extent(int64_t n) {
+  int64_t step = 1;
+  while (step * 16 < n) step *= 2;
+  return (n + step - 1) / step * step;
+}
+}  // namespace
+
 // Attention through oneDNN (model/packed_gemm.h) on the tokens laid out per record: records and
-// length rounded up (gemm_rows; a multiple of 8), so that a server's ever-changing batches reuse a
-// few hundred kernel sets; padding keys are masked, padding records and rows never gathered.
+// length rounded up (attention_extent), so that a server's ever-changing batches reuse a few
+// hundred kernel sets; padding keys are masked, padding records and rows never gathered.
 torch::Tensor BertSelfAttentionImpl::packed_attention(const torch::Tensor& qkv, const UnpaddedBatch& u) const {
   static std::mutex mutex;
   static std::map<std::pair<int64_t, int64_t>, std::unique_ptr<PackedAttention>> kernels;  // by (heads, head_dim)
@@ -379,7 +433,7 @@ torch::Tensor BertSelfAttentionImpl::packed_attention(const torch::Tensor& qkv, 
     attention = slot.get();
   }
   const int64_t b = u.batch, t = u.max_len, width = qkv.size(1);
-  const int64_t rb = gemm_rows(b), rt = (t + 7) / 8 * 8;
+  const int64_t rb = attention_extent(b), rt = attention_extent(t);
   const bool dense = u.tokens == b * t && rb == b && rt == t;  // the tokens are the layout
   torch::Tensor rows = dense ? torch::Tensor() : u.indices + at::div(u.indices, t, "trunc") * (rt - t);
   torch::Tensor laid = dense ? qkv : torch::zeros({rb * rt, width}, qkv.options()).index_copy(0, rows, qkv);

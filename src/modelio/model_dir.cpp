@@ -403,6 +403,7 @@ LoadedModel load_model_dir(const std::string& given, const torch::Device& device
   model->to(device);
   model->eval();
   fuse_qkv_for_inference(*model);  // a loaded model only infers: Q, K, V as one tensor (after to(device))
+  freeze_for_inference(*model);    // and its weights may be laid out for oneDNN (on CPU)
   out.device = device;
   return out;
 }

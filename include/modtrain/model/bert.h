@@ -97,9 +97,14 @@ inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor&
 torch::Tensor linear_gelu(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 torch::Tensor linear_add(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                          const torch::Tensor& residual);
-// Laid-out weights linear() holds (one per weight tensor used since the last stale one was dropped):
-// a freed or changed weight's copy goes at the next weight that is not held yet.
-size_t packed_weights_held();
+// Marks weights as frozen for inference: linear() (and linear_gelu, linear_add) may then keep a
+// laid-out copy of each for oneDNN (model/packed_gemm.h), made at first use. For a loaded model
+// (load_model_dir does it for every nn::Linear and fused QKV; returns how many): never for weights
+// that train, whose updates partly bypass LibTorch's version counters. A frozen weight changed in
+// place through LibTorch, or freed, loses its copy; anything not frozen takes LibTorch's route.
+int freeze_for_inference(torch::nn::Module& model);
+void freeze_for_inference(const torch::Tensor& weight, const torch::Tensor& bias);
+size_t packed_weights_held();  // laid-out copies held now
 
 struct BertSelfAttentionImpl : torch::nn::Module {
   explicit BertSelfAttentionImpl(const BertConfig& c);
@@ -124,6 +129,9 @@ struct BertSelfAttentionImpl : torch::nn::Module {
   // relative_key(_query): q (and k) [B, nh, T, hd] against the distance embedding -> [B, nh, T, T]
   torch::Tensor relative_scores(const torch::Tensor& q, const torch::Tensor& k);
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  // fuse_qkv's [3H, H] and [3H] tensors, whose rows query, key and value view: one tensor object
+  // each, so that freeze_for_inference's laid-out copy is found by it.
+  torch::Tensor fused_weight, fused_bias;
   torch::nn::Embedding distance_embedding{nullptr};  // relative_* only: [2 max_positions - 1, hd]
   int64_t heads, head_dim, max_positions;
   double dropout;

@@ -16,12 +16,12 @@ namespace modtrain {
 
 bool packed_gemm_compiled();
 
-// The rows a GEMM primitive is built for when `rows` are to be multiplied: oneDNN builds (and keeps)
-// one primitive per shape, and a batch's token count changes with every batch, so rows are rounded
-// up: exact below 16, then to a step of 1/16 to 1/32 of their count (16 rows up to 511, then 32,
-// 64, ...): at most 12% more work at 129 rows, 6% from 256, 104 shapes per layer from 1 to 8192
-// rows (with steps of 16 rows, 504: a 10-minute serve soak's RSS was still rising 8% after its
-// first minute).
+// The row counts oneDNN kernels are kept for. oneDNN builds one kernel per shape, and a batch's
+// token count changes with every batch: kept counts are exact below 16, then multiples of a step of
+// 1/16 to 1/32 of the count (16 up to 511, then 32, 64, ...), 111 counts from 1 to 8192 (with steps
+// of 16 rows, 512: a 10-minute serve soak's RSS was still rising 8% after its first minute).
+// gemm_rows(rows) is the kept count at or above `rows`: PackedAttention's callers pad to it;
+// PackedLinear::run splits any count into kept ones instead (541 = 512 + 16 + 13).
 int64_t gemm_rows(int64_t rows);
 
 // y = x W^T + b for one weight W [out, in] (row-major, nn::Linear's layout) and bias b [out] (or
