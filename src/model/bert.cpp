@@ -4,6 +4,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -432,21 +433,49 @@ torch::Tensor BertSelfAttentionImpl::packed_attention(const torch::Tensor& qkv, 
     if (!slot) slot = std::make_unique<PackedAttention>(heads, head_dim);
     attention = slot.get();
   }
-  const int64_t b = u.batch, t = u.max_len, width = qkv.size(1);
+  const int64_t b = u.batch, t = u.max_len, n = u.tokens, hidden = heads * head_dim;
   const int64_t rb = attention_extent(b), rt = attention_extent(t);
-  const bool dense = u.tokens == b * t && rb == b && rt == t;  // the tokens are the layout
-  torch::Tensor rows = dense ? torch::Tensor() : u.indices + at::div(u.indices, t, "trunc") * (rt - t);
-  torch::Tensor laid = dense ? qkv : torch::zeros({rb * rt, width}, qkv.options()).index_copy(0, rows, qkv);
-  torch::Tensor parts = laid.view({rb, rt, 3, heads, head_dim}).permute({2, 0, 3, 1, 4}).contiguous();
+  const bool dense = n == b * t && rb == b && rt == t;  // every slot of the layout holds a token
+  const torch::Tensor source = qkv.contiguous(), slots = u.indices.to(torch::kInt64).contiguous();
+  MT_CHECK(source.size(0) == n && source.size(1) == 3 * hidden && slots.numel() == n,
+           "packed attention: " << source.sizes() << " projections for " << n << " tokens");
+  // Q, K and V as [3, records, heads, length, head_dim], written token by token from [N, 3H] in one
+  // pass (LibTorch's way was three: zeros, index_copy, a permuted copy). Padding rows are zeros:
+  // finite keys and values (a masked key's probability is 0, and 0 x NaN would not be).
+  torch::Tensor parts = dense ? torch::empty({3, rb, heads, rt, head_dim}, qkv.options())
+                              : torch::zeros({3, rb, heads, rt, head_dim}, qkv.options());
+  const int64_t* slot = slots.data_ptr<int64_t>();
+  const float* from = source.data_ptr<float>();
+  float* to = parts.data_ptr<float>();
+  const int64_t part_stride = rb * heads * rt * head_dim, record_stride = heads * rt * head_dim;
+  const size_t bytes = static_cast<size_t>(head_dim) * sizeof(float);
+  at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float* token = to + slot[i] / t * record_stride + slot[i] % t * head_dim;
+      const float* row = from + i * 3 * hidden;
+      for (int64_t p = 0; p < 3; ++p)
+        for (int64_t h = 0; h < heads; ++h)
+          std::memcpy(token + p * part_stride + h * rt * head_dim, row + p * hidden + h * head_dim, bytes);
+    }
+  });
   torch::Tensor bias = u.mask.view({b, t});
   if (!dense) {
     bias = torch::full({rb, rt}, std::numeric_limits<float>::lowest(), qkv.options());
     bias.narrow(0, 0, b).narrow(1, 0, t).copy_(u.mask.view({b, t}));
   }
   bias = bias.contiguous();
-  torch::Tensor context = torch::empty({rb * rt, heads * head_dim}, qkv.options());
-  attention->run(parts.data_ptr<float>(), bias.data_ptr<float>(), rb, rt, context.data_ptr<float>());
-  return dense ? context : context.index_select(0, rows);
+  torch::Tensor context = torch::empty({rb * rt, hidden}, qkv.options());  // [records, length, H]
+  attention->run(to, bias.data_ptr<float>(), rb, rt, context.data_ptr<float>());
+  if (dense) return context;
+  torch::Tensor out = torch::empty({n, hidden}, qkv.options());  // each token's row, in token order
+  const float* ctx = context.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      std::memcpy(dst + i * hidden, ctx + (slot[i] / t * rt + slot[i] % t) * hidden,
+                  static_cast<size_t>(hidden) * sizeof(float));
+  });
+  return out;
 }
 
 torch::Tensor BertSelfAttentionImpl::forward_unpadded(const torch::Tensor& x, const UnpaddedBatch& u) {
