@@ -187,7 +187,6 @@ void PackedLinear::run(const float* x, int64_t rows, float* y, const float* add)
 
 int64_t PackedLinear::out() const { return impl_->out; }
 int64_t PackedLinear::in() const { return impl_->in; }
-size_t PackedLinear::packed_bytes() const { return impl_->packed.get_desc().get_size(); }
 size_t PackedLinear::primitives() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   return impl_->kernels.size();
@@ -293,11 +292,6 @@ void PackedAttention::run(const float* qkv, const float* key_bias, int64_t b, in
   }
 }
 
-size_t PackedAttention::shapes() const {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
-  return impl_->kernels.size();
-}
-
 #else  // built without oneDNN's headers
 
 bool packed_gemm_compiled() { return false; }
@@ -310,7 +304,6 @@ PackedLinear::~PackedLinear() = default;
 void PackedLinear::run(const float*, int64_t, float*, const float*) const {}
 int64_t PackedLinear::out() const { return 0; }
 int64_t PackedLinear::in() const { return 0; }
-size_t PackedLinear::packed_bytes() const { return 0; }
 size_t PackedLinear::primitives() const { return 0; }
 struct PackedAttention::Impl {};
 PackedAttention::PackedAttention(int64_t, int64_t) {
@@ -319,7 +312,6 @@ PackedAttention::PackedAttention(int64_t, int64_t) {
 }
 PackedAttention::~PackedAttention() = default;
 void PackedAttention::run(const float*, const float*, int64_t, int64_t, float*) const {}
-size_t PackedAttention::shapes() const { return 0; }
 
 #endif
 

@@ -550,7 +550,7 @@ TEST_CASE("a classifier's logits through oneDNN (laid-out weights, fused attenti
     CHECK(torch::allclose(got, want.detach(), 1e-5, 1e-5));
     compared += want.numel();
   }
-  CHECK(packed_weights_held() > held);
+  if (packed_gemm_compiled() && onednn_inference_gemm()) CHECK(packed_weights_held() > held);  // GPU builds: none
   CHECK(compared == (2 + 7 + 1 + 1 + 4 + 17) * c.num_labels);
 }
 

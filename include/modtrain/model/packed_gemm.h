@@ -44,8 +44,7 @@ class PackedLinear {
   void run(const float* x, int64_t rows, float* y, const float* add = nullptr) const;
   int64_t out() const;
   int64_t in() const;
-  size_t packed_bytes() const;  // the laid-out weight's size
-  size_t primitives() const;    // row counts built so far
+  size_t primitives() const;  // row counts built so far
 
  private:
   struct Impl;
@@ -69,7 +68,6 @@ class PackedAttention {
   // Shapes are the caller's: it rounds b and t (padding records and keys masked) so that the kernels
   // are few. Throws std::runtime_error naming oneDNN's status if oneDNN fails.
   void run(const float* qkv, const float* key_bias, int64_t b, int64_t t, float* out) const;
-  size_t shapes() const;  // (b, t) kernel sets built and kept
 
  private:
   struct Impl;
